@@ -1,0 +1,18 @@
+//! Herald's common crate.
+//!
+//! Everything the Lambda functions and the local server share lives here:
+//! - [`domain`]: the types Herald talks about (orgs, keys, channels, rules, events, deliveries),
+//!   built so they cannot hold invalid values;
+//! - [`rules`]: the rule engine, pure and compiled once per rule set;
+//! - [`store`], [`queue`], [`bus`]: the ports to storage, queues and the event bus, with their
+//!   engines (embedded for `herald serve`, AWS for Lambda) behind cargo features;
+//! - [`repo`]: typed repositories that turn domain values into single-table items;
+//! - [`delivery`]: formatters, senders, retry policy and outbound safety.
+
+pub mod bus;
+pub mod delivery;
+pub mod domain;
+pub mod queue;
+pub mod repo;
+pub mod rules;
+pub mod store;

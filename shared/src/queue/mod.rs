@@ -1,0 +1,87 @@
+//! The queue port: SQS semantics (delay, visibility timeout, receive count, dead-letter after N
+//! receives) with two engines — [`sqs`] for AWS and [`embedded`] for `herald serve`. Both pass
+//! the same contract suite.
+
+#[cfg(feature = "contract-tests")]
+pub mod contract;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+#[cfg(feature = "sqs")]
+pub mod sqs;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// SQS's longest `DelaySeconds`.
+pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+/// SQS's batch limit for send, delete and receive.
+pub const MAX_BATCH: usize = 10;
+
+/// A message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub body: String,
+    /// Invisible until this much time has passed (at most [`MAX_DELAY`]).
+    pub delay: Duration,
+}
+
+impl Outgoing {
+    pub fn now(body: impl Into<String>) -> Self {
+        Self { body: body.into(), delay: Duration::ZERO }
+    }
+}
+
+/// A received message. Invisible to other receivers until its visibility timeout passes;
+/// [`Queue::delete`] it once handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub message_id: String,
+    pub receipt: Receipt,
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// The handle a received message is deleted or re-timed with (SQS receipt handle).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Receipt(pub String);
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("message rejected: {0}")]
+    Rejected(String),
+    #[error("unknown or expired receipt")]
+    UnknownReceipt,
+    #[error("queue engine error: {0}")]
+    Engine(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl QueueError {
+    pub fn engine(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Engine(Box::new(e))
+    }
+}
+
+/// One queue. A message received more than the queue's max receive count moves to its
+/// dead-letter queue instead of being delivered again.
+#[async_trait]
+pub trait Queue: Send + Sync + std::fmt::Debug {
+    /// Sends up to [`MAX_BATCH`] messages (callers chunk larger sets with [`send_all`]).
+    async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<(), QueueError>;
+    /// Up to `max` (≤ [`MAX_BATCH`]) visible messages, waiting up to `wait` for the first.
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError>;
+    async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;
+    /// Makes a received message visible again after `timeout` (zero: now).
+    async fn change_visibility(&self, receipt: &Receipt, timeout: Duration) -> Result<(), QueueError>;
+}
+
+/// Sends any number of messages in batches of [`MAX_BATCH`].
+pub async fn send_all(queue: &dyn Queue, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+    let mut messages = messages.into_iter().peekable();
+    while messages.peek().is_some() {
+        let batch: Vec<Outgoing> = messages.by_ref().take(MAX_BATCH).collect();
+        queue.send_batch(batch).await?;
+    }
+    Ok(())
+}
