@@ -69,10 +69,16 @@ pub struct Classification {
 }
 
 impl Classification {
-    const DELIVERED: Self = Self { class: None, retry_after: None };
+    const DELIVERED: Self = Self {
+        class: None,
+        retry_after: None,
+    };
 
     fn failed(class: ErrorClass) -> Self {
-        Self { class: Some(class), retry_after: None }
+        Self {
+            class: Some(class),
+            retry_after: None,
+        }
     }
 }
 
@@ -81,17 +87,32 @@ pub fn classify(provider: Provider, outcome: Outcome<'_>, now: DateTime<Utc>) ->
     let (status, retry_after, body) = match outcome {
         Outcome::Transport(e) => {
             return Classification::failed(match e {
-                TransportError::Timeout | TransportError::Connect | TransportError::Dns => ErrorClass::Network,
-                TransportError::Tls | TransportError::Redirect | TransportError::Blocked => ErrorClass::Configuration,
+                TransportError::Timeout | TransportError::Connect | TransportError::Dns => {
+                    ErrorClass::Network
+                }
+                TransportError::Tls | TransportError::Redirect | TransportError::Blocked => {
+                    ErrorClass::Configuration
+                }
             });
         }
-        Outcome::Response { status, retry_after, body } => (status, retry_after, body),
+        Outcome::Response {
+            status,
+            retry_after,
+            body,
+        } => (status, retry_after, body),
     };
     if provider == Provider::Slack
         && let Some(class) = slack_error(body)
     {
-        let hint = if class.is_retryable() { retry_after.and_then(|h| parse_retry_after(h, now)) } else { None };
-        return Classification { class: Some(class), retry_after: hint };
+        let hint = if class.is_retryable() {
+            retry_after.and_then(|h| parse_retry_after(h, now))
+        } else {
+            None
+        };
+        return Classification {
+            class: Some(class),
+            retry_after: hint,
+        };
     }
     let class = match status {
         200..=299 => return Classification::DELIVERED,
@@ -106,25 +127,39 @@ pub fn classify(provider: Provider, outcome: Outcome<'_>, now: DateTime<Utc>) ->
     };
     let retry_after = if class.is_retryable() {
         let header = retry_after.and_then(|h| parse_retry_after(h, now));
-        let body_hint = if provider == Provider::Discord && status == 429 { discord_retry_after(body) } else { None };
+        let body_hint = if provider == Provider::Discord && status == 429 {
+            discord_retry_after(body)
+        } else {
+            None
+        };
         header.max(body_hint)
     } else {
         None
     };
-    Classification { class: Some(class), retry_after }
+    Classification {
+        class: Some(class),
+        retry_after,
+    }
 }
 
 /// Slack's documented incoming-webhook error codes and their class.
 fn slack_error(body: &str) -> Option<ErrorClass> {
     Some(match body.trim() {
         "rollup_error" => ErrorClass::ServerError,
-        "channel_not_found" | "channel_is_archived" | "no_service" | "no_team" | "team_disabled"
-        | "invalid_token" | "action_prohibited" | "posting_to_general_channel_denied" | "user_not_found" => {
-            ErrorClass::ChannelGone
-        }
-        "invalid_payload" | "too_many_attachments" | "no_text" | "no_service_id" | "missing_text_or_fallback_or_attachments" => {
-            ErrorClass::BadPayload
-        }
+        "channel_not_found"
+        | "channel_is_archived"
+        | "no_service"
+        | "no_team"
+        | "team_disabled"
+        | "invalid_token"
+        | "action_prohibited"
+        | "posting_to_general_channel_denied"
+        | "user_not_found" => ErrorClass::ChannelGone,
+        "invalid_payload"
+        | "too_many_attachments"
+        | "no_text"
+        | "no_service_id"
+        | "missing_text_or_fallback_or_attachments" => ErrorClass::BadPayload,
         _ => return None,
     })
 }
@@ -138,7 +173,9 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     if let Ok(secs) = value.parse::<f64>() {
         return secs_f64(secs);
     }
-    let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
     Some((at - now).to_std().unwrap_or(Duration::ZERO))
 }
 
@@ -160,11 +197,21 @@ mod tests {
     use super::*;
 
     fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).single().expect("date")
+        Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0)
+            .single()
+            .expect("date")
     }
 
     fn resp(provider: Provider, status: u16, body: &str) -> Classification {
-        classify(provider, Outcome::Response { status, retry_after: None, body }, now())
+        classify(
+            provider,
+            Outcome::Response {
+                status,
+                retry_after: None,
+                body,
+            },
+            now(),
+        )
     }
 
     #[test]
@@ -201,18 +248,40 @@ mod tests {
             (100, Rejected),
         ];
         for (status, class) in cases {
-            assert_eq!(resp(Provider::Webhook, status, "").class, Some(class), "status {status}");
+            assert_eq!(
+                resp(Provider::Webhook, status, "").class,
+                Some(class),
+                "status {status}"
+            );
         }
     }
 
     #[test]
     fn slack_error_codes_decide_the_class() {
-        assert_eq!(resp(Provider::Slack, 500, "rollup_error").class, Some(ErrorClass::ServerError));
-        assert_eq!(resp(Provider::Slack, 200, "rollup_error").class, Some(ErrorClass::ServerError));
-        assert_eq!(resp(Provider::Slack, 404, "channel_not_found").class, Some(ErrorClass::ChannelGone));
-        assert_eq!(resp(Provider::Slack, 404, "no_service").class, Some(ErrorClass::ChannelGone));
-        assert_eq!(resp(Provider::Slack, 410, "channel_is_archived").class, Some(ErrorClass::ChannelGone));
-        assert_eq!(resp(Provider::Slack, 400, "invalid_payload").class, Some(ErrorClass::BadPayload));
+        assert_eq!(
+            resp(Provider::Slack, 500, "rollup_error").class,
+            Some(ErrorClass::ServerError)
+        );
+        assert_eq!(
+            resp(Provider::Slack, 200, "rollup_error").class,
+            Some(ErrorClass::ServerError)
+        );
+        assert_eq!(
+            resp(Provider::Slack, 404, "channel_not_found").class,
+            Some(ErrorClass::ChannelGone)
+        );
+        assert_eq!(
+            resp(Provider::Slack, 404, "no_service").class,
+            Some(ErrorClass::ChannelGone)
+        );
+        assert_eq!(
+            resp(Provider::Slack, 410, "channel_is_archived").class,
+            Some(ErrorClass::ChannelGone)
+        );
+        assert_eq!(
+            resp(Provider::Slack, 400, "invalid_payload").class,
+            Some(ErrorClass::BadPayload)
+        );
         assert_eq!(resp(Provider::Slack, 200, "anything else").class, None);
     }
 
@@ -229,17 +298,39 @@ mod tests {
 
     #[test]
     fn rate_limits_carry_retry_after_in_seconds_or_as_a_date() {
-        let c = classify(Provider::Slack, Outcome::Response { status: 429, retry_after: Some("30"), body: "" }, now());
-        assert_eq!(c, Classification { class: Some(ErrorClass::RateLimited), retry_after: Some(Duration::from_secs(30)) });
+        let c = classify(
+            Provider::Slack,
+            Outcome::Response {
+                status: 429,
+                retry_after: Some("30"),
+                body: "",
+            },
+            now(),
+        );
+        assert_eq!(
+            c,
+            Classification {
+                class: Some(ErrorClass::RateLimited),
+                retry_after: Some(Duration::from_secs(30))
+            }
+        );
         let c = classify(
             Provider::Webhook,
-            Outcome::Response { status: 429, retry_after: Some("Fri, 01 May 2026 12:01:30 GMT"), body: "" },
+            Outcome::Response {
+                status: 429,
+                retry_after: Some("Fri, 01 May 2026 12:01:30 GMT"),
+                body: "",
+            },
             now(),
         );
         assert_eq!(c.retry_after, Some(Duration::from_secs(90)));
         let past = classify(
             Provider::Webhook,
-            Outcome::Response { status: 503, retry_after: Some("Fri, 01 May 2026 11:00:00 GMT"), body: "" },
+            Outcome::Response {
+                status: 503,
+                retry_after: Some("Fri, 01 May 2026 11:00:00 GMT"),
+                body: "",
+            },
             now(),
         );
         assert_eq!(past.retry_after, Some(Duration::ZERO));
@@ -248,13 +339,29 @@ mod tests {
     #[test]
     fn discord_rate_limits_read_the_json_retry_after() {
         let body = r#"{"message":"You are being rate limited.","retry_after":1.5,"global":false}"#;
-        let c = classify(Provider::Discord, Outcome::Response { status: 429, retry_after: Some("1"), body }, now());
+        let c = classify(
+            Provider::Discord,
+            Outcome::Response {
+                status: 429,
+                retry_after: Some("1"),
+                body,
+            },
+            now(),
+        );
         assert_eq!(c.retry_after, Some(Duration::from_millis(1500)));
     }
 
     #[test]
     fn permanent_failures_carry_no_retry_hint() {
-        let c = classify(Provider::Webhook, Outcome::Response { status: 404, retry_after: Some("30"), body: "" }, now());
+        let c = classify(
+            Provider::Webhook,
+            Outcome::Response {
+                status: 404,
+                retry_after: Some("30"),
+                body: "",
+            },
+            now(),
+        );
         assert_eq!(c.retry_after, None);
     }
 

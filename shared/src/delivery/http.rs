@@ -70,7 +70,10 @@ pub struct SafeResolver {
 }
 
 impl SafeResolver {
-    fn filter(&self, addrs: impl Iterator<Item = SocketAddr>) -> Result<Vec<SocketAddr>, ResolveError> {
+    fn filter(
+        &self,
+        addrs: impl Iterator<Item = SocketAddr>,
+    ) -> Result<Vec<SocketAddr>, ResolveError> {
         let mut kept = Vec::new();
         let mut first_refusal = None;
         for addr in addrs {
@@ -99,7 +102,9 @@ impl Resolve for SafeResolver {
         let this = self.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs = tokio::net::lookup_host((host.as_str(), 0)).await.map_err(ResolveError::Lookup)?;
+            let addrs = tokio::net::lookup_host((host.as_str(), 0))
+                .await
+                .map_err(ResolveError::Lookup)?;
             let kept = this.filter(addrs)?;
             Ok(Box::new(kept.into_iter()) as Addrs)
         })
@@ -139,7 +144,10 @@ impl OutboundClient {
         let allow = Arc::new(config.allow.clone());
         let build = |https_only: bool| {
             reqwest::Client::builder()
-                .dns_resolver(Arc::new(SafeResolver { allow: allow.clone(), allow_listed_only: !https_only }))
+                .dns_resolver(Arc::new(SafeResolver {
+                    allow: allow.clone(),
+                    allow_listed_only: !https_only,
+                }))
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
                 .https_only(https_only)
@@ -149,7 +157,11 @@ impl OutboundClient {
                 .build()
                 .map_err(BuildError)
         };
-        Ok(Self { https: build(true)?, http: build(false)?, config: Arc::new(config) })
+        Ok(Self {
+            https: build(true)?,
+            http: build(false)?,
+            config: Arc::new(config),
+        })
     }
 
     pub fn config(&self) -> &OutboundConfig {
@@ -157,11 +169,24 @@ impl OutboundClient {
     }
 
     /// POSTs a JSON body. Refuses a target outbound safety forbids before any connection.
-    pub async fn post(&self, url: &Url, headers: &[(String, String)], body: Bytes) -> Result<RawResponse, SendError> {
-        outbound::check_target(url, &self.config.allow)
-            .map_err(|e| SendError { kind: TransportError::Blocked, message: e.to_string() })?;
-        let client = if url.scheme() == "http" { &self.http } else { &self.https };
-        let mut req = client.post(url.clone()).header(reqwest::header::CONTENT_TYPE, "application/json");
+    pub async fn post(
+        &self,
+        url: &Url,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<RawResponse, SendError> {
+        outbound::check_target(url, &self.config.allow).map_err(|e| SendError {
+            kind: TransportError::Blocked,
+            message: e.to_string(),
+        })?;
+        let client = if url.scheme() == "http" {
+            &self.http
+        } else {
+            &self.https
+        };
+        let mut req = client
+            .post(url.clone())
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }
@@ -181,7 +206,11 @@ impl OutboundClient {
             }
         }
         buf.truncate(self.config.max_response_bytes);
-        Ok(RawResponse { status, retry_after, body: Bytes::from(buf) })
+        Ok(RawResponse {
+            status,
+            retry_after,
+            body: Bytes::from(buf),
+        })
     }
 }
 
@@ -214,7 +243,8 @@ fn describe(err: reqwest::Error) -> SendError {
         TransportError::Timeout
     } else if err.is_redirect() {
         TransportError::Redirect
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake") {
+    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
+    {
         TransportError::Tls
     } else {
         TransportError::Connect

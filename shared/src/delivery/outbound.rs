@@ -48,7 +48,9 @@ impl AllowList {
     /// Whether `ip` (or the IPv4 address an IPv6 form embeds) is in an allowed network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let canonical = canonical(ip);
-        self.0.iter().any(|n| n.contains(&ip) || n.contains(&canonical))
+        self.0
+            .iter()
+            .any(|n| n.contains(&ip) || n.contains(&canonical))
     }
 }
 
@@ -59,7 +61,10 @@ impl FromStr for AllowList {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         s.split(|c: char| c == ',' || c.is_whitespace())
             .filter(|p| !p.is_empty())
-            .map(|p| p.parse::<IpNet>().or_else(|e| p.parse::<IpAddr>().map(IpNet::from).map_err(|_| e)))
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|e| p.parse::<IpAddr>().map(IpNet::from).map_err(|_| e))
+            })
             .collect::<Result<Vec<_>, _>>()
             .map(Self)
     }
@@ -174,7 +179,8 @@ pub fn check_target(url: &Url, allow: &AllowList) -> Result<(), Blocked> {
         Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
         Some(Host::Domain(d)) => {
             let d = d.trim_end_matches('.').to_ascii_lowercase();
-            (d == "localhost" || d.ends_with(".localhost")).then_some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+            (d == "localhost" || d.ends_with(".localhost"))
+                .then_some(IpAddr::V4(Ipv4Addr::LOCALHOST))
         }
     };
     if let Some(ip) = ip {
@@ -208,17 +214,43 @@ mod tests {
     #[test]
     fn reserved_ipv4_ranges_are_refused() {
         for a in [
-            "0.0.0.0", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1", "100.64.0.1", "100.127.255.255",
-            "127.0.0.1", "169.254.169.254", "192.0.0.8", "192.0.2.1", "198.51.100.7", "203.0.113.9", "198.18.0.1",
-            "198.19.255.255", "224.0.0.1", "239.255.255.250", "240.0.0.1", "255.255.255.255",
+            "0.0.0.0",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "169.254.169.254",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "198.19.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
         ] {
-            assert!(check_ip(ip(a), &AllowList::none()).is_err(), "{a} must be blocked");
+            assert!(
+                check_ip(ip(a), &AllowList::none()).is_err(),
+                "{a} must be blocked"
+            );
         }
     }
 
     #[test]
     fn public_addresses_pass() {
-        for a in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700::1111", "2a00:1450:4001::1"] {
+        for a in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "2a00:1450:4001::1",
+        ] {
             assert_eq!(check_ip(ip(a), &AllowList::none()), Ok(()), "{a} must pass");
         }
     }
@@ -226,11 +258,27 @@ mod tests {
     #[test]
     fn reserved_ipv6_ranges_and_embedded_ipv4_are_refused() {
         for a in [
-            "::", "::1", "fe80::1", "fc00::1", "fd12:3456::1", "ff02::1", "2001:db8::1", "3fff::1", "2001::1",
-            "::ffff:127.0.0.1", "::ffff:169.254.169.254", "::ffff:10.0.0.1", "::127.0.0.1", "64:ff9b::a9fe:a9fe",
-            "2002:7f00:1::1", "100::1",
+            "::",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "2001:db8::1",
+            "3fff::1",
+            "2001::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "100::1",
         ] {
-            assert!(check_ip(ip(a), &AllowList::none()).is_err(), "{a} must be blocked");
+            assert!(
+                check_ip(ip(a), &AllowList::none()).is_err(),
+                "{a} must be blocked"
+            );
         }
         assert_eq!(check_ip(ip("::ffff:8.8.8.8"), &AllowList::none()), Ok(()));
     }
@@ -249,22 +297,43 @@ mod tests {
     #[test]
     fn blocked_addresses_say_why() {
         let err = check_ip(ip("169.254.169.254"), &AllowList::none()).expect_err("blocked");
-        assert_eq!(err.to_string(), "169.254.169.254 is a link-local (cloud metadata) address; allow it with --allow-private-targets");
+        assert_eq!(
+            err.to_string(),
+            "169.254.169.254 is a link-local (cloud metadata) address; allow it with --allow-private-targets"
+        );
     }
 
     #[test]
     fn targets_must_be_https_unless_allow_listed() {
         let none = AllowList::none();
         let local: AllowList = "127.0.0.0/8".parse().expect("cidr");
-        assert_eq!(check_target(&url("https://hooks.slack.com/services/x"), &none), Ok(()));
-        assert_eq!(check_target(&url("http://example.com/hook"), &none), Err(Blocked::InsecureScheme));
+        assert_eq!(
+            check_target(&url("https://hooks.slack.com/services/x"), &none),
+            Ok(())
+        );
+        assert_eq!(
+            check_target(&url("http://example.com/hook"), &none),
+            Err(Blocked::InsecureScheme)
+        );
         assert!(check_target(&url("http://127.0.0.1:8080/hook"), &none).is_err());
-        assert_eq!(check_target(&url("http://127.0.0.1:8080/hook"), &local), Ok(()));
+        assert_eq!(
+            check_target(&url("http://127.0.0.1:8080/hook"), &local),
+            Ok(())
+        );
         assert!(check_target(&url("https://localhost/hook"), &none).is_err());
-        assert_eq!(check_target(&url("http://localhost:9000/hook"), &local), Ok(()));
+        assert_eq!(
+            check_target(&url("http://localhost:9000/hook"), &local),
+            Ok(())
+        );
         assert!(check_target(&url("https://[::ffff:127.0.0.1]/hook"), &none).is_err());
         assert!(check_target(&url("https://169.254.169.254/latest/meta-data"), &local).is_err());
-        assert_eq!(check_target(&url("ftp://example.com/x"), &none), Err(Blocked::Scheme("ftp".into())));
-        assert_eq!(check_target(&url("https://u:p@example.com/x"), &none), Err(Blocked::Credentials));
+        assert_eq!(
+            check_target(&url("ftp://example.com/x"), &none),
+            Err(Blocked::Scheme("ftp".into()))
+        );
+        assert_eq!(
+            check_target(&url("https://u:p@example.com/x"), &none),
+            Err(Blocked::Credentials)
+        );
     }
 }

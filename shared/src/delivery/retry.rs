@@ -74,9 +74,15 @@ impl RetryPolicy {
             return None;
         }
         let envelope = self.envelope(attempt_n);
-        let rng = if rng.is_finite() { rng.clamp(0.0, 1.0) } else { 0.0 };
+        let rng = if rng.is_finite() {
+            rng.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         let jittered = self.base + (envelope.saturating_sub(self.base)).mul_f64(rng);
-        let wait = jittered.min(envelope).max(retry_after.unwrap_or(Duration::ZERO));
+        let wait = jittered
+            .min(envelope)
+            .max(retry_after.unwrap_or(Duration::ZERO));
         let elapsed = (now - first_attempt_at).to_std().unwrap_or(Duration::ZERO);
         let next_at = elapsed.checked_add(wait)?;
         (next_at <= self.max_age).then_some(wait)
@@ -91,7 +97,9 @@ mod tests {
     use super::*;
 
     fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).single().expect("date")
+        Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0)
+            .single()
+            .expect("date")
     }
 
     #[test]
@@ -112,25 +120,44 @@ mod tests {
     fn a_retry_after_past_the_age_limit_gives_up() {
         let p = RetryPolicy::default();
         let now = t0() + chrono::Duration::hours(23);
-        assert_eq!(p.next_attempt(2, t0(), now, Some(Duration::from_secs(2 * 3600)), 0.0), None);
-        assert_eq!(p.next_attempt(2, t0(), now, Some(Duration::from_secs(1800)), 0.0), Some(Duration::from_secs(1800)));
+        assert_eq!(
+            p.next_attempt(2, t0(), now, Some(Duration::from_secs(2 * 3600)), 0.0),
+            None
+        );
+        assert_eq!(
+            p.next_attempt(2, t0(), now, Some(Duration::from_secs(1800)), 0.0),
+            Some(Duration::from_secs(1800))
+        );
     }
 
     #[test]
     fn the_draw_spans_base_to_envelope() {
         let p = RetryPolicy::default();
-        assert_eq!(p.next_attempt(3, t0(), t0(), None, 0.0), Some(Duration::from_secs(1)));
-        assert_eq!(p.next_attempt(3, t0(), t0(), None, 1.0), Some(Duration::from_secs(16)));
+        assert_eq!(
+            p.next_attempt(3, t0(), t0(), None, 0.0),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            p.next_attempt(3, t0(), t0(), None, 1.0),
+            Some(Duration::from_secs(16))
+        );
     }
 
     fn policy() -> impl Strategy<Value = RetryPolicy> {
-        (1u64..5_000, 1u32..8, 0u64..3_600_000, 1u32..20, 1u64..200_000).prop_map(|(base, mult, max_wait, attempts, age)| RetryPolicy {
-            base: Duration::from_millis(base),
-            multiplier: mult,
-            max_wait: Duration::from_millis(max_wait),
-            max_attempts: attempts,
-            max_age: Duration::from_secs(age),
-        })
+        (
+            1u64..5_000,
+            1u32..8,
+            0u64..3_600_000,
+            1u32..20,
+            1u64..200_000,
+        )
+            .prop_map(|(base, mult, max_wait, attempts, age)| RetryPolicy {
+                base: Duration::from_millis(base),
+                multiplier: mult,
+                max_wait: Duration::from_millis(max_wait),
+                max_attempts: attempts,
+                max_age: Duration::from_secs(age),
+            })
     }
 
     proptest! {

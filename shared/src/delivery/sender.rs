@@ -112,7 +112,9 @@ mod http_sender {
 
     impl HttpSender {
         pub fn new(config: OutboundConfig) -> Result<Self, BuildError> {
-            Ok(Self { client: OutboundClient::new(config)? })
+            Ok(Self {
+                client: OutboundClient::new(config)?,
+            })
         }
 
         pub fn from_client(client: OutboundClient) -> Self {
@@ -136,7 +138,10 @@ mod http_sender {
         let target = Target::of(&channel.config).ok_or_else(|| {
             AttemptOutcome::not_sent(
                 ErrorClass::Configuration,
-                format!("{} channels are not delivered over HTTP", channel.kind().as_str()),
+                format!(
+                    "{} channels are not delivered over HTTP",
+                    channel.kind().as_str()
+                ),
             )
         })?;
         if target != message.target {
@@ -160,25 +165,42 @@ mod http_sender {
                         || name.eq_ignore_ascii_case("host")
                         || name.to_ascii_lowercase().starts_with("webhook-")
                 };
-                let mut headers: Vec<(String, String)> =
-                    c.headers.iter().filter(|(k, _)| !reserved(k)).map(|(k, v)| (k.clone(), v.clone())).collect();
-                let mut secrets: Vec<String> = c.headers.values().filter(|v| v.len() >= 8).cloned().collect();
+                let mut headers: Vec<(String, String)> = c
+                    .headers
+                    .iter()
+                    .filter(|(k, _)| !reserved(k))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                let mut secrets: Vec<String> = c
+                    .headers
+                    .values()
+                    .filter(|v| v.len() >= 8)
+                    .cloned()
+                    .collect();
                 let provider = match c.format {
                     WebhookFormat::Generic => {
                         let ts = Utc::now().timestamp();
                         let key = c.signing_secret.key_bytes();
                         let id = message.delivery_id.to_string();
                         headers.extend(
-                            signing::headers(&key, &id, ts, &message.body).into_iter().map(|(k, v)| (k.to_owned(), v)),
+                            signing::headers(&key, &id, ts, &message.body)
+                                .into_iter()
+                                .map(|(k, v)| (k.to_owned(), v)),
                         );
                         secrets.push(c.signing_secret.expose().to_owned());
                         Provider::Webhook
                     }
                     WebhookFormat::Discord => {
                         // Without `wait=true` Discord answers 204 before validating the message.
-                        let others: Vec<(String, String)> =
-                            url.query_pairs().filter(|(k, _)| k != "wait").map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
-                        url.query_pairs_mut().clear().extend_pairs(others).append_pair("wait", "true");
+                        let others: Vec<(String, String)> = url
+                            .query_pairs()
+                            .filter(|(k, _)| k != "wait")
+                            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                            .collect();
+                        url.query_pairs_mut()
+                            .clear()
+                            .extend_pairs(others)
+                            .append_pair("wait", "true");
                         secrets.push(c.url.path().to_owned());
                         Provider::Discord
                     }
@@ -190,9 +212,17 @@ mod http_sender {
                         Provider::Teams
                     }
                 };
-                Ok(Request { url, provider, headers, secrets })
+                Ok(Request {
+                    url,
+                    provider,
+                    headers,
+                    secrets,
+                })
             }
-            _ => Err(AttemptOutcome::not_sent(ErrorClass::Configuration, "not an HTTP channel")),
+            _ => Err(AttemptOutcome::not_sent(
+                ErrorClass::Configuration,
+                "not an HTTP channel",
+            )),
         }
     }
 
@@ -218,38 +248,54 @@ mod http_sender {
                 Err(outcome) => return outcome,
             };
             let started = Instant::now();
-            let result = self.client.post(&req.url, &req.headers, message.body.clone()).await;
+            let result = self
+                .client
+                .post(&req.url, &req.headers, message.body.clone())
+                .await;
             let latency = started.elapsed();
             let outcome = match result {
                 Ok(resp) => {
                     let body = String::from_utf8_lossy(&resp.body);
                     let c = classify::classify(
                         req.provider,
-                        Outcome::Response { status: resp.status, retry_after: resp.retry_after.as_deref(), body: &body },
+                        Outcome::Response {
+                            status: resp.status,
+                            retry_after: resp.retry_after.as_deref(),
+                            body: &body,
+                        },
                         Utc::now(),
                     );
                     let shown = scrub(body.trim(), &req.secrets);
                     AttemptOutcome {
                         status_code: Some(resp.status),
                         error_class: c.class,
-                        message: (!shown.is_empty()).then(|| truncate_bytes(&shown, MAX_LOGGED_BODY)),
+                        message: (!shown.is_empty())
+                            .then(|| truncate_bytes(&shown, MAX_LOGGED_BODY)),
                         latency,
                         retry_after: c.retry_after,
                     }
                 }
                 Err(e) => {
-                    let c = classify::classify(req.provider, Outcome::Transport(e.kind), Utc::now());
+                    let c =
+                        classify::classify(req.provider, Outcome::Transport(e.kind), Utc::now());
                     AttemptOutcome {
                         status_code: None,
                         error_class: c.class,
-                        message: Some(truncate_bytes(&scrub(&e.message, &req.secrets), MAX_LOGGED_BODY)),
+                        message: Some(truncate_bytes(
+                            &scrub(&e.message, &req.secrets),
+                            MAX_LOGGED_BODY,
+                        )),
                         latency,
                         retry_after: None,
                     }
                 }
             };
             match outcome.error_class {
-                None => debug!(status = outcome.status_code, latency_ms = latency.as_millis() as u64, "delivered"),
+                None => debug!(
+                    status = outcome.status_code,
+                    latency_ms = latency.as_millis() as u64,
+                    "delivered"
+                ),
                 Some(class) => warn!(
                     status = outcome.status_code,
                     error_class = ?class,
@@ -285,6 +331,9 @@ mod tests {
             retry_after: None,
         };
         let a = o.to_attempt(1, Utc::now());
-        assert_eq!((a.status_code, a.error_class, a.error, a.latency_ms), (Some(200), None, None, 12));
+        assert_eq!(
+            (a.status_code, a.error_class, a.error, a.latency_ms),
+            (Some(200), None, None, 12)
+        );
     }
 }

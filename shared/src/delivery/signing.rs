@@ -44,7 +44,10 @@ fn mac(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
 
 /// The `webhook-signature` value: `v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">`.
 pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    format!("v1,{}", STANDARD.encode(mac(key, id, timestamp, body).finalize().into_bytes()))
+    format!(
+        "v1,{}",
+        STANDARD.encode(mac(key, id, timestamp, body).finalize().into_bytes())
+    )
 }
 
 /// The three Standard Webhooks headers for one attempt, as `(name, value)`.
@@ -79,16 +82,29 @@ pub fn verify(
     now: i64,
     tolerance_secs: i64,
 ) -> Result<(), VerifyError> {
-    let ts: i64 = timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
+    let ts: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp)?;
     let skew = (now - ts).abs();
     if skew > tolerance_secs {
         return Err(VerifyError::Stale(skew));
     }
     let expected = mac(key, id, ts, body);
-    let matched = signature_header.split_whitespace().filter_map(|s| s.strip_prefix("v1,")).any(|sig| {
-        STANDARD.decode(sig).map(|bytes| expected.clone().verify_slice(&bytes).is_ok()).unwrap_or(false)
-    });
-    if matched { Ok(()) } else { Err(VerifyError::NoMatch) }
+    let matched = signature_header
+        .split_whitespace()
+        .filter_map(|s| s.strip_prefix("v1,"))
+        .any(|sig| {
+            STANDARD
+                .decode(sig)
+                .map(|bytes| expected.clone().verify_slice(&bytes).is_ok())
+                .unwrap_or(false)
+        });
+    if matched {
+        Ok(())
+    } else {
+        Err(VerifyError::NoMatch)
+    }
 }
 
 #[cfg(test)]
@@ -97,15 +113,22 @@ mod tests {
     use crate::domain::channel::SigningSecret;
 
     fn vector_key() -> Vec<u8> {
-        serde_json::from_value::<SigningSecret>(serde_json::json!("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"))
-            .expect("secret")
-            .key_bytes()
+        serde_json::from_value::<SigningSecret>(serde_json::json!(
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+        ))
+        .expect("secret")
+        .key_bytes()
     }
 
     #[test]
     fn signatures_reproduce_the_published_standard_webhooks_vector() {
         // The vector shipped with the Standard Webhooks / Svix reference libraries' tests.
-        let sig = sign(&vector_key(), "msg_p5jXN8AQM9LWM0D4loKWxJek", 1_614_265_330, br#"{"test": 2432232314}"#);
+        let sig = sign(
+            &vector_key(),
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1_614_265_330,
+            br#"{"test": 2432232314}"#,
+        );
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
     }
 
@@ -113,18 +136,44 @@ mod tests {
     fn verify_accepts_one_matching_signature_among_several() {
         let header = "v1,bm9wZQ== v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=";
         let body = br#"{"test": 2432232314}"#;
-        assert_eq!(verify(&vector_key(), "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", header, body, 1_614_265_400, 300), Ok(()));
+        assert_eq!(
+            verify(
+                &vector_key(),
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                "1614265330",
+                header,
+                body,
+                1_614_265_400,
+                300
+            ),
+            Ok(())
+        );
     }
 
     #[test]
     fn verify_refuses_a_changed_body_a_wrong_key_and_a_stale_timestamp() {
         let key = vector_key();
         let sig = sign(&key, "id1", 1000, b"{}");
-        assert_eq!(verify(&key, "id1", "1000", &sig, b"{ }", 1000, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify(b"other", "id1", "1000", &sig, b"{}", 1000, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify(&key, "id2", "1000", &sig, b"{}", 1000, 300), Err(VerifyError::NoMatch));
-        assert_eq!(verify(&key, "id1", "1000", &sig, b"{}", 1301, 300), Err(VerifyError::Stale(301)));
-        assert_eq!(verify(&key, "id1", "soon", &sig, b"{}", 1000, 300), Err(VerifyError::BadTimestamp));
+        assert_eq!(
+            verify(&key, "id1", "1000", &sig, b"{ }", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify(b"other", "id1", "1000", &sig, b"{}", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify(&key, "id2", "1000", &sig, b"{}", 1000, 300),
+            Err(VerifyError::NoMatch)
+        );
+        assert_eq!(
+            verify(&key, "id1", "1000", &sig, b"{}", 1301, 300),
+            Err(VerifyError::Stale(301))
+        );
+        assert_eq!(
+            verify(&key, "id1", "soon", &sig, b"{}", 1000, 300),
+            Err(VerifyError::BadTimestamp)
+        );
     }
 
     #[test]

@@ -54,8 +54,17 @@ mod tests {
 
     #[test]
     fn a_discord_message_is_an_embed_with_an_integer_colour_and_no_mentions() {
-        let ev = event("email", "email.bounced", json!({"to": "a@example.com", "message": "@everyone *bounced*"}));
-        let ctx = MessageContext { event: &ev, rule_key: None, template: None, delivery_id: DeliveryId::new() };
+        let ev = event(
+            "email",
+            "email.bounced",
+            json!({"to": "a@example.com", "message": "@everyone *bounced*"}),
+        );
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
         let p = payload(&ctx);
         assert_eq!(p["allowed_mentions"], json!({"parse": []}));
         let e = &p["embeds"][0];
@@ -64,6 +73,9 @@ mod tests {
         assert_eq!(e["description"], "@everyone \\*bounced\\*");
         assert_eq!(e["timestamp"], "2026-05-01T12:00:00Z");
         assert_eq!(e["footer"]["text"], "Herald · email · email.bounced");
-        assert_eq!(e["fields"][1], json!({"name": "to", "value": "a@example.com", "inline": true}));
+        assert_eq!(
+            e["fields"][1],
+            json!({"name": "to", "value": "a@example.com", "inline": true})
+        );
     }
 }

@@ -11,8 +11,15 @@ use super::MessageContext;
 pub fn payload(ctx: &MessageContext<'_>) -> Value {
     let mut value = serde_json::to_value(ctx.event).unwrap_or_else(|_| json!({}));
     if let Value::Object(map) = &mut value {
-        map.insert("deliveryId".into(), Value::String(ctx.delivery_id.to_string()));
-        map.insert("ruleKey".into(), ctx.rule_key.map_or(Value::Null, |k| Value::String(k.as_str().to_owned())));
+        map.insert(
+            "deliveryId".into(),
+            Value::String(ctx.delivery_id.to_string()),
+        );
+        map.insert(
+            "ruleKey".into(),
+            ctx.rule_key
+                .map_or(Value::Null, |k| Value::String(k.as_str().to_owned())),
+        );
     }
     value
 }
@@ -30,7 +37,12 @@ mod tests {
         let ev = event("ops", "deploy.failed", json!({"svc": "api"}));
         let key = RuleKey::parse("deploys").expect("key");
         let id = DeliveryId::new();
-        let ctx = MessageContext { event: &ev, rule_key: Some(&key), template: None, delivery_id: id };
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: Some(&key),
+            template: None,
+            delivery_id: id,
+        };
         let p = payload(&ctx);
         assert_eq!(p["id"], "evt-1");
         assert_eq!(p["type"], "deploy.failed");

@@ -54,8 +54,9 @@ pub const MAX_FIELD_NAME: usize = 64;
 pub const MAX_FIELD_VALUE: usize = 300;
 
 /// Colours for modules outside the fixed palette.
-pub const FALLBACK_PALETTE: [u32; 8] =
-    [0x3B82F6, 0x10B981, 0xF59E0B, 0xEF4444, 0x8B5CF6, 0xEC4899, 0x14B8A6, 0x84CC16];
+pub const FALLBACK_PALETTE: [u32; 8] = [
+    0x3B82F6, 0x10B981, 0xF59E0B, 0xEF4444, 0x8B5CF6, 0xEC4899, 0x14B8A6, 0x84CC16,
+];
 
 /// The colour of a module's messages, as `0xRRGGBB`.
 pub fn module_colour(module: &str) -> u32 {
@@ -70,7 +71,9 @@ pub fn module_colour(module: &str) -> u32 {
         "users" => 0x4A5568,
         other => {
             // FNV-1a: stable across Rust releases, unlike `DefaultHasher`.
-            let hash = other.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+            let hash = other.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+            });
             FALLBACK_PALETTE[(hash % FALLBACK_PALETTE.len() as u64) as usize]
         }
     }
@@ -121,7 +124,10 @@ pub struct OutboundMessage {
 pub struct NotHttp(pub &'static str);
 
 /// Formats the message for a channel.
-pub fn render(config: &ChannelConfig, ctx: &MessageContext<'_>) -> Result<OutboundMessage, NotHttp> {
+pub fn render(
+    config: &ChannelConfig,
+    ctx: &MessageContext<'_>,
+) -> Result<OutboundMessage, NotHttp> {
     let target = Target::of(config).ok_or(NotHttp(config.kind().as_str()))?;
     Ok(render_for(target, ctx))
 }
@@ -134,12 +140,19 @@ pub fn render_for(target: Target, ctx: &MessageContext<'_>) -> OutboundMessage {
         Target::Webhook(WebhookFormat::Teams) => teams::payload(ctx),
         Target::Webhook(WebhookFormat::Generic) => generic::payload(ctx),
     };
-    OutboundMessage { delivery_id: ctx.delivery_id, target, body: Bytes::from(value.to_string()) }
+    OutboundMessage {
+        delivery_id: ctx.delivery_id,
+        target,
+        body: Bytes::from(value.to_string()),
+    }
 }
 
 impl MessageContext<'_> {
     fn scope(&self) -> Scope<'_> {
-        Scope { event: self.event, rule_key: self.rule_key.map(RuleKey::as_str) }
+        Scope {
+            event: self.event,
+            rule_key: self.rule_key.map(RuleKey::as_str),
+        }
     }
 
     /// The message title, escaped.
@@ -148,7 +161,9 @@ impl MessageContext<'_> {
             return template::render_lenient(t, &self.scope(), escape);
         }
         match self.event.properties.get("title") {
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => template::escape_text(s, escape),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
+                template::escape_text(s, escape)
+            }
             _ => template::escape_text(self.event.event_type.as_str(), escape),
         }
     }
@@ -159,7 +174,9 @@ impl MessageContext<'_> {
             return Some(template::render_lenient(b, &self.scope(), escape));
         }
         match self.event.properties.get("message") {
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(template::escape_text(s, escape)),
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => {
+                Some(template::escape_text(s, escape))
+            }
             _ => None,
         }
     }
@@ -168,11 +185,17 @@ impl MessageContext<'_> {
     pub fn link(&self) -> Option<Url> {
         let raw = match self.template.and_then(|t| t.link.as_deref()) {
             Some(l) => template::render_lenient(l, &self.scope(), Escape::Plain),
-            None => ["url", "link"]
-                .iter()
-                .find_map(|k| self.event.properties.get(*k).and_then(|v| v.as_str()).map(str::to_owned))?,
+            None => ["url", "link"].iter().find_map(|k| {
+                self.event
+                    .properties
+                    .get(*k)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })?,
         };
-        Url::parse(raw.trim()).ok().filter(|u| matches!(u.scheme(), "http" | "https"))
+        Url::parse(raw.trim())
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
     }
 
     /// The fields shown under the message: `(name, value)`, unescaped, bounded.
@@ -181,7 +204,12 @@ impl MessageContext<'_> {
             .properties
             .iter()
             .take(MAX_FIELDS)
-            .map(|(k, v)| (truncate_chars(k, MAX_FIELD_NAME), truncate_chars(&template::value_text(v), MAX_FIELD_VALUE)))
+            .map(|(k, v)| {
+                (
+                    truncate_chars(k, MAX_FIELD_NAME),
+                    truncate_chars(&template::value_text(v), MAX_FIELD_VALUE),
+                )
+            })
             .collect()
     }
 
@@ -210,7 +238,10 @@ pub(crate) mod tests_support {
 
     /// An event at 2026-05-01T12:00:00Z.
     pub fn event(module: &str, ty: &str, props: serde_json::Value) -> Event {
-        let at = Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).single().expect("valid date");
+        let at = Utc
+            .with_ymd_and_hms(2026, 5, 1, 12, 0, 0)
+            .single()
+            .expect("valid date");
         Event {
             id: EventId::parse("evt-1").expect("id"),
             org_id: OrgId::new(),
@@ -247,8 +278,20 @@ mod tests {
     fn email_channels_have_no_http_format() {
         use crate::domain::channel::EmailConfig;
         let ev = tests_support::event("ops", "x", serde_json::json!({}));
-        let ctx = MessageContext { event: &ev, rule_key: None, template: None, delivery_id: DeliveryId::new() };
-        let err = render(&ChannelConfig::Email(EmailConfig::Outbox { from: None }), &ctx).expect_err("not http");
-        assert_eq!(err.to_string(), "email channels are not delivered over HTTP");
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
+        let err = render(
+            &ChannelConfig::Email(EmailConfig::Outbox { from: None }),
+            &ctx,
+        )
+        .expect_err("not http");
+        assert_eq!(
+            err.to_string(),
+            "email channels are not delivered over HTTP"
+        );
     }
 }

@@ -42,7 +42,7 @@ mod tests {
 
     use super::*;
     use crate::delivery::format::tests_support::event;
-    use crate::delivery::format::{MAX_FIELDS, MAX_FIELD_VALUE};
+    use crate::delivery::format::{MAX_FIELD_VALUE, MAX_FIELDS};
     use crate::domain::rule::Template;
     use crate::domain::{DeliveryId, RuleKey};
 
@@ -54,7 +54,12 @@ mod tests {
             json!({"service": "api <prod>", "url": "https://ci.example.com/run/1", "meta": {"a": 1}}),
         );
         let key = RuleKey::parse("deploys").expect("key");
-        let ctx = MessageContext { event: &ev, rule_key: Some(&key), template: None, delivery_id: DeliveryId::new() };
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: Some(&key),
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
         let p = payload(&ctx);
         let a = &p["attachments"][0];
         assert_eq!(a["color"], "#E01E5A");
@@ -63,8 +68,14 @@ mod tests {
         assert_eq!(a["title_link"], "https://ci.example.com/run/1");
         assert_eq!(a["footer"], "Herald · ops · deploy.failed");
         assert_eq!(a["ts"], 1_777_636_800);
-        assert_eq!(a["fields"][0], json!({"title": "meta", "value": "{\"a\":1}", "short": true}));
-        assert_eq!(a["fields"][1], json!({"title": "service", "value": "api &lt;prod&gt;", "short": true}));
+        assert_eq!(
+            a["fields"][0],
+            json!({"title": "meta", "value": "{\"a\":1}", "short": true})
+        );
+        assert_eq!(
+            a["fields"][1],
+            json!({"title": "service", "value": "api &lt;prod&gt;", "short": true})
+        );
         assert!(a.get("text").is_none());
     }
 
@@ -76,7 +87,12 @@ mod tests {
             body: Some("*{{properties.user}}* failed ({{type}})".into()),
             link: Some("https://admin.example.com/users/{{properties.id}}".into()),
         };
-        let ctx = MessageContext { event: &ev, rule_key: None, template: Some(&tpl), delivery_id: DeliveryId::new() };
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: Some(&tpl),
+            delivery_id: DeliveryId::new(),
+        };
         let a = &payload(&ctx)["attachments"][0];
         assert_eq!(a["title"], "Login failed for a&amp;b");
         assert_eq!(a["text"], "*a&amp;b* failed (login.failed)");
@@ -91,16 +107,32 @@ mod tests {
             props.insert(format!("k{i:02}"), json!("x".repeat(1000)));
         }
         let ev = event("ops", "big", Value::Object(props));
-        let ctx = MessageContext { event: &ev, rule_key: None, template: None, delivery_id: DeliveryId::new() };
-        let fields = payload(&ctx)["attachments"][0]["fields"].as_array().cloned().expect("fields");
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
+        let fields = payload(&ctx)["attachments"][0]["fields"]
+            .as_array()
+            .cloned()
+            .expect("fields");
         assert_eq!(fields.len(), MAX_FIELDS);
-        assert_eq!(fields[0]["value"].as_str().expect("str").chars().count(), MAX_FIELD_VALUE);
+        assert_eq!(
+            fields[0]["value"].as_str().expect("str").chars().count(),
+            MAX_FIELD_VALUE
+        );
     }
 
     #[test]
     fn a_link_that_is_not_http_is_dropped() {
         let ev = event("ops", "x", json!({"url": "javascript:alert(1)"}));
-        let ctx = MessageContext { event: &ev, rule_key: None, template: None, delivery_id: DeliveryId::new() };
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
         assert!(payload(&ctx)["attachments"][0].get("title_link").is_none());
     }
 }

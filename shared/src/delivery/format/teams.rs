@@ -20,7 +20,11 @@ pub fn payload(ctx: &MessageContext<'_>) -> Value {
     if let Some(text) = ctx.text(Escape::Teams) {
         body.push(json!({ "type": "TextBlock", "text": text, "wrap": true }));
     }
-    let facts: Vec<Value> = ctx.fields().into_iter().map(|(k, v)| json!({ "title": k, "value": v })).collect();
+    let facts: Vec<Value> = ctx
+        .fields()
+        .into_iter()
+        .map(|(k, v)| json!({ "title": k, "value": v }))
+        .collect();
     if !facts.is_empty() {
         body.push(json!({ "type": "FactSet", "facts": facts }));
     }
@@ -39,7 +43,8 @@ pub fn payload(ctx: &MessageContext<'_>) -> Value {
         "msteams": { "width": "Full" },
     });
     if let Some(link) = ctx.link() {
-        card["actions"] = json!([{ "type": "Action.OpenUrl", "title": "Open", "url": link.as_str() }]);
+        card["actions"] =
+            json!([{ "type": "Action.OpenUrl", "title": "Open", "url": link.as_str() }]);
     }
     json!({
         "type": "message",
@@ -61,8 +66,17 @@ mod tests {
 
     #[test]
     fn a_teams_message_carries_an_adaptive_card_1_4() {
-        let ev = event("billing", "invoice.failed", json!({"amount": 12.5, "link": "https://b.example.com/i/1"}));
-        let ctx = MessageContext { event: &ev, rule_key: None, template: None, delivery_id: DeliveryId::new() };
+        let ev = event(
+            "billing",
+            "invoice.failed",
+            json!({"amount": 12.5, "link": "https://b.example.com/i/1"}),
+        );
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
         let p = payload(&ctx);
         assert_eq!(p["type"], "message");
         let a = &p["attachments"][0];
@@ -71,7 +85,10 @@ mod tests {
         assert_eq!(card["type"], "AdaptiveCard");
         assert_eq!(card["version"], "1.4");
         assert_eq!(card["body"][0]["text"], "invoice.failed");
-        assert_eq!(card["body"][1]["facts"][0], json!({"title": "amount", "value": "12.5"}));
+        assert_eq!(
+            card["body"][1]["facts"][0],
+            json!({"title": "amount", "value": "12.5"})
+        );
         assert_eq!(card["actions"][0]["url"], "https://b.example.com/i/1");
     }
 }

@@ -61,7 +61,9 @@ pub enum TemplateError {
     Unclosed { at: usize },
     #[error("empty placeholder `{{{{}}}}` at byte {at}")]
     Empty { at: usize },
-    #[error("unknown variable `{name}` (use type, module, id, occurredAt, ruleKey or properties.<path>)")]
+    #[error(
+        "unknown variable `{name}` (use type, module, id, occurredAt, ruleKey or properties.<path>)"
+    )]
     Unknown { name: String },
     #[error("the event has no `{variable}`")]
     Missing { variable: String },
@@ -91,7 +93,10 @@ pub fn parse(template: &str) -> Result<Vec<Segment>, TemplateError> {
         if name.is_empty() {
             return Err(TemplateError::Empty { at: offset + start });
         }
-        out.push(Segment::Var { var: parse_variable(name)?, raw: rest[start..start + 2 + end + 2].to_owned() });
+        out.push(Segment::Var {
+            var: parse_variable(name)?,
+            raw: rest[start..start + 2 + end + 2].to_owned(),
+        });
         let consumed = start + 2 + end + 2;
         rest = &rest[consumed..];
         offset += consumed;
@@ -103,7 +108,9 @@ pub fn parse(template: &str) -> Result<Vec<Segment>, TemplateError> {
 }
 
 fn parse_variable(name: &str) -> Result<Variable, TemplateError> {
-    let unknown = || TemplateError::Unknown { name: name.to_owned() };
+    let unknown = || TemplateError::Unknown {
+        name: name.to_owned(),
+    };
     match name {
         "type" => Ok(Variable::Type),
         "module" => Ok(Variable::Module),
@@ -113,7 +120,10 @@ fn parse_variable(name: &str) -> Result<Variable, TemplateError> {
         _ => {
             let path = name.strip_prefix("properties.").ok_or_else(unknown)?;
             let parts: Vec<String> = path.split('.').map(str::to_owned).collect();
-            if parts.iter().any(|p| p.is_empty() || p.chars().any(char::is_whitespace)) {
+            if parts
+                .iter()
+                .any(|p| p.is_empty() || p.chars().any(char::is_whitespace))
+            {
                 return Err(unknown());
             }
             Ok(Variable::Property(parts))
@@ -148,7 +158,11 @@ impl Scope<'_> {
             Variable::Type => Some(self.event.event_type.as_str().to_owned()),
             Variable::Module => Some(self.event.module.as_str().to_owned()),
             Variable::Id => Some(self.event.id.as_str().to_owned()),
-            Variable::OccurredAt => Some(self.event.occurred_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            Variable::OccurredAt => Some(
+                self.event
+                    .occurred_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ),
             Variable::RuleKey => self.rule_key.map(str::to_owned),
             Variable::Property(path) => {
                 let mut parts = path.iter();
@@ -182,7 +196,9 @@ pub fn render(template: &str, scope: &Scope<'_>, escape: Escape) -> Result<Strin
         match seg {
             Segment::Text(t) => out.push_str(&t),
             Segment::Var { var, .. } => {
-                let value = scope.lookup(&var).ok_or_else(|| TemplateError::Missing { variable: var.to_string() })?;
+                let value = scope.lookup(&var).ok_or_else(|| TemplateError::Missing {
+                    variable: var.to_string(),
+                })?;
                 out.push_str(&escape_text(&value, escape));
             }
         }
@@ -227,7 +243,22 @@ pub fn escape_text(s: &str, escape: Escape) -> String {
         Escape::Discord | Escape::Teams => {
             let mut out = String::with_capacity(s.len());
             for c in s.chars() {
-                if matches!(c, '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '(' | ')' | '-' | '!') {
+                if matches!(
+                    c,
+                    '\\' | '*'
+                        | '_'
+                        | '~'
+                        | '`'
+                        | '|'
+                        | '>'
+                        | '#'
+                        | '['
+                        | ']'
+                        | '('
+                        | ')'
+                        | '-'
+                        | '!'
+                ) {
                     out.push('\\');
                 }
                 out.push(c);
@@ -244,10 +275,15 @@ mod tests {
 
     #[test]
     fn variables_lists_each_variable_once_in_order() {
-        let vars = variables("{{type}} on {{ properties.host.name }} ({{type}}) {{id}}").expect("parses");
+        let vars =
+            variables("{{type}} on {{ properties.host.name }} ({{type}}) {{id}}").expect("parses");
         assert_eq!(
             vars,
-            vec![Variable::Type, Variable::Property(vec!["host".into(), "name".into()]), Variable::Id]
+            vec![
+                Variable::Type,
+                Variable::Property(vec!["host".into(), "name".into()]),
+                Variable::Id
+            ]
         );
     }
 
@@ -255,14 +291,26 @@ mod tests {
     fn malformed_templates_are_refused_with_the_reason() {
         assert_eq!(parse("hi {{type"), Err(TemplateError::Unclosed { at: 3 }));
         assert_eq!(parse("{{ }}"), Err(TemplateError::Empty { at: 0 }));
-        assert!(matches!(parse("{{user.name}}"), Err(TemplateError::Unknown { name }) if name == "user.name"));
-        assert!(matches!(parse("{{properties.}}"), Err(TemplateError::Unknown { .. })));
+        assert!(
+            matches!(parse("{{user.name}}"), Err(TemplateError::Unknown { name }) if name == "user.name")
+        );
+        assert!(matches!(
+            parse("{{properties.}}"),
+            Err(TemplateError::Unknown { .. })
+        ));
     }
 
     #[test]
     fn rendering_substitutes_nested_properties_and_escapes_values_only() {
-        let ev = event("ops", "deploy.failed", serde_json::json!({"svc": {"name": "a<b>&c"}, "n": 3, "tags": ["x"]}));
-        let scope = Scope { event: &ev, rule_key: Some("deploys") };
+        let ev = event(
+            "ops",
+            "deploy.failed",
+            serde_json::json!({"svc": {"name": "a<b>&c"}, "n": 3, "tags": ["x"]}),
+        );
+        let scope = Scope {
+            event: &ev,
+            rule_key: Some("deploys"),
+        };
         let out = render("<b>{{properties.svc.name}}</b> {{properties.n}} {{properties.tags}} {{properties.tags.0}} {{ruleKey}}", &scope, Escape::Slack)
             .expect("renders");
         assert_eq!(out, "<b>a&lt;b&gt;&amp;c</b> 3 [\"x\"] x deploys");
@@ -271,16 +319,31 @@ mod tests {
     #[test]
     fn a_missing_property_is_an_error_strictly_and_visible_leniently() {
         let ev = event("ops", "deploy.failed", serde_json::json!({}));
-        let scope = Scope { event: &ev, rule_key: None };
+        let scope = Scope {
+            event: &ev,
+            rule_key: None,
+        };
         assert_eq!(
             render("host {{properties.host}}", &scope, Escape::Plain),
-            Err(TemplateError::Missing { variable: "properties.host".into() })
+            Err(TemplateError::Missing {
+                variable: "properties.host".into()
+            })
         );
-        assert_eq!(render_lenient("host {{properties.host}} {{ruleKey}}", &scope, Escape::Plain), "host {{properties.host}} {{ruleKey}}");
+        assert_eq!(
+            render_lenient(
+                "host {{properties.host}} {{ruleKey}}",
+                &scope,
+                Escape::Plain
+            ),
+            "host {{properties.host}} {{ruleKey}}"
+        );
     }
 
     #[test]
     fn discord_escaping_neutralises_markdown() {
-        assert_eq!(escape_text("*bold* _x_ `c`", Escape::Discord), "\\*bold\\* \\_x\\_ \\`c\\`");
+        assert_eq!(
+            escape_text("*bold* _x_ `c`", Escape::Discord),
+            "\\*bold\\* \\_x\\_ \\`c\\`"
+        );
     }
 }
