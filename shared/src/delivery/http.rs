@@ -70,6 +70,22 @@ pub struct SafeResolver {
 }
 
 impl SafeResolver {
+    /// A resolver for https targets: public addresses, and those in `allow`.
+    pub fn new(allow: AllowList) -> Self {
+        Self {
+            allow: Arc::new(allow),
+            allow_listed_only: false,
+        }
+    }
+
+    /// A resolver for plain-http targets: only addresses in `allow`.
+    pub fn allow_listed_only(allow: AllowList) -> Self {
+        Self {
+            allow: Arc::new(allow),
+            allow_listed_only: true,
+        }
+    }
+
     fn filter(
         &self,
         addrs: impl Iterator<Item = SocketAddr>,
@@ -214,6 +230,19 @@ impl OutboundClient {
     }
 }
 
+/// Phrases of rustls' error messages (rustls is not a direct dependency, so its error type cannot
+/// be downcast to): a peer that does not speak TLS, or whose certificate we refuse.
+const TLS_MARKERS: [&str; 8] = [
+    "certificate",
+    "tls",
+    "handshake",
+    "received corrupt message",
+    "peer is incompatible",
+    "peer misbehaved",
+    "received fatal alert",
+    "invalid dns name",
+];
+
 /// Classifies a reqwest error and describes it without the URL.
 fn describe(err: reqwest::Error) -> SendError {
     let err = err.without_url();
@@ -243,8 +272,7 @@ fn describe(err: reqwest::Error) -> SendError {
         TransportError::Timeout
     } else if err.is_redirect() {
         TransportError::Redirect
-    } else if lower.contains("certificate") || lower.contains("tls") || lower.contains("handshake")
-    {
+    } else if TLS_MARKERS.iter().any(|m| lower.contains(m)) {
         TransportError::Tls
     } else {
         TransportError::Connect
