@@ -122,6 +122,11 @@ async fn slack(
             tokio::time::sleep(Duration::from_secs(5)).await;
             (StatusCode::OK, "ok").into_response()
         }
+        Some("echo") => (
+            StatusCode::BAD_REQUEST,
+            "no such hook: /services/T000/B000/slacktoken",
+        )
+            .into_response(),
         Some("redirect") => (
             StatusCode::FOUND,
             [(header::LOCATION, "/services/T000/B000/slacktoken")],
@@ -706,4 +711,37 @@ async fn a_non_http_channel_is_a_configuration_error_without_a_request() {
         (out.status_code, out.error_class),
         (None, Some(ErrorClass::Configuration))
     );
+}
+
+#[tokio::test]
+async fn a_response_echoing_the_token_is_logged_without_it() {
+    let peer = start(vec![]).await;
+    let ch = slack_channel(&format!(
+        "{}/services/T000/B000/slacktoken?mode=echo",
+        peer.base
+    ));
+    let out = send(&sender(loopback_allowed()), &ch).await;
+    assert_eq!(out.error_class, Some(ErrorClass::BadPayload));
+    assert_eq!(out.message.as_deref(), Some("no such hook: ****"));
+}
+
+#[tokio::test]
+async fn an_unsendable_custom_header_is_a_configuration_error_without_a_request() {
+    let secret = SigningSecret::generate();
+    let peer = start(secret.key_bytes()).await;
+    let mut ch = webhook_channel(
+        &format!("{}/hook", peer.base),
+        WebhookFormat::Generic,
+        secret,
+    );
+    if let ChannelConfig::Webhook(w) = &mut ch.config {
+        w.headers.insert("x-bad".into(), "line\nbreak".into());
+    }
+    let out = send(&sender(loopback_allowed()), &ch).await;
+    assert_eq!(
+        (out.status_code, out.error_class),
+        (None, Some(ErrorClass::Configuration)),
+        "{out:?}"
+    );
+    assert!(peer.rx.requests("hook").is_empty());
 }

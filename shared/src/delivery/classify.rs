@@ -7,7 +7,7 @@
 //! | timeout, connection refused/reset, DNS failure, a broken response | `network` | yes |
 //! | 408, 425, 5xx except 501/505, Slack `rollup_error` | `server_error` | yes |
 //! | 429 | `rate_limited` | yes, no sooner than `Retry-After` / Discord's `retry_after` |
-//! | 3xx, invalid TLS, blocked address | `configuration` | no |
+//! | 3xx, invalid TLS, blocked address, a request the channel's config makes unbuildable | `configuration` | no |
 //! | 400, 413, 422 (Slack `invalid_payload`, `too_many_attachments`, …) | `bad_payload` | no |
 //! | 401, 403, 404, 410 (Slack `channel_not_found`, `no_service`, `channel_is_archived`, …) | `channel_gone` | no; breaks the channel |
 //! | any other status (incl. 501, 505) | `rejected` | no |
@@ -45,6 +45,9 @@ pub enum TransportError {
     Redirect,
     /// The target resolved to an address outbound safety forbids.
     Blocked,
+    /// The request could not be built from the channel's configuration (e.g. a header value
+    /// with a control character).
+    InvalidRequest,
 }
 
 /// What an attempt produced.
@@ -90,9 +93,10 @@ pub fn classify(provider: Provider, outcome: Outcome<'_>, now: DateTime<Utc>) ->
                 TransportError::Timeout | TransportError::Connect | TransportError::Dns => {
                     ErrorClass::Network
                 }
-                TransportError::Tls | TransportError::Redirect | TransportError::Blocked => {
-                    ErrorClass::Configuration
-                }
+                TransportError::Tls
+                | TransportError::Redirect
+                | TransportError::Blocked
+                | TransportError::InvalidRequest => ErrorClass::Configuration,
             });
         }
         Outcome::Response {

@@ -270,6 +270,8 @@ fn describe(err: reqwest::Error) -> SendError {
         kind
     } else if err.is_timeout() {
         TransportError::Timeout
+    } else if err.is_builder() {
+        TransportError::InvalidRequest
     } else if err.is_redirect() {
         TransportError::Redirect
     } else if TLS_MARKERS.iter().any(|m| lower.contains(m)) {

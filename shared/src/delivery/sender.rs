@@ -155,7 +155,7 @@ mod http_sender {
                 url: c.webhook_url.clone(),
                 provider: Provider::Slack,
                 headers: vec![],
-                secrets: vec![c.webhook_url.path().to_owned()],
+                secrets: url_secrets(&c.webhook_url),
             }),
             ChannelConfig::Webhook(c) => {
                 let mut url = c.url.clone();
@@ -201,14 +201,11 @@ mod http_sender {
                             .clear()
                             .extend_pairs(others)
                             .append_pair("wait", "true");
-                        secrets.push(c.url.path().to_owned());
+                        secrets.extend(url_secrets(&c.url));
                         Provider::Discord
                     }
                     WebhookFormat::Teams => {
-                        secrets.push(c.url.path().to_owned());
-                        if let Some(q) = c.url.query() {
-                            secrets.push(q.to_owned());
-                        }
+                        secrets.extend(url_secrets(&c.url));
                         Provider::Teams
                     }
                 };
@@ -224,6 +221,21 @@ mod http_sender {
                 "not an HTTP channel",
             )),
         }
+    }
+
+    /// The parts of a token-bearing URL that must not be echoed: its path, its long path
+    /// segments (the tokens) and its query (Teams puts its signature there).
+    fn url_secrets(url: &Url) -> Vec<String> {
+        let mut out = vec![url.path().to_owned()];
+        out.extend(
+            url.path_segments()
+                .into_iter()
+                .flatten()
+                .filter(|s| s.len() >= 16)
+                .map(str::to_owned),
+        );
+        out.extend(url.query().map(str::to_owned));
+        out
     }
 
     /// Replaces every secret (longer than a few characters) by `****`.

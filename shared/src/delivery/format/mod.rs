@@ -41,8 +41,10 @@ use url::Url;
 use crate::domain::DeliveryId;
 use crate::domain::RuleKey;
 use crate::domain::channel::{ChannelConfig, WebhookFormat};
-use crate::domain::event::Event;
+use crate::domain::event::{Event, EventType, Module};
 use crate::domain::rule::Template;
+use crate::domain::{EventId, OrgId};
+use chrono::{DateTime, Utc};
 
 use template::{Escape, Scope};
 
@@ -219,6 +221,29 @@ impl MessageContext<'_> {
     }
 }
 
+/// The synthetic event a channel test sends (`POST /notifications/channels/{id}/test`):
+/// type `herald.test`, module `herald`, occurring `now`.
+pub fn test_event(org_id: OrgId, now: DateTime<Utc>) -> Event {
+    let mut properties = serde_json::Map::new();
+    properties.insert(
+        "message".into(),
+        serde_json::Value::String(
+            "This is a test notification from Herald: this channel is reachable.".into(),
+        ),
+    );
+    Event {
+        id: EventId::generate(),
+        org_id,
+        event_type: EventType::parse("herald.test")
+            .unwrap_or_else(|_| unreachable!("a valid literal")),
+        module: Module::parse("herald").unwrap_or_else(|_| unreachable!("a valid literal")),
+        properties,
+        recipients: Vec::new(),
+        occurred_at: now,
+        received_at: now,
+    }
+}
+
 /// At most `max` characters, the last replaced by `…` when cut.
 pub fn truncate_chars(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
@@ -272,6 +297,28 @@ mod tests {
     fn truncation_counts_characters_and_marks_the_cut() {
         assert_eq!(truncate_chars("héllo", 5), "héllo");
         assert_eq!(truncate_chars("héllo wörld", 5), "héll…");
+    }
+
+    #[test]
+    fn a_channel_test_event_says_what_it_is() {
+        let now = chrono::Utc::now();
+        let ev = test_event(OrgId::new(), now);
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
+        let slack =
+            serde_json::from_slice::<serde_json::Value>(&render_for(Target::Slack, &ctx).body)
+                .expect("json");
+        assert_eq!(slack["attachments"][0]["title"], "herald.test");
+        assert!(
+            slack["attachments"][0]["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("test notification"))
+        );
+        assert_eq!(slack["attachments"][0]["ts"], now.timestamp());
     }
 
     #[test]

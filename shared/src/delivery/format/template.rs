@@ -21,9 +21,11 @@ use crate::domain::event::Event;
 pub enum Escape {
     /// Slack mrkdwn: `&`, `<`, `>` become entities (Slack's only control characters).
     Slack,
-    /// Discord markdown: markdown control characters are backslash-escaped.
+    /// Discord markdown: markdown punctuation is backslash-escaped (Discord hides the
+    /// backslash before any punctuation).
     Discord,
-    /// Adaptive Card text: markdown control characters are backslash-escaped.
+    /// Adaptive Card text: only the emphasis, code and link characters of its small markdown
+    /// subset are backslash-escaped.
     Teams,
     /// Nothing escaped (JSON encoding already protects the structure).
     Plain,
@@ -240,32 +242,25 @@ pub fn escape_text(s: &str, escape: Escape) -> String {
             }
             out
         }
-        Escape::Discord | Escape::Teams => {
-            let mut out = String::with_capacity(s.len());
-            for c in s.chars() {
-                if matches!(
-                    c,
-                    '\\' | '*'
-                        | '_'
-                        | '~'
-                        | '`'
-                        | '|'
-                        | '>'
-                        | '#'
-                        | '['
-                        | ']'
-                        | '('
-                        | ')'
-                        | '-'
-                        | '!'
-                ) {
-                    out.push('\\');
-                }
-                out.push(c);
-            }
-            out
-        }
+        Escape::Discord => escape_with(s, |c| {
+            matches!(
+                c,
+                '\\' | '*' | '_' | '~' | '`' | '|' | '>' | '#' | '[' | ']' | '(' | ')' | '-' | '!'
+            )
+        }),
+        Escape::Teams => escape_with(s, |c| matches!(c, '\\' | '*' | '_' | '`' | '[' | ']')),
     }
+}
+
+fn escape_with(s: &str, special: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if special(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 #[cfg(test)]
