@@ -281,3 +281,37 @@ fn describe(err: reqwest::Error) -> SendError {
     };
     SendError { kind, message }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_name_resolving_to_loopback_fails_as_blocked_inside_the_client() {
+        // Past `check_target` (which already refuses `localhost` by name): the resolver is what
+        // hyper asks, and its refusal must come back typed as `Blocked`, not as a DNS failure.
+        let client = OutboundClient::new(OutboundConfig::default()).expect("client");
+        let err = client
+            .https
+            .post("https://localhost:9/hook")
+            .send()
+            .await
+            .expect_err("blocked");
+        let e = describe(err);
+        assert_eq!(e.kind, TransportError::Blocked, "{}", e.message);
+        assert!(e.message.contains("loopback"), "{}", e.message);
+        assert!(!e.message.contains("/hook"), "{}", e.message);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_name_is_a_dns_failure() {
+        let client = OutboundClient::new(OutboundConfig::default()).expect("client");
+        let err = client
+            .https
+            .post("https://no-such-host.invalid/hook")
+            .send()
+            .await
+            .expect_err("no such host");
+        assert_eq!(describe(err).kind, TransportError::Dns);
+    }
+}

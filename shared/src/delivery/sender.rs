@@ -187,7 +187,9 @@ mod http_sender {
                                 .into_iter()
                                 .map(|(k, v)| (k.to_owned(), v)),
                         );
-                        secrets.push(c.signing_secret.expose().to_owned());
+                        let exposed = c.signing_secret.expose();
+                        secrets.push(exposed.to_owned());
+                        secrets.push(exposed.trim_start_matches("whsec_").to_owned());
                         Provider::Webhook
                     }
                     WebhookFormat::Discord => {
