@@ -19,7 +19,13 @@ pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
             loader
                 .endpoint_url(url)
                 .region(Region::new(EMULATOR_REGION))
-                .credentials_provider(Credentials::new("test", "test", None, None, "herald-static"))
+                .credentials_provider(Credentials::new(
+                    "test",
+                    "test",
+                    None,
+                    None,
+                    "herald-static",
+                ))
                 .load()
                 .await
         }
