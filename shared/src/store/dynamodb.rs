@@ -53,7 +53,10 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// The engine over `table_name`, which must have the layout [`create_table`] creates.
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
-        Self { client, table: table_name.into() }
+        Self {
+            client,
+            table: table_name.into(),
+        }
     }
 
     /// The item at `key` as stored, expired or not (strongly consistent).
@@ -94,7 +97,12 @@ impl DynamoStore {
         match result {
             Ok(_) => Ok(true),
             // Someone else replaced or reaped it meanwhile: the retry decides.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(true)
+            }
             Err(e) => Err(StoreError::engine(e)),
         }
     }
@@ -121,7 +129,10 @@ impl DynamoStore {
             .await;
         match result {
             Ok(out) => nums_from_attrs(&out.attributes.unwrap_or_default()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::Conflict)
             }
             Err(e) => Err(StoreError::engine(e)),
@@ -130,13 +141,23 @@ impl DynamoStore {
 
     async fn transact_once(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         let now = now_epoch();
-        let items = ops.iter().map(|op| self.transact_item(op, now)).collect::<Result<Vec<_>, _>>()?;
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let items = ops
+            .iter()
+            .map(|op| self.transact_item(op, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) => match e.err() {
                 TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                    if c.cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
                 {
                     Err(StoreError::Conflict)
                 }
@@ -172,7 +193,12 @@ impl DynamoStore {
                     .map_err(StoreError::engine)?;
                 TransactWriteItem::builder().delete(delete).build()
             }
-            WriteOp::Add { key, entity_type, deltas, condition } => {
+            WriteOp::Add {
+                key,
+                entity_type,
+                deltas,
+                condition,
+            } => {
                 let (update, expr) = add_expression(entity_type, deltas, condition, now);
                 let update = Update::builder()
                     .table_name(&self.table)
@@ -230,7 +256,10 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::Conflict)
             }
             Err(e) => Err(StoreError::engine(e)),
@@ -238,7 +267,10 @@ impl Store for DynamoStore {
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
-        validate_write(&WriteOp::Delete { key: key.clone(), condition: condition.clone() })?;
+        validate_write(&WriteOp::Delete {
+            key: key.clone(),
+            condition: condition.clone(),
+        })?;
         let expr = condition_expression(&condition, now_epoch());
         let result = self
             .client
@@ -252,7 +284,10 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::Conflict)
             }
             Err(e) => Err(StoreError::engine(e)),
@@ -397,13 +432,21 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
             .map_err(StoreError::engine)
     };
     let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(StoreError::engine)
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .map_err(StoreError::engine)
     };
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(GSI1)
         .key_schema(key(GSI1PK, KeyType::Hash)?)
         .key_schema(key(GSI1SK, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()
         .map_err(StoreError::engine)?;
     client
@@ -430,7 +473,11 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .update_time_to_live()
         .table_name(name)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL).build().map_err(StoreError::engine)?,
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL)
+                .build()
+                .map_err(StoreError::engine)?,
         )
         .send()
         .await
@@ -542,7 +589,8 @@ fn add_expression(
     let pk = e.name(PK);
     let ttl = e.name(TTL);
     let now_v = e.value(":now", n(now));
-    let mut text = format!("(attribute_not_exists({pk}) OR attribute_not_exists({ttl}) OR {ttl} > {now_v})");
+    let mut text =
+        format!("(attribute_not_exists({pk}) OR attribute_not_exists({ttl}) OR {ttl} > {now_v})");
     if let Some(c) = condition_text(&mut e, condition, now) {
         text.push_str(" AND ");
         text.push_str(&c);
@@ -574,7 +622,8 @@ fn item_attrs(item: &Item) -> Result<HashMap<String, AttributeValue>, StoreError
     if let Some(t) = item.ttl {
         attrs.insert(TTL.to_owned(), n(t));
     }
-    let doc = serde_json::to_string(&item.doc).map_err(|e| StoreError::engine(MappingError::Doc(e)))?;
+    let doc =
+        serde_json::to_string(&item.doc).map_err(|e| StoreError::engine(MappingError::Doc(e)))?;
     attrs.insert(DOC.to_owned(), AttributeValue::S(doc));
     for (name, v) in &item.nums {
         attrs.insert(name.clone(), n(*v));
@@ -605,7 +654,9 @@ fn item_from_attrs(mut attrs: HashMap<String, AttributeValue>) -> Result<Item, S
     let gsi_sk = take_s(GSI1SK, false)?;
     let entity_type = take_s(ENTITY_TYPE, false)?.unwrap_or_default();
     let doc = match take_s(DOC, false)? {
-        Some(d) => serde_json::from_str(&d).map_err(|e| StoreError::engine(MappingError::Doc(e)))?,
+        Some(d) => {
+            serde_json::from_str(&d).map_err(|e| StoreError::engine(MappingError::Doc(e)))?
+        }
         None => serde_json::Value::Null,
     };
     let ttl = match attrs.remove(TTL) {
@@ -617,11 +668,20 @@ fn item_from_attrs(mut attrs: HashMap<String, AttributeValue>) -> Result<Item, S
         _ => None,
     };
     let nums = nums_from_attrs(&attrs)?;
-    Ok(Item { key: Key::new(pk, sk), gsi1, entity_type, ttl, doc, nums })
+    Ok(Item {
+        key: Key::new(pk, sk),
+        gsi1,
+        entity_type,
+        ttl,
+        doc,
+        nums,
+    })
 }
 
 /// The integer attributes among `attrs`: every N attribute but `ttl`.
-fn nums_from_attrs(attrs: &HashMap<String, AttributeValue>) -> Result<BTreeMap<String, i64>, StoreError> {
+fn nums_from_attrs(
+    attrs: &HashMap<String, AttributeValue>,
+) -> Result<BTreeMap<String, i64>, StoreError> {
     attrs
         .iter()
         .filter(|(name, v)| matches!(v, AttributeValue::N(_)) && name.as_str() != TTL)
@@ -631,9 +691,9 @@ fn nums_from_attrs(attrs: &HashMap<String, AttributeValue>) -> Result<BTreeMap<S
 
 fn parse_n(name: &str, v: &AttributeValue) -> Result<i64, StoreError> {
     match v {
-        AttributeValue::N(text) => {
-            text.parse().map_err(|_| StoreError::engine(MappingError::Attribute(name.to_owned())))
-        }
+        AttributeValue::N(text) => text
+            .parse()
+            .map_err(|_| StoreError::engine(MappingError::Attribute(name.to_owned()))),
         _ => Err(StoreError::engine(MappingError::Attribute(name.to_owned()))),
     }
 }

@@ -65,7 +65,9 @@ impl Embedded {
 
     /// A database in memory, for tests of code that uses a store.
     pub fn in_memory() -> Result<Self, StoreError> {
-        let db = Database::builder().create_with_backend(InMemoryBackend::new()).map_err(engine)?;
+        let db = Database::builder()
+            .create_with_backend(InMemoryBackend::new())
+            .map_err(engine)?;
         Self::from_database(Arc::new(db))
     }
 
@@ -123,13 +125,18 @@ impl Store for Embedded {
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         validate_item(&item)?;
-        self.write(move |txn, now| apply(txn, now, WriteOp::Put { item, condition }).map(drop)).await
+        self.write(move |txn, now| apply(txn, now, WriteOp::Put { item, condition }).map(drop))
+            .await
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
-        let op = WriteOp::Delete { key: key.clone(), condition };
+        let op = WriteOp::Delete {
+            key: key.clone(),
+            condition,
+        };
         validate_write(&op)?;
-        self.write(move |txn, now| apply(txn, now, op).map(drop)).await
+        self.write(move |txn, now| apply(txn, now, op).map(drop))
+            .await
     }
 
     async fn add(
@@ -146,14 +153,19 @@ impl Store for Embedded {
             condition,
         };
         validate_write(&op)?;
-        self.write(move |txn, now| apply(txn, now, op)).await.map(Option::unwrap_or_default)
+        self.write(move |txn, now| apply(txn, now, op))
+            .await
+            .map(Option::unwrap_or_default)
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
         let after = validate_query(&query)?;
         let now = now_epoch();
         let (lo, hi) = key_range(&query, after.as_ref());
-        let mut page = Page { items: Vec::with_capacity(query.limit.min(64)), next: None };
+        let mut page = Page {
+            items: Vec::with_capacity(query.limit.min(64)),
+            next: None,
+        };
         if lo_is_past_hi(&lo, &hi) {
             return Ok(page);
         }
@@ -201,11 +213,25 @@ impl Store for Embedded {
             }
             for op in ops {
                 let op = match op {
-                    WriteOp::Put { item, .. } => WriteOp::Put { item, condition: Condition::None },
-                    WriteOp::Delete { key, .. } => WriteOp::Delete { key, condition: Condition::None },
-                    WriteOp::Add { key, entity_type, deltas, .. } => {
-                        WriteOp::Add { key, entity_type, deltas, condition: Condition::None }
-                    }
+                    WriteOp::Put { item, .. } => WriteOp::Put {
+                        item,
+                        condition: Condition::None,
+                    },
+                    WriteOp::Delete { key, .. } => WriteOp::Delete {
+                        key,
+                        condition: Condition::None,
+                    },
+                    WriteOp::Add {
+                        key,
+                        entity_type,
+                        deltas,
+                        ..
+                    } => WriteOp::Add {
+                        key,
+                        entity_type,
+                        deltas,
+                        condition: Condition::None,
+                    },
                     WriteOp::Check { .. } => continue,
                 };
                 apply(txn, now, op)?;
@@ -218,7 +244,11 @@ impl Store for Embedded {
 
 /// Applies one write inside `txn` if its condition holds; an `Add` returns the item's integers
 /// after the add.
-fn apply(txn: &mut Tables<'_>, now: i64, op: WriteOp) -> Result<Option<BTreeMap<String, i64>>, StoreError> {
+fn apply(
+    txn: &mut Tables<'_>,
+    now: i64,
+    op: WriteOp,
+) -> Result<Option<BTreeMap<String, i64>>, StoreError> {
     let live = live_item(txn, now, op.key())?;
     match op {
         WriteOp::Check { condition, .. } => {
@@ -241,11 +271,17 @@ fn apply(txn: &mut Tables<'_>, now: i64, op: WriteOp) -> Result<Option<BTreeMap<
             remove_item(txn, &key)?;
             Ok(None)
         }
-        WriteOp::Add { key, entity_type, deltas, condition } => {
+        WriteOp::Add {
+            key,
+            entity_type,
+            deltas,
+            condition,
+        } => {
             if !condition.holds(live.as_ref()) {
                 return Err(StoreError::Conflict);
             }
-            let mut item = live.unwrap_or_else(|| Item::new(key, entity_type, serde_json::Value::Null));
+            let mut item =
+                live.unwrap_or_else(|| Item::new(key, entity_type, serde_json::Value::Null));
             for (name, delta) in deltas {
                 let n = item.nums.entry(name).or_insert(0);
                 *n = n
@@ -272,22 +308,32 @@ fn store_item(txn: &mut Tables<'_>, item: &Item) -> Result<(), StoreError> {
     remove_item(txn, &item.key)?;
     let pk = primary_key(&item.key);
     let value = serde_json::to_vec(item).map_err(engine)?;
-    txn.items.insert(pk.as_slice(), value.as_slice()).map_err(engine)?;
+    txn.items
+        .insert(pk.as_slice(), value.as_slice())
+        .map_err(engine)?;
     if let Some(g) = &item.gsi1 {
         let gk = gsi_key(g, &item.key);
-        txn.gsi1.insert(gk.as_slice(), pk.as_slice()).map_err(engine)?;
+        txn.gsi1
+            .insert(gk.as_slice(), pk.as_slice())
+            .map_err(engine)?;
     }
     Ok(())
 }
 
 /// Removes the item at `key` (expired or not) and its index entry.
 fn remove_item(txn: &mut Tables<'_>, key: &Key) -> Result<(), StoreError> {
-    let old = match txn.items.remove(primary_key(key).as_slice()).map_err(engine)? {
+    let old = match txn
+        .items
+        .remove(primary_key(key).as_slice())
+        .map_err(engine)?
+    {
         Some(v) => decode_item(v.value())?,
         None => None,
     };
     if let Some(g) = old.and_then(|o| o.gsi1) {
-        txn.gsi1.remove(gsi_key(&g, key).as_slice()).map_err(engine)?;
+        txn.gsi1
+            .remove(gsi_key(&g, key).as_slice())
+            .map_err(engine)?;
     }
     Ok(())
 }
@@ -316,9 +362,14 @@ fn fill_page<V>(
     unwrap: impl Fn(V) -> Result<Option<Item>, StoreError>,
 ) -> Result<(), StoreError> {
     for v in values {
-        let Some(item) = unwrap(v)?.filter(|i| !i.is_expired(now)) else { continue };
+        let Some(item) = unwrap(v)?.filter(|i| !i.is_expired(now)) else {
+            continue;
+        };
         if page.items.len() == query.limit {
-            page.next = page.items.last().map(|last| Cursor::after(last, query.index));
+            page.next = page
+                .items
+                .last()
+                .map(|last| Cursor::after(last, query.index));
             break;
         }
         page.items.push(item);
@@ -328,7 +379,10 @@ fn fill_page<V>(
 
 /// The byte range of the table a query reads: its partition, narrowed to its sort-key range,
 /// narrowed past the cursor in the query's direction.
-fn key_range(query: &Query, after: Option<&(Key, Option<Key>)>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+fn key_range(
+    query: &Query,
+    after: Option<&(Key, Option<Key>)>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let mut partition = Vec::with_capacity(query.partition.len() + 2);
     push_component(&mut partition, &query.partition);
     let with = |sk: &str| {
@@ -337,7 +391,10 @@ fn key_range(query: &Query, after: Option<&(Key, Option<Key>)>) -> (Bound<Vec<u8
         k
     };
     let (mut lo, mut hi) = match &query.range {
-        SortKeyRange::All => (Bound::Included(partition.clone()), Bound::Excluded(prefix_end(partition.clone()))),
+        SortKeyRange::All => (
+            Bound::Included(partition.clone()),
+            Bound::Excluded(prefix_end(partition.clone())),
+        ),
         SortKeyRange::BeginsWith(prefix) => {
             let k = with(prefix);
             (Bound::Included(k.clone()), Bound::Excluded(prefix_end(k)))
