@@ -495,3 +495,83 @@ fn decode_item(bytes: &[u8]) -> Result<Option<Item>, StoreError> {
 fn engine(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::engine(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::RangeBounds as _;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Strings biased towards the bytes the encoding treats specially.
+    fn component() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just('\0'),
+                Just('\u{1}'),
+                Just('\u{ff}'),
+                Just('#'),
+                any::<char>()
+            ],
+            0..6,
+        )
+        .prop_map(|cs| cs.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn encoded_keys_sort_as_their_components(
+            a in (component(), component()),
+            b in (component(), component()),
+        ) {
+            let (ka, kb) = (Key::new(&a.0, &a.1), Key::new(&b.0, &b.1));
+            let expected = (a.0.as_bytes(), a.1.as_bytes()).cmp(&(b.0.as_bytes(), b.1.as_bytes()));
+            prop_assert_eq!(primary_key(&ka).cmp(&primary_key(&kb)), expected);
+        }
+
+        #[test]
+        fn a_sort_key_prefix_range_holds_exactly_the_keys_with_that_prefix(
+            pk in component(), sk in component(), prefix in component(),
+        ) {
+            let query = Query {
+                partition: pk.clone(),
+                range: SortKeyRange::BeginsWith(prefix.clone()),
+                limit: 1,
+                ..Query::default()
+            };
+            let (lo, hi) = key_range(&query, None);
+            let k = primary_key(&Key::new(&pk, &sk));
+            let inside = (as_slice_bound(&lo), as_slice_bound(&hi)).contains(&k.as_slice());
+            prop_assert_eq!(inside, sk.starts_with(&prefix));
+        }
+
+        #[test]
+        fn a_between_range_holds_exactly_the_keys_between(
+            pk in component(), sk in component(), a in component(), b in component(),
+        ) {
+            let (a, b) = if a <= b { (a, b) } else { (b, a) };
+            let query = Query {
+                partition: pk.clone(),
+                range: SortKeyRange::Between(a.clone(), b.clone()),
+                limit: 1,
+                ..Query::default()
+            };
+            let (lo, hi) = key_range(&query, None);
+            let k = primary_key(&Key::new(&pk, &sk));
+            let inside = (as_slice_bound(&lo), as_slice_bound(&hi)).contains(&k.as_slice());
+            prop_assert_eq!(inside, a.as_bytes() <= sk.as_bytes() && sk.as_bytes() <= b.as_bytes());
+        }
+
+        #[test]
+        fn a_partition_range_holds_no_key_of_another_partition(
+            pk in component(), other in component(), sk in component(),
+        ) {
+            let query = Query { partition: pk.clone(), limit: 1, ..Query::default() };
+            let (lo, hi) = key_range(&query, None);
+            let k = primary_key(&Key::new(&other, &sk));
+            let inside = (as_slice_bound(&lo), as_slice_bound(&hi)).contains(&k.as_slice());
+            prop_assert_eq!(inside, pk == other);
+        }
+    }
+}
