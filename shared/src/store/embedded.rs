@@ -498,11 +498,15 @@ fn engine(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
 
 #[cfg(test)]
 mod tests {
-    use std::ops::RangeBounds as _;
+    use std::ops::RangeBounds;
 
     use proptest::prelude::*;
 
     use super::*;
+
+    fn inside(lo: &Bound<Vec<u8>>, hi: &Bound<Vec<u8>>, key: &[u8]) -> bool {
+        RangeBounds::<[u8]>::contains(&(as_slice_bound(lo), as_slice_bound(hi)), key)
+    }
 
     /// Strings biased towards the bytes the encoding treats specially.
     fn component() -> impl Strategy<Value = String> {
@@ -542,7 +546,7 @@ mod tests {
             };
             let (lo, hi) = key_range(&query, None);
             let k = primary_key(&Key::new(&pk, &sk));
-            let inside = (as_slice_bound(&lo), as_slice_bound(&hi)).contains(&k.as_slice());
+            let inside = inside(&lo, &hi, &k);
             prop_assert_eq!(inside, sk.starts_with(&prefix));
         }
 
@@ -559,7 +563,7 @@ mod tests {
             };
             let (lo, hi) = key_range(&query, None);
             let k = primary_key(&Key::new(&pk, &sk));
-            let inside = (as_slice_bound(&lo), as_slice_bound(&hi)).contains(&k.as_slice());
+            let inside = inside(&lo, &hi, &k);
             prop_assert_eq!(inside, a.as_bytes() <= sk.as_bytes() && sk.as_bytes() <= b.as_bytes());
         }
 
@@ -570,7 +574,7 @@ mod tests {
             let query = Query { partition: pk.clone(), limit: 1, ..Query::default() };
             let (lo, hi) = key_range(&query, None);
             let k = primary_key(&Key::new(&other, &sk));
-            let inside = (as_slice_bound(&lo), as_slice_bound(&hi)).contains(&k.as_slice());
+            let inside = inside(&lo, &hi, &k);
             prop_assert_eq!(inside, pk == other);
         }
     }
