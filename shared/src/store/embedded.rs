@@ -196,6 +196,9 @@ impl Store for Embedded {
 
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
         validate_transaction(&ops)?;
+        if ops.is_empty() {
+            return Ok(());
+        }
         self.write(move |txn, now| {
             // Every condition is checked against the state before the transaction, as in
             // DynamoDB; keys are distinct, so checking all first then writing all is the same.
