@@ -55,6 +55,7 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@cases $subject; [];
             conditional_create_conflicts_when_the_item_exists,
             put_get_and_delete_round_trip_every_attribute,
+            get_many_returns_items_in_the_order_asked,
             conditions_guard_puts_and_deletes,
             add_creates_the_item_then_increments_it,
             add_with_num_less_than_refuses_at_the_bound,
@@ -221,6 +222,41 @@ pub async fn put_get_and_delete_round_trip_every_attribute(store: &dyn Store) {
         .delete(&full.key, Condition::None)
         .await
         .expect("deleting an absent item is fine");
+}
+
+pub async fn get_many_returns_items_in_the_order_asked(store: &dyn Store) {
+    for i in 0..130 {
+        store
+            .put(item("ORG#1", &format!("CH#{i:03}")), Condition::None)
+            .await
+            .expect("put");
+    }
+    store
+        .put(item("ORG#1", "OLD").with_ttl(now() - 5), Condition::None)
+        .await
+        .expect("put");
+    // More keys than one DynamoDB batch, out of order, with absent, expired and repeated keys.
+    let mut keys: Vec<Key> = (0..130)
+        .rev()
+        .map(|i| key("ORG#1", &format!("CH#{i:03}")))
+        .collect();
+    keys.insert(5, key("ORG#1", "ABSENT"));
+    keys.insert(7, key("ORG#1", "OLD"));
+    keys.push(key("ORG#1", "CH#000"));
+    let items = store.get_many(&keys).await.expect("get_many");
+    assert_eq!(items.len(), keys.len());
+    for (k, got) in keys.iter().zip(&items) {
+        match k.sk.as_str() {
+            "ABSENT" | "OLD" => assert_eq!(got, &None, "{k:?}"),
+            _ => assert_eq!(got.as_ref().map(|i| &i.key), Some(k)),
+        }
+    }
+    assert_eq!(
+        items.last(),
+        Some(&Some(item("ORG#1", "CH#000"))),
+        "whole items"
+    );
+    assert!(store.get_many(&[]).await.expect("no keys").is_empty());
 }
 
 pub async fn conditions_guard_puts_and_deletes(store: &dyn Store) {

@@ -10,7 +10,7 @@
 //! `ADD` cannot reset an expired item in one request: when its condition fails because the item
 //! is expired, the expired item is deleted (conditionally, still expired) and the write retried.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,8 +20,8 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
+    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 
 use super::{
@@ -42,6 +42,9 @@ pub const GSI1: &str = "GSI1";
 /// How many times a write that met an expired item deletes it and tries again before giving up
 /// (each retry needs another writer to have recreated and expired the item meanwhile).
 const EXPIRED_RETRIES: usize = 3;
+
+/// DynamoDB's limit on the keys of one `BatchGetItem`.
+const BATCH_GET_MAX: usize = 100;
 
 /// The DynamoDB engine over one table. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -239,6 +242,55 @@ impl Store for DynamoStore {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
         let now = now_epoch();
         Ok(self.get_raw(key).await?.filter(|i| !i.is_expired(now)))
+    }
+
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let now = now_epoch();
+        // BatchGetItem refuses duplicate keys: read each once, answer in the caller's order.
+        let unique: BTreeSet<&Key> = keys.iter().collect();
+        let unique: Vec<&Key> = unique.into_iter().collect();
+        let mut found: HashMap<Key, Item> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(|k| key_attrs(k)).collect()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StoreError::engine)?,
+            );
+            let mut backoff = Duration::from_millis(20);
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(StoreError::engine)?;
+                for attrs in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let item = item_from_attrs(attrs)?;
+                    if !item.is_expired(now) {
+                        found.insert(item.key.clone(), item);
+                    }
+                }
+                // Unprocessed keys come back under throttling; retry them with backoff.
+                pending = out
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .filter(|k| !k.keys.is_empty());
+                if pending.is_some() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {

@@ -123,6 +123,20 @@ impl Store for Embedded {
         }
     }
 
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let now = now_epoch();
+        let txn = self.db.begin_read().map_err(engine)?;
+        let table = txn.open_table(ITEMS).map_err(engine)?;
+        keys.iter()
+            .map(
+                |key| match table.get(primary_key(key).as_slice()).map_err(engine)? {
+                    Some(v) => Ok(decode_item(v.value())?.filter(|i| !i.is_expired(now))),
+                    None => Ok(None),
+                },
+            )
+            .collect()
+    }
+
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         validate_item(&item)?;
         self.write(move |txn, now| apply(txn, now, WriteOp::Put { item, condition }).map(drop))

@@ -392,6 +392,15 @@ impl Condition {
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// The items at `keys`, in the order of `keys`: `None` where absent or expired. Strongly
+    /// consistent, like `get`; any number of keys (DynamoDB reads them 100 at a time).
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            items.push(self.get(key).await?);
+        }
+        Ok(items)
+    }
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError>;
     /// Atomically adds `deltas` to integer attributes (creating the item, typed `entity_type`,
