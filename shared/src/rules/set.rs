@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use super::compile::{FieldRef, Node, Scalar, Test};
+use super::compile::{CompiledLeaf, FieldRef, Node, Scalar, Test};
 use super::{Leaf, Matcher, Op};
 use crate::domain::event::Event;
 use crate::domain::rule::Rule;
@@ -27,13 +27,12 @@ const MAX_PRODUCT: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct RuleSet {
     rules: Vec<Rule>,
-    compiled: Vec<Node>,
     by_type: HashMap<String, Bucket>,
     by_prefix: HashMap<String, Bucket>,
     /// Distinct lengths (in bytes) of the prefixes in `by_prefix`, ascending.
     prefix_lengths: Vec<usize>,
-    by_module: HashMap<String, Vec<u32>>,
-    always: Vec<u32>,
+    by_module: HashMap<String, Vec<Entry>>,
+    always: Vec<Entry>,
     rejected: Vec<(RuleKey, Invalid)>,
 }
 
@@ -41,17 +40,27 @@ pub struct RuleSet {
 /// together.
 #[derive(Debug, Clone, Default)]
 struct Bucket {
-    any_module: Vec<u32>,
-    by_module: HashMap<String, Vec<u32>>,
+    any_module: Vec<Entry>,
+    by_module: HashMap<String, Vec<Entry>>,
 }
 
-impl Bucket {
-    fn insert(&mut self, modules: Option<&[&str]>, id: u32) {
-        match modules {
-            Some(ms) => ms.iter().for_each(|m| self.by_module.entry((*m).to_owned()).or_default().push(id)),
-            None => self.any_module.push(id),
-        }
-    }
+/// A rule in a bucket, with what is left to check once the event has reached that bucket: the
+/// `type`/`module` leaves the bucket's key already guarantees are dropped, so most rules need
+/// no evaluation at all.
+#[derive(Debug, Clone)]
+struct Entry {
+    id: u32,
+    rest: Node,
+}
+
+/// Which leaves reaching a bucket has made true.
+#[derive(Debug, Clone, Copy)]
+enum Known<'k> {
+    /// The type is one of the rule's exact type keys (and so every `type eq/in` leaf directly
+    /// under the rule's `all` holds, the keys being the intersection of theirs).
+    ExactType,
+    /// The type starts with this prefix.
+    TypePrefix(&'k str),
 }
 
 impl RuleSet {
@@ -76,7 +85,6 @@ impl RuleSet {
             let id = u32::try_from(set.rules.len()).unwrap_or(u32::MAX);
             set.index(&compiled, id);
             set.rules.push(rule.clone());
-            set.compiled.push(compiled);
         }
         set.prefix_lengths = set.by_prefix.keys().map(String::len).collect();
         set.prefix_lengths.sort_unstable();
@@ -90,17 +98,21 @@ impl RuleSet {
         let modules_for = |n: usize| modules.as_deref().filter(|ms| n.saturating_mul(ms.len()) <= MAX_PRODUCT);
         if let Some(types) = &types {
             let modules = modules_for(types.len());
+            let entry = Entry { id, rest: rest(node, Some(Known::ExactType), modules.is_some()) };
             for t in types {
-                self.by_type.entry((*t).to_owned()).or_default().insert(modules, id);
+                self.by_type.entry((*t).to_owned()).or_default().insert(modules, &entry);
             }
         } else if let Some(prefix) = type_prefix(node) {
-            self.by_prefix.entry(prefix.to_owned()).or_default().insert(modules_for(1), id);
+            let modules = modules_for(1);
+            let entry = Entry { id, rest: rest(node, Some(Known::TypePrefix(prefix)), modules.is_some()) };
+            self.by_prefix.entry(prefix.to_owned()).or_default().insert(modules, &entry);
         } else if let Some(modules) = &modules {
+            let entry = Entry { id, rest: rest(node, None, true) };
             for m in modules {
-                self.by_module.entry((*m).to_owned()).or_default().push(id);
+                self.by_module.entry((*m).to_owned()).or_default().push(entry.clone());
             }
         } else {
-            self.always.push(id);
+            self.always.push(Entry { id, rest: node.clone() });
         }
     }
 
@@ -110,33 +122,22 @@ impl RuleSet {
         let m = event.module.as_str();
         let mut hits = Vec::new();
         if let Some(bucket) = self.by_type.get(t) {
-            self.check_bucket(bucket, m, event, &mut hits);
+            bucket.check(m, event, &mut hits);
         }
         for &len in &self.prefix_lengths {
             if len > t.len() {
                 break;
             }
             if let Some(bucket) = t.get(..len).and_then(|p| self.by_prefix.get(p)) {
-                self.check_bucket(bucket, m, event, &mut hits);
+                bucket.check(m, event, &mut hits);
             }
         }
-        if let Some(ids) = self.by_module.get(m) {
-            self.check(ids, event, &mut hits);
+        if let Some(entries) = self.by_module.get(m) {
+            check(entries, event, &mut hits);
         }
-        self.check(&self.always, event, &mut hits);
+        check(&self.always, event, &mut hits);
         hits.sort_unstable();
         hits.into_iter().map(|i| &self.rules[i as usize]).collect()
-    }
-
-    fn check_bucket(&self, bucket: &Bucket, module: &str, event: &Event, hits: &mut Vec<u32>) {
-        self.check(&bucket.any_module, event, hits);
-        if let Some(ids) = bucket.by_module.get(module) {
-            self.check(ids, event, hits);
-        }
-    }
-
-    fn check(&self, ids: &[u32], event: &Event, hits: &mut Vec<u32>) {
-        hits.extend(ids.iter().copied().filter(|&i| self.compiled[i as usize].eval(event)));
     }
 
     /// How many rules were compiled (enabled and valid).
@@ -161,6 +162,54 @@ impl RuleSet {
     }
 }
 
+impl Bucket {
+    fn insert(&mut self, modules: Option<&[&str]>, entry: &Entry) {
+        match modules {
+            Some(ms) => {
+                for m in ms {
+                    self.by_module.entry((*m).to_owned()).or_default().push(entry.clone());
+                }
+            }
+            None => self.any_module.push(entry.clone()),
+        }
+    }
+
+    fn check(&self, module: &str, event: &Event, hits: &mut Vec<u32>) {
+        check(&self.any_module, event, hits);
+        if let Some(entries) = self.by_module.get(module) {
+            check(entries, event, hits);
+        }
+    }
+}
+
+fn check(entries: &[Entry], event: &Event, hits: &mut Vec<u32>) {
+    hits.extend(entries.iter().filter(|e| e.rest.eval(event)).map(|e| e.id));
+}
+
+/// What is left of `node` to check for an event that reached the bucket: the leaves directly
+/// under its `all` (or the node itself, if a leaf) that the bucket's key guarantees are dropped.
+fn rest(node: &Node, known: Option<Known<'_>>, module_known: bool) -> Node {
+    let implied = |leaf: &CompiledLeaf| match (&leaf.field, &leaf.test, known) {
+        (FieldRef::Type, Test::Eq(Scalar::Str(_)) | Test::In(_), Some(Known::ExactType)) => true,
+        (FieldRef::Type, Test::Prefix(p), Some(Known::TypePrefix(q))) => p == q,
+        (FieldRef::Module, Test::Eq(Scalar::Str(_)) | Test::In(_), _) => module_known,
+        _ => false,
+    };
+    match node {
+        Node::Leaf(leaf) if implied(leaf) => Node::All(Box::new([])),
+        Node::All(children) => {
+            let mut left: Vec<Node> =
+                children.iter().filter(|c| !matches!(c, Node::Leaf(l) if implied(l))).cloned().collect();
+            if left.len() == 1 {
+                left.pop().unwrap_or(Node::All(Box::new([])))
+            } else {
+                Node::All(left.into())
+            }
+        }
+        other => other.clone(),
+    }
+}
+
 /// The matcher of a rule without one: `type eq <key>`.
 fn key_matcher(key: &RuleKey) -> Node {
     let leaf = Leaf { field: "type".into(), op: Op::Eq, value: Some(key.as_str().into()) };
@@ -171,8 +220,8 @@ fn key_matcher(key: &RuleKey) -> Node {
     }
 }
 
-/// A set of values `field` must equal for `node` to match, if one can be read off the tree.
-/// `Some(empty)` means the node never matches.
+/// A set of values `field` must equal for `node` to match, if one can be read off the tree:
+/// sorted, without duplicates. `Some(empty)` means the node never matches.
 fn exact_keys<'n>(node: &'n Node, field: &FieldRef) -> Option<Vec<&'n str>> {
     match node {
         Node::Leaf(leaf) if &leaf.field == field => match &leaf.test {
@@ -182,7 +231,12 @@ fn exact_keys<'n>(node: &'n Node, field: &FieldRef) -> Option<Vec<&'n str>> {
             _ => None,
         },
         Node::All(children) => {
-            children.iter().filter_map(|c| exact_keys(c, field)).min_by_key(Vec::len)
+            let mut sets: Vec<Vec<&str>> = children.iter().filter_map(|c| exact_keys(c, field)).collect();
+            sets.sort_by_key(Vec::len);
+            let (smallest, others) = sets.split_first()?;
+            let mut keys = smallest.clone();
+            keys.retain(|k| others.iter().all(|o| o.binary_search(k).is_ok()));
+            Some(keys)
         }
         Node::Any(children) => {
             let mut keys = Vec::new();
