@@ -12,12 +12,12 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
-use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use herald_shared::domain::event::{Event, EventType, Module};
 use herald_shared::domain::rule::Rule;
 use herald_shared::domain::{EventId, OrgId, RuleKey};
 use herald_shared::rules::{Leaf, Matcher, Op, RuleSet};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 const MODULES: usize = 20;
 const TYPES_PER_MODULE: usize = 25;
@@ -49,7 +49,11 @@ fn event_type(m: usize, t: usize) -> String {
 }
 
 fn leaf(field: &str, op: Op, value: Value) -> Matcher {
-    Matcher::Leaf(Leaf { field: field.into(), op, value: Some(value) })
+    Matcher::Leaf(Leaf {
+        field: field.into(),
+        op,
+        value: Some(value),
+    })
 }
 
 fn all(all: Vec<Matcher>) -> Matcher {
@@ -65,30 +69,53 @@ fn matcher(rng: &mut Rng) -> Matcher {
         0..=64 => {
             let mut parts = vec![type_eq, module_eq];
             if rng.below(3) == 0 {
-                parts.push(leaf("properties.plan", Op::Eq, json!(["free", "pro", "enterprise"][rng.below(3)])));
+                parts.push(leaf(
+                    "properties.plan",
+                    Op::Eq,
+                    json!(["free", "pro", "enterprise"][rng.below(3)]),
+                ));
             }
             all(parts)
         }
         65..=74 => {
-            let prefix = if rng.below(2) == 0 { format!("mod{m}.") } else { format!("mod{m}.fail") };
+            let prefix = if rng.below(2) == 0 {
+                format!("mod{m}.")
+            } else {
+                format!("mod{m}.fail")
+            };
             all(vec![leaf("type", Op::Prefix, json!(prefix)), module_eq])
         }
-        75..=84 => all(vec![type_eq, leaf("properties.amount", Op::Gt, json!(rng.below(1000)))]),
+        75..=84 => all(vec![
+            type_eq,
+            leaf("properties.amount", Op::Gt, json!(rng.below(1000))),
+        ]),
         85..=94 => {
             let first = match rng.below(2) {
                 0 => type_eq,
-                _ => leaf("type", Op::In, json!([event_type(m, t), event_type(m, rng.below(TYPES_PER_MODULE))])),
+                _ => leaf(
+                    "type",
+                    Op::In,
+                    json!([event_type(m, t), event_type(m, rng.below(TYPES_PER_MODULE))]),
+                ),
             };
             let negation = match rng.below(3) {
                 0 => leaf("properties.env", Op::Ne, json!("test")),
                 1 => leaf("properties.env", Op::Nin, json!(["test", "staging"])),
-                _ => Matcher::Not { not: Box::new(leaf("properties.tags", Op::Contains, json!("internal"))) },
+                _ => Matcher::Not {
+                    not: Box::new(leaf("properties.tags", Op::Contains, json!("internal"))),
+                },
             };
             all(vec![first, negation])
         }
         95..=98 => match rng.below(2) {
-            0 => all(vec![module_eq, leaf("type", Op::Nin, json!([event_type(m, 0), event_type(m, 1)]))]),
-            _ => all(vec![module_eq, leaf("type", Op::Regex, json!(format!(r"\.(failed|bounced){t}$")))]),
+            0 => all(vec![
+                module_eq,
+                leaf("type", Op::Nin, json!([event_type(m, 0), event_type(m, 1)])),
+            ]),
+            _ => all(vec![
+                module_eq,
+                leaf("type", Op::Regex, json!(format!(r"\.(failed|bounced){t}$"))),
+            ]),
         },
         _ => match rng.below(2) {
             0 => Matcher::Any {
@@ -98,7 +125,9 @@ fn matcher(rng: &mut Rng) -> Matcher {
                 ],
             },
             _ => all(vec![
-                Matcher::Not { not: Box::new(leaf("properties.env", Op::Eq, json!("test"))) },
+                Matcher::Not {
+                    not: Box::new(leaf("properties.env", Op::Eq, json!("test"))),
+                },
                 leaf("properties.severity", Op::In, json!(["critical", "high"])),
             ]),
         },
@@ -108,7 +137,10 @@ fn matcher(rng: &mut Rng) -> Matcher {
 fn rules(n: usize) -> Vec<Rule> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15 ^ n as u64);
     let org = OrgId::new();
-    let at = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).single().expect("valid date");
+    let at = Utc
+        .with_ymd_and_hms(2026, 5, 1, 0, 0, 0)
+        .single()
+        .expect("valid date");
     (0..n)
         .map(|i| Rule {
             key: RuleKey::parse(format!("rule-{i}")).expect("valid key"),
@@ -128,7 +160,10 @@ fn rules(n: usize) -> Vec<Rule> {
 
 fn events(count: usize) -> Vec<Event> {
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
-    let at = Utc.with_ymd_and_hms(2026, 5, 1, 0, 0, 0).single().expect("valid date");
+    let at = Utc
+        .with_ymd_and_hms(2026, 5, 1, 0, 0, 0)
+        .single()
+        .expect("valid date");
     (0..count)
         .map(|i| {
             let m = rng.below(MODULES);
@@ -136,7 +171,11 @@ fn events(count: usize) -> Vec<Event> {
             let plan = ["free", "pro", "enterprise"][rng.below(3)];
             let env = ["prod", "staging", "test"][rng.below(3)];
             let severity = ["low", "high", "critical"][rng.below(3)];
-            let tags = if rng.below(4) == 0 { json!(["internal", "eu"]) } else { json!(["eu"]) };
+            let tags = if rng.below(4) == 0 {
+                json!(["internal", "eu"])
+            } else {
+                json!(["eu"])
+            };
             let properties = json!({
                 "amount": rng.below(1000),
                 "plan": plan,
@@ -145,7 +184,9 @@ fn events(count: usize) -> Vec<Event> {
                 "tags": tags,
                 "customer": {"id": format!("c{i}"), "country": "FR"},
             });
-            let Value::Object(properties) = properties else { unreachable!("an object literal") };
+            let Value::Object(properties) = properties else {
+                unreachable!("an object literal")
+            };
             Event {
                 id: EventId::parse(format!("evt-{i}")).expect("valid id"),
                 org_id: OrgId::new(),
@@ -170,7 +211,10 @@ fn print_percentiles() {
     println!("\nrule matching, one event against one org's rules (SPEC §5)");
     println!("| rules | unindexed | matches/event | p50 | p99 | mean | target p50 | met |");
     println!("|---:|---:|---:|---:|---:|---:|---:|:---:|");
-    for (n, target) in SIZES.into_iter().zip([Duration::from_micros(5), Duration::from_micros(20)]) {
+    for (n, target) in SIZES
+        .into_iter()
+        .zip([Duration::from_micros(5), Duration::from_micros(20)])
+    {
         let set = RuleSet::compile(&rules(n));
         let mut samples = Vec::with_capacity(200_000);
         let mut matched = 0usize;
@@ -208,7 +252,10 @@ fn bench_matching(c: &mut Criterion) {
         let set = RuleSet::compile(&rules(n));
         group.bench_with_input(BenchmarkId::new("one_event", n), &set, |b, set| {
             let mut next = events.iter().cycle();
-            b.iter(|| set.matching(black_box(next.next().expect("cycle never ends"))).len());
+            b.iter(|| {
+                set.matching(black_box(next.next().expect("cycle never ends")))
+                    .len()
+            });
         });
     }
     group.finish();

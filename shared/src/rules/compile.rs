@@ -7,9 +7,11 @@ use std::cmp::Ordering;
 use regex::{Regex, RegexBuilder};
 use serde_json::{Number, Value};
 
-use super::{Leaf, Matcher, Op, MAX_DEPTH, MAX_IN_ITEMS, MAX_NODES, MAX_REGEX_BYTES, MAX_STRING_CHARS};
-use crate::domain::event::Event;
+use super::{
+    Leaf, MAX_DEPTH, MAX_IN_ITEMS, MAX_NODES, MAX_REGEX_BYTES, MAX_STRING_CHARS, Matcher, Op,
+};
 use crate::domain::Invalid;
+use crate::domain::event::Event;
 
 /// A matcher ready to evaluate against events.
 #[derive(Debug, Clone)]
@@ -41,14 +43,28 @@ impl Matcher {
 fn compile_node(m: &Matcher, path: &str, depth: usize, nodes: &mut usize) -> Result<Node, Invalid> {
     check_bounds(path, depth, nodes)?;
     Ok(match m {
-        Matcher::All { all } => Node::All(compile_children(all, &format!("{path}.all"), depth, nodes)?),
-        Matcher::Any { any } => Node::Any(compile_children(any, &format!("{path}.any"), depth, nodes)?),
-        Matcher::Not { not } => Node::Not(Box::new(compile_node(not, &format!("{path}.not"), depth + 1, nodes)?)),
+        Matcher::All { all } => {
+            Node::All(compile_children(all, &format!("{path}.all"), depth, nodes)?)
+        }
+        Matcher::Any { any } => {
+            Node::Any(compile_children(any, &format!("{path}.any"), depth, nodes)?)
+        }
+        Matcher::Not { not } => Node::Not(Box::new(compile_node(
+            not,
+            &format!("{path}.not"),
+            depth + 1,
+            nodes,
+        )?)),
         Matcher::Leaf(leaf) => Node::Leaf(CompiledLeaf::new(leaf).map_err(|e| e.under(path))?),
     })
 }
 
-fn compile_children(children: &[Matcher], path: &str, depth: usize, nodes: &mut usize) -> Result<Box<[Node]>, Invalid> {
+fn compile_children(
+    children: &[Matcher],
+    path: &str,
+    depth: usize,
+    nodes: &mut usize,
+) -> Result<Box<[Node]>, Invalid> {
     children
         .iter()
         .enumerate()
@@ -59,11 +75,17 @@ fn compile_children(children: &[Matcher], path: &str, depth: usize, nodes: &mut 
 /// Counts one more node at `depth`, refusing trees past the bounds.
 pub(super) fn check_bounds(path: &str, depth: usize, nodes: &mut usize) -> Result<(), Invalid> {
     if depth > MAX_DEPTH {
-        return Err(Invalid::new(path, format!("matchers may nest at most {MAX_DEPTH} levels deep")));
+        return Err(Invalid::new(
+            path,
+            format!("matchers may nest at most {MAX_DEPTH} levels deep"),
+        ));
     }
     *nodes += 1;
     if *nodes > MAX_NODES {
-        return Err(Invalid::new(path, format!("a matcher may have at most {MAX_NODES} nodes")));
+        return Err(Invalid::new(
+            path,
+            format!("a matcher may have at most {MAX_NODES} nodes"),
+        ));
     }
     Ok(())
 }
@@ -104,12 +126,14 @@ impl FieldRef {
             "type" => Ok(FieldRef::Type),
             "module" => Ok(FieldRef::Module),
             _ => match s.strip_prefix("properties.") {
-                Some(rest) if !rest.split('.').any(str::is_empty) => {
-                    Ok(FieldRef::Property(rest.split('.').map(str::to_owned).collect()))
-                }
+                Some(rest) if !rest.split('.').any(str::is_empty) => Ok(FieldRef::Property(
+                    rest.split('.').map(str::to_owned).collect(),
+                )),
                 _ => Err(Invalid::new(
                     "field",
-                    format!("`{s}` is not a field: use `type`, `module` or `properties.<name>[.<name>...]`"),
+                    format!(
+                        "`{s}` is not a field: use `type`, `module` or `properties.<name>[.<name>...]`"
+                    ),
                 )),
             },
         }
@@ -179,7 +203,9 @@ impl Scalar {
     fn equals(&self, v: Val<'_>) -> bool {
         match (self, v) {
             (Scalar::Str(s), v) => v.as_str() == Some(s.as_str()),
-            (Scalar::Num(n), Val::Json(Value::Number(m))) => cmp_numbers(m, n) == Some(Ordering::Equal),
+            (Scalar::Num(n), Val::Json(Value::Number(m))) => {
+                cmp_numbers(m, n) == Some(Ordering::Equal)
+            }
             (Scalar::Bool(b), Val::Json(Value::Bool(c))) => b == c,
             _ => false,
         }
@@ -235,16 +261,21 @@ impl Test {
             Test::Prefix(p) => v.as_str().is_some_and(|s| s.starts_with(p.as_str())),
             Test::Suffix(p) => v.as_str().is_some_and(|s| s.ends_with(p.as_str())),
             Test::Contains(p) => match v {
-                Val::Json(Value::Array(items)) => items.iter().any(|x| x.as_str() == Some(p.as_str())),
+                Val::Json(Value::Array(items)) => {
+                    items.iter().any(|x| x.as_str() == Some(p.as_str()))
+                }
                 v => v.as_str().is_some_and(|s| s.contains(p.as_str())),
             },
             Test::Exists(want) => !matches!(v, Val::Missing) == *want,
-            Test::Cmp(op, n) => v.as_number().and_then(|m| cmp_numbers(m, n)).is_some_and(|o| match op {
-                CmpOp::Gt => o.is_gt(),
-                CmpOp::Gte => o.is_ge(),
-                CmpOp::Lt => o.is_lt(),
-                CmpOp::Lte => o.is_le(),
-            }),
+            Test::Cmp(op, n) => v
+                .as_number()
+                .and_then(|m| cmp_numbers(m, n))
+                .is_some_and(|o| match op {
+                    CmpOp::Gt => o.is_gt(),
+                    CmpOp::Gte => o.is_ge(),
+                    CmpOp::Lt => o.is_lt(),
+                    CmpOp::Lte => o.is_le(),
+                }),
             Test::Regex(r) => v.as_str().is_some_and(|s| r.is_match(s)),
         }
     }
@@ -267,7 +298,12 @@ impl CompiledLeaf {
         let field = FieldRef::parse(&leaf.field)?;
         let op = leaf.op;
         let value = match (&leaf.value, op) {
-            (None, Op::Exists) => return Ok(CompiledLeaf { field, test: Test::Exists(true) }),
+            (None, Op::Exists) => {
+                return Ok(CompiledLeaf {
+                    field,
+                    test: Test::Exists(true),
+                });
+            }
             (None, _) => return Err(Invalid::new("value", format!("`{op}` needs a value"))),
             (Some(v), _) => v,
         };
@@ -294,7 +330,12 @@ impl CompiledLeaf {
             Op::Contains => Test::Contains(string(value, op)?.to_owned()),
             Op::Exists => match value {
                 Value::Bool(b) => Test::Exists(*b),
-                _ => return Err(Invalid::new("value", "`exists` takes true, false, or no value")),
+                _ => {
+                    return Err(Invalid::new(
+                        "value",
+                        "`exists` takes true, false, or no value",
+                    ));
+                }
             },
             Op::Gt | Op::Gte | Op::Lt | Op::Lte => {
                 if string_field {
@@ -329,7 +370,10 @@ impl CompiledLeaf {
 
 fn check_len(field: &str, s: &str) -> Result<(), Invalid> {
     if s.chars().count() > MAX_STRING_CHARS {
-        return Err(Invalid::new(field, format!("at most {MAX_STRING_CHARS} characters")));
+        return Err(Invalid::new(
+            field,
+            format!("at most {MAX_STRING_CHARS} characters"),
+        ));
     }
     Ok(())
 }
@@ -348,9 +392,10 @@ fn scalar(value: &Value, at: &str, string_only: bool) -> Result<Scalar, Invalid>
             check_len(at, s)?;
             Ok(Scalar::Str(s.clone()))
         }
-        Value::Number(_) | Value::Bool(_) if string_only => {
-            Err(Invalid::new(at, "must be a string: `type` and `module` are strings"))
-        }
+        Value::Number(_) | Value::Bool(_) if string_only => Err(Invalid::new(
+            at,
+            "must be a string: `type` and `module` are strings",
+        )),
         Value::Number(n) => Ok(Scalar::Num(n.clone())),
         Value::Bool(b) => Ok(Scalar::Bool(*b)),
         _ => Err(Invalid::new(at, "must be a string, a number or a boolean")),
@@ -359,15 +404,24 @@ fn scalar(value: &Value, at: &str, string_only: bool) -> Result<Scalar, Invalid>
 
 fn scalar_set(value: &Value, string_only: bool) -> Result<ScalarSet, Invalid> {
     let Value::Array(items) = value else {
-        return Err(Invalid::new("value", "must be an array of strings, numbers or booleans"));
+        return Err(Invalid::new(
+            "value",
+            "must be an array of strings, numbers or booleans",
+        ));
     };
     if items.is_empty() {
         return Err(Invalid::new("value", "must list at least one value"));
     }
     if items.len() > MAX_IN_ITEMS {
-        return Err(Invalid::new("value", format!("at most {MAX_IN_ITEMS} values")));
+        return Err(Invalid::new(
+            "value",
+            format!("at most {MAX_IN_ITEMS} values"),
+        ));
     }
-    let mut set = ScalarSet { strings: Vec::new(), others: Vec::new() };
+    let mut set = ScalarSet {
+        strings: Vec::new(),
+        others: Vec::new(),
+    };
     for (i, item) in items.iter().enumerate() {
         match scalar(item, &format!("value[{i}]"), string_only)? {
             Scalar::Str(s) => set.strings.push(s),
@@ -389,7 +443,11 @@ mod tests {
     use crate::rules::testgen::event;
 
     fn leaf(field: &str, op: Op, value: Option<Value>) -> Matcher {
-        Matcher::Leaf(Leaf { field: field.into(), op, value })
+        Matcher::Leaf(Leaf {
+            field: field.into(),
+            op,
+            value,
+        })
     }
 
     fn check(m: &Matcher, e: &Event) -> bool {
@@ -412,40 +470,111 @@ mod tests {
     #[test]
     fn eq_compares_scalars_and_numbers_by_value() {
         let e = ev();
-        assert!(check(&leaf("type", Op::Eq, Some(json!("email.bounced"))), &e));
+        assert!(check(
+            &leaf("type", Op::Eq, Some(json!("email.bounced"))),
+            &e
+        ));
         assert!(!check(&leaf("type", Op::Eq, Some(json!("email"))), &e));
         assert!(check(&leaf("module", Op::Eq, Some(json!("email"))), &e));
-        assert!(check(&leaf("properties.count", Op::Eq, Some(json!(3.0))), &e));
-        assert!(check(&leaf("properties.amount", Op::Eq, Some(json!(12.5))), &e));
-        assert!(check(&leaf("properties.big", Op::Eq, Some(json!(18446744073709551615u64))), &e));
-        assert!(!check(&leaf("properties.big", Op::Eq, Some(json!(18446744073709551614u64))), &e));
-        assert!(check(&leaf("properties.flag", Op::Eq, Some(json!(true))), &e));
-        assert!(!check(&leaf("properties.count", Op::Eq, Some(json!("3"))), &e), "no coercion");
-        assert!(!check(&leaf("properties.nothing", Op::Eq, Some(json!("null"))), &e));
-        assert!(!check(&leaf("properties.tags", Op::Eq, Some(json!("vip"))), &e), "arrays are not scalars");
-        assert!(check(&leaf("properties.order.currency", Op::Eq, Some(json!("EUR"))), &e));
-        assert!(check(&leaf("properties.order.lines.n", Op::Eq, Some(json!(2))), &e));
-        assert!(!check(&leaf("properties.env.x", Op::Eq, Some(json!("prod"))), &e), "no path through a string");
+        assert!(check(
+            &leaf("properties.count", Op::Eq, Some(json!(3.0))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.amount", Op::Eq, Some(json!(12.5))),
+            &e
+        ));
+        assert!(check(
+            &leaf(
+                "properties.big",
+                Op::Eq,
+                Some(json!(18446744073709551615u64))
+            ),
+            &e
+        ));
+        assert!(!check(
+            &leaf(
+                "properties.big",
+                Op::Eq,
+                Some(json!(18446744073709551614u64))
+            ),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.flag", Op::Eq, Some(json!(true))),
+            &e
+        ));
+        assert!(
+            !check(&leaf("properties.count", Op::Eq, Some(json!("3"))), &e),
+            "no coercion"
+        );
+        assert!(!check(
+            &leaf("properties.nothing", Op::Eq, Some(json!("null"))),
+            &e
+        ));
+        assert!(
+            !check(&leaf("properties.tags", Op::Eq, Some(json!("vip"))), &e),
+            "arrays are not scalars"
+        );
+        assert!(check(
+            &leaf("properties.order.currency", Op::Eq, Some(json!("EUR"))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.order.lines.n", Op::Eq, Some(json!(2))),
+            &e
+        ));
+        assert!(
+            !check(&leaf("properties.env.x", Op::Eq, Some(json!("prod"))), &e),
+            "no path through a string"
+        );
     }
 
     #[test]
     fn ne_and_nin_are_true_on_a_missing_field() {
         let e = ev();
-        assert!(check(&leaf("properties.absent", Op::Ne, Some(json!("x"))), &e));
-        assert!(check(&leaf("properties.absent", Op::Nin, Some(json!(["x"]))), &e));
-        assert!(!check(&leaf("properties.env", Op::Ne, Some(json!("prod"))), &e));
-        assert!(check(&leaf("properties.env", Op::Ne, Some(json!("test"))), &e));
-        assert!(!check(&leaf("properties.env", Op::Nin, Some(json!(["test", "prod"]))), &e));
+        assert!(check(
+            &leaf("properties.absent", Op::Ne, Some(json!("x"))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.absent", Op::Nin, Some(json!(["x"]))),
+            &e
+        ));
+        assert!(!check(
+            &leaf("properties.env", Op::Ne, Some(json!("prod"))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.env", Op::Ne, Some(json!("test"))),
+            &e
+        ));
+        assert!(!check(
+            &leaf("properties.env", Op::Nin, Some(json!(["test", "prod"]))),
+            &e
+        ));
     }
 
     #[test]
     fn in_matches_any_listed_scalar() {
         let e = ev();
-        assert!(check(&leaf("type", Op::In, Some(json!(["a", "email.bounced"]))), &e));
+        assert!(check(
+            &leaf("type", Op::In, Some(json!(["a", "email.bounced"]))),
+            &e
+        ));
         assert!(!check(&leaf("type", Op::In, Some(json!(["a", "b"]))), &e));
-        assert!(check(&leaf("properties.count", Op::In, Some(json!(["3", 3.0]))), &e));
-        assert!(!check(&leaf("properties.count", Op::In, Some(json!(["3", true]))), &e));
-        assert!(check(&leaf("properties.flag", Op::In, Some(json!([false, true]))), &e));
+        assert!(check(
+            &leaf("properties.count", Op::In, Some(json!(["3", 3.0]))),
+            &e
+        ));
+        assert!(!check(
+            &leaf("properties.count", Op::In, Some(json!(["3", true]))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.flag", Op::In, Some(json!([false, true]))),
+            &e
+        ));
     }
 
     #[test]
@@ -453,46 +582,106 @@ mod tests {
         let e = ev();
         assert!(check(&leaf("type", Op::Prefix, Some(json!("email."))), &e));
         assert!(!check(&leaf("type", Op::Prefix, Some(json!("auth."))), &e));
-        assert!(check(&leaf("type", Op::Suffix, Some(json!(".bounced"))), &e));
-        assert!(check(&leaf("properties.env", Op::Prefix, Some(json!("pr"))), &e));
-        assert!(!check(&leaf("properties.count", Op::Prefix, Some(json!("3"))), &e));
-        assert!(!check(&leaf("properties.absent", Op::Suffix, Some(json!(""))), &e));
+        assert!(check(
+            &leaf("type", Op::Suffix, Some(json!(".bounced"))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.env", Op::Prefix, Some(json!("pr"))),
+            &e
+        ));
+        assert!(!check(
+            &leaf("properties.count", Op::Prefix, Some(json!("3"))),
+            &e
+        ));
+        assert!(!check(
+            &leaf("properties.absent", Op::Suffix, Some(json!(""))),
+            &e
+        ));
     }
 
     #[test]
     fn contains_is_substring_on_strings_and_membership_on_arrays() {
         let e = ev();
         assert!(check(&leaf("type", Op::Contains, Some(json!("l.bo"))), &e));
-        assert!(check(&leaf("properties.tags", Op::Contains, Some(json!("vip"))), &e));
-        assert!(!check(&leaf("properties.tags", Op::Contains, Some(json!("vi"))), &e), "element equality, not substring");
-        assert!(!check(&leaf("properties.nums", Op::Contains, Some(json!("1"))), &e));
-        assert!(!check(&leaf("properties.count", Op::Contains, Some(json!("3"))), &e));
+        assert!(check(
+            &leaf("properties.tags", Op::Contains, Some(json!("vip"))),
+            &e
+        ));
+        assert!(
+            !check(
+                &leaf("properties.tags", Op::Contains, Some(json!("vi"))),
+                &e
+            ),
+            "element equality, not substring"
+        );
+        assert!(!check(
+            &leaf("properties.nums", Op::Contains, Some(json!("1"))),
+            &e
+        ));
+        assert!(!check(
+            &leaf("properties.count", Op::Contains, Some(json!("3"))),
+            &e
+        ));
     }
 
     #[test]
     fn exists_sees_present_fields_including_null() {
         let e = ev();
         assert!(check(&leaf("properties.env", Op::Exists, None), &e));
-        assert!(check(&leaf("properties.nothing", Op::Exists, Some(json!(true))), &e));
-        assert!(check(&leaf("properties.absent", Op::Exists, Some(json!(false))), &e));
+        assert!(check(
+            &leaf("properties.nothing", Op::Exists, Some(json!(true))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.absent", Op::Exists, Some(json!(false))),
+            &e
+        ));
         assert!(!check(&leaf("properties.absent", Op::Exists, None), &e));
-        assert!(!check(&leaf("properties.env", Op::Exists, Some(json!(false))), &e));
+        assert!(!check(
+            &leaf("properties.env", Op::Exists, Some(json!(false))),
+            &e
+        ));
         assert!(check(&leaf("module", Op::Exists, None), &e));
     }
 
     #[test]
     fn ordered_ops_compare_numbers_only() {
         let e = ev();
-        assert!(check(&leaf("properties.amount", Op::Gt, Some(json!(12))), &e));
-        assert!(!check(&leaf("properties.amount", Op::Gt, Some(json!(12.5))), &e));
-        assert!(check(&leaf("properties.amount", Op::Gte, Some(json!(12.5))), &e));
-        assert!(check(&leaf("properties.count", Op::Lt, Some(json!(3.5))), &e));
-        assert!(check(&leaf("properties.count", Op::Lte, Some(json!(3))), &e));
+        assert!(check(
+            &leaf("properties.amount", Op::Gt, Some(json!(12))),
+            &e
+        ));
+        assert!(!check(
+            &leaf("properties.amount", Op::Gt, Some(json!(12.5))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.amount", Op::Gte, Some(json!(12.5))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.count", Op::Lt, Some(json!(3.5))),
+            &e
+        ));
+        assert!(check(
+            &leaf("properties.count", Op::Lte, Some(json!(3))),
+            &e
+        ));
         assert!(check(&leaf("properties.neg", Op::Lt, Some(json!(0))), &e));
         assert!(check(&leaf("properties.big", Op::Gt, Some(json!(-1))), &e));
-        assert!(check(&leaf("properties.order.total", Op::Gte, Some(json!(100))), &e));
-        assert!(!check(&leaf("properties.env", Op::Gt, Some(json!(0))), &e), "strings are not ordered");
-        assert!(!check(&leaf("properties.absent", Op::Lt, Some(json!(0))), &e));
+        assert!(check(
+            &leaf("properties.order.total", Op::Gte, Some(json!(100))),
+            &e
+        ));
+        assert!(
+            !check(&leaf("properties.env", Op::Gt, Some(json!(0))), &e),
+            "strings are not ordered"
+        );
+        assert!(!check(
+            &leaf("properties.absent", Op::Lt, Some(json!(0))),
+            &e
+        ));
     }
 
     #[test]
@@ -500,8 +689,18 @@ mod tests {
         let e = ev();
         assert!(check(&leaf("type", Op::Regex, Some(json!("bounce"))), &e));
         assert!(!check(&leaf("type", Op::Regex, Some(json!("^bounce"))), &e));
-        assert!(check(&leaf("type", Op::Regex, Some(json!(r"^email\.(bounced|complained)$"))), &e));
-        assert!(!check(&leaf("properties.count", Op::Regex, Some(json!("3"))), &e));
+        assert!(check(
+            &leaf(
+                "type",
+                Op::Regex,
+                Some(json!(r"^email\.(bounced|complained)$"))
+            ),
+            &e
+        ));
+        assert!(!check(
+            &leaf("properties.count", Op::Regex, Some(json!("3"))),
+            &e
+        ));
     }
 
     #[test]
@@ -511,20 +710,39 @@ mod tests {
         let f = leaf("module", Op::Eq, Some(json!("auth")));
         assert!(check(&Matcher::All { all: vec![] }, &e));
         assert!(!check(&Matcher::Any { any: vec![] }, &e));
-        assert!(check(&Matcher::All { all: vec![t.clone(), t.clone()] }, &e));
-        assert!(!check(&Matcher::All { all: vec![t.clone(), f.clone()] }, &e));
-        assert!(check(&Matcher::Any { any: vec![f.clone(), t.clone()] }, &e));
+        assert!(check(
+            &Matcher::All {
+                all: vec![t.clone(), t.clone()]
+            },
+            &e
+        ));
+        assert!(!check(
+            &Matcher::All {
+                all: vec![t.clone(), f.clone()]
+            },
+            &e
+        ));
+        assert!(check(
+            &Matcher::Any {
+                any: vec![f.clone(), t.clone()]
+            },
+            &e
+        ));
         assert!(check(&Matcher::Not { not: Box::new(f) }, &e));
         assert!(!check(&Matcher::Not { not: Box::new(t) }, &e));
     }
 
     #[test]
     fn compiling_a_stored_tree_checks_it_too() {
-        let bad = Matcher::All { all: vec![leaf("type", Op::Gt, Some(json!(1)))] };
+        let bad = Matcher::All {
+            all: vec![leaf("type", Op::Gt, Some(json!(1)))],
+        };
         assert_eq!(bad.compile().unwrap_err().field, "match.all[0].op");
         let mut deep = leaf("type", Op::Exists, None);
         for _ in 0..MAX_DEPTH {
-            deep = Matcher::Not { not: Box::new(deep) };
+            deep = Matcher::Not {
+                not: Box::new(deep),
+            };
         }
         assert_eq!(
             deep.compile().unwrap_err().field,

@@ -3,12 +3,11 @@
 
 use serde_json::{Map, Value};
 
-use super::compile::{check_bounds, CompiledLeaf};
+use super::compile::{CompiledLeaf, check_bounds};
 use super::{Leaf, Matcher, Op};
 use crate::domain::Invalid;
 
-const NODE_SHAPES: &str =
-    "must be {\"all\":[...]}, {\"any\":[...]}, {\"not\":{...}} or a leaf {\"field\",\"op\",\"value\"}";
+const NODE_SHAPES: &str = "must be {\"all\":[...]}, {\"any\":[...]}, {\"not\":{...}} or a leaf {\"field\",\"op\",\"value\"}";
 
 impl Matcher {
     /// Parses and validates the JSON of a rule's `match`.
@@ -23,7 +22,12 @@ impl Matcher {
     }
 }
 
-fn parse_node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Result<Matcher, Invalid> {
+fn parse_node(
+    value: &Value,
+    path: &str,
+    depth: usize,
+    nodes: &mut usize,
+) -> Result<Matcher, Invalid> {
     check_bounds(path, depth, nodes)?;
     let Value::Object(obj) = value else {
         return Err(Invalid::new(path, NODE_SHAPES));
@@ -31,8 +35,10 @@ fn parse_node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Res
     if obj.is_empty() {
         return Err(Invalid::new(path, NODE_SHAPES));
     }
-    let combinators: Vec<&str> =
-        ["all", "any", "not"].into_iter().filter(|k| obj.contains_key(*k)).collect();
+    let combinators: Vec<&str> = ["all", "any", "not"]
+        .into_iter()
+        .filter(|k| obj.contains_key(*k))
+        .collect();
     match combinators.as_slice() {
         [] => parse_leaf(obj, path).map(Matcher::Leaf),
         [one] => {
@@ -45,7 +51,9 @@ fn parse_node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Res
             let child_path = format!("{path}.{one}");
             let child = &obj[*one];
             match *one {
-                "not" => Ok(Matcher::Not { not: Box::new(parse_node(child, &child_path, depth + 1, nodes)?) }),
+                "not" => Ok(Matcher::Not {
+                    not: Box::new(parse_node(child, &child_path, depth + 1, nodes)?),
+                }),
                 kind => {
                     let Value::Array(items) = child else {
                         return Err(Invalid::new(child_path, "must be an array of matchers"));
@@ -53,21 +61,36 @@ fn parse_node(value: &Value, path: &str, depth: usize, nodes: &mut usize) -> Res
                     let children = items
                         .iter()
                         .enumerate()
-                        .map(|(i, c)| parse_node(c, &format!("{child_path}[{i}]"), depth + 1, nodes))
+                        .map(|(i, c)| {
+                            parse_node(c, &format!("{child_path}[{i}]"), depth + 1, nodes)
+                        })
                         .collect::<Result<Vec<_>, _>>()?;
-                    Ok(if kind == "all" { Matcher::All { all: children } } else { Matcher::Any { any: children } })
+                    Ok(if kind == "all" {
+                        Matcher::All { all: children }
+                    } else {
+                        Matcher::Any { any: children }
+                    })
                 }
             }
         }
         many => Err(Invalid::new(
             path,
-            format!("has {}: use one per node and nest them", many.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(" and ")),
+            format!(
+                "has {}: use one per node and nest them",
+                many.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ),
         )),
     }
 }
 
 fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, Invalid> {
-    if let Some(unknown) = obj.keys().find(|k| !matches!(k.as_str(), "field" | "op" | "value")) {
+    if let Some(unknown) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "field" | "op" | "value"))
+    {
         return Err(Invalid::new(
             format!("{path}.{unknown}"),
             "unknown key: a leaf has `field`, `op` and `value`; other nodes `all`, `any` or `not`",
@@ -81,12 +104,19 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, Invalid> {
     let op = match obj.get("op") {
         Some(Value::String(s)) => Op::from_name(s).ok_or_else(|| {
             let names: Vec<&str> = Op::ALL.iter().map(|o| o.as_str()).collect();
-            Invalid::new(format!("{path}.op"), format!("unknown op `{s}`: one of {}", names.join(", ")))
+            Invalid::new(
+                format!("{path}.op"),
+                format!("unknown op `{s}`: one of {}", names.join(", ")),
+            )
         })?,
         Some(_) => return Err(Invalid::new(format!("{path}.op"), "must be a string")),
         None => return Err(Invalid::new(format!("{path}.op"), "required")),
     };
-    let leaf = Leaf { field, op, value: obj.get("value").cloned() };
+    let leaf = Leaf {
+        field,
+        op,
+        value: obj.get("value").cloned(),
+    };
     CompiledLeaf::new(&leaf).map_err(|e| e.under(path))?;
     Ok(leaf)
 }
@@ -162,7 +192,10 @@ mod tests {
     #[test]
     fn refuses_nodes_mixing_combinators() {
         assert_eq!(err_at(json!({"all": [], "any": []})), "match");
-        assert_eq!(err_at(json!({"all": [{"not": {}, "any": []}]})), "match.all[0]");
+        assert_eq!(
+            err_at(json!({"all": [{"not": {}, "any": []}]})),
+            "match.all[0]"
+        );
         let e = Matcher::parse(&json!({"all": [], "any": []})).unwrap_err();
         assert!(e.message.contains("`all` and `any`"), "{}", e.message);
     }
@@ -170,25 +203,55 @@ mod tests {
     #[test]
     fn refuses_unknown_keys_where_they_are() {
         assert_eq!(err_at(json!({"all": [], "extra": 1})), "match.extra");
-        assert_eq!(err_at(json!({"field": "type", "op": "eq", "value": "x", "negate": true})), "match.negate");
+        assert_eq!(
+            err_at(json!({"field": "type", "op": "eq", "value": "x", "negate": true})),
+            "match.negate"
+        );
         assert_eq!(err_at(json!({"alll": []})), "match.alll");
         assert_eq!(
-            err_at(json!({"any": [{"not": {"field": "type", "op": "eq", "value": "x", "Value": 1}}]})),
+            err_at(
+                json!({"any": [{"not": {"field": "type", "op": "eq", "value": "x", "Value": 1}}]})
+            ),
             "match.any[0].not.Value"
         );
-        assert_eq!(err_at(json!({"all": [{"field": "type", "op": "eq", "value": "x"}, {"field": "type", "op": "eq", "value": "x", "field2": 1}]})), "match.all[1].field2");
-        assert_eq!(err_at(json!({"not": {"field": "type", "op": "eq", "value": "x"}, "field": "type"})), "match.field");
+        assert_eq!(
+            err_at(
+                json!({"all": [{"field": "type", "op": "eq", "value": "x"}, {"field": "type", "op": "eq", "value": "x", "field2": 1}]})
+            ),
+            "match.all[1].field2"
+        );
+        assert_eq!(
+            err_at(json!({"not": {"field": "type", "op": "eq", "value": "x"}, "field": "type"})),
+            "match.field"
+        );
     }
 
     #[test]
     fn refuses_unknown_or_missing_ops() {
         let all = |leaf: Value| json!({"all": [{"field": "type", "op": "eq", "value": "a"}, {"all": []}, leaf]});
-        assert_eq!(err_at(all(json!({"field": "type", "op": "equals", "value": "a"}))), "match.all[2].op");
-        assert_eq!(err_at(all(json!({"field": "type", "op": "EQ", "value": "a"}))), "match.all[2].op");
-        assert_eq!(err_at(all(json!({"field": "type", "op": 1, "value": "a"}))), "match.all[2].op");
-        assert_eq!(err_at(all(json!({"field": "type", "value": "a"}))), "match.all[2].op");
-        let e = Matcher::parse(&all(json!({"field": "type", "op": "like", "value": "a"}))).unwrap_err();
-        assert!(e.message.contains("unknown op `like`") && e.message.contains("regex"), "{}", e.message);
+        assert_eq!(
+            err_at(all(json!({"field": "type", "op": "equals", "value": "a"}))),
+            "match.all[2].op"
+        );
+        assert_eq!(
+            err_at(all(json!({"field": "type", "op": "EQ", "value": "a"}))),
+            "match.all[2].op"
+        );
+        assert_eq!(
+            err_at(all(json!({"field": "type", "op": 1, "value": "a"}))),
+            "match.all[2].op"
+        );
+        assert_eq!(
+            err_at(all(json!({"field": "type", "value": "a"}))),
+            "match.all[2].op"
+        );
+        let e =
+            Matcher::parse(&all(json!({"field": "type", "op": "like", "value": "a"}))).unwrap_err();
+        assert!(
+            e.message.contains("unknown op `like`") && e.message.contains("regex"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -204,7 +267,11 @@ mod tests {
             json!(""),
             json!(7),
         ] {
-            assert_eq!(err_at(json!({"any": [{"field": field, "op": "exists"}]})), "match.any[0].field", "{field}");
+            assert_eq!(
+                err_at(json!({"any": [{"field": field, "op": "exists"}]})),
+                "match.any[0].field",
+                "{field}"
+            );
         }
         assert_eq!(err_at(json!({"op": "exists"})), "match.field");
     }
@@ -213,29 +280,83 @@ mod tests {
     fn refuses_values_of_the_wrong_kind_for_the_op() {
         let cases = [
             (json!({"field": "properties.a", "op": "eq"}), "value"),
-            (json!({"field": "properties.a", "op": "eq", "value": null}), "value"),
-            (json!({"field": "properties.a", "op": "eq", "value": [1]}), "value"),
-            (json!({"field": "properties.a", "op": "ne", "value": {"x": 1}}), "value"),
+            (
+                json!({"field": "properties.a", "op": "eq", "value": null}),
+                "value",
+            ),
+            (
+                json!({"field": "properties.a", "op": "eq", "value": [1]}),
+                "value",
+            ),
+            (
+                json!({"field": "properties.a", "op": "ne", "value": {"x": 1}}),
+                "value",
+            ),
             (json!({"field": "type", "op": "eq", "value": 1}), "value"),
-            (json!({"field": "module", "op": "ne", "value": true}), "value"),
-            (json!({"field": "properties.a", "op": "in", "value": "a"}), "value"),
-            (json!({"field": "properties.a", "op": "in", "value": []}), "value"),
-            (json!({"field": "properties.a", "op": "nin", "value": ["a", ["b"]]}), "value[1]"),
-            (json!({"field": "properties.a", "op": "in", "value": [1, null]}), "value[1]"),
-            (json!({"field": "type", "op": "in", "value": ["a", "b", 3]}), "value[2]"),
-            (json!({"field": "properties.a", "op": "gt", "value": "1"}), "value"),
+            (
+                json!({"field": "module", "op": "ne", "value": true}),
+                "value",
+            ),
+            (
+                json!({"field": "properties.a", "op": "in", "value": "a"}),
+                "value",
+            ),
+            (
+                json!({"field": "properties.a", "op": "in", "value": []}),
+                "value",
+            ),
+            (
+                json!({"field": "properties.a", "op": "nin", "value": ["a", ["b"]]}),
+                "value[1]",
+            ),
+            (
+                json!({"field": "properties.a", "op": "in", "value": [1, null]}),
+                "value[1]",
+            ),
+            (
+                json!({"field": "type", "op": "in", "value": ["a", "b", 3]}),
+                "value[2]",
+            ),
+            (
+                json!({"field": "properties.a", "op": "gt", "value": "1"}),
+                "value",
+            ),
             (json!({"field": "properties.a", "op": "lte"}), "value"),
             (json!({"field": "type", "op": "gt", "value": 1}), "op"),
             (json!({"field": "module", "op": "lt", "value": 1}), "op"),
-            (json!({"field": "type", "op": "prefix", "value": 1}), "value"),
-            (json!({"field": "type", "op": "suffix", "value": ["a"]}), "value"),
-            (json!({"field": "properties.tags", "op": "contains", "value": 1}), "value"),
-            (json!({"field": "properties.a", "op": "exists", "value": "yes"}), "value"),
-            (json!({"field": "properties.a", "op": "exists", "value": null}), "value"),
+            (
+                json!({"field": "type", "op": "prefix", "value": 1}),
+                "value",
+            ),
+            (
+                json!({"field": "type", "op": "suffix", "value": ["a"]}),
+                "value",
+            ),
+            (
+                json!({"field": "properties.tags", "op": "contains", "value": 1}),
+                "value",
+            ),
+            (
+                json!({"field": "properties.a", "op": "exists", "value": "yes"}),
+                "value",
+            ),
+            (
+                json!({"field": "properties.a", "op": "exists", "value": null}),
+                "value",
+            ),
             (json!({"field": "type", "op": "regex", "value": 1}), "value"),
-            (json!({"field": "type", "op": "regex", "value": "(unclosed"}), "value"),
-            (json!({"field": "type", "op": "regex", "value": "(a)\\1"}), "value"),
-            (json!({"field": "type", "op": "regex", "value": "(?=look)ahead"}), "value"),
+            (
+                json!({"field": "type", "op": "regex", "value": "(unclosed"}),
+                "value",
+            ),
+            (
+                json!({"field": "type", "op": "regex", "value": "(a)\\1"}),
+                "value",
+            ),
+            (
+                json!({"field": "type", "op": "regex", "value": "(?=look)ahead"}),
+                "value",
+            ),
         ];
         for (leaf, at) in cases {
             let v = json!({"any": [{"not": leaf.clone()}]});
@@ -254,10 +375,22 @@ mod tests {
         let long = "a".repeat(MAX_STRING_CHARS + 1);
         let fits = "é".repeat(MAX_STRING_CHARS);
         ok(json!({"field": "properties.a", "op": "eq", "value": fits}));
-        assert_eq!(err_at(json!({"field": "properties.a", "op": "eq", "value": long})), "match.value");
-        assert_eq!(err_at(json!({"field": "type", "op": "prefix", "value": long})), "match.value");
-        assert_eq!(err_at(json!({"field": "properties.a", "op": "in", "value": ["a", long]})), "match.value[1]");
-        assert_eq!(err_at(json!({"field": format!("properties.{long}"), "op": "exists"})), "match.field");
+        assert_eq!(
+            err_at(json!({"field": "properties.a", "op": "eq", "value": long})),
+            "match.value"
+        );
+        assert_eq!(
+            err_at(json!({"field": "type", "op": "prefix", "value": long})),
+            "match.value"
+        );
+        assert_eq!(
+            err_at(json!({"field": "properties.a", "op": "in", "value": ["a", long]})),
+            "match.value[1]"
+        );
+        assert_eq!(
+            err_at(json!({"field": format!("properties.{long}"), "op": "exists"})),
+            "match.field"
+        );
     }
 
     #[test]
@@ -265,7 +398,10 @@ mod tests {
         let fits: Vec<Value> = (0..MAX_IN_ITEMS).map(|i| json!(i)).collect();
         ok(json!({"field": "properties.a", "op": "in", "value": fits}));
         let over: Vec<Value> = (0..=MAX_IN_ITEMS).map(|i| json!(i)).collect();
-        assert_eq!(err_at(json!({"field": "properties.a", "op": "in", "value": over})), "match.value");
+        assert_eq!(
+            err_at(json!({"field": "properties.a", "op": "in", "value": over})),
+            "match.value"
+        );
     }
 
     #[test]
@@ -277,7 +413,10 @@ mod tests {
         }
         ok(v.clone());
         let too_deep = json!({"not": v});
-        assert_eq!(err_at(too_deep), format!("match.not{}", ".all[0]".repeat(MAX_DEPTH - 1)));
+        assert_eq!(
+            err_at(too_deep),
+            format!("match.not{}", ".all[0]".repeat(MAX_DEPTH - 1))
+        );
     }
 
     #[test]

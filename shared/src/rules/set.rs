@@ -95,24 +95,49 @@ impl RuleSet {
     fn index(&mut self, node: &Node, id: u32) {
         let types = exact_keys(node, &FieldRef::Type);
         let modules = exact_keys(node, &FieldRef::Module);
-        let modules_for = |n: usize| modules.as_deref().filter(|ms| n.saturating_mul(ms.len()) <= MAX_PRODUCT);
+        let modules_for = |n: usize| {
+            modules
+                .as_deref()
+                .filter(|ms| n.saturating_mul(ms.len()) <= MAX_PRODUCT)
+        };
         if let Some(types) = &types {
             let modules = modules_for(types.len());
-            let entry = Entry { id, rest: rest(node, Some(Known::ExactType), modules.is_some()) };
+            let entry = Entry {
+                id,
+                rest: rest(node, Some(Known::ExactType), modules.is_some()),
+            };
             for t in types {
-                self.by_type.entry((*t).to_owned()).or_default().insert(modules, &entry);
+                self.by_type
+                    .entry((*t).to_owned())
+                    .or_default()
+                    .insert(modules, &entry);
             }
         } else if let Some(prefix) = type_prefix(node) {
             let modules = modules_for(1);
-            let entry = Entry { id, rest: rest(node, Some(Known::TypePrefix(prefix)), modules.is_some()) };
-            self.by_prefix.entry(prefix.to_owned()).or_default().insert(modules, &entry);
+            let entry = Entry {
+                id,
+                rest: rest(node, Some(Known::TypePrefix(prefix)), modules.is_some()),
+            };
+            self.by_prefix
+                .entry(prefix.to_owned())
+                .or_default()
+                .insert(modules, &entry);
         } else if let Some(modules) = &modules {
-            let entry = Entry { id, rest: rest(node, None, true) };
+            let entry = Entry {
+                id,
+                rest: rest(node, None, true),
+            };
             for m in modules {
-                self.by_module.entry((*m).to_owned()).or_default().push(entry.clone());
+                self.by_module
+                    .entry((*m).to_owned())
+                    .or_default()
+                    .push(entry.clone());
             }
         } else {
-            self.always.push(Entry { id, rest: node.clone() });
+            self.always.push(Entry {
+                id,
+                rest: node.clone(),
+            });
         }
     }
 
@@ -167,7 +192,10 @@ impl Bucket {
         match modules {
             Some(ms) => {
                 for m in ms {
-                    self.by_module.entry((*m).to_owned()).or_default().push(entry.clone());
+                    self.by_module
+                        .entry((*m).to_owned())
+                        .or_default()
+                        .push(entry.clone());
                 }
             }
             None => self.any_module.push(entry.clone()),
@@ -198,8 +226,11 @@ fn rest(node: &Node, known: Option<Known<'_>>, module_known: bool) -> Node {
     match node {
         Node::Leaf(leaf) if implied(leaf) => Node::All(Box::new([])),
         Node::All(children) => {
-            let mut left: Vec<Node> =
-                children.iter().filter(|c| !matches!(c, Node::Leaf(l) if implied(l))).cloned().collect();
+            let mut left: Vec<Node> = children
+                .iter()
+                .filter(|c| !matches!(c, Node::Leaf(l) if implied(l)))
+                .cloned()
+                .collect();
             if left.len() == 1 {
                 left.pop().unwrap_or(Node::All(Box::new([])))
             } else {
@@ -212,7 +243,11 @@ fn rest(node: &Node, known: Option<Known<'_>>, module_known: bool) -> Node {
 
 /// The matcher of a rule without one: `type eq <key>`.
 fn key_matcher(key: &RuleKey) -> Node {
-    let leaf = Leaf { field: "type".into(), op: Op::Eq, value: Some(key.as_str().into()) };
+    let leaf = Leaf {
+        field: "type".into(),
+        op: Op::Eq,
+        value: Some(key.as_str().into()),
+    };
     match Matcher::Leaf(leaf).compile() {
         Ok(c) => c.into_node(),
         // A rule key is 1–128 printable characters, which is always a valid `type eq` value.
@@ -231,7 +266,10 @@ fn exact_keys<'n>(node: &'n Node, field: &FieldRef) -> Option<Vec<&'n str>> {
             _ => None,
         },
         Node::All(children) => {
-            let mut sets: Vec<Vec<&str>> = children.iter().filter_map(|c| exact_keys(c, field)).collect();
+            let mut sets: Vec<Vec<&str>> = children
+                .iter()
+                .filter_map(|c| exact_keys(c, field))
+                .collect();
             sets.sort_by_key(Vec::len);
             let (smallest, others) = sets.split_first()?;
             let mut keys = smallest.clone();
@@ -258,7 +296,10 @@ fn type_prefix(node: &Node) -> Option<&str> {
             Test::Prefix(p) => Some(p.as_str()),
             _ => None,
         },
-        Node::All(children) => children.iter().filter_map(type_prefix).max_by_key(|p| p.len()),
+        Node::All(children) => children
+            .iter()
+            .filter_map(type_prefix)
+            .max_by_key(|p| p.len()),
         _ => None,
     }
 }
@@ -271,7 +312,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::rules::testgen::{any_event, event, leaf, rule, rule_matcher, TYPES};
+    use crate::rules::testgen::{TYPES, any_event, event, leaf, rule, rule_matcher};
 
     fn keys<'r>(rules: &[&'r Rule]) -> Vec<&'r str> {
         rules.iter().map(|r| r.key.as_str()).collect()
@@ -282,7 +323,10 @@ mod tests {
             .iter()
             .filter(|r| r.enabled)
             .filter(|r| match &r.matcher {
-                Some(m) => m.compile().expect("generated matchers are valid").matches(e),
+                Some(m) => m
+                    .compile()
+                    .expect("generated matchers are valid")
+                    .matches(e),
                 None => r.key.as_str() == e.event_type.as_str(),
             })
             .map(|r| r.key.as_str())
@@ -294,7 +338,10 @@ mod tests {
         let set = RuleSet::compile(&[rule("email.bounced", None), rule("auth.login", None)]);
         let e = event("email.bounced", "email", json!({}));
         assert_eq!(keys(&set.matching(&e)), ["email.bounced"]);
-        assert!(set.matching(&event("email.delivered", "email", json!({}))).is_empty());
+        assert!(
+            set.matching(&event("email.delivered", "email", json!({})))
+                .is_empty()
+        );
     }
 
     #[test]
@@ -303,16 +350,28 @@ mod tests {
         off.enabled = false;
         let set = RuleSet::compile(&[off]);
         assert!(set.is_empty());
-        assert!(set.matching(&event("email.bounced", "email", json!({}))).is_empty());
+        assert!(
+            set.matching(&event("email.bounced", "email", json!({})))
+                .is_empty()
+        );
     }
 
     #[test]
     fn rules_come_back_in_the_order_given_whatever_index_holds_them() {
         let rules = [
             rule("catch-all", Some(Matcher::All { all: vec![] })),
-            rule("by-type", Some(leaf("type", Op::Eq, Some(json!("email.bounced"))))),
-            rule("by-prefix", Some(leaf("type", Op::Prefix, Some(json!("email."))))),
-            rule("by-module", Some(leaf("module", Op::Eq, Some(json!("email"))))),
+            rule(
+                "by-type",
+                Some(leaf("type", Op::Eq, Some(json!("email.bounced")))),
+            ),
+            rule(
+                "by-prefix",
+                Some(leaf("type", Op::Prefix, Some(json!("email.")))),
+            ),
+            rule(
+                "by-module",
+                Some(leaf("module", Op::Eq, Some(json!("email")))),
+            ),
             rule(
                 "by-type-and-module",
                 Some(Matcher::All {
@@ -323,17 +382,39 @@ mod tests {
                 }),
             ),
             rule("email.bounced", None),
-            rule("negated", Some(Matcher::Not { not: Box::new(leaf("type", Op::Eq, Some(json!("x")))) })),
+            rule(
+                "negated",
+                Some(Matcher::Not {
+                    not: Box::new(leaf("type", Op::Eq, Some(json!("x")))),
+                }),
+            ),
         ];
         let set = RuleSet::compile(&rules);
         assert_eq!(set.unindexed(), 2);
         let e = event("email.bounced", "email", json!({}));
         assert_eq!(
             keys(&set.matching(&e)),
-            ["catch-all", "by-type", "by-prefix", "by-module", "by-type-and-module", "email.bounced", "negated"]
+            [
+                "catch-all",
+                "by-type",
+                "by-prefix",
+                "by-module",
+                "by-type-and-module",
+                "email.bounced",
+                "negated"
+            ]
         );
         let e = event("email.bounced", "auth", json!({}));
-        assert_eq!(keys(&set.matching(&e)), ["catch-all", "by-type", "by-prefix", "email.bounced", "negated"]);
+        assert_eq!(
+            keys(&set.matching(&e)),
+            [
+                "catch-all",
+                "by-type",
+                "by-prefix",
+                "email.bounced",
+                "negated"
+            ]
+        );
     }
 
     #[test]
@@ -347,10 +428,18 @@ mod tests {
 
     #[test]
     fn rules_that_can_never_match_are_not_indexed_anywhere() {
-        let never = rule("never", Some(Matcher::All { all: vec![Matcher::Any { any: vec![] }] }));
+        let never = rule(
+            "never",
+            Some(Matcher::All {
+                all: vec![Matcher::Any { any: vec![] }],
+            }),
+        );
         let set = RuleSet::compile(&[never]);
         assert_eq!(set.unindexed(), 0);
-        assert!(set.matching(&event("email.bounced", "email", json!({}))).is_empty());
+        assert!(
+            set.matching(&event("email.bounced", "email", json!({})))
+                .is_empty()
+        );
     }
 
     proptest! {

@@ -5,20 +5,28 @@
 
 use chrono::{TimeZone, Utc};
 use proptest::prelude::*;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 use super::{Leaf, Matcher, Op};
 use crate::domain::event::{Event, EventType, Module};
 use crate::domain::rule::Rule;
 use crate::domain::{EventId, OrgId, RuleKey};
 
-pub(crate) const TYPES: [&str; 5] = ["email.bounced", "email.delivered", "auth.login", "auth.failed", "ops.alert"];
+pub(crate) const TYPES: [&str; 5] = [
+    "email.bounced",
+    "email.delivered",
+    "auth.login",
+    "auth.failed",
+    "ops.alert",
+];
 pub(crate) const MODULES: [&str; 3] = ["email", "auth", "ops"];
 const WORDS: [&str; 6] = ["prod", "test", "vip", "eu", "email.", "a"];
 
 /// An event with the given type, module and properties (an object).
 pub(crate) fn event(event_type: &str, module: &str, properties: Value) -> Event {
-    let Value::Object(properties) = properties else { panic!("properties must be an object") };
+    let Value::Object(properties) = properties else {
+        panic!("properties must be an object")
+    };
     let at = Utc.with_ymd_and_hms(2026, 5, 1, 12, 0, 0).unwrap();
     Event {
         id: EventId::parse("e-1").unwrap(),
@@ -51,7 +59,11 @@ pub(crate) fn rule(key: &str, matcher: Option<Matcher>) -> Rule {
 }
 
 pub(crate) fn leaf(field: &str, op: Op, value: Option<Value>) -> Matcher {
-    Matcher::Leaf(Leaf { field: field.into(), op, value })
+    Matcher::Leaf(Leaf {
+        field: field.into(),
+        op,
+        value,
+    })
 }
 
 fn word() -> impl Strategy<Value = String> {
@@ -63,11 +75,18 @@ fn word() -> impl Strategy<Value = String> {
 }
 
 fn number() -> impl Strategy<Value = Value> {
-    prop_oneof![(-3i64..4).prop_map(|n| json!(n)), (-6i64..7).prop_map(|n| json!(n as f64 / 2.0))]
+    prop_oneof![
+        (-3i64..4).prop_map(|n| json!(n)),
+        (-6i64..7).prop_map(|n| json!(n as f64 / 2.0))
+    ]
 }
 
 fn scalar() -> impl Strategy<Value = Value> {
-    prop_oneof![word().prop_map(Value::String), number(), any::<bool>().prop_map(Value::Bool)]
+    prop_oneof![
+        word().prop_map(Value::String),
+        number(),
+        any::<bool>().prop_map(Value::Bool)
+    ]
 }
 
 fn string_leaf(field: &'static str) -> impl Strategy<Value = Matcher> {
@@ -88,10 +107,24 @@ fn string_leaf(field: &'static str) -> impl Strategy<Value = Matcher> {
 
 fn property_leaf() -> impl Strategy<Value = Matcher> {
     let field = proptest::sample::select(
-        &["properties.n", "properties.s", "properties.tags", "properties.o.x", "properties.missing"][..],
+        &[
+            "properties.n",
+            "properties.s",
+            "properties.tags",
+            "properties.o.x",
+            "properties.missing",
+        ][..],
     );
     let ops = proptest::sample::select(&Op::ALL[..]);
-    (field, ops, scalar(), proptest::collection::vec(scalar(), 1..4), number(), word(), any::<Option<bool>>())
+    (
+        field,
+        ops,
+        scalar(),
+        proptest::collection::vec(scalar(), 1..4),
+        number(),
+        word(),
+        any::<Option<bool>>(),
+    )
         .prop_map(|(field, op, s, list, n, w, flag)| {
             let value = match op {
                 Op::Eq | Op::Ne => Some(s),
@@ -112,7 +145,9 @@ pub(crate) fn any_leaf() -> impl Strategy<Value = Matcher> {
 
 fn count_nodes(m: &Matcher) -> usize {
     match m {
-        Matcher::All { all: c } | Matcher::Any { any: c } => 1 + c.iter().map(count_nodes).sum::<usize>(),
+        Matcher::All { all: c } | Matcher::Any { any: c } => {
+            1 + c.iter().map(count_nodes).sum::<usize>()
+        }
         Matcher::Not { not } => 1 + count_nodes(not),
         Matcher::Leaf(_) => 1,
     }
@@ -139,13 +174,21 @@ pub(crate) fn rule_matcher() -> impl Strategy<Value = Matcher> {
     let modules = proptest::sample::select(&MODULES[..]);
     let type_constraint = prop_oneof![
         types.prop_map(|t| leaf("type", Op::Eq, Some(json!(t)))),
-        proptest::sample::subsequence(&TYPES[..], 1..3).prop_map(|ts| leaf("type", Op::In, Some(json!(ts)))),
+        proptest::sample::subsequence(&TYPES[..], 1..3).prop_map(|ts| leaf(
+            "type",
+            Op::In,
+            Some(json!(ts))
+        )),
         proptest::sample::select(&["email", "email.", "auth.f", "", "ops.alert"][..])
             .prop_map(|p| leaf("type", Op::Prefix, Some(json!(p)))),
     ];
     let module_constraint = prop_oneof![
         modules.prop_map(|m| leaf("module", Op::Eq, Some(json!(m)))),
-        proptest::sample::subsequence(&MODULES[..], 1..3).prop_map(|ms| leaf("module", Op::In, Some(json!(ms)))),
+        proptest::sample::subsequence(&MODULES[..], 1..3).prop_map(|ms| leaf(
+            "module",
+            Op::In,
+            Some(json!(ms))
+        )),
     ];
     prop_oneof![
         2 => (proptest::option::of(type_constraint.clone()), proptest::option::of(module_constraint.clone()), any_matcher())
