@@ -442,6 +442,42 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_rule_with_too_many_type_module_pairs_still_checks_its_module() {
+        let types: Vec<String> = (0..=MAX_PRODUCT).map(|i| format!("t{i}")).collect();
+        let wide = Matcher::All {
+            all: vec![
+                leaf("type", Op::In, Some(json!(types))),
+                leaf("module", Op::Eq, Some(json!("email"))),
+            ],
+        };
+        let set = RuleSet::compile(&[rule("wide", Some(wide))]);
+        assert_eq!(
+            keys(&set.matching(&event("t3", "email", json!({})))),
+            ["wide"]
+        );
+        assert!(set.matching(&event("t3", "auth", json!({}))).is_empty());
+    }
+
+    #[test]
+    fn only_the_prefix_the_bucket_is_keyed_by_is_taken_as_known() {
+        let two = Matcher::All {
+            all: vec![
+                leaf("type", Op::Prefix, Some(json!("email."))),
+                leaf("type", Op::Prefix, Some(json!("email.b"))),
+            ],
+        };
+        let set = RuleSet::compile(&[rule("two", Some(two))]);
+        assert_eq!(
+            keys(&set.matching(&event("email.bounced", "email", json!({})))),
+            ["two"]
+        );
+        assert!(
+            set.matching(&event("email.delivered", "email", json!({})))
+                .is_empty()
+        );
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(512))]
 
