@@ -139,7 +139,7 @@ impl FieldRef {
         }
     }
 
-    fn resolve<'e>(&self, event: &'e Event) -> Val<'e> {
+    pub(super) fn resolve<'e>(&self, event: &'e Event) -> Val<'e> {
         match self {
             FieldRef::Type => Val::Str(event.event_type.as_str()),
             FieldRef::Module => Val::Str(event.module.as_str()),
@@ -161,14 +161,14 @@ impl FieldRef {
 
 /// A field's value in one event.
 #[derive(Debug, Clone, Copy)]
-enum Val<'e> {
+pub(super) enum Val<'e> {
     Str(&'e str),
     Json(&'e Value),
     Missing,
 }
 
 impl<'e> Val<'e> {
-    fn as_str(self) -> Option<&'e str> {
+    pub(super) fn as_str(self) -> Option<&'e str> {
         match self {
             Val::Str(s) => Some(s),
             Val::Json(Value::String(s)) => Some(s),
@@ -215,11 +215,16 @@ impl Scalar {
 /// The values of an `in`/`nin` list: strings sorted for binary search, the rest scanned.
 #[derive(Debug, Clone)]
 pub(super) struct ScalarSet {
-    pub(super) strings: Vec<String>,
+    strings: Vec<String>,
     others: Vec<Scalar>,
 }
 
 impl ScalarSet {
+    /// The listed values, if they are all strings.
+    pub(super) fn only_strings(&self) -> Option<&[String]> {
+        self.others.is_empty().then_some(self.strings.as_slice())
+    }
+
     fn contains(&self, v: Val<'_>) -> bool {
         match v.as_str() {
             Some(s) => self.strings.binary_search_by(|x| x.as_str().cmp(s)).is_ok(),

@@ -6,6 +6,7 @@
 //!   children all have one), further split by an exact set of modules when the rule has that too;
 //! - otherwise a type prefix (`type prefix P`, or one inside an `all`), also split by module;
 //! - otherwise an exact set of modules;
+//! - otherwise an exact set of strings one property must equal (`properties.severity in [...]`);
 //! - otherwise nothing: the rule is checked for every event.
 //!
 //! A rule lands in the buckets for its constraint; an event looks up its type, its type's prefixes
@@ -32,6 +33,8 @@ pub struct RuleSet {
     /// Distinct lengths (in bytes) of the prefixes in `by_prefix`, ascending.
     prefix_lengths: Vec<usize>,
     by_module: HashMap<String, Vec<Entry>>,
+    /// Rules with an exact string constraint on a property, by property and value.
+    by_property: Vec<(FieldRef, HashMap<String, Vec<Entry>>)>,
     always: Vec<Entry>,
     rejected: Vec<(RuleKey, Invalid)>,
 }
@@ -133,6 +136,25 @@ impl RuleSet {
                     .or_default()
                     .push(entry.clone());
             }
+        } else if let Some((field, values)) = property_keys(node) {
+            let entry = Entry {
+                id,
+                rest: node.clone(),
+            };
+            let at = match self.by_property.iter().position(|(f, _)| *f == field) {
+                Some(at) => at,
+                None => {
+                    self.by_property.push((field, HashMap::new()));
+                    self.by_property.len() - 1
+                }
+            };
+            for v in values {
+                self.by_property[at]
+                    .1
+                    .entry(v)
+                    .or_default()
+                    .push(entry.clone());
+            }
         } else {
             self.always.push(Entry {
                 id,
@@ -160,6 +182,11 @@ impl RuleSet {
         if let Some(entries) = self.by_module.get(m) {
             check(entries, event, &mut hits);
         }
+        for (field, by_value) in &self.by_property {
+            if let Some(entries) = field.resolve(event).as_str().and_then(|v| by_value.get(v)) {
+                check(entries, event, &mut hits);
+            }
+        }
         check(&self.always, event, &mut hits);
         hits.sort_unstable();
         hits.into_iter().map(|i| &self.rules[i as usize]).collect()
@@ -180,8 +207,8 @@ impl RuleSet {
         &self.rejected
     }
 
-    /// How many rules are checked against every event because no type or module constraint
-    /// could be taken from their matcher.
+    /// How many rules are checked against every event because no type, module or property
+    /// constraint could be taken from their matcher.
     pub fn unindexed(&self) -> usize {
         self.always.len()
     }
@@ -261,8 +288,7 @@ fn exact_keys<'n>(node: &'n Node, field: &FieldRef) -> Option<Vec<&'n str>> {
     match node {
         Node::Leaf(leaf) if &leaf.field == field => match &leaf.test {
             Test::Eq(Scalar::Str(s)) => Some(vec![s.as_str()]),
-            Test::Eq(_) => Some(vec![]),
-            Test::In(set) => Some(set.strings.iter().map(String::as_str).collect()),
+            Test::In(set) => Some(set.only_strings()?.iter().map(String::as_str).collect()),
             _ => None,
         },
         Node::All(children) => {
@@ -286,6 +312,33 @@ fn exact_keys<'n>(node: &'n Node, field: &FieldRef) -> Option<Vec<&'n str>> {
             Some(keys)
         }
         _ => None,
+    }
+}
+
+/// The property with the fewest values it must equal (as a string) for `node` to match, if
+/// there is one.
+fn property_keys(node: &Node) -> Option<(FieldRef, Vec<String>)> {
+    let mut fields = Vec::new();
+    property_fields(node, &mut fields);
+    fields
+        .into_iter()
+        .filter_map(|f| exact_keys(node, f).map(|keys| (f, keys)))
+        .min_by_key(|(_, keys)| keys.len())
+        .map(|(f, keys)| (f.clone(), keys.into_iter().map(str::to_owned).collect()))
+}
+
+/// The property fields read by leaves outside any `not`.
+fn property_fields<'n>(node: &'n Node, out: &mut Vec<&'n FieldRef>) {
+    match node {
+        Node::Leaf(leaf) if matches!(leaf.field, FieldRef::Property(_)) => {
+            if !out.contains(&&leaf.field) {
+                out.push(&leaf.field);
+            }
+        }
+        Node::All(children) | Node::Any(children) => {
+            children.iter().for_each(|c| property_fields(c, out))
+        }
+        _ => {}
     }
 }
 
@@ -383,6 +436,19 @@ mod tests {
             ),
             rule("email.bounced", None),
             rule(
+                "by-property",
+                Some(Matcher::Any {
+                    any: vec![
+                        leaf("properties.severity", Op::Eq, Some(json!("critical"))),
+                        leaf(
+                            "properties.severity",
+                            Op::In,
+                            Some(json!(["high", "critical"])),
+                        ),
+                    ],
+                }),
+            ),
+            rule(
                 "negated",
                 Some(Matcher::Not {
                     not: Box::new(leaf("type", Op::Eq, Some(json!("x")))),
@@ -391,7 +457,7 @@ mod tests {
         ];
         let set = RuleSet::compile(&rules);
         assert_eq!(set.unindexed(), 2);
-        let e = event("email.bounced", "email", json!({}));
+        let e = event("email.bounced", "email", json!({"severity": "critical"}));
         assert_eq!(
             keys(&set.matching(&e)),
             [
@@ -401,10 +467,11 @@ mod tests {
                 "by-module",
                 "by-type-and-module",
                 "email.bounced",
+                "by-property",
                 "negated"
             ]
         );
-        let e = event("email.bounced", "auth", json!({}));
+        let e = event("email.bounced", "auth", json!({"severity": "low"}));
         assert_eq!(
             keys(&set.matching(&e)),
             [

@@ -195,6 +195,9 @@ pub(crate) fn rule_matcher() -> impl Strategy<Value = Matcher> {
             .prop_map(|(t, m, rest)| Matcher::All { all: t.into_iter().chain(m).chain([rest]).collect() }),
         1 => proptest::collection::vec(type_constraint, 0..3).prop_map(|any| Matcher::Any { any }),
         1 => (module_constraint, any_leaf()).prop_map(|(m, l)| Matcher::Any { any: vec![Matcher::All { all: vec![m, l] }] }),
+        1 => (proptest::sample::subsequence(&WORDS[..], 1..3), any_matcher()).prop_map(|(ws, rest)| {
+            Matcher::All { all: vec![leaf("properties.s", Op::In, Some(json!(ws))), rest] }
+        }),
         1 => any_matcher(),
     ]
 }
