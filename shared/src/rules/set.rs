@@ -330,10 +330,10 @@ fn property_keys(node: &Node) -> Option<(FieldRef, Vec<String>)> {
 /// The property fields read by leaves outside any `not`.
 fn property_fields<'n>(node: &'n Node, out: &mut Vec<&'n FieldRef>) {
     match node {
-        Node::Leaf(leaf) if matches!(leaf.field, FieldRef::Property(_)) => {
-            if !out.contains(&&leaf.field) {
-                out.push(&leaf.field);
-            }
+        Node::Leaf(leaf)
+            if matches!(leaf.field, FieldRef::Property(_)) && !out.contains(&&leaf.field) =>
+        {
+            out.push(&leaf.field);
         }
         Node::All(children) | Node::Any(children) => {
             children.iter().for_each(|c| property_fields(c, out))
