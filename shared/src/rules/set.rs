@@ -9,9 +9,11 @@
 //! - otherwise an exact set of strings one property must equal (`properties.severity in [...]`);
 //! - otherwise nothing: the rule is checked for every event.
 //!
-//! A rule lands in the buckets for its constraint; an event looks up its type, its type's prefixes
-//! and its module, and evaluates the full matcher of each candidate. An event has one type and one
-//! module, so it reaches each rule through at most one bucket.
+//! A rule lands in the buckets for its constraint; an event looks up its type, its type's prefixes,
+//! its module and the indexed properties, and evaluates each candidate's matcher less the leaves
+//! the bucket already guarantees (for the common `all[type eq, module eq]`, nothing is left). An
+//! event has one type, one module and one value per property, so it reaches each rule through at
+//! most one bucket.
 
 use std::collections::HashMap;
 
@@ -52,7 +54,7 @@ struct Bucket {
 /// no evaluation at all.
 #[derive(Debug, Clone)]
 struct Entry {
-    id: u32,
+    id: usize,
     rest: Node,
 }
 
@@ -85,7 +87,7 @@ impl RuleSet {
                 },
                 None => key_matcher(&rule.key),
             };
-            let id = u32::try_from(set.rules.len()).unwrap_or(u32::MAX);
+            let id = set.rules.len();
             set.index(&compiled, id);
             set.rules.push(rule.clone());
         }
@@ -95,7 +97,7 @@ impl RuleSet {
         set
     }
 
-    fn index(&mut self, node: &Node, id: u32) {
+    fn index(&mut self, node: &Node, id: usize) {
         let types = exact_keys(node, &FieldRef::Type);
         let modules = exact_keys(node, &FieldRef::Module);
         let modules_for = |n: usize| {
@@ -189,7 +191,7 @@ impl RuleSet {
         }
         check(&self.always, event, &mut hits);
         hits.sort_unstable();
-        hits.into_iter().map(|i| &self.rules[i as usize]).collect()
+        hits.into_iter().map(|i| &self.rules[i]).collect()
     }
 
     /// How many rules were compiled (enabled and valid).
@@ -229,7 +231,7 @@ impl Bucket {
         }
     }
 
-    fn check(&self, module: &str, event: &Event, hits: &mut Vec<u32>) {
+    fn check(&self, module: &str, event: &Event, hits: &mut Vec<usize>) {
         check(&self.any_module, event, hits);
         if let Some(entries) = self.by_module.get(module) {
             check(entries, event, hits);
@@ -237,7 +239,7 @@ impl Bucket {
     }
 }
 
-fn check(entries: &[Entry], event: &Event, hits: &mut Vec<u32>) {
+fn check(entries: &[Entry], event: &Event, hits: &mut Vec<usize>) {
     hits.extend(entries.iter().filter(|e| e.rest.eval(event)).map(|e| e.id));
 }
 
