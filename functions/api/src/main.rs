@@ -1,1 +1,2 @@
+//! The api Lambda function: the REST API router served by `lambda_http`.
 fn main() {}
