@@ -12,6 +12,8 @@
 pub mod bus;
 pub mod delivery;
 pub mod domain;
+pub mod pipeline;
+pub mod telemetry;
 pub mod queue;
 pub mod repo;
 pub mod rules;

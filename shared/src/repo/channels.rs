@@ -20,6 +20,18 @@ use super::{Page, RepoError, Rules, decode, encode, list_prefix};
 /// How many times a delete re-reads the rules when concurrent rule writes keep moving the version.
 const DELETE_ATTEMPTS: usize = 4;
 
+/// Every channel of the org, all pages: what the matcher resolves rules' channel ids against.
+pub async fn list_all(store: &dyn Store, org: OrgId) -> Result<Vec<Channel>, StoreError> {
+    super::list_all(
+        store,
+        keys::org_pk(&org),
+        keys::CHANNEL_PREFIX,
+        entity::CHANNEL,
+    )
+    .await
+    .map_err(RepoError::into_store)
+}
+
 /// The channel repository.
 #[derive(Debug, Clone, Copy)]
 pub struct Channels<'a> {
