@@ -30,7 +30,11 @@ impl Config {
         let allowed_private_targets = non_empty("HERALD_ALLOW_PRIVATE_TARGETS")
             .map(|v| {
                 v.split(',')
-                    .map(|c| c.trim().parse().with_context(|| format!("HERALD_ALLOW_PRIVATE_TARGETS: `{c}` is not a CIDR")))
+                    .map(|c| {
+                        c.trim().parse().with_context(|| {
+                            format!("HERALD_ALLOW_PRIVATE_TARGETS: `{c}` is not a CIDR")
+                        })
+                    })
                     .collect::<anyhow::Result<Vec<_>>>()
             })
             .transpose()?
@@ -47,12 +51,17 @@ impl Config {
 }
 
 /// The admin key: from the environment, else read once from SSM at start-up.
-async fn admin_key(config: &Config, sdk: &aws_config::SdkConfig) -> anyhow::Result<Option<AdminKey>> {
+async fn admin_key(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> anyhow::Result<Option<AdminKey>> {
     if let Some(key) = &config.admin_key {
         return Ok(Some(AdminKey::new(key)));
     }
     let Some(param) = &config.admin_key_param else {
-        tracing::warn!("neither HERALD_ADMIN_KEY nor HERALD_ADMIN_KEY_PARAM is set: the admin API answers 401");
+        tracing::warn!(
+            "neither HERALD_ADMIN_KEY nor HERALD_ADMIN_KEY_PARAM is set: the admin API answers 401"
+        );
         return Ok(None);
     };
     let out = aws_sdk_ssm::Client::new(sdk)
@@ -62,7 +71,10 @@ async fn admin_key(config: &Config, sdk: &aws_config::SdkConfig) -> anyhow::Resu
         .send()
         .await
         .with_context(|| format!("reading the admin key parameter {param}"))?;
-    let value = out.parameter().and_then(|p| p.value()).filter(|v| !v.trim().is_empty());
+    let value = out
+        .parameter()
+        .and_then(|p| p.value())
+        .filter(|v| !v.trim().is_empty());
     let value = value.with_context(|| format!("the admin key parameter {param} is empty"))?;
     Ok(Some(AdminKey::new(value.trim())))
 }
@@ -73,7 +85,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let config = Config::from_env()?;
     let sdk = herald_shared::aws::sdk_config(None).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
-    let bus = EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), config.bus_name.clone());
+    let bus = EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(&sdk),
+        config.bus_name.clone(),
+    );
     let state = AppState {
         store: Arc::new(store),
         bus: Arc::new(bus),

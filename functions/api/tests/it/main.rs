@@ -7,5 +7,6 @@ mod errors;
 mod mem_store;
 mod openapi;
 mod pagination;
+mod repo;
 mod rules;
 mod support;
