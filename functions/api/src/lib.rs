@@ -37,6 +37,16 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
 }
 
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, config: ApiConfig) -> Self {
+        Self {
+            store,
+            bus,
+            config: Arc::new(config),
+        }
+    }
+}
+
 /// The deployment's settings.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {

@@ -189,3 +189,29 @@ async fn a_revoked_key_is_no_longer_found_by_its_hash() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn ensuring_a_fixed_key_twice_changes_nothing() {
+    let store = store();
+    let org = OrgId::new();
+    let secret = ApiKeySecret::parse("pk_dev_fixed_local_key").expect("secret");
+    let keys = ApiKeys::new(store.as_ref());
+    let first = keys
+        .ensure(&org, &secret, Some("dev".into()), Utc::now())
+        .await
+        .expect("ensure");
+    let again = keys
+        .ensure(&org, &secret, Some("dev".into()), Utc::now())
+        .await
+        .expect("ensure");
+    assert_eq!(first, again);
+    assert_eq!(
+        keys.list(&org, 10, None).await.expect("list").items,
+        vec![first]
+    );
+    let err = keys
+        .ensure(&OrgId::new(), &secret, None, Utc::now())
+        .await
+        .expect_err("other org");
+    assert!(matches!(err, RepoError::AlreadyExists), "{err:?}");
+}
