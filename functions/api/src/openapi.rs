@@ -15,9 +15,16 @@ use crate::{api_keys, channels, error, orgs, rules};
 #[openapi(
     info(
         title = "Herald",
-        description = "Routes platform events to Slack, webhooks, email, SMS, push and in-app feeds. \
-                       Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`; lists are \
-                       `{\"items\",\"nextCursor\"}`; request bodies are JSON whatever the Content-Type, at most 256 KB."
+        description = "Routes platform events to Slack, webhooks, email, SMS, push and in-app feeds.\n\n\
+Request bodies are JSON whatever the Content-Type says (`curl -d` works), at most 256 KB (413 beyond). \
+Answers are camelCase JSON; a created resource comes back as itself with 201; lists are \
+`{\"items\", \"nextCursor\"}` (pass `nextCursor` back as `?cursor=`, `?limit=` 1-100).\n\n\
+Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`: 400 `malformed_json` (with line and column), \
+400 `invalid_body` (wrong type, missing or unknown field; `field` is its path, e.g. `frequencyCap.perUser`), \
+400 `invalid_query` (`limit`, `cursor`), 401 `unauthorized` (missing or unknown key), 404 `not_found` \
+(unknown resource, or another org's), 405 `method_not_allowed`, 409 `conflict` (duplicate rule key, \
+channel still used by rules), 413 `payload_too_large`, 422 `invalid_field` (well-formed but refused: \
+an unknown channel, a bad time zone, an invalid matcher with the path of its bad node, an http URL).\n"
     ),
     paths(
         orgs::create_org,
