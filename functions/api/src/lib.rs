@@ -1,1 +1,99 @@
-//! The api function.
+//! Herald's REST API: one axum [`Router`] served by `lambda_http` on Lambda and by a TCP listener
+//! in `herald serve`, over the [`Store`] and [`EventBus`] ports.
+//!
+//! One module per resource, each holding its request/response types and its `router()`:
+//! [`orgs`] and [`api_keys`] (admin key), [`channels`] and [`rules`] (org API key).
+//! [`openapi`] documents them all and serves the document at `GET /openapi.json`.
+
+pub mod api_keys;
+pub mod auth;
+pub mod body;
+pub mod channels;
+pub mod error;
+mod matcher_stub;
+pub mod openapi;
+pub mod orgs;
+pub mod pagination;
+pub mod rules;
+mod targets;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use herald_shared::bus::EventBus;
+use herald_shared::store::Store;
+use tower_http::trace::TraceLayer;
+
+pub use auth::AdminKey;
+pub use error::ApiError;
+
+/// What every handler shares: the storage and bus engines, and the deployment's settings.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Where `POST /events` publishes.
+    pub bus: Arc<dyn EventBus>,
+    pub config: Arc<ApiConfig>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, config: ApiConfig) -> Self {
+        Self {
+            store,
+            bus,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The deployment's settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The admin credential (`HERALD_ADMIN_KEY`); without one the admin paths answer 401.
+    pub admin_key: Option<AdminKey>,
+    /// Whether email, SMS and push channels may omit `config` and deliver to the local outbox
+    /// (`herald serve`), or must name a provider (AWS).
+    pub default_outbox: bool,
+    /// Private ranges webhook and Slack URLs may target (`--allow-private-targets`); `http` is
+    /// accepted for these only.
+    pub allowed_private_targets: Vec<ipnet::IpNet>,
+    /// The environment part of new API keys: `pk_<env>_...`.
+    pub key_env: String,
+}
+
+impl Default for ApiConfig {
+    /// AWS-like defaults: no admin key, no outbox, no private targets, `pk_live_` keys.
+    fn default() -> Self {
+        Self {
+            admin_key: None,
+            default_outbox: false,
+            allowed_private_targets: Vec::new(),
+            key_env: "live".to_owned(),
+        }
+    }
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .merge(openapi::router())
+        .merge(orgs::router())
+        .merge(api_keys::router())
+        .merge(channels::router())
+        .merge(rules::router())
+        .fallback(not_found)
+        // After the merges: it applies to the routes registered so far.
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(http::StatusCode::NOT_FOUND, "not_found", "no such path")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::method_not_allowed()
+}

@@ -1,0 +1,89 @@
+//! The OpenAPI 3.1 document of the API, served at `GET /openapi.json` and checked into the repo as
+//! `docs/openapi.json` (a test fails when they differ; `HERALD_UPDATE_OPENAPI=1 cargo test -p
+//! herald-api openapi` rewrites the file).
+
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+
+use crate::AppState;
+use crate::{api_keys, channels, error, orgs, rules};
+
+/// The document's source: every path and schema of the API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "Herald",
+        description = "Routes platform events to Slack, webhooks, email, SMS, push and in-app feeds.\n\n\
+Request bodies are JSON whatever the Content-Type says (`curl -d` works), at most 256 KB (413 beyond). \
+Answers are camelCase JSON; a created resource comes back as itself with 201; lists are \
+`{\"items\", \"nextCursor\"}` (pass `nextCursor` back as `?cursor=`, `?limit=` 1-100).\n\n\
+Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`: 400 `malformed_json` (with line and column), \
+400 `invalid_body` (wrong type, missing or unknown field; `field` is its path, e.g. `frequencyCap.perUser`), \
+400 `invalid_query` (`limit`, `cursor`), 401 `unauthorized` (missing or unknown key), 404 `not_found` \
+(unknown resource, or another org's), 405 `method_not_allowed`, 409 `conflict` (duplicate rule key, \
+channel still used by rules), 413 `payload_too_large`, 422 `invalid_field` (well-formed but refused: \
+an unknown channel, a bad time zone, an invalid matcher with the path of its bad node, an http URL).\n"
+    ),
+    paths(
+        orgs::create_org,
+        orgs::get_org,
+        api_keys::create_api_key,
+        api_keys::list_api_keys,
+        api_keys::revoke_api_key,
+        channels::create_channel,
+        channels::list_channels,
+        channels::get_channel,
+        channels::update_channel,
+        channels::delete_channel,
+        rules::create_rule,
+        rules::list_rules,
+        rules::get_rule,
+        rules::update_rule,
+        rules::delete_rule,
+    ),
+    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    modifiers(&SecuritySchemes),
+    tags(
+        (name = "orgs", description = "Organisations (admin key)"),
+        (name = "api-keys", description = "API keys of an org (admin key)"),
+        (name = "channels", description = "Where notifications go"),
+        (name = "rules", description = "Which events go to which channels"),
+    )
+)]
+pub struct ApiDoc;
+
+#[derive(Debug)]
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                crate::auth::API_KEY_HEADER,
+            ))),
+        );
+        components.add_security_scheme(
+            "adminKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                crate::auth::ADMIN_KEY_HEADER,
+            ))),
+        );
+    }
+}
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(serve))
+}
+
+async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}

@@ -1,0 +1,503 @@
+//! Notification rules (org API key): `POST|GET /notifications/rules`,
+//! `GET|PATCH|DELETE /notifications/rules/{key}` under `/api/v1/orgs/{orgId}`. A rule is
+//! addressed by its `key`; without `match` it fires on events whose `type` equals the key.
+//! Everything a rule names is checked at write time: its matcher (with the path of a bad node),
+//! its channels (they must exist in the org), its time zone.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::{DateTime, Utc};
+use herald_shared::domain::channel::FrequencyCap;
+use herald_shared::domain::rule::{QuietHours, Rule, Template};
+use herald_shared::domain::{ChannelId, Invalid, OrgId, RuleKey, UserId};
+use herald_shared::repo::rules::MAX_CHANNELS_PER_RULE;
+use herald_shared::repo::{Channels, RepoError, Rules};
+use herald_shared::rules::Matcher;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::OrgAuth;
+use crate::body::{JsonBody, double_option};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+#[allow(unused_imports)]
+use crate::matcher_stub::ParseMatcher as _;
+use crate::pagination::ListParams;
+
+const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/rules";
+const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/rules/{key}";
+
+/// At most this many fixed recipients on one rule.
+const MAX_RECIPIENTS: usize = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route(COLLECTION, get(list_rules).post(create_rule))
+        .route(ITEM, get(get_rule).patch(update_rule).delete(delete_rule))
+}
+
+/// A quiet-hours window, local time `HH:MM`; wraps midnight when `start > end`.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct QuietWindow {
+    /// e.g. `22:00`
+    pub start: String,
+    /// e.g. `08:00`
+    pub end: String,
+}
+
+/// `POST .../notifications/rules` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateRule {
+    /// 1–128 characters of `[A-Za-z0-9._:-]`; the event type the rule fires on when it has no `match`.
+    pub key: String,
+    /// A matcher tree: `{"all":[...]}`, `{"any":[...]}`, `{"not":...}` or a leaf
+    /// `{"field":"type"|"module"|"properties.a.b", "op":..., "value":...}`.
+    #[serde(rename = "match")]
+    #[schema(value_type = Option<Object>)]
+    pub matcher: Option<Value>,
+    /// Channels the rule sends to (1–20 ids of the org's channels).
+    pub channel_ids: Vec<String>,
+    /// Overrides the channels' caps.
+    pub frequency_cap: Option<FrequencyCap>,
+    /// IANA time zone of the quiet hours (e.g. `America/New_York`); setting it turns them on.
+    pub quiet_hours_tz: Option<String>,
+    /// Default 22:00–08:00.
+    pub quiet_hours: Option<QuietWindow>,
+    /// Fixed recipients (user ids), added to those each event names.
+    #[serde(default)]
+    pub recipients: Vec<String>,
+    pub template: Option<Template>,
+    /// Default `true`.
+    pub enabled: Option<bool>,
+}
+
+/// `PATCH .../notifications/rules/{key}` body: the fields to change; `null` clears an optional one.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateRule {
+    /// Cannot change; accepted when equal to the path's key.
+    pub key: Option<String>,
+    #[serde(rename = "match", default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
+    pub matcher: Option<Option<Value>>,
+    pub channel_ids: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<FrequencyCap>)]
+    pub frequency_cap: Option<Option<FrequencyCap>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
+    pub quiet_hours_tz: Option<Option<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<QuietWindow>)]
+    pub quiet_hours: Option<Option<QuietWindow>>,
+    pub recipients: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Template>)]
+    pub template: Option<Option<Template>>,
+    pub enabled: Option<bool>,
+}
+
+/// A rule as the API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleView {
+    pub key: RuleKey,
+    pub org_id: OrgId,
+    #[serde(rename = "match")]
+    #[schema(value_type = Option<Object>)]
+    pub matcher: Option<Value>,
+    pub channel_ids: Vec<ChannelId>,
+    pub frequency_cap: Option<FrequencyCap>,
+    pub quiet_hours_tz: Option<String>,
+    pub quiet_hours: Option<QuietWindow>,
+    pub recipients: Vec<UserId>,
+    pub template: Option<Template>,
+    pub enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Rule> for RuleView {
+    fn from(r: Rule) -> Self {
+        let quiet = r.quiet_hours.as_ref().map(|q| {
+            (
+                q.tz.name().to_owned(),
+                QuietWindow {
+                    start: q.start.format("%H:%M").to_string(),
+                    end: q.end.format("%H:%M").to_string(),
+                },
+            )
+        });
+        let (quiet_hours_tz, quiet_hours) =
+            quiet.map_or((None, None), |(tz, w)| (Some(tz), Some(w)));
+        Self {
+            key: r.key,
+            org_id: r.org_id,
+            matcher: r.matcher.and_then(|m| serde_json::to_value(m).ok()),
+            channel_ids: r.channel_ids,
+            frequency_cap: r.frequency_cap,
+            quiet_hours_tz,
+            quiet_hours,
+            recipients: r.recipients,
+            template: r.template,
+            enabled: r.enabled,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// `{"items", "nextCursor"}` of rules.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleList {
+    pub items: Vec<RuleView>,
+    pub next_cursor: Option<String>,
+}
+
+fn rule_key(raw: &str) -> ApiResult<RuleKey> {
+    RuleKey::parse(raw).map_err(|_| ApiError::not_found("rule"))
+}
+
+fn parse_matcher(value: Option<Value>) -> ApiResult<Option<Matcher>> {
+    match value.filter(|v| !v.is_null()) {
+        None => Ok(None),
+        Some(v) => Matcher::parse(&v).map(Some).map_err(|e: Invalid| {
+            let inv = if e.field == "match"
+                || e.field.starts_with("match.")
+                || e.field.starts_with("match[")
+            {
+                e
+            } else {
+                e.under("match")
+            };
+            ApiError::from(inv)
+        }),
+    }
+}
+
+/// Parses `channelIds` and checks each names a channel of the org.
+async fn parse_channels(
+    state: &AppState,
+    org: &OrgId,
+    raw: &[String],
+) -> ApiResult<Vec<ChannelId>> {
+    if raw.is_empty() {
+        return Err(ApiError::invalid_field(
+            "channelIds",
+            "a rule needs at least one channel",
+        ));
+    }
+    if raw.len() > MAX_CHANNELS_PER_RULE {
+        return Err(ApiError::invalid_field(
+            "channelIds",
+            format!("a rule may name at most {MAX_CHANNELS_PER_RULE} channels"),
+        ));
+    }
+    let channels = Channels::new(state.store.as_ref());
+    let mut ids: Vec<ChannelId> = Vec::with_capacity(raw.len());
+    for (i, s) in raw.iter().enumerate() {
+        let field = format!("channelIds[{i}]");
+        let id: ChannelId = s.parse().map_err(|_| {
+            ApiError::invalid_field(field.clone(), format!("`{s}` is not a channel id"))
+        })?;
+        if ids.contains(&id) {
+            return Err(ApiError::invalid_field(
+                field,
+                "this channel is already listed",
+            ));
+        }
+        if channels
+            .get(org, &id)
+            .await
+            .map_err(|e| ApiError::from_repo(e, "channel"))?
+            .is_none()
+        {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("unknown channel `{s}`"),
+            ));
+        }
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+fn parse_recipients(raw: &[String]) -> ApiResult<Vec<UserId>> {
+    if raw.len() > MAX_RECIPIENTS {
+        return Err(ApiError::invalid_field(
+            "recipients",
+            format!("at most {MAX_RECIPIENTS} fixed recipients"),
+        ));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            UserId::parse(s.as_str())
+                .map_err(|e| ApiError::invalid_field(format!("recipients[{i}]"), e.message))
+        })
+        .collect()
+}
+
+fn parse_quiet_hours(
+    tz: Option<&str>,
+    window: Option<&QuietWindow>,
+) -> ApiResult<Option<QuietHours>> {
+    match (tz, window) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(ApiError::invalid_field(
+            "quietHours",
+            "quiet hours need `quietHoursTz` (an IANA time zone)",
+        )),
+        (Some(tz), w) => Ok(Some(QuietHours::parse(
+            tz,
+            w.map(|w| (w.start.as_str(), w.end.as_str())),
+        )?)),
+    }
+}
+
+fn check_template(t: Option<Template>) -> ApiResult<Option<Template>> {
+    if let Some(t) = &t {
+        for (field, value, max) in [
+            ("template.title", &t.title, 256),
+            ("template.body", &t.body, 4096),
+            ("template.link", &t.link, 2048),
+        ] {
+            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+                return Err(ApiError::invalid_field(
+                    field,
+                    format!("at most {max} characters"),
+                ));
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// A rule write refused by the repository, named for the client.
+fn write_error(e: RepoError, rule: &Rule) -> ApiError {
+    match e {
+        RepoError::AlreadyExists => {
+            ApiError::conflict(format!("a rule with key `{}` already exists", rule.key))
+                .field("key")
+        }
+        RepoError::UnknownChannel(c) => {
+            let i = rule
+                .channel_ids
+                .iter()
+                .position(|x| *x == c)
+                .unwrap_or_default();
+            ApiError::invalid_field(format!("channelIds[{i}]"), format!("unknown channel `{c}`"))
+        }
+        e => ApiError::from_repo(e, "rule"),
+    }
+}
+
+/// Creates a rule.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{orgId}/notifications/rules", tag = "rules",
+    params(("orgId" = String, Path, description = "Org id (UUID)")),
+    request_body = CreateRule,
+    responses(
+        (status = 201, description = "The new rule", body = RuleView),
+        (status = 400, description = "Malformed JSON or wrong shape", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such org", body = ErrorBody),
+        (status = 409, description = "A rule with this key exists", body = ErrorBody),
+        (status = 413, description = "Body over 256 KB", body = ErrorBody),
+        (status = 422, description = "Invalid matcher (with the path of the bad node), unknown channel, bad time zone", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn create_rule(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    JsonBody(body): JsonBody<CreateRule>,
+) -> ApiResult<(StatusCode, Json<RuleView>)> {
+    let key =
+        RuleKey::parse(body.key.as_str()).map_err(|e| ApiError::invalid_field("key", e.message))?;
+    let matcher = parse_matcher(body.matcher)?;
+    let frequency_cap = body.frequency_cap.map(FrequencyCap::validate).transpose()?;
+    let quiet_hours = parse_quiet_hours(body.quiet_hours_tz.as_deref(), body.quiet_hours.as_ref())?;
+    let recipients = parse_recipients(&body.recipients)?;
+    let template = check_template(body.template)?;
+    let channel_ids = parse_channels(&state, &auth.org_id, &body.channel_ids).await?;
+    let now = Utc::now();
+    let rule = Rule {
+        key,
+        org_id: auth.org_id,
+        matcher,
+        channel_ids,
+        frequency_cap,
+        quiet_hours,
+        recipients,
+        template,
+        enabled: body.enabled.unwrap_or(true),
+        created_at: now,
+        updated_at: now,
+    };
+    Rules::new(state.store.as_ref())
+        .create(&rule)
+        .await
+        .map_err(|e| write_error(e, &rule))?;
+    tracing::info!(org_id = %rule.org_id, rule_key = %rule.key, "rule created");
+    Ok((StatusCode::CREATED, Json(rule.into())))
+}
+
+/// Lists the org's rules in key order.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{orgId}/notifications/rules", tag = "rules",
+    params(
+        ("orgId" = String, Path, description = "Org id (UUID)"),
+        ("limit" = Option<u32>, Query, description = "Page size, 1–100 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "One page of rules", body = RuleList),
+        (status = 400, description = "Bad limit or cursor", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such org", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn list_rules(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    page: ListParams,
+) -> ApiResult<Json<RuleList>> {
+    let page = Rules::new(state.store.as_ref())
+        .list(&auth.org_id, page.limit, page.cursor)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "rule"))?;
+    Ok(Json(RuleList {
+        items: page.items.into_iter().map(RuleView::from).collect(),
+        next_cursor: page.next.map(|c| c.as_str().to_owned()),
+    }))
+}
+
+/// Reads a rule.
+#[utoipa::path(
+    get, path = "/api/v1/orgs/{orgId}/notifications/rules/{key}", tag = "rules",
+    params(("orgId" = String, Path, description = "Org id (UUID)"), ("key" = String, Path, description = "Rule key")),
+    responses(
+        (status = 200, description = "The rule", body = RuleView),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such org or rule", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn get_rule(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<Json<RuleView>> {
+    let key = rule_key(&key)?;
+    let rule = Rules::new(state.store.as_ref())
+        .get(&auth.org_id, &key)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "rule"))?;
+    rule.map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::not_found("rule"))
+}
+
+/// Changes a rule.
+#[utoipa::path(
+    patch, path = "/api/v1/orgs/{orgId}/notifications/rules/{key}", tag = "rules",
+    params(("orgId" = String, Path, description = "Org id (UUID)"), ("key" = String, Path, description = "Rule key")),
+    request_body = UpdateRule,
+    responses(
+        (status = 200, description = "The updated rule", body = RuleView),
+        (status = 400, description = "Malformed JSON or wrong shape", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such org or rule", body = ErrorBody),
+        (status = 422, description = "Invalid matcher, unknown channel, bad time zone", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn update_rule(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path((_, key)): Path<(String, String)>,
+    JsonBody(body): JsonBody<UpdateRule>,
+) -> ApiResult<Json<RuleView>> {
+    let key = rule_key(&key)?;
+    let repo = Rules::new(state.store.as_ref());
+    let mut rule = repo
+        .get(&auth.org_id, &key)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "rule"))?
+        .ok_or_else(|| ApiError::not_found("rule"))?;
+    if body.key.as_deref().is_some_and(|k| k != key.as_str()) {
+        return Err(ApiError::invalid_field(
+            "key",
+            "a rule's key cannot change; create a new rule",
+        ));
+    }
+    if let Some(m) = body.matcher {
+        rule.matcher = parse_matcher(m)?;
+    }
+    if let Some(c) = body.frequency_cap {
+        rule.frequency_cap = c.map(FrequencyCap::validate).transpose()?;
+    }
+    if body.quiet_hours_tz.is_some() || body.quiet_hours.is_some() {
+        let current_tz = rule.quiet_hours.as_ref().map(|q| q.tz.name().to_owned());
+        let current_window = rule.quiet_hours.as_ref().map(|q| QuietWindow {
+            start: q.start.format("%H:%M").to_string(),
+            end: q.end.format("%H:%M").to_string(),
+        });
+        let tz = body.quiet_hours_tz.unwrap_or(current_tz);
+        let window = match body.quiet_hours {
+            Some(w) => w,
+            None if tz.is_some() => current_window,
+            None => None,
+        };
+        rule.quiet_hours = parse_quiet_hours(tz.as_deref(), window.as_ref())?;
+    }
+    if let Some(r) = &body.recipients {
+        rule.recipients = parse_recipients(r)?;
+    }
+    if let Some(t) = body.template {
+        rule.template = check_template(t)?;
+    }
+    if let Some(enabled) = body.enabled {
+        rule.enabled = enabled;
+    }
+    if let Some(ids) = &body.channel_ids {
+        rule.channel_ids = parse_channels(&state, &auth.org_id, ids).await?;
+    }
+    rule.updated_at = Utc::now();
+    repo.update(&rule)
+        .await
+        .map_err(|e| write_error(e, &rule))?;
+    tracing::info!(org_id = %rule.org_id, rule_key = %rule.key, "rule updated");
+    Ok(Json(rule.into()))
+}
+
+/// Deletes a rule.
+#[utoipa::path(
+    delete, path = "/api/v1/orgs/{orgId}/notifications/rules/{key}", tag = "rules",
+    params(("orgId" = String, Path, description = "Org id (UUID)"), ("key" = String, Path, description = "Rule key")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such org or rule", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn delete_rule(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path((_, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let key = rule_key(&key)?;
+    Rules::new(state.store.as_ref())
+        .delete(&auth.org_id, &key)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "rule"))?;
+    tracing::info!(org_id = %auth.org_id, rule_key = %key, "rule deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
