@@ -9,16 +9,16 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use herald_shared::bus::{BusEntry, API_SOURCE, MAX_PUT_BATCH};
-use herald_shared::domain::event::{Event, EventInput};
+use herald_shared::bus::{API_SOURCE, BusEntry, MAX_PUT_BATCH};
 use herald_shared::domain::EventId;
+use herald_shared::domain::event::{Event, EventInput};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::auth::OrgAuth;
-use crate::body::{from_value, JsonBody};
-use crate::error::{ApiError, ErrorDetail};
 use crate::AppState;
+use crate::auth::OrgAuth;
+use crate::body::{JsonBody, from_value};
+use crate::error::{ApiError, ErrorDetail};
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/events";
 
@@ -75,30 +75,51 @@ pub async fn post_events(
     let (entries, single) = match body {
         Value::Array(entries) => (entries, false),
         entry @ Value::Object(_) => (vec![entry], true),
-        _ => return Err(ApiError::invalid_body("", "the body must be an event object or an array of events")),
+        _ => {
+            return Err(ApiError::invalid_body(
+                "",
+                "the body must be an event object or an array of events",
+            ));
+        }
     };
     if entries.is_empty() {
         return Err(ApiError::invalid_body("", "the batch is empty"));
     }
     if entries.len() > MAX_BATCH {
-        return Err(ApiError::invalid_body("", format!("at most {MAX_BATCH} events per request, got {}", entries.len())));
+        return Err(ApiError::invalid_body(
+            "",
+            format!(
+                "at most {MAX_BATCH} events per request, got {}",
+                entries.len()
+            ),
+        ));
     }
 
     let now = Utc::now();
     let mut items = Vec::with_capacity(entries.len());
     let mut valid: Vec<(usize, Event)> = Vec::with_capacity(entries.len());
     for (index, entry) in entries.into_iter().enumerate() {
-        let prefix = if single { String::new() } else { format!("[{index}]") };
+        let prefix = if single {
+            String::new()
+        } else {
+            format!("[{index}]")
+        };
         let parsed = from_value::<EventInput>(entry, &prefix).and_then(|input| {
-            input.into_event(auth.org_id, EventId::generate, now, now).map_err(|e| {
-                let e = if single { e } else { e.under(&prefix) };
-                ApiError::from(e)
-            })
+            input
+                .into_event(auth.org_id, EventId::generate, now, now)
+                .map_err(|e| {
+                    let e = if single { e } else { e.under(&prefix) };
+                    ApiError::from(e)
+                })
         });
         match parsed {
             // A single invalid event is the request's error; in a batch, that entry's.
             Err(e) if single => return Err(e),
-            Err(e) => items.push(EventResult { index, id: None, error: Some(e.detail()) }),
+            Err(e) => items.push(EventResult {
+                index,
+                id: None,
+                error: Some(e.detail()),
+            }),
             Ok(event) => valid.push((index, event)),
         }
     }
@@ -110,7 +131,11 @@ pub async fn post_events(
             Err(herald_shared::bus::BusError::Refused(refused)) => refused,
             Err(e) => {
                 tracing::error!(error = %e, "event bus unavailable");
-                chunk.iter().enumerate().map(|(i, _)| (i, "the event bus is unavailable; retry".to_owned())).collect()
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, _)| (i, "the event bus is unavailable; retry".to_owned()))
+                    .collect()
             }
         };
         for (i, (index, event)) in chunk.iter().enumerate() {
@@ -118,19 +143,41 @@ pub async fn post_events(
                 Some((_, reason)) => items.push(EventResult {
                     index: *index,
                     id: None,
-                    error: Some(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_published", reason.clone()).detail()),
+                    error: Some(
+                        ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not_published",
+                            reason.clone(),
+                        )
+                        .detail(),
+                    ),
                 }),
-                None => items.push(EventResult { index: *index, id: Some(event.id.to_string()), error: None }),
+                None => items.push(EventResult {
+                    index: *index,
+                    id: Some(event.id.to_string()),
+                    error: None,
+                }),
             }
         }
     }
     items.sort_by_key(|r| r.index);
     let accepted = items.iter().filter(|r| r.id.is_some()).count();
     if single && accepted == 0 {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_published", "the event bus is unavailable; retry"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_published",
+            "the event bus is unavailable; retry",
+        ));
     }
     let rejected = items.len() - accepted;
-    Ok((StatusCode::ACCEPTED, Json(EventsAccepted { items, accepted, rejected })))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(EventsAccepted {
+            items,
+            accepted,
+            rejected,
+        }),
+    ))
 }
 
 /// The bus entry of an event: `detail-type` is its type, `detail` the rest, with its id.
@@ -145,5 +192,9 @@ fn bus_entry(event: &Event) -> BusEntry {
     if !event.recipients.is_empty() {
         detail["recipients"] = serde_json::to_value(&event.recipients).unwrap_or(Value::Null);
     }
-    BusEntry { source: API_SOURCE.to_owned(), detail_type: event.event_type.to_string(), detail }
+    BusEntry {
+        source: API_SOURCE.to_owned(),
+        detail_type: event.event_type.to_string(),
+        detail,
+    }
 }

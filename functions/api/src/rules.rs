@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_shared::domain::channel::FrequencyCap;
 use herald_shared::domain::rule::{QuietHours, Rule, Template};
-use herald_shared::domain::{ChannelId, Invalid, OrgId, RuleKey, UserId};
+use herald_shared::domain::{ChannelId, OrgId, RuleKey, UserId};
 use herald_shared::repo::rules::MAX_CHANNELS_PER_RULE;
 use herald_shared::repo::{Channels, RepoError, Rules};
 use herald_shared::rules::Matcher;

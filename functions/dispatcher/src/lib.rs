@@ -20,11 +20,11 @@ use herald_shared::delivery::sender::{AttemptOutcome, Sender};
 use herald_shared::domain::channel::{Channel, ChannelHealth, HealthStatus};
 use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass};
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
-use herald_shared::queue::{Outgoing, Queue, QueueError, MAX_DELAY};
+use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
 use herald_shared::repo::{Channels, RepoError};
-use herald_shared::store::StoreError;
 use herald_shared::store::Store;
+use herald_shared::store::StoreError;
 use tracing::{info, instrument, warn};
 
 /// What the dispatcher needs.
@@ -40,7 +40,9 @@ pub struct Dispatcher<'a> {
 
 impl std::fmt::Debug for Dispatcher<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("retry", &self.retry).finish_non_exhaustive()
+        f.debug_struct("Dispatcher")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,7 +79,13 @@ impl Dispatcher<'_> {
             (message.id, failed)
         }))
         .await;
-        BatchOutcome { failed: results.into_iter().filter(|(_, failed)| *failed).map(|(id, _)| id).collect() }
+        BatchOutcome {
+            failed: results
+                .into_iter()
+                .filter(|(_, failed)| *failed)
+                .map(|(id, _)| id)
+                .collect(),
+        }
     }
 
     #[instrument(skip_all, fields(delivery_id = %task.delivery_id, org_id = %task.org_id, channel_id = %task.channel_id, attempt = task.attempt))]
@@ -85,32 +93,56 @@ impl Dispatcher<'_> {
         if let Some(not_before) = task.not_before.filter(|t| *t > now) {
             // A wait longer than the queue's maximum delay: another hop.
             let remaining = (not_before - now).to_std().unwrap_or(Duration::ZERO);
-            self.dispatch_queue.send_batch(vec![Outgoing { body: serde_json::to_string(&task)?, delay: remaining.min(MAX_DELAY) }]).await?;
+            self.dispatch_queue
+                .send_batch(vec![Outgoing {
+                    body: serde_json::to_string(&task)?,
+                    delay: remaining.min(MAX_DELAY),
+                }])
+                .await?;
             return Ok(());
         }
-        let Some(Versioned { mut delivery, version }) = deliveries::get(self.store, task.org_id, task.delivery_id).await? else {
+        let Some(Versioned {
+            mut delivery,
+            version,
+        }) = deliveries::get(self.store, task.org_id, task.delivery_id).await?
+        else {
             warn!("delivery not on record (expired?); message dropped");
             return Ok(());
         };
         if delivery.status.is_final() || delivery.attempts.len() >= task.attempt as usize {
-            info!(status = delivery.status.as_str(), "attempt already on record; duplicate message dropped");
+            info!(
+                status = delivery.status.as_str(),
+                "attempt already on record; duplicate message dropped"
+            );
             return Ok(());
         }
         let ttl = (now + self.retention).timestamp();
         let channels = Channels::new(self.store);
         let Some(channel) = channels.get(&task.org_id, &task.channel_id).await? else {
-            finish(&mut delivery, DeliveryStatus::Failed, "the channel was deleted", now);
+            finish(
+                &mut delivery,
+                DeliveryStatus::Failed,
+                "the channel was deleted",
+                now,
+            );
             deliveries::save(self.store, &delivery, version, ttl).await?;
             return Ok(());
         };
         if !channel.enabled {
-            finish(&mut delivery, DeliveryStatus::Suppressed, "channel is disabled", now);
+            finish(
+                &mut delivery,
+                DeliveryStatus::Suppressed,
+                "channel is disabled",
+                now,
+            );
             deliveries::save(self.store, &delivery, version, ttl).await?;
             return Ok(());
         }
 
         let outcome = self.attempt(&channel, &task).await;
-        delivery.attempts.push(outcome.to_attempt(task.attempt, now));
+        delivery
+            .attempts
+            .push(outcome.to_attempt(task.attempt, now));
         delivery.updated_at = now;
         match outcome.error_class {
             None => {
@@ -120,16 +152,31 @@ impl Dispatcher<'_> {
             }
             Some(class) if class.is_retryable() => {
                 let first = delivery.attempts.first().map_or(now, |a| a.at);
-                match self.retry.next_attempt(task.attempt, first, now, outcome.retry_after, rand::random::<f64>()) {
+                match self.retry.next_attempt(
+                    task.attempt,
+                    first,
+                    now,
+                    outcome.retry_after,
+                    rand::random::<f64>(),
+                ) {
                     Some(wait) => {
                         self.schedule(&task, wait, now).await?;
                         delivery.status = DeliveryStatus::Queued;
-                        delivery.reason = Some(format!("attempt {} failed ({}); retrying in {}s", task.attempt, describe(class, &outcome), wait.as_secs()));
+                        delivery.reason = Some(format!(
+                            "attempt {} failed ({}); retrying in {}s",
+                            task.attempt,
+                            describe(class, &outcome),
+                            wait.as_secs()
+                        ));
                         info!(error_class = ?class, wait_s = wait.as_secs(), "attempt failed; retry scheduled");
                     }
                     None => {
                         delivery.status = DeliveryStatus::Failed;
-                        delivery.reason = Some(format!("gave up after {} attempts: {}", task.attempt, describe(class, &outcome)));
+                        delivery.reason = Some(format!(
+                            "gave up after {} attempts: {}",
+                            task.attempt,
+                            describe(class, &outcome)
+                        ));
                         warn!(error_class = ?class, "attempts exhausted; delivery failed");
                     }
                 }
@@ -139,7 +186,8 @@ impl Dispatcher<'_> {
                 delivery.reason = Some(describe(class, &outcome));
                 warn!(error_class = ?class, status_code = ?outcome.status_code, "permanent failure; delivery failed");
                 if class.breaks_channel() {
-                    self.mark_broken(&channels, channel, &describe(class, &outcome), now).await?;
+                    self.mark_broken(&channels, channel, &describe(class, &outcome), now)
+                        .await?;
                 }
             }
         }
@@ -163,27 +211,52 @@ impl Dispatcher<'_> {
         };
         match format::render(&channel.config, &ctx) {
             Ok(message) => self.sender.send(channel, &message).await,
-            Err(not_http) => AttemptOutcome::not_sent(ErrorClass::Configuration, not_http.to_string()),
+            Err(not_http) => {
+                AttemptOutcome::not_sent(ErrorClass::Configuration, not_http.to_string())
+            }
         }
     }
 
-    async fn schedule(&self, task: &DispatchTask, wait: Duration, now: DateTime<Utc>) -> Result<(), DispatchError> {
+    async fn schedule(
+        &self,
+        task: &DispatchTask,
+        wait: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), DispatchError> {
         let next = DispatchTask {
             attempt: task.attempt + 1,
-            not_before: (wait > MAX_DELAY).then(|| now + chrono::Duration::from_std(wait).unwrap_or_default()),
+            not_before: (wait > MAX_DELAY)
+                .then(|| now + chrono::Duration::from_std(wait).unwrap_or_default()),
             ..task.clone()
         };
-        let message = Outgoing { body: serde_json::to_string(&next)?, delay: wait.min(MAX_DELAY) };
+        let message = Outgoing {
+            body: serde_json::to_string(&next)?,
+            delay: wait.min(MAX_DELAY),
+        };
         self.dispatch_queue.send_batch(vec![message]).await?;
         Ok(())
     }
 
-    async fn mark_broken(&self, channels: &Channels<'_>, mut channel: Channel, error: &str, now: DateTime<Utc>) -> Result<(), DispatchError> {
+    async fn mark_broken(
+        &self,
+        channels: &Channels<'_>,
+        mut channel: Channel,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), DispatchError> {
         if channel.health.status == HealthStatus::Broken {
             return Ok(());
         }
-        channel.health = ChannelHealth { status: HealthStatus::Broken, last_error: Some(error.to_owned()), since: Some(now) };
-        channels.set_health(&channel.org_id, &channel.id, &channel.health).await?;
+        channel.health = ChannelHealth {
+            status: HealthStatus::Broken,
+            last_error: Some(error.to_owned()),
+            since: Some(now),
+        };
+        match channels.update(&channel).await {
+            // Deleted meanwhile: nothing left to mark.
+            Err(RepoError::NotFound) => return Ok(()),
+            other => other?,
+        }
         warn!("channel marked broken");
         Ok(())
     }
@@ -197,9 +270,14 @@ fn finish(delivery: &mut Delivery, status: DeliveryStatus, reason: &str, now: Da
 
 /// `503: upstream timeout`, `network: connection refused`, ...
 fn describe(class: ErrorClass, outcome: &AttemptOutcome) -> String {
-    let what = outcome.status_code.map_or_else(|| format!("{class:?}").to_lowercase(), |s| s.to_string());
+    let what = outcome
+        .status_code
+        .map_or_else(|| format!("{class:?}").to_lowercase(), |s| s.to_string());
     match &outcome.message {
-        Some(m) if !m.is_empty() => format!("{what}: {}", herald_shared::delivery::sender::truncate_bytes(m, 200)),
+        Some(m) if !m.is_empty() => format!(
+            "{what}: {}",
+            herald_shared::delivery::sender::truncate_bytes(m, 200)
+        ),
         _ => what,
     }
 }

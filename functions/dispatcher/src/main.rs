@@ -12,7 +12,7 @@ use herald_shared::pipeline::lambda;
 use herald_shared::queue::sqs::SqsQueue;
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
 
 /// Configuration from the environment the SAM template sets.
 struct Config {
@@ -31,11 +31,14 @@ impl Config {
         let defaults = RetryPolicy::default();
         Ok(Self {
             table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
-            dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL").context("HERALD_DISPATCH_QUEUE_URL is not set")?,
+            dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL")
+                .context("HERALD_DISPATCH_QUEUE_URL is not set")?,
             retention_days: env_num("HERALD_LOG_RETENTION_DAYS").unwrap_or(30),
             retry: RetryPolicy {
                 max_attempts: env_num("HERALD_RETRY_MAX_ATTEMPTS").unwrap_or(defaults.max_attempts),
-                max_age: env_num("HERALD_RETRY_MAX_AGE_SECS").map(Duration::from_secs).unwrap_or(defaults.max_age),
+                max_age: env_num("HERALD_RETRY_MAX_AGE_SECS")
+                    .map(Duration::from_secs)
+                    .unwrap_or(defaults.max_age),
                 ..defaults
             },
         })
@@ -59,7 +62,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         retention: chrono::Duration::days(config.retention_days),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        let outcome = dispatcher.handle(lambda::messages(event.payload), chrono::Utc::now()).await;
+        let outcome = dispatcher
+            .handle(lambda::messages(event.payload), chrono::Utc::now())
+            .await;
         Ok::<SqsBatchResponse, lambda_runtime::Error>(lambda::response(outcome))
     }))
     .await

@@ -13,7 +13,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "herald", version, about = "Herald, the notification router — local all-in-one server and tools")]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald, the notification router — local all-in-one server and tools"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -50,7 +54,9 @@ enum DlqAction {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Dlq { action, data_dir } => runtime.block_on(async {
@@ -59,21 +65,29 @@ fn main() -> anyhow::Result<()> {
                 DlqAction::Stats => {
                     for name in serve::QUEUES {
                         let dlq = serve::dlq_name(name);
-                        println!("{dlq}: {}", queues.approximate_count(&dlq)?);
+                        println!("{dlq}: {}", queues.approximate_count(&dlq).await?);
                     }
                 }
                 DlqAction::Redrive { queue, max } => {
                     if !serve::QUEUES.contains(&queue.as_str()) {
-                        anyhow::bail!("unknown queue `{queue}`: one of {}", serve::QUEUES.join(", "));
+                        anyhow::bail!(
+                            "unknown queue `{queue}`: one of {}",
+                            serve::QUEUES.join(", ")
+                        );
                     }
-                    let moved = queues.redrive(&serve::dlq_name(&queue), &queue, max)?;
-                    println!("moved {moved} message(s) from {} back to {queue}", serve::dlq_name(&queue));
+                    let moved = queues
+                        .redrive(&serve::dlq_name(&queue), &queue, max)
+                        .await?;
+                    println!(
+                        "moved {moved} message(s) from {} back to {queue}",
+                        serve::dlq_name(&queue)
+                    );
                 }
             }
             Ok(())
         }),
         Command::Openapi => {
-            println!("{}", herald_api::openapi::document_json());
+            println!("{}", herald_api::openapi::document().to_pretty_json()?);
             Ok(())
         }
     }

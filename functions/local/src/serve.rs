@@ -16,10 +16,10 @@ use herald_shared::delivery::http::OutboundConfig;
 use herald_shared::delivery::outbound::AllowList;
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
-use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::queue::Queue;
-use herald_shared::store::embedded::Embedded;
+use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::store::Store;
+use herald_shared::store::embedded::Embedded;
 use herald_shared::telemetry::{self, LogFormat};
 use tokio::sync::watch;
 use tracing::info;
@@ -66,28 +66,42 @@ pub struct ServeArgs {
 }
 
 pub fn open_queues(data_dir: &Path) -> anyhow::Result<EmbeddedQueues> {
-    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
     EmbeddedQueues::open(&data_dir.join("queues.redb")).context("opening the embedded queues")
 }
 
-fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> anyhow::Result<Arc<dyn Queue>> {
-    let settings = QueueSettings { visibility_timeout: visibility, max_receives: 5, dead_letter: Some(dlq_name(name)) };
-    Ok(Arc::new(queues.queue(name, settings)?))
+fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> Arc<dyn Queue> {
+    let settings = QueueSettings {
+        visibility_timeout: visibility,
+        max_receives: 5,
+        dead_letter: Some(dlq_name(name)),
+    };
+    Arc::new(queues.queue(name, settings))
 }
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
-    telemetry::init(if args.log_json { LogFormat::Json } else { LogFormat::Pretty });
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let store: Arc<dyn Store> =
-        Arc::new(Embedded::open(&args.data_dir.join("store.redb")).context("opening the embedded store")?);
+    telemetry::init(if args.log_json {
+        LogFormat::Json
+    } else {
+        LogFormat::Pretty
+    });
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(
+        Embedded::open(&args.data_dir.join("store.redb")).context("opening the embedded store")?,
+    );
     let queues = open_queues(&args.data_dir)?;
-    let ingest_queue = queue(&queues, "ingest", Duration::from_secs(30))?;
-    let match_queue = queue(&queues, "match", Duration::from_secs(30))?;
-    let dispatch_queue = queue(&queues, "dispatch", Duration::from_secs(60))?;
+    let ingest_queue = queue(&queues, "ingest", Duration::from_secs(30));
+    let match_queue = queue(&queues, "match", Duration::from_secs(30));
+    let dispatch_queue = queue(&queues, "dispatch", Duration::from_secs(60));
 
     let credentials = dev::bootstrap(store.as_ref(), &args.data_dir).await?;
     let allow = AllowList::new(args.allow_private_targets.clone());
-    let sender = Arc::new(HttpSender::new(OutboundConfig { allow, ..OutboundConfig::default() })?);
+    let sender = Arc::new(HttpSender::new(OutboundConfig {
+        allow,
+        ..OutboundConfig::default()
+    })?);
     let retention = chrono::Duration::days(args.retention_days);
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,
@@ -99,45 +113,83 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let mut workers = Vec::new();
     {
         let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
-        workers.extend(worker::spawn("ingest", Arc::clone(&ingest_queue), 2, move |messages| {
-            let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
-            async move {
-                Ingest { store: store.as_ref(), match_queue: match_queue.as_ref(), retention }
+        workers.extend(worker::spawn(
+            "ingest",
+            Arc::clone(&ingest_queue),
+            2,
+            move |messages| {
+                let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
+                async move {
+                    Ingest {
+                        store: store.as_ref(),
+                        match_queue: match_queue.as_ref(),
+                        retention,
+                    }
                     .handle(messages, chrono::Utc::now())
                     .await
-            }
-        }, shutdown.clone()));
+                }
+            },
+            shutdown.clone(),
+        ));
     }
     {
         let (store, dispatch_queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
         let rules = Arc::new(RulesCache::new(Duration::from_secs(2)));
-        workers.extend(worker::spawn("match", Arc::clone(&match_queue), 2, move |messages| {
-            let (store, dispatch_queue, rules) = (Arc::clone(&store), Arc::clone(&dispatch_queue), Arc::clone(&rules));
-            async move {
-                Matcher { store: store.as_ref(), dispatch_queue: dispatch_queue.as_ref(), rules: &rules, retention }
+        workers.extend(worker::spawn(
+            "match",
+            Arc::clone(&match_queue),
+            2,
+            move |messages| {
+                let (store, dispatch_queue, rules) = (
+                    Arc::clone(&store),
+                    Arc::clone(&dispatch_queue),
+                    Arc::clone(&rules),
+                );
+                async move {
+                    Matcher {
+                        store: store.as_ref(),
+                        dispatch_queue: dispatch_queue.as_ref(),
+                        rules: &rules,
+                        retention,
+                    }
                     .handle(messages, chrono::Utc::now())
                     .await
-            }
-        }, shutdown.clone()));
+                }
+            },
+            shutdown.clone(),
+        ));
     }
     {
         let (store, queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
         let sender = Arc::clone(&sender);
-        workers.extend(worker::spawn("dispatch", Arc::clone(&dispatch_queue), args.dispatch_workers.max(1), move |messages| {
-            let (store, queue, sender) = (Arc::clone(&store), Arc::clone(&queue), Arc::clone(&sender));
-            async move {
-                Dispatcher { store: store.as_ref(), dispatch_queue: queue.as_ref(), sender: sender.as_ref(), retry, retention }
+        workers.extend(worker::spawn(
+            "dispatch",
+            Arc::clone(&dispatch_queue),
+            args.dispatch_workers.max(1),
+            move |messages| {
+                let (store, queue, sender) =
+                    (Arc::clone(&store), Arc::clone(&queue), Arc::clone(&sender));
+                async move {
+                    Dispatcher {
+                        store: store.as_ref(),
+                        dispatch_queue: queue.as_ref(),
+                        sender: sender.as_ref(),
+                        retry,
+                        retention,
+                    }
                     .handle(messages, chrono::Utc::now())
                     .await
-            }
-        }, shutdown.clone()));
+                }
+            },
+            shutdown.clone(),
+        ));
     }
 
     let state = AppState {
         store: Arc::clone(&store),
         bus: Arc::new(QueueBus::new(Arc::clone(&ingest_queue))),
         config: Arc::new(ApiConfig {
-            admin_key: Some(AdminKey::new(credentials.admin_key.clone())),
+            admin_key: Some(AdminKey::new(&credentials.admin_key)),
             default_outbox: true,
             allowed_private_targets: args.allow_private_targets.clone(),
             key_env: "test".to_owned(),
@@ -145,12 +197,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let app = herald_api::router(state);
     let addr = SocketAddr::new(args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     let url = format!("http://{}", listener.local_addr()?);
     credentials.print(&url);
     info!(%url, data_dir = %args.data_dir.display(), "herald serve is ready");
 
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
     info!("shutting down");
     let _ = stop.send(true);
     for w in workers {
@@ -165,7 +221,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };
