@@ -4,13 +4,10 @@
 //! ingest, matcher and dispatcher handler functions as local workers over embedded durable
 //! queues, all on the embedded store under `--data-dir`.
 
-mod dev;
-mod serve;
-mod worker;
-
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use herald::serve;
 
 #[derive(Debug, Parser)]
 #[command(

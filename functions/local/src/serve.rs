@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::{dev, worker};
+use clap::Parser;
 
 /// The pipeline's queues, in order.
 pub const QUEUES: [&str; 3] = ["ingest", "match", "dispatch"];
@@ -65,6 +66,23 @@ pub struct ServeArgs {
     retention_days: i64,
 }
 
+impl ServeArgs {
+    /// Arguments as `herald serve` would parse them from its command line (defaults included):
+    /// how tests and tools build them.
+    pub fn from_args<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString> + Clone>(
+        args: I,
+    ) -> Result<Self, clap::Error> {
+        #[derive(Parser)]
+        struct Command {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("serve"))
+            .chain(args.into_iter().map(Into::into));
+        Command::try_parse_from(argv).map(|c| c.serve)
+    }
+}
+
 pub fn open_queues(data_dir: &Path) -> anyhow::Result<EmbeddedQueues> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -80,12 +98,46 @@ fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> Arc<dyn Q
     Arc::new(queues.queue(name, settings))
 }
 
+/// Runs `herald serve` until SIGINT or SIGTERM.
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     telemetry::init(if args.log_json {
         LogFormat::Json
     } else {
         LogFormat::Pretty
     });
+    let server = start(args).await?;
+    server.credentials.print(&server.url);
+    info!(url = %server.url, "herald serve is ready");
+    shutdown_signal().await;
+    info!("shutting down");
+    server.stop().await
+}
+
+/// A running local server: its URL and credentials, and the handle that stops it.
+#[derive(Debug)]
+pub struct Running {
+    pub url: String,
+    pub credentials: dev::Credentials,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight batches finish, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        self.server.await??;
+        Ok(())
+    }
+}
+
+/// Opens the engines, bootstraps the development org, starts the workers, and binds the
+/// listener — the server listens only once it is ready to serve. Port 0 picks a free port.
+pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(
@@ -201,20 +253,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let url = format!("http://{}", listener.local_addr()?);
-    credentials.print(&url);
-    info!(%url, data_dir = %args.data_dir.display(), "herald serve is ready");
-
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
-    info!("shutting down");
-    let _ = stop.send(true);
-    for w in workers {
-        let _ = w.await;
-    }
-    Ok(())
+    let mut stopped = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(Running {
+        url,
+        credentials,
+        stop,
+        server,
+        workers,
+    })
 }
 
+/// SIGINT (Ctrl-C) or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
