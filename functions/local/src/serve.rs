@@ -240,6 +240,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let state = AppState {
         store: Arc::clone(&store),
         bus: Arc::new(QueueBus::new(Arc::clone(&ingest_queue))),
+        sender: sender.clone(),
         config: Arc::new(ApiConfig {
             admin_key: Some(AdminKey::new(&credentials.admin_key)),
             default_outbox: true,
