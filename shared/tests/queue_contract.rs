@@ -113,6 +113,7 @@ contract_cases!(
     a_delayed_message_stays_hidden_until_due,
     a_received_message_comes_back_after_its_visibility_timeout,
     a_deleted_message_does_not_come_back,
+    a_deleted_batch_does_not_come_back,
     change_visibility_to_zero_makes_a_message_visible_now,
     a_made_up_receipt_is_refused,
     after_max_receives_a_message_moves_to_the_dead_letter_queue,
@@ -335,6 +336,11 @@ mod sqs_only {
                 .expect("receive")
                 .is_empty()
         );
+
+        let dead = sqs_engine::approximate_count(&client, &urls.dead_letter)
+            .await
+            .expect("count");
+        assert_eq!(dead, 1, "the dead-letter queue holds the message");
 
         let moved = sqs_engine::redrive(&client, &urls.dead_letter, &urls.main, 100)
             .await
