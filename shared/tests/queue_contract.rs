@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use herald_shared::queue::contract::{QueueFactory, QueuePair, QueueSpec};
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::queue::sqs::{self as sqs_engine, SqsQueue};
-use herald_shared::queue::{MAX_BATCH, Outgoing, Queue};
+use herald_shared::queue::{MAX_BATCH, Outgoing, Queue, QueueError};
 
 /// Fresh in-memory embedded queues per pair.
 struct Embedded;
@@ -284,6 +284,41 @@ mod embedded_only {
             back[0].receive_count, 1,
             "a redriven message starts counting afresh"
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_receipt_superseded_by_a_later_receive_deletes_nothing() {
+        let queues = EmbeddedQueues::in_memory().expect("queues");
+        let q = queues.queue("work", settings(Duration::from_secs(30)));
+        q.send_batch(vec![Outgoing::now("x")]).await.expect("send");
+        let first = q
+            .receive(1, Duration::ZERO)
+            .await
+            .expect("receive")
+            .remove(0);
+        q.change_visibility(&first.receipt, Duration::ZERO)
+            .await
+            .expect("retime");
+        let second = q
+            .receive(1, Duration::ZERO)
+            .await
+            .expect("receive")
+            .remove(0);
+
+        let stale = q.delete(&first.receipt).await;
+
+        assert!(
+            matches!(stale, Err(QueueError::UnknownReceipt)),
+            "{stale:?}"
+        );
+        assert_eq!(queues.approximate_count("work").await.expect("count"), 1);
+        q.delete(&second.receipt)
+            .await
+            .expect("the current receipt deletes");
+        assert_eq!(queues.approximate_count("work").await.expect("count"), 0);
+        q.delete(&second.receipt)
+            .await
+            .expect("deleting twice is not an error");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -153,7 +153,8 @@ impl EmbeddedQueues {
         }
     }
 
-    /// How many messages `name` holds: visible, in flight and delayed.
+    /// How many messages `name` holds: visible, in flight and delayed. Counts by scanning the
+    /// queue: for operators (`herald dlq`), not for hot paths.
     pub async fn approximate_count(&self, name: &str) -> Result<usize, QueueError> {
         let name = name.to_owned();
         self.read(move |db| {
@@ -920,5 +921,49 @@ impl<'txn> Tables<'txn> {
             self.put(to, new_seq, &record)?;
         }
         Ok(due.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let record = Record {
+            visible_at: 1_700_000_000_123,
+            receive_count: 7,
+            message_id: Uuid::new_v4(),
+            body: "{\"ünïcode\": true}".into(),
+        };
+
+        let back = Record::decode(&record.encode()).expect("decode");
+
+        assert_eq!(back.visible_at, record.visible_at);
+        assert_eq!(back.receive_count, 7);
+        assert_eq!(back.message_id, record.message_id);
+        assert_eq!(back.body, record.body);
+    }
+
+    #[test]
+    fn a_truncated_or_non_utf8_record_is_refused() {
+        assert!(matches!(
+            Record::decode(&[0; 10]),
+            Err(EngineError::Corrupt(_))
+        ));
+        let mut raw = vec![0; Record::HEADER];
+        raw.extend_from_slice(&[0xff, 0xfe]);
+        assert!(matches!(Record::decode(&raw), Err(EngineError::Corrupt(_))));
+    }
+
+    #[test]
+    fn receipts_read_back_and_garbage_is_unknown() {
+        assert_eq!(parse_receipt(&receipt(42, 3)).expect("parse"), (42, 3));
+        for bad in ["", "42", "a.b", "1.2.3", "-1.2"] {
+            let result = parse_receipt(&Receipt(bad.into()));
+            assert!(matches!(result, Err(QueueError::UnknownReceipt)), "{bad:?}");
+        }
     }
 }
