@@ -149,27 +149,28 @@ fn run_writer(db: &Weak<Database>, mut jobs: mpsc::UnboundedReceiver<Job>) {
                 Err(_) => break,
             }
         }
-        let Some(db) = db.upgrade() else {
-            for job in group.drain(..) {
-                let _ = job.reply.send(Err(StoreError::engine(WriterGone)));
-            }
-            continue;
+        let outcomes = match db.upgrade() {
+            None => group
+                .iter()
+                .map(|_| Err(StoreError::engine(WriterGone)))
+                .collect(),
+            Some(db) => commit_group(&db, &group).unwrap_or_else(|_| {
+                // One write failed in the engine (not a condition): the group was rolled back.
+                // Commit each write alone so that only the failing one fails.
+                group
+                    .iter()
+                    .map(|job| {
+                        commit_group(&db, std::slice::from_ref(job)).and_then(|mut r| {
+                            r.pop().unwrap_or(Err(StoreError::engine(WriterGone)))
+                        })
+                    })
+                    .collect()
+            }),
+            // The database handle is released before anyone hears back, so a caller that drops
+            // its last `Embedded` after a write closes the file at once.
         };
-        match commit_group(&db, &group) {
-            Ok(results) => {
-                for (job, result) in group.drain(..).zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-            // One write failed in the engine (not a condition): the group was rolled back.
-            // Commit each write alone so that only the failing one fails.
-            Err(_) => {
-                for job in group.drain(..) {
-                    let result = commit_group(&db, std::slice::from_ref(&job))
-                        .and_then(|mut r| r.pop().unwrap_or(Err(StoreError::engine(WriterGone))));
-                    let _ = job.reply.send(result);
-                }
-            }
+        for (job, outcome) in group.drain(..).zip(outcomes) {
+            let _ = job.reply.send(outcome);
         }
     }
 }
