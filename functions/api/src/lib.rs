@@ -10,7 +10,6 @@ pub mod auth;
 pub mod body;
 pub mod channels;
 pub mod error;
-mod matcher_stub;
 pub mod openapi;
 pub mod orgs;
 pub mod pagination;

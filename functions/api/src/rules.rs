@@ -22,8 +22,6 @@ use crate::AppState;
 use crate::auth::OrgAuth;
 use crate::body::{JsonBody, double_option};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-#[allow(unused_imports)]
-use crate::matcher_stub::ParseMatcher as _;
 use crate::pagination::ListParams;
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/rules";

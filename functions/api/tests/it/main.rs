@@ -4,7 +4,6 @@
 mod auth;
 mod channels;
 mod errors;
-mod mem_store;
 mod openapi;
 mod pagination;
 mod repo;
