@@ -3,6 +3,8 @@
 
 mod auth;
 mod channels;
+#[cfg(feature = "lambda")]
+mod dynamodb;
 mod errors;
 mod openapi;
 mod pagination;

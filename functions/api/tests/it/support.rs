@@ -108,6 +108,20 @@ impl TestApp {
 
     pub async fn with_config(config: ApiConfig) -> Self {
         let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().expect("in-memory store"));
+        Self::with_store(store, config).await
+    }
+
+    /// The local configuration over any store engine.
+    pub async fn local_over(store: Arc<dyn Store>) -> Self {
+        let config = ApiConfig {
+            default_outbox: true,
+            allowed_private_targets: vec!["127.0.0.0/8".parse().expect("cidr")],
+            ..Self::base_config()
+        };
+        Self::with_store(store, config).await
+    }
+
+    pub async fn with_store(store: Arc<dyn Store>, config: ApiConfig) -> Self {
         let state = AppState {
             store: store.clone(),
             bus: Arc::new(NullBus),
