@@ -10,6 +10,8 @@ pub mod auth;
 pub mod body;
 pub mod channels;
 pub mod error;
+pub mod events;
+pub mod logs;
 pub mod openapi;
 pub mod orgs;
 pub mod pagination;
@@ -81,6 +83,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::router())
         .merge(channels::router())
         .merge(rules::router())
+        .merge(events::router())
+        .merge(logs::router())
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

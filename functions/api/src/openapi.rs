@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
-use crate::{api_keys, channels, error, orgs, rules};
+use crate::{api_keys, channels, error, events, logs, orgs, rules};
 
 /// The document's source: every path and schema of the API.
 #[derive(Debug, OpenApi)]
@@ -42,6 +42,9 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         rules::get_rule,
         rules::update_rule,
         rules::delete_rule,
+        events::post_events,
+        logs::list_logs,
+        logs::list_channel_logs,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -50,6 +53,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         (name = "api-keys", description = "API keys of an org (admin key)"),
         (name = "channels", description = "Where notifications go"),
         (name = "rules", description = "Which events go to which channels"),
+        (name = "events", description = "Publishing events"),
+        (name = "logs", description = "Delivery logs: every delivery and attempt"),
     )
 )]
 pub struct ApiDoc;

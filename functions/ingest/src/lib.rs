@@ -51,7 +51,9 @@ impl Ingest<'_> {
             let bodies = chunk.iter().map(|(_, m)| m.clone()).collect();
             if let Err(e) = self.match_queue.send_batch(bodies).await {
                 warn!(error = %e, "match queue refused a batch; its messages will be retried");
-                outcome.failed.extend(chunk.iter().map(|(id, _)| id.clone()));
+                outcome
+                    .failed
+                    .extend(chunk.iter().map(|(id, _)| id.clone()));
             }
         }
         outcome
@@ -59,7 +61,11 @@ impl Ingest<'_> {
 
     /// The event to forward, or `None` when the message ends here (invalid or duplicate).
     #[instrument(skip_all, fields(message_id = %message.id, event_id, org_id))]
-    async fn accept(&self, message: &QueueMessage, now: DateTime<Utc>) -> Result<Option<Event>, herald_shared::store::StoreError> {
+    async fn accept(
+        &self,
+        message: &QueueMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Event>, herald_shared::store::StoreError> {
         let event = match parse_envelope(&message.body, now) {
             Ok(event) => event,
             Err(invalid) => {
@@ -94,8 +100,8 @@ impl Ingest<'_> {
 /// `{orgId, module, properties, id?, userId?, recipients?, occurredAt?}`; without `detail.id`
 /// the EventBridge event id is the idempotency key.
 pub fn parse_envelope(body: &str, now: DateTime<Utc>) -> Result<Event, Invalid> {
-    let envelope: BusEnvelope =
-        serde_json::from_str(body).map_err(|e| Invalid::new("", format!("not an EventBridge event: {e}")))?;
+    let envelope: BusEnvelope = serde_json::from_str(body)
+        .map_err(|e| Invalid::new("", format!("not an EventBridge event: {e}")))?;
     let mut detail = match envelope.detail {
         serde_json::Value::Object(map) => map,
         _ => return Err(Invalid::new("detail", "must be a JSON object")),
@@ -104,12 +110,20 @@ pub fn parse_envelope(body: &str, now: DateTime<Utc>) -> Result<Event, Invalid> 
         .remove("orgId")
         .and_then(|v| v.as_str().and_then(|s| s.parse().ok()))
         .ok_or_else(|| Invalid::new("detail.orgId", "must be the UUID of an org"))?;
-    detail.insert("type".into(), serde_json::Value::String(envelope.detail_type));
+    detail.insert(
+        "type".into(),
+        serde_json::Value::String(envelope.detail_type),
+    );
     let input: EventInput = serde_json::from_value(serde_json::Value::Object(detail))
         .map_err(|e| Invalid::new("detail", e.to_string()))?;
     let envelope_id = envelope.id;
     input
-        .into_event(org_id, || EventId::parse(envelope_id).unwrap_or_else(|_| EventId::generate()), envelope.time, now)
+        .into_event(
+            org_id,
+            || EventId::parse(envelope_id).unwrap_or_else(|_| EventId::generate()),
+            envelope.time,
+            now,
+        )
         .map_err(|e| e.under("detail"))
 }
 
@@ -129,7 +143,9 @@ mod tests {
     #[test]
     fn an_envelope_without_detail_id_uses_the_eventbridge_id() {
         let org = OrgId::new();
-        let body = envelope(serde_json::json!({"orgId": org.to_string(), "module": "email", "properties": {"to": "a@b.c"}}));
+        let body = envelope(
+            serde_json::json!({"orgId": org.to_string(), "module": "email", "properties": {"to": "a@b.c"}}),
+        );
         let event = parse_envelope(&body, Utc::now()).expect("valid");
         assert_eq!(event.id.as_str(), "eb-123");
         assert_eq!(event.event_type.as_str(), "email.bounced");
@@ -140,19 +156,43 @@ mod tests {
     #[test]
     fn an_envelope_with_a_detail_id_keeps_it() {
         let org = OrgId::new();
-        let body = envelope(serde_json::json!({"orgId": org.to_string(), "id": "mine", "module": "email"}));
-        assert_eq!(parse_envelope(&body, Utc::now()).expect("valid").id.as_str(), "mine");
+        let body = envelope(
+            serde_json::json!({"orgId": org.to_string(), "id": "mine", "module": "email"}),
+        );
+        assert_eq!(
+            parse_envelope(&body, Utc::now())
+                .expect("valid")
+                .id
+                .as_str(),
+            "mine"
+        );
     }
 
     #[test]
     fn invalid_envelopes_say_what_is_wrong() {
         let no_org = envelope(serde_json::json!({"module": "email"}));
-        assert_eq!(parse_envelope(&no_org, Utc::now()).expect_err("invalid").field, "detail.orgId");
+        assert_eq!(
+            parse_envelope(&no_org, Utc::now())
+                .expect_err("invalid")
+                .field,
+            "detail.orgId"
+        );
         let org = OrgId::new().to_string();
         let no_module = envelope(serde_json::json!({"orgId": org}));
-        assert_eq!(parse_envelope(&no_module, Utc::now()).expect_err("invalid").field, "detail.module");
-        let bad_props = envelope(serde_json::json!({"orgId": org, "module": "m", "properties": [1]}));
-        assert_eq!(parse_envelope(&bad_props, Utc::now()).expect_err("invalid").field, "detail.properties");
+        assert_eq!(
+            parse_envelope(&no_module, Utc::now())
+                .expect_err("invalid")
+                .field,
+            "detail.module"
+        );
+        let bad_props =
+            envelope(serde_json::json!({"orgId": org, "module": "m", "properties": [1]}));
+        assert_eq!(
+            parse_envelope(&bad_props, Utc::now())
+                .expect_err("invalid")
+                .field,
+            "detail.properties"
+        );
         assert!(parse_envelope("{", Utc::now()).is_err());
     }
 }

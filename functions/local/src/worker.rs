@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
-use herald_shared::queue::{Queue, Received, MAX_BATCH};
+use herald_shared::queue::{MAX_BATCH, Queue, Received};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
@@ -62,8 +62,14 @@ where
     H: Fn(Vec<QueueMessage>) -> F,
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
-    let messages =
-        batch.iter().map(|r| QueueMessage { id: r.message_id.clone(), body: r.body.clone(), receive_count: r.receive_count }).collect();
+    let messages = batch
+        .iter()
+        .map(|r| QueueMessage {
+            id: r.message_id.clone(),
+            body: r.body.clone(),
+            receive_count: r.receive_count,
+        })
+        .collect();
     let outcome = match tokio::spawn(handler(messages)).await {
         Ok(outcome) => outcome,
         Err(e) => {

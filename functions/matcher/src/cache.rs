@@ -32,7 +32,10 @@ pub struct RulesCache {
 
 impl RulesCache {
     pub fn new(max_age: Duration) -> Self {
-        Self { max_age, orgs: Mutex::new(HashMap::new()) }
+        Self {
+            max_age,
+            orgs: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The org's rules, from the cache when fresh enough.
@@ -46,7 +49,10 @@ impl RulesCache {
             rules: RuleSet::compile(&rules),
             channels: channels.into_iter().map(|c| (c.id, c)).collect(),
         });
-        let mut orgs = self.orgs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut orgs = self
+            .orgs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if orgs.len() >= MAX_ORGS {
             orgs.clear();
         }
@@ -55,7 +61,12 @@ impl RulesCache {
     }
 
     fn fresh(&self, org: OrgId) -> Option<Arc<OrgRules>> {
-        let orgs = self.orgs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        orgs.get(&org).filter(|(at, _)| at.elapsed() < self.max_age).map(|(_, rules)| Arc::clone(rules))
+        let orgs = self
+            .orgs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        orgs.get(&org)
+            .filter(|(at, _)| at.elapsed() < self.max_age)
+            .map(|(_, rules)| Arc::clone(rules))
     }
 }

@@ -13,7 +13,7 @@ use herald_shared::domain::channel::Channel;
 use herald_shared::domain::delivery::{Delivery, DeliveryStatus, Trigger};
 use herald_shared::domain::event::{Event, Recipient};
 use herald_shared::domain::rule::Rule;
-use herald_shared::pipeline::{delivery_id, BatchOutcome, DispatchTask, MatchTask, QueueMessage};
+use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
 use herald_shared::queue::{self, Outgoing, Queue, QueueError};
 use herald_shared::repo::{deliveries, events};
 use herald_shared::store::{Store, StoreError};
@@ -86,7 +86,10 @@ impl Matcher<'_> {
                         }
                         // Already on record: re-enqueue only if no attempt was ever made (a
                         // crash between record and enqueue); otherwise the dispatcher owns it.
-                        Some(existing) => existing.delivery.status == DeliveryStatus::Queued && existing.delivery.attempts.is_empty(),
+                        Some(existing) => {
+                            existing.delivery.status == DeliveryStatus::Queued
+                                && existing.delivery.attempts.is_empty()
+                        }
                     };
                     if queued {
                         let task = DispatchTask {
@@ -106,7 +109,11 @@ impl Matcher<'_> {
             }
         }
         queue::send_all(self.dispatch_queue, tasks).await?;
-        info!(rules = matched_rules.len(), deliveries = created, "event matched");
+        info!(
+            rules = matched_rules.len(),
+            deliveries = created,
+            "event matched"
+        );
         events::mark_matched(self.store, event, matched_rules, created, ttl, now).await?;
         Ok(())
     }
@@ -122,7 +129,12 @@ fn recipients(event: &Event, rule: &Rule, channel: &Channel) -> Vec<Option<Recip
     let mut out: Vec<Option<Recipient>> = event.recipients.iter().cloned().map(Some).collect();
     for user in &rule.recipients {
         if !event.recipients.iter().any(|r| &r.user_id == user) {
-            out.push(Some(Recipient { user_id: user.clone(), email: None, phone: None, push_tokens: Vec::new() }));
+            out.push(Some(Recipient {
+                user_id: user.clone(),
+                email: None,
+                phone: None,
+                push_tokens: Vec::new(),
+            }));
         }
     }
     if out.is_empty() {
@@ -131,12 +143,27 @@ fn recipients(event: &Event, rule: &Rule, channel: &Channel) -> Vec<Option<Recip
     out
 }
 
-fn new_delivery(event: &Event, rule: &Rule, channel: &Channel, recipient: Option<&Recipient>, now: DateTime<Utc>) -> Delivery {
+fn new_delivery(
+    event: &Event,
+    rule: &Rule,
+    channel: &Channel,
+    recipient: Option<&Recipient>,
+    now: DateTime<Utc>,
+) -> Delivery {
     let user = recipient.map(|r| &r.user_id);
     let (status, reason) = if !channel.enabled {
-        (DeliveryStatus::Suppressed, Some("channel is disabled".to_owned()))
+        (
+            DeliveryStatus::Suppressed,
+            Some("channel is disabled".to_owned()),
+        )
     } else if channel.kind().is_user_facing() && recipient.is_none() {
-        (DeliveryStatus::Failed, Some("the event names no recipient (userId or recipients) and the rule has none".to_owned()))
+        (
+            DeliveryStatus::Failed,
+            Some(
+                "the event names no recipient (userId or recipients) and the rule has none"
+                    .to_owned(),
+            ),
+        )
     } else {
         (DeliveryStatus::Queued, None)
     };

@@ -9,7 +9,7 @@ use herald_shared::pipeline::lambda;
 use herald_shared::queue::sqs::SqsQueue;
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
-use lambda_runtime::{service_fn, LambdaEvent};
+use lambda_runtime::{LambdaEvent, service_fn};
 
 /// Configuration from the environment the SAM template sets.
 struct Config {
@@ -23,10 +23,17 @@ impl Config {
     fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
             table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
-            dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL").context("HERALD_DISPATCH_QUEUE_URL is not set")?,
-            retention_days: std::env::var("HERALD_LOG_RETENTION_DAYS").ok().and_then(|d| d.parse().ok()).unwrap_or(30),
+            dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL")
+                .context("HERALD_DISPATCH_QUEUE_URL is not set")?,
+            retention_days: std::env::var("HERALD_LOG_RETENTION_DAYS")
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(30),
             rules_max_age: Duration::from_secs(
-                std::env::var("HERALD_RULES_CACHE_SECONDS").ok().and_then(|d| d.parse().ok()).unwrap_or(5),
+                std::env::var("HERALD_RULES_CACHE_SECONDS")
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(5),
             ),
         })
     }
@@ -48,7 +55,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         retention: chrono::Duration::days(config.retention_days),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        let outcome = matcher.handle(lambda::messages(event.payload), chrono::Utc::now()).await;
+        let outcome = matcher
+            .handle(lambda::messages(event.payload), chrono::Utc::now())
+            .await;
         Ok::<SqsBatchResponse, lambda_runtime::Error>(lambda::response(outcome))
     }))
     .await

@@ -124,8 +124,16 @@ impl EventInput {
             Some(id) => EventId::parse(id).map_err(|e| Invalid::new("id", e.message))?,
             None => fallback_id(),
         };
-        let event_type = EventType::parse(self.event_type.as_deref().ok_or_else(|| Invalid::new("type", "is required"))?)?;
-        let module = Module::parse(self.module.as_deref().ok_or_else(|| Invalid::new("module", "is required"))?)?;
+        let event_type = EventType::parse(
+            self.event_type
+                .as_deref()
+                .ok_or_else(|| Invalid::new("type", "is required"))?,
+        )?;
+        let module = Module::parse(
+            self.module
+                .as_deref()
+                .ok_or_else(|| Invalid::new("module", "is required"))?,
+        )?;
         let properties = match self.properties {
             None | Some(serde_json::Value::Null) => serde_json::Map::new(),
             Some(serde_json::Value::Object(map)) => map,
@@ -134,31 +142,62 @@ impl EventInput {
         let mut recipients = Vec::new();
         if let Some(user) = self.user_id {
             let user_id = UserId::parse(user).map_err(|e| Invalid::new("userId", e.message))?;
-            recipients.push(Recipient { user_id, email: None, phone: None, push_tokens: Vec::new() });
+            recipients.push(Recipient {
+                user_id,
+                email: None,
+                phone: None,
+                push_tokens: Vec::new(),
+            });
         }
         for (i, value) in self.recipients.into_iter().flatten().enumerate() {
             let field = format!("recipients[{i}]");
             let recipient = match value {
                 serde_json::Value::String(s) => {
-                    let user_id = UserId::parse(s).map_err(|e| Invalid::new(field.as_str(), e.message))?;
-                    Recipient { user_id, email: None, phone: None, push_tokens: Vec::new() }
+                    let user_id =
+                        UserId::parse(s).map_err(|e| Invalid::new(field.as_str(), e.message))?;
+                    Recipient {
+                        user_id,
+                        email: None,
+                        phone: None,
+                        push_tokens: Vec::new(),
+                    }
                 }
-                other => serde_json::from_value::<Recipient>(other)
-                    .map_err(|e| Invalid::new(field.as_str(), format!("must be a user id or {{userId, email?, phone?, pushTokens?}}: {e}")))?,
+                other => serde_json::from_value::<Recipient>(other).map_err(|e| {
+                    Invalid::new(
+                        field.as_str(),
+                        format!(
+                            "must be a user id or {{userId, email?, phone?, pushTokens?}}: {e}"
+                        ),
+                    )
+                })?,
             };
             if !recipients.iter().any(|r| r.user_id == recipient.user_id) {
                 recipients.push(recipient);
             }
         }
         if recipients.len() > MAX_RECIPIENTS {
-            return Err(Invalid::new("recipients", format!("at most {MAX_RECIPIENTS} recipients per event")));
+            return Err(Invalid::new(
+                "recipients",
+                format!("at most {MAX_RECIPIENTS} recipients per event"),
+            ));
         }
         let occurred_at = match self.occurred_at {
             None => fallback_time,
             Some(s) => DateTime::parse_from_rfc3339(&s)
-                .map_err(|_| Invalid::new("occurredAt", format!("`{s}` is not an RFC 3339 timestamp")))?
+                .map_err(|_| {
+                    Invalid::new("occurredAt", format!("`{s}` is not an RFC 3339 timestamp"))
+                })?
                 .with_timezone(&Utc),
         };
-        Ok(Event { id, org_id, event_type, module, properties, recipients, occurred_at, received_at })
+        Ok(Event {
+            id,
+            org_id,
+            event_type,
+            module,
+            properties,
+            recipients,
+            occurred_at,
+            received_at,
+        })
     }
 }

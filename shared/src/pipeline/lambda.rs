@@ -10,7 +10,11 @@ pub fn messages(event: SqsEvent) -> Vec<QueueMessage> {
         .records
         .into_iter()
         .map(|record| QueueMessage {
-            receive_count: record.attributes.get("ApproximateReceiveCount").and_then(|n| n.parse().ok()).unwrap_or(1),
+            receive_count: record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1),
             id: record.message_id.unwrap_or_default(),
             body: record.body.unwrap_or_default(),
         })

@@ -74,7 +74,12 @@ pub struct DispatchTask {
 /// (org, event, rule, channel, recipient): time-ordered like every id, and deterministic, so a
 /// duplicate event, or a match message handled twice, lands on the same delivery instead of
 /// making a second one.
-pub fn delivery_id(event: &Event, rule: &RuleKey, channel: ChannelId, recipient: Option<&UserId>) -> DeliveryId {
+pub fn delivery_id(
+    event: &Event,
+    rule: &RuleKey,
+    channel: ChannelId,
+    recipient: Option<&UserId>,
+) -> DeliveryId {
     let mut hash = Sha256::new();
     for part in [
         event.org_id.to_string().as_str(),
@@ -99,11 +104,13 @@ pub fn delivery_id(event: &Event, rule: &RuleKey, channel: ChannelId, recipient:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::event::{EventType, Module};
     use crate::domain::EventId;
+    use crate::domain::event::{EventType, Module};
 
     fn event() -> Event {
-        let now = DateTime::parse_from_rfc3339("2026-05-01T12:00:00Z").expect("time").with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-05-01T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
         Event {
             id: EventId::parse("evt-1").expect("id"),
             org_id: OrgId::new(),
@@ -125,7 +132,10 @@ mod tests {
         assert_eq!(a, delivery_id(&e, &rule, channel, None));
         assert_eq!(a.as_uuid().get_version_num(), 7);
         let ts = a.as_uuid().get_timestamp().expect("v7 timestamp").to_unix();
-        assert_eq!(ts.0, u64::try_from(e.received_at.timestamp()).expect("positive"));
+        assert_eq!(
+            ts.0,
+            u64::try_from(e.received_at.timestamp()).expect("positive")
+        );
     }
 
     #[test]

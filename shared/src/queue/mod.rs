@@ -28,7 +28,10 @@ pub struct Outgoing {
 
 impl Outgoing {
     pub fn now(body: impl Into<String>) -> Self {
-        Self { body: body.into(), delay: Duration::ZERO }
+        Self {
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -73,7 +76,11 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;
     /// Makes a received message visible again after `timeout` (zero: now).
-    async fn change_visibility(&self, receipt: &Receipt, timeout: Duration) -> Result<(), QueueError>;
+    async fn change_visibility(
+        &self,
+        receipt: &Receipt,
+        timeout: Duration,
+    ) -> Result<(), QueueError>;
 }
 
 /// Sends any number of messages in batches of [`MAX_BATCH`].

@@ -7,7 +7,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::events::{from_doc, to_doc};
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::{ChannelId, DeliveryId, OrgId};
-use crate::store::{keys, Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError};
+use crate::store::{
+    Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, keys,
+};
 
 const ENTITY: &str = "Delivery";
 const VERSION: &str = "version";
@@ -20,32 +22,69 @@ pub struct Versioned {
 }
 
 fn item(delivery: &Delivery, version: i64, ttl: i64) -> Result<Item, StoreError> {
-    let mut item = Item::new(keys::delivery(delivery.org_id, delivery.id), ENTITY, to_doc(delivery)?)
-        .with_gsi1(keys::delivery_in_channel(delivery.org_id, delivery.channel_id, delivery.id))
-        .with_ttl(ttl);
+    let mut item = Item::new(
+        keys::delivery(delivery.org_id, delivery.id),
+        ENTITY,
+        to_doc(delivery)?,
+    )
+    .with_gsi1(keys::delivery_in_channel(
+        delivery.org_id,
+        delivery.channel_id,
+        delivery.id,
+    ))
+    .with_ttl(ttl);
     item.nums.insert(VERSION.to_owned(), version);
     Ok(item)
 }
 
 /// Creates the delivery unless it exists; returns the existing one when it does.
-pub async fn create(store: &dyn Store, delivery: &Delivery, ttl: i64) -> Result<Option<Versioned>, StoreError> {
-    match store.put(item(delivery, 0, ttl)?, Condition::NotExists).await {
+pub async fn create(
+    store: &dyn Store,
+    delivery: &Delivery,
+    ttl: i64,
+) -> Result<Option<Versioned>, StoreError> {
+    match store
+        .put(item(delivery, 0, ttl)?, Condition::NotExists)
+        .await
+    {
         Ok(()) => Ok(None),
         Err(StoreError::Conflict) => get(store, delivery.org_id, delivery.id).await,
         Err(e) => Err(e),
     }
 }
 
-pub async fn get(store: &dyn Store, org: OrgId, id: DeliveryId) -> Result<Option<Versioned>, StoreError> {
-    let Some(item) = store.get(&keys::delivery(org, id)).await? else { return Ok(None) };
+pub async fn get(
+    store: &dyn Store,
+    org: OrgId,
+    id: DeliveryId,
+) -> Result<Option<Versioned>, StoreError> {
+    let Some(item) = store.get(&keys::delivery(org, id)).await? else {
+        return Ok(None);
+    };
     let version = item.nums.get(VERSION).copied().unwrap_or(0);
-    Ok(Some(Versioned { delivery: from_doc(item.doc)?, version }))
+    Ok(Some(Versioned {
+        delivery: from_doc(item.doc)?,
+        version,
+    }))
 }
 
 /// Saves `delivery` if its stored version is still `expected`; `Conflict` otherwise.
-pub async fn save(store: &dyn Store, delivery: &Delivery, expected: i64, ttl: i64) -> Result<i64, StoreError> {
+pub async fn save(
+    store: &dyn Store,
+    delivery: &Delivery,
+    expected: i64,
+    ttl: i64,
+) -> Result<i64, StoreError> {
     let next = expected + 1;
-    store.put(item(delivery, next, ttl)?, Condition::NumEquals { attr: VERSION.to_owned(), value: expected }).await?;
+    store
+        .put(
+            item(delivery, next, ttl)?,
+            Condition::NumEquals {
+                attr: VERSION.to_owned(),
+                value: expected,
+            },
+        )
+        .await?;
     Ok(next)
 }
 
@@ -62,9 +101,14 @@ pub struct LogFilter {
 
 impl LogFilter {
     fn accepts(&self, d: &Delivery) -> bool {
-        self.rule_key.as_deref().is_none_or(|k| d.rule_key.as_ref().is_some_and(|r| r.as_str() == k))
+        self.rule_key
+            .as_deref()
+            .is_none_or(|k| d.rule_key.as_ref().is_some_and(|r| r.as_str() == k))
             && self.channel_id.is_none_or(|c| d.channel_id == c)
-            && self.recipient.as_deref().is_none_or(|u| d.recipient.as_ref().is_some_and(|r| r.as_str() == u))
+            && self
+                .recipient
+                .as_deref()
+                .is_none_or(|u| d.recipient.as_ref().is_some_and(|r| r.as_str() == u))
             && self.status.is_none_or(|s| d.status == s)
             && self.from.is_none_or(|f| d.created_at >= f)
             && self.to.is_none_or(|t| d.created_at < t)
@@ -96,8 +140,13 @@ pub async fn list(
 ) -> Result<LogPage, StoreError> {
     let limit = limit.clamp(1, 200);
     let upper = filter.to.unwrap_or(now);
-    let lower = filter.from.unwrap_or(upper - chrono::Duration::days(DEFAULT_LOOKBACK_DAYS));
-    let range = SortKeyRange::Between(format!("DLV#{}", id_floor(lower)), format!("DLV#{}", id_ceiling(upper)));
+    let lower = filter
+        .from
+        .unwrap_or(upper - chrono::Duration::days(DEFAULT_LOOKBACK_DAYS));
+    let range = SortKeyRange::Between(
+        format!("DLV#{}", id_floor(lower)),
+        format!("DLV#{}", id_ceiling(upper)),
+    );
 
     if let Some(channel) = filter.channel_id {
         let query = |cursor| Query {
@@ -142,7 +191,10 @@ pub async fn list(
                 }
             }
             if out.items.len() >= limit || scanned >= MAX_SCANNED {
-                out.next = page.next.or(last).or_else(|| next_day_cursor(org, day, first_day));
+                out.next = page
+                    .next
+                    .or(last)
+                    .or_else(|| next_day_cursor(org, day, first_day));
                 return Ok(out);
             }
             match page.next {
@@ -161,7 +213,14 @@ pub async fn list(
 /// A cursor that starts the next (older) day partition from its top.
 fn next_day_cursor(org: OrgId, day: NaiveDate, first_day: NaiveDate) -> Option<Cursor> {
     let prev = day.pred_opt().filter(|d| *d >= first_day)?;
-    let top = Item::new(Key::new(keys::deliveries_of_day(org, &prev.format("%Y-%m-%d").to_string()), "DLV#~"), ENTITY, serde_json::Value::Null);
+    let top = Item::new(
+        Key::new(
+            keys::deliveries_of_day(org, &prev.format("%Y-%m-%d").to_string()),
+            "DLV#~",
+        ),
+        ENTITY,
+        serde_json::Value::Null,
+    );
     Some(Cursor::after(&top, Index::Primary))
 }
 

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::event::Event;
-use crate::store::{keys, Condition, Item, Store, StoreError};
+use crate::store::{Condition, Item, Store, StoreError, keys};
 
 const ENTITY: &str = "Event";
 
@@ -43,8 +43,19 @@ pub enum Recorded {
 }
 
 /// Records `event` unless an event with its id is already on record. Expires with `ttl`.
-pub async fn record(store: &dyn Store, event: &Event, ttl: i64, now: DateTime<Utc>) -> Result<Recorded, StoreError> {
-    let record = EventRecord { event: event.clone(), stage: Stage::Accepted, matched_rules: Vec::new(), deliveries: 0, updated_at: now };
+pub async fn record(
+    store: &dyn Store,
+    event: &Event,
+    ttl: i64,
+    now: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
+    let record = EventRecord {
+        event: event.clone(),
+        stage: Stage::Accepted,
+        matched_rules: Vec::new(),
+        deliveries: 0,
+        updated_at: now,
+    };
     let key = keys::event(event.org_id, &event.id);
     let item = Item::new(key.clone(), ENTITY, to_doc(&record)?).with_ttl(ttl);
     match store.put(item, Condition::NotExists).await {
@@ -67,8 +78,19 @@ pub async fn mark_matched(
     ttl: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let record = EventRecord { event: event.clone(), stage: Stage::Matched, matched_rules, deliveries, updated_at: now };
-    let item = Item::new(keys::event(event.org_id, &event.id), ENTITY, to_doc(&record)?).with_ttl(ttl);
+    let record = EventRecord {
+        event: event.clone(),
+        stage: Stage::Matched,
+        matched_rules,
+        deliveries,
+        updated_at: now,
+    };
+    let item = Item::new(
+        keys::event(event.org_id, &event.id),
+        ENTITY,
+        to_doc(&record)?,
+    )
+    .with_ttl(ttl);
     store.put(item, Condition::None).await
 }
 
@@ -76,6 +98,8 @@ pub(crate) fn to_doc<T: Serialize>(value: &T) -> Result<serde_json::Value, Store
     serde_json::to_value(value).map_err(StoreError::engine)
 }
 
-pub(crate) fn from_doc<T: serde::de::DeserializeOwned>(doc: serde_json::Value) -> Result<T, StoreError> {
+pub(crate) fn from_doc<T: serde::de::DeserializeOwned>(
+    doc: serde_json::Value,
+) -> Result<T, StoreError> {
     serde_json::from_value(doc).map_err(StoreError::engine)
 }

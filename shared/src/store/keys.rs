@@ -80,7 +80,10 @@ pub fn delivery_day(id: DeliveryId) -> String {
             i64::try_from(secs).unwrap_or(0) * 1000 + i64::from(nanos / 1_000_000)
         })
         .unwrap_or(0);
-    DateTime::<Utc>::from_timestamp_millis(millis).unwrap_or_default().format("%Y-%m-%d").to_string()
+    DateTime::<Utc>::from_timestamp_millis(millis)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// Partition of one org's deliveries on one UTC day (`yyyy-mm-dd`): logs are read by time
@@ -91,7 +94,10 @@ pub fn deliveries_of_day(org: OrgId, day: &str) -> String {
 
 /// A delivery, with its attempts.
 pub fn delivery(org: OrgId, id: DeliveryId) -> Key {
-    Key::new(deliveries_of_day(org, &delivery_day(id)), format!("DLV#{id}"))
+    Key::new(
+        deliveries_of_day(org, &delivery_day(id)),
+        format!("DLV#{id}"),
+    )
 }
 
 /// GSI1 partition of one channel's deliveries: the per-channel dispatch log.
