@@ -73,6 +73,18 @@ impl<'a> Channels<'a> {
         }
     }
 
+    /// Which of `ids` are channels of the org, in the order of `ids`: one batched read.
+    pub async fn exist(&self, org: &OrgId, ids: &[ChannelId]) -> Result<Vec<bool>, RepoError> {
+        let keys: Vec<_> = ids.iter().map(|id| keys::channel(org, id)).collect();
+        Ok(self
+            .store
+            .get_many(&keys)
+            .await?
+            .iter()
+            .map(Option::is_some)
+            .collect())
+    }
+
     /// The org's channels, oldest first (ids are UUIDv7).
     pub async fn list(
         &self,
