@@ -9,6 +9,8 @@
 //! - [`repo`]: typed repositories that turn domain values into single-table items;
 //! - [`delivery`]: formatters, senders, retry policy and outbound safety.
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod bus;
 pub mod delivery;
 pub mod domain;

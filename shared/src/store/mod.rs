@@ -196,6 +196,151 @@ impl StoreError {
     pub fn engine(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Engine(Box::new(e))
     }
+
+    fn invalid(reason: impl Into<String>) -> Self {
+        Self::engine(InvalidRequest(reason.into()))
+    }
+}
+
+/// A request both engines refuse before touching storage, because DynamoDB would: an empty key
+/// attribute, a reserved attribute name in `nums`, a query limit outside 1..=1000, a transaction
+/// of more than 100 writes or with two writes to one key. Reported as [`StoreError::Engine`]: it
+/// is a bug in the caller, not something a user can fix.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid store request: {0}")]
+pub struct InvalidRequest(pub String);
+
+/// Attribute names the single-table layout uses itself; `Item::nums` may not use them.
+pub const RESERVED_ATTRIBUTES: [&str; 7] = ["PK", "SK", "GSI1PK", "GSI1SK", "entityType", "ttl", "doc"];
+
+/// DynamoDB's limit on the writes of one transaction.
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+
+/// DynamoDB's limit on the items of one page, and so the port's.
+pub const MAX_QUERY_LIMIT: usize = 1000;
+
+/// Now, epoch seconds: what `ttl` is compared with.
+pub(crate) fn now_epoch() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+fn validate_key(key: &Key) -> Result<(), StoreError> {
+    if key.pk.is_empty() || key.sk.is_empty() {
+        return Err(StoreError::invalid("key attributes must not be empty"));
+    }
+    Ok(())
+}
+
+fn validate_nums<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<(), StoreError> {
+    for name in names {
+        if name.is_empty() || RESERVED_ATTRIBUTES.contains(&name.as_str()) {
+            return Err(StoreError::invalid(format!("`{name}` cannot name an integer attribute")));
+        }
+    }
+    Ok(())
+}
+
+fn validate_condition(condition: &Condition) -> Result<(), StoreError> {
+    match condition {
+        Condition::NumLessThan { attr, .. } | Condition::NumEquals { attr, .. } => {
+            validate_nums(std::iter::once(attr))
+        }
+        Condition::None | Condition::NotExists | Condition::Exists => Ok(()),
+    }
+}
+
+pub(crate) fn validate_item(item: &Item) -> Result<(), StoreError> {
+    validate_key(&item.key)?;
+    if let Some(g) = &item.gsi1 {
+        validate_key(g)?;
+    }
+    validate_nums(item.nums.keys())
+}
+
+pub(crate) fn validate_write(op: &WriteOp) -> Result<(), StoreError> {
+    match op {
+        WriteOp::Put { item, condition } => {
+            validate_item(item)?;
+            validate_condition(condition)
+        }
+        WriteOp::Delete { key, condition } | WriteOp::Check { key, condition } => {
+            validate_key(key)?;
+            validate_condition(condition)
+        }
+        WriteOp::Add { key, deltas, condition, .. } => {
+            validate_key(key)?;
+            validate_nums(deltas.keys())?;
+            validate_condition(condition)
+        }
+    }
+}
+
+pub(crate) fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
+    if ops.len() > MAX_TRANSACTION_WRITES {
+        return Err(StoreError::invalid("a transaction holds at most 100 writes"));
+    }
+    let mut keys = std::collections::HashSet::with_capacity(ops.len());
+    for op in ops {
+        validate_write(op)?;
+        if !keys.insert(op.key()) {
+            return Err(StoreError::invalid("a transaction writes each key at most once"));
+        }
+    }
+    Ok(())
+}
+
+/// The query's partition and, for a cursor, its last key — refused unless they belong to this
+/// query (same index, same partition).
+pub(crate) fn validate_query(query: &Query) -> Result<Option<(Key, Option<Key>)>, StoreError> {
+    if query.limit == 0 || query.limit > MAX_QUERY_LIMIT {
+        return Err(StoreError::invalid("a query limit is 1..=1000"));
+    }
+    if query.partition.is_empty() {
+        return Err(StoreError::invalid("a query partition must not be empty"));
+    }
+    if let SortKeyRange::Between(a, b) = &query.range
+        && a > b
+    {
+        return Err(StoreError::invalid("BETWEEN bounds must be in order"));
+    }
+    let Some(cursor) = &query.cursor else { return Ok(None) };
+    let (key, gsi) = cursor.decode()?;
+    let fits = match (query.index, &gsi) {
+        (Index::Primary, None) => key.pk == query.partition,
+        (Index::Gsi1, Some(g)) => g.pk == query.partition,
+        _ => false,
+    };
+    if !fits {
+        return Err(StoreError::BadCursor);
+    }
+    Ok(Some((key, gsi)))
+}
+
+impl WriteOp {
+    /// The key this write touches.
+    pub fn key(&self) -> &Key {
+        match self {
+            WriteOp::Put { item, .. } => &item.key,
+            WriteOp::Delete { key, .. } | WriteOp::Add { key, .. } | WriteOp::Check { key, .. } => key,
+        }
+    }
+}
+
+impl Condition {
+    /// Whether the condition holds for `live`, the item as it stands (`None` when absent or
+    /// expired). The embedded engine's evaluation; the DynamoDB engine states the same in a
+    /// `ConditionExpression`.
+    pub fn holds(&self, live: Option<&Item>) -> bool {
+        match self {
+            Condition::None => true,
+            Condition::NotExists => live.is_none(),
+            Condition::Exists => live.is_some(),
+            Condition::NumLessThan { attr, bound } => {
+                live.and_then(|i| i.nums.get(attr)).copied().unwrap_or(0) < *bound
+            }
+            Condition::NumEquals { attr, value } => live.and_then(|i| i.nums.get(attr)) == Some(value),
+        }
+    }
 }
 
 /// The storage capability every function and the local server use.

@@ -1,0 +1,78 @@
+//! The embedded store keeps every committed write when its process is killed (`kill -9`).
+//!
+//! The test runs this same test binary as a child, in the role of a writer: it commits items one
+//! by one, printing each index once its write returned, until the parent kills it with SIGKILL
+//! mid-stream. The parent then reopens the file: every acknowledged item must be there.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use herald_shared::store::embedded::Embedded;
+use herald_shared::store::{Condition, Item, Key, Query, Store};
+
+const CHILD_DB_VAR: &str = "HERALD_DURABILITY_CHILD_DB";
+const CHILD_TEST: &str = "store_durability::writer_child_process";
+/// Acknowledged writes the parent waits for before killing the child.
+const KILL_AFTER: u64 = 150;
+
+fn item_key(i: u64) -> Key {
+    Key::new("DURABLE", format!("ITEM#{i:08}"))
+}
+
+#[tokio::test]
+async fn embedded_store_keeps_acknowledged_writes_after_kill_9() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("herald.redb");
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args([CHILD_TEST, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env(CHILD_DB_VAR, &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the writer");
+    let stdout = child.stdout.take().expect("child stdout");
+    let mut acknowledged = None;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("read child output");
+        if let Some(i) = line.strip_prefix("committed ") {
+            let i: u64 = i.trim().parse().expect("index");
+            acknowledged = Some(i);
+            if i >= KILL_AFTER {
+                break;
+            }
+        }
+    }
+    // `Child::kill` is SIGKILL on Unix: no destructor, no flush, no commit of the write in flight.
+    child.kill().expect("kill the writer");
+    child.wait().expect("reap the writer");
+    let acknowledged = acknowledged.expect("the writer acknowledged writes before being killed");
+    assert!(acknowledged >= KILL_AFTER, "the writer stopped early at {acknowledged}");
+
+    let store = Embedded::open(&path).expect("reopen after kill -9");
+    for i in 0..=acknowledged {
+        let item = store.get(&item_key(i)).await.expect("read").unwrap_or_else(|| panic!("item {i} lost"));
+        assert_eq!(item.doc["i"], i);
+    }
+    let page = store
+        .query(Query { partition: "DURABLE".into(), limit: 1000, ..Query::default() })
+        .await
+        .expect("query after reopen");
+    assert!(page.items.len() as u64 > acknowledged, "the index holds every acknowledged item");
+    store
+        .put(Item::new(Key::new("DURABLE", "AFTER"), "Thing", serde_json::json!({})), Condition::NotExists)
+        .await
+        .expect("the reopened store takes writes");
+}
+
+/// The child role of the test above; does nothing unless started by it.
+#[tokio::test]
+#[ignore = "the writer child of embedded_store_keeps_acknowledged_writes_after_kill_9"]
+async fn writer_child_process() {
+    let Some(path) = std::env::var_os(CHILD_DB_VAR) else { return };
+    let store = Embedded::open(&path).expect("open");
+    for i in 0.. {
+        let item = Item::new(item_key(i), "Thing", serde_json::json!({ "i": i }));
+        store.put(item, Condition::NotExists).await.expect("write");
+        println!("committed {i}");
+    }
+}
