@@ -20,8 +20,14 @@ use crate::pagination::ListParams;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/orgs/{orgId}/api-keys", post(create_api_key).get(list_api_keys))
-        .route("/api/v1/orgs/{orgId}/api-keys/{keyId}", delete(revoke_api_key))
+        .route(
+            "/api/v1/orgs/{orgId}/api-keys",
+            post(create_api_key).get(list_api_keys),
+        )
+        .route(
+            "/api/v1/orgs/{orgId}/api-keys/{keyId}",
+            delete(revoke_api_key),
+        )
 }
 
 /// `POST .../api-keys` body (may be empty).
@@ -46,7 +52,13 @@ pub struct ApiKeyView {
 
 impl From<ApiKey> for ApiKeyView {
     fn from(k: ApiKey) -> Self {
-        Self { id: k.id, org_id: k.org_id, name: k.name, prefix: k.prefix, created_at: k.created_at }
+        Self {
+            id: k.id,
+            org_id: k.org_id,
+            name: k.name,
+            prefix: k.prefix,
+            created_at: k.created_at,
+        }
     }
 }
 
@@ -93,15 +105,34 @@ pub async fn create_api_key(
     let org_id = org_of(&admin)?;
     let name = match body.name.map(|n| n.trim().to_owned()) {
         Some(n) if n.is_empty() || n.chars().count() > 128 || n.chars().any(char::is_control) => {
-            return Err(ApiError::invalid_field("name", "must be 1–128 printable characters"));
+            return Err(ApiError::invalid_field(
+                "name",
+                "must be 1–128 printable characters",
+            ));
         }
         n => n,
     };
     let secret = ApiKeySecret::generate(&state.config.key_env);
-    let key = ApiKey { id: ApiKeyId::new(), org_id, name, prefix: secret.prefix(), hash: secret.hash(), created_at: Utc::now() };
-    ApiKeys::new(state.store.as_ref()).create(&key).await.map_err(|e| ApiError::from_repo(e, "API key"))?;
+    let key = ApiKey {
+        id: ApiKeyId::new(),
+        org_id,
+        name,
+        prefix: secret.prefix(),
+        hash: secret.hash(),
+        created_at: Utc::now(),
+    };
+    ApiKeys::new(state.store.as_ref())
+        .create(&key)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "API key"))?;
     tracing::info!(org_id = %org_id, key_id = %key.id, "API key created");
-    Ok((StatusCode::CREATED, Json(CreatedApiKey { view: key.into(), key: secret.expose().to_owned() })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedApiKey {
+            view: key.into(),
+            key: secret.expose().to_owned(),
+        }),
+    ))
 }
 
 /// Lists the org's API keys (without secrets).
@@ -120,7 +151,11 @@ pub async fn create_api_key(
     ),
     security(("adminKey" = []))
 )]
-pub async fn list_api_keys(State(state): State<AppState>, admin: Admin, page: ListParams) -> ApiResult<Json<ApiKeyList>> {
+pub async fn list_api_keys(
+    State(state): State<AppState>,
+    admin: Admin,
+    page: ListParams,
+) -> ApiResult<Json<ApiKeyList>> {
     let org_id = org_of(&admin)?;
     let page = ApiKeys::new(state.store.as_ref())
         .list(&org_id, page.limit, page.cursor)
@@ -153,7 +188,10 @@ pub async fn revoke_api_key(
 ) -> ApiResult<StatusCode> {
     let org_id = org_of(&admin)?;
     let key_id: ApiKeyId = key_id.parse().map_err(|_| ApiError::not_found("API key"))?;
-    ApiKeys::new(state.store.as_ref()).revoke(&org_id, &key_id).await.map_err(|e| ApiError::from_repo(e, "API key"))?;
+    ApiKeys::new(state.store.as_ref())
+        .revoke(&org_id, &key_id)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "API key"))?;
     tracing::info!(org_id = %org_id, key_id = %key_id, "API key revoked");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -33,7 +33,11 @@ impl AdminKey {
     /// Whether `given` is the admin key, in time independent of where they differ.
     pub fn matches(&self, given: &str) -> bool {
         let given: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-        self.0.iter().zip(given.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        self.0
+            .iter()
+            .zip(given.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -46,15 +50,17 @@ impl std::fmt::Debug for AdminKey {
 fn header<'a>(parts: &'a Parts, name: &str) -> Result<Option<&'a str>, ApiError> {
     match parts.headers.get(name) {
         None => Ok(None),
-        Some(v) => v
-            .to_str()
-            .map(|s| Some(s.trim()))
-            .map_err(|_| ApiError::unauthorized(format!("the {name} header is not valid text")).field(name)),
+        Some(v) => v.to_str().map(|s| Some(s.trim())).map_err(|_| {
+            ApiError::unauthorized(format!("the {name} header is not valid text")).field(name)
+        }),
     }
 }
 
 async fn path_params(parts: &mut Parts, state: &AppState) -> HashMap<String, String> {
-    Path::<HashMap<String, String>>::from_request_parts(parts, state).await.map(|Path(p)| p).unwrap_or_default()
+    Path::<HashMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map(|Path(p)| p)
+        .unwrap_or_default()
 }
 
 /// The request's `{orgId}`, or 404 when it is not an org id.
@@ -78,20 +84,26 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let given = header(parts, ADMIN_KEY_HEADER)?
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("this path needs the admin key in the x-admin-key header").field(ADMIN_KEY_HEADER))?;
-        let admin = state
-            .config
-            .admin_key
-            .as_ref()
-            .ok_or_else(|| ApiError::unauthorized("the admin API is disabled: no admin key is configured").field(ADMIN_KEY_HEADER))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("this path needs the admin key in the x-admin-key header")
+                    .field(ADMIN_KEY_HEADER)
+            })?;
+        let admin = state.config.admin_key.as_ref().ok_or_else(|| {
+            ApiError::unauthorized("the admin API is disabled: no admin key is configured")
+                .field(ADMIN_KEY_HEADER)
+        })?;
         if !admin.matches(given) {
             return Err(ApiError::unauthorized("invalid admin key").field(ADMIN_KEY_HEADER));
         }
         let org_id = path_org(&path_params(parts, state).await)?;
-        if let Some(org) = &org_id {
-            if Orgs::new(state.store.as_ref()).get(org).await.map_err(|e| ApiError::from_repo(e, "org"))?.is_none() {
-                return Err(ApiError::not_found("org"));
-            }
+        if let Some(org) = &org_id
+            && Orgs::new(state.store.as_ref())
+                .get(org)
+                .await
+                .map_err(|e| ApiError::from_repo(e, "org"))?
+                .is_none()
+        {
+            return Err(ApiError::not_found("org"));
         }
         Ok(Self { org_id })
     }
@@ -111,14 +123,22 @@ impl FromRequestParts<AppState> for OrgAuth {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let secret = header(parts, API_KEY_HEADER)?
             .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("missing API key: send it in the x-api-key header").field(API_KEY_HEADER))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("missing API key: send it in the x-api-key header")
+                    .field(API_KEY_HEADER)
+            })?;
         let key = ApiKeys::new(state.store.as_ref())
             .find_by_hash(&KeyHash::of(secret))
             .await
             .map_err(|e| ApiError::from_repo(e, "API key"))?
-            .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key").field(API_KEY_HEADER))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("unknown or revoked API key").field(API_KEY_HEADER)
+            })?;
         match path_org(&path_params(parts, state).await)? {
-            Some(org) if org == key.org_id => Ok(Self { org_id: org, key_id: key.id }),
+            Some(org) if org == key.org_id => Ok(Self {
+                org_id: org,
+                key_id: key.id,
+            }),
             _ => Err(ApiError::not_found("org")),
         }
     }

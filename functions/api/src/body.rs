@@ -34,7 +34,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::payload_too_large(BODY_LIMIT)
             } else {
-                ApiError::new(StatusCode::BAD_REQUEST, "unreadable_body", "the request body could not be read")
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    "the request body could not be read",
+                )
             }
         })?;
         parse(&bytes).map(JsonBody)
@@ -44,7 +48,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 /// Parses a JSON document into `T`: malformed JSON is a 400 `malformed_json` with line and column;
 /// a well-formed document of the wrong shape is a 400 `invalid_body` naming the field.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { bytes };
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        bytes
+    };
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut de).map_err(|e| shape_error(e, None))?;
     de.end().map_err(|e| syntax_error(&e))?;
@@ -53,7 +61,10 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 
 /// Deserialises a JSON value nested at `prefix` (e.g. a channel's `config`) into `T`, with the
 /// same errors as [`parse`], their fields under `prefix`.
-pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, prefix: &str) -> Result<T, ApiError> {
+pub fn from_value<T: DeserializeOwned>(
+    value: serde_json::Value,
+    prefix: &str,
+) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| shape_error(e, Some(prefix)))
 }
 
@@ -68,7 +79,10 @@ fn syntax_error(e: &serde_json::Error) -> ApiError {
 
 fn shape_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: Option<&str>) -> ApiError {
     let inner = e.inner();
-    if matches!(inner.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof) {
+    if matches!(
+        inner.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    ) {
         return syntax_error(inner);
     }
     let message = strip_position(&inner.to_string());
@@ -76,11 +90,16 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: Option<
     if field == "." {
         field.clear();
     }
-    // serde reports a missing or unknown field at its parent: name the field itself.
-    if message.starts_with("missing field `") || message.starts_with("unknown field `") {
-        if let Some(name) = message.split('`').nth(1) {
-            field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
-        }
+    // serde reports a missing field at its parent: name the field itself.
+    if message.starts_with("missing field `")
+        && let Some(name) = message.split('`').nth(1)
+        && !(field == name || field.ends_with(&format!(".{name}")))
+    {
+        field = if field.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{field}.{name}")
+        };
     }
     let field = match (prefix, field.is_empty()) {
         (Some(p), true) => p.to_owned(),
@@ -134,7 +153,8 @@ mod tests {
 
     #[test]
     fn wrong_types_name_the_nested_field() {
-        let e = parse::<Body>(br#"{"name":"x","frequencyCap":{"perUser":"five"}}"#).expect_err("wrong type");
+        let e = parse::<Body>(br#"{"name":"x","frequencyCap":{"perUser":"five"}}"#)
+            .expect_err("wrong type");
         assert_eq!(e.status(), StatusCode::BAD_REQUEST);
         assert_eq!(field(e).as_deref(), Some("frequencyCap.perUser"));
         let e = parse::<Body>(br#"{"name":"x","ids":[1,"2"]}"#).expect_err("wrong type");
@@ -143,7 +163,10 @@ mod tests {
 
     #[test]
     fn missing_and_unknown_fields_are_named() {
-        assert_eq!(field(parse::<Body>(b"{}").expect_err("missing")).as_deref(), Some("name"));
+        assert_eq!(
+            field(parse::<Body>(b"{}").expect_err("missing")).as_deref(),
+            Some("name")
+        );
         let e = parse::<Body>(br#"{"name":"x","frequencycap":{}}"#).expect_err("unknown");
         assert_eq!(field(e).as_deref(), Some("frequencycap"));
     }
@@ -157,7 +180,8 @@ mod tests {
 
     #[test]
     fn nested_values_are_reported_under_their_prefix() {
-        let e = from_value::<Cap>(serde_json::json!({"perUser": -1}), "config").expect_err("negative");
+        let e =
+            from_value::<Cap>(serde_json::json!({"perUser": -1}), "config").expect_err("negative");
         assert_eq!(field(e).as_deref(), Some("config.perUser"));
     }
 }

@@ -13,20 +13,20 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_shared::domain::channel::{
-    Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, EmailConfig, FrequencyCap, PushConfig,
-    SigningSecret, SlackConfig, SmsConfig, WebhookConfig, WebhookFormat,
+    Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, EmailConfig, FrequencyCap,
+    PushConfig, SigningSecret, SlackConfig, SmsConfig, WebhookConfig, WebhookFormat,
 };
 use herald_shared::domain::{ChannelId, OrgId};
 use herald_shared::repo::{Channels, RepoError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::auth::OrgAuth;
 use crate::body::{JsonBody, double_option, from_value};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::pagination::ListParams;
 use crate::targets::check_url;
 use crate::{ApiConfig, AppState};
-use crate::auth::OrgAuth;
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/channels";
 const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/channels/{id}";
@@ -35,14 +35,26 @@ const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/channels/{id}";
 const MAX_HEADERS: usize = 20;
 /// Headers Herald sets itself on webhook requests.
 const RESERVED_HEADERS: &[&str] = &[
-    "host", "content-length", "content-type", "transfer-encoding", "connection", "user-agent",
-    "webhook-id", "webhook-timestamp", "webhook-signature",
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
 ];
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(COLLECTION, get(list_channels).post(create_channel))
-        .route(ITEM, get(get_channel).patch(update_channel).delete(delete_channel))
+        .route(
+            ITEM,
+            get(get_channel)
+                .patch(update_channel)
+                .delete(delete_channel),
+        )
 }
 
 /// `POST .../notifications/channels` body.
@@ -139,7 +151,10 @@ fn repo_error(e: RepoError) -> ApiError {
             let keys: Vec<&str> = rules.iter().map(|k| k.as_str()).collect();
             ApiError::conflict(format!(
                 "the channel is used by rules {}: remove it from them (or delete them) first",
-                keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                keys.iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         }
         e => ApiError::from_repo(e, "channel"),
@@ -159,12 +174,21 @@ fn parse_config(
     settings: &ApiConfig,
 ) -> ApiResult<ChannelConfig> {
     let allowed = &settings.allowed_private_targets;
-    let missing = |what: &str| ApiError::invalid_field("config", format!("{} channels need a `config`: {what}", kind.as_str()));
+    let missing = |what: &str| {
+        ApiError::invalid_field(
+            "config",
+            format!("{} channels need a `config`: {what}", kind.as_str()),
+        )
+    };
     match kind {
         ChannelKind::Slack => {
-            let config = config.ok_or_else(|| missing("{\"webhookUrl\": \"https://hooks.slack.com/services/...\"}"))?;
+            let config = config.ok_or_else(|| {
+                missing("{\"webhookUrl\": \"https://hooks.slack.com/services/...\"}")
+            })?;
             let input: SlackInput = from_value(config, "config")?;
-            Ok(ChannelConfig::Slack(SlackConfig { webhook_url: check_url(&input.webhook_url, "config.webhookUrl", allowed)? }))
+            Ok(ChannelConfig::Slack(SlackConfig {
+                webhook_url: check_url(&input.webhook_url, "config.webhookUrl", allowed)?,
+            }))
         }
         ChannelKind::Webhook => {
             let config = config.ok_or_else(|| missing("{\"url\": \"https://...\", \"format\": \"generic|discord|teams\", \"headers\": {}}"))?;
@@ -175,22 +199,41 @@ fn parse_config(
                 Some(ChannelConfig::Webhook(w)) => w.signing_secret.clone(),
                 _ => SigningSecret::generate(),
             };
-            Ok(ChannelConfig::Webhook(WebhookConfig { url, format: input.format, headers, signing_secret }))
+            Ok(ChannelConfig::Webhook(WebhookConfig {
+                url,
+                format: input.format,
+                headers,
+                signing_secret,
+            }))
         }
         ChannelKind::Email => match config {
-            None if settings.default_outbox => Ok(ChannelConfig::Email(EmailConfig::Outbox { from: None })),
-            None => Err(missing("{\"provider\": \"ses\" | \"smtp\", \"from\": \"...\"}; this deployment has no default email provider")),
+            None if settings.default_outbox => {
+                Ok(ChannelConfig::Email(EmailConfig::Outbox { from: None }))
+            }
+            None => Err(missing(
+                "{\"provider\": \"ses\" | \"smtp\", \"from\": \"...\"}; this deployment has no default email provider",
+            )),
             Some(v) => {
                 let email: EmailConfig = from_tagged(v)?;
                 match &email {
                     EmailConfig::Outbox { .. } if !settings.default_outbox => Err(no_outbox()),
-                    EmailConfig::Ses { from, .. } | EmailConfig::Smtp { from, .. } | EmailConfig::Outbox { from: Some(from) }
+                    EmailConfig::Ses { from, .. }
+                    | EmailConfig::Smtp { from, .. }
+                    | EmailConfig::Outbox { from: Some(from) }
                         if !looks_like_address(from) =>
                     {
-                        Err(ApiError::invalid_field("config.from", "must be an email address, optionally with a display name"))
+                        Err(ApiError::invalid_field(
+                            "config.from",
+                            "must be an email address, optionally with a display name",
+                        ))
                     }
-                    EmailConfig::Smtp { host, port, .. } if host.trim().is_empty() || *port == 0 => {
-                        Err(ApiError::invalid_field("config.host", "SMTP needs a host and a non-zero port"))
+                    EmailConfig::Smtp { host, port, .. }
+                        if host.trim().is_empty() || *port == 0 =>
+                    {
+                        Err(ApiError::invalid_field(
+                            "config.host",
+                            "SMTP needs a host and a non-zero port",
+                        ))
                     }
                     _ => Ok(ChannelConfig::Email(email)),
                 }
@@ -198,7 +241,9 @@ fn parse_config(
         },
         ChannelKind::Sms => match config {
             None if settings.default_outbox => Ok(ChannelConfig::Sms(SmsConfig::Outbox)),
-            None => Err(missing("{\"provider\": \"sns\"}; this deployment has no default SMS provider")),
+            None => Err(missing(
+                "{\"provider\": \"sns\"}; this deployment has no default SMS provider",
+            )),
             Some(v) => match from_tagged(v)? {
                 SmsConfig::Outbox if !settings.default_outbox => Err(no_outbox()),
                 sms => Ok(ChannelConfig::Sms(sms)),
@@ -206,13 +251,24 @@ fn parse_config(
         },
         ChannelKind::Push => match config {
             None if settings.default_outbox => Ok(ChannelConfig::Push(PushConfig::Outbox)),
-            None => Err(missing("{\"provider\": \"fcm\", \"projectId\", \"clientEmail\", \"privateKey\"}; this deployment has no default push provider")),
+            None => Err(missing(
+                "{\"provider\": \"fcm\", \"projectId\", \"clientEmail\", \"privateKey\"}; this deployment has no default push provider",
+            )),
             Some(v) => match from_tagged(v)? {
                 PushConfig::Outbox if !settings.default_outbox => Err(no_outbox()),
-                PushConfig::Fcm { project_id, client_email, private_key, .. }
-                    if project_id.trim().is_empty() || client_email.trim().is_empty() || private_key.trim().is_empty() =>
+                PushConfig::Fcm {
+                    project_id,
+                    client_email,
+                    private_key,
+                    ..
+                } if project_id.trim().is_empty()
+                    || client_email.trim().is_empty()
+                    || private_key.trim().is_empty() =>
                 {
-                    Err(ApiError::invalid_field("config", "FCM needs projectId, clientEmail and privateKey"))
+                    Err(ApiError::invalid_field(
+                        "config",
+                        "FCM needs projectId, clientEmail and privateKey",
+                    ))
                 }
                 push => Ok(ChannelConfig::Push(push)),
             },
@@ -222,15 +278,24 @@ fn parse_config(
             Some(Value::Object(m)) if m.is_empty() => Ok(ChannelConfig::InApp),
             Some(Value::Object(m)) => {
                 let first = m.keys().next().map(String::as_str).unwrap_or_default();
-                Err(ApiError::invalid_body(format!("config.{first}"), "in_app channels take no config"))
+                Err(ApiError::invalid_body(
+                    format!("config.{first}"),
+                    "in_app channels take no config",
+                ))
             }
-            Some(_) => Err(ApiError::invalid_body("config", "in_app channels take no config (use {} or leave it out)")),
+            Some(_) => Err(ApiError::invalid_body(
+                "config",
+                "in_app channels take no config (use {} or leave it out)",
+            )),
         },
     }
 }
 
 fn no_outbox() -> ApiError {
-    ApiError::invalid_field("config.provider", "this deployment has no outbox; name a real provider")
+    ApiError::invalid_field(
+        "config.provider",
+        "this deployment has no outbox; name a real provider",
+    )
 }
 
 /// `provider`-tagged configs: serde reports an unknown or missing tag at the config itself.
@@ -256,7 +321,10 @@ fn looks_like_address(from: &str) -> bool {
 
 fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
     if headers.len() > MAX_HEADERS {
-        return Err(ApiError::invalid_field("config.headers", format!("at most {MAX_HEADERS} headers")));
+        return Err(ApiError::invalid_field(
+            "config.headers",
+            format!("at most {MAX_HEADERS} headers"),
+        ));
     }
     let mut out = BTreeMap::new();
     for (name, value) in headers {
@@ -264,9 +332,13 @@ fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String
         let parsed = http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ApiError::invalid_field(field.clone(), "not a valid HTTP header name"))?;
         if RESERVED_HEADERS.contains(&parsed.as_str()) {
-            return Err(ApiError::invalid_field(field, "Herald sets this header itself"));
+            return Err(ApiError::invalid_field(
+                field,
+                "Herald sets this header itself",
+            ));
         }
-        http::HeaderValue::from_str(&value).map_err(|_| ApiError::invalid_field(field, "not a valid HTTP header value"))?;
+        http::HeaderValue::from_str(&value)
+            .map_err(|_| ApiError::invalid_field(field, "not a valid HTTP header value"))?;
         out.insert(parsed.as_str().to_owned(), value);
     }
     Ok(out)
@@ -309,7 +381,12 @@ pub async fn create_channel(
     JsonBody(body): JsonBody<CreateChannel>,
 ) -> ApiResult<(StatusCode, Json<ChannelView>)> {
     let name = ChannelName::parse(&body.name)?;
-    let config = parse_config(body.kind, body.config.filter(|v| !v.is_null()), None, &state.config)?;
+    let config = parse_config(
+        body.kind,
+        body.config.filter(|v| !v.is_null()),
+        None,
+        &state.config,
+    )?;
     let now = Utc::now();
     let channel = Channel {
         id: ChannelId::new(),
@@ -322,7 +399,10 @@ pub async fn create_channel(
         created_at: now,
         updated_at: now,
     };
-    Channels::new(state.store.as_ref()).create(&channel).await.map_err(repo_error)?;
+    Channels::new(state.store.as_ref())
+        .create(&channel)
+        .await
+        .map_err(repo_error)?;
     tracing::info!(org_id = %channel.org_id, channel_id = %channel.id, kind = channel.kind().as_str(), "channel created");
     let mut view = ChannelView::from(&channel);
     if let ChannelConfig::Webhook(w) = &channel.config {
@@ -347,8 +427,15 @@ pub async fn create_channel(
     ),
     security(("apiKey" = []))
 )]
-pub async fn list_channels(State(state): State<AppState>, auth: OrgAuth, page: ListParams) -> ApiResult<Json<ChannelList>> {
-    let page = Channels::new(state.store.as_ref()).list(&auth.org_id, page.limit, page.cursor).await.map_err(repo_error)?;
+pub async fn list_channels(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    page: ListParams,
+) -> ApiResult<Json<ChannelList>> {
+    let page = Channels::new(state.store.as_ref())
+        .list(&auth.org_id, page.limit, page.cursor)
+        .await
+        .map_err(repo_error)?;
     Ok(Json(ChannelList {
         items: page.items.iter().map(ChannelView::from).collect(),
         next_cursor: page.next.map(|c| c.as_str().to_owned()),
@@ -372,8 +459,14 @@ pub async fn get_channel(
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<Json<ChannelView>> {
     let id = channel_id(&id)?;
-    let channel = Channels::new(state.store.as_ref()).get(&auth.org_id, &id).await.map_err(repo_error)?;
-    channel.as_ref().map(|c| Json(ChannelView::from(c))).ok_or_else(|| ApiError::not_found("channel"))
+    let channel = Channels::new(state.store.as_ref())
+        .get(&auth.org_id, &id)
+        .await
+        .map_err(repo_error)?;
+    channel
+        .as_ref()
+        .map(|c| Json(ChannelView::from(c)))
+        .ok_or_else(|| ApiError::not_found("channel"))
 }
 
 /// Changes a channel.
@@ -398,17 +491,27 @@ pub async fn update_channel(
 ) -> ApiResult<Json<ChannelView>> {
     let id = channel_id(&id)?;
     let repo = Channels::new(state.store.as_ref());
-    let mut channel = repo.get(&auth.org_id, &id).await.map_err(repo_error)?.ok_or_else(|| ApiError::not_found("channel"))?;
-    if let Some(kind) = body.kind {
-        if kind != channel.kind() {
-            return Err(ApiError::invalid_field("kind", "a channel's kind cannot change; create a new channel"));
-        }
+    let mut channel = repo
+        .get(&auth.org_id, &id)
+        .await
+        .map_err(repo_error)?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    if body.kind.is_some_and(|kind| kind != channel.kind()) {
+        return Err(ApiError::invalid_field(
+            "kind",
+            "a channel's kind cannot change; create a new channel",
+        ));
     }
     if let Some(name) = &body.name {
         channel.name = ChannelName::parse(name)?;
     }
     if let Some(config) = body.config {
-        channel.config = parse_config(channel.kind(), config.filter(|v| !v.is_null()), Some(&channel.config), &state.config)?;
+        channel.config = parse_config(
+            channel.kind(),
+            config.filter(|v| !v.is_null()),
+            Some(&channel.config),
+            &state.config,
+        )?;
     }
     if let Some(c) = body.frequency_cap {
         channel.frequency_cap = cap(c)?;
@@ -441,7 +544,10 @@ pub async fn delete_channel(
     Path((_, id)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let id = channel_id(&id)?;
-    Channels::new(state.store.as_ref()).delete(&auth.org_id, &id).await.map_err(repo_error)?;
+    Channels::new(state.store.as_ref())
+        .delete(&auth.org_id, &id)
+        .await
+        .map_err(repo_error)?;
     tracing::info!(org_id = %auth.org_id, channel_id = %id, "channel deleted");
     Ok(StatusCode::NO_CONTENT)
 }

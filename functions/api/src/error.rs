@@ -39,7 +39,13 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None, cause: None }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+            cause: None,
+        }
     }
 
     /// The same error, about one field.
@@ -73,7 +79,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
@@ -81,16 +91,31 @@ impl ApiError {
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
-        Self::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("request bodies are limited to {} KB", limit / 1024))
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request bodies are limited to {} KB", limit / 1024),
+        )
     }
 
     pub fn method_not_allowed() -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this path does not accept this method")
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "this path does not accept this method",
+        )
     }
 
     /// 500: our fault. `cause` is logged, the client sees a generic message.
     pub fn internal(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
-        Self { cause: Some(Box::new(cause)), ..Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error") }
+        Self {
+            cause: Some(Box::new(cause)),
+            ..Self::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error",
+            )
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -103,11 +128,18 @@ impl ApiError {
         match e {
             RepoError::NotFound => Self::not_found(what),
             RepoError::AlreadyExists => Self::conflict(format!("this {what} already exists")),
-            RepoError::BadCursor => Self::invalid_query("cursor", "invalid pagination cursor: pass `nextCursor` from the previous page unchanged"),
-            RepoError::Contended => {
-                Self::new(StatusCode::CONFLICT, "conflict", "concurrent changes to this org's rules; retry the request")
+            RepoError::BadCursor => Self::invalid_query(
+                "cursor",
+                "invalid pagination cursor: pass `nextCursor` from the previous page unchanged",
+            ),
+            RepoError::Contended => Self::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "concurrent changes to this org's rules; retry the request",
+            ),
+            e @ (RepoError::ChannelInUse(_) | RepoError::UnknownChannel(_)) => {
+                Self::conflict(e.to_string())
             }
-            e @ (RepoError::ChannelInUse(_) | RepoError::UnknownChannel(_)) => Self::conflict(e.to_string()),
             e @ (RepoError::Corrupt { .. } | RepoError::Store(_)) => Self::internal(e),
         }
     }
@@ -130,7 +162,13 @@ impl IntoResponse for ApiError {
         if let Some(cause) = &self.cause {
             tracing::error!(error = %cause, source = ?cause.source().map(ToString::to_string), code = self.code, "request failed");
         }
-        let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

@@ -10,11 +10,11 @@ pub mod auth;
 pub mod body;
 pub mod channels;
 pub mod error;
+mod matcher_stub;
 pub mod openapi;
 pub mod orgs;
 pub mod pagination;
 pub mod rules;
-mod matcher_stub;
 mod targets;
 
 use std::sync::Arc;
@@ -55,7 +55,12 @@ pub struct ApiConfig {
 impl Default for ApiConfig {
     /// AWS-like defaults: no admin key, no outbox, no private targets, `pk_live_` keys.
     fn default() -> Self {
-        Self { admin_key: None, default_outbox: false, allowed_private_targets: Vec::new(), key_env: "live".to_owned() }
+        Self {
+            admin_key: None,
+            default_outbox: false,
+            allowed_private_targets: Vec::new(),
+            key_env: "live".to_owned(),
+        }
     }
 }
 

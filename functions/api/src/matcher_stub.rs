@@ -11,9 +11,14 @@ pub(crate) trait ParseMatcher: Sized {
 
 impl ParseMatcher for Matcher {
     fn parse(value: &serde_json::Value) -> Result<Self, Invalid> {
-        serde_path_to_error::deserialize(value).map_err(|e: serde_path_to_error::Error<serde_json::Error>| {
-            let path = e.path().to_string();
-            Invalid::new(if path == "." { String::new() } else { path }, e.inner().to_string())
-        })
+        serde_path_to_error::deserialize(value).map_err(
+            |e: serde_path_to_error::Error<serde_json::Error>| {
+                let path = e.path().to_string();
+                Invalid::new(
+                    if path == "." { String::new() } else { path },
+                    e.inner().to_string(),
+                )
+            },
+        )
     }
 }

@@ -53,9 +53,18 @@ struct SecuritySchemes;
 impl utoipa::Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("apiKey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::auth::API_KEY_HEADER))));
-        components
-            .add_security_scheme("adminKey", SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(crate::auth::ADMIN_KEY_HEADER))));
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                crate::auth::API_KEY_HEADER,
+            ))),
+        );
+        components.add_security_scheme(
+            "adminKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
+                crate::auth::ADMIN_KEY_HEADER,
+            ))),
+        );
     }
 }
 

@@ -16,7 +16,9 @@ use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/orgs", post(create_org)).route("/api/v1/orgs/{orgId}", get(get_org))
+    Router::new()
+        .route("/api/v1/orgs", post(create_org))
+        .route("/api/v1/orgs/{orgId}", get(get_org))
 }
 
 /// `POST /api/v1/orgs` body.
@@ -44,8 +46,15 @@ pub async fn create_org(
     _admin: Admin,
     JsonBody(body): JsonBody<CreateOrg>,
 ) -> ApiResult<(StatusCode, Json<Org>)> {
-    let org = Org { id: OrgId::new(), name: OrgName::parse(&body.name)?, created_at: Utc::now() };
-    Orgs::new(state.store.as_ref()).create(&org).await.map_err(|e| ApiError::from_repo(e, "org"))?;
+    let org = Org {
+        id: OrgId::new(),
+        name: OrgName::parse(&body.name)?,
+        created_at: Utc::now(),
+    };
+    Orgs::new(state.store.as_ref())
+        .create(&org)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "org"))?;
     tracing::info!(org_id = %org.id, "org created");
     Ok((StatusCode::CREATED, Json(org)))
 }
@@ -63,6 +72,9 @@ pub async fn create_org(
 )]
 pub async fn get_org(State(state): State<AppState>, admin: Admin) -> ApiResult<Json<Org>> {
     let id = admin.org_id.ok_or_else(|| ApiError::not_found("org"))?;
-    let org = Orgs::new(state.store.as_ref()).get(&id).await.map_err(|e| ApiError::from_repo(e, "org"))?;
+    let org = Orgs::new(state.store.as_ref())
+        .get(&id)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "org"))?;
     org.map(Json).ok_or_else(|| ApiError::not_found("org"))
 }

@@ -25,19 +25,28 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Query(raw) = Query::<Raw>::try_from_uri(&parts.uri)
-            .map_err(|e| ApiError::invalid_query("", format!("invalid query string: {}", e.body_text())))?;
+        let Query(raw) = Query::<Raw>::try_from_uri(&parts.uri).map_err(|e| {
+            ApiError::invalid_query("", format!("invalid query string: {}", e.body_text()))
+        })?;
         let limit = match raw.limit.as_deref().filter(|s| !s.is_empty()) {
             None => DEFAULT_PAGE,
             Some(s) => match s.parse::<usize>() {
                 Ok(n) if (1..=MAX_PAGE).contains(&n) => n,
-                _ => return Err(ApiError::invalid_query("limit", format!("limit must be an integer from 1 to {MAX_PAGE}"))),
+                _ => {
+                    return Err(ApiError::invalid_query(
+                        "limit",
+                        format!("limit must be an integer from 1 to {MAX_PAGE}"),
+                    ));
+                }
             },
         };
         let cursor = match raw.cursor.as_deref().filter(|s| !s.is_empty()) {
             None => None,
             Some(s) => Some(Cursor::parse(s).map_err(|_| {
-                ApiError::invalid_query("cursor", "invalid pagination cursor: pass `nextCursor` from the previous page unchanged")
+                ApiError::invalid_query(
+                    "cursor",
+                    "invalid pagination cursor: pass `nextCursor` from the previous page unchanged",
+                )
             })?),
         };
         Ok(Self { limit, cursor })

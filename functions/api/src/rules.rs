@@ -124,9 +124,16 @@ pub struct RuleView {
 impl From<Rule> for RuleView {
     fn from(r: Rule) -> Self {
         let quiet = r.quiet_hours.as_ref().map(|q| {
-            (q.tz.name().to_owned(), QuietWindow { start: q.start.format("%H:%M").to_string(), end: q.end.format("%H:%M").to_string() })
+            (
+                q.tz.name().to_owned(),
+                QuietWindow {
+                    start: q.start.format("%H:%M").to_string(),
+                    end: q.end.format("%H:%M").to_string(),
+                },
+            )
         });
-        let (quiet_hours_tz, quiet_hours) = quiet.map_or((None, None), |(tz, w)| (Some(tz), Some(w)));
+        let (quiet_hours_tz, quiet_hours) =
+            quiet.map_or((None, None), |(tz, w)| (Some(tz), Some(w)));
         Self {
             key: r.key,
             org_id: r.org_id,
@@ -160,7 +167,10 @@ fn parse_matcher(value: Option<Value>) -> ApiResult<Option<Matcher>> {
     match value.filter(|v| !v.is_null()) {
         None => Ok(None),
         Some(v) => Matcher::parse(&v).map(Some).map_err(|e: Invalid| {
-            let inv = if e.field == "match" || e.field.starts_with("match.") || e.field.starts_with("match[") {
+            let inv = if e.field == "match"
+                || e.field.starts_with("match.")
+                || e.field.starts_with("match[")
+            {
                 e
             } else {
                 e.under("match")
@@ -171,23 +181,46 @@ fn parse_matcher(value: Option<Value>) -> ApiResult<Option<Matcher>> {
 }
 
 /// Parses `channelIds` and checks each names a channel of the org.
-async fn parse_channels(state: &AppState, org: &OrgId, raw: &[String]) -> ApiResult<Vec<ChannelId>> {
+async fn parse_channels(
+    state: &AppState,
+    org: &OrgId,
+    raw: &[String],
+) -> ApiResult<Vec<ChannelId>> {
     if raw.is_empty() {
-        return Err(ApiError::invalid_field("channelIds", "a rule needs at least one channel"));
+        return Err(ApiError::invalid_field(
+            "channelIds",
+            "a rule needs at least one channel",
+        ));
     }
     if raw.len() > MAX_CHANNELS_PER_RULE {
-        return Err(ApiError::invalid_field("channelIds", format!("a rule may name at most {MAX_CHANNELS_PER_RULE} channels")));
+        return Err(ApiError::invalid_field(
+            "channelIds",
+            format!("a rule may name at most {MAX_CHANNELS_PER_RULE} channels"),
+        ));
     }
     let channels = Channels::new(state.store.as_ref());
     let mut ids: Vec<ChannelId> = Vec::with_capacity(raw.len());
     for (i, s) in raw.iter().enumerate() {
         let field = format!("channelIds[{i}]");
-        let id: ChannelId = s.parse().map_err(|_| ApiError::invalid_field(field.clone(), format!("`{s}` is not a channel id")))?;
+        let id: ChannelId = s.parse().map_err(|_| {
+            ApiError::invalid_field(field.clone(), format!("`{s}` is not a channel id"))
+        })?;
         if ids.contains(&id) {
-            return Err(ApiError::invalid_field(field, "this channel is already listed"));
+            return Err(ApiError::invalid_field(
+                field,
+                "this channel is already listed",
+            ));
         }
-        if channels.get(org, &id).await.map_err(|e| ApiError::from_repo(e, "channel"))?.is_none() {
-            return Err(ApiError::invalid_field(field, format!("unknown channel `{s}`")));
+        if channels
+            .get(org, &id)
+            .await
+            .map_err(|e| ApiError::from_repo(e, "channel"))?
+            .is_none()
+        {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("unknown channel `{s}`"),
+            ));
         }
         ids.push(id);
     }
@@ -196,29 +229,49 @@ async fn parse_channels(state: &AppState, org: &OrgId, raw: &[String]) -> ApiRes
 
 fn parse_recipients(raw: &[String]) -> ApiResult<Vec<UserId>> {
     if raw.len() > MAX_RECIPIENTS {
-        return Err(ApiError::invalid_field("recipients", format!("at most {MAX_RECIPIENTS} fixed recipients")));
+        return Err(ApiError::invalid_field(
+            "recipients",
+            format!("at most {MAX_RECIPIENTS} fixed recipients"),
+        ));
     }
     raw.iter()
         .enumerate()
-        .map(|(i, s)| UserId::parse(s.as_str()).map_err(|e| ApiError::invalid_field(format!("recipients[{i}]"), e.message)))
+        .map(|(i, s)| {
+            UserId::parse(s.as_str())
+                .map_err(|e| ApiError::invalid_field(format!("recipients[{i}]"), e.message))
+        })
         .collect()
 }
 
-fn parse_quiet_hours(tz: Option<&str>, window: Option<&QuietWindow>) -> ApiResult<Option<QuietHours>> {
+fn parse_quiet_hours(
+    tz: Option<&str>,
+    window: Option<&QuietWindow>,
+) -> ApiResult<Option<QuietHours>> {
     match (tz, window) {
         (None, None) => Ok(None),
-        (None, Some(_)) => Err(ApiError::invalid_field("quietHours", "quiet hours need `quietHoursTz` (an IANA time zone)")),
-        (Some(tz), w) => Ok(Some(QuietHours::parse(tz, w.map(|w| (w.start.as_str(), w.end.as_str())))?)),
+        (None, Some(_)) => Err(ApiError::invalid_field(
+            "quietHours",
+            "quiet hours need `quietHoursTz` (an IANA time zone)",
+        )),
+        (Some(tz), w) => Ok(Some(QuietHours::parse(
+            tz,
+            w.map(|w| (w.start.as_str(), w.end.as_str())),
+        )?)),
     }
 }
 
 fn check_template(t: Option<Template>) -> ApiResult<Option<Template>> {
     if let Some(t) = &t {
-        for (field, value, max) in
-            [("template.title", &t.title, 256), ("template.body", &t.body, 4096), ("template.link", &t.link, 2048)]
-        {
+        for (field, value, max) in [
+            ("template.title", &t.title, 256),
+            ("template.body", &t.body, 4096),
+            ("template.link", &t.link, 2048),
+        ] {
             if value.as_ref().is_some_and(|v| v.chars().count() > max) {
-                return Err(ApiError::invalid_field(field, format!("at most {max} characters")));
+                return Err(ApiError::invalid_field(
+                    field,
+                    format!("at most {max} characters"),
+                ));
             }
         }
     }
@@ -229,10 +282,15 @@ fn check_template(t: Option<Template>) -> ApiResult<Option<Template>> {
 fn write_error(e: RepoError, rule: &Rule) -> ApiError {
     match e {
         RepoError::AlreadyExists => {
-            ApiError::conflict(format!("a rule with key `{}` already exists", rule.key)).field("key")
+            ApiError::conflict(format!("a rule with key `{}` already exists", rule.key))
+                .field("key")
         }
         RepoError::UnknownChannel(c) => {
-            let i = rule.channel_ids.iter().position(|x| *x == c).unwrap_or_default();
+            let i = rule
+                .channel_ids
+                .iter()
+                .position(|x| *x == c)
+                .unwrap_or_default();
             ApiError::invalid_field(format!("channelIds[{i}]"), format!("unknown channel `{c}`"))
         }
         e => ApiError::from_repo(e, "rule"),
@@ -260,7 +318,8 @@ pub async fn create_rule(
     auth: OrgAuth,
     JsonBody(body): JsonBody<CreateRule>,
 ) -> ApiResult<(StatusCode, Json<RuleView>)> {
-    let key = RuleKey::parse(body.key.as_str()).map_err(|e| ApiError::invalid_field("key", e.message))?;
+    let key =
+        RuleKey::parse(body.key.as_str()).map_err(|e| ApiError::invalid_field("key", e.message))?;
     let matcher = parse_matcher(body.matcher)?;
     let frequency_cap = body.frequency_cap.map(FrequencyCap::validate).transpose()?;
     let quiet_hours = parse_quiet_hours(body.quiet_hours_tz.as_deref(), body.quiet_hours.as_ref())?;
@@ -281,7 +340,10 @@ pub async fn create_rule(
         created_at: now,
         updated_at: now,
     };
-    Rules::new(state.store.as_ref()).create(&rule).await.map_err(|e| write_error(e, &rule))?;
+    Rules::new(state.store.as_ref())
+        .create(&rule)
+        .await
+        .map_err(|e| write_error(e, &rule))?;
     tracing::info!(org_id = %rule.org_id, rule_key = %rule.key, "rule created");
     Ok((StatusCode::CREATED, Json(rule.into())))
 }
@@ -302,7 +364,11 @@ pub async fn create_rule(
     ),
     security(("apiKey" = []))
 )]
-pub async fn list_rules(State(state): State<AppState>, auth: OrgAuth, page: ListParams) -> ApiResult<Json<RuleList>> {
+pub async fn list_rules(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    page: ListParams,
+) -> ApiResult<Json<RuleList>> {
     let page = Rules::new(state.store.as_ref())
         .list(&auth.org_id, page.limit, page.cursor)
         .await
@@ -330,8 +396,12 @@ pub async fn get_rule(
     Path((_, key)): Path<(String, String)>,
 ) -> ApiResult<Json<RuleView>> {
     let key = rule_key(&key)?;
-    let rule = Rules::new(state.store.as_ref()).get(&auth.org_id, &key).await.map_err(|e| ApiError::from_repo(e, "rule"))?;
-    rule.map(|r| Json(r.into())).ok_or_else(|| ApiError::not_found("rule"))
+    let rule = Rules::new(state.store.as_ref())
+        .get(&auth.org_id, &key)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "rule"))?;
+    rule.map(|r| Json(r.into()))
+        .ok_or_else(|| ApiError::not_found("rule"))
 }
 
 /// Changes a rule.
@@ -356,9 +426,16 @@ pub async fn update_rule(
 ) -> ApiResult<Json<RuleView>> {
     let key = rule_key(&key)?;
     let repo = Rules::new(state.store.as_ref());
-    let mut rule = repo.get(&auth.org_id, &key).await.map_err(|e| ApiError::from_repo(e, "rule"))?.ok_or_else(|| ApiError::not_found("rule"))?;
+    let mut rule = repo
+        .get(&auth.org_id, &key)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "rule"))?
+        .ok_or_else(|| ApiError::not_found("rule"))?;
     if body.key.as_deref().is_some_and(|k| k != key.as_str()) {
-        return Err(ApiError::invalid_field("key", "a rule's key cannot change; create a new rule"));
+        return Err(ApiError::invalid_field(
+            "key",
+            "a rule's key cannot change; create a new rule",
+        ));
     }
     if let Some(m) = body.matcher {
         rule.matcher = parse_matcher(m)?;
@@ -393,7 +470,9 @@ pub async fn update_rule(
         rule.channel_ids = parse_channels(&state, &auth.org_id, ids).await?;
     }
     rule.updated_at = Utc::now();
-    repo.update(&rule).await.map_err(|e| write_error(e, &rule))?;
+    repo.update(&rule)
+        .await
+        .map_err(|e| write_error(e, &rule))?;
     tracing::info!(org_id = %rule.org_id, rule_key = %rule.key, "rule updated");
     Ok(Json(rule.into()))
 }
@@ -415,7 +494,10 @@ pub async fn delete_rule(
     Path((_, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let key = rule_key(&key)?;
-    Rules::new(state.store.as_ref()).delete(&auth.org_id, &key).await.map_err(|e| ApiError::from_repo(e, "rule"))?;
+    Rules::new(state.store.as_ref())
+        .delete(&auth.org_id, &key)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "rule"))?;
     tracing::info!(org_id = %auth.org_id, rule_key = %key, "rule deleted");
     Ok(StatusCode::NO_CONTENT)
 }

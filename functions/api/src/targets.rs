@@ -12,7 +12,8 @@ use crate::error::ApiError;
 
 /// Parses and checks an outbound URL named `field` in the request.
 pub(crate) fn check_url(raw: &str, field: &str, allowed: &[IpNet]) -> Result<Url, ApiError> {
-    let url = Url::parse(raw.trim()).map_err(|e| ApiError::invalid_field(field, format!("not a valid URL: {e}")))?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| ApiError::invalid_field(field, format!("not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "https" | "http") {
         return Err(ApiError::invalid_field(field, "must be an https:// URL"));
     }
@@ -20,7 +21,10 @@ pub(crate) fn check_url(raw: &str, field: &str, allowed: &[IpNet]) -> Result<Url
         None => return Err(ApiError::invalid_field(field, "the URL has no host")),
         Some(Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
         Some(Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
-        Some(Host::Domain(d)) if d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost") => {
+        Some(Host::Domain(d))
+            if d.eq_ignore_ascii_case("localhost")
+                || d.to_ascii_lowercase().ends_with(".localhost") =>
+        {
             Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
         }
         Some(Host::Domain(_)) => None,
@@ -32,12 +36,17 @@ pub(crate) fn check_url(raw: &str, field: &str, allowed: &[IpNet]) -> Result<Url
         if is_reserved(ip) {
             return Err(ApiError::invalid_field(
                 field,
-                format!("{ip} is a private or reserved address; Herald sends only to public addresses unless the range is allowed (--allow-private-targets)"),
+                format!(
+                    "{ip} is a private or reserved address; Herald sends only to public addresses unless the range is allowed (--allow-private-targets)"
+                ),
             ));
         }
     }
     if url.scheme() != "https" {
-        return Err(ApiError::invalid_field(field, "must be an https:// URL (http is accepted only for allowed private targets)"));
+        return Err(ApiError::invalid_field(
+            field,
+            "must be an https:// URL (http is accepted only for allowed private targets)",
+        ));
     }
     Ok(url)
 }

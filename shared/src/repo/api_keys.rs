@@ -26,11 +26,19 @@ impl<'a> ApiKeys<'a> {
         let doc = encode(key, entity::API_KEY)?;
         let ops = vec![
             WriteOp::Put {
-                item: Item::new(keys::api_key(&key.org_id, &key.id), entity::API_KEY, doc.clone()),
+                item: Item::new(
+                    keys::api_key(&key.org_id, &key.id),
+                    entity::API_KEY,
+                    doc.clone(),
+                ),
                 condition: Condition::NotExists,
             },
             WriteOp::Put {
-                item: Item::new(keys::api_key_by_hash(&key.hash), entity::API_KEY_BY_HASH, doc),
+                item: Item::new(
+                    keys::api_key_by_hash(&key.hash),
+                    entity::API_KEY_BY_HASH,
+                    doc,
+                ),
                 condition: Condition::NotExists,
             },
         ];
@@ -56,16 +64,35 @@ impl<'a> ApiKeys<'a> {
     }
 
     /// The org's keys, oldest first.
-    pub async fn list(&self, org: &OrgId, limit: usize, cursor: Option<Cursor>) -> Result<Page<ApiKey>, RepoError> {
-        list_prefix(self.store, keys::org_pk(org), keys::API_KEY_PREFIX, limit, cursor, entity::API_KEY).await
+    pub async fn list(
+        &self,
+        org: &OrgId,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<ApiKey>, RepoError> {
+        list_prefix(
+            self.store,
+            keys::org_pk(org),
+            keys::API_KEY_PREFIX,
+            limit,
+            cursor,
+            entity::API_KEY,
+        )
+        .await
     }
 
     /// Revokes a key: both items go, atomically. [`RepoError::NotFound`] when it does not exist.
     pub async fn revoke(&self, org: &OrgId, id: &ApiKeyId) -> Result<(), RepoError> {
         let key = self.get(org, id).await?.ok_or(RepoError::NotFound)?;
         let ops = vec![
-            WriteOp::Delete { key: keys::api_key(org, id), condition: Condition::Exists },
-            WriteOp::Delete { key: keys::api_key_by_hash(&key.hash), condition: Condition::None },
+            WriteOp::Delete {
+                key: keys::api_key(org, id),
+                condition: Condition::Exists,
+            },
+            WriteOp::Delete {
+                key: keys::api_key_by_hash(&key.hash),
+                condition: Condition::None,
+            },
         ];
         match self.store.transact(ops).await {
             Err(StoreError::Conflict) => Err(RepoError::NotFound),

@@ -32,12 +32,20 @@ impl<'a> Channels<'a> {
     }
 
     fn item(channel: &Channel) -> Result<Item, RepoError> {
-        Ok(Item::new(keys::channel(&channel.org_id, &channel.id), entity::CHANNEL, encode(channel, entity::CHANNEL)?))
+        Ok(Item::new(
+            keys::channel(&channel.org_id, &channel.id),
+            entity::CHANNEL,
+            encode(channel, entity::CHANNEL)?,
+        ))
     }
 
     /// Stores a new channel.
     pub async fn create(&self, channel: &Channel) -> Result<(), RepoError> {
-        match self.store.put(Self::item(channel)?, Condition::NotExists).await {
+        match self
+            .store
+            .put(Self::item(channel)?, Condition::NotExists)
+            .await
+        {
             Err(StoreError::Conflict) => Err(RepoError::AlreadyExists),
             r => Ok(r?),
         }
@@ -51,13 +59,30 @@ impl<'a> Channels<'a> {
     }
 
     /// The org's channels, oldest first (ids are UUIDv7).
-    pub async fn list(&self, org: &OrgId, limit: usize, cursor: Option<Cursor>) -> Result<Page<Channel>, RepoError> {
-        list_prefix(self.store, keys::org_pk(org), keys::CHANNEL_PREFIX, limit, cursor, entity::CHANNEL).await
+    pub async fn list(
+        &self,
+        org: &OrgId,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<Channel>, RepoError> {
+        list_prefix(
+            self.store,
+            keys::org_pk(org),
+            keys::CHANNEL_PREFIX,
+            limit,
+            cursor,
+            entity::CHANNEL,
+        )
+        .await
     }
 
     /// Replaces a stored channel; [`RepoError::NotFound`] when it was deleted meanwhile.
     pub async fn update(&self, channel: &Channel) -> Result<(), RepoError> {
-        match self.store.put(Self::item(channel)?, Condition::Exists).await {
+        match self
+            .store
+            .put(Self::item(channel)?, Condition::Exists)
+            .await
+        {
             Err(StoreError::Conflict) => Err(RepoError::NotFound),
             r => Ok(r?),
         }
@@ -74,7 +99,12 @@ impl<'a> Channels<'a> {
             // Materialises the version item (ADD 0) so the check below has something to compare.
             let version = self
                 .store
-                .add(&keys::rules_version(org), entity::RULES_VERSION, &BTreeMap::from([(keys::RULES_VERSION_ATTR.to_owned(), 0)]), Condition::None)
+                .add(
+                    &keys::rules_version(org),
+                    entity::RULES_VERSION,
+                    &BTreeMap::from([(keys::RULES_VERSION_ATTR.to_owned(), 0)]),
+                    Condition::None,
+                )
                 .await?
                 .get(keys::RULES_VERSION_ATTR)
                 .copied()
@@ -84,10 +114,16 @@ impl<'a> Channels<'a> {
                 return Err(RepoError::ChannelInUse(referencing));
             }
             let ops = vec![
-                WriteOp::Delete { key: keys::channel(org, id), condition: Condition::Exists },
+                WriteOp::Delete {
+                    key: keys::channel(org, id),
+                    condition: Condition::Exists,
+                },
                 WriteOp::Check {
                     key: keys::rules_version(org),
-                    condition: Condition::NumEquals { attr: keys::RULES_VERSION_ATTR.to_owned(), value: version },
+                    condition: Condition::NumEquals {
+                        attr: keys::RULES_VERSION_ATTR.to_owned(),
+                        value: version,
+                    },
                 },
             ];
             match self.store.transact(ops).await {

@@ -66,7 +66,10 @@ impl From<StoreError> for RepoError {
 }
 
 fn join(keys: &[RuleKey]) -> String {
-    keys.iter().map(RuleKey::as_str).collect::<Vec<_>>().join(", ")
+    keys.iter()
+        .map(RuleKey::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One page of a list, in key order, and where the next one starts.
@@ -76,11 +79,17 @@ pub struct Page<T> {
     pub next: Option<Cursor>,
 }
 
-pub(crate) fn decode<T: DeserializeOwned>(item: Item, entity: &'static str) -> Result<T, RepoError> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    item: Item,
+    entity: &'static str,
+) -> Result<T, RepoError> {
     serde_json::from_value(item.doc).map_err(|source| RepoError::Corrupt { entity, source })
 }
 
-pub(crate) fn encode<T: serde::Serialize>(value: &T, entity: &'static str) -> Result<serde_json::Value, RepoError> {
+pub(crate) fn encode<T: serde::Serialize>(
+    value: &T,
+    entity: &'static str,
+) -> Result<serde_json::Value, RepoError> {
     serde_json::to_value(value).map_err(|source| RepoError::Corrupt { entity, source })
 }
 
@@ -111,8 +120,15 @@ pub(crate) async fn list_prefix<T: DeserializeOwned>(
             ..Query::default()
         })
         .await?;
-    let items = page.items.into_iter().map(|i| decode(i, entity)).collect::<Result<Vec<T>, _>>()?;
-    Ok(Page { items, next: page.next })
+    let items = page
+        .items
+        .into_iter()
+        .map(|i| decode(i, entity))
+        .collect::<Result<Vec<T>, _>>()?;
+    Ok(Page {
+        items,
+        next: page.next,
+    })
 }
 
 /// Every item of `partition` whose sort key starts with `prefix`, all pages.

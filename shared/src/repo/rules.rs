@@ -39,13 +39,18 @@ impl<'a> Rules<'a> {
 
     /// The rule put, a check that each of its channels exists, and the version bump.
     fn write_ops(rule: &Rule, condition: Condition) -> Result<Vec<WriteOp>, RepoError> {
-        let item = Item::new(keys::rule(&rule.org_id, &rule.key), entity::RULE, encode(rule, entity::RULE)?);
+        let item = Item::new(
+            keys::rule(&rule.org_id, &rule.key),
+            entity::RULE,
+            encode(rule, entity::RULE)?,
+        );
         let channels: BTreeSet<&ChannelId> = rule.channel_ids.iter().collect();
         let mut ops = Vec::with_capacity(channels.len() + 2);
         ops.push(WriteOp::Put { item, condition });
-        ops.extend(
-            channels.into_iter().map(|c| WriteOp::Check { key: keys::channel(&rule.org_id, c), condition: Condition::Exists }),
-        );
+        ops.extend(channels.into_iter().map(|c| WriteOp::Check {
+            key: keys::channel(&rule.org_id, c),
+            condition: Condition::Exists,
+        }));
         ops.push(Self::bump(&rule.org_id));
         Ok(ops)
     }
@@ -53,7 +58,12 @@ impl<'a> Rules<'a> {
     /// After a failed rule write: the first of its channels that does not exist.
     async fn missing_channel(&self, rule: &Rule) -> Result<Option<ChannelId>, RepoError> {
         for c in &rule.channel_ids {
-            if self.store.get(&keys::channel(&rule.org_id, c)).await?.is_none() {
+            if self
+                .store
+                .get(&keys::channel(&rule.org_id, c))
+                .await?
+                .is_none()
+            {
                 return Ok(Some(*c));
             }
         }
@@ -64,10 +74,19 @@ impl<'a> Rules<'a> {
     /// [`RepoError::UnknownChannel`] when a channel it names does not exist.
     pub async fn create(&self, rule: &Rule) -> Result<(), RepoError> {
         debug_assert!(rule.channel_ids.len() <= MAX_CHANNELS_PER_RULE);
-        match self.store.transact(Self::write_ops(rule, Condition::NotExists)?).await {
+        match self
+            .store
+            .transact(Self::write_ops(rule, Condition::NotExists)?)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict) => {
-                if self.store.get(&keys::rule(&rule.org_id, &rule.key)).await?.is_some() {
+                if self
+                    .store
+                    .get(&keys::rule(&rule.org_id, &rule.key))
+                    .await?
+                    .is_some()
+                {
                     return Err(RepoError::AlreadyExists);
                 }
                 match self.missing_channel(rule).await? {
@@ -83,13 +102,22 @@ impl<'a> Rules<'a> {
     /// [`RepoError::UnknownChannel`] when a channel it names does not exist.
     pub async fn update(&self, rule: &Rule) -> Result<(), RepoError> {
         debug_assert!(rule.channel_ids.len() <= MAX_CHANNELS_PER_RULE);
-        match self.store.transact(Self::write_ops(rule, Condition::Exists)?).await {
+        match self
+            .store
+            .transact(Self::write_ops(rule, Condition::Exists)?)
+            .await
+        {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict) => {
                 if let Some(c) = self.missing_channel(rule).await? {
                     return Err(RepoError::UnknownChannel(c));
                 }
-                if self.store.get(&keys::rule(&rule.org_id, &rule.key)).await?.is_none() {
+                if self
+                    .store
+                    .get(&keys::rule(&rule.org_id, &rule.key))
+                    .await?
+                    .is_none()
+                {
                     return Err(RepoError::NotFound);
                 }
                 Err(RepoError::Contended)
@@ -100,7 +128,13 @@ impl<'a> Rules<'a> {
 
     /// Deletes a rule; [`RepoError::NotFound`] when it does not exist.
     pub async fn delete(&self, org: &OrgId, key: &RuleKey) -> Result<(), RepoError> {
-        let ops = vec![WriteOp::Delete { key: keys::rule(org, key), condition: Condition::Exists }, Self::bump(org)];
+        let ops = vec![
+            WriteOp::Delete {
+                key: keys::rule(org, key),
+                condition: Condition::Exists,
+            },
+            Self::bump(org),
+        ];
         match self.store.transact(ops).await {
             Err(StoreError::Conflict) => Err(RepoError::NotFound),
             r => Ok(r?),
@@ -115,18 +149,47 @@ impl<'a> Rules<'a> {
     }
 
     /// The org's rules in key order.
-    pub async fn list(&self, org: &OrgId, limit: usize, cursor: Option<Cursor>) -> Result<Page<Rule>, RepoError> {
-        list_prefix(self.store, keys::org_pk(org), keys::RULE_PREFIX, limit, cursor, entity::RULE).await
+    pub async fn list(
+        &self,
+        org: &OrgId,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<Page<Rule>, RepoError> {
+        list_prefix(
+            self.store,
+            keys::org_pk(org),
+            keys::RULE_PREFIX,
+            limit,
+            cursor,
+            entity::RULE,
+        )
+        .await
     }
 
     /// Every rule of the org: what the matcher compiles.
     pub async fn all(&self, org: &OrgId) -> Result<Vec<Rule>, RepoError> {
-        list_all(self.store, keys::org_pk(org), keys::RULE_PREFIX, entity::RULE).await
+        list_all(
+            self.store,
+            keys::org_pk(org),
+            keys::RULE_PREFIX,
+            entity::RULE,
+        )
+        .await
     }
 
     /// The keys of the rules that send to `channel`.
-    pub async fn referencing(&self, org: &OrgId, channel: &ChannelId) -> Result<Vec<RuleKey>, RepoError> {
-        Ok(self.all(org).await?.into_iter().filter(|r| r.channel_ids.contains(channel)).map(|r| r.key).collect())
+    pub async fn referencing(
+        &self,
+        org: &OrgId,
+        channel: &ChannelId,
+    ) -> Result<Vec<RuleKey>, RepoError> {
+        Ok(self
+            .all(org)
+            .await?
+            .into_iter()
+            .filter(|r| r.channel_ids.contains(channel))
+            .map(|r| r.key)
+            .collect())
     }
 
     /// The org's rules version: 0 before any rule write, then one more per create, update and

@@ -1,0 +1,296 @@
+use http::StatusCode;
+use serde_json::json;
+
+use crate::support::TestApp;
+
+/// The product documentation's call, verbatim, sent as `curl -d` sends it.
+const SEED_CREATE: &str = r#"{ "kind": "push", "name": "transactional-push", "frequencyCap": { "perUser": 5, "windowHours": 24 } }"#;
+
+#[tokio::test]
+async fn the_documented_channel_create_succeeds_with_a_form_content_type() {
+    let app = TestApp::local().await;
+    let a = app
+        .post("/notifications/channels", SEED_CREATE)
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(
+        a.json["id"].as_str().is_some_and(|id| id.len() == 36),
+        "{}",
+        a.text
+    );
+    assert_eq!(a.json["kind"], "push");
+    assert_eq!(a.json["name"], "transactional-push");
+    assert_eq!(
+        a.json["frequencyCap"],
+        json!({"perUser": 5, "windowHours": 24})
+    );
+    assert_eq!(a.json["enabled"], true);
+    assert_eq!(
+        a.json["config"]["provider"], "outbox",
+        "the local deployment says it delivers to its outbox"
+    );
+    assert_eq!(a.json["health"]["status"], "ok");
+}
+
+#[tokio::test]
+async fn the_documented_channel_list_shows_created_channels() {
+    let app = TestApp::local().await;
+    let id = app.channel(SEED_CREATE).await;
+    let list = app
+        .get("/notifications/channels")
+        .await
+        .expect(StatusCode::OK);
+    let items = list.json["items"].as_array().expect("items");
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], id.as_str());
+    assert!(
+        list.json.get("nextCursor").is_some(),
+        "lists always carry nextCursor: {}",
+        list.text
+    );
+    assert!(list.json["nextCursor"].is_null());
+}
+
+#[tokio::test]
+async fn a_push_channel_without_config_is_refused_where_there_is_no_default_provider() {
+    let app = TestApp::aws_like().await;
+    let a = app
+        .post("/notifications/channels", SEED_CREATE)
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("config"));
+    assert!(
+        a.message().contains("fcm"),
+        "says what is missing: {}",
+        a.message()
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_kind_names_the_kind_field() {
+    let app = TestApp::local().await;
+    let a = app
+        .post("/notifications/channels", r#"{"kind":"pager","name":"x"}"#)
+        .await
+        .expect_error(StatusCode::BAD_REQUEST);
+    assert_eq!(a.field(), Some("kind"));
+    assert!(a.message().contains("pager"), "{}", a.message());
+}
+
+#[tokio::test]
+async fn slack_and_webhook_channels_need_a_config() {
+    let app = TestApp::local().await;
+    for kind in ["slack", "webhook"] {
+        let a = app
+            .post(
+                "/notifications/channels",
+                &format!(r#"{{"kind":"{kind}","name":"ops"}}"#),
+            )
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some("config"), "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn an_http_webhook_url_is_refused() {
+    let app = TestApp::local().await;
+    let a = app
+        .post("/notifications/channels", r#"{"kind":"webhook","name":"incidents","config":{"url":"http://incidents.example.com/hook"}}"#)
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("config.url"));
+    assert!(a.message().contains("https"), "{}", a.message());
+}
+
+#[tokio::test]
+async fn private_targets_are_refused_unless_the_deployment_allows_their_range() {
+    let app = TestApp::aws_like().await;
+    for url in [
+        "https://169.254.169.254/latest",
+        "https://10.1.2.3/hook",
+        "http://127.0.0.1:9000/hook",
+    ] {
+        let body = json!({"kind": "webhook", "name": "x", "config": {"url": url}}).to_string();
+        let a = app
+            .post("/notifications/channels", &body)
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some("config.url"), "{url}");
+    }
+    let local = TestApp::local().await;
+    let body = json!({"kind": "slack", "name": "x", "config": {"webhookUrl": "http://127.0.0.1:9000/slack"}}).to_string();
+    local
+        .post("/notifications/channels", &body)
+        .await
+        .expect(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn secrets_are_shown_once_and_never_again() {
+    let app = TestApp::local().await;
+    let slack_token = "T0001/B0002/SLACKSECRETxyz9";
+    let slack = app
+        .post(
+            "/notifications/channels",
+            &json!({"kind": "slack", "name": "#ops", "config": {"webhookUrl": format!("https://hooks.slack.com/services/{slack_token}")}}).to_string(),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(!slack.text.contains("SLACKSECRET"), "{}", slack.text);
+    assert_eq!(
+        slack.json["config"]["webhookUrl"],
+        "https://hooks.slack.com/…xyz9"
+    );
+
+    let hook = app
+        .post(
+            "/notifications/channels",
+            r#"{"kind":"webhook","name":"incidents","config":{"url":"https://hooks.example.com/in","format":"generic","headers":{"Authorization":"Bearer HEADERSECRET"}}}"#,
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let secret = hook.json["signingSecret"]
+        .as_str()
+        .expect("signing secret in the 201")
+        .to_owned();
+    assert!(
+        secret.starts_with("whsec_") && secret.len() > 20,
+        "{secret}"
+    );
+    assert!(!hook.json["config"].to_string().contains(&secret[6..]));
+    assert!(!hook.text.contains("HEADERSECRET"), "{}", hook.text);
+    let hook_id = hook.json["id"].as_str().expect("id").to_owned();
+
+    let discord = app
+        .post(
+            "/notifications/channels",
+            r#"{"kind":"webhook","name":"discord","config":{"url":"https://discord.com/api/webhooks/1/DISCORDTOKEN","format":"discord"}}"#,
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let discord_id = discord.json["id"].as_str().expect("id").to_owned();
+    assert!(!discord.text.contains("DISCORDTOKEN"), "{}", discord.text);
+
+    let smtp = app
+        .post(
+            "/notifications/channels",
+            r#"{"kind":"email","name":"mail","config":{"provider":"smtp","from":"Ops <ops@example.com>","host":"smtp.example.com","port":587,"username":"u","password":"SMTPSECRET","starttls":true}}"#,
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(!smtp.text.contains("SMTPSECRET"));
+
+    let patched = app
+        .patch(
+            &format!("/notifications/channels/{hook_id}"),
+            r#"{"name":"incidents-2"}"#,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let answers = [
+        app.get("/notifications/channels")
+            .await
+            .expect(StatusCode::OK),
+        app.get(&format!("/notifications/channels/{hook_id}"))
+            .await
+            .expect(StatusCode::OK),
+        app.get(&format!("/notifications/channels/{discord_id}"))
+            .await
+            .expect(StatusCode::OK),
+        patched,
+    ];
+    for a in answers {
+        for s in [
+            &secret[6..],
+            "SLACKSECRET",
+            "HEADERSECRET",
+            "DISCORDTOKEN",
+            "SMTPSECRET",
+        ] {
+            assert!(!a.text.contains(s), "`{s}` leaked in {}", a.text);
+        }
+    }
+}
+
+#[tokio::test]
+async fn updating_a_channel_changes_it_and_keeps_its_kind() {
+    let app = TestApp::local().await;
+    let id = app.channel(SEED_CREATE).await;
+    let a = app
+        .patch(
+            &format!("/notifications/channels/{id}"),
+            r#"{"name":"renamed","frequencyCap":null,"enabled":false}"#,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(a.json["name"], "renamed");
+    assert!(a.json["frequencyCap"].is_null());
+    assert_eq!(a.json["enabled"], false);
+    let again = app
+        .get(&format!("/notifications/channels/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(again.json["name"], "renamed");
+
+    let a = app
+        .patch(
+            &format!("/notifications/channels/{id}"),
+            r#"{"kind":"slack"}"#,
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("kind"));
+}
+
+#[tokio::test]
+async fn deleting_a_channel_that_rules_use_is_refused_naming_them() {
+    let app = TestApp::local().await;
+    let id = app.in_app_channel("feed").await;
+    let other = app.in_app_channel("other").await;
+    for key in ["welcome", "email.bounced"] {
+        let body = json!({"key": key, "channelIds": [other, id]}).to_string();
+        app.post("/notifications/rules", &body)
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    let a = app
+        .delete(&format!("/notifications/channels/{id}"))
+        .await
+        .expect_error(StatusCode::CONFLICT);
+    assert!(
+        a.message().contains("welcome") && a.message().contains("email.bounced"),
+        "{}",
+        a.message()
+    );
+
+    app.delete("/notifications/rules/welcome")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    app.patch(
+        "/notifications/rules/email.bounced",
+        &json!({"channelIds": [other]}).to_string(),
+    )
+    .await
+    .expect(StatusCode::OK);
+    app.delete(&format!("/notifications/channels/{id}"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    app.get(&format!("/notifications/channels/{id}"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+    app.delete(&format!("/notifications/channels/{id}"))
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn unknown_channel_ids_are_not_found() {
+    let app = TestApp::local().await;
+    app.get("/notifications/channels/0190aaaa-0000-7000-8000-000000000000")
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+    app.get("/notifications/channels/not-a-uuid")
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the REST API: the router driven in-process, as a client sees it.
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod channels;
+mod errors;
+mod mem_store;
+mod openapi;
+mod pagination;
+mod rules;
+mod support;

@@ -1,0 +1,221 @@
+//! The API driven in-process: the real router over an in-memory store, requests through
+//! `tower::ServiceExt::oneshot`.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use herald_api::{AdminKey, ApiConfig, AppState};
+use herald_shared::bus::{BusEntry, BusError, EventBus};
+use herald_shared::store::Store;
+use http::{Request, StatusCode};
+use serde_json::Value;
+use tower::ServiceExt;
+
+use crate::mem_store::MemStore;
+
+pub const ADMIN_KEY: &str = "test-admin-key";
+/// What `curl -d` sends.
+pub const FORM: &str = "application/x-www-form-urlencoded";
+
+#[derive(Debug, Default)]
+pub struct NullBus;
+
+#[async_trait::async_trait]
+impl EventBus for NullBus {
+    async fn put_events(&self, _: Vec<BusEntry>) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+/// What a client sees of one answer.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub text: String,
+    pub json: Value,
+}
+
+impl Answer {
+    /// The `field` of an error answer.
+    pub fn field(&self) -> Option<&str> {
+        self.json["error"]["field"].as_str()
+    }
+
+    pub fn code(&self) -> Option<&str> {
+        self.json["error"]["code"].as_str()
+    }
+
+    pub fn message(&self) -> &str {
+        self.json["error"]["message"].as_str().unwrap_or_default()
+    }
+
+    /// Asserts an error answer with this status and a JSON error body, and returns it.
+    #[track_caller]
+    pub fn expect_error(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert!(
+            self.json["error"]["code"].is_string(),
+            "no JSON error body: {}",
+            self.text
+        );
+        assert!(
+            self.json["error"]["message"].is_string(),
+            "no error message: {}",
+            self.text
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: StatusCode) -> Self {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        self
+    }
+}
+
+/// One org and its API key on a fresh API.
+#[derive(Debug, Clone)]
+pub struct TestApp {
+    pub router: Router,
+    pub store: Arc<dyn Store>,
+    pub org_id: String,
+    pub api_key: String,
+}
+
+impl TestApp {
+    /// Like `herald serve`: an outbox for email/SMS/push, loopback targets allowed.
+    pub async fn local() -> Self {
+        Self::with_config(ApiConfig {
+            default_outbox: true,
+            allowed_private_targets: vec!["127.0.0.0/8".parse().expect("cidr")],
+            ..Self::base_config()
+        })
+        .await
+    }
+
+    /// Like AWS: no default provider, no private targets.
+    pub async fn aws_like() -> Self {
+        Self::with_config(Self::base_config()).await
+    }
+
+    fn base_config() -> ApiConfig {
+        ApiConfig {
+            admin_key: Some(AdminKey::new(ADMIN_KEY)),
+            ..ApiConfig::default()
+        }
+    }
+
+    pub async fn with_config(config: ApiConfig) -> Self {
+        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let state = AppState {
+            store: store.clone(),
+            bus: Arc::new(NullBus),
+            config: Arc::new(config),
+        };
+        let mut app = Self {
+            router: herald_api::router(state),
+            store,
+            org_id: String::new(),
+            api_key: String::new(),
+        };
+        let (org_id, api_key) = app.new_org("Acme").await;
+        app.org_id = org_id;
+        app.api_key = api_key;
+        app
+    }
+
+    /// Creates an org and a key for it through the admin API.
+    pub async fn new_org(&self, name: &str) -> (String, String) {
+        let org = self
+            .send(
+                "POST",
+                "/api/v1/orgs",
+                &[("x-admin-key", ADMIN_KEY)],
+                Some(&format!(r#"{{"name":"{name}"}}"#)),
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        let org_id = org.json["id"].as_str().expect("org id").to_owned();
+        let key = self
+            .send(
+                "POST",
+                &format!("/api/v1/orgs/{org_id}/api-keys"),
+                &[("x-admin-key", ADMIN_KEY)],
+                None,
+            )
+            .await
+            .expect(StatusCode::CREATED);
+        (org_id, key.json["key"].as_str().expect("key").to_owned())
+    }
+
+    /// `/api/v1/orgs/<org>` + `rest`.
+    pub fn path(&self, rest: &str) -> String {
+        format!("/api/v1/orgs/{}{rest}", self.org_id)
+    }
+
+    /// Any request.
+    pub async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Answer {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req
+            .body(
+                body.map(|b| Body::from(b.to_owned()))
+                    .unwrap_or_else(Body::empty),
+            )
+            .expect("request");
+        let res = self.router.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
+            .await
+            .expect("body");
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer { status, text, json }
+    }
+
+    /// A request with this org's API key; bodies sent as `curl -d` sends them.
+    pub async fn call(&self, method: &str, rest: &str, body: Option<&str>) -> Answer {
+        let headers = [("x-api-key", self.api_key.as_str()), ("content-type", FORM)];
+        self.send(method, &self.path(rest), &headers, body).await
+    }
+
+    pub async fn get(&self, rest: &str) -> Answer {
+        self.call("GET", rest, None).await
+    }
+
+    pub async fn post(&self, rest: &str, body: &str) -> Answer {
+        self.call("POST", rest, Some(body)).await
+    }
+
+    pub async fn patch(&self, rest: &str, body: &str) -> Answer {
+        self.call("PATCH", rest, Some(body)).await
+    }
+
+    pub async fn delete(&self, rest: &str) -> Answer {
+        self.call("DELETE", rest, None).await
+    }
+
+    /// Creates a channel and returns its id.
+    pub async fn channel(&self, body: &str) -> String {
+        let a = self
+            .post("/notifications/channels", body)
+            .await
+            .expect(StatusCode::CREATED);
+        a.json["id"].as_str().expect("channel id").to_owned()
+    }
+
+    /// An in-app channel (valid in every deployment).
+    pub async fn in_app_channel(&self, name: &str) -> String {
+        self.channel(&format!(r#"{{"kind":"in_app","name":"{name}"}}"#))
+            .await
+    }
+}
