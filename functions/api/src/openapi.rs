@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
-use crate::{api_keys, channels, error, orgs, rules};
+use crate::{api_keys, channels, error, feeds, orgs, rules};
 
 /// The document's source: every path and schema of the API.
 #[derive(Debug, OpenApi)]
@@ -35,6 +35,11 @@ use crate::{api_keys, channels, error, orgs, rules};
         rules::get_rule,
         rules::update_rule,
         rules::delete_rule,
+        feeds::create_token,
+        feeds::list_feed,
+        feeds::mark_item,
+        feeds::read_all,
+        feeds::seen_all,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -43,6 +48,8 @@ use crate::{api_keys, channels, error, orgs, rules};
         (name = "api-keys", description = "API keys of an org (admin key)"),
         (name = "channels", description = "Where notifications go"),
         (name = "rules", description = "Which events go to which channels"),
+        (name = "feeds", description = "In-app feeds for end users (feed token). Live updates: the WebSocket \
+                                        `GET /api/v1/orgs/{orgId}/feed/socket?token=...`, see docs/feeds.md"),
     )
 )]
 pub struct ApiDoc;
@@ -64,6 +71,13 @@ impl utoipa::Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
                 crate::auth::ADMIN_KEY_HEADER,
             ))),
+        );
+        // Feed tokens (`hft_...`), minted by `POST .../feeds/tokens`.
+        components.add_security_scheme(
+            "feedToken",
+            SecurityScheme::Http(utoipa::openapi::security::Http::new(
+                utoipa::openapi::security::HttpAuthScheme::Bearer,
+            )),
         );
     }
 }

@@ -33,26 +33,46 @@ impl LocalFeedHub {
 
     /// How many users have at least one open subscription.
     pub fn users(&self) -> usize {
-        self.channels.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// How many subscriptions are open, over all users.
     pub fn connections(&self) -> usize {
-        self.channels.lock().unwrap_or_else(PoisonError::into_inner).values().map(broadcast::Sender::receiver_count).sum()
+        self.channels
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .map(broadcast::Sender::receiver_count)
+            .sum()
     }
 
     /// Subscribes to `user`'s messages.
     pub fn subscribe_user(&self, org: &OrgId, user: &UserId) -> FeedSubscription {
         let key = (*org, user.clone());
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
-        let receiver = channels.entry(key.clone()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe();
-        FeedSubscription { receiver, hub: Arc::downgrade(&self.channels), key }
+        let receiver = channels
+            .entry(key.clone())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .subscribe();
+        FeedSubscription {
+            receiver,
+            hub: Arc::downgrade(&self.channels),
+            key,
+        }
     }
 }
 
 #[async_trait]
 impl FeedNotifier for LocalFeedHub {
-    async fn notify(&self, org: &OrgId, user: &UserId, message: &FeedMessage) -> Result<(), NotifyError> {
+    async fn notify(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        message: &FeedMessage,
+    ) -> Result<(), NotifyError> {
         let channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(sender) = channels.get(&(*org, user.clone())) {
             // No receiver left is not an error: the user closed every tab in between.
@@ -84,10 +104,15 @@ impl FeedSubscription {
 
 impl Drop for FeedSubscription {
     fn drop(&mut self) {
-        let Some(channels) = self.hub.upgrade() else { return };
+        let Some(channels) = self.hub.upgrade() else {
+            return;
+        };
         let mut channels = channels.lock().unwrap_or_else(PoisonError::into_inner);
         // This receiver still counts until the fields drop, after this function.
-        if channels.get(&self.key).is_some_and(|s| s.receiver_count() <= 1) {
+        if channels
+            .get(&self.key)
+            .is_some_and(|s| s.receiver_count() <= 1)
+        {
             channels.remove(&self.key);
         }
     }
@@ -109,10 +134,26 @@ mod tests {
         let mut tab2 = hub.subscribe_user(&org, &alice);
         let mut other = hub.subscribe_user(&org, &bob);
         assert_eq!(hub.connections(), 3);
-        hub.notify(&org, &alice, &FeedMessage::badge(Badge { unread: 1, unseen: 1 }, 1)).await.unwrap();
+        hub.notify(
+            &org,
+            &alice,
+            &FeedMessage::badge(
+                Badge {
+                    unread: 1,
+                    unseen: 1,
+                },
+                1,
+            ),
+        )
+        .await
+        .unwrap();
         assert_eq!(tab1.recv().await.unwrap().seq, 1);
         assert_eq!(tab2.recv().await.unwrap().seq, 1);
-        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), other.recv()).await.is_err());
+        assert!(
+            tokio::time::timeout(std::time::Duration::from_millis(50), other.recv())
+                .await
+                .is_err()
+        );
     }
 
     #[tokio::test]
@@ -127,6 +168,8 @@ mod tests {
         drop(b);
         assert_eq!(hub.users(), 0);
         // Notifying nobody is fine.
-        hub.notify(&org, &alice, &FeedMessage::badge(Badge::default(), 2)).await.unwrap();
+        hub.notify(&org, &alice, &FeedMessage::badge(Badge::default(), 2))
+            .await
+            .unwrap();
     }
 }

@@ -22,7 +22,19 @@ pub use token::{FeedToken, FeedTokenSecret, TokenError};
 
 /// A feed item's id: the id of the delivery that put it in the feed (a time-ordered UUIDv7, so
 /// appending the same delivery twice is a no-op), or a fresh UUIDv7.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(transparent)]
 #[schema(value_type = String, format = Uuid)]
 pub struct FeedItemId(Uuid);
@@ -162,15 +174,30 @@ pub struct FeedMessage {
 
 impl FeedMessage {
     pub fn item_new(item: FeedItem, badge: Badge, seq: u64) -> Self {
-        Self { kind: FeedMessageType::ItemNew, seq, item: Some(item), badge }
+        Self {
+            kind: FeedMessageType::ItemNew,
+            seq,
+            item: Some(item),
+            badge,
+        }
     }
 
     pub fn item_updated(item: FeedItem, badge: Badge, seq: u64) -> Self {
-        Self { kind: FeedMessageType::ItemUpdated, seq, item: Some(item), badge }
+        Self {
+            kind: FeedMessageType::ItemUpdated,
+            seq,
+            item: Some(item),
+            badge,
+        }
     }
 
     pub fn badge(badge: Badge, seq: u64) -> Self {
-        Self { kind: FeedMessageType::Badge, seq, item: None, badge }
+        Self {
+            kind: FeedMessageType::Badge,
+            seq,
+            item: None,
+            badge,
+        }
     }
 
     /// The message as the socket sends it.
@@ -193,7 +220,12 @@ pub struct NotifyError(#[source] pub Box<dyn std::error::Error + Send + Sync>);
 #[async_trait]
 pub trait FeedNotifier: Send + Sync + fmt::Debug {
     /// Sends `message` to every open connection of `user` in `org`.
-    async fn notify(&self, org: &OrgId, user: &UserId, message: &FeedMessage) -> Result<(), NotifyError>;
+    async fn notify(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        message: &FeedMessage,
+    ) -> Result<(), NotifyError>;
 
     /// A subscription to `user`'s messages, where this engine holds connections in process
     /// (the local hub of `herald serve`); `None` elsewhere (API Gateway holds the sockets).
@@ -213,14 +245,53 @@ impl FeedNotifier for NoopFeedNotifier {
     }
 }
 
+/// The browser origins a comma-separated setting allows (`HERALD_FEED_ALLOWED_ORIGINS`):
+/// trimmed, without a trailing `/`, empty entries dropped.
+pub fn parse_allowed_origins(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+/// Whether a request's `Origin` is one of `allowed` (exact, ASCII case-insensitive).
+pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
+    let origin = origin.trim().trim_end_matches('/');
+    allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn origins_match_exactly_after_normalising() {
+        let allowed = parse_allowed_origins(" https://app.example.com/, http://localhost:3000 ,,");
+        assert_eq!(
+            allowed,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert!(origin_allowed("https://APP.example.com", &allowed));
+        assert!(!origin_allowed(
+            "https://app.example.com.evil.test",
+            &allowed
+        ));
+        assert!(!origin_allowed("null", &allowed));
+    }
+
+    #[test]
     fn messages_serialise_to_the_documented_protocol() {
-        let m = FeedMessage::badge(Badge { unread: 2, unseen: 5 }, 7);
-        assert_eq!(m.to_json(), r#"{"type":"badge","seq":7,"badge":{"unread":2,"unseen":5}}"#);
+        let m = FeedMessage::badge(
+            Badge {
+                unread: 2,
+                unseen: 5,
+            },
+            7,
+        );
+        assert_eq!(
+            m.to_json(),
+            r#"{"type":"badge","seq":7,"badge":{"unread":2,"unseen":5}}"#
+        );
         let item = FeedItem {
             id: FeedItemId::new(),
             title: "Invoice paid".into(),
@@ -234,8 +305,18 @@ mod tests {
             archived_at: None,
             seq: 8,
         };
-        let json: serde_json::Value =
-            serde_json::from_str(&FeedMessage::item_new(item, Badge { unread: 3, unseen: 6 }, 8).to_json()).expect("json");
+        let json: serde_json::Value = serde_json::from_str(
+            &FeedMessage::item_new(
+                item,
+                Badge {
+                    unread: 3,
+                    unseen: 6,
+                },
+                8,
+            )
+            .to_json(),
+        )
+        .expect("json");
         assert_eq!(json["type"], "item.new");
         assert_eq!(json["item"]["title"], "Invoice paid");
         assert_eq!(json["item"]["eventType"], "invoice.paid");

@@ -47,7 +47,8 @@ impl FeedTokenSecret {
 
     fn mac(&self, data: &[u8]) -> Hmac<Sha256> {
         // HMAC accepts keys of any length.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(data);
         mac
     }
@@ -93,18 +94,32 @@ struct Claims {
 
 impl FeedToken {
     /// A token for `user` of `org`, valid for `ttl` from `now` (1 s to 24 h).
-    pub fn new(org_id: OrgId, user_id: UserId, now: DateTime<Utc>, ttl: Duration) -> Result<Self, TokenError> {
+    pub fn new(
+        org_id: OrgId,
+        user_id: UserId,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Self, TokenError> {
         if ttl < Duration::seconds(1) || ttl > MAX_TTL {
             return Err(TokenError::BadTtl);
         }
         // Whole seconds: what the token carries.
-        let expires_at = DateTime::from_timestamp((now + ttl).timestamp(), 0).ok_or(TokenError::BadTtl)?;
-        Ok(Self { org_id, user_id, expires_at })
+        let expires_at =
+            DateTime::from_timestamp((now + ttl).timestamp(), 0).ok_or(TokenError::BadTtl)?;
+        Ok(Self {
+            org_id,
+            user_id,
+            expires_at,
+        })
     }
 
     /// The signed token string.
     pub fn sign(&self, secret: &FeedTokenSecret) -> String {
-        let claims = Claims { org: self.org_id, user: self.user_id.clone(), exp: self.expires_at.timestamp() };
+        let claims = Claims {
+            org: self.org_id,
+            user: self.user_id.clone(),
+            exp: self.expires_at.timestamp(),
+        };
         // Serialising a struct of strings and an integer cannot fail.
         let json = serde_json::to_vec(&claims).unwrap_or_default();
         let signed = format!("{TOKEN_PREFIX}{}", B64.encode(json));
@@ -113,25 +128,43 @@ impl FeedToken {
     }
 
     /// Checks a token's signature (constant time) and expiry at `now`.
-    pub fn verify(token: &str, secret: &FeedTokenSecret, now: DateTime<Utc>) -> Result<Self, TokenError> {
+    pub fn verify(
+        token: &str,
+        secret: &FeedTokenSecret,
+        now: DateTime<Utc>,
+    ) -> Result<Self, TokenError> {
         let token = token.trim();
         if !token.starts_with(TOKEN_PREFIX) {
             return Err(TokenError::Malformed);
         }
         let (signed, tag) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
         let tag = B64.decode(tag).map_err(|_| TokenError::Malformed)?;
-        secret.mac(signed.as_bytes()).verify_slice(&tag).map_err(|_| TokenError::BadSignature)?;
-        let payload = B64.decode(&signed[TOKEN_PREFIX.len()..]).map_err(|_| TokenError::Malformed)?;
+        secret
+            .mac(signed.as_bytes())
+            .verify_slice(&tag)
+            .map_err(|_| TokenError::BadSignature)?;
+        let payload = B64
+            .decode(&signed[TOKEN_PREFIX.len()..])
+            .map_err(|_| TokenError::Malformed)?;
         let claims: Claims = serde_json::from_slice(&payload).map_err(|_| TokenError::Malformed)?;
         if claims.exp <= now.timestamp() {
             return Err(TokenError::Expired);
         }
         let expires_at = DateTime::from_timestamp(claims.exp, 0).ok_or(TokenError::Malformed)?;
-        Ok(Self { org_id: claims.org, user_id: claims.user, expires_at })
+        Ok(Self {
+            org_id: claims.org,
+            user_id: claims.user,
+            expires_at,
+        })
     }
 
     /// [`verify`](Self::verify), and the token must be for `org`.
-    pub fn verify_for_org(token: &str, secret: &FeedTokenSecret, org: &OrgId, now: DateTime<Utc>) -> Result<Self, TokenError> {
+    pub fn verify_for_org(
+        token: &str,
+        secret: &FeedTokenSecret,
+        org: &OrgId,
+        now: DateTime<Utc>,
+    ) -> Result<Self, TokenError> {
         let t = Self::verify(token, secret, now)?;
         if t.org_id != *org {
             return Err(TokenError::WrongOrg);
@@ -150,7 +183,13 @@ mod tests {
     }
 
     fn token(now: DateTime<Utc>) -> FeedToken {
-        FeedToken::new(OrgId::new(), UserId::parse("alice@example.com").unwrap(), now, DEFAULT_TTL).unwrap()
+        FeedToken::new(
+            OrgId::new(),
+            UserId::parse("alice@example.com").unwrap(),
+            now,
+            DEFAULT_TTL,
+        )
+        .unwrap()
     }
 
     #[test]
@@ -161,7 +200,10 @@ mod tests {
         assert!(s.starts_with("hft_"));
         let back = FeedToken::verify(&s, &secret(), now).unwrap();
         assert_eq!(back, t);
-        assert_eq!(FeedToken::verify(&s, &secret(), now + Duration::minutes(61)), Err(TokenError::Expired));
+        assert_eq!(
+            FeedToken::verify(&s, &secret(), now + Duration::minutes(61)),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
@@ -170,23 +212,55 @@ mod tests {
         let t = token(now);
         let s = t.sign(&secret());
         // Swap the user in the payload, keep the signature.
-        let other = FeedToken { user_id: UserId::parse("mallory").unwrap(), ..t.clone() }.sign(&secret());
-        let forged = format!("{}.{}", other.rsplit_once('.').unwrap().0, s.rsplit_once('.').unwrap().1);
-        assert_eq!(FeedToken::verify(&forged, &secret(), now), Err(TokenError::BadSignature));
+        let other = FeedToken {
+            user_id: UserId::parse("mallory").unwrap(),
+            ..t.clone()
+        }
+        .sign(&secret());
+        let forged = format!(
+            "{}.{}",
+            other.rsplit_once('.').unwrap().0,
+            s.rsplit_once('.').unwrap().1
+        );
+        assert_eq!(
+            FeedToken::verify(&forged, &secret(), now),
+            Err(TokenError::BadSignature)
+        );
         let wrong = FeedTokenSecret::new(b"another-secret-of-16+".to_vec()).unwrap();
-        assert_eq!(FeedToken::verify(&s, &wrong, now), Err(TokenError::BadSignature));
-        assert_eq!(FeedToken::verify("hft_nope", &secret(), now), Err(TokenError::Malformed));
-        assert_eq!(FeedToken::verify("Bearer x", &secret(), now), Err(TokenError::Malformed));
-        assert_eq!(FeedToken::verify_for_org(&s, &secret(), &OrgId::new(), now), Err(TokenError::WrongOrg));
+        assert_eq!(
+            FeedToken::verify(&s, &wrong, now),
+            Err(TokenError::BadSignature)
+        );
+        assert_eq!(
+            FeedToken::verify("hft_nope", &secret(), now),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            FeedToken::verify("Bearer x", &secret(), now),
+            Err(TokenError::Malformed)
+        );
+        assert_eq!(
+            FeedToken::verify_for_org(&s, &secret(), &OrgId::new(), now),
+            Err(TokenError::WrongOrg)
+        );
     }
 
     #[test]
     fn ttl_is_bounded_and_secrets_must_be_long_enough() {
         let now = Utc::now();
         let user = UserId::parse("u").unwrap();
-        assert_eq!(FeedToken::new(OrgId::new(), user.clone(), now, Duration::hours(25)), Err(TokenError::BadTtl));
-        assert_eq!(FeedToken::new(OrgId::new(), user, now, Duration::zero()), Err(TokenError::BadTtl));
-        assert_eq!(FeedTokenSecret::new(b"short".to_vec()).err(), Some(TokenError::WeakSecret));
+        assert_eq!(
+            FeedToken::new(OrgId::new(), user.clone(), now, Duration::hours(25)),
+            Err(TokenError::BadTtl)
+        );
+        assert_eq!(
+            FeedToken::new(OrgId::new(), user, now, Duration::zero()),
+            Err(TokenError::BadTtl)
+        );
+        assert_eq!(
+            FeedTokenSecret::new(b"short".to_vec()).err(),
+            Some(TokenError::WeakSecret)
+        );
         assert!(!format!("{:?}", secret()).contains("0123"));
     }
 }

@@ -29,7 +29,9 @@ use super::{RepoError, decode, encode};
 use crate::domain::{OrgId, UserId};
 use crate::feed::{Badge, FeedItem, FeedItemId, NewFeedItem};
 use crate::store::keys::{self, feed_entity};
-use crate::store::{Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, WriteOp};
+use crate::store::{
+    Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, WriteOp,
+};
 
 /// Tries of one change before giving up with [`RepoError::Contended`].
 const MAX_TRIES: u32 = 40;
@@ -129,12 +131,22 @@ struct State {
 
 impl State {
     fn condition(&self) -> Condition {
-        if self.exists { Condition::NumEquals { attr: SEQ.into(), value: to_i64(self.seq) } } else { Condition::NotExists }
+        if self.exists {
+            Condition::NumEquals {
+                attr: SEQ.into(),
+                value: to_i64(self.seq),
+            }
+        } else {
+            Condition::NotExists
+        }
     }
 
     /// The badge after adding `(unread, unseen)`.
     fn after(&self, (du, ds): (i64, i64)) -> Badge {
-        Badge { unread: self.badge.unread.saturating_add_signed(du), unseen: self.badge.unseen.saturating_add_signed(ds) }
+        Badge {
+            unread: self.badge.unread.saturating_add_signed(du),
+            unseen: self.badge.unseen.saturating_add_signed(ds),
+        }
     }
 }
 
@@ -178,7 +190,12 @@ impl<'a> Feeds<'a> {
     }
 
     /// The item and its version.
-    async fn item(&self, org: &OrgId, user: &UserId, id: &FeedItemId) -> Result<Option<(FeedItem, i64)>, RepoError> {
+    async fn item(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        id: &FeedItemId,
+    ) -> Result<Option<(FeedItem, i64)>, RepoError> {
         match self.store.get(&keys::feed_item(org, user, id)).await? {
             None => Ok(None),
             Some(item) => {
@@ -188,15 +205,33 @@ impl<'a> Feeds<'a> {
         }
     }
 
-    pub async fn get(&self, org: &OrgId, user: &UserId, id: &FeedItemId) -> Result<Option<FeedItem>, RepoError> {
+    pub async fn get(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        id: &FeedItemId,
+    ) -> Result<Option<FeedItem>, RepoError> {
         Ok(self.item(org, user, id).await?.map(|(i, _)| i))
     }
 
-    fn item_put(org: &OrgId, user: &UserId, item: &FeedItem, version: i64, condition: Condition) -> Result<WriteOp, RepoError> {
-        let mut stored = Item::new(keys::feed_item(org, user, &item.id), feed_entity::FEED_ITEM, encode(item, feed_entity::FEED_ITEM)?)
-            .with_gsi1(keys::feed_item_change(org, user, item.seq, &item.id));
+    fn item_put(
+        org: &OrgId,
+        user: &UserId,
+        item: &FeedItem,
+        version: i64,
+        condition: Condition,
+    ) -> Result<WriteOp, RepoError> {
+        let mut stored = Item::new(
+            keys::feed_item(org, user, &item.id),
+            feed_entity::FEED_ITEM,
+            encode(item, feed_entity::FEED_ITEM)?,
+        )
+        .with_gsi1(keys::feed_item_change(org, user, item.seq, &item.id));
         stored.nums.insert(VERSION.into(), version);
-        Ok(WriteOp::Put { item: stored, condition })
+        Ok(WriteOp::Put {
+            item: stored,
+            condition,
+        })
     }
 
     fn state_add(org: &OrgId, user: &UserId, state: &State, (du, ds): (i64, i64)) -> WriteOp {
@@ -220,7 +255,13 @@ impl<'a> Feeds<'a> {
     ///
     /// Idempotent on `new.delivery_id`: appending the same delivery again changes nothing and
     /// returns the stored item with `created: false`.
-    pub async fn append(&self, org: &OrgId, user: &UserId, new: NewFeedItem, now: DateTime<Utc>) -> Result<Appended, RepoError> {
+    pub async fn append(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        new: NewFeedItem,
+        now: DateTime<Utc>,
+    ) -> Result<Appended, RepoError> {
         let id = new.delivery_id.map(FeedItemId::from).unwrap_or_default();
         for attempt in 0..MAX_TRIES {
             let state = self.state(org, user).await?;
@@ -239,13 +280,28 @@ impl<'a> Feeds<'a> {
                 seq,
             };
             let delta = item.badge_contribution();
-            let ops = vec![Self::item_put(org, user, &item, 1, Condition::NotExists)?, Self::state_add(org, user, &state, delta)];
+            let ops = vec![
+                Self::item_put(org, user, &item, 1, Condition::NotExists)?,
+                Self::state_add(org, user, &state, delta),
+            ];
             match self.store.transact(ops).await {
-                Ok(()) => return Ok(Appended { item, badge: state.after(delta), seq, created: true }),
+                Ok(()) => {
+                    return Ok(Appended {
+                        item,
+                        badge: state.after(delta),
+                        seq,
+                        created: true,
+                    });
+                }
                 Err(StoreError::Conflict) => {
                     if let Some(existing) = self.get(org, user, &id).await? {
                         let state = self.state(org, user).await?;
-                        return Ok(Appended { item: existing, badge: state.badge, seq: state.seq, created: false });
+                        return Ok(Appended {
+                            item: existing,
+                            badge: state.badge,
+                            seq: state.seq,
+                            created: false,
+                        });
                     }
                     backoff(attempt).await;
                 }
@@ -257,7 +313,14 @@ impl<'a> Feeds<'a> {
 
     /// Applies `mark` to one item. `Ok(None)` when it changed nothing (already in that state):
     /// no write, no seq. [`RepoError::NotFound`] when the item is not in this user's feed.
-    pub async fn mark(&self, org: &OrgId, user: &UserId, id: &FeedItemId, mark: Mark, now: DateTime<Utc>) -> Result<Option<FeedChange>, RepoError> {
+    pub async fn mark(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        id: &FeedItemId,
+        mark: Mark,
+        now: DateTime<Utc>,
+    ) -> Result<Option<FeedChange>, RepoError> {
         for attempt in 0..MAX_TRIES {
             // State first, then the item: a change committed in between moves `seq`, and our
             // transaction's condition on it fails instead of writing over it.
@@ -272,11 +335,26 @@ impl<'a> Feeds<'a> {
             let (au, as_) = next.badge_contribution();
             let delta = (au - bu, as_ - bs);
             let ops = vec![
-                Self::item_put(org, user, &next, version + 1, Condition::NumEquals { attr: VERSION.into(), value: version })?,
+                Self::item_put(
+                    org,
+                    user,
+                    &next,
+                    version + 1,
+                    Condition::NumEquals {
+                        attr: VERSION.into(),
+                        value: version,
+                    },
+                )?,
                 Self::state_add(org, user, &state, delta),
             ];
             match self.store.transact(ops).await {
-                Ok(()) => return Ok(Some(FeedChange { badge: state.after(delta), seq: next.seq, item: Some(next) })),
+                Ok(()) => {
+                    return Ok(Some(FeedChange {
+                        badge: state.after(delta),
+                        seq: next.seq,
+                        item: Some(next),
+                    }));
+                }
                 Err(StoreError::Conflict) => backoff(attempt).await,
                 Err(e) => return Err(e.into()),
             }
@@ -289,15 +367,30 @@ impl<'a> Feeds<'a> {
     /// [`FeedChange`] (without item) per committed batch, oldest first; empty when nothing
     /// needed marking. Scans newest first and stops as soon as the counter reaches zero, so
     /// the usual case (a few recent unread items) reads one page.
-    pub async fn mark_all(&self, org: &OrgId, user: &UserId, mark: Mark, now: DateTime<Utc>) -> Result<Vec<FeedChange>, RepoError> {
-        let counter = |b: &Badge| if mark == Mark::Read { b.unread } else { b.unseen };
+    pub async fn mark_all(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        mark: Mark,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<FeedChange>, RepoError> {
+        let counter = |b: &Badge| {
+            if mark == Mark::Read {
+                b.unread
+            } else {
+                b.unseen
+            }
+        };
         let mut changes = Vec::new();
         let mut tries = 0;
         'restart: loop {
             let mut state = self.state(org, user).await?;
             let mut cursor = None;
             while counter(&state.badge) > 0 {
-                let page = self.store.query(self.items_query(org, user, SCAN_PAGE, cursor.take())).await?;
+                let page = self
+                    .store
+                    .query(self.items_query(org, user, SCAN_PAGE, cursor.take()))
+                    .await?;
                 let mut pending = Vec::new();
                 for stored in page.items {
                     let version = stored.nums.get(VERSION).copied().unwrap_or(0);
@@ -312,17 +405,37 @@ impl<'a> Feeds<'a> {
                     let mut delta = (0, 0);
                     let mut ops = Vec::with_capacity(chunk.len() + 1);
                     for (item, next, version) in chunk {
-                        let next = FeedItem { seq, ..next.clone() };
+                        let next = FeedItem {
+                            seq,
+                            ..next.clone()
+                        };
                         let (bu, bs) = item.badge_contribution();
                         let (au, as_) = next.badge_contribution();
                         delta = (delta.0 + au - bu, delta.1 + as_ - bs);
-                        ops.push(Self::item_put(org, user, &next, version + 1, Condition::NumEquals { attr: VERSION.into(), value: *version })?);
+                        ops.push(Self::item_put(
+                            org,
+                            user,
+                            &next,
+                            version + 1,
+                            Condition::NumEquals {
+                                attr: VERSION.into(),
+                                value: *version,
+                            },
+                        )?);
                     }
                     ops.push(Self::state_add(org, user, &state, delta));
                     match self.store.transact(ops).await {
                         Ok(()) => {
-                            state = State { badge: state.after(delta), seq, exists: true };
-                            changes.push(FeedChange { item: None, badge: state.badge, seq });
+                            state = State {
+                                badge: state.after(delta),
+                                seq,
+                                exists: true,
+                            };
+                            changes.push(FeedChange {
+                                item: None,
+                                badge: state.badge,
+                                seq,
+                            });
                         }
                         Err(StoreError::Conflict) if tries < MAX_TRIES => {
                             // Something else changed this user's feed: start over from fresh
@@ -344,7 +457,13 @@ impl<'a> Feeds<'a> {
         }
     }
 
-    fn items_query(&self, org: &OrgId, user: &UserId, limit: usize, cursor: Option<Cursor>) -> Query {
+    fn items_query(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Query {
         Query {
             partition: keys::feed_pk(org, user),
             range: SortKeyRange::BeginsWith(keys::FEED_ITEM_PREFIX.into()),
@@ -361,12 +480,21 @@ impl<'a> Feeds<'a> {
             None => key.pk == partition && key.sk.starts_with(prefix),
             Some(g) => g.pk == partition && g.sk.starts_with(prefix),
         };
-        if ok { Ok(()) } else { Err(RepoError::BadCursor) }
+        if ok {
+            Ok(())
+        } else {
+            Err(RepoError::BadCursor)
+        }
     }
 
     /// A page of the feed, newest first, filtered. Examines at most [`MAX_SCAN`] items per call:
     /// a page can hold fewer than `limit` items and still have a `next` cursor.
-    pub async fn list(&self, org: &OrgId, user: &UserId, filter: ListFilter) -> Result<FeedPage, RepoError> {
+    pub async fn list(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        filter: ListFilter,
+    ) -> Result<FeedPage, RepoError> {
         if let Some(c) = &filter.cursor {
             Self::check_cursor(c, &keys::feed_pk(org, user), keys::FEED_ITEM_PREFIX)?;
         }
@@ -384,7 +512,15 @@ impl<'a> Feeds<'a> {
         let mut cursor = filter.cursor;
         let mut scanned = 0;
         loop {
-            let page = self.store.query(self.items_query(org, user, SCAN_PAGE.min(MAX_SCAN - scanned), cursor.take())).await?;
+            let page = self
+                .store
+                .query(self.items_query(
+                    org,
+                    user,
+                    SCAN_PAGE.min(MAX_SCAN - scanned),
+                    cursor.take(),
+                ))
+                .await?;
             let exhausted = page.next.is_none();
             let count = page.items.len();
             for (n, stored) in page.items.into_iter().enumerate() {
@@ -396,13 +532,29 @@ impl<'a> Feeds<'a> {
                 }
                 let more_in_page = n + 1 < count;
                 if items.len() == limit || scanned == MAX_SCAN {
-                    let next = if more_in_page || !exhausted { Some(last_key) } else { None };
-                    return Ok(FeedPage { items, next, badge: state.badge, seq: state.seq });
+                    let next = if more_in_page || !exhausted {
+                        Some(last_key)
+                    } else {
+                        None
+                    };
+                    return Ok(FeedPage {
+                        items,
+                        next,
+                        badge: state.badge,
+                        seq: state.seq,
+                    });
                 }
             }
             match page.next {
                 Some(next) => cursor = Some(next),
-                None => return Ok(FeedPage { items, next: None, badge: state.badge, seq: state.seq }),
+                None => {
+                    return Ok(FeedPage {
+                        items,
+                        next: None,
+                        badge: state.badge,
+                        seq: state.seq,
+                    });
+                }
             }
         }
     }
@@ -410,7 +562,14 @@ impl<'a> Feeds<'a> {
     /// Items changed after `seq` (new, read, unread, seen, archived), oldest change first: what
     /// a client that missed pushes fetches. On DynamoDB this reads GSI1, which trails writes by a
     /// moment; the pushed messages carry the items themselves.
-    pub async fn since_seq(&self, org: &OrgId, user: &UserId, seq: u64, limit: usize, cursor: Option<Cursor>) -> Result<FeedPage, RepoError> {
+    pub async fn since_seq(
+        &self,
+        org: &OrgId,
+        user: &UserId,
+        seq: u64,
+        limit: usize,
+        cursor: Option<Cursor>,
+    ) -> Result<FeedPage, RepoError> {
         let partition = keys::feed_changes(org, user);
         if let Some(c) = &cursor {
             Self::check_cursor(c, &partition, keys::FEED_SEQ_PREFIX)?;
@@ -430,8 +589,17 @@ impl<'a> Feeds<'a> {
                 cursor,
             })
             .await?;
-        let items = page.items.into_iter().map(|i| decode(i, feed_entity::FEED_ITEM)).collect::<Result<Vec<FeedItem>, _>>()?;
-        Ok(FeedPage { items, next: page.next, badge: state.badge, seq: state.seq })
+        let items = page
+            .items
+            .into_iter()
+            .map(|i| decode(i, feed_entity::FEED_ITEM))
+            .collect::<Result<Vec<FeedItem>, _>>()?;
+        Ok(FeedPage {
+            items,
+            next: page.next,
+            badge: state.badge,
+            seq: state.seq,
+        })
     }
 
     /// Erases the user's whole feed: items and state (when the user is deleted). Open
@@ -441,16 +609,29 @@ impl<'a> Feeds<'a> {
         loop {
             let page = self
                 .store
-                .query(Query { partition: keys::feed_pk(org, user), limit: BULK_BATCH * 4, ..Query::default() })
+                .query(Query {
+                    partition: keys::feed_pk(org, user),
+                    limit: BULK_BATCH * 4,
+                    ..Query::default()
+                })
                 .await?;
             if page.items.is_empty() {
                 return Ok(deleted);
             }
             let keys: Vec<Key> = page.items.into_iter().map(|i| i.key).collect();
             for chunk in keys.chunks(BULK_BATCH) {
-                let ops = chunk.iter().map(|k| WriteOp::Delete { key: k.clone(), condition: Condition::None }).collect();
+                let ops = chunk
+                    .iter()
+                    .map(|k| WriteOp::Delete {
+                        key: k.clone(),
+                        condition: Condition::None,
+                    })
+                    .collect();
                 self.store.transact(ops).await?;
-                deleted += chunk.iter().filter(|k| k.sk.starts_with(keys::FEED_ITEM_PREFIX)).count() as u64;
+                deleted += chunk
+                    .iter()
+                    .filter(|k| k.sk.starts_with(keys::FEED_ITEM_PREFIX))
+                    .count() as u64;
             }
         }
     }
@@ -472,7 +653,10 @@ mod tests {
     use crate::store::embedded::Embedded;
 
     fn new_item(title: &str) -> NewFeedItem {
-        NewFeedItem { title: title.into(), ..NewFeedItem::default() }
+        NewFeedItem {
+            title: title.into(),
+            ..NewFeedItem::default()
+        }
     }
 
     fn ids() -> (OrgId, UserId) {
@@ -484,7 +668,11 @@ mod tests {
         let mut badge = Badge::default();
         let mut cursor = None;
         loop {
-            let page = feeds.store.query(feeds.items_query(org, user, 100, cursor)).await.unwrap();
+            let page = feeds
+                .store
+                .query(feeds.items_query(org, user, 100, cursor))
+                .await
+                .unwrap();
             for i in page.items {
                 let item: FeedItem = decode(i, "feedItem").unwrap();
                 let (u, s) = item.badge_contribution();
@@ -504,19 +692,81 @@ mod tests {
         let feeds = Feeds::new(&store);
         let (org, user) = ids();
         for n in 1..=3 {
-            let a = feeds.append(&org, &user, new_item(&format!("n{n}")), Utc::now()).await.unwrap();
+            let a = feeds
+                .append(&org, &user, new_item(&format!("n{n}")), Utc::now())
+                .await
+                .unwrap();
             assert_eq!(a.seq, n);
-            assert_eq!(a.badge, Badge { unread: n, unseen: n });
+            assert_eq!(
+                a.badge,
+                Badge {
+                    unread: n,
+                    unseen: n
+                }
+            );
         }
-        let page = feeds.list(&org, &user, ListFilter { limit: 2, ..ListFilter::default() }).await.unwrap();
-        assert_eq!(page.items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), ["n3", "n2"]);
-        assert_eq!(page.badge, Badge { unread: 3, unseen: 3 });
-        let rest = feeds.list(&org, &user, ListFilter { limit: 2, cursor: page.next, ..ListFilter::default() }).await.unwrap();
-        assert_eq!(rest.items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), ["n1"]);
+        let page = feeds
+            .list(
+                &org,
+                &user,
+                ListFilter {
+                    limit: 2,
+                    ..ListFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            page.items
+                .iter()
+                .map(|i| i.title.as_str())
+                .collect::<Vec<_>>(),
+            ["n3", "n2"]
+        );
+        assert_eq!(
+            page.badge,
+            Badge {
+                unread: 3,
+                unseen: 3
+            }
+        );
+        let rest = feeds
+            .list(
+                &org,
+                &user,
+                ListFilter {
+                    limit: 2,
+                    cursor: page.next,
+                    ..ListFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            rest.items
+                .iter()
+                .map(|i| i.title.as_str())
+                .collect::<Vec<_>>(),
+            ["n1"]
+        );
         assert!(rest.next.is_none());
         // Another user's feed is empty.
         let bob = UserId::parse("bob").unwrap();
-        assert!(feeds.list(&org, &bob, ListFilter { limit: 10, ..ListFilter::default() }).await.unwrap().items.is_empty());
+        assert!(
+            feeds
+                .list(
+                    &org,
+                    &bob,
+                    ListFilter {
+                        limit: 10,
+                        ..ListFilter::default()
+                    }
+                )
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -524,8 +774,17 @@ mod tests {
         let store = Embedded::in_memory().unwrap();
         let feeds = Feeds::new(&store);
         let (org, user) = ids();
-        let item = NewFeedItem { delivery_id: Some(crate::domain::DeliveryId::new()), ..new_item("once") };
-        assert!(feeds.append(&org, &user, item.clone(), Utc::now()).await.unwrap().created);
+        let item = NewFeedItem {
+            delivery_id: Some(crate::domain::DeliveryId::new()),
+            ..new_item("once")
+        };
+        assert!(
+            feeds
+                .append(&org, &user, item.clone(), Utc::now())
+                .await
+                .unwrap()
+                .created
+        );
         let again = feeds.append(&org, &user, item, Utc::now()).await.unwrap();
         assert!(!again.created);
         assert_eq!(again.badge.unread, 1);
@@ -537,26 +796,120 @@ mod tests {
         let store = Embedded::in_memory().unwrap();
         let feeds = Feeds::new(&store);
         let (org, user) = ids();
-        let a = feeds.append(&org, &user, new_item("a"), Utc::now()).await.unwrap().item;
-        let _b = feeds.append(&org, &user, new_item("b"), Utc::now()).await.unwrap().item;
-        let read = feeds.mark(&org, &user, &a.id, Mark::Read, Utc::now()).await.unwrap().unwrap();
-        assert_eq!(read.badge, Badge { unread: 1, unseen: 1 });
+        let a = feeds
+            .append(&org, &user, new_item("a"), Utc::now())
+            .await
+            .unwrap()
+            .item;
+        let _b = feeds
+            .append(&org, &user, new_item("b"), Utc::now())
+            .await
+            .unwrap()
+            .item;
+        let read = feeds
+            .mark(&org, &user, &a.id, Mark::Read, Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            read.badge,
+            Badge {
+                unread: 1,
+                unseen: 1
+            }
+        );
         assert_eq!(read.seq, 3);
         assert!(read.item.as_ref().unwrap().is_seen(), "reading also sees");
-        assert_eq!(feeds.mark(&org, &user, &a.id, Mark::Read, Utc::now()).await.unwrap(), None);
-        assert_eq!(feeds.mark(&org, &user, &a.id, Mark::Seen, Utc::now()).await.unwrap(), None);
-        assert_eq!(feeds.badge(&org, &user).await.unwrap(), (Badge { unread: 1, unseen: 1 }, 3));
-        let unread = feeds.mark(&org, &user, &a.id, Mark::Unread, Utc::now()).await.unwrap().unwrap();
-        assert_eq!(unread.badge, Badge { unread: 2, unseen: 1 });
-        let archived = feeds.mark(&org, &user, &a.id, Mark::Archive, Utc::now()).await.unwrap().unwrap();
-        assert_eq!(archived.badge, Badge { unread: 1, unseen: 1 });
-        let missing = feeds.mark(&org, &user, &FeedItemId::new(), Mark::Read, Utc::now()).await;
+        assert_eq!(
+            feeds
+                .mark(&org, &user, &a.id, Mark::Read, Utc::now())
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            feeds
+                .mark(&org, &user, &a.id, Mark::Seen, Utc::now())
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            feeds.badge(&org, &user).await.unwrap(),
+            (
+                Badge {
+                    unread: 1,
+                    unseen: 1
+                },
+                3
+            )
+        );
+        let unread = feeds
+            .mark(&org, &user, &a.id, Mark::Unread, Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            unread.badge,
+            Badge {
+                unread: 2,
+                unseen: 1
+            }
+        );
+        let archived = feeds
+            .mark(&org, &user, &a.id, Mark::Archive, Utc::now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            archived.badge,
+            Badge {
+                unread: 1,
+                unseen: 1
+            }
+        );
+        let missing = feeds
+            .mark(&org, &user, &FeedItemId::new(), Mark::Read, Utc::now())
+            .await;
         assert!(matches!(missing, Err(RepoError::NotFound)));
         // Archived items leave the default list and appear with `archived`.
-        let list = feeds.list(&org, &user, ListFilter { limit: 10, ..ListFilter::default() }).await.unwrap();
-        assert_eq!(list.items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), ["b"]);
-        let arch = feeds.list(&org, &user, ListFilter { limit: 10, archived: true, ..ListFilter::default() }).await.unwrap();
-        assert_eq!(arch.items.iter().map(|i| i.title.as_str()).collect::<Vec<_>>(), ["a"]);
+        let list = feeds
+            .list(
+                &org,
+                &user,
+                ListFilter {
+                    limit: 10,
+                    ..ListFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            list.items
+                .iter()
+                .map(|i| i.title.as_str())
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
+        let arch = feeds
+            .list(
+                &org,
+                &user,
+                ListFilter {
+                    limit: 10,
+                    archived: true,
+                    ..ListFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            arch.items
+                .iter()
+                .map(|i| i.title.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
         assert_eq!(recount(&feeds, &org, &user).await, list.badge);
     }
 
@@ -566,14 +919,43 @@ mod tests {
         let feeds = Feeds::new(&store);
         let (org, user) = ids();
         for n in 0..60 {
-            feeds.append(&org, &user, new_item(&format!("n{n}")), Utc::now()).await.unwrap();
+            feeds
+                .append(&org, &user, new_item(&format!("n{n}")), Utc::now())
+                .await
+                .unwrap();
         }
-        let changes = feeds.mark_all(&org, &user, Mark::Read, Utc::now()).await.unwrap();
-        assert_eq!(changes.iter().map(|c| c.seq).collect::<Vec<_>>(), [61, 62, 63]);
+        let changes = feeds
+            .mark_all(&org, &user, Mark::Read, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            changes.iter().map(|c| c.seq).collect::<Vec<_>>(),
+            [61, 62, 63]
+        );
         assert_eq!(changes.last().unwrap().badge, Badge::default());
-        assert_eq!(feeds.badge(&org, &user).await.unwrap(), (Badge::default(), 63));
-        assert!(feeds.mark_all(&org, &user, Mark::Read, Utc::now()).await.unwrap().is_empty());
-        let unread = feeds.list(&org, &user, ListFilter { limit: 100, status: ReadFilter::Unread, ..ListFilter::default() }).await.unwrap();
+        assert_eq!(
+            feeds.badge(&org, &user).await.unwrap(),
+            (Badge::default(), 63)
+        );
+        assert!(
+            feeds
+                .mark_all(&org, &user, Mark::Read, Utc::now())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let unread = feeds
+            .list(
+                &org,
+                &user,
+                ListFilter {
+                    limit: 100,
+                    status: ReadFilter::Unread,
+                    ..ListFilter::default()
+                },
+            )
+            .await
+            .unwrap();
         assert!(unread.items.is_empty());
     }
 
@@ -582,14 +964,40 @@ mod tests {
         let store = Embedded::in_memory().unwrap();
         let feeds = Feeds::new(&store);
         let (org, user) = ids();
-        let a = feeds.append(&org, &user, new_item("a"), Utc::now()).await.unwrap().item;
-        feeds.append(&org, &user, new_item("b"), Utc::now()).await.unwrap();
-        feeds.append(&org, &user, new_item("c"), Utc::now()).await.unwrap();
-        feeds.mark(&org, &user, &a.id, Mark::Read, Utc::now()).await.unwrap();
+        let a = feeds
+            .append(&org, &user, new_item("a"), Utc::now())
+            .await
+            .unwrap()
+            .item;
+        feeds
+            .append(&org, &user, new_item("b"), Utc::now())
+            .await
+            .unwrap();
+        feeds
+            .append(&org, &user, new_item("c"), Utc::now())
+            .await
+            .unwrap();
+        feeds
+            .mark(&org, &user, &a.id, Mark::Read, Utc::now())
+            .await
+            .unwrap();
         let page = feeds.since_seq(&org, &user, 2, 50, None).await.unwrap();
-        assert_eq!(page.items.iter().map(|i| (i.title.as_str(), i.seq)).collect::<Vec<_>>(), [("c", 3), ("a", 4)]);
+        assert_eq!(
+            page.items
+                .iter()
+                .map(|i| (i.title.as_str(), i.seq))
+                .collect::<Vec<_>>(),
+            [("c", 3), ("a", 4)]
+        );
         assert_eq!(page.seq, 4);
-        assert!(feeds.since_seq(&org, &user, 4, 50, None).await.unwrap().items.is_empty());
+        assert!(
+            feeds
+                .since_seq(&org, &user, 4, 50, None)
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
     }
 
     #[tokio::test]
@@ -598,7 +1006,14 @@ mod tests {
         let (org, user) = ids();
         let mut items = Vec::new();
         for n in 0..10 {
-            items.push(Feeds::new(store.as_ref()).append(&org, &user, new_item(&format!("n{n}")), Utc::now()).await.unwrap().item.id);
+            items.push(
+                Feeds::new(store.as_ref())
+                    .append(&org, &user, new_item(&format!("n{n}")), Utc::now())
+                    .await
+                    .unwrap()
+                    .item
+                    .id,
+            );
         }
         let mut tasks = Vec::new();
         for device in 0..8u32 {
@@ -608,14 +1023,28 @@ mod tests {
                 let mut committed = 0u64;
                 for n in 0..30u32 {
                     let id = &items[((device * 7 + n * 3) % 10) as usize];
-                    let mark = [Mark::Read, Mark::Unread, Mark::Seen, Mark::Read][((device + n) % 4) as usize];
-                    committed += u64::from(feeds.mark(&org, &user, id, mark, Utc::now()).await.unwrap().is_some());
+                    let mark = [Mark::Read, Mark::Unread, Mark::Seen, Mark::Read]
+                        [((device + n) % 4) as usize];
+                    committed += u64::from(
+                        feeds
+                            .mark(&org, &user, id, mark, Utc::now())
+                            .await
+                            .unwrap()
+                            .is_some(),
+                    );
                 }
                 if device == 3 {
-                    committed += feeds.mark_all(&org, &user, Mark::Read, Utc::now()).await.unwrap().len() as u64;
+                    committed += feeds
+                        .mark_all(&org, &user, Mark::Read, Utc::now())
+                        .await
+                        .unwrap()
+                        .len() as u64;
                 }
                 if device == 5 {
-                    feeds.append(&org, &user, new_item("late"), Utc::now()).await.unwrap();
+                    feeds
+                        .append(&org, &user, new_item("late"), Utc::now())
+                        .await
+                        .unwrap();
                     committed += 1;
                 }
                 committed
@@ -639,10 +1068,30 @@ mod tests {
         let feeds = Feeds::new(&store);
         let (org, user) = ids();
         for n in 0..30 {
-            feeds.append(&org, &user, new_item(&format!("n{n}")), Utc::now()).await.unwrap();
+            feeds
+                .append(&org, &user, new_item(&format!("n{n}")), Utc::now())
+                .await
+                .unwrap();
         }
         assert_eq!(feeds.delete_user_feed(&org, &user).await.unwrap(), 30);
-        assert_eq!(feeds.badge(&org, &user).await.unwrap(), (Badge::default(), 0));
-        assert!(feeds.list(&org, &user, ListFilter { limit: 10, ..ListFilter::default() }).await.unwrap().items.is_empty());
+        assert_eq!(
+            feeds.badge(&org, &user).await.unwrap(),
+            (Badge::default(), 0)
+        );
+        assert!(
+            feeds
+                .list(
+                    &org,
+                    &user,
+                    ListFilter {
+                        limit: 10,
+                        ..ListFilter::default()
+                    }
+                )
+                .await
+                .unwrap()
+                .items
+                .is_empty()
+        );
     }
 }

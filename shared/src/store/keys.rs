@@ -84,7 +84,11 @@ pub fn feed_pk(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> Stri
 }
 
 /// A feed item: `ORG#<org>#USER#<user>#FEED` / `ITEM#<uuidv7>` (newest first when read descending).
-pub fn feed_item(org: &crate::domain::OrgId, user: &crate::domain::UserId, id: &crate::feed::FeedItemId) -> Key {
+pub fn feed_item(
+    org: &crate::domain::OrgId,
+    user: &crate::domain::UserId,
+    id: &crate::feed::FeedItemId,
+) -> Key {
     Key::new(feed_pk(org, user), format!("{FEED_ITEM_PREFIX}{id}"))
 }
 
@@ -105,7 +109,10 @@ pub fn feed_item_change(
     seq: u64,
     id: &crate::feed::FeedItemId,
 ) -> Key {
-    Key::new(feed_changes(org, user), format!("{FEED_SEQ_PREFIX}{seq:020}#{id}"))
+    Key::new(
+        feed_changes(org, user),
+        format!("{FEED_SEQ_PREFIX}{seq:020}#{id}"),
+    )
 }
 
 /// `ORG#<org>#USER#<user>#CONN`: a user's open feed sockets (API Gateway), with a TTL.
@@ -114,8 +121,15 @@ pub fn feed_connections(org: &crate::domain::OrgId, user: &crate::domain::UserId
 }
 
 /// One open feed socket: `ORG#<org>#USER#<user>#CONN` / `CONN#<connectionId>`.
-pub fn feed_connection(org: &crate::domain::OrgId, user: &crate::domain::UserId, connection_id: &str) -> Key {
-    Key::new(feed_connections(org, user), format!("{FEED_CONNECTION_PREFIX}{connection_id}"))
+pub fn feed_connection(
+    org: &crate::domain::OrgId,
+    user: &crate::domain::UserId,
+    connection_id: &str,
+) -> Key {
+    Key::new(
+        feed_connections(org, user),
+        format!("{FEED_CONNECTION_PREFIX}{connection_id}"),
+    )
 }
 
 /// The same socket found by its id alone (`$disconnect` knows nothing else):

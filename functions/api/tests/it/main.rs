@@ -4,6 +4,7 @@
 mod auth;
 mod channels;
 mod errors;
+mod feeds;
 mod mem_store;
 mod openapi;
 mod pagination;

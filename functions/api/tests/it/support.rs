@@ -112,6 +112,7 @@ impl TestApp {
             store: store.clone(),
             bus: Arc::new(NullBus),
             config: Arc::new(config),
+            feeds: Arc::new(herald_shared::feed::LocalFeedHub::new()),
         };
         let mut app = Self {
             router: herald_api::router(state),

@@ -1,0 +1,2 @@
+// placeholder
+customElements.define('herald-feed', class extends HTMLElement {});
