@@ -251,7 +251,15 @@
       let ws;
       try { ws = new WebSocket(this._socketUrl()); } catch (_) { this._reconnect(); return; }
       this._ws = ws;
-      ws.onopen = () => { this._attempt = 0; this._setState('open'); this._heartbeat(); };
+      ws.onopen = () => {
+        this._attempt = 0;
+        this._setState('open');
+        this._heartbeat();
+        // Whatever happened while we were away (a reconnect), fetch it; on AWS the socket
+        // sends nothing until asked, so ask for the badge too.
+        ws.send('{"type":"hello"}');
+        if (this._seq !== null) this._catchUp();
+      };
       ws.onmessage = (e) => {
         clearTimeout(this._timers.pong);
         let m;

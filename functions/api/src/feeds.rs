@@ -572,7 +572,8 @@ fn socket_origin_allowed(parts: &Parts, allowed: &[String]) -> bool {
 
 /// The live feed: `GET .../feed/socket?token=<feed token>` (WebSocket). On open: a `badge`
 /// message with the current seq; then every change as it happens. Answers `{"type":"ping"}`
-/// with `{"type":"pong"}`; pings idle clients; closes with 4401 when the token expires.
+/// with `{"type":"pong"}` and `{"type":"hello"}` with the badge; pings idle clients; closes
+/// with 4401 when the token expires.
 pub async fn socket(
     State(state): State<AppState>,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
@@ -681,7 +682,15 @@ async fn run_socket(
                 last_heard = tokio::time::Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        if is_ping(text.as_str()) && ws.send(Message::Text(r#"{"type":"pong"}"#.into())).await.is_err() {
+                        let reply = match client_message(text.as_str()) {
+                            Some("ping") => r#"{"type":"pong"}"#.to_owned(),
+                            Some("hello") => match Feeds::new(state.store.as_ref()).badge(&user.org_id, &user.user_id).await {
+                                Ok((badge, seq)) => FeedMessage::badge(badge, seq).to_json(),
+                                Err(_) => break,
+                            },
+                            _ => continue,
+                        };
+                        if ws.send(Message::Text(reply.into())).await.is_err() {
                             break;
                         }
                     }
@@ -704,13 +713,24 @@ async fn run_socket(
     tracing::info!(org_id = %user.org_id, "feed socket closed");
 }
 
-/// `{"type":"ping"}` (or a bare `ping`) from a client keeping its connection alive.
-pub fn is_ping(text: &str) -> bool {
+/// The `type` of a client's message: `ping` (keep-alive; answered `{"type":"pong"}`) or
+/// `hello` (answered with the current badge and seq). A bare `ping` counts too.
+pub fn client_message(text: &str) -> Option<&'static str> {
     let text = text.trim();
-    text == "ping"
-        || serde_json::from_str::<serde_json::Value>(text)
-            .ok()
-            .is_some_and(|v| v.get("type").and_then(|t| t.as_str()) == Some("ping"))
+    let kind = if text == "ping" {
+        "ping".to_owned()
+    } else {
+        serde_json::from_str::<serde_json::Value>(text)
+            .ok()?
+            .get("type")?
+            .as_str()?
+            .to_owned()
+    };
+    match kind.as_str() {
+        "ping" => Some("ping"),
+        "hello" => Some("hello"),
+        _ => None,
+    }
 }
 
 // ---- widget -----------------------------------------------------------------------------------
@@ -742,10 +762,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn clients_ping_with_json_or_plain_text() {
-        assert!(is_ping(r#"{"type":"ping"}"#));
-        assert!(is_ping("ping"));
-        assert!(!is_ping(r#"{"type":"pong"}"#));
-        assert!(!is_ping("{"));
+    fn clients_ping_with_json_or_plain_text_and_say_hello() {
+        assert_eq!(client_message(r#"{"type":"ping"}"#), Some("ping"));
+        assert_eq!(client_message("ping"), Some("ping"));
+        assert_eq!(client_message(r#"{"type":"hello"}"#), Some("hello"));
+        assert_eq!(client_message(r#"{"type":"pong"}"#), None);
+        assert_eq!(client_message("{"), None);
     }
 }

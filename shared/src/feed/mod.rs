@@ -4,6 +4,7 @@
 //! connections ([`local`] for `herald serve`; the API Gateway engine lives in the feed-socket
 //! function). Storage is [`crate::repo::feeds`].
 
+pub mod connections;
 pub mod local;
 pub mod token;
 
@@ -17,6 +18,7 @@ use uuid::Uuid;
 
 use crate::domain::{DeliveryId, OrgId, UserId};
 
+pub use connections::{Connection, Connections};
 pub use local::{FeedSubscription, LocalFeedHub};
 pub use token::{FeedToken, FeedTokenSecret, TokenError};
 

@@ -584,6 +584,33 @@ async fn the_socket_sends_the_badge_on_open_then_pushes_new_items_and_marks() {
 
     ws.send_text(r#"{"type":"ping"}"#).await;
     assert_eq!(ws.next_json().await, serde_json::json!({"type": "pong"}));
+
+    // The dispatcher appends and pushes a new item.
+    let user = UserId::parse("alice").expect("user");
+    let new = NewFeedItem {
+        title: "live".into(),
+        ..NewFeedItem::default()
+    };
+    let a = Feeds::new(f.app.store.as_ref())
+        .append(&f.org, &user, new, Utc::now())
+        .await
+        .expect("append");
+    let message = herald_shared::feed::FeedMessage::item_new(a.item, a.badge, a.seq);
+    herald_shared::feed::FeedNotifier::notify(&f.hub, &f.org, &user, &message)
+        .await
+        .expect("notify");
+    let pushed = ws.next_json().await;
+    assert_eq!(
+        (pushed["type"].as_str(), pushed["seq"].as_u64()),
+        (Some("item.new"), Some(3))
+    );
+    assert_eq!(pushed["item"]["title"], "live");
+
+    ws.send_text(r#"{"type":"hello"}"#).await;
+    assert_eq!(
+        ws.next_json().await,
+        serde_json::json!({"type": "badge", "seq": 3, "badge": {"unread": 1, "unseen": 1}})
+    );
 }
 
 #[tokio::test]
