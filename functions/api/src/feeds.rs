@@ -628,6 +628,12 @@ async fn open_socket(
         .await
         .map_err(|e| ApiError::from_repo(e, "feed"))?;
     tracing::info!(org_id = %user.org_id, "feed socket opened");
+    // Clients send only `ping` and `hello`; small buffers keep thousands of idle sockets cheap.
+    let upgrade = upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_message_size(16 * 1024)
+        .max_frame_size(16 * 1024);
     Ok(upgrade.on_upgrade(move |ws| {
         run_socket(
             ws,
