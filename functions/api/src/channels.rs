@@ -174,6 +174,8 @@ fn parse_config(
     settings: &ApiConfig,
 ) -> ApiResult<ChannelConfig> {
     let allowed = &settings.allowed_private_targets;
+    // `{}` names no provider: the same as leaving `config` out.
+    let config = config.filter(|v| v.as_object().is_none_or(|m| !m.is_empty()));
     let missing = |what: &str| {
         ApiError::invalid_field(
             "config",
@@ -275,7 +277,6 @@ fn parse_config(
         },
         ChannelKind::InApp => match config {
             None => Ok(ChannelConfig::InApp),
-            Some(Value::Object(m)) if m.is_empty() => Ok(ChannelConfig::InApp),
             Some(Value::Object(m)) => {
                 let first = m.keys().next().map(String::as_str).unwrap_or_default();
                 Err(ApiError::invalid_body(

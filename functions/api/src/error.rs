@@ -159,17 +159,14 @@ impl From<RepoError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if let Some(cause) = &self.cause {
-            tracing::error!(error = %cause, source = ?cause.source().map(ToString::to_string), code = self.code, "request failed");
-        }
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code,
-                message: self.message,
-                field: self.field,
-            },
-        };
-        (self.status, Json(body)).into_response()
+        let status = self.status;
+        (
+            status,
+            Json(ErrorBody {
+                error: self.detail(),
+            }),
+        )
+            .into_response()
     }
 }
 
@@ -177,6 +174,19 @@ impl IntoResponse for ApiError {
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
+    /// The error as it is shown: for one entry of a batch answer, or as a whole response body.
+    /// Logs the internal cause, which is never shown.
+    pub fn detail(self) -> ErrorDetail {
+        if let Some(cause) = &self.cause {
+            tracing::error!(error = %cause, source = ?cause.source().map(ToString::to_string), code = self.code, "request failed");
+        }
+        ErrorDetail {
+            code: self.code,
+            message: self.message,
+            field: self.field,
+        }
+    }
+
     /// The stable error code (`not_found`, `invalid_field`...).
     pub fn code(&self) -> &'static str {
         self.code

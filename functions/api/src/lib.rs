@@ -8,10 +8,12 @@
 pub mod api_keys;
 pub mod auth;
 pub mod body;
+pub mod channel_test;
 pub mod channels;
 pub mod error;
+pub mod events;
 pub mod feeds;
-mod matcher_stub;
+pub mod logs;
 pub mod openapi;
 pub mod orgs;
 pub mod pagination;
@@ -23,7 +25,8 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use herald_shared::bus::EventBus;
-use herald_shared::feed::{FeedNotifier, FeedTokenSecret};
+use herald_shared::delivery::Sender;
+use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier};
 use herald_shared::store::Store;
 use tower_http::trace::TraceLayer;
 
@@ -36,10 +39,36 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Where `POST /events` publishes.
     pub bus: Arc<dyn EventBus>,
+    /// What the channel test button sends through: the dispatcher's sender.
+    pub sender: Arc<dyn Sender>,
     pub config: Arc<ApiConfig>,
     /// Pushes feed changes to the user's open connections: the local hub in `herald serve`
     /// (which also serves `GET .../feed/socket`), API Gateway on AWS.
     pub feeds: Arc<dyn FeedNotifier>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        sender: Arc<dyn Sender>,
+        config: ApiConfig,
+    ) -> Self {
+        Self {
+            store,
+            bus,
+            sender,
+            config: Arc::new(config),
+            feeds: Arc::new(NoopFeedNotifier),
+        }
+    }
+
+    /// The same state, pushing feed changes through `feeds` (a `LocalFeedHub` in `herald serve`,
+    /// which also enables `GET .../feed/socket`; an `ApiGatewayNotifier` on AWS).
+    pub fn with_feeds(mut self, feeds: Arc<dyn FeedNotifier>) -> Self {
+        self.feeds = feeds;
+        self
+    }
 }
 
 /// The deployment's settings.
@@ -86,6 +115,9 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::router())
         .merge(channels::router())
         .merge(rules::router())
+        .merge(events::router())
+        .merge(channel_test::router())
+        .merge(logs::router())
         .merge(feeds::router(&state))
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.

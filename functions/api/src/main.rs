@@ -1,2 +1,141 @@
-//! The api Lambda function: the REST API router served by `lambda_http`.
-fn main() {}
+//! Lambda bootstrap of the api function: the REST API router served by `lambda_http`, over
+//! DynamoDB and EventBridge. Configuration comes from the environment the SAM template sets.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use herald_api::{AdminKey, ApiConfig, AppState};
+use herald_feed_socket::ApiGatewayNotifier;
+use herald_shared::bus::eventbridge::EventBridgeBus;
+use herald_shared::delivery::{HttpSender, OutboundConfig};
+use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier, parse_allowed_origins};
+use herald_shared::store::dynamodb::DynamoStore;
+use herald_shared::telemetry::{self, LogFormat};
+
+/// Configuration from the environment.
+struct Config {
+    table: String,
+    bus_name: String,
+    /// `HERALD_ADMIN_KEY` itself (tests, scripts), or the SSM SecureString parameter naming it
+    /// (`HERALD_ADMIN_KEY_PARAM`, what the SAM template sets).
+    admin_key: Option<String>,
+    admin_key_param: Option<String>,
+    allowed_private_targets: Vec<ipnet::IpNet>,
+    key_env: String,
+    /// `HERALD_FEED_TOKEN_SECRET`: without it the feed paths answer 503.
+    feed_token_secret: Option<String>,
+    /// `HERALD_FEED_ALLOWED_ORIGINS`, comma-separated.
+    feed_allowed_origins: String,
+    /// `HERALD_WEBSOCKET_ENDPOINT`: where feed changes are pushed (the WebSocket API stage).
+    websocket_endpoint: Option<String>,
+}
+
+fn non_empty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+impl Config {
+    fn from_env() -> anyhow::Result<Self> {
+        let allowed_private_targets = non_empty("HERALD_ALLOW_PRIVATE_TARGETS")
+            .map(|v| {
+                v.split(',')
+                    .map(|c| {
+                        c.trim().parse().with_context(|| {
+                            format!("HERALD_ALLOW_PRIVATE_TARGETS: `{c}` is not a CIDR")
+                        })
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        Ok(Self {
+            table: non_empty("HERALD_TABLE").context("HERALD_TABLE is not set")?,
+            bus_name: non_empty("HERALD_BUS_NAME").context("HERALD_BUS_NAME is not set")?,
+            admin_key: non_empty("HERALD_ADMIN_KEY"),
+            admin_key_param: non_empty("HERALD_ADMIN_KEY_PARAM"),
+            allowed_private_targets,
+            key_env: non_empty("HERALD_KEY_ENV").unwrap_or_else(|| "live".to_owned()),
+            feed_token_secret: non_empty("HERALD_FEED_TOKEN_SECRET"),
+            feed_allowed_origins: non_empty("HERALD_FEED_ALLOWED_ORIGINS").unwrap_or_default(),
+            websocket_endpoint: non_empty("HERALD_WEBSOCKET_ENDPOINT"),
+        })
+    }
+}
+
+/// The admin key: from the environment, else read once from SSM at start-up.
+async fn admin_key(
+    config: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> anyhow::Result<Option<AdminKey>> {
+    if let Some(key) = &config.admin_key {
+        return Ok(Some(AdminKey::new(key)));
+    }
+    let Some(param) = &config.admin_key_param else {
+        tracing::warn!(
+            "neither HERALD_ADMIN_KEY nor HERALD_ADMIN_KEY_PARAM is set: the admin API answers 401"
+        );
+        return Ok(None);
+    };
+    let out = aws_sdk_ssm::Client::new(sdk)
+        .get_parameter()
+        .name(param)
+        .with_decryption(true)
+        .send()
+        .await
+        .with_context(|| format!("reading the admin key parameter {param}"))?;
+    let value = out
+        .parameter()
+        .and_then(|p| p.value())
+        .filter(|v| !v.trim().is_empty());
+    let value = value.with_context(|| format!("the admin key parameter {param} is empty"))?;
+    Ok(Some(AdminKey::new(value.trim())))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    telemetry::init(LogFormat::Json);
+    let config = Config::from_env()?;
+    let sdk = herald_shared::aws::sdk_config(None).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table.clone());
+    let bus = EventBridgeBus::new(
+        aws_sdk_eventbridge::Client::new(&sdk),
+        config.bus_name.clone(),
+    );
+    let store: Arc<dyn herald_shared::store::Store> = Arc::new(store);
+    let feed_token_secret = config
+        .feed_token_secret
+        .as_deref()
+        .map(|s| FeedTokenSecret::new(s.as_bytes().to_vec()))
+        .transpose()
+        .context("HERALD_FEED_TOKEN_SECRET")?;
+    // Marks made through the API reach the user's other devices over the WebSocket API.
+    let feeds: Arc<dyn FeedNotifier> = match &config.websocket_endpoint {
+        Some(endpoint) => {
+            let management = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+                .endpoint_url(endpoint)
+                .build();
+            Arc::new(ApiGatewayNotifier::new(
+                aws_sdk_apigatewaymanagement::Client::from_conf(management),
+                Arc::clone(&store),
+            ))
+        }
+        None => Arc::new(NoopFeedNotifier),
+    };
+    let state = AppState {
+        store,
+        bus: Arc::new(bus),
+        // No private targets on Lambda: the outbound client refuses every reserved range.
+        sender: Arc::new(HttpSender::new(OutboundConfig::default())?),
+        config: Arc::new(ApiConfig {
+            admin_key: admin_key(&config, &sdk).await?,
+            // In AWS, email/SMS/push channels name their provider: there is no outbox.
+            default_outbox: false,
+            allowed_private_targets: config.allowed_private_targets,
+            key_env: config.key_env,
+            feed_token_secret,
+            feed_allowed_origins: parse_allowed_origins(&config.feed_allowed_origins),
+        }),
+        feeds,
+    };
+    lambda_http::run(herald_api::router(state)).await
+}

@@ -8,16 +8,23 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
-use crate::{api_keys, channels, error, feeds, orgs, rules};
+use crate::{api_keys, channel_test, channels, error, events, feeds, logs, orgs, rules};
 
 /// The document's source: every path and schema of the API.
 #[derive(Debug, OpenApi)]
 #[openapi(
     info(
         title = "Herald",
-        description = "Routes platform events to Slack, webhooks, email, SMS, push and in-app feeds. \
-                       Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`; lists are \
-                       `{\"items\",\"nextCursor\"}`; request bodies are JSON whatever the Content-Type, at most 256 KB."
+        description = "Routes platform events to Slack, webhooks, email, SMS, push and in-app feeds.\n\n\
+Request bodies are JSON whatever the Content-Type says (`curl -d` works), at most 256 KB (413 beyond). \
+Answers are camelCase JSON; a created resource comes back as itself with 201; lists are \
+`{\"items\", \"nextCursor\"}` (pass `nextCursor` back as `?cursor=`, `?limit=` 1-100).\n\n\
+Errors are `{\"error\":{\"code\",\"message\",\"field\"}}`: 400 `malformed_json` (with line and column), \
+400 `invalid_body` (wrong type, missing or unknown field; `field` is its path, e.g. `frequencyCap.perUser`), \
+400 `invalid_query` (`limit`, `cursor`), 401 `unauthorized` (missing or unknown key), 404 `not_found` \
+(unknown resource, or another org's), 405 `method_not_allowed`, 409 `conflict` (duplicate rule key, \
+channel still used by rules), 413 `payload_too_large`, 422 `invalid_field` (well-formed but refused: \
+an unknown channel, a bad time zone, an invalid matcher with the path of its bad node, an http URL).\n"
     ),
     paths(
         orgs::create_org,
@@ -30,11 +37,15 @@ use crate::{api_keys, channels, error, feeds, orgs, rules};
         channels::get_channel,
         channels::update_channel,
         channels::delete_channel,
+        channel_test::test_channel,
         rules::create_rule,
         rules::list_rules,
         rules::get_rule,
         rules::update_rule,
         rules::delete_rule,
+        events::post_events,
+        logs::list_logs,
+        logs::list_channel_logs,
         feeds::create_token,
         feeds::list_feed,
         feeds::mark_item,
@@ -48,6 +59,8 @@ use crate::{api_keys, channels, error, feeds, orgs, rules};
         (name = "api-keys", description = "API keys of an org (admin key)"),
         (name = "channels", description = "Where notifications go"),
         (name = "rules", description = "Which events go to which channels"),
+        (name = "events", description = "Publishing events"),
+        (name = "logs", description = "Delivery logs: every delivery and attempt"),
         (name = "feeds", description = "In-app feeds for end users (feed token). Live updates: the WebSocket \
                                         `GET /api/v1/orgs/{orgId}/feed/socket?token=...`, see docs/feeds.md"),
     )

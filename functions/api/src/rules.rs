@@ -11,7 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_shared::domain::channel::FrequencyCap;
 use herald_shared::domain::rule::{QuietHours, Rule, Template};
-use herald_shared::domain::{ChannelId, Invalid, OrgId, RuleKey, UserId};
+use herald_shared::domain::{ChannelId, OrgId, RuleKey, UserId};
 use herald_shared::repo::rules::MAX_CHANNELS_PER_RULE;
 use herald_shared::repo::{Channels, RepoError, Rules};
 use herald_shared::rules::Matcher;
@@ -22,8 +22,6 @@ use crate::AppState;
 use crate::auth::OrgAuth;
 use crate::body::{JsonBody, double_option};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-#[allow(unused_imports)]
-use crate::matcher_stub::ParseMatcher as _;
 use crate::pagination::ListParams;
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/rules";
@@ -166,17 +164,8 @@ fn rule_key(raw: &str) -> ApiResult<RuleKey> {
 fn parse_matcher(value: Option<Value>) -> ApiResult<Option<Matcher>> {
     match value.filter(|v| !v.is_null()) {
         None => Ok(None),
-        Some(v) => Matcher::parse(&v).map(Some).map_err(|e: Invalid| {
-            let inv = if e.field == "match"
-                || e.field.starts_with("match.")
-                || e.field.starts_with("match[")
-            {
-                e
-            } else {
-                e.under("match")
-            };
-            ApiError::from(inv)
-        }),
+        // Its errors are rooted at `match` already.
+        Some(v) => Matcher::parse(&v).map(Some).map_err(ApiError::from),
     }
 }
 

@@ -1,1 +1,251 @@
-//! The dispatcher function.
+//! The dispatcher function: one attempt per dispatch message, every attempt on record.
+//!
+//! For each message it loads the delivery, drops the message if its attempt is already on record
+//! (a duplicate), sends once through the [`Sender`], records the attempt and the delivery's new
+//! status, and — for a retryable failure within the retry policy's bounds — sends the next
+//! attempt's message with the backoff as its delay (see `docs/pipeline.md`). A permanent
+//! 401/403/404/410 marks the channel broken.
+//!
+//! Order matters for at-least-once without runaway duplicates: the next attempt's message is
+//! sent *before* the attempt is recorded, so a crash in between re-runs the attempt (the
+//! receiver de-duplicates on the delivery id) and yields at most one extra message, which the
+//! "attempt already on record" check drops.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use herald_shared::delivery::retry::RetryPolicy;
+use herald_shared::delivery::sender::{AttemptOutcome, Sender};
+use herald_shared::delivery::{self, MessageContext};
+use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass};
+use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
+use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
+use herald_shared::repo::deliveries::{self, Versioned};
+use herald_shared::repo::{Channels, RepoError};
+use herald_shared::store::Store;
+use herald_shared::store::StoreError;
+use tracing::{info, instrument, warn};
+
+/// What the dispatcher needs.
+#[derive(Clone, Copy)]
+pub struct Dispatcher<'a> {
+    pub store: &'a dyn Store,
+    pub dispatch_queue: &'a dyn Queue,
+    pub sender: &'a dyn Sender,
+    pub retry: RetryPolicy,
+    /// How long delivery records are kept.
+    pub retention: chrono::Duration,
+}
+
+impl std::fmt::Debug for Dispatcher<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatcher")
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum DispatchError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("serialising a dispatch task: {0}")]
+    Serialise(#[from] serde_json::Error),
+}
+
+impl Dispatcher<'_> {
+    /// Handles one batch from the dispatch queue; deliveries in a batch go out concurrently.
+    pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
+        let results = futures::future::join_all(messages.into_iter().map(|message| async move {
+            let failed = match serde_json::from_str::<DispatchTask>(&message.body) {
+                Ok(task) => match self.dispatch(task, now).await {
+                    Ok(()) => false,
+                    Err(e) => {
+                        warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
+                        true
+                    }
+                },
+                Err(e) => {
+                    // Only the matcher and the dispatcher write this queue.
+                    warn!(message_id = %message.id, error = %e, "unreadable dispatch task dropped");
+                    false
+                }
+            };
+            (message.id, failed)
+        }))
+        .await;
+        BatchOutcome {
+            failed: results
+                .into_iter()
+                .filter(|(_, failed)| *failed)
+                .map(|(id, _)| id)
+                .collect(),
+        }
+    }
+
+    #[instrument(skip_all, fields(delivery_id = %task.delivery_id, org_id = %task.org_id, channel_id = %task.channel_id, attempt = task.attempt))]
+    async fn dispatch(&self, task: DispatchTask, now: DateTime<Utc>) -> Result<(), DispatchError> {
+        if let Some(not_before) = task.not_before.filter(|t| *t > now) {
+            // A wait longer than the queue's maximum delay: another hop.
+            let remaining = (not_before - now).to_std().unwrap_or(Duration::ZERO);
+            self.dispatch_queue
+                .send_batch(vec![Outgoing {
+                    body: serde_json::to_string(&task)?,
+                    delay: remaining.min(MAX_DELAY),
+                }])
+                .await?;
+            return Ok(());
+        }
+        let Some(Versioned {
+            mut delivery,
+            version,
+        }) = deliveries::get(self.store, task.org_id, task.delivery_id).await?
+        else {
+            warn!("delivery not on record (expired?); message dropped");
+            return Ok(());
+        };
+        if delivery.status.is_final() || delivery.attempts.len() >= task.attempt as usize {
+            info!(
+                status = delivery.status.as_str(),
+                "attempt already on record; duplicate message dropped"
+            );
+            return Ok(());
+        }
+        let ttl = (now + self.retention).timestamp();
+        let channels = Channels::new(self.store);
+        let Some(channel) = channels.get(&task.org_id, &task.channel_id).await? else {
+            finish(
+                &mut delivery,
+                DeliveryStatus::Failed,
+                "the channel was deleted",
+                now,
+            );
+            deliveries::save(self.store, &delivery, version, ttl).await?;
+            return Ok(());
+        };
+        if !channel.enabled {
+            finish(
+                &mut delivery,
+                DeliveryStatus::Suppressed,
+                "channel is disabled",
+                now,
+            );
+            deliveries::save(self.store, &delivery, version, ttl).await?;
+            return Ok(());
+        }
+
+        let ctx = MessageContext {
+            event: &task.event,
+            rule_key: Some(&task.rule_key),
+            template: task.template.as_ref(),
+            delivery_id: task.delivery_id,
+        };
+        let outcome = delivery::attempt(self.sender, &channel, &ctx).await;
+        delivery
+            .attempts
+            .push(outcome.to_attempt(task.attempt, now));
+        delivery.updated_at = now;
+        match outcome.error_class {
+            None => {
+                delivery.status = DeliveryStatus::Delivered;
+                delivery.reason = None;
+                info!(status_code = ?outcome.status_code, latency_ms = outcome.latency.as_millis() as u64, "delivered");
+            }
+            Some(class) if class.is_retryable() => {
+                let first = delivery.attempts.first().map_or(now, |a| a.at);
+                match self.retry.next_attempt(
+                    task.attempt,
+                    first,
+                    now,
+                    outcome.retry_after,
+                    rand::random::<f64>(),
+                ) {
+                    Some(wait) => {
+                        self.schedule(&task, wait, now).await?;
+                        delivery.status = DeliveryStatus::Queued;
+                        delivery.reason = Some(format!(
+                            "attempt {} failed ({}); retrying in {}s",
+                            task.attempt,
+                            describe(class, &outcome),
+                            wait.as_secs()
+                        ));
+                        info!(error_class = ?class, wait_s = wait.as_secs(), "attempt failed; retry scheduled");
+                    }
+                    None => {
+                        delivery.status = DeliveryStatus::Failed;
+                        delivery.reason = Some(format!(
+                            "gave up after {} attempts: {}",
+                            task.attempt,
+                            describe(class, &outcome)
+                        ));
+                        warn!(error_class = ?class, "attempts exhausted; delivery failed");
+                    }
+                }
+            }
+            Some(class) => {
+                delivery.status = DeliveryStatus::Failed;
+                delivery.reason = Some(describe(class, &outcome));
+                warn!(error_class = ?class, status_code = ?outcome.status_code, "permanent failure; delivery failed");
+            }
+        }
+        let error = outcome
+            .error_class
+            .map(|c| describe(c, &outcome))
+            .unwrap_or_default();
+        channels
+            .record_health(&channel, outcome.error_class, &error, now)
+            .await?;
+        match deliveries::save(self.store, &delivery, version, ttl).await {
+            // Another dispatcher recorded this attempt first (a duplicate message in flight).
+            Err(StoreError::Conflict) => {
+                warn!("delivery changed concurrently; this copy's attempt is not recorded");
+                Ok(())
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    async fn schedule(
+        &self,
+        task: &DispatchTask,
+        wait: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), DispatchError> {
+        let next = DispatchTask {
+            attempt: task.attempt + 1,
+            not_before: (wait > MAX_DELAY)
+                .then(|| now + chrono::Duration::from_std(wait).unwrap_or_default()),
+            ..task.clone()
+        };
+        let message = Outgoing {
+            body: serde_json::to_string(&next)?,
+            delay: wait.min(MAX_DELAY),
+        };
+        self.dispatch_queue.send_batch(vec![message]).await?;
+        Ok(())
+    }
+}
+
+fn finish(delivery: &mut Delivery, status: DeliveryStatus, reason: &str, now: DateTime<Utc>) {
+    delivery.status = status;
+    delivery.reason = Some(reason.to_owned());
+    delivery.updated_at = now;
+}
+
+/// `503: upstream timeout`, `network: connection refused`, ...
+fn describe(class: ErrorClass, outcome: &AttemptOutcome) -> String {
+    let what = outcome
+        .status_code
+        .map_or_else(|| format!("{class:?}").to_lowercase(), |s| s.to_string());
+    match &outcome.message {
+        Some(m) if !m.is_empty() => format!(
+            "{what}: {}",
+            herald_shared::delivery::sender::truncate_bytes(m, 200)
+        ),
+        _ => what,
+    }
+}

@@ -1,1 +1,71 @@
-fn main() {}
+//! Lambda bootstrap of the dispatcher function: dispatch queue → Slack, webhooks, ...
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use herald_dispatcher::Dispatcher;
+use herald_shared::delivery::http::OutboundConfig;
+use herald_shared::delivery::retry::RetryPolicy;
+use herald_shared::delivery::sender::HttpSender;
+use herald_shared::pipeline::lambda;
+use herald_shared::queue::sqs::SqsQueue;
+use herald_shared::store::dynamodb::DynamoStore;
+use herald_shared::telemetry::{self, LogFormat};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+/// Configuration from the environment the SAM template sets.
+struct Config {
+    table: String,
+    dispatch_queue_url: String,
+    retention_days: i64,
+    retry: RetryPolicy,
+}
+
+fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+impl Config {
+    fn from_env() -> anyhow::Result<Self> {
+        let defaults = RetryPolicy::default();
+        Ok(Self {
+            table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
+            dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL")
+                .context("HERALD_DISPATCH_QUEUE_URL is not set")?,
+            retention_days: env_num("HERALD_LOG_RETENTION_DAYS").unwrap_or(30),
+            retry: RetryPolicy {
+                max_attempts: env_num("HERALD_RETRY_MAX_ATTEMPTS").unwrap_or(defaults.max_attempts),
+                max_age: env_num("HERALD_RETRY_MAX_AGE_SECS")
+                    .map(Duration::from_secs)
+                    .unwrap_or(defaults.max_age),
+                ..defaults
+            },
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init(LogFormat::Json);
+    let config = Config::from_env()?;
+    let sdk = herald_shared::aws::sdk_config(None).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
+    let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
+    // No private targets on Lambda: the outbound client refuses every reserved range.
+    let sender = HttpSender::new(OutboundConfig::default())?;
+    let dispatcher = Dispatcher {
+        store: &store,
+        dispatch_queue: &dispatch_queue,
+        sender: &sender,
+        retry: config.retry,
+        retention: chrono::Duration::days(config.retention_days),
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        let outcome = dispatcher
+            .handle(lambda::messages(event.payload), chrono::Utc::now())
+            .await;
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(lambda::response(outcome))
+    }))
+    .await
+}

@@ -1,1 +1,91 @@
-fn main() {}
+//! `herald`: the whole of Herald in one process, for development, evaluation and tests.
+//!
+//! `herald serve` runs the REST API (the same axum router the `api` Lambda serves), and the
+//! ingest, matcher and dispatcher handler functions as local workers over embedded durable
+//! queues, all on the embedded store under `--data-dir`.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use herald::serve;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "herald",
+    version,
+    about = "Herald, the notification router — local all-in-one server and tools"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the whole system locally: API, ingest, matching, dispatch, feeds.
+    Serve(serve::ServeArgs),
+    /// Inspect or redrive a dead-letter queue of a local data directory (stop `herald serve` first).
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+        /// Data directory of the local server.
+        #[arg(long, env = "HERALD_DATA_DIR", default_value = ".herald-data")]
+        data_dir: PathBuf,
+    },
+    /// Print the OpenAPI document of the REST API.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqAction {
+    /// How many messages each dead-letter queue holds.
+    Stats,
+    /// Move up to `--max` messages from a queue's DLQ back to the queue.
+    Redrive {
+        /// `ingest`, `match` or `dispatch`.
+        queue: String,
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Dlq { action, data_dir } => runtime.block_on(async {
+            let queues = serve::open_queues(&data_dir)?;
+            match action {
+                DlqAction::Stats => {
+                    for name in serve::QUEUES {
+                        let dlq = serve::dlq_name(name);
+                        println!("{dlq}: {}", queues.approximate_count(&dlq).await?);
+                    }
+                }
+                DlqAction::Redrive { queue, max } => {
+                    if !serve::QUEUES.contains(&queue.as_str()) {
+                        anyhow::bail!(
+                            "unknown queue `{queue}`: one of {}",
+                            serve::QUEUES.join(", ")
+                        );
+                    }
+                    let moved = queues
+                        .redrive(&serve::dlq_name(&queue), &queue, max)
+                        .await?;
+                    println!(
+                        "moved {moved} message(s) from {} back to {queue}",
+                        serve::dlq_name(&queue)
+                    );
+                }
+            }
+            Ok(())
+        }),
+        Command::Openapi => {
+            println!("{}", herald_api::openapi::document().to_pretty_json()?);
+            Ok(())
+        }
+    }
+}

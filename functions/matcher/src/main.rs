@@ -1,1 +1,64 @@
-fn main() {}
+//! Lambda bootstrap of the matcher function: match queue → deliveries → dispatch queue.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use herald_matcher::{Matcher, RulesCache};
+use herald_shared::pipeline::lambda;
+use herald_shared::queue::sqs::SqsQueue;
+use herald_shared::store::dynamodb::DynamoStore;
+use herald_shared::telemetry::{self, LogFormat};
+use lambda_runtime::{LambdaEvent, service_fn};
+
+/// Configuration from the environment the SAM template sets.
+struct Config {
+    table: String,
+    dispatch_queue_url: String,
+    retention_days: i64,
+    rules_max_age: Duration,
+}
+
+impl Config {
+    fn from_env() -> anyhow::Result<Self> {
+        Ok(Self {
+            table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
+            dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL")
+                .context("HERALD_DISPATCH_QUEUE_URL is not set")?,
+            retention_days: std::env::var("HERALD_LOG_RETENTION_DAYS")
+                .ok()
+                .and_then(|d| d.parse().ok())
+                .unwrap_or(30),
+            rules_max_age: Duration::from_secs(
+                std::env::var("HERALD_RULES_CACHE_SECONDS")
+                    .ok()
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(5),
+            ),
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    telemetry::init(LogFormat::Json);
+    let config = Config::from_env()?;
+    let sdk = herald_shared::aws::sdk_config(None).await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
+    let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
+    // Lives as long as the execution environment: warm invocations reuse compiled rules.
+    let rules = RulesCache::new(config.rules_max_age);
+    let matcher = Matcher {
+        store: &store,
+        dispatch_queue: &dispatch_queue,
+        rules: &rules,
+        retention: chrono::Duration::days(config.retention_days),
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
+        let outcome = matcher
+            .handle(lambda::messages(event.payload), chrono::Utc::now())
+            .await;
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(lambda::response(outcome))
+    }))
+    .await
+}

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;
+pub mod local;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};

@@ -56,8 +56,15 @@ impl ApiKeySecret {
 
     /// A key given from outside (`HERALD_DEV_API_KEY`): any `pk_`-prefixed printable string.
     pub fn parse(s: &str) -> Result<Self, Invalid> {
-        if !s.starts_with("pk_") || s.len() < 8 || s.len() > 256 || s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(Invalid::new("key", "an API key is `pk_` followed by at least 5 printable characters"));
+        if !s.starts_with("pk_")
+            || s.len() < 8
+            || s.len() > 256
+            || s.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(Invalid::new(
+                "key",
+                "an API key is `pk_` followed by at least 5 printable characters",
+            ));
         }
         Ok(Self(s.to_owned()))
     }

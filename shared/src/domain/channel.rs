@@ -111,10 +111,16 @@ pub struct FrequencyCap {
 impl FrequencyCap {
     pub fn validate(self) -> Result<Self, Invalid> {
         if self.per_user == 0 || self.per_user > 1_000_000 {
-            return Err(Invalid::new("frequencyCap.perUser", "must be between 1 and 1000000"));
+            return Err(Invalid::new(
+                "frequencyCap.perUser",
+                "must be between 1 and 1000000",
+            ));
         }
         if self.window_hours == 0 || self.window_hours > 24 * 366 {
-            return Err(Invalid::new("frequencyCap.windowHours", "must be between 1 and 8784 (one year)"));
+            return Err(Invalid::new(
+                "frequencyCap.windowHours",
+                "must be between 1 and 8784 (one year)",
+            ));
         }
         Ok(self)
     }
@@ -174,20 +180,41 @@ impl ChannelConfig {
                     WebhookFormat::Generic => c.url.to_string(),
                     WebhookFormat::Discord | WebhookFormat::Teams => redact_url(&c.url),
                 };
-                let headers: BTreeMap<&str, &str> = c.headers.keys().map(|k| (k.as_str(), "****")).collect();
+                let headers: BTreeMap<&str, &str> =
+                    c.headers.keys().map(|k| (k.as_str(), "****")).collect();
                 json!({ "url": url, "format": c.format, "headers": headers, "signingSecret": "whsec_****" })
             }
-            Self::Email(EmailConfig::Ses { from, configuration_set, region }) => {
+            Self::Email(EmailConfig::Ses {
+                from,
+                configuration_set,
+                region,
+            }) => {
                 json!({ "provider": "ses", "from": from, "configurationSet": configuration_set, "region": region })
             }
-            Self::Email(EmailConfig::Smtp { from, host, port, username, starttls, .. }) => json!({
+            Self::Email(EmailConfig::Smtp {
+                from,
+                host,
+                port,
+                username,
+                starttls,
+                ..
+            }) => json!({
                 "provider": "smtp", "from": from, "host": host, "port": port,
                 "username": username, "password": "****", "starttls": starttls,
             }),
-            Self::Email(EmailConfig::Outbox { from }) => json!({ "provider": "outbox", "from": from }),
-            Self::Sms(SmsConfig::Sns { sender_id, region }) => json!({ "provider": "sns", "senderId": sender_id, "region": region }),
+            Self::Email(EmailConfig::Outbox { from }) => {
+                json!({ "provider": "outbox", "from": from })
+            }
+            Self::Sms(SmsConfig::Sns { sender_id, region }) => {
+                json!({ "provider": "sns", "senderId": sender_id, "region": region })
+            }
             Self::Sms(SmsConfig::Outbox) => json!({ "provider": "outbox" }),
-            Self::Push(PushConfig::Fcm { project_id, client_email, token_uri, .. }) => json!({
+            Self::Push(PushConfig::Fcm {
+                project_id,
+                client_email,
+                token_uri,
+                ..
+            }) => json!({
                 "provider": "fcm", "projectId": project_id, "clientEmail": client_email,
                 "tokenUri": token_uri, "privateKey": "****",
             }),
@@ -239,7 +266,10 @@ impl SigningSecret {
     pub fn generate() -> Self {
         let mut key = [0u8; 32];
         rand::rng().fill_bytes(&mut key);
-        Self(format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key)))
+        Self(format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(key)
+        ))
     }
 
     /// The secret as shown once at creation.
@@ -250,7 +280,9 @@ impl SigningSecret {
     /// The HMAC key: the base64-decoded part after `whsec_`.
     pub fn key_bytes(&self) -> Vec<u8> {
         let b64 = self.0.strip_prefix("whsec_").unwrap_or(&self.0);
-        base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default()
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap_or_default()
     }
 }
 
@@ -260,10 +292,21 @@ impl SigningSecret {
 pub enum EmailConfig {
     /// Amazon SES (v2 API).
     #[serde(rename_all = "camelCase")]
-    Ses { from: String, configuration_set: Option<String>, region: Option<String> },
+    Ses {
+        from: String,
+        configuration_set: Option<String>,
+        region: Option<String>,
+    },
     /// An SMTP relay (STARTTLS, optional auth).
     #[serde(rename_all = "camelCase")]
-    Smtp { from: String, host: String, port: u16, username: Option<String>, password: Option<String>, starttls: bool },
+    Smtp {
+        from: String,
+        host: String,
+        port: u16,
+        username: Option<String>,
+        password: Option<String>,
+        starttls: bool,
+    },
     /// The local outbox of `herald serve`: nothing leaves the machine.
     #[serde(rename_all = "camelCase")]
     Outbox { from: Option<String> },
@@ -275,7 +318,10 @@ pub enum EmailConfig {
 pub enum SmsConfig {
     /// Amazon SNS `Publish` to a phone number.
     #[serde(rename_all = "camelCase")]
-    Sns { sender_id: Option<String>, region: Option<String> },
+    Sns {
+        sender_id: Option<String>,
+        region: Option<String>,
+    },
     Outbox,
 }
 
@@ -285,7 +331,12 @@ pub enum SmsConfig {
 pub enum PushConfig {
     /// Firebase Cloud Messaging HTTP v1 with a service account.
     #[serde(rename_all = "camelCase")]
-    Fcm { project_id: String, client_email: String, private_key: String, token_uri: Option<String> },
+    Fcm {
+        project_id: String,
+        client_email: String,
+        private_key: String,
+        token_uri: Option<String>,
+    },
     Outbox,
 }
 
@@ -308,7 +359,8 @@ mod tests {
 
     #[test]
     fn slack_urls_are_redacted_to_host_and_tail() {
-        let url = Url::parse("https://hooks.slack.com/services/T000/B000/XXXXsecretAb12").expect("url");
+        let url =
+            Url::parse("https://hooks.slack.com/services/T000/B000/XXXXsecretAb12").expect("url");
         let shown = redact_url(&url);
         assert_eq!(shown, "https://hooks.slack.com/…Ab12");
         assert!(!shown.contains("secret"));
@@ -324,7 +376,21 @@ mod tests {
 
     #[test]
     fn frequency_caps_refuse_zero() {
-        assert!(FrequencyCap { per_user: 0, window_hours: 1 }.validate().is_err());
-        assert!(FrequencyCap { per_user: 5, window_hours: 24 }.validate().is_ok());
+        assert!(
+            FrequencyCap {
+                per_user: 0,
+                window_hours: 1
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            FrequencyCap {
+                per_user: 5,
+                window_hours: 24
+            }
+            .validate()
+            .is_ok()
+        );
     }
 }

@@ -3,11 +3,11 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
 use super::channel::ChannelKind;
+use super::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
 
 /// One (event, rule, channel) — and recipient, for user-facing kinds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub id: DeliveryId,
@@ -52,7 +52,10 @@ pub enum DeliveryStatus {
 
 impl DeliveryStatus {
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Suppressed | Self::Sent | Self::Delivered | Self::Failed)
+        matches!(
+            self,
+            Self::Suppressed | Self::Sent | Self::Delivered | Self::Failed
+        )
     }
 
     pub fn as_str(self) -> &'static str {

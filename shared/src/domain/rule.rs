@@ -43,12 +43,18 @@ impl QuietHours {
 
     /// Parses `quietHoursTz` and an optional `{start, end}` window (`"HH:MM"`).
     pub fn parse(tz: &str, window: Option<(&str, &str)>) -> Result<Self, Invalid> {
-        let tz: chrono_tz::Tz = tz
-            .parse()
-            .map_err(|_| Invalid::new("quietHoursTz", format!("`{tz}` is not an IANA time zone (e.g. America/New_York)")))?;
+        let tz: chrono_tz::Tz = tz.parse().map_err(|_| {
+            Invalid::new(
+                "quietHoursTz",
+                format!("`{tz}` is not an IANA time zone (e.g. America/New_York)"),
+            )
+        })?;
         let (start, end) = match window {
             None => (Self::DEFAULT_START, Self::DEFAULT_END),
-            Some((s, e)) => (parse_hhmm(s, "quietHours.start")?, parse_hhmm(e, "quietHours.end")?),
+            Some((s, e)) => (
+                parse_hhmm(s, "quietHours.start")?,
+                parse_hhmm(e, "quietHours.end")?,
+            ),
         };
         if start == end {
             return Err(Invalid::new("quietHours", "start and end must differ"));
@@ -58,7 +64,8 @@ impl QuietHours {
 }
 
 fn parse_hhmm(s: &str, field: &str) -> Result<NaiveTime, Invalid> {
-    NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| Invalid::new(field, format!("`{s}` is not a time of day as HH:MM")))
+    NaiveTime::parse_from_str(s, "%H:%M")
+        .map_err(|_| Invalid::new(field, format!("`{s}` is not a time of day as HH:MM")))
 }
 
 /// A message template: plain text with `{{properties.x}}`, `{{type}}`, `{{module}}` placeholders,
@@ -78,7 +85,10 @@ mod tests {
     #[test]
     fn quiet_hours_default_to_ten_pm_until_eight_am() {
         let q = QuietHours::parse("America/New_York", None).expect("valid");
-        assert_eq!((q.start, q.end), (QuietHours::DEFAULT_START, QuietHours::DEFAULT_END));
+        assert_eq!(
+            (q.start, q.end),
+            (QuietHours::DEFAULT_START, QuietHours::DEFAULT_END)
+        );
     }
 
     #[test]

@@ -28,7 +28,10 @@ pub struct Outgoing {
 
 impl Outgoing {
     pub fn now(body: impl Into<String>) -> Self {
-        Self { body: body.into(), delay: Duration::ZERO }
+        Self {
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
     }
 }
 
@@ -72,8 +75,25 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Up to `max` (≤ [`MAX_BATCH`]) visible messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;
+    /// Deletes up to [`MAX_BATCH`] received messages in one call (SQS `DeleteMessageBatch`; one
+    /// commit in the embedded engine — prefer it to a loop of [`delete`](Self::delete)). Every
+    /// receipt that can be deleted is; an error means at least one was not, and that message
+    /// will be received again.
+    async fn delete_batch(&self, receipts: &[Receipt]) -> Result<(), QueueError> {
+        let mut first_error = None;
+        for receipt in receipts {
+            if let Err(e) = self.delete(receipt).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
     /// Makes a received message visible again after `timeout` (zero: now).
-    async fn change_visibility(&self, receipt: &Receipt, timeout: Duration) -> Result<(), QueueError>;
+    async fn change_visibility(
+        &self,
+        receipt: &Receipt,
+        timeout: Duration,
+    ) -> Result<(), QueueError>;
 }
 
 /// Sends any number of messages in batches of [`MAX_BATCH`].

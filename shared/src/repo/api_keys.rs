@@ -3,7 +3,9 @@
 //! `APIKEY#<id>` lists an org's keys. Both hold the whole [`ApiKey`] (hash and metadata, never the
 //! secret), so authenticating a request is one read.
 
-use crate::domain::api_key::{ApiKey, KeyHash};
+use chrono::{DateTime, Utc};
+
+use crate::domain::api_key::{ApiKey, ApiKeySecret, KeyHash};
 use crate::domain::{ApiKeyId, OrgId};
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Cursor, Item, Store, StoreError, WriteOp};
@@ -45,6 +47,42 @@ impl<'a> ApiKeys<'a> {
         match self.store.transact(ops).await {
             Err(StoreError::Conflict) => Err(RepoError::AlreadyExists),
             r => Ok(r?),
+        }
+    }
+
+    /// The key with this secret, created for `org` if it does not exist yet: how `herald serve`
+    /// installs a fixed `HERALD_DEV_API_KEY`, so that a restart with the same values changes
+    /// nothing. [`RepoError::AlreadyExists`] when the secret belongs to another org.
+    pub async fn ensure(
+        &self,
+        org: &OrgId,
+        secret: &ApiKeySecret,
+        name: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<ApiKey, RepoError> {
+        if let Some(existing) = self.find_by_hash(&secret.hash()).await? {
+            return if existing.org_id == *org {
+                Ok(existing)
+            } else {
+                Err(RepoError::AlreadyExists)
+            };
+        }
+        let key = ApiKey {
+            id: ApiKeyId::new(),
+            org_id: *org,
+            name,
+            prefix: secret.prefix(),
+            hash: secret.hash(),
+            created_at: now,
+        };
+        match self.create(&key).await {
+            // A concurrent start created it first.
+            Err(RepoError::AlreadyExists) => self
+                .find_by_hash(&secret.hash())
+                .await?
+                .filter(|k| k.org_id == *org)
+                .ok_or(RepoError::AlreadyExists),
+            r => r.map(|()| key),
         }
     }
 

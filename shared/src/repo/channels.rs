@@ -10,7 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::channel::Channel;
+use chrono::{DateTime, Utc};
+
+use crate::domain::channel::{Channel, ChannelHealth, HealthStatus};
+use crate::domain::delivery::ErrorClass;
 use crate::domain::{ChannelId, OrgId};
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Cursor, Item, Store, StoreError, WriteOp};
@@ -19,6 +22,18 @@ use super::{Page, RepoError, Rules, decode, encode, list_prefix};
 
 /// How many times a delete re-reads the rules when concurrent rule writes keep moving the version.
 const DELETE_ATTEMPTS: usize = 4;
+
+/// Every channel of the org, all pages: what the matcher resolves rules' channel ids against.
+pub async fn list_all(store: &dyn Store, org: OrgId) -> Result<Vec<Channel>, StoreError> {
+    super::list_all(
+        store,
+        keys::org_pk(&org),
+        keys::CHANNEL_PREFIX,
+        entity::CHANNEL,
+    )
+    .await
+    .map_err(RepoError::into_store)
+}
 
 /// The channel repository.
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +100,35 @@ impl<'a> Channels<'a> {
         {
             Err(StoreError::Conflict) => Err(RepoError::NotFound),
             r => Ok(r?),
+        }
+    }
+
+    /// Updates the channel's health after an attempt: a permanent 401/403/404/410 marks it
+    /// broken, with the error; a delivered attempt mends a broken one. Anything else leaves it.
+    /// A channel deleted meanwhile is left alone.
+    pub async fn record_health(
+        &self,
+        channel: &Channel,
+        error_class: Option<ErrorClass>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let health = match (error_class, channel.health.status) {
+            (None, HealthStatus::Broken) => ChannelHealth::default(),
+            (Some(class), HealthStatus::Ok) if class.breaks_channel() => ChannelHealth {
+                status: HealthStatus::Broken,
+                last_error: Some(error.to_owned()),
+                since: Some(now),
+            },
+            _ => return Ok(()),
+        };
+        let changed = Channel {
+            health,
+            ..channel.clone()
+        };
+        match self.update(&changed).await {
+            Err(RepoError::NotFound) => Ok(()),
+            other => other,
         }
     }
 

@@ -7,6 +7,8 @@
 pub mod api_keys;
 pub mod channels;
 pub mod feeds;
+pub mod deliveries;
+pub mod events;
 pub mod orgs;
 pub mod rules;
 
@@ -61,6 +63,18 @@ impl From<StoreError> for RepoError {
         match e {
             StoreError::BadCursor => Self::BadCursor,
             e => Self::Store(e),
+        }
+    }
+}
+
+impl RepoError {
+    /// For callers that speak [`StoreError`] (the pipeline): storage errors as they were, the
+    /// rest as engine errors keeping this one as the source.
+    pub fn into_store(self) -> StoreError {
+        match self {
+            Self::Store(e) => e,
+            Self::BadCursor => StoreError::BadCursor,
+            e => StoreError::engine(e),
         }
     }
 }

@@ -11,11 +11,19 @@ use crate::domain::{ChannelId, OrgId, RuleKey};
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Cursor, Item, Store, StoreError, WriteOp};
 
-use super::{Page, RepoError, decode, encode, list_all, list_prefix};
+use super::{Page, RepoError, decode, encode, list_prefix};
 
 /// The most channels one rule may name: a rule write is one transaction of the rule, a check
 /// per channel and the version bump, within DynamoDB's 100 items.
 pub const MAX_CHANNELS_PER_RULE: usize = 20;
+
+/// Every rule of the org, all pages: what the matcher compiles.
+pub async fn list_all(store: &dyn Store, org: OrgId) -> Result<Vec<Rule>, StoreError> {
+    Rules::new(store)
+        .all(&org)
+        .await
+        .map_err(RepoError::into_store)
+}
 
 /// The rule repository.
 #[derive(Debug, Clone, Copy)]
@@ -168,7 +176,7 @@ impl<'a> Rules<'a> {
 
     /// Every rule of the org: what the matcher compiles.
     pub async fn all(&self, org: &OrgId) -> Result<Vec<Rule>, RepoError> {
-        list_all(
+        super::list_all(
             self.store,
             keys::org_pk(org),
             keys::RULE_PREFIX,

@@ -24,7 +24,10 @@ pub struct Subject {
 
 impl Subject {
     pub fn new(store: impl Store + 'static, guard: impl std::any::Any + Send) -> Self {
-        Self { store: Box::new(store), _guard: Box::new(guard) }
+        Self {
+            store: Box::new(store),
+            _guard: Box::new(guard),
+        }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -34,7 +37,9 @@ impl Subject {
 
 impl std::fmt::Debug for Subject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Subject").field("store", &self.store).finish_non_exhaustive()
+        f.debug_struct("Subject")
+            .field("store", &self.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -50,6 +55,7 @@ macro_rules! store_contract_tests {
         $crate::store_contract_tests!(@cases $subject; [];
             conditional_create_conflicts_when_the_item_exists,
             put_get_and_delete_round_trip_every_attribute,
+            get_many_returns_items_in_the_order_asked,
             conditions_guard_puts_and_deletes,
             add_creates_the_item_then_increments_it,
             add_with_num_less_than_refuses_at_the_bound,
@@ -96,7 +102,11 @@ fn deltas(pairs: &[(&str, i64)]) -> BTreeMap<String, i64> {
 }
 
 fn query(partition: &str, limit: usize) -> Query {
-    Query { partition: partition.to_owned(), limit, ..Query::default() }
+    Query {
+        partition: partition.to_owned(),
+        limit,
+        ..Query::default()
+    }
 }
 
 fn sort_keys(items: &[Item]) -> Vec<&str> {
@@ -114,7 +124,10 @@ async fn all_pages(store: &dyn Store, mut q: Query) -> (Vec<Item>, usize) {
     loop {
         let page = store.query(q.clone()).await.expect("query");
         pages += 1;
-        assert!(page.items.len() <= q.limit, "a page holds at most `limit` items");
+        assert!(
+            page.items.len() <= q.limit,
+            "a page holds at most `limit` items"
+        );
         items.extend(page.items);
         match page.next {
             Some(next) => q.cursor = Some(Cursor::parse(next.as_str()).expect("own cursor parses")),
@@ -138,21 +151,38 @@ async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
                 }
             }
         }
-        if pending { Poll::Pending } else { Poll::Ready(()) }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
     })
     .await;
-    outputs.into_iter().map(|o| o.expect("every future completed")).collect()
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future completed"))
+        .collect()
 }
 
 pub async fn conditional_create_conflicts_when_the_item_exists(store: &dyn Store) {
     let first = item("ORG#1", "CHANNEL#a");
-    store.put(first.clone(), Condition::NotExists).await.expect("first create");
+    store
+        .put(first.clone(), Condition::NotExists)
+        .await
+        .expect("first create");
     let mut second = item("ORG#1", "CHANNEL#a");
     second.doc = json!({ "other": true });
     assert!(is_conflict(store.put(second, Condition::NotExists).await));
-    assert_eq!(store.get(&first.key).await.expect("get"), Some(first), "the first write stays");
+    assert_eq!(
+        store.get(&first.key).await.expect("get"),
+        Some(first),
+        "the first write stays"
+    );
     // A neighbouring key is another item.
-    store.put(item("ORG#1", "CHANNEL#b"), Condition::NotExists).await.expect("other key");
+    store
+        .put(item("ORG#1", "CHANNEL#b"), Condition::NotExists)
+        .await
+        .expect("other key");
 }
 
 pub async fn put_get_and_delete_round_trip_every_attribute(store: &dyn Store) {
@@ -167,143 +197,387 @@ pub async fn put_get_and_delete_round_trip_every_attribute(store: &dyn Store) {
     full.nums.insert("count".to_owned(), -7);
     store.put(full.clone(), Condition::None).await.expect("put");
     assert_eq!(store.get(&full.key).await.expect("get"), Some(full.clone()));
-    assert_eq!(store.get(&key("ORG#1", "RULE#r2")).await.expect("get absent"), None);
+    assert_eq!(
+        store
+            .get(&key("ORG#1", "RULE#r2"))
+            .await
+            .expect("get absent"),
+        None
+    );
 
     // A put replaces the whole item: attributes it does not carry are gone.
     let plain = item("ORG#1", "RULE#r1");
-    store.put(plain.clone(), Condition::None).await.expect("overwrite");
+    store
+        .put(plain.clone(), Condition::None)
+        .await
+        .expect("overwrite");
     assert_eq!(store.get(&full.key).await.expect("get"), Some(plain));
 
-    store.delete(&full.key, Condition::None).await.expect("delete");
+    store
+        .delete(&full.key, Condition::None)
+        .await
+        .expect("delete");
     assert_eq!(store.get(&full.key).await.expect("get deleted"), None);
-    store.delete(&full.key, Condition::None).await.expect("deleting an absent item is fine");
+    store
+        .delete(&full.key, Condition::None)
+        .await
+        .expect("deleting an absent item is fine");
+}
+
+pub async fn get_many_returns_items_in_the_order_asked(store: &dyn Store) {
+    for i in 0..130 {
+        store
+            .put(item("ORG#1", &format!("CH#{i:03}")), Condition::None)
+            .await
+            .expect("put");
+    }
+    store
+        .put(item("ORG#1", "OLD").with_ttl(now() - 5), Condition::None)
+        .await
+        .expect("put");
+    // More keys than one DynamoDB batch, out of order, with absent, expired and repeated keys.
+    let mut keys: Vec<Key> = (0..130)
+        .rev()
+        .map(|i| key("ORG#1", &format!("CH#{i:03}")))
+        .collect();
+    keys.insert(5, key("ORG#1", "ABSENT"));
+    keys.insert(7, key("ORG#1", "OLD"));
+    keys.push(key("ORG#1", "CH#000"));
+    let items = store.get_many(&keys).await.expect("get_many");
+    assert_eq!(items.len(), keys.len());
+    for (k, got) in keys.iter().zip(&items) {
+        match k.sk.as_str() {
+            "ABSENT" | "OLD" => assert_eq!(got, &None, "{k:?}"),
+            _ => assert_eq!(got.as_ref().map(|i| &i.key), Some(k)),
+        }
+    }
+    assert_eq!(
+        items.last(),
+        Some(&Some(item("ORG#1", "CH#000"))),
+        "whole items"
+    );
+    assert!(store.get_many(&[]).await.expect("no keys").is_empty());
 }
 
 pub async fn conditions_guard_puts_and_deletes(store: &dyn Store) {
     let k = key("ORG#1", "ORG");
-    assert!(is_conflict(store.put(item("ORG#1", "ORG"), Condition::Exists).await), "update of absent");
-    assert!(is_conflict(store.delete(&k, Condition::Exists).await), "delete of absent");
-    store.delete(&k, Condition::NotExists).await.expect("absent is absent");
+    assert!(
+        is_conflict(store.put(item("ORG#1", "ORG"), Condition::Exists).await),
+        "update of absent"
+    );
+    assert!(
+        is_conflict(store.delete(&k, Condition::Exists).await),
+        "delete of absent"
+    );
+    store
+        .delete(&k, Condition::NotExists)
+        .await
+        .expect("absent is absent");
 
     let mut v1 = item("ORG#1", "ORG");
     v1.nums.insert("version".to_owned(), 1);
-    store.put(v1.clone(), Condition::Exists.clone()).await.expect_err("still absent");
-    store.put(v1.clone(), Condition::NotExists).await.expect("create");
+    store
+        .put(v1.clone(), Condition::Exists.clone())
+        .await
+        .expect_err("still absent");
+    store
+        .put(v1.clone(), Condition::NotExists)
+        .await
+        .expect("create");
     assert!(is_conflict(store.delete(&k, Condition::NotExists).await));
 
     // Optimistic concurrency on `version`.
     let mut v2 = v1.clone();
     v2.nums.insert("version".to_owned(), 2);
-    let at = |value| Condition::NumEquals { attr: "version".to_owned(), value };
-    assert!(is_conflict(store.put(v2.clone(), at(0)).await), "stale version");
-    store.put(v2.clone(), at(1)).await.expect("current version");
-    assert!(is_conflict(store.put(v1.clone(), at(1)).await), "the version moved on");
+    let at = |value| Condition::NumEquals {
+        attr: "version".to_owned(),
+        value,
+    };
     assert!(
-        is_conflict(store.put(v2.clone(), Condition::NumEquals { attr: "missing".to_owned(), value: 0 }).await),
+        is_conflict(store.put(v2.clone(), at(0)).await),
+        "stale version"
+    );
+    store.put(v2.clone(), at(1)).await.expect("current version");
+    assert!(
+        is_conflict(store.put(v1.clone(), at(1)).await),
+        "the version moved on"
+    );
+    assert!(
+        is_conflict(
+            store
+                .put(
+                    v2.clone(),
+                    Condition::NumEquals {
+                        attr: "missing".to_owned(),
+                        value: 0
+                    }
+                )
+                .await
+        ),
         "an absent attribute equals nothing"
     );
 
     // `NumLessThan` counts an absent attribute as 0.
-    let below = |attr: &str, bound| Condition::NumLessThan { attr: attr.to_owned(), bound };
-    store.put(v2.clone(), below("version", 3)).await.expect("2 < 3");
-    assert!(is_conflict(store.put(v2.clone(), below("version", 2)).await), "2 < 2");
-    store.put(v2.clone(), below("missing", 1)).await.expect("absent is 0 < 1");
-    assert!(is_conflict(store.put(v2.clone(), below("missing", 0)).await), "absent is 0, not < 0");
+    let below = |attr: &str, bound| Condition::NumLessThan {
+        attr: attr.to_owned(),
+        bound,
+    };
+    store
+        .put(v2.clone(), below("version", 3))
+        .await
+        .expect("2 < 3");
+    assert!(
+        is_conflict(store.put(v2.clone(), below("version", 2)).await),
+        "2 < 2"
+    );
+    store
+        .put(v2.clone(), below("missing", 1))
+        .await
+        .expect("absent is 0 < 1");
+    assert!(
+        is_conflict(store.put(v2.clone(), below("missing", 0)).await),
+        "absent is 0, not < 0"
+    );
 
-    store.delete(&k, at(2)).await.expect("delete at current version");
+    store
+        .delete(&k, at(2))
+        .await
+        .expect("delete at current version");
     assert_eq!(store.get(&k).await.expect("get"), None);
 }
 
 pub async fn add_creates_the_item_then_increments_it(store: &dyn Store) {
     let k = key("ORG#1", "USAGE#2026-11");
-    let after = store.add(&k, "Usage", &deltas(&[("events", 1), ("bytes", 100)]), Condition::None).await;
-    assert_eq!(after.expect("first add"), deltas(&[("events", 1), ("bytes", 100)]));
-    let created = store.get(&k).await.expect("get").expect("add created the item");
+    let after = store
+        .add(
+            &k,
+            "Usage",
+            &deltas(&[("events", 1), ("bytes", 100)]),
+            Condition::None,
+        )
+        .await;
+    assert_eq!(
+        after.expect("first add"),
+        deltas(&[("events", 1), ("bytes", 100)])
+    );
+    let created = store
+        .get(&k)
+        .await
+        .expect("get")
+        .expect("add created the item");
     assert_eq!(created.entity_type, "Usage");
     assert_eq!(created.nums, deltas(&[("events", 1), ("bytes", 100)]));
 
-    let after = store.add(&k, "Usage", &deltas(&[("events", 2), ("errors", -1)]), Condition::None).await;
-    assert_eq!(after.expect("second add"), deltas(&[("events", 3), ("bytes", 100), ("errors", -1)]));
+    let after = store
+        .add(
+            &k,
+            "Usage",
+            &deltas(&[("events", 2), ("errors", -1)]),
+            Condition::None,
+        )
+        .await;
+    assert_eq!(
+        after.expect("second add"),
+        deltas(&[("events", 3), ("bytes", 100), ("errors", -1)])
+    );
 
     // An add keeps the rest of an existing item.
     let doc_item = item("ORG#1", "CHANNEL#c").with_gsi1(key("G", "1"));
-    store.put(doc_item.clone(), Condition::None).await.expect("put");
-    let after = store.add(&doc_item.key, "Other", &deltas(&[("sent", 5)]), Condition::Exists).await;
+    store
+        .put(doc_item.clone(), Condition::None)
+        .await
+        .expect("put");
+    let after = store
+        .add(
+            &doc_item.key,
+            "Other",
+            &deltas(&[("sent", 5)]),
+            Condition::Exists,
+        )
+        .await;
     assert_eq!(after.expect("add to existing"), deltas(&[("sent", 5)]));
-    let updated = store.get(&doc_item.key).await.expect("get").expect("present");
-    assert_eq!((updated.doc, updated.gsi1, updated.entity_type), (doc_item.doc, doc_item.gsi1, doc_item.entity_type));
+    let updated = store
+        .get(&doc_item.key)
+        .await
+        .expect("get")
+        .expect("present");
+    assert_eq!(
+        (updated.doc, updated.gsi1, updated.entity_type),
+        (doc_item.doc, doc_item.gsi1, doc_item.entity_type)
+    );
 
-    assert!(is_conflict(store.add(&key("ORG#1", "NOPE"), "Usage", &deltas(&[("n", 1)]), Condition::Exists).await));
-    assert_eq!(store.get(&key("ORG#1", "NOPE")).await.expect("get"), None, "a refused add creates nothing");
+    assert!(is_conflict(
+        store
+            .add(
+                &key("ORG#1", "NOPE"),
+                "Usage",
+                &deltas(&[("n", 1)]),
+                Condition::Exists
+            )
+            .await
+    ));
+    assert_eq!(
+        store.get(&key("ORG#1", "NOPE")).await.expect("get"),
+        None,
+        "a refused add creates nothing"
+    );
 }
 
 pub async fn add_with_num_less_than_refuses_at_the_bound(store: &dyn Store) {
     let k = key("CAP#rule1#user7", "WINDOW#2026-11-27");
-    let cap = || Condition::NumLessThan { attr: "sent".to_owned(), bound: 3 };
+    let cap = || Condition::NumLessThan {
+        attr: "sent".to_owned(),
+        bound: 3,
+    };
     for expected in 1..=3 {
-        let after = store.add(&k, "Cap", &deltas(&[("sent", 1)]), cap()).await.expect("under the cap");
+        let after = store
+            .add(&k, "Cap", &deltas(&[("sent", 1)]), cap())
+            .await
+            .expect("under the cap");
         assert_eq!(after["sent"], expected);
     }
-    assert!(is_conflict(store.add(&k, "Cap", &deltas(&[("sent", 1)]), cap()).await));
-    assert_eq!(store.get(&k).await.expect("get").expect("present").nums["sent"], 3, "a refused add adds nothing");
+    assert!(is_conflict(
+        store.add(&k, "Cap", &deltas(&[("sent", 1)]), cap()).await
+    ));
+    assert_eq!(
+        store.get(&k).await.expect("get").expect("present").nums["sent"],
+        3,
+        "a refused add adds nothing"
+    );
 }
 
 pub async fn concurrent_adds_under_a_bound_succeed_exactly_up_to_it(store: &dyn Store) {
     let k = key("CAP#rule1#user9", "WINDOW#1");
     let one = deltas(&[("sent", 1)]);
     let attempts = (0..50)
-        .map(|_| store.add(&k, "Cap", &one, Condition::NumLessThan { attr: "sent".to_owned(), bound: 10 }))
+        .map(|_| {
+            store.add(
+                &k,
+                "Cap",
+                &one,
+                Condition::NumLessThan {
+                    attr: "sent".to_owned(),
+                    bound: 10,
+                },
+            )
+        })
         .collect();
     let results = join_all(attempts).await;
     let ok = results.iter().filter(|r| r.is_ok()).count();
-    let conflicts = results.iter().filter(|r| matches!(r, Err(StoreError::Conflict))).count();
+    let conflicts = results
+        .iter()
+        .filter(|r| matches!(r, Err(StoreError::Conflict)))
+        .count();
     assert_eq!((ok, conflicts), (10, 40), "results: {results:?}");
-    let mut seen: Vec<i64> = results.into_iter().filter_map(Result::ok).map(|n| n["sent"]).collect();
+    let mut seen: Vec<i64> = results
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|n| n["sent"])
+        .collect();
     seen.sort_unstable();
-    assert_eq!(seen, (1..=10).collect::<Vec<_>>(), "each success saw its own count");
-    assert_eq!(store.get(&k).await.expect("get").expect("present").nums["sent"], 10);
+    assert_eq!(
+        seen,
+        (1..=10).collect::<Vec<_>>(),
+        "each success saw its own count"
+    );
+    assert_eq!(
+        store.get(&k).await.expect("get").expect("present").nums["sent"],
+        10
+    );
 }
 
 pub async fn transactions_apply_all_writes_or_none(store: &dyn Store) {
     let existing = item("ORG#1", "APIKEY#a");
-    store.put(existing.clone(), Condition::None).await.expect("seed");
-    store.add(&key("ORG#1", "COUNT"), "Counter", &deltas(&[("keys", 1)]), Condition::None).await.expect("seed");
+    store
+        .put(existing.clone(), Condition::None)
+        .await
+        .expect("seed");
+    store
+        .add(
+            &key("ORG#1", "COUNT"),
+            "Counter",
+            &deltas(&[("keys", 1)]),
+            Condition::None,
+        )
+        .await
+        .expect("seed");
 
     // One failing condition (creating an existing key) cancels every write.
     let failing = vec![
-        WriteOp::Put { item: item("ORG#1", "APIKEY#b"), condition: Condition::NotExists },
+        WriteOp::Put {
+            item: item("ORG#1", "APIKEY#b"),
+            condition: Condition::NotExists,
+        },
         WriteOp::Add {
             key: key("ORG#1", "COUNT"),
             entity_type: "Counter".to_owned(),
             deltas: deltas(&[("keys", 1)]),
             condition: Condition::None,
         },
-        WriteOp::Delete { key: key("ORG#1", "OTHER"), condition: Condition::None },
-        WriteOp::Put { item: existing.clone(), condition: Condition::NotExists },
+        WriteOp::Delete {
+            key: key("ORG#1", "OTHER"),
+            condition: Condition::None,
+        },
+        WriteOp::Put {
+            item: existing.clone(),
+            condition: Condition::NotExists,
+        },
     ];
     assert!(is_conflict(store.transact(failing).await));
-    assert_eq!(store.get(&key("ORG#1", "APIKEY#b")).await.expect("get"), None);
-    assert_eq!(store.get(&key("ORG#1", "COUNT")).await.expect("get").expect("count").nums["keys"], 1);
+    assert_eq!(
+        store.get(&key("ORG#1", "APIKEY#b")).await.expect("get"),
+        None
+    );
+    assert_eq!(
+        store
+            .get(&key("ORG#1", "COUNT"))
+            .await
+            .expect("get")
+            .expect("count")
+            .nums["keys"],
+        1
+    );
 
     // A failing check cancels too.
     let checked = vec![
-        WriteOp::Put { item: item("ORG#1", "APIKEY#b"), condition: Condition::NotExists },
-        WriteOp::Check { key: key("ORG#1", "MISSING"), condition: Condition::Exists },
+        WriteOp::Put {
+            item: item("ORG#1", "APIKEY#b"),
+            condition: Condition::NotExists,
+        },
+        WriteOp::Check {
+            key: key("ORG#1", "MISSING"),
+            condition: Condition::Exists,
+        },
     ];
     assert!(is_conflict(store.transact(checked).await));
-    assert_eq!(store.get(&key("ORG#1", "APIKEY#b")).await.expect("get"), None);
+    assert_eq!(
+        store.get(&key("ORG#1", "APIKEY#b")).await.expect("get"),
+        None
+    );
 
     // All conditions hold: every write lands.
     let passing = vec![
-        WriteOp::Put { item: item("ORG#1", "APIKEY#b"), condition: Condition::NotExists },
+        WriteOp::Put {
+            item: item("ORG#1", "APIKEY#b"),
+            condition: Condition::NotExists,
+        },
         WriteOp::Add {
             key: key("ORG#1", "COUNT"),
             entity_type: "Counter".to_owned(),
             deltas: deltas(&[("keys", 1)]),
-            condition: Condition::NumLessThan { attr: "keys".to_owned(), bound: 5 },
+            condition: Condition::NumLessThan {
+                attr: "keys".to_owned(),
+                bound: 5,
+            },
         },
-        WriteOp::Delete { key: existing.key.clone(), condition: Condition::Exists },
-        WriteOp::Check { key: key("ORG#1", "MISSING"), condition: Condition::NotExists },
+        WriteOp::Delete {
+            key: existing.key.clone(),
+            condition: Condition::Exists,
+        },
+        WriteOp::Check {
+            key: key("ORG#1", "MISSING"),
+            condition: Condition::NotExists,
+        },
         WriteOp::Add {
             key: key("ORG#1", "NEWCOUNT"),
             entity_type: "Counter".to_owned(),
@@ -312,56 +586,154 @@ pub async fn transactions_apply_all_writes_or_none(store: &dyn Store) {
         },
     ];
     store.transact(passing).await.expect("transaction");
-    assert!(store.get(&key("ORG#1", "APIKEY#b")).await.expect("get").is_some());
-    assert_eq!(store.get(&key("ORG#1", "COUNT")).await.expect("get").expect("count").nums["keys"], 2);
+    assert!(
+        store
+            .get(&key("ORG#1", "APIKEY#b"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+    assert_eq!(
+        store
+            .get(&key("ORG#1", "COUNT"))
+            .await
+            .expect("get")
+            .expect("count")
+            .nums["keys"],
+        2
+    );
     assert_eq!(store.get(&existing.key).await.expect("get"), None);
-    let created = store.get(&key("ORG#1", "NEWCOUNT")).await.expect("get").expect("created by add");
-    assert_eq!((created.entity_type.as_str(), created.nums["n"]), ("Counter", 4));
-    assert_eq!(store.get(&key("ORG#1", "MISSING")).await.expect("get"), None, "a check writes nothing");
+    let created = store
+        .get(&key("ORG#1", "NEWCOUNT"))
+        .await
+        .expect("get")
+        .expect("created by add");
+    assert_eq!(
+        (created.entity_type.as_str(), created.nums["n"]),
+        ("Counter", 4)
+    );
+    assert_eq!(
+        store.get(&key("ORG#1", "MISSING")).await.expect("get"),
+        None,
+        "a check writes nothing"
+    );
 }
 
 pub async fn queries_return_sort_key_order_both_ways(store: &dyn Store) {
     // Inserted out of order; "Z" < "a" and "EVT#10" < "EVT#9" bytewise, as in DynamoDB.
     for sk in ["EVT#9", "EVT#10", "a", "Z", "EVT#1"] {
-        store.put(item("ORG#1", sk), Condition::None).await.expect("put");
+        store
+            .put(item("ORG#1", sk), Condition::None)
+            .await
+            .expect("put");
     }
-    store.put(item("ORG#2", "EVT#5"), Condition::None).await.expect("other partition");
+    store
+        .put(item("ORG#2", "EVT#5"), Condition::None)
+        .await
+        .expect("other partition");
     let page = store.query(query("ORG#1", 100)).await.expect("ascending");
-    assert_eq!(sort_keys(&page.items), ["EVT#1", "EVT#10", "EVT#9", "Z", "a"]);
+    assert_eq!(
+        sort_keys(&page.items),
+        ["EVT#1", "EVT#10", "EVT#9", "Z", "a"]
+    );
     assert_eq!(page.next, None);
-    assert_eq!(page.items[0], item("ORG#1", "EVT#1"), "queries return whole items");
-    let page = store.query(Query { descending: true, ..query("ORG#1", 100) }).await.expect("descending");
-    assert_eq!(sort_keys(&page.items), ["a", "Z", "EVT#9", "EVT#10", "EVT#1"]);
-    let page = store.query(Query { descending: true, ..query("ORG#1", 2) }).await.expect("newest two");
+    assert_eq!(
+        page.items[0],
+        item("ORG#1", "EVT#1"),
+        "queries return whole items"
+    );
+    let page = store
+        .query(Query {
+            descending: true,
+            ..query("ORG#1", 100)
+        })
+        .await
+        .expect("descending");
+    assert_eq!(
+        sort_keys(&page.items),
+        ["a", "Z", "EVT#9", "EVT#10", "EVT#1"]
+    );
+    let page = store
+        .query(Query {
+            descending: true,
+            ..query("ORG#1", 2)
+        })
+        .await
+        .expect("newest two");
     assert_eq!(sort_keys(&page.items), ["a", "Z"]);
     assert!(page.next.is_some());
-    assert!(store.query(query("ORG#3", 10)).await.expect("empty").items.is_empty());
+    assert!(
+        store
+            .query(query("ORG#3", 10))
+            .await
+            .expect("empty")
+            .items
+            .is_empty()
+    );
 }
 
 pub async fn begins_with_and_between_select_sort_keys_of_one_partition(store: &dyn Store) {
     for sk in ["DLV#1", "DLV#10", "DLV#2", "DLV", "DLW#1", "DEL#1", "EVT#1"] {
-        store.put(item("ORG#1", sk), Condition::None).await.expect("put");
+        store
+            .put(item("ORG#1", sk), Condition::None)
+            .await
+            .expect("put");
     }
     // Partitions whose names extend or precede this one are other partitions.
-    store.put(item("ORG#10", "DLV#1"), Condition::None).await.expect("put");
-    store.put(item("ORG#", "DLV#1"), Condition::None).await.expect("put");
+    store
+        .put(item("ORG#10", "DLV#1"), Condition::None)
+        .await
+        .expect("put");
+    store
+        .put(item("ORG#", "DLV#1"), Condition::None)
+        .await
+        .expect("put");
 
-    let range = |range, descending| Query { range, descending, ..query("ORG#1", 100) };
-    let page = store.query(range(SortKeyRange::BeginsWith("DLV#".to_owned()), false)).await.expect("begins_with");
+    let range = |range, descending| Query {
+        range,
+        descending,
+        ..query("ORG#1", 100)
+    };
+    let page = store
+        .query(range(SortKeyRange::BeginsWith("DLV#".to_owned()), false))
+        .await
+        .expect("begins_with");
     assert_eq!(sort_keys(&page.items), ["DLV#1", "DLV#10", "DLV#2"]);
-    let page = store.query(range(SortKeyRange::BeginsWith("DLV#1".to_owned()), true)).await.expect("desc");
+    let page = store
+        .query(range(SortKeyRange::BeginsWith("DLV#1".to_owned()), true))
+        .await
+        .expect("desc");
     assert_eq!(sort_keys(&page.items), ["DLV#10", "DLV#1"]);
-    let page = store.query(range(SortKeyRange::BeginsWith("DLV".to_owned()), false)).await.expect("exact too");
+    let page = store
+        .query(range(SortKeyRange::BeginsWith("DLV".to_owned()), false))
+        .await
+        .expect("exact too");
     assert_eq!(sort_keys(&page.items), ["DLV", "DLV#1", "DLV#10", "DLV#2"]);
 
     let between = |a: &str, b: &str| SortKeyRange::Between(a.to_owned(), b.to_owned());
-    let page = store.query(range(between("DLV#1", "DLV#2"), false)).await.expect("between");
-    assert_eq!(sort_keys(&page.items), ["DLV#1", "DLV#10", "DLV#2"], "both ends included");
-    let page = store.query(range(between("DLV#10", "DLW#1"), true)).await.expect("between desc");
+    let page = store
+        .query(range(between("DLV#1", "DLV#2"), false))
+        .await
+        .expect("between");
+    assert_eq!(
+        sort_keys(&page.items),
+        ["DLV#1", "DLV#10", "DLV#2"],
+        "both ends included"
+    );
+    let page = store
+        .query(range(between("DLV#10", "DLW#1"), true))
+        .await
+        .expect("between desc");
     assert_eq!(sort_keys(&page.items), ["DLW#1", "DLV#2", "DLV#10"]);
-    let page = store.query(range(between("DLV#3", "DLV#9"), false)).await.expect("empty between");
+    let page = store
+        .query(range(between("DLV#3", "DLV#9"), false))
+        .await
+        .expect("empty between");
     assert!(page.items.is_empty());
-    let page = store.query(range(between("A", "DLV"), false)).await.expect("between from below");
+    let page = store
+        .query(range(between("A", "DLV"), false))
+        .await
+        .expect("between from below");
     assert_eq!(sort_keys(&page.items), ["DEL#1", "DLV"]);
 }
 
@@ -378,25 +750,54 @@ pub async fn cursors_page_through_every_item_exactly_once(store: &dyn Store) {
         }
         store.put(it, Condition::None).await.expect("put");
     }
-    store.put(item("ORG#2", "EVT#000"), Condition::None).await.expect("other partition");
+    store
+        .put(item("ORG#2", "EVT#000"), Condition::None)
+        .await
+        .expect("other partition");
 
     for descending in [false, true] {
-        let (items, pages) = all_pages(store, Query { descending, ..query("ORG#1", 5) }).await;
+        let (items, pages) = all_pages(
+            store,
+            Query {
+                descending,
+                ..query("ORG#1", 5)
+            },
+        )
+        .await;
         let keys: Vec<String> = items.iter().map(|i| i.key.sk.clone()).collect();
         let mut sorted = keys.clone();
         sorted.sort();
         if descending {
             sorted.reverse();
         }
-        assert_eq!(keys, sorted, "pages continue in order (descending: {descending})");
-        assert_eq!(keys.iter().cloned().collect::<BTreeSet<_>>(), expected, "every live item once");
+        assert_eq!(
+            keys, sorted,
+            "pages continue in order (descending: {descending})"
+        );
+        assert_eq!(
+            keys.iter().cloned().collect::<BTreeSet<_>>(),
+            expected,
+            "every live item once"
+        );
         assert_eq!(keys.len(), expected.len(), "no item twice");
-        assert_eq!(pages, expected.len().div_ceil(5), "full pages, and no empty last page");
+        assert_eq!(
+            pages,
+            expected.len().div_ceil(5),
+            "full pages, and no empty last page"
+        );
     }
 
-    let q = Query { range: SortKeyRange::BeginsWith("EVT#01".to_owned()), ..query("ORG#1", 2) };
+    let q = Query {
+        range: SortKeyRange::BeginsWith("EVT#01".to_owned()),
+        ..query("ORG#1", 2)
+    };
     let (items, _) = all_pages(store, q).await;
-    assert_eq!(sort_keys(&items), ["EVT#011", "EVT#012", "EVT#014", "EVT#015", "EVT#017", "EVT#018"]);
+    assert_eq!(
+        sort_keys(&items),
+        [
+            "EVT#011", "EVT#012", "EVT#014", "EVT#015", "EVT#017", "EVT#018"
+        ]
+    );
 }
 
 pub async fn gsi1_queries_follow_the_index_as_items_change(store: &dyn Store) {
@@ -406,39 +807,91 @@ pub async fn gsi1_queries_follow_the_index_as_items_change(store: &dyn Store) {
         store.put(it, Condition::None).await.expect("put");
     }
     // Same index sort key from two items: both are listed, ordered by their primary keys.
-    store.put(item("CHANNEL#d", "DLV#x").with_gsi1(key("EVENT#e1", "DLV#3")), Condition::None).await.expect("put");
-    store.put(item("CHANNEL#e", "DLV#x").with_gsi1(key("EVENT#e2", "DLV#1")), Condition::None).await.expect("put");
-    store.put(item("CHANNEL#f", "DLV#x"), Condition::None).await.expect("not indexed");
+    store
+        .put(
+            item("CHANNEL#d", "DLV#x").with_gsi1(key("EVENT#e1", "DLV#3")),
+            Condition::None,
+        )
+        .await
+        .expect("put");
+    store
+        .put(
+            item("CHANNEL#e", "DLV#x").with_gsi1(key("EVENT#e2", "DLV#1")),
+            Condition::None,
+        )
+        .await
+        .expect("put");
+    store
+        .put(item("CHANNEL#f", "DLV#x"), Condition::None)
+        .await
+        .expect("not indexed");
 
-    let gsi = |limit| Query { index: Index::Gsi1, ..query("EVENT#e1", limit) };
+    let gsi = |limit| Query {
+        index: Index::Gsi1,
+        ..query("EVENT#e1", limit)
+    };
     let pks = |items: &[Item]| items.iter().map(|i| i.key.pk.clone()).collect::<Vec<_>>();
     let page = store.query(gsi(100)).await.expect("gsi query");
     let got = pks(&page.items);
     assert_eq!(got[..2], ["CHANNEL#a", "CHANNEL#b"]);
     let mut ties = got[2..].to_vec();
     ties.sort();
-    assert_eq!(ties, ["CHANNEL#c", "CHANNEL#d"], "items sharing an index key are all listed");
+    assert_eq!(
+        ties,
+        ["CHANNEL#c", "CHANNEL#d"],
+        "items sharing an index key are all listed"
+    );
     assert_eq!(page.items[0].gsi1, Some(key("EVENT#e1", "DLV#1")));
 
     let (items, pages) = all_pages(store, gsi(1)).await;
     assert_eq!(pks(&items), got, "cursors page through the index");
     assert_eq!(pages, 4);
-    let (items, _) = all_pages(store, Query { descending: true, ..gsi(3) }).await;
+    let (items, _) = all_pages(
+        store,
+        Query {
+            descending: true,
+            ..gsi(3)
+        },
+    )
+    .await;
     assert_eq!(pks(&items), got.iter().rev().cloned().collect::<Vec<_>>());
-    let between = Query { range: SortKeyRange::Between("DLV#2".into(), "DLV#3".into()), ..gsi(100) };
+    let between = Query {
+        range: SortKeyRange::Between("DLV#2".into(), "DLV#3".into()),
+        ..gsi(100)
+    };
     assert_eq!(store.query(between).await.expect("between").items.len(), 3);
 
     // Moving an item to another index key, dropping it from the index, deleting it.
     let moved = item("CHANNEL#a", "DLV#x").with_gsi1(key("EVENT#e2", "DLV#0"));
     store.put(moved, Condition::None).await.expect("move");
-    store.put(item("CHANNEL#b", "DLV#x"), Condition::None).await.expect("unindex");
-    store.delete(&key("CHANNEL#c", "DLV#x"), Condition::None).await.expect("delete");
+    store
+        .put(item("CHANNEL#b", "DLV#x"), Condition::None)
+        .await
+        .expect("unindex");
+    store
+        .delete(&key("CHANNEL#c", "DLV#x"), Condition::None)
+        .await
+        .expect("delete");
     let page = store.query(gsi(100)).await.expect("gsi query");
     assert_eq!(pks(&page.items), ["CHANNEL#d"]);
-    let page = store.query(Query { index: Index::Gsi1, ..query("EVENT#e2", 100) }).await.expect("gsi query");
+    let page = store
+        .query(Query {
+            index: Index::Gsi1,
+            ..query("EVENT#e2", 100)
+        })
+        .await
+        .expect("gsi query");
     assert_eq!(pks(&page.items), ["CHANNEL#a", "CHANNEL#e"]);
     // An add keeps the item in the index.
-    store.add(&key("CHANNEL#d", "DLV#x"), "Thing", &deltas(&[("attempts", 1)]), Condition::Exists).await.expect("add");
+    store
+        .add(
+            &key("CHANNEL#d", "DLV#x"),
+            "Thing",
+            &deltas(&[("attempts", 1)]),
+            Condition::Exists,
+        )
+        .await
+        .expect("add");
     let page = store.query(gsi(100)).await.expect("gsi query");
     assert_eq!(page.items.len(), 1);
     assert_eq!(page.items[0].nums["attempts"], 1);
@@ -446,32 +899,84 @@ pub async fn gsi1_queries_follow_the_index_as_items_change(store: &dyn Store) {
 
 pub async fn expired_items_are_invisible_and_overwritable(store: &dyn Store) {
     let past = now() - 10;
-    let stale = item("SESSION#s", "SESSION").with_gsi1(key("USER#u", "SESSION#s")).with_ttl(past);
-    store.put(stale.clone(), Condition::None).await.expect("put expired");
-    let live = item("SESSION#t", "SESSION").with_gsi1(key("USER#u", "SESSION#t")).with_ttl(now() + 3600);
-    store.put(live.clone(), Condition::None).await.expect("put live");
+    let stale = item("SESSION#s", "SESSION")
+        .with_gsi1(key("USER#u", "SESSION#s"))
+        .with_ttl(past);
+    store
+        .put(stale.clone(), Condition::None)
+        .await
+        .expect("put expired");
+    let live = item("SESSION#t", "SESSION")
+        .with_gsi1(key("USER#u", "SESSION#t"))
+        .with_ttl(now() + 3600);
+    store
+        .put(live.clone(), Condition::None)
+        .await
+        .expect("put live");
 
-    assert_eq!(store.get(&stale.key).await.expect("get"), None, "expired items are not read");
+    assert_eq!(
+        store.get(&stale.key).await.expect("get"),
+        None,
+        "expired items are not read"
+    );
     assert_eq!(store.get(&live.key).await.expect("get"), Some(live.clone()));
-    let page = store.query(Query { index: Index::Gsi1, ..query("USER#u", 10) }).await.expect("gsi");
-    assert_eq!(page.items, [live.clone()]);
-    assert!(store.query(query("SESSION#s", 10)).await.expect("query").items.is_empty());
+    let page = store
+        .query(Query {
+            index: Index::Gsi1,
+            ..query("USER#u", 10)
+        })
+        .await
+        .expect("gsi");
+    assert_eq!(page.items, std::slice::from_ref(&live));
+    assert!(
+        store
+            .query(query("SESSION#s", 10))
+            .await
+            .expect("query")
+            .items
+            .is_empty()
+    );
 
     // Conditions see an expired item as absent.
-    assert!(is_conflict(store.put(stale.clone(), Condition::Exists).await));
-    assert!(is_conflict(store.delete(&stale.key, Condition::Exists).await));
-    assert!(is_conflict(store.transact(vec![WriteOp::Check { key: stale.key.clone(), condition: Condition::Exists }]).await));
+    assert!(is_conflict(
+        store.put(stale.clone(), Condition::Exists).await
+    ));
+    assert!(is_conflict(
+        store.delete(&stale.key, Condition::Exists).await
+    ));
+    assert!(is_conflict(
+        store
+            .transact(vec![WriteOp::Check {
+                key: stale.key.clone(),
+                condition: Condition::Exists
+            }])
+            .await
+    ));
     let fresh = item("SESSION#s", "SESSION");
-    store.put(fresh.clone(), Condition::NotExists).await.expect("create over an expired item");
+    store
+        .put(fresh.clone(), Condition::NotExists)
+        .await
+        .expect("create over an expired item");
     assert_eq!(store.get(&stale.key).await.expect("get"), Some(fresh));
 
     // An add over an expired counter starts from zero.
     let counter = key("CAP#r#u", "WINDOW");
     let mut old = Item::new(counter.clone(), "Cap", json!(null)).with_ttl(past);
     old.nums.insert("sent".to_owned(), 9);
-    store.put(old, Condition::None).await.expect("put expired counter");
+    store
+        .put(old, Condition::None)
+        .await
+        .expect("put expired counter");
     let after = store
-        .add(&counter, "Cap", &deltas(&[("sent", 1)]), Condition::NumLessThan { attr: "sent".to_owned(), bound: 5 })
+        .add(
+            &counter,
+            "Cap",
+            &deltas(&[("sent", 1)]),
+            Condition::NumLessThan {
+                attr: "sent".to_owned(),
+                bound: 5,
+            },
+        )
         .await
         .expect("expired counter counts as absent");
     assert_eq!(after, deltas(&[("sent", 1)]));
@@ -481,49 +986,120 @@ pub async fn expired_items_are_invisible_and_overwritable(store: &dyn Store) {
     // In a transaction too.
     let mut old = Item::new(key("CAP#r#v", "WINDOW"), "Cap", json!(null)).with_ttl(past);
     old.nums.insert("sent".to_owned(), 9);
-    store.put(old.clone(), Condition::None).await.expect("put expired counter");
+    store
+        .put(old.clone(), Condition::None)
+        .await
+        .expect("put expired counter");
     let ops = vec![WriteOp::Add {
         key: old.key.clone(),
         entity_type: "Cap".to_owned(),
         deltas: deltas(&[("sent", 1)]),
         condition: Condition::NotExists,
     }];
-    store.transact(ops).await.expect("expired counter counts as absent in a transaction");
-    assert_eq!(store.get(&old.key).await.expect("get").expect("live").nums["sent"], 1);
+    store
+        .transact(ops)
+        .await
+        .expect("expired counter counts as absent in a transaction");
+    assert_eq!(
+        store.get(&old.key).await.expect("get").expect("live").nums["sent"],
+        1
+    );
 }
 
 pub async fn bad_cursors_are_refused(store: &dyn Store) {
     for bad in ["", "not a cursor!", "bm90IGpzb24", "WyJvbmx5LW9uZSJd"] {
-        assert!(matches!(Cursor::parse(bad), Err(StoreError::BadCursor)), "{bad:?} parsed");
+        assert!(
+            matches!(Cursor::parse(bad), Err(StoreError::BadCursor)),
+            "{bad:?} parsed"
+        );
     }
     for sk in ["A", "B", "C"] {
-        store.put(item("ORG#1", sk).with_gsi1(key("G#1", sk)), Condition::None).await.expect("put");
+        store
+            .put(item("ORG#1", sk).with_gsi1(key("G#1", sk)), Condition::None)
+            .await
+            .expect("put");
     }
     let page = store.query(query("ORG#1", 1)).await.expect("page");
     let cursor = page.next.expect("more pages");
-    let foreign = Query { cursor: Some(cursor.clone()), ..query("ORG#2", 1) };
-    assert!(matches!(store.query(foreign).await, Err(StoreError::BadCursor)), "cursor of another partition");
-    let wrong_index = Query { index: Index::Gsi1, cursor: Some(cursor.clone()), ..query("G#1", 1) };
-    assert!(matches!(store.query(wrong_index).await, Err(StoreError::BadCursor)), "primary cursor on GSI1");
-    let gsi_page = store.query(Query { index: Index::Gsi1, ..query("G#1", 1) }).await.expect("gsi page");
+    let foreign = Query {
+        cursor: Some(cursor.clone()),
+        ..query("ORG#2", 1)
+    };
+    assert!(
+        matches!(store.query(foreign).await, Err(StoreError::BadCursor)),
+        "cursor of another partition"
+    );
+    let wrong_index = Query {
+        index: Index::Gsi1,
+        cursor: Some(cursor.clone()),
+        ..query("G#1", 1)
+    };
+    assert!(
+        matches!(store.query(wrong_index).await, Err(StoreError::BadCursor)),
+        "primary cursor on GSI1"
+    );
+    let gsi_page = store
+        .query(Query {
+            index: Index::Gsi1,
+            ..query("G#1", 1)
+        })
+        .await
+        .expect("gsi page");
     let gsi_cursor = gsi_page.next.expect("more gsi pages");
-    let wrong_index = Query { cursor: Some(gsi_cursor), ..query("ORG#1", 1) };
-    assert!(matches!(store.query(wrong_index).await, Err(StoreError::BadCursor)), "GSI1 cursor on primary");
-    let resumed = store.query(Query { cursor: Some(cursor), ..query("ORG#1", 5) }).await.expect("resume");
+    let wrong_index = Query {
+        cursor: Some(gsi_cursor),
+        ..query("ORG#1", 1)
+    };
+    assert!(
+        matches!(store.query(wrong_index).await, Err(StoreError::BadCursor)),
+        "GSI1 cursor on primary"
+    );
+    let resumed = store
+        .query(Query {
+            cursor: Some(cursor),
+            ..query("ORG#1", 5)
+        })
+        .await
+        .expect("resume");
     assert_eq!(sort_keys(&resumed.items), ["B", "C"]);
 }
 
 pub async fn invalid_requests_are_refused_before_writing(store: &dyn Store) {
     let engine_error = |r: Result<(), StoreError>| matches!(r, Err(StoreError::Engine(_)));
-    assert!(engine_error(store.put(item("", "A"), Condition::None).await), "empty partition key");
+    assert!(
+        engine_error(store.put(item("", "A"), Condition::None).await),
+        "empty partition key"
+    );
     let mut reserved = item("ORG#1", "A");
     reserved.nums.insert("ttl".to_owned(), 1);
-    assert!(engine_error(store.put(reserved, Condition::None).await), "reserved attribute name");
+    assert!(
+        engine_error(store.put(reserved, Condition::None).await),
+        "reserved attribute name"
+    );
     let twice = vec![
-        WriteOp::Put { item: item("ORG#1", "A"), condition: Condition::None },
-        WriteOp::Delete { key: key("ORG#1", "A"), condition: Condition::None },
+        WriteOp::Put {
+            item: item("ORG#1", "A"),
+            condition: Condition::None,
+        },
+        WriteOp::Delete {
+            key: key("ORG#1", "A"),
+            condition: Condition::None,
+        },
     ];
-    assert!(engine_error(store.transact(twice).await), "two writes to one key");
-    assert!(matches!(store.query(query("ORG#1", 0)).await, Err(StoreError::Engine(_))), "limit 0");
-    assert_eq!(store.get(&key("ORG#1", "A")).await.expect("get"), None, "nothing was written");
+    assert!(
+        engine_error(store.transact(twice).await),
+        "two writes to one key"
+    );
+    assert!(
+        matches!(
+            store.query(query("ORG#1", 0)).await,
+            Err(StoreError::Engine(_))
+        ),
+        "limit 0"
+    );
+    assert_eq!(
+        store.get(&key("ORG#1", "A")).await.expect("get"),
+        None,
+        "nothing was written"
+    );
 }

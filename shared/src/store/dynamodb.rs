@@ -8,9 +8,10 @@
 //! DynamoDB deletes expired items lazily (up to days late) and emulators never do, so every read
 //! filters out items whose `ttl <= now` and every condition treats them as absent. An atomic
 //! `ADD` cannot reset an expired item in one request: when its condition fails because the item
-//! is expired, the expired item is deleted (conditionally, still expired) and the write retried.
+//! is expired (the failure returns the old item), the expired item is deleted (conditionally,
+//! still expired) and the write retried.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,10 +19,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
-    KeySchemaElement, KeyType, Projection, ProjectionType, Put, ReturnValue, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem, Update,
+    KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 
 use super::{
@@ -43,6 +46,18 @@ pub const GSI1: &str = "GSI1";
 /// (each retry needs another writer to have recreated and expired the item meanwhile).
 const EXPIRED_RETRIES: usize = 3;
 
+/// DynamoDB's limit on the keys of one `BatchGetItem`.
+const BATCH_GET_MAX: usize = 100;
+
+/// How a conditional `ADD` ended.
+#[derive(Debug)]
+enum AddOutcome {
+    Done(BTreeMap<String, i64>),
+    Conflict,
+    /// The condition failed on an expired item, which must be removed, then the add retried.
+    Expired,
+}
+
 /// The DynamoDB engine over one table. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
@@ -53,7 +68,10 @@ pub struct DynamoStore {
 impl DynamoStore {
     /// The engine over `table_name`, which must have the layout [`create_table`] creates.
     pub fn new(client: Client, table_name: impl Into<String>) -> Self {
-        Self { client, table: table_name.into() }
+        Self {
+            client,
+            table: table_name.into(),
+        }
     }
 
     /// The item at `key` as stored, expired or not (strongly consistent).
@@ -70,17 +88,23 @@ impl DynamoStore {
         out.item.map(item_from_attrs).transpose()
     }
 
-    /// After a conditional write failed: deletes the item at `key` if it is expired, and says
-    /// whether it did (so the write is worth retrying).
+    /// After a transaction's condition failed: deletes the item at `key` if it is expired, and
+    /// says whether it did (so the write is worth retrying).
     async fn reap_expired(&self, key: &Key) -> Result<bool, StoreError> {
-        let now = now_epoch();
         match self.get_raw(key).await? {
-            Some(item) if item.is_expired(now) => {}
-            _ => return Ok(false),
+            Some(item) if item.is_expired(now_epoch()) => {
+                self.delete_expired(key).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
+    }
+
+    /// Deletes the item at `key` if (still) expired.
+    async fn delete_expired(&self, key: &Key) -> Result<(), StoreError> {
         let mut expr = Expr::default();
         let ttl = expr.name(TTL);
-        let now_v = expr.value(":now", n(now));
+        let now_v = expr.value(":now", n(now_epoch()));
         let result = self
             .client
             .delete_item()
@@ -92,10 +116,15 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            // Someone else replaced or reaped it meanwhile: the retry decides.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(true),
-            Err(e) => Err(StoreError::engine(e)),
+            // Not expired (any more): someone replaced or reaped it meanwhile; the retry decides.
+            Err(e)
+                if !e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::engine(e))
+            }
+            _ => Ok(()),
         }
     }
 
@@ -105,8 +134,9 @@ impl DynamoStore {
         entity_type: &str,
         deltas: &BTreeMap<String, i64>,
         condition: &Condition,
-    ) -> Result<BTreeMap<String, i64>, StoreError> {
-        let (update, expr) = add_expression(entity_type, deltas, condition, now_epoch());
+    ) -> Result<AddOutcome, StoreError> {
+        let now = now_epoch();
+        let (update, expr) = add_expression(entity_type, deltas, condition, now);
         let result = self
             .client
             .update_item()
@@ -117,26 +147,54 @@ impl DynamoStore {
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .return_values(ReturnValue::AllNew)
+            // The item that failed the condition comes back with the error: whether it was
+            // expired is known without another read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(out) => nums_from_attrs(&out.attributes.unwrap_or_default()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict)
-            }
+            Ok(out) => Ok(AddOutcome::Done(nums_from_attrs(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    let expired = failed
+                        .item()
+                        .and_then(|attrs| attrs.get(TTL))
+                        .and_then(|ttl| ttl.as_n().ok())
+                        .and_then(|ttl| ttl.parse::<i64>().ok())
+                        .is_some_and(|ttl| ttl <= now);
+                    Ok(if expired {
+                        AddOutcome::Expired
+                    } else {
+                        AddOutcome::Conflict
+                    })
+                }
+                _ => Err(StoreError::engine(SdkError::ServiceError(e))),
+            },
             Err(e) => Err(StoreError::engine(e)),
         }
     }
 
     async fn transact_once(&self, ops: &[WriteOp]) -> Result<(), StoreError> {
         let now = now_epoch();
-        let items = ops.iter().map(|op| self.transact_item(op, now)).collect::<Result<Vec<_>, _>>()?;
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let items = ops
+            .iter()
+            .map(|op| self.transact_item(op, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(SdkError::ServiceError(e)) => match e.err() {
                 TransactWriteItemsError::TransactionCanceledException(c)
-                    if c.cancellation_reasons().iter().any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                    if c.cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
                 {
                     Err(StoreError::Conflict)
                 }
@@ -172,7 +230,12 @@ impl DynamoStore {
                     .map_err(StoreError::engine)?;
                 TransactWriteItem::builder().delete(delete).build()
             }
-            WriteOp::Add { key, entity_type, deltas, condition } => {
+            WriteOp::Add {
+                key,
+                entity_type,
+                deltas,
+                condition,
+            } => {
                 let (update, expr) = add_expression(entity_type, deltas, condition, now);
                 let update = Update::builder()
                     .table_name(&self.table)
@@ -215,6 +278,55 @@ impl Store for DynamoStore {
         Ok(self.get_raw(key).await?.filter(|i| !i.is_expired(now)))
     }
 
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let now = now_epoch();
+        // BatchGetItem refuses duplicate keys: read each once, answer in the caller's order.
+        let unique: BTreeSet<&Key> = keys.iter().collect();
+        let unique: Vec<&Key> = unique.into_iter().collect();
+        let mut found: HashMap<Key, Item> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(|k| key_attrs(k)).collect()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(StoreError::engine)?,
+            );
+            let mut backoff = Duration::from_millis(20);
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(StoreError::engine)?;
+                for attrs in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let item = item_from_attrs(attrs)?;
+                    if !item.is_expired(now) {
+                        found.insert(item.key.clone(), item);
+                    }
+                }
+                // Unprocessed keys come back under throttling; retry them with backoff.
+                pending = out
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .filter(|k| !k.keys.is_empty());
+                if pending.is_some() {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                }
+            }
+        }
+        Ok(keys.iter().map(|k| found.get(k).cloned()).collect())
+    }
+
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         validate_item(&item)?;
         let expr = condition_expression(&condition, now_epoch());
@@ -230,7 +342,10 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::Conflict)
             }
             Err(e) => Err(StoreError::engine(e)),
@@ -238,7 +353,10 @@ impl Store for DynamoStore {
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
-        validate_write(&WriteOp::Delete { key: key.clone(), condition: condition.clone() })?;
+        validate_write(&WriteOp::Delete {
+            key: key.clone(),
+            condition: condition.clone(),
+        })?;
         let expr = condition_expression(&condition, now_epoch());
         let result = self
             .client
@@ -252,7 +370,10 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
                 Err(StoreError::Conflict)
             }
             Err(e) => Err(StoreError::engine(e)),
@@ -273,12 +394,14 @@ impl Store for DynamoStore {
             condition: condition.clone(),
         })?;
         for _ in 0..EXPIRED_RETRIES {
-            match self.add_once(key, entity_type, deltas, &condition).await {
-                Err(StoreError::Conflict) if self.reap_expired(key).await? => continue,
-                other => return other,
+            match self.add_once(key, entity_type, deltas, &condition).await? {
+                AddOutcome::Done(nums) => return Ok(nums),
+                AddOutcome::Conflict => return Err(StoreError::Conflict),
+                AddOutcome::Expired => self.delete_expired(key).await?,
             }
         }
-        self.add_once(key, entity_type, deltas, &condition).await
+        // Recreated and expired again under us every time: give up as a conflict.
+        Err(StoreError::Conflict)
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {
@@ -397,13 +520,21 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
             .map_err(StoreError::engine)
     };
     let key = |n: &str, t: KeyType| {
-        KeySchemaElement::builder().attribute_name(n).key_type(t).build().map_err(StoreError::engine)
+        KeySchemaElement::builder()
+            .attribute_name(n)
+            .key_type(t)
+            .build()
+            .map_err(StoreError::engine)
     };
     let gsi = GlobalSecondaryIndex::builder()
         .index_name(GSI1)
         .key_schema(key(GSI1PK, KeyType::Hash)?)
         .key_schema(key(GSI1SK, KeyType::Range)?)
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()
         .map_err(StoreError::engine)?;
     client
@@ -430,7 +561,11 @@ pub async fn create_table(client: &Client, name: &str) -> Result<(), StoreError>
         .update_time_to_live()
         .table_name(name)
         .time_to_live_specification(
-            TimeToLiveSpecification::builder().enabled(true).attribute_name(TTL).build().map_err(StoreError::engine)?,
+            TimeToLiveSpecification::builder()
+                .enabled(true)
+                .attribute_name(TTL)
+                .build()
+                .map_err(StoreError::engine)?,
         )
         .send()
         .await
@@ -542,7 +677,8 @@ fn add_expression(
     let pk = e.name(PK);
     let ttl = e.name(TTL);
     let now_v = e.value(":now", n(now));
-    let mut text = format!("(attribute_not_exists({pk}) OR attribute_not_exists({ttl}) OR {ttl} > {now_v})");
+    let mut text =
+        format!("(attribute_not_exists({pk}) OR attribute_not_exists({ttl}) OR {ttl} > {now_v})");
     if let Some(c) = condition_text(&mut e, condition, now) {
         text.push_str(" AND ");
         text.push_str(&c);
@@ -574,7 +710,8 @@ fn item_attrs(item: &Item) -> Result<HashMap<String, AttributeValue>, StoreError
     if let Some(t) = item.ttl {
         attrs.insert(TTL.to_owned(), n(t));
     }
-    let doc = serde_json::to_string(&item.doc).map_err(|e| StoreError::engine(MappingError::Doc(e)))?;
+    let doc =
+        serde_json::to_string(&item.doc).map_err(|e| StoreError::engine(MappingError::Doc(e)))?;
     attrs.insert(DOC.to_owned(), AttributeValue::S(doc));
     for (name, v) in &item.nums {
         attrs.insert(name.clone(), n(*v));
@@ -605,7 +742,9 @@ fn item_from_attrs(mut attrs: HashMap<String, AttributeValue>) -> Result<Item, S
     let gsi_sk = take_s(GSI1SK, false)?;
     let entity_type = take_s(ENTITY_TYPE, false)?.unwrap_or_default();
     let doc = match take_s(DOC, false)? {
-        Some(d) => serde_json::from_str(&d).map_err(|e| StoreError::engine(MappingError::Doc(e)))?,
+        Some(d) => {
+            serde_json::from_str(&d).map_err(|e| StoreError::engine(MappingError::Doc(e)))?
+        }
         None => serde_json::Value::Null,
     };
     let ttl = match attrs.remove(TTL) {
@@ -617,11 +756,20 @@ fn item_from_attrs(mut attrs: HashMap<String, AttributeValue>) -> Result<Item, S
         _ => None,
     };
     let nums = nums_from_attrs(&attrs)?;
-    Ok(Item { key: Key::new(pk, sk), gsi1, entity_type, ttl, doc, nums })
+    Ok(Item {
+        key: Key::new(pk, sk),
+        gsi1,
+        entity_type,
+        ttl,
+        doc,
+        nums,
+    })
 }
 
 /// The integer attributes among `attrs`: every N attribute but `ttl`.
-fn nums_from_attrs(attrs: &HashMap<String, AttributeValue>) -> Result<BTreeMap<String, i64>, StoreError> {
+fn nums_from_attrs(
+    attrs: &HashMap<String, AttributeValue>,
+) -> Result<BTreeMap<String, i64>, StoreError> {
     attrs
         .iter()
         .filter(|(name, v)| matches!(v, AttributeValue::N(_)) && name.as_str() != TTL)
@@ -631,9 +779,9 @@ fn nums_from_attrs(attrs: &HashMap<String, AttributeValue>) -> Result<BTreeMap<S
 
 fn parse_n(name: &str, v: &AttributeValue) -> Result<i64, StoreError> {
     match v {
-        AttributeValue::N(text) => {
-            text.parse().map_err(|_| StoreError::engine(MappingError::Attribute(name.to_owned())))
-        }
+        AttributeValue::N(text) => text
+            .parse()
+            .map_err(|_| StoreError::engine(MappingError::Attribute(name.to_owned()))),
         _ => Err(StoreError::engine(MappingError::Attribute(name.to_owned()))),
     }
 }

@@ -8,12 +8,12 @@
 
 pub mod keys;
 
+#[cfg(feature = "contract-tests")]
+pub mod contract;
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
 #[cfg(feature = "embedded")]
 pub mod embedded;
-#[cfg(feature = "contract-tests")]
-pub mod contract;
 
 use std::collections::BTreeMap;
 
@@ -29,7 +29,10 @@ pub struct Key {
 
 impl Key {
     pub fn new(pk: impl Into<String>, sk: impl Into<String>) -> Self {
-        Self { pk: pk.into(), sk: sk.into() }
+        Self {
+            pk: pk.into(),
+            sk: sk.into(),
+        }
     }
 }
 
@@ -50,7 +53,14 @@ pub struct Item {
 
 impl Item {
     pub fn new(key: Key, entity_type: impl Into<String>, doc: serde_json::Value) -> Self {
-        Self { key, gsi1: None, entity_type: entity_type.into(), ttl: None, doc, nums: BTreeMap::new() }
+        Self {
+            key,
+            gsi1: None,
+            entity_type: entity_type.into(),
+            ttl: None,
+            doc,
+            nums: BTreeMap::new(),
+        }
     }
 
     pub fn with_gsi1(mut self, gsi1: Key) -> Self {
@@ -154,8 +164,11 @@ impl Cursor {
 
     fn decode_str(s: &str) -> Result<(Key, Option<Key>), StoreError> {
         use base64::Engine as _;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).map_err(|_| StoreError::BadCursor)?;
-        let parts: Vec<String> = serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|_| StoreError::BadCursor)?;
+        let parts: Vec<String> =
+            serde_json::from_slice(&bytes).map_err(|_| StoreError::BadCursor)?;
         match parts.as_slice() {
             [pk, sk] => Ok((Key::new(pk, sk), None)),
             [pk, sk, gpk, gsk] => Ok((Key::new(pk, sk), Some(Key::new(gpk, gsk)))),
@@ -171,12 +184,26 @@ impl Cursor {
 /// One write of a transaction.
 #[derive(Debug, Clone, PartialEq)]
 pub enum WriteOp {
-    Put { item: Item, condition: Condition },
-    Delete { key: Key, condition: Condition },
+    Put {
+        item: Item,
+        condition: Condition,
+    },
+    Delete {
+        key: Key,
+        condition: Condition,
+    },
     /// Adds to integer attributes, creating the item (with `entity_type`) if absent.
-    Add { key: Key, entity_type: String, deltas: BTreeMap<String, i64>, condition: Condition },
+    Add {
+        key: Key,
+        entity_type: String,
+        deltas: BTreeMap<String, i64>,
+        condition: Condition,
+    },
     /// Checks a condition on an item without writing it.
-    Check { key: Key, condition: Condition },
+    Check {
+        key: Key,
+        condition: Condition,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +238,8 @@ impl StoreError {
 pub struct InvalidRequest(pub String);
 
 /// Attribute names the single-table layout uses itself; `Item::nums` may not use them.
-pub const RESERVED_ATTRIBUTES: [&str; 7] = ["PK", "SK", "GSI1PK", "GSI1SK", "entityType", "ttl", "doc"];
+pub const RESERVED_ATTRIBUTES: [&str; 7] =
+    ["PK", "SK", "GSI1PK", "GSI1SK", "entityType", "ttl", "doc"];
 
 /// DynamoDB's limit on the writes of one transaction.
 pub const MAX_TRANSACTION_WRITES: usize = 100;
@@ -234,7 +262,9 @@ fn validate_key(key: &Key) -> Result<(), StoreError> {
 fn validate_nums<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<(), StoreError> {
     for name in names {
         if name.is_empty() || RESERVED_ATTRIBUTES.contains(&name.as_str()) {
-            return Err(StoreError::invalid(format!("`{name}` cannot name an integer attribute")));
+            return Err(StoreError::invalid(format!(
+                "`{name}` cannot name an integer attribute"
+            )));
         }
     }
     Ok(())
@@ -267,7 +297,12 @@ pub(crate) fn validate_write(op: &WriteOp) -> Result<(), StoreError> {
             validate_key(key)?;
             validate_condition(condition)
         }
-        WriteOp::Add { key, deltas, condition, .. } => {
+        WriteOp::Add {
+            key,
+            deltas,
+            condition,
+            ..
+        } => {
             validate_key(key)?;
             validate_nums(deltas.keys())?;
             validate_condition(condition)
@@ -277,13 +312,17 @@ pub(crate) fn validate_write(op: &WriteOp) -> Result<(), StoreError> {
 
 pub(crate) fn validate_transaction(ops: &[WriteOp]) -> Result<(), StoreError> {
     if ops.len() > MAX_TRANSACTION_WRITES {
-        return Err(StoreError::invalid("a transaction holds at most 100 writes"));
+        return Err(StoreError::invalid(
+            "a transaction holds at most 100 writes",
+        ));
     }
     let mut keys = std::collections::HashSet::with_capacity(ops.len());
     for op in ops {
         validate_write(op)?;
         if !keys.insert(op.key()) {
-            return Err(StoreError::invalid("a transaction writes each key at most once"));
+            return Err(StoreError::invalid(
+                "a transaction writes each key at most once",
+            ));
         }
     }
     Ok(())
@@ -303,7 +342,9 @@ pub(crate) fn validate_query(query: &Query) -> Result<Option<(Key, Option<Key>)>
     {
         return Err(StoreError::invalid("BETWEEN bounds must be in order"));
     }
-    let Some(cursor) = &query.cursor else { return Ok(None) };
+    let Some(cursor) = &query.cursor else {
+        return Ok(None);
+    };
     let (key, gsi) = cursor.decode()?;
     let fits = match (query.index, &gsi) {
         (Index::Primary, None) => key.pk == query.partition,
@@ -321,7 +362,9 @@ impl WriteOp {
     pub fn key(&self) -> &Key {
         match self {
             WriteOp::Put { item, .. } => &item.key,
-            WriteOp::Delete { key, .. } | WriteOp::Add { key, .. } | WriteOp::Check { key, .. } => key,
+            WriteOp::Delete { key, .. } | WriteOp::Add { key, .. } | WriteOp::Check { key, .. } => {
+                key
+            }
         }
     }
 }
@@ -338,7 +381,9 @@ impl Condition {
             Condition::NumLessThan { attr, bound } => {
                 live.and_then(|i| i.nums.get(attr)).copied().unwrap_or(0) < *bound
             }
-            Condition::NumEquals { attr, value } => live.and_then(|i| i.nums.get(attr)) == Some(value),
+            Condition::NumEquals { attr, value } => {
+                live.and_then(|i| i.nums.get(attr)) == Some(value)
+            }
         }
     }
 }
@@ -347,6 +392,15 @@ impl Condition {
 #[async_trait]
 pub trait Store: Send + Sync + std::fmt::Debug {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError>;
+    /// The items at `keys`, in the order of `keys`: `None` where absent or expired. Strongly
+    /// consistent, like `get`; any number of keys (DynamoDB reads them 100 at a time).
+    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for key in keys {
+            items.push(self.get(key).await?);
+        }
+        Ok(items)
+    }
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError>;
     /// Atomically adds `deltas` to integer attributes (creating the item, typed `entity_type`,

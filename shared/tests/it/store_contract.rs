@@ -29,7 +29,9 @@ async fn dynamodb() -> Subject {
     let config = herald_shared::aws::sdk_config(Some(&aws_endpoint())).await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = unique_name("herald-store");
-    create_table(&client, &table).await.expect("create table on the emulator");
+    create_table(&client, &table)
+        .await
+        .expect("create table on the emulator");
     Subject::new(DynamoStore::new(client, &table), table)
 }
 

@@ -24,7 +24,13 @@ async fn embedded_store_keeps_acknowledged_writes_after_kill_9() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("herald.redb");
     let mut child = Command::new(std::env::current_exe().expect("test binary"))
-        .args([CHILD_TEST, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            CHILD_TEST,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DB_VAR, &path)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -46,20 +52,37 @@ async fn embedded_store_keeps_acknowledged_writes_after_kill_9() {
     child.kill().expect("kill the writer");
     child.wait().expect("reap the writer");
     let acknowledged = acknowledged.expect("the writer acknowledged writes before being killed");
-    assert!(acknowledged >= KILL_AFTER, "the writer stopped early at {acknowledged}");
+    assert!(
+        acknowledged >= KILL_AFTER,
+        "the writer stopped early at {acknowledged}"
+    );
 
     let store = Embedded::open(&path).expect("reopen after kill -9");
     for i in 0..=acknowledged {
-        let item = store.get(&item_key(i)).await.expect("read").unwrap_or_else(|| panic!("item {i} lost"));
+        let item = store
+            .get(&item_key(i))
+            .await
+            .expect("read")
+            .unwrap_or_else(|| panic!("item {i} lost"));
         assert_eq!(item.doc["i"], i);
     }
     let page = store
-        .query(Query { partition: "DURABLE".into(), limit: 1000, ..Query::default() })
+        .query(Query {
+            partition: "DURABLE".into(),
+            limit: 1000,
+            ..Query::default()
+        })
         .await
         .expect("query after reopen");
-    assert!(page.items.len() as u64 > acknowledged, "the index holds every acknowledged item");
+    assert!(
+        page.items.len() as u64 > acknowledged,
+        "the index holds every acknowledged item"
+    );
     store
-        .put(Item::new(Key::new("DURABLE", "AFTER"), "Thing", serde_json::json!({})), Condition::NotExists)
+        .put(
+            Item::new(Key::new("DURABLE", "AFTER"), "Thing", serde_json::json!({})),
+            Condition::NotExists,
+        )
         .await
         .expect("the reopened store takes writes");
 }
@@ -68,7 +91,9 @@ async fn embedded_store_keeps_acknowledged_writes_after_kill_9() {
 #[tokio::test]
 #[ignore = "the writer child of embedded_store_keeps_acknowledged_writes_after_kill_9"]
 async fn writer_child_process() {
-    let Some(path) = std::env::var_os(CHILD_DB_VAR) else { return };
+    let Some(path) = std::env::var_os(CHILD_DB_VAR) else {
+        return;
+    };
     let store = Embedded::open(&path).expect("open");
     for i in 0.. {
         let item = Item::new(item_key(i), "Thing", serde_json::json!({ "i": i }));

@@ -94,7 +94,7 @@ async fn slack_and_webhook_channels_need_a_config() {
 
 #[tokio::test]
 async fn an_http_webhook_url_is_refused() {
-    let app = TestApp::local().await;
+    let app = TestApp::aws_like().await;
     let a = app
         .post("/notifications/channels", r#"{"kind":"webhook","name":"incidents","config":{"url":"http://incidents.example.com/hook"}}"#)
         .await

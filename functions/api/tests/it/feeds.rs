@@ -37,12 +37,10 @@ impl FeedApp {
             feed_allowed_origins: vec![APP_ORIGIN.to_owned()],
             ..ApiConfig::default()
         };
-        let state = AppState {
-            store: store.clone(),
-            bus: Arc::new(NullBus),
-            config: Arc::new(config),
-            feeds: Arc::new(hub.clone()),
-        };
+        let sender = herald_shared::delivery::HttpSender::new(Default::default())
+            .expect("an HTTP client builds");
+        let state = AppState::new(store.clone(), Arc::new(NullBus), Arc::new(sender), config)
+            .with_feeds(Arc::new(hub.clone()));
         let mut app = TestApp {
             router: herald_api::router(state),
             store,

@@ -8,5 +8,6 @@ mod feeds;
 mod mem_store;
 mod openapi;
 mod pagination;
+mod repo;
 mod rules;
 mod support;

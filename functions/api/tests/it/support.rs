@@ -111,6 +111,10 @@ impl TestApp {
         let state = AppState {
             store: store.clone(),
             bus: Arc::new(NullBus),
+            sender: Arc::new(
+                herald_shared::delivery::HttpSender::new(Default::default())
+                    .expect("an HTTP client builds"),
+            ),
             config: Arc::new(config),
             feeds: Arc::new(herald_shared::feed::LocalFeedHub::new()),
         };

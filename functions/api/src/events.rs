@@ -1,0 +1,200 @@
+//! Events (org API key): `POST /api/v1/orgs/{orgId}/events` — one event or a batch (up to 100
+//! events, 256 KB). Each entry is validated and published to the event bus, the path every other
+//! producer takes; the answer (`202`) holds one result per entry, in order: its `id`, or an
+//! error for that entry alone. An entry without `id` gets a fresh one: identical events are
+//! distinct events.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use herald_shared::bus::{API_SOURCE, BusEntry, MAX_PUT_BATCH};
+use herald_shared::domain::EventId;
+use herald_shared::domain::event::{Event, EventInput};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::AppState;
+use crate::auth::OrgAuth;
+use crate::body::{JsonBody, from_value};
+use crate::error::{ApiError, ErrorDetail};
+
+const COLLECTION: &str = "/api/v1/orgs/{orgId}/events";
+
+/// Most events in one request.
+pub const MAX_BATCH: usize = 100;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(COLLECTION, post(post_events))
+}
+
+/// The result for one entry of the request.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventResult {
+    /// Position of the entry in the request.
+    pub index: usize,
+    /// The event's id, when accepted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
+}
+
+/// `202` answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventsAccepted {
+    pub items: Vec<EventResult>,
+    pub accepted: usize,
+    pub rejected: usize,
+}
+
+/// Publishes events.
+///
+/// The body is one event `{id?, type, module, properties?, userId? | recipients?, occurredAt?}`
+/// or an array of them.
+#[utoipa::path(
+    post, path = COLLECTION, tag = "events",
+    params(("orgId" = String, Path, description = "Org id")),
+    request_body(content = Object, description = "One event, or an array of up to 100"),
+    responses(
+        (status = 202, description = "One result per event", body = EventsAccepted),
+        (status = 400, description = "Malformed body", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over 256 KB", body = crate::error::ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn post_events(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<(StatusCode, Json<EventsAccepted>), ApiError> {
+    let (entries, single) = match body {
+        Value::Array(entries) => (entries, false),
+        entry @ Value::Object(_) => (vec![entry], true),
+        _ => {
+            return Err(ApiError::invalid_body(
+                "",
+                "the body must be an event object or an array of events",
+            ));
+        }
+    };
+    if entries.is_empty() {
+        return Err(ApiError::invalid_body("", "the batch is empty"));
+    }
+    if entries.len() > MAX_BATCH {
+        return Err(ApiError::invalid_body(
+            "",
+            format!(
+                "at most {MAX_BATCH} events per request, got {}",
+                entries.len()
+            ),
+        ));
+    }
+
+    let now = Utc::now();
+    let mut items = Vec::with_capacity(entries.len());
+    let mut valid: Vec<(usize, Event)> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.into_iter().enumerate() {
+        let prefix = if single {
+            String::new()
+        } else {
+            format!("[{index}]")
+        };
+        let parsed = from_value::<EventInput>(entry, &prefix).and_then(|input| {
+            input
+                .into_event(auth.org_id, EventId::generate, now, now)
+                .map_err(|e| {
+                    let e = if single { e } else { e.under(&prefix) };
+                    ApiError::from(e)
+                })
+        });
+        match parsed {
+            // A single invalid event is the request's error; in a batch, that entry's.
+            Err(e) if single => return Err(e),
+            Err(e) => items.push(EventResult {
+                index,
+                id: None,
+                error: Some(e.detail()),
+            }),
+            Ok(event) => valid.push((index, event)),
+        }
+    }
+
+    for chunk in valid.chunks(MAX_PUT_BATCH) {
+        let entries = chunk.iter().map(|(_, event)| bus_entry(event)).collect();
+        let refused = match state.bus.put_events(entries).await {
+            Ok(()) => Vec::new(),
+            Err(herald_shared::bus::BusError::Refused(refused)) => refused,
+            Err(e) => {
+                tracing::error!(error = %e, "event bus unavailable");
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, _)| (i, "the event bus is unavailable; retry".to_owned()))
+                    .collect()
+            }
+        };
+        for (i, (index, event)) in chunk.iter().enumerate() {
+            match refused.iter().find(|(r, _)| *r == i) {
+                Some((_, reason)) => items.push(EventResult {
+                    index: *index,
+                    id: None,
+                    error: Some(
+                        ApiError::new(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "not_published",
+                            reason.clone(),
+                        )
+                        .detail(),
+                    ),
+                }),
+                None => items.push(EventResult {
+                    index: *index,
+                    id: Some(event.id.to_string()),
+                    error: None,
+                }),
+            }
+        }
+    }
+    items.sort_by_key(|r| r.index);
+    let accepted = items.iter().filter(|r| r.id.is_some()).count();
+    if single && accepted == 0 {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not_published",
+            "the event bus is unavailable; retry",
+        ));
+    }
+    let rejected = items.len() - accepted;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(EventsAccepted {
+            items,
+            accepted,
+            rejected,
+        }),
+    ))
+}
+
+/// The bus entry of an event: `detail-type` is its type, `detail` the rest, with its id.
+fn bus_entry(event: &Event) -> BusEntry {
+    let mut detail = serde_json::json!({
+        "orgId": event.org_id,
+        "id": event.id,
+        "module": event.module,
+        "properties": event.properties,
+        "occurredAt": event.occurred_at,
+    });
+    if !event.recipients.is_empty() {
+        detail["recipients"] = serde_json::to_value(&event.recipients).unwrap_or(Value::Null);
+    }
+    BusEntry {
+        source: API_SOURCE.to_owned(),
+        detail_type: event.event_type.to_string(),
+        detail,
+    }
+}

@@ -1,0 +1,6 @@
+//! Herald in one process: the library behind the `herald` binary, so end-to-end tests can start
+//! the same server in-process ([`serve::start`]).
+
+pub mod dev;
+pub mod serve;
+mod worker;

@@ -1,0 +1,313 @@
+//! `herald serve`: wiring the embedded engines, the API router and the pipeline workers.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Args;
+use herald_api::{AdminKey, ApiConfig, AppState};
+use herald_dispatcher::Dispatcher;
+use herald_ingest::Ingest;
+use herald_matcher::{Matcher, RulesCache};
+use herald_shared::bus::local::QueueBus;
+use herald_shared::delivery::http::OutboundConfig;
+use herald_shared::delivery::outbound::AllowList;
+use herald_shared::delivery::retry::RetryPolicy;
+use herald_shared::delivery::sender::HttpSender;
+use herald_shared::feed::{FeedTokenSecret, LocalFeedHub, parse_allowed_origins};
+use herald_shared::queue::Queue;
+use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
+use herald_shared::store::Store;
+use herald_shared::store::embedded::Embedded;
+use herald_shared::telemetry::{self, LogFormat};
+use tokio::sync::watch;
+use tracing::info;
+
+use crate::{dev, worker};
+use clap::Parser;
+
+/// The pipeline's queues, in order.
+pub const QUEUES: [&str; 3] = ["ingest", "match", "dispatch"];
+
+pub fn dlq_name(queue: &str) -> String {
+    format!("{queue}-dlq")
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Port to listen on (127.0.0.1 unless --host says otherwise).
+    #[arg(long, env = "HERALD_PORT", default_value_t = 8080)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "HERALD_HOST", default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    /// Where the embedded store and queues keep their files.
+    #[arg(long, env = "HERALD_DATA_DIR", default_value = ".herald-data")]
+    data_dir: PathBuf,
+    /// Private networks deliveries may reach, comma-separated CIDRs (e.g. 127.0.0.0/8);
+    /// plain http is accepted for these only.
+    #[arg(long, env = "HERALD_ALLOW_PRIVATE_TARGETS", value_delimiter = ',')]
+    allow_private_targets: Vec<ipnet::IpNet>,
+    /// Log lines as JSON instead of text.
+    #[arg(long, env = "HERALD_LOG_JSON")]
+    log_json: bool,
+    /// Concurrent dispatch workers (each handles a batch of up to 10 deliveries at once).
+    #[arg(long, env = "HERALD_DISPATCH_WORKERS", default_value_t = 16)]
+    dispatch_workers: usize,
+    /// Attempts per delivery before it ends `failed`.
+    #[arg(long, env = "HERALD_RETRY_MAX_ATTEMPTS", default_value_t = RetryPolicy::default().max_attempts)]
+    retry_max_attempts: u32,
+    /// First retry wait in milliseconds; later waits grow exponentially, with jitter.
+    #[arg(long, env = "HERALD_RETRY_BASE_MS", default_value_t = 1000)]
+    retry_base_ms: u64,
+    /// How long delivery logs and event records are kept, in days.
+    #[arg(long, env = "HERALD_LOG_RETENTION_DAYS", default_value_t = 30)]
+    retention_days: i64,
+    /// Key feed tokens are signed with (at least 16 bytes); a random one per run when unset,
+    /// so tokens last until a restart.
+    #[arg(long, env = "HERALD_FEED_TOKEN_SECRET", hide_env_values = true)]
+    feed_token_secret: Option<String>,
+    /// Browser origins allowed on the feed endpoints and socket, comma-separated
+    /// (the demo page at /demo/feed is always allowed: it is served from here).
+    #[arg(long, env = "HERALD_FEED_ALLOWED_ORIGINS", value_delimiter = ',')]
+    feed_allowed_origins: Vec<String>,
+}
+
+impl ServeArgs {
+    /// Arguments as `herald serve` would parse them from its command line (defaults included):
+    /// how tests and tools build them.
+    pub fn from_args<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString> + Clone>(
+        args: I,
+    ) -> Result<Self, clap::Error> {
+        #[derive(Parser)]
+        struct Command {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let argv = std::iter::once(std::ffi::OsString::from("serve"))
+            .chain(args.into_iter().map(Into::into));
+        Command::try_parse_from(argv).map(|c| c.serve)
+    }
+}
+
+pub fn open_queues(data_dir: &Path) -> anyhow::Result<EmbeddedQueues> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    EmbeddedQueues::open(&data_dir.join("queues.redb")).context("opening the embedded queues")
+}
+
+fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> Arc<dyn Queue> {
+    let settings = QueueSettings {
+        visibility_timeout: visibility,
+        max_receives: 5,
+        dead_letter: Some(dlq_name(name)),
+    };
+    Arc::new(queues.queue(name, settings))
+}
+
+/// Runs `herald serve` until SIGINT or SIGTERM.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    telemetry::init(if args.log_json {
+        LogFormat::Json
+    } else {
+        LogFormat::Pretty
+    });
+    let server = start(args).await?;
+    server.credentials.print(&server.url);
+    info!(url = %server.url, "herald serve is ready");
+    shutdown_signal().await;
+    info!("shutting down");
+    server.stop().await
+}
+
+/// A running local server: its URL and credentials, and the handle that stops it.
+#[derive(Debug)]
+pub struct Running {
+    pub url: String,
+    pub credentials: dev::Credentials,
+    stop: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    workers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops accepting requests, lets in-flight batches finish, and returns.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        for w in self.workers {
+            let _ = w.await;
+        }
+        self.server.await??;
+        Ok(())
+    }
+}
+
+/// Opens the engines, bootstraps the development org, starts the workers, and binds the
+/// listener — the server listens only once it is ready to serve. Port 0 picks a free port.
+pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let store: Arc<dyn Store> = Arc::new(
+        Embedded::open(&args.data_dir.join("store.redb")).context("opening the embedded store")?,
+    );
+    let queues = open_queues(&args.data_dir)?;
+    let ingest_queue = queue(&queues, "ingest", Duration::from_secs(30));
+    let match_queue = queue(&queues, "match", Duration::from_secs(30));
+    let dispatch_queue = queue(&queues, "dispatch", Duration::from_secs(60));
+
+    let credentials = dev::bootstrap(store.as_ref(), &args.data_dir).await?;
+    let allow = AllowList::new(args.allow_private_targets.clone());
+    // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
+    let feed_hub = LocalFeedHub::new();
+    let sender = Arc::new(HttpSender::new(OutboundConfig {
+        allow,
+        ..OutboundConfig::default()
+    })?);
+    let retention = chrono::Duration::days(args.retention_days);
+    let retry = RetryPolicy {
+        max_attempts: args.retry_max_attempts,
+        base: Duration::from_millis(args.retry_base_ms),
+        ..RetryPolicy::default()
+    };
+
+    let (stop, shutdown) = watch::channel(false);
+    let mut workers = Vec::new();
+    {
+        let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
+        workers.extend(worker::spawn(
+            "ingest",
+            Arc::clone(&ingest_queue),
+            2,
+            move |messages| {
+                let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
+                async move {
+                    Ingest {
+                        store: store.as_ref(),
+                        match_queue: match_queue.as_ref(),
+                        retention,
+                    }
+                    .handle(messages, chrono::Utc::now())
+                    .await
+                }
+            },
+            shutdown.clone(),
+        ));
+    }
+    {
+        let (store, dispatch_queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
+        let rules = Arc::new(RulesCache::new(Duration::from_secs(2)));
+        workers.extend(worker::spawn(
+            "match",
+            Arc::clone(&match_queue),
+            2,
+            move |messages| {
+                let (store, dispatch_queue, rules) = (
+                    Arc::clone(&store),
+                    Arc::clone(&dispatch_queue),
+                    Arc::clone(&rules),
+                );
+                async move {
+                    Matcher {
+                        store: store.as_ref(),
+                        dispatch_queue: dispatch_queue.as_ref(),
+                        rules: &rules,
+                        retention,
+                    }
+                    .handle(messages, chrono::Utc::now())
+                    .await
+                }
+            },
+            shutdown.clone(),
+        ));
+    }
+    {
+        let (store, queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
+        let sender = Arc::clone(&sender);
+        workers.extend(worker::spawn(
+            "dispatch",
+            Arc::clone(&dispatch_queue),
+            args.dispatch_workers.max(1),
+            move |messages| {
+                let (store, queue, sender) =
+                    (Arc::clone(&store), Arc::clone(&queue), Arc::clone(&sender));
+                async move {
+                    Dispatcher {
+                        store: store.as_ref(),
+                        dispatch_queue: queue.as_ref(),
+                        sender: sender.as_ref(),
+                        retry,
+                        retention,
+                    }
+                    .handle(messages, chrono::Utc::now())
+                    .await
+                }
+            },
+            shutdown.clone(),
+        ));
+    }
+
+    let feed_token_secret = match &args.feed_token_secret {
+        Some(s) => {
+            FeedTokenSecret::new(s.as_bytes().to_vec()).context("HERALD_FEED_TOKEN_SECRET")?
+        }
+        None => FeedTokenSecret::generate(),
+    };
+    let state = AppState {
+        store: Arc::clone(&store),
+        bus: Arc::new(QueueBus::new(Arc::clone(&ingest_queue))),
+        sender: sender.clone(),
+        config: Arc::new(ApiConfig {
+            admin_key: Some(AdminKey::new(&credentials.admin_key)),
+            default_outbox: true,
+            allowed_private_targets: args.allow_private_targets.clone(),
+            key_env: "test".to_owned(),
+            feed_token_secret: Some(feed_token_secret),
+            feed_allowed_origins: parse_allowed_origins(&args.feed_allowed_origins.join(",")),
+        }),
+        // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.
+        feeds: Arc::new(feed_hub.clone()),
+    };
+    let app = herald_api::router(state);
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let mut stopped = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            })
+            .await
+    });
+    Ok(Running {
+        url,
+        credentials,
+        stop,
+        server,
+        workers,
+    })
+}
+
+/// SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}

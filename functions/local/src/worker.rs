@@ -1,0 +1,88 @@
+//! Local queue workers: what the SQS event source mapping does for Lambda, in-process.
+//!
+//! A worker long-polls its queue, hands each batch to a handler function (the same library
+//! function the Lambda runs), deletes the messages the handler did not report failed, and leaves
+//! failed ones to reappear after the visibility timeout — and to be dead-lettered after the
+//! queue's max receives. A panicking handler fails its batch, not the process.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use herald_shared::pipeline::{BatchOutcome, QueueMessage};
+use herald_shared::queue::{MAX_BATCH, Queue, Received};
+use tokio::sync::watch;
+use tracing::{error, warn};
+
+/// How long one receive waits for a first message.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Runs `concurrency` workers over `queue` until `shutdown` turns true.
+pub fn spawn<H, F>(
+    name: &'static str,
+    queue: Arc<dyn Queue>,
+    concurrency: usize,
+    handler: H,
+    shutdown: watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    H: Fn(Vec<QueueMessage>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = BatchOutcome> + Send + 'static,
+{
+    (0..concurrency)
+        .map(|_| {
+            let queue = Arc::clone(&queue);
+            let handler = handler.clone();
+            let mut shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    if *shutdown.borrow() {
+                        return;
+                    }
+                    let received = tokio::select! {
+                        r = queue.receive(MAX_BATCH, POLL) => r,
+                        _ = shutdown.changed() => return,
+                    };
+                    match received {
+                        Ok(batch) if batch.is_empty() => {}
+                        Ok(batch) => handle(name, queue.as_ref(), batch, &handler).await,
+                        Err(e) => {
+                            error!(queue = name, error = %e, "receive failed");
+                            tokio::time::sleep(POLL).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+async fn handle<H, F>(name: &'static str, queue: &dyn Queue, batch: Vec<Received>, handler: &H)
+where
+    H: Fn(Vec<QueueMessage>) -> F,
+    F: Future<Output = BatchOutcome> + Send + 'static,
+{
+    let messages = batch
+        .iter()
+        .map(|r| QueueMessage {
+            id: r.message_id.clone(),
+            body: r.body.clone(),
+            receive_count: r.receive_count,
+        })
+        .collect();
+    let outcome = match tokio::spawn(handler(messages)).await {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            error!(queue = name, error = %e, "handler panicked; the batch will be received again");
+            return;
+        }
+    };
+    for received in batch {
+        if outcome.failed.contains(&received.message_id) {
+            continue;
+        }
+        if let Err(e) = queue.delete(&received.receipt).await {
+            warn!(queue = name, message_id = %received.message_id, error = %e, "delete failed; the message may be handled twice");
+        }
+    }
+}

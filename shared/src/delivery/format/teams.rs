@@ -1,0 +1,94 @@
+//! Microsoft Teams payloads for a Workflows ("Post to a channel when a webhook request is
+//! received") webhook: a `message` whose single attachment is an Adaptive Card 1.4. Teams answers
+//! `202 Accepted`.
+
+use serde_json::{Value, json};
+
+use super::MessageContext;
+use super::template::Escape;
+
+/// The JSON body for a Teams Workflows webhook.
+pub fn payload(ctx: &MessageContext<'_>) -> Value {
+    let mut body = vec![json!({
+        "type": "TextBlock",
+        "text": ctx.title(Escape::Teams),
+        "weight": "Bolder",
+        "size": "Medium",
+        "wrap": true,
+        "style": "heading",
+    })];
+    if let Some(text) = ctx.text(Escape::Teams) {
+        body.push(json!({ "type": "TextBlock", "text": text, "wrap": true }));
+    }
+    let facts: Vec<Value> = ctx
+        .fields()
+        .into_iter()
+        .map(|(k, v)| json!({ "title": k, "value": v }))
+        .collect();
+    if !facts.is_empty() {
+        body.push(json!({ "type": "FactSet", "facts": facts }));
+    }
+    body.push(json!({
+        "type": "TextBlock",
+        "text": ctx.footer(),
+        "isSubtle": true,
+        "size": "Small",
+        "wrap": true,
+    }));
+    let mut card = json!({
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "msteams": { "width": "Full" },
+    });
+    if let Some(link) = ctx.link() {
+        card["actions"] =
+            json!([{ "type": "Action.OpenUrl", "title": "Open", "url": link.as_str() }]);
+    }
+    json!({
+        "type": "message",
+        "attachments": [{
+            "contentType": "application/vnd.microsoft.card.adaptive",
+            "contentUrl": null,
+            "content": card,
+        }],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::delivery::format::tests_support::event;
+    use crate::domain::DeliveryId;
+
+    #[test]
+    fn a_teams_message_carries_an_adaptive_card_1_4() {
+        let ev = event(
+            "billing",
+            "invoice.failed",
+            json!({"amount": 12.5, "link": "https://b.example.com/i/1"}),
+        );
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
+        let p = payload(&ctx);
+        assert_eq!(p["type"], "message");
+        let a = &p["attachments"][0];
+        assert_eq!(a["contentType"], "application/vnd.microsoft.card.adaptive");
+        let card = &a["content"];
+        assert_eq!(card["type"], "AdaptiveCard");
+        assert_eq!(card["version"], "1.4");
+        assert_eq!(card["body"][0]["text"], "invoice.failed");
+        assert_eq!(
+            card["body"][1]["facts"][0],
+            json!({"title": "amount", "value": "12.5"})
+        );
+        assert_eq!(card["actions"][0]["url"], "https://b.example.com/i/1");
+    }
+}

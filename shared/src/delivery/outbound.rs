@@ -1,0 +1,339 @@
+//! Outbound safety: which addresses Herald may send to. Pure; the HTTP client
+//! ([`crate::delivery::http`], feature `http-senders`) applies [`check_ip`] to every address its
+//! resolver returns, so the address checked is the address connected to.
+//!
+//! Refused unless inside the allow-list (`herald serve --allow-private-targets 127.0.0.0/8`, env
+//! `HERALD_ALLOW_PRIVATE_TARGETS`, comma-separated CIDRs):
+//! - IPv4: `0.0.0.0/8` (this network, unspecified), `10/8`, `172.16/12`, `192.168/16` (private),
+//!   `100.64/10` (CGNAT), `127/8` (loopback), `169.254/16` (link-local, cloud metadata),
+//!   `192.0.0/24` (IETF assignments), `192.0.2/24`, `198.51.100/24`, `203.0.113/24`
+//!   (documentation), `192.88.99/24` (6to4 relay), `198.18/15` (benchmarking), `224/4`
+//!   (multicast), `240/4` (reserved, incl. broadcast `255.255.255.255`);
+//! - IPv6: anything outside global unicast `2000::/3` (so `::`, `::1`, `fc00::/7` ULA,
+//!   `fe80::/10` link-local, `ff00::/8` multicast), plus `2001:db8::/32` and `3fff::/20`
+//!   (documentation), `2001::/23` (IETF assignments incl. Teredo), and the IPv4 inside
+//!   `::ffff:a.b.c.d` (mapped), `::a.b.c.d` (compatible), `64:ff9b::/96` (NAT64) and `2002::/16`
+//!   (6to4), checked as IPv4.
+//!
+//! `http://` is accepted only for targets inside the allow-list; everything else must be `https`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use ipnet::IpNet;
+use url::{Host, Url};
+
+/// Networks private targets may be in (empty: none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AllowList(Vec<IpNet>);
+
+impl AllowList {
+    /// No private target allowed.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    pub fn new(nets: Vec<IpNet>) -> Self {
+        Self(nets)
+    }
+
+    pub fn nets(&self) -> &[IpNet] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `ip` (or the IPv4 address an IPv6 form embeds) is in an allowed network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let canonical = canonical(ip);
+        self.0
+            .iter()
+            .any(|n| n.contains(&ip) || n.contains(&canonical))
+    }
+}
+
+impl FromStr for AllowList {
+    type Err = ipnet::AddrParseError;
+
+    /// Comma- or whitespace-separated CIDRs; a bare address means just that address.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                p.parse::<IpNet>()
+                    .or_else(|e| p.parse::<IpAddr>().map(IpNet::from).map_err(|_| e))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self)
+    }
+}
+
+/// Why a target was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Blocked {
+    #[error("{ip} is a {range} address; allow it with --allow-private-targets")]
+    Address { ip: IpAddr, range: &'static str },
+    #[error("`{0}` URLs are not allowed (use https)")]
+    Scheme(String),
+    #[error("plain http is allowed only for targets inside --allow-private-targets; use https")]
+    InsecureScheme,
+    #[error("the URL has no host")]
+    NoHost,
+    #[error("URLs with a user name or password are not allowed")]
+    Credentials,
+}
+
+/// The IPv4 address an IPv6 address stands for, if it embeds one; else the address itself.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => embedded_v4(v6).map_or(ip, IpAddr::V4),
+    }
+}
+
+fn embedded_v4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let s = v6.segments();
+    let o = v6.octets();
+    let tail = Ipv4Addr::new(o[12], o[13], o[14], o[15]);
+    match s {
+        // ::ffff:a.b.c.d (mapped)
+        [0, 0, 0, 0, 0, 0xffff, _, _] => Some(tail),
+        // ::a.b.c.d (compatible; `::` and `::1` are judged as IPv6)
+        [0, 0, 0, 0, 0, 0, hi, _] if hi != 0 => Some(tail),
+        // 64:ff9b::/96 (NAT64)
+        [0x64, 0xff9b, 0, 0, 0, 0, _, _] => Some(tail),
+        // 2002:a.b.c.d::/48 (6to4)
+        [0x2002, _, _, ..] => Some(Ipv4Addr::new(o[2], o[3], o[4], o[5])),
+        _ => None,
+    }
+}
+
+/// The reserved range `ip` falls in, or `None` for a public address.
+pub fn reserved_range(ip: IpAddr) -> Option<&'static str> {
+    match ip {
+        IpAddr::V4(v4) => reserved_v4(v4),
+        IpAddr::V6(v6) => reserved_v6(v6),
+    }
+}
+
+fn reserved_v4(ip: Ipv4Addr) -> Option<&'static str> {
+    let [a, b, c, _] = ip.octets();
+    Some(match (a, b, c) {
+        (0, _, _) => "this-network",
+        (10, _, _) | (192, 168, _) => "private",
+        (172, 16..=31, _) => "private",
+        (100, 64..=127, _) => "carrier-grade NAT",
+        (127, _, _) => "loopback",
+        (169, 254, _) => "link-local (cloud metadata)",
+        (192, 0, 0) => "IETF protocol assignment",
+        (192, 0, 2) | (198, 51, 100) | (203, 0, 113) => "documentation",
+        (192, 88, 99) => "6to4 relay",
+        (198, 18..=19, _) => "benchmarking",
+        (224..=239, _, _) => "multicast",
+        (240..=255, _, _) => "reserved (or broadcast)",
+        _ => return None,
+    })
+}
+
+fn reserved_v6(ip: Ipv6Addr) -> Option<&'static str> {
+    if let Some(v4) = embedded_v4(ip) {
+        return reserved_v4(v4);
+    }
+    let s = ip.segments();
+    Some(match s[0] {
+        _ if ip.is_unspecified() => "unspecified",
+        _ if ip.is_loopback() => "loopback",
+        0xfe80..=0xfebf => "link-local",
+        0xfc00..=0xfdff => "unique local (private)",
+        0xff00..=0xffff => "multicast",
+        0x2001 if s[1] == 0x0db8 => "documentation",
+        0x2001 if s[1] < 0x0200 => "IETF protocol assignment",
+        0x3fff if s[1] < 0x1000 => "documentation",
+        0x2000..=0x3fff => return None,
+        _ => "reserved (not global unicast)",
+    })
+}
+
+/// Refuses an address outside the allow-list that is not public.
+pub fn check_ip(ip: IpAddr, allow: &AllowList) -> Result<(), Blocked> {
+    if allow.contains(ip) {
+        return Ok(());
+    }
+    match reserved_range(ip) {
+        Some(range) => Err(Blocked::Address { ip, range }),
+        None => Ok(()),
+    }
+}
+
+/// The check at channel save (and test) time: scheme, credentials, and the host when it is an IP
+/// literal or `localhost`. A hostname's addresses are checked when it is resolved for sending.
+pub fn check_target(url: &Url, allow: &AllowList) -> Result<(), Blocked> {
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Blocked::Credentials);
+    }
+    let ip = match url.host() {
+        None => return Err(Blocked::NoHost),
+        Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
+        Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
+        Some(Host::Domain(d)) => {
+            let d = d.trim_end_matches('.').to_ascii_lowercase();
+            (d == "localhost" || d.ends_with(".localhost"))
+                .then_some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+        }
+    };
+    if let Some(ip) = ip {
+        check_ip(ip, allow)?;
+    }
+    match url.scheme() {
+        "https" => Ok(()),
+        // A hostname's resolved addresses must all be allow-listed at send time; here we can only
+        // say whether any http target could be.
+        "http" => match ip {
+            Some(ip) if allow.contains(ip) => Ok(()),
+            None if !allow.is_empty() => Ok(()),
+            _ => Err(Blocked::InsecureScheme),
+        },
+        other => Err(Blocked::Scheme(other.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn url(s: &str) -> Url {
+        Url::parse(s).expect("url")
+    }
+
+    #[test]
+    fn reserved_ipv4_ranges_are_refused() {
+        for a in [
+            "0.0.0.0",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "100.64.0.1",
+            "100.127.255.255",
+            "127.0.0.1",
+            "169.254.169.254",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
+            "198.18.0.1",
+            "198.19.255.255",
+            "224.0.0.1",
+            "239.255.255.250",
+            "240.0.0.1",
+            "255.255.255.255",
+        ] {
+            assert!(
+                check_ip(ip(a), &AllowList::none()).is_err(),
+                "{a} must be blocked"
+            );
+        }
+    }
+
+    #[test]
+    fn public_addresses_pass() {
+        for a in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "2a00:1450:4001::1",
+        ] {
+            assert_eq!(check_ip(ip(a), &AllowList::none()), Ok(()), "{a} must pass");
+        }
+    }
+
+    #[test]
+    fn reserved_ipv6_ranges_and_embedded_ipv4_are_refused() {
+        for a in [
+            "::",
+            "::1",
+            "fe80::1",
+            "fc00::1",
+            "fd12:3456::1",
+            "ff02::1",
+            "2001:db8::1",
+            "3fff::1",
+            "2001::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "::ffff:10.0.0.1",
+            "::127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "100::1",
+        ] {
+            assert!(
+                check_ip(ip(a), &AllowList::none()).is_err(),
+                "{a} must be blocked"
+            );
+        }
+        assert_eq!(check_ip(ip("::ffff:8.8.8.8"), &AllowList::none()), Ok(()));
+    }
+
+    #[test]
+    fn the_allow_list_opens_exactly_its_networks() {
+        let allow: AllowList = "127.0.0.0/8, 10.0.0.5".parse().expect("cidrs");
+        assert_eq!(check_ip(ip("127.0.0.1"), &allow), Ok(()));
+        assert_eq!(check_ip(ip("::ffff:127.0.0.1"), &allow), Ok(()));
+        assert_eq!(check_ip(ip("10.0.0.5"), &allow), Ok(()));
+        assert!(check_ip(ip("10.0.0.6"), &allow).is_err());
+        assert!(check_ip(ip("169.254.169.254"), &allow).is_err());
+        assert!("127.0.0.0/33".parse::<AllowList>().is_err());
+    }
+
+    #[test]
+    fn blocked_addresses_say_why() {
+        let err = check_ip(ip("169.254.169.254"), &AllowList::none()).expect_err("blocked");
+        assert_eq!(
+            err.to_string(),
+            "169.254.169.254 is a link-local (cloud metadata) address; allow it with --allow-private-targets"
+        );
+    }
+
+    #[test]
+    fn targets_must_be_https_unless_allow_listed() {
+        let none = AllowList::none();
+        let local: AllowList = "127.0.0.0/8".parse().expect("cidr");
+        assert_eq!(
+            check_target(&url("https://hooks.slack.com/services/x"), &none),
+            Ok(())
+        );
+        assert_eq!(
+            check_target(&url("http://example.com/hook"), &none),
+            Err(Blocked::InsecureScheme)
+        );
+        assert!(check_target(&url("http://127.0.0.1:8080/hook"), &none).is_err());
+        assert_eq!(
+            check_target(&url("http://127.0.0.1:8080/hook"), &local),
+            Ok(())
+        );
+        assert!(check_target(&url("https://localhost/hook"), &none).is_err());
+        assert_eq!(
+            check_target(&url("http://localhost:9000/hook"), &local),
+            Ok(())
+        );
+        assert!(check_target(&url("https://[::ffff:127.0.0.1]/hook"), &none).is_err());
+        assert!(check_target(&url("https://169.254.169.254/latest/meta-data"), &local).is_err());
+        assert_eq!(
+            check_target(&url("ftp://example.com/x"), &none),
+            Err(Blocked::Scheme("ftp".into()))
+        );
+        assert_eq!(
+            check_target(&url("https://u:p@example.com/x"), &none),
+            Err(Blocked::Credentials)
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! What flows between the functions: the messages each queue carries and the batch contract
+//! every handler follows.
+//!
+//! ```text
+//! ingest queue   BusEnvelope (EventBridge's SQS target shape)     → ingest
+//! match queue    MatchTask   (one validated, de-duplicated event)  → matcher
+//! dispatch queue DispatchTask (one delivery's next attempt)        → dispatcher
+//! ```
+//!
+//! A handler takes a batch of [`QueueMessage`]s and answers which of them failed
+//! ([`BatchOutcome`]), the shape of SQS partial batch responses: the Lambda runtime and the
+//! local workers of `herald serve` both drive the same handler functions.
+
+#[cfg(feature = "lambda")]
+pub mod lambda;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::domain::event::{Event, Recipient};
+use crate::domain::rule::Template;
+use crate::domain::{ChannelId, DeliveryId, OrgId, RuleKey, UserId};
+
+/// A message as a handler receives it, whatever queue engine carried it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    pub id: String,
+    pub body: String,
+    /// How many times the queue has handed this message out, this time included.
+    pub receive_count: u32,
+}
+
+/// Which messages of a batch failed and should be received again (SQS `batchItemFailures`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    pub failed: Vec<String>,
+}
+
+/// Match-queue message: one accepted event, to be matched against its org's rules.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatchTask {
+    pub event: Event,
+}
+
+/// Dispatch-queue message: the next attempt of one delivery. It carries the event, so the
+/// dispatcher formats without reading it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DispatchTask {
+    pub delivery_id: DeliveryId,
+    pub org_id: OrgId,
+    pub rule_key: RuleKey,
+    pub channel_id: ChannelId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<Recipient>,
+    /// The attempt this message is for (1-based). A message whose attempt is already on record
+    /// is a duplicate.
+    pub attempt: u32,
+    /// Not before this instant: waits longer than a queue's maximum delay are served in hops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<DateTime<Utc>>,
+    pub event: Event,
+    /// The rule's template, carried so the dispatcher formats without reading the rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<Template>,
+}
+
+/// The id of the delivery of `event` by `rule` to `channel` (and `recipient`).
+///
+/// A UUIDv7 whose timestamp is the event's receipt time and whose random bits are a hash of
+/// (org, event, rule, channel, recipient): time-ordered like every id, and deterministic, so a
+/// duplicate event, or a match message handled twice, lands on the same delivery instead of
+/// making a second one.
+pub fn delivery_id(
+    event: &Event,
+    rule: &RuleKey,
+    channel: ChannelId,
+    recipient: Option<&UserId>,
+) -> DeliveryId {
+    let mut hash = Sha256::new();
+    for part in [
+        event.org_id.to_string().as_str(),
+        event.id.as_str(),
+        rule.as_str(),
+        channel.to_string().as_str(),
+        recipient.map_or("", UserId::as_str),
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part.as_bytes());
+    }
+    let digest = hash.finalize();
+    let millis = u64::try_from(event.received_at.timestamp_millis()).unwrap_or(0);
+    let mut bytes = [0u8; 16];
+    bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+    bytes[6..].copy_from_slice(&digest[..10]);
+    bytes[6] = 0x70 | (bytes[6] & 0x0f); // version 7
+    bytes[8] = 0x80 | (bytes[8] & 0x3f); // RFC 4122 variant
+    DeliveryId::from(Uuid::from_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::EventId;
+    use crate::domain::event::{EventType, Module};
+
+    fn event() -> Event {
+        let now = DateTime::parse_from_rfc3339("2026-05-01T12:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
+        Event {
+            id: EventId::parse("evt-1").expect("id"),
+            org_id: OrgId::new(),
+            event_type: EventType::parse("email.bounced").expect("type"),
+            module: Module::parse("email").expect("module"),
+            properties: serde_json::Map::new(),
+            recipients: Vec::new(),
+            occurred_at: now,
+            received_at: now,
+        }
+    }
+
+    #[test]
+    fn delivery_ids_are_deterministic_v7_uuids() {
+        let e = event();
+        let rule = RuleKey::parse("bounces").expect("key");
+        let channel = ChannelId::new();
+        let a = delivery_id(&e, &rule, channel, None);
+        assert_eq!(a, delivery_id(&e, &rule, channel, None));
+        assert_eq!(a.as_uuid().get_version_num(), 7);
+        let ts = a.as_uuid().get_timestamp().expect("v7 timestamp").to_unix();
+        assert_eq!(
+            ts.0,
+            u64::try_from(e.received_at.timestamp()).expect("positive")
+        );
+    }
+
+    #[test]
+    fn delivery_ids_differ_per_rule_channel_and_recipient() {
+        let e = event();
+        let rule = RuleKey::parse("bounces").expect("key");
+        let other_rule = RuleKey::parse("bounces2").expect("key");
+        let channel = ChannelId::new();
+        let alice = UserId::parse("alice").expect("user");
+        let ids = [
+            delivery_id(&e, &rule, channel, None),
+            delivery_id(&e, &other_rule, channel, None),
+            delivery_id(&e, &rule, ChannelId::new(), None),
+            delivery_id(&e, &rule, channel, Some(&alice)),
+        ];
+        for (i, a) in ids.iter().enumerate() {
+            for b in &ids[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+}

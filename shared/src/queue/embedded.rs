@@ -1,0 +1,969 @@
+//! The embedded queue engine for `herald serve`: SQS semantics (delay, visibility timeout,
+//! receive count, dead-letter after `max_receives`, long polling) over one redb database file of
+//! its own (e.g. `queue.redb`), separate from the store's.
+//!
+//! # Layout
+//! - `messages`: `(queue, seq)` → record (visible-at, receive count, message id, body).
+//! - `visibility`: `(queue, visible_at_ms, seq)` → `()`, the index receivers scan: everything due
+//!   in a queue is the key range `(queue, 0, 0) ..= (queue, now, MAX)`, in send order within the
+//!   same instant. In-flight and delayed messages sit in the same index with a future time, so a
+//!   message received before a crash reappears after its visibility timeout, with no recovery step.
+//! - `meta`: the next sequence number.
+//!
+//! Times are wall-clock milliseconds since the Unix epoch, so they mean the same after a restart.
+//!
+//! # Durability and group commit
+//! Every mutation (send, receive, delete, change visibility, dead-letter, redrive) runs on one
+//! writer thread that owns the write side of the database. It takes the first waiting operation,
+//! drains every other operation already queued (up to [`MAX_OPS_PER_COMMIT`]), applies them all in
+//! one write transaction and commits it once (`Durability::Immediate`: fsync) before any caller
+//! hears back. So a send returns only once its messages are on disk (they survive `kill -9`), and
+//! under load N concurrent callers share one fsync instead of paying N — the group commit that the
+//! 10k deliveries/s target needs. A batch call (`send_batch` of 10) is one operation, so it is
+//! always one transaction. A group whose operations changed nothing (a poll of an empty queue) is
+//! aborted instead of committed, so idle receivers cost no fsync.
+//!
+//! Consumers should delete with [`Queue::delete_batch`] (one operation) rather than a loop of
+//! deletes (one group each). Measured ad hoc on the shared 2-core development machine: about
+//! 5–6k messages/s through three chained file-backed queues with 16 workers per queue (send,
+//! receive, delete_batch in batches of 10), about 30 operations per group, each group ~3 ms of
+//! fsync plus ~3 ms of applying. redb allows one write transaction at a time, so applying a group
+//! cannot overlap the previous group's fsync.
+//!
+//! Further ideas if the writer becomes the bottleneck: hold a group open for a few hundred
+//! microseconds when the previous group was large (trading latency for batch size), or commit
+//! receive-only groups with `Durability::None` followed by a durable commit (a lost receive only
+//! means an earlier redelivery, which at-least-once consumers tolerate).
+//!
+//! # Long polling
+//! Each queue has a [`Notify`]. Sends, redrives, dead-letter moves and visibility changes wake the
+//! queue's waiting receivers; a receiver that finds nothing due also learns when the next message
+//! becomes visible and sleeps until then (or its deadline), so there is no busy polling.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use tokio::sync::{Notify, mpsc, oneshot};
+use tokio::time::Instant;
+use uuid::Uuid;
+
+use super::{MAX_BATCH, MAX_DELAY, Outgoing, Queue, QueueError, Receipt, Received};
+
+/// The most operations applied in one write transaction.
+pub const MAX_OPS_PER_COMMIT: usize = 512;
+/// Messages a redrive moves per transaction.
+const REDRIVE_CHUNK: usize = 500;
+/// Page cache of the queue database. Queues churn: the live set is the backlog, not history.
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
+
+const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
+const VISIBILITY: TableDefinition<'_, (&str, u64, u64), ()> = TableDefinition::new("visibility");
+const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+const NEXT_SEQ: &str = "next_seq";
+
+/// How one named queue behaves. Settings belong to the handle, not the file: open a queue with
+/// the same settings every time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueSettings {
+    /// How long a received message stays invisible unless deleted or re-timed.
+    pub visibility_timeout: Duration,
+    /// With a [`dead_letter`](Self::dead_letter) queue: how many receives a message gets; the
+    /// next receive moves it to the dead-letter queue instead (SQS `maxReceiveCount`). At least
+    /// 1; 0 is taken as 1.
+    pub max_receives: u32,
+    /// The queue that takes messages received `max_receives` times; `None`: retried forever.
+    pub dead_letter: Option<String>,
+}
+
+impl Default for QueueSettings {
+    /// SQS's defaults: 30 s visibility, no dead-letter queue.
+    fn default() -> Self {
+        Self {
+            visibility_timeout: Duration::from_secs(30),
+            max_receives: 0,
+            dead_letter: None,
+        }
+    }
+}
+
+/// A message looked at without receiving it (for listing a dead-letter queue).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peeked {
+    pub message_id: String,
+    pub body: String,
+    pub receive_count: u32,
+}
+
+/// The embedded queue database: one redb file holding any number of named queues.
+/// Cheap to clone; the database closes when the last clone and queue handle are dropped.
+#[derive(Debug, Clone)]
+pub struct EmbeddedQueues {
+    inner: Arc<Inner>,
+}
+
+impl EmbeddedQueues {
+    /// Opens (or creates) the queue database at `path`. Only one process may have it open.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, QueueError> {
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
+            .map_err(|e| QueueError::engine(EngineError::from(redb::Error::from(e))))?;
+        Self::start(db)
+    }
+
+    /// A queue database that lives in memory only (tests, throwaway servers).
+    pub fn in_memory() -> Result<Self, QueueError> {
+        let db = Database::builder()
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|e| QueueError::engine(EngineError::from(redb::Error::from(e))))?;
+        Self::start(db)
+    }
+
+    fn start(db: Database) -> Result<Self, QueueError> {
+        create_tables(&db).map_err(QueueError::engine)?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let writer_db = Arc::clone(&db);
+        let writer = std::thread::Builder::new()
+            .name("herald-queue-writer".into())
+            .spawn(move || run_writer(&writer_db, rx))
+            .map_err(QueueError::engine)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                db,
+                tx: Some(tx),
+                writer: Some(writer),
+                notifiers: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+
+    /// A handle on the queue `name` (created on first send).
+    pub fn queue(&self, name: &str, mut settings: QueueSettings) -> EmbeddedQueue {
+        settings.max_receives = settings.max_receives.max(1);
+        EmbeddedQueue {
+            name: Arc::from(name),
+            notify: self.inner.notifier(name),
+            settings: Arc::new(settings),
+            inner: Arc::clone(&self.inner),
+        }
+    }
+
+    /// How many messages `name` holds: visible, in flight and delayed. Counts by scanning the
+    /// queue: for operators (`herald dlq`), not for hot paths.
+    pub async fn approximate_count(&self, name: &str) -> Result<usize, QueueError> {
+        let name = name.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let messages = txn.open_table(MESSAGES)?;
+            let mut count = 0;
+            for entry in messages.range((name.as_str(), 0)..=(name.as_str(), u64::MAX))? {
+                entry?;
+                count += 1;
+            }
+            Ok(count)
+        })
+        .await
+    }
+
+    /// Up to `max` messages of `name` in delivery order, without receiving them.
+    pub async fn peek(&self, name: &str, max: usize) -> Result<Vec<Peeked>, QueueError> {
+        let name = name.to_owned();
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let index = txn.open_table(VISIBILITY)?;
+            let messages = txn.open_table(MESSAGES)?;
+            let mut out = Vec::new();
+            for entry in index.range((name.as_str(), 0, 0)..=(name.as_str(), u64::MAX, u64::MAX))? {
+                if out.len() >= max {
+                    break;
+                }
+                let (_, _, seq) = entry?.0.value();
+                if let Some(raw) = messages.get((name.as_str(), seq))? {
+                    let record = Record::decode(raw.value())?;
+                    out.push(Peeked {
+                        message_id: record.message_id.to_string(),
+                        body: record.body,
+                        receive_count: record.receive_count,
+                    });
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Moves up to `max` visible messages from `from` (a dead-letter queue) to `to`, as new
+    /// messages with their receive count reset. Returns how many moved.
+    pub async fn redrive(&self, from: &str, to: &str, max: usize) -> Result<usize, QueueError> {
+        let mut moved = 0;
+        while moved < max {
+            let (from_name, to_name) = (from.to_owned(), to.to_owned());
+            let chunk = (max - moved).min(REDRIVE_CHUNK);
+            let n = self
+                .inner
+                .submit(move |t, now| Ok(Ok(t.redrive(&from_name, &to_name, chunk, now)?)))
+                .await?;
+            moved += n;
+            if n > 0 {
+                self.inner.wake(to);
+            }
+            if n < chunk {
+                break;
+            }
+        }
+        Ok(moved)
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Database) -> Result<T, EngineError> + Send + 'static,
+    ) -> Result<T, QueueError> {
+        let db = Arc::clone(&self.inner.db);
+        tokio::task::spawn_blocking(move || f(&db))
+            .await
+            .map_err(QueueError::engine)?
+            .map_err(QueueError::engine)
+    }
+}
+
+/// One named queue of an [`EmbeddedQueues`] database.
+#[derive(Debug, Clone)]
+pub struct EmbeddedQueue {
+    name: Arc<str>,
+    settings: Arc<QueueSettings>,
+    notify: Arc<Notify>,
+    inner: Arc<Inner>,
+}
+
+impl EmbeddedQueue {
+    /// The queue's name in its database.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// One receive attempt, without waiting.
+    async fn receive_now(&self, max: usize) -> Result<Polled, QueueError> {
+        let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
+        let polled = self
+            .inner
+            .submit(move |t, now| Ok(Ok(t.receive(&name, &settings, max, now)?)))
+            .await?;
+        if polled.dead_lettered
+            && let Some(dlq) = &self.settings.dead_letter
+        {
+            self.inner.wake(dlq);
+        }
+        Ok(polled)
+    }
+}
+
+#[async_trait]
+impl Queue for EmbeddedQueue {
+    async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        if messages.len() > MAX_BATCH {
+            return Err(QueueError::Rejected(format!(
+                "{} messages in one batch; at most {MAX_BATCH}",
+                messages.len()
+            )));
+        }
+        if let Some(m) = messages.iter().find(|m| m.delay > MAX_DELAY) {
+            return Err(QueueError::Rejected(format!(
+                "delay of {:?} exceeds the {MAX_DELAY:?} maximum",
+                m.delay
+            )));
+        }
+        let name = Arc::clone(&self.name);
+        self.inner
+            .submit(move |t, now| Ok(Ok(t.send(&name, messages, now)?)))
+            .await?;
+        self.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError> {
+        if !(1..=MAX_BATCH).contains(&max) {
+            return Err(QueueError::Rejected(format!(
+                "cannot receive {max} messages at once; 1 to {MAX_BATCH}"
+            )));
+        }
+        let deadline = Instant::now() + wait;
+        loop {
+            // Registered before polling, so a send that lands between the poll and the sleep
+            // still wakes this receiver.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let polled = self.receive_now(max).await?;
+            let now = Instant::now();
+            if !polled.messages.is_empty() || now >= deadline {
+                return Ok(polled.messages);
+            }
+            let wake = match polled.next_visible_at {
+                Some(at) => deadline.min(now + until(at)),
+                None => deadline,
+            };
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(wake) => {}
+            }
+        }
+    }
+
+    async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError> {
+        let (seq, count) = parse_receipt(receipt)?;
+        let name = Arc::clone(&self.name);
+        self.inner
+            .submit(move |t, _| t.delete(&name, seq, count))
+            .await
+    }
+
+    async fn delete_batch(&self, receipts: &[Receipt]) -> Result<(), QueueError> {
+        if receipts.len() > MAX_BATCH {
+            return Err(QueueError::Rejected(format!(
+                "{} receipts in one batch; at most {MAX_BATCH}",
+                receipts.len()
+            )));
+        }
+        let parsed: Vec<_> = receipts.iter().map(parse_receipt).collect();
+        let unparsable = parsed.iter().any(Result::is_err);
+        let owned: Vec<(u64, u32)> = parsed.into_iter().flatten().collect();
+        if !owned.is_empty() {
+            let name = Arc::clone(&self.name);
+            self.inner
+                .submit(move |t, _| {
+                    let mut result = Ok(());
+                    for (seq, count) in owned {
+                        if let Err(e) = t.delete(&name, seq, count)? {
+                            result = Err(e);
+                        }
+                    }
+                    Ok(result)
+                })
+                .await?;
+        }
+        if unparsable {
+            Err(QueueError::UnknownReceipt)
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn change_visibility(
+        &self,
+        receipt: &Receipt,
+        timeout: Duration,
+    ) -> Result<(), QueueError> {
+        let (seq, count) = parse_receipt(receipt)?;
+        let name = Arc::clone(&self.name);
+        let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+        self.inner
+            .submit(move |t, now| {
+                t.change_visibility(&name, seq, count, now.saturating_add(timeout_ms))
+            })
+            .await?;
+        self.notify.notify_waiters();
+        Ok(())
+    }
+}
+
+/// What one receive attempt found.
+#[derive(Debug)]
+struct Polled {
+    messages: Vec<Received>,
+    /// When the queue's next message becomes visible (ms since the epoch), if it has any.
+    next_visible_at: Option<u64>,
+    /// Whether some messages moved to the dead-letter queue.
+    dead_lettered: bool,
+}
+
+/// Time from now until the wall-clock instant `at_ms`, plus a millisecond so the message is due
+/// when the receiver wakes.
+fn until(at_ms: u64) -> Duration {
+    Duration::from_millis(at_ms.saturating_sub(now_ms()).saturating_add(1))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn receipt(seq: u64, receive_count: u32) -> Receipt {
+    Receipt(format!("{seq}.{receive_count}"))
+}
+
+fn parse_receipt(receipt: &Receipt) -> Result<(u64, u32), QueueError> {
+    let (seq, count) = receipt
+        .0
+        .split_once('.')
+        .ok_or(QueueError::UnknownReceipt)?;
+    Ok((
+        seq.parse().map_err(|_| QueueError::UnknownReceipt)?,
+        count.parse().map_err(|_| QueueError::UnknownReceipt)?,
+    ))
+}
+
+/// Failures of the database itself (as opposed to a caller's mistake).
+#[derive(Debug, thiserror::Error)]
+enum EngineError {
+    #[error(transparent)]
+    Db(#[from] redb::Error),
+    #[error("corrupt queue record: {0}")]
+    Corrupt(&'static str),
+    #[error("the queue writer has stopped")]
+    WriterStopped,
+    #[error("queue transaction failed: {0}")]
+    Group(#[source] Arc<EngineError>),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for EngineError {
+            fn from(e: $t) -> Self {
+                Self::Db(e.into())
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::SetDurabilityError
+);
+
+/// A stored message.
+#[derive(Debug)]
+struct Record {
+    visible_at: u64,
+    receive_count: u32,
+    message_id: Uuid,
+    body: String,
+}
+
+impl Record {
+    const HEADER: usize = 8 + 4 + 16;
+
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(Self::HEADER + self.body.len());
+        out.extend_from_slice(&self.visible_at.to_le_bytes());
+        out.extend_from_slice(&self.receive_count.to_le_bytes());
+        out.extend_from_slice(self.message_id.as_bytes());
+        out.extend_from_slice(self.body.as_bytes());
+        out
+    }
+
+    fn decode(raw: &[u8]) -> Result<Self, EngineError> {
+        if raw.len() < Self::HEADER {
+            return Err(EngineError::Corrupt("record shorter than its header"));
+        }
+        let (header, body) = raw.split_at(Self::HEADER);
+        let mut visible_at = [0; 8];
+        let mut receive_count = [0; 4];
+        let mut message_id = [0; 16];
+        visible_at.copy_from_slice(&header[0..8]);
+        receive_count.copy_from_slice(&header[8..12]);
+        message_id.copy_from_slice(&header[12..]);
+        let body =
+            std::str::from_utf8(body).map_err(|_| EngineError::Corrupt("body is not UTF-8"))?;
+        Ok(Self {
+            visible_at: u64::from_le_bytes(visible_at),
+            receive_count: u32::from_le_bytes(receive_count),
+            message_id: Uuid::from_bytes(message_id),
+            body: body.to_owned(),
+        })
+    }
+}
+
+fn create_tables(db: &Database) -> Result<(), EngineError> {
+    let txn = db.begin_write()?;
+    txn.open_table(MESSAGES)?;
+    txn.open_table(VISIBILITY)?;
+    txn.open_table(META)?;
+    txn.commit()?;
+    Ok(())
+}
+
+/// Shared state behind [`EmbeddedQueues`] and its queue handles.
+struct Inner {
+    db: Arc<Database>,
+    /// `None` only while dropping.
+    tx: Option<mpsc::UnboundedSender<Box<dyn Job>>>,
+    writer: Option<std::thread::JoinHandle<()>>,
+    notifiers: Mutex<HashMap<String, Arc<Notify>>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedQueues").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Closing the channel stops the writer; joining it releases the file, so the same path
+        // can be reopened as soon as the last handle is gone.
+        self.tx = None;
+        if let Some(writer) = self.writer.take()
+            && writer.join().is_err()
+        {
+            tracing::error!("the queue writer thread panicked");
+        }
+    }
+}
+
+impl Inner {
+    fn notifier(&self, name: &str) -> Arc<Notify> {
+        let mut map = self
+            .notifiers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(map.entry(name.to_owned()).or_default())
+    }
+
+    fn wake(&self, name: &str) {
+        self.notifier(name).notify_waiters();
+    }
+
+    /// Runs `f` in the next group transaction and returns its result once the group committed.
+    async fn submit<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tables<'_>, u64) -> Result<Result<T, QueueError>, EngineError>
+            + Send
+            + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| QueueError::engine(EngineError::WriterStopped))?;
+        tx.send(Box::new(Op { apply: f, reply }))
+            .map_err(|_| QueueError::engine(EngineError::WriterStopped))?;
+        rx.await
+            .map_err(|_| QueueError::engine(EngineError::WriterStopped))?
+    }
+}
+
+/// Tells one caller how its group ended: `Ok` once committed, or the group's failure.
+type Finish = Box<dyn FnOnce(Result<(), Arc<EngineError>>) + Send>;
+
+/// One caller's operation, waiting for the writer.
+trait Job: Send {
+    /// Applies the operation inside the group transaction. Returns how to answer the caller
+    /// once the group ends, or the database failure that dooms the whole group.
+    fn apply(
+        self: Box<Self>,
+        tables: &mut Tables<'_>,
+        now: u64,
+    ) -> Result<Finish, Arc<EngineError>>;
+    /// Answers the caller with the group's failure, without applying the operation.
+    fn fail(self: Box<Self>, error: Arc<EngineError>);
+}
+
+struct Op<F, T> {
+    apply: F,
+    reply: oneshot::Sender<Result<T, QueueError>>,
+}
+
+impl<F, T> Job for Op<F, T>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut Tables<'_>, u64) -> Result<Result<T, QueueError>, EngineError> + Send + 'static,
+{
+    fn apply(
+        self: Box<Self>,
+        tables: &mut Tables<'_>,
+        now: u64,
+    ) -> Result<Finish, Arc<EngineError>> {
+        let Op { apply, reply } = *self;
+        match apply(tables, now) {
+            Ok(result) => Ok(Box::new(move |committed: Result<(), Arc<EngineError>>| {
+                let answer = match committed {
+                    Ok(()) => result,
+                    Err(e) => Err(QueueError::engine(EngineError::Group(e))),
+                };
+                // The caller may have given up (dropped its future); nothing to tell then.
+                let _ = reply.send(answer);
+            })),
+            Err(e) => {
+                let e = Arc::new(e);
+                let _ = reply.send(Err(QueueError::engine(EngineError::Group(Arc::clone(&e)))));
+                Err(e)
+            }
+        }
+    }
+
+    fn fail(self: Box<Self>, error: Arc<EngineError>) {
+        let _ = self
+            .reply
+            .send(Err(QueueError::engine(EngineError::Group(error))));
+    }
+}
+
+fn run_writer(db: &Database, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_OPS_PER_COMMIT {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        run_group(db, jobs);
+    }
+}
+
+fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
+    let txn = match begin(db) {
+        Ok(txn) => txn,
+        Err(e) => return fail_all(jobs, &Arc::new(e)),
+    };
+    let mut tables = match Tables::open(&txn) {
+        Ok(tables) => tables,
+        Err(e) => return fail_all(jobs, &Arc::new(e)),
+    };
+    let now = now_ms();
+    let mut finishes = Vec::with_capacity(jobs.len());
+    let mut jobs = jobs.into_iter();
+    let mut failure = None;
+    for job in jobs.by_ref() {
+        match job.apply(&mut tables, now) {
+            Ok(finish) => finishes.push(finish),
+            Err(e) => {
+                failure = Some(e);
+                break;
+            }
+        }
+    }
+    let dirty = tables.dirty;
+    let failure = match failure {
+        None => tables.finish().err().map(Arc::new),
+        Some(e) => {
+            drop(tables);
+            Some(e)
+        }
+    };
+    let outcome = match failure {
+        Some(e) => {
+            // The transaction may hold part of the failed operation: none of the group commits.
+            if let Err(abort) = txn.abort() {
+                tracing::error!(error = %abort, "aborting a failed queue transaction");
+            }
+            Err(e)
+        }
+        None if !dirty => txn.abort().map_err(|e| Arc::new(EngineError::from(e))),
+        None => txn.commit().map_err(|e| Arc::new(EngineError::from(e))),
+    };
+    match outcome {
+        Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
+        Err(e) => {
+            tracing::error!(error = %e, "queue transaction failed");
+            finishes
+                .into_iter()
+                .for_each(|finish| finish(Err(Arc::clone(&e))));
+            jobs.for_each(|job| job.fail(Arc::clone(&e)));
+        }
+    }
+}
+
+fn begin(db: &Database) -> Result<redb::WriteTransaction, EngineError> {
+    let mut txn = db.begin_write()?;
+    txn.set_durability(Durability::Immediate)?;
+    Ok(txn)
+}
+
+fn fail_all(jobs: Vec<Box<dyn Job>>, e: &Arc<EngineError>) {
+    tracing::error!(error = %e, "cannot start a queue transaction");
+    jobs.into_iter().for_each(|job| job.fail(Arc::clone(e)));
+}
+
+/// The tables of one group transaction.
+struct Tables<'txn> {
+    messages: Table<'txn, (&'static str, u64), &'static [u8]>,
+    visibility: Table<'txn, (&'static str, u64, u64), ()>,
+    meta: Table<'txn, &'static str, u64>,
+    /// The next sequence number, kept here for the group and stored once by [`Self::finish`].
+    next_seq: u64,
+    seq_taken: bool,
+    /// Whether anything was written (an untouched group is aborted, not committed).
+    dirty: bool,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, EngineError> {
+        let meta = txn.open_table(META)?;
+        let next_seq = meta.get(NEXT_SEQ)?.map_or(0, |v| v.value());
+        Ok(Self {
+            messages: txn.open_table(MESSAGES)?,
+            visibility: txn.open_table(VISIBILITY)?,
+            meta,
+            next_seq,
+            seq_taken: false,
+            dirty: false,
+        })
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.seq_taken = true;
+        seq
+    }
+
+    /// Stores what the group kept in memory.
+    fn finish(mut self) -> Result<(), EngineError> {
+        if self.seq_taken {
+            self.meta.insert(NEXT_SEQ, self.next_seq)?;
+        }
+        Ok(())
+    }
+
+    fn put(&mut self, queue: &str, seq: u64, record: &Record) -> Result<(), EngineError> {
+        self.messages
+            .insert((queue, seq), record.encode().as_slice())?;
+        self.visibility
+            .insert((queue, record.visible_at, seq), ())?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn get(&self, queue: &str, seq: u64) -> Result<Option<Record>, EngineError> {
+        self.messages
+            .get((queue, seq))?
+            .map(|raw| Record::decode(raw.value()))
+            .transpose()
+    }
+
+    /// Removes a message and its index entry.
+    fn take(&mut self, queue: &str, seq: u64, record: &Record) -> Result<(), EngineError> {
+        self.messages.remove((queue, seq))?;
+        self.visibility.remove((queue, record.visible_at, seq))?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    fn send(&mut self, queue: &str, messages: Vec<Outgoing>, now: u64) -> Result<(), EngineError> {
+        for m in messages {
+            let seq = self.next_seq();
+            let delay = u64::try_from(m.delay.as_millis()).unwrap_or(u64::MAX);
+            let record = Record {
+                visible_at: now.saturating_add(delay),
+                receive_count: 0,
+                message_id: Uuid::new_v4(),
+                body: m.body,
+            };
+            self.put(queue, seq, &record)?;
+        }
+        Ok(())
+    }
+
+    /// Up to `max` index entries of `queue` due at `now`, earliest first.
+    fn due(&self, queue: &str, now: u64, max: usize) -> Result<Vec<u64>, EngineError> {
+        let mut seqs = Vec::with_capacity(max);
+        for entry in self
+            .visibility
+            .range((queue, 0, 0)..=(queue, now, u64::MAX))?
+            .take(max)
+        {
+            seqs.push(entry?.0.value().2);
+        }
+        Ok(seqs)
+    }
+
+    fn receive(
+        &mut self,
+        queue: &str,
+        settings: &QueueSettings,
+        max: usize,
+        now: u64,
+    ) -> Result<Polled, EngineError> {
+        let visibility = u64::try_from(settings.visibility_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut messages = Vec::new();
+        let mut taken = Vec::new();
+        let mut dead_lettered = false;
+        // Dead-lettered messages free room for more; received ones may already be due again (a
+        // zero visibility timeout), hence `taken`.
+        loop {
+            let wanted = max - messages.len();
+            let due = self.due(queue, now, wanted + taken.len())?;
+            let fresh: Vec<u64> = due
+                .into_iter()
+                .filter(|seq| !taken.contains(seq))
+                .take(wanted)
+                .collect();
+            if fresh.is_empty() {
+                break;
+            }
+            let mut moved = false;
+            for seq in fresh {
+                let Some(mut record) = self.get(queue, seq)? else {
+                    return Err(EngineError::Corrupt("index entry without a message"));
+                };
+                self.visibility.remove((queue, record.visible_at, seq))?;
+                if let Some(dlq) = &settings.dead_letter
+                    && record.receive_count >= settings.max_receives
+                {
+                    self.messages.remove((queue, seq))?;
+                    let dlq_seq = self.next_seq();
+                    record.visible_at = now;
+                    self.put(dlq, dlq_seq, &record)?;
+                    dead_lettered = true;
+                    moved = true;
+                    continue;
+                }
+                record.receive_count = record.receive_count.saturating_add(1);
+                record.visible_at = now.saturating_add(visibility);
+                self.put(queue, seq, &record)?;
+                taken.push(seq);
+                messages.push(Received {
+                    message_id: record.message_id.to_string(),
+                    receipt: receipt(seq, record.receive_count),
+                    body: record.body,
+                    receive_count: record.receive_count,
+                });
+            }
+            if messages.len() >= max || !moved {
+                break;
+            }
+        }
+        let next_visible_at = match self
+            .visibility
+            .range((queue, 0, 0)..=(queue, u64::MAX, u64::MAX))?
+            .next()
+        {
+            Some(entry) => Some(entry?.0.value().1),
+            None => None,
+        };
+        Ok(Polled {
+            messages,
+            next_visible_at,
+            dead_lettered,
+        })
+    }
+
+    /// The message `seq` if `count` is its latest receive; [`QueueError::UnknownReceipt`] if a
+    /// later receive superseded the receipt.
+    fn owned(
+        &self,
+        queue: &str,
+        seq: u64,
+        count: u32,
+    ) -> Result<Result<Option<Record>, QueueError>, EngineError> {
+        Ok(match self.get(queue, seq)? {
+            Some(record) if record.receive_count == count && count > 0 => Ok(Some(record)),
+            Some(_) => Err(QueueError::UnknownReceipt),
+            None => Ok(None),
+        })
+    }
+
+    fn delete(
+        &mut self,
+        queue: &str,
+        seq: u64,
+        count: u32,
+    ) -> Result<Result<(), QueueError>, EngineError> {
+        Ok(match self.owned(queue, seq, count)? {
+            Ok(Some(record)) => {
+                self.take(queue, seq, &record)?;
+                Ok(())
+            }
+            // Already deleted: deleting is idempotent, as in SQS.
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        })
+    }
+
+    fn change_visibility(
+        &mut self,
+        queue: &str,
+        seq: u64,
+        count: u32,
+        visible_at: u64,
+    ) -> Result<Result<(), QueueError>, EngineError> {
+        Ok(match self.owned(queue, seq, count)? {
+            Ok(Some(mut record)) => {
+                self.visibility.remove((queue, record.visible_at, seq))?;
+                record.visible_at = visible_at;
+                self.put(queue, seq, &record)?;
+                Ok(())
+            }
+            Ok(None) | Err(_) => Err(QueueError::UnknownReceipt),
+        })
+    }
+
+    fn redrive(
+        &mut self,
+        from: &str,
+        to: &str,
+        max: usize,
+        now: u64,
+    ) -> Result<usize, EngineError> {
+        let due = self.due(from, now, max)?;
+        for &seq in &due {
+            let Some(mut record) = self.get(from, seq)? else {
+                return Err(EngineError::Corrupt("index entry without a message"));
+            };
+            self.take(from, seq, &record)?;
+            record.visible_at = now;
+            record.receive_count = 0;
+            let new_seq = self.next_seq();
+            self.put(to, new_seq, &record)?;
+        }
+        Ok(due.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let record = Record {
+            visible_at: 1_700_000_000_123,
+            receive_count: 7,
+            message_id: Uuid::new_v4(),
+            body: "{\"ünïcode\": true}".into(),
+        };
+
+        let back = Record::decode(&record.encode()).expect("decode");
+
+        assert_eq!(back.visible_at, record.visible_at);
+        assert_eq!(back.receive_count, 7);
+        assert_eq!(back.message_id, record.message_id);
+        assert_eq!(back.body, record.body);
+    }
+
+    #[test]
+    fn a_truncated_or_non_utf8_record_is_refused() {
+        assert!(matches!(
+            Record::decode(&[0; 10]),
+            Err(EngineError::Corrupt(_))
+        ));
+        let mut raw = vec![0; Record::HEADER];
+        raw.extend_from_slice(&[0xff, 0xfe]);
+        assert!(matches!(Record::decode(&raw), Err(EngineError::Corrupt(_))));
+    }
+
+    #[test]
+    fn receipts_read_back_and_garbage_is_unknown() {
+        assert_eq!(parse_receipt(&receipt(42, 3)).expect("parse"), (42, 3));
+        for bad in ["", "42", "a.b", "1.2.3", "-1.2"] {
+            let result = parse_receipt(&Receipt(bad.into()));
+            assert!(matches!(result, Err(QueueError::UnknownReceipt)), "{bad:?}");
+        }
+    }
+}

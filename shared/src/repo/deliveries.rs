@@ -1,0 +1,276 @@
+//! Delivery records: one per (event, rule, channel[, recipient]), holding every attempt. Written
+//! by the matcher (`queued`) and updated by the dispatcher after each attempt, with optimistic
+//! concurrency on a `version` attribute so two dispatchers never overwrite each other's attempts.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::events::{from_doc, to_doc};
+use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::{ChannelId, DeliveryId, OrgId};
+use crate::store::{
+    Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, keys,
+};
+
+const ENTITY: &str = "Delivery";
+const VERSION: &str = "version";
+
+/// A delivery as read, with the version a later save must match.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    pub delivery: Delivery,
+    pub version: i64,
+}
+
+fn item(delivery: &Delivery, version: i64, ttl: i64) -> Result<Item, StoreError> {
+    let mut item = Item::new(
+        keys::delivery(delivery.org_id, delivery.id),
+        ENTITY,
+        to_doc(delivery)?,
+    )
+    .with_gsi1(keys::delivery_in_channel(
+        delivery.org_id,
+        delivery.channel_id,
+        delivery.id,
+    ))
+    .with_ttl(ttl);
+    item.nums.insert(VERSION.to_owned(), version);
+    Ok(item)
+}
+
+/// Creates the delivery unless it exists; returns the existing one when it does.
+pub async fn create(
+    store: &dyn Store,
+    delivery: &Delivery,
+    ttl: i64,
+) -> Result<Option<Versioned>, StoreError> {
+    match store
+        .put(item(delivery, 0, ttl)?, Condition::NotExists)
+        .await
+    {
+        Ok(()) => Ok(None),
+        Err(StoreError::Conflict) => get(store, delivery.org_id, delivery.id).await,
+        Err(e) => Err(e),
+    }
+}
+
+pub async fn get(
+    store: &dyn Store,
+    org: OrgId,
+    id: DeliveryId,
+) -> Result<Option<Versioned>, StoreError> {
+    let Some(item) = store.get(&keys::delivery(org, id)).await? else {
+        return Ok(None);
+    };
+    let version = item.nums.get(VERSION).copied().unwrap_or(0);
+    Ok(Some(Versioned {
+        delivery: from_doc(item.doc)?,
+        version,
+    }))
+}
+
+/// Saves `delivery` if its stored version is still `expected`; `Conflict` otherwise.
+pub async fn save(
+    store: &dyn Store,
+    delivery: &Delivery,
+    expected: i64,
+    ttl: i64,
+) -> Result<i64, StoreError> {
+    let next = expected + 1;
+    store
+        .put(
+            item(delivery, next, ttl)?,
+            Condition::NumEquals {
+                attr: VERSION.to_owned(),
+                value: expected,
+            },
+        )
+        .await?;
+    Ok(next)
+}
+
+/// Filters of the delivery log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogFilter {
+    pub rule_key: Option<String>,
+    pub channel_id: Option<ChannelId>,
+    pub recipient: Option<String>,
+    pub status: Option<DeliveryStatus>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+impl LogFilter {
+    fn accepts(&self, d: &Delivery) -> bool {
+        self.rule_key
+            .as_deref()
+            .is_none_or(|k| d.rule_key.as_ref().is_some_and(|r| r.as_str() == k))
+            && self.channel_id.is_none_or(|c| d.channel_id == c)
+            && self
+                .recipient
+                .as_deref()
+                .is_none_or(|u| d.recipient.as_ref().is_some_and(|r| r.as_str() == u))
+            && self.status.is_none_or(|s| d.status == s)
+            && self.from.is_none_or(|f| d.created_at >= f)
+            && self.to.is_none_or(|t| d.created_at < t)
+    }
+}
+
+/// One page of the log.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogPage {
+    pub items: Vec<Delivery>,
+    pub next: Option<Cursor>,
+}
+
+/// Most items a page reads before answering, matching or not: a filter that matches rarely
+/// answers a short page with a cursor instead of scanning without bound.
+const MAX_SCANNED: usize = 1000;
+/// Oldest a log query reaches back without an explicit `from`.
+const DEFAULT_LOOKBACK_DAYS: i64 = 30;
+
+/// The delivery log, newest first. With a channel filter it reads that channel's index;
+/// otherwise the org's day partitions from `to` back to `from`.
+pub async fn list(
+    store: &dyn Store,
+    org: OrgId,
+    filter: &LogFilter,
+    limit: usize,
+    cursor: Option<Cursor>,
+    now: DateTime<Utc>,
+) -> Result<LogPage, StoreError> {
+    let limit = limit.clamp(1, 200);
+    let upper = filter.to.unwrap_or(now);
+    let lower = filter
+        .from
+        .unwrap_or(upper - chrono::Duration::days(DEFAULT_LOOKBACK_DAYS));
+    let range = SortKeyRange::Between(
+        format!("DLV#{}", id_floor(lower)),
+        format!("DLV#{}", id_ceiling(upper)),
+    );
+
+    if let Some(channel) = filter.channel_id {
+        let query = |cursor| Query {
+            index: Index::Gsi1,
+            partition: keys::channel_deliveries(org, channel),
+            range: range.clone(),
+            descending: true,
+            limit: limit.min(100),
+            cursor,
+        };
+        return scan(store, filter, limit, cursor, query).await;
+    }
+
+    // Day partitions, newest first; the cursor's primary key names the day it stopped in.
+    let mut day = match &cursor {
+        Some(c) => day_of_partition(&c.decode()?.0).ok_or(StoreError::BadCursor)?,
+        None => upper.date_naive(),
+    };
+    let first_day = lower.date_naive();
+    let mut out = LogPage::default();
+    let mut cursor = cursor;
+    let mut scanned = 0;
+    while day >= first_day {
+        let partition = keys::deliveries_of_day(org, &day.format("%Y-%m-%d").to_string());
+        loop {
+            let page = store
+                .query(Query {
+                    index: Index::Primary,
+                    partition: partition.clone(),
+                    range: range.clone(),
+                    descending: true,
+                    limit: (limit - out.items.len()).clamp(1, 100),
+                    cursor: cursor.take(),
+                })
+                .await?;
+            scanned += page.items.len();
+            let last = page.items.last().map(|i| Cursor::after(i, Index::Primary));
+            for item in page.items {
+                let d: Delivery = from_doc(item.doc)?;
+                if filter.accepts(&d) {
+                    out.items.push(d);
+                }
+            }
+            if out.items.len() >= limit || scanned >= MAX_SCANNED {
+                out.next = page
+                    .next
+                    .or(last)
+                    .or_else(|| next_day_cursor(org, day, first_day));
+                return Ok(out);
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        day = match day.pred_opt() {
+            Some(d) => d,
+            None => break,
+        };
+    }
+    Ok(out)
+}
+
+/// A cursor that starts the next (older) day partition from its top.
+fn next_day_cursor(org: OrgId, day: NaiveDate, first_day: NaiveDate) -> Option<Cursor> {
+    let prev = day.pred_opt().filter(|d| *d >= first_day)?;
+    let top = Item::new(
+        Key::new(
+            keys::deliveries_of_day(org, &prev.format("%Y-%m-%d").to_string()),
+            "DLV#~",
+        ),
+        ENTITY,
+        serde_json::Value::Null,
+    );
+    Some(Cursor::after(&top, Index::Primary))
+}
+
+/// Reads one index partition page by page until `limit` matches, the end, or the scan bound.
+async fn scan(
+    store: &dyn Store,
+    filter: &LogFilter,
+    limit: usize,
+    mut cursor: Option<Cursor>,
+    query: impl Fn(Option<Cursor>) -> Query,
+) -> Result<LogPage, StoreError> {
+    let mut out = LogPage::default();
+    let mut scanned = 0;
+    loop {
+        let page = store.query(query(cursor.take())).await?;
+        scanned += page.items.len();
+        let last = page.items.last().map(|i| Cursor::after(i, Index::Gsi1));
+        for item in page.items {
+            let d: Delivery = from_doc(item.doc)?;
+            if filter.accepts(&d) {
+                out.items.push(d);
+            }
+        }
+        match page.next {
+            Some(next) if out.items.len() < limit && scanned < MAX_SCANNED => cursor = Some(next),
+            next => {
+                out.next = next.or(if out.items.len() >= limit { last } else { None });
+                return Ok(out);
+            }
+        }
+    }
+}
+
+fn day_of_partition(key: &Key) -> Option<NaiveDate> {
+    let day = key.pk.rsplit('#').next()?;
+    NaiveDate::parse_from_str(day, "%Y-%m-%d").ok()
+}
+
+/// The smallest UUIDv7 text at `t` (its 48-bit millisecond prefix, then zeros).
+fn id_floor(t: DateTime<Utc>) -> String {
+    uuid_prefix(t, "0000-0000-000000000000")
+}
+
+/// The largest UUIDv7 text at `t`.
+fn id_ceiling(t: DateTime<Utc>) -> String {
+    uuid_prefix(t, "ffff-ffff-ffffffffffff")
+}
+
+fn uuid_prefix(t: DateTime<Utc>, rest: &str) -> String {
+    let ms = u64::try_from(t.timestamp_millis()).unwrap_or(0) & 0xffff_ffff_ffff;
+    let hex = format!("{ms:012x}");
+    format!("{}-{}-{rest}", &hex[..8], &hex[8..])
+}
