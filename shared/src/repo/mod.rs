@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod channels;
+pub mod feeds;
 pub mod deliveries;
 pub mod events;
 pub mod orgs;
@@ -13,6 +14,7 @@ pub mod rules;
 
 pub use api_keys::ApiKeys;
 pub use channels::Channels;
+pub use feeds::Feeds;
 pub use orgs::Orgs;
 pub use rules::Rules;
 
