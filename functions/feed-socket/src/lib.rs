@@ -10,8 +10,6 @@
 //! Pushes go through [`ApiGatewayNotifier`], used by the api and dispatcher functions too.
 //! Messages follow the same protocol as `herald serve`'s socket (`docs/feeds.md`).
 
-pub mod notifier;
-
 use std::sync::Arc;
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
@@ -21,7 +19,7 @@ use herald_shared::feed::{self, Connection, Connections, FeedMessage, FeedToken,
 use herald_shared::repo::Feeds;
 use herald_shared::store::Store;
 
-pub use notifier::{ApiGatewayNotifier, PostOutcome};
+pub use herald_shared::feed::apigateway::{ApiGatewayNotifier, PostOutcome};
 
 /// The function's settings and clients, built once per instance.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use herald_shared::delivery::http::OutboundConfig;
 use herald_shared::delivery::outbound::AllowList;
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
-use herald_shared::feed::{FeedTokenSecret, LocalFeedHub, parse_allowed_origins};
+use herald_shared::feed::{FeedNotifier, FeedTokenSecret, LocalFeedHub, parse_allowed_origins};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::store::Store;
@@ -225,18 +225,24 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     {
         let (store, queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
         let sender = Arc::clone(&sender);
+        let feeds: Arc<dyn FeedNotifier> = Arc::new(feed_hub.clone());
         workers.extend(worker::spawn(
             "dispatch",
             Arc::clone(&dispatch_queue),
             args.dispatch_workers.max(1),
             move |messages| {
-                let (store, queue, sender) =
-                    (Arc::clone(&store), Arc::clone(&queue), Arc::clone(&sender));
+                let (store, queue, sender, feeds) = (
+                    Arc::clone(&store),
+                    Arc::clone(&queue),
+                    Arc::clone(&sender),
+                    Arc::clone(&feeds),
+                );
                 async move {
                     Dispatcher {
                         store: store.as_ref(),
                         dispatch_queue: queue.as_ref(),
                         sender: sender.as_ref(),
+                        feeds: feeds.as_ref(),
                         retry,
                         retention,
                     }

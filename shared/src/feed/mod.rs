@@ -4,6 +4,8 @@
 //! connections ([`local`] for `herald serve`; the API Gateway engine lives in the feed-socket
 //! function). Storage is [`crate::repo::feeds`].
 
+#[cfg(feature = "apigateway")]
+pub mod apigateway;
 pub mod connections;
 pub mod local;
 pub mod token;

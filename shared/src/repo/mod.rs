@@ -6,9 +6,9 @@
 
 pub mod api_keys;
 pub mod channels;
-pub mod feeds;
 pub mod deliveries;
 pub mod events;
+pub mod feeds;
 pub mod orgs;
 pub mod rules;
 

@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
+use super::{Connections, FeedMessage, FeedNotifier, NotifyError};
+use crate::domain::{OrgId, UserId};
+use crate::store::Store;
 use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
-use herald_shared::domain::{OrgId, UserId};
-use herald_shared::feed::{Connections, FeedMessage, FeedNotifier, NotifyError};
-use herald_shared::store::Store;
 
 /// What happened to one post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
