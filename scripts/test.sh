@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Runs every check and test Herald has, on a fresh machine:
-#   formatting, clippy (warnings are errors), unit/property/contract/API/end-to-end tests,
-#   and the SAM template checks. Installs and starts what the tests need (moto 5.2.5, the
-#   template linters — pinned, from PyPI) and stops it after.
+# Runs every check and test Herald has, on a fresh machine: formatting, clippy (warnings are
+# errors), unit/property/contract/API/end-to-end tests, the browser tests of the feed widget, and
+# the SAM template checks. Installs and starts what the tests need — moto 5.2.5 and the template
+# linters (pinned, from PyPI), Chromium (Debian) and playwright-core (npm, from the lockfile) —
+# and stops it after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,5 +17,7 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast
+echo "== browser tests (the feed widget in headless Chromium)"
+tests/browser/run.sh
 echo "== template checks"
 infra/check-template.sh
