@@ -16,7 +16,10 @@ use herald_shared::delivery::http::OutboundConfig;
 use herald_shared::delivery::outbound::AllowList;
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
-use herald_shared::feed::{FeedNotifier, FeedTokenSecret, LocalFeedHub, parse_allowed_origins};
+use herald_shared::domain::UserId;
+use herald_shared::feed::{
+    FeedNotifier, FeedToken, FeedTokenSecret, LocalFeedHub, parse_allowed_origins,
+};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::store::Store;
@@ -116,6 +119,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
     let server = start(args).await?;
     server.credentials.print(&server.url);
+    println!("  feed demo:        {} (user demo-user)", server.demo_url);
     info!(url = %server.url, "herald serve is ready");
     shutdown_signal().await;
     info!("shutting down");
@@ -126,6 +130,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 #[derive(Debug)]
 pub struct Running {
     pub url: String,
+    /// The feed widget's demo page for user `demo-user` of the development org (token valid 24 h).
+    pub demo_url: String,
     pub credentials: dev::Credentials,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -269,7 +275,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             default_outbox: true,
             allowed_private_targets: args.allow_private_targets.clone(),
             key_env: "test".to_owned(),
-            feed_token_secret: Some(feed_token_secret),
+            feed_token_secret: Some(feed_token_secret.clone()),
             feed_allowed_origins: parse_allowed_origins(&args.feed_allowed_origins.join(",")),
         }),
         // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.
@@ -281,6 +287,18 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let url = format!("http://{}", listener.local_addr()?);
+    let demo_user = UserId::parse("demo-user").map_err(|e| anyhow::anyhow!(e.message))?;
+    let demo_token = FeedToken::new(
+        credentials.org_id,
+        demo_user,
+        chrono::Utc::now(),
+        chrono::Duration::hours(24),
+    )?
+    .sign(&feed_token_secret);
+    let demo_url = format!(
+        "{url}/demo/feed?orgId={}&token={demo_token}",
+        credentials.org_id
+    );
     let mut stopped = shutdown.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -291,6 +309,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     });
     Ok(Running {
         url,
+        demo_url,
         credentials,
         stop,
         server,
