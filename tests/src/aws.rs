@@ -196,11 +196,16 @@ impl Receiver {
     }
 
     pub fn arrivals_at(&self, path: &str) -> Vec<Arrival> {
-        self.arrivals().into_iter().filter(|a| a.path == path).collect()
+        self.arrivals()
+            .into_iter()
+            .filter(|a| a.path == path)
+            .collect()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ReceiverState> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -211,7 +216,9 @@ async fn receive(
     body: axum::body::Bytes,
 ) -> (StatusCode, &'static str) {
     let path = format!("/{kind}/{name}");
-    let mut s = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut s = state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let status = s
         .plan
         .get_mut(&path)
@@ -328,10 +335,18 @@ impl Herald {
             invocations: Mutex::new(HashMap::new()),
         };
         let (status, org) = herald
-            .request("POST", "/api/v1/orgs", &[("x-admin-key", ADMIN_KEY)], Some(r#"{"name":"Acme"}"#))
+            .request(
+                "POST",
+                "/api/v1/orgs",
+                &[("x-admin-key", ADMIN_KEY)],
+                Some(r#"{"name":"Acme"}"#),
+            )
             .await;
         anyhow::ensure!(status == StatusCode::CREATED, "org: {status} {org}");
-        let org_id = org["id"].as_str().ok_or_else(|| anyhow!("org id"))?.to_owned();
+        let org_id = org["id"]
+            .as_str()
+            .ok_or_else(|| anyhow!("org id"))?
+            .to_owned();
         let (status, key) = herald
             .request(
                 "POST",
@@ -341,8 +356,13 @@ impl Herald {
             )
             .await;
         anyhow::ensure!(status == StatusCode::CREATED, "api key: {status} {key}");
-        herald.org_id = org_id.parse().map_err(|e| anyhow!("org id {org_id}: {e:?}"))?;
-        herald.api_key = key["key"].as_str().ok_or_else(|| anyhow!("key"))?.to_owned();
+        herald.org_id = org_id
+            .parse()
+            .map_err(|e| anyhow!("org id {org_id}: {e:?}"))?;
+        herald.api_key = key["key"]
+            .as_str()
+            .ok_or_else(|| anyhow!("key"))?
+            .to_owned();
         Ok(herald)
     }
 
@@ -362,14 +382,20 @@ impl Herald {
             req = req.header(*k, *v);
         }
         let req = req
-            .body(body.map(|b| Body::from(b.to_owned())).unwrap_or_else(Body::empty))
+            .body(
+                body.map(|b| Body::from(b.to_owned()))
+                    .unwrap_or_else(Body::empty),
+            )
             .expect("a valid request");
         let res = self.router.clone().oneshot(req).await.expect("infallible");
         let status = res.status();
         let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
             .await
             .unwrap_or_default();
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     /// A request on this org's API with its key (`rest` after `/api/v1/orgs/{org}`).
@@ -386,7 +412,9 @@ impl Herald {
 
     /// Creates a channel; its id.
     pub async fn channel(&self, body: Value) -> anyhow::Result<ChannelId> {
-        let (status, ch) = self.api("POST", "/notifications/channels", Some(&body)).await;
+        let (status, ch) = self
+            .api("POST", "/notifications/channels", Some(&body))
+            .await;
         anyhow::ensure!(status == StatusCode::CREATED, "channel: {status} {ch}");
         ch["id"]
             .as_str()
@@ -466,9 +494,13 @@ impl Herald {
                 .await
             }
         };
-        self.calls.record("esm", "Lambda", &format!("Invoke {}", f.origin()), 1);
+        self.calls
+            .record("esm", "Lambda", &format!("Invoke {}", f.origin()), 1);
         {
-            let mut inv = self.invocations.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut inv = self
+                .invocations
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let e = inv.entry(f.origin()).or_default();
             e.batches += 1;
             e.messages += received.len() as u64;
@@ -496,7 +528,11 @@ impl Herald {
                 .set_entries(Some(entries))
                 .send()
                 .await?;
-            anyhow::ensure!(out.failed().is_empty(), "deletes failed: {:?}", out.failed());
+            anyhow::ensure!(
+                out.failed().is_empty(),
+                "deletes failed: {:?}",
+                out.failed()
+            );
         }
         Ok(received.len())
     }
@@ -583,7 +619,9 @@ impl Herald {
             .await?;
         Ok(out
             .attributes()
-            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|a| {
+                a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            })
             .and_then(|n| n.parse().ok())
             .unwrap_or(0))
     }

@@ -39,7 +39,10 @@ impl CallLog {
     }
 
     pub fn record(&self, origin: Origin, service: &str, operation: &str, n: u64) {
-        let mut calls = self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut calls = self
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *calls
             .entry(Call {
                 service: service.to_owned(),
@@ -51,7 +54,10 @@ impl CallLog {
 
     /// Moves one call of `origin`/`service` from `from` to `to` (e.g. an empty receive).
     pub fn reclassify(&self, origin: Origin, service: &str, from: &str, to: &str) {
-        let mut calls = self.calls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut calls = self
+            .calls
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let key = |operation: &str| Call {
             service: service.to_owned(),
             operation: operation.to_owned(),

@@ -7,17 +7,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, bail};
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
-};
 use aws_sdk_dynamodb::client::Waiters as _;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
 use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, Target};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
 
-use super::template::{Cfn, Physical, Resolver, Template};
 use super::AwsClients;
+use super::template::{Cfn, Physical, Resolver, Template};
 
 /// Changes a test makes to what the template says.
 #[derive(Debug, Clone, Default)]
@@ -188,7 +188,12 @@ pub async fn provision(
                 .ok_or_else(|| anyhow!("{id} without PolicyDocument"))?,
         )?;
         let urls = resolver.resolve(props.get("Queues").unwrap_or(&Cfn::Null))?;
-        for url in urls.as_array().into_iter().flatten().filter_map(Value::as_str) {
+        for url in urls
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+        {
             aws.sqs
                 .set_queue_attributes()
                 .queue_url(url)
@@ -352,7 +357,10 @@ async fn create_rule(
         .send()
         .await
         .with_context(|| format!("creating rule {name}"))?;
-    let arn = out.rule_arn().ok_or_else(|| anyhow!("no rule ARN"))?.to_owned();
+    let arn = out
+        .rule_arn()
+        .ok_or_else(|| anyhow!("no rule ARN"))?
+        .to_owned();
     resolver.resources.insert(
         id.to_owned(),
         Physical {

@@ -246,7 +246,11 @@ impl Template {
     pub fn consumer_of(&self, queue_logical_id: &str) -> anyhow::Result<FunctionSpec> {
         self.functions()
             .into_iter()
-            .find(|f| f.sqs_source.as_ref().is_some_and(|(q, _)| q == queue_logical_id))
+            .find(|f| {
+                f.sqs_source
+                    .as_ref()
+                    .is_some_and(|(q, _)| q == queue_logical_id)
+            })
             .ok_or_else(|| anyhow!("no function consumes {queue_logical_id}"))
     }
 }
@@ -275,7 +279,11 @@ impl Resolver {
             Cfn::Bool(b) => J::Bool(*b),
             Cfn::Number(n) => J::Number(n.clone()),
             Cfn::String(s) => J::String(s.clone()),
-            Cfn::List(l) => J::Array(l.iter().map(|v| self.resolve(v)).collect::<Result<_, _>>()?),
+            Cfn::List(l) => J::Array(
+                l.iter()
+                    .map(|v| self.resolve(v))
+                    .collect::<Result<_, _>>()?,
+            ),
             Cfn::Map(m) => J::Object(
                 m.iter()
                     .map(|(k, v)| Ok((k.clone(), self.resolve(v)?)))

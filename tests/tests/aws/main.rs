@@ -11,8 +11,8 @@ use std::time::Duration;
 use herald_e2e::aws::stack::Overrides;
 use herald_e2e::aws::{Function, Herald, Receiver};
 use herald_shared::delivery::retry::RetryPolicy;
-use herald_shared::domain::delivery::{DeliveryStatus, ErrorClass};
 use herald_shared::domain::ChannelId;
+use herald_shared::domain::delivery::{DeliveryStatus, ErrorClass};
 use serde_json::{Value, json};
 
 mod costs;
@@ -54,7 +54,10 @@ async fn post_event(herald: &Herald, event_type: &str, properties: Value) -> Str
         .await;
     assert_eq!(status, http::StatusCode::ACCEPTED, "{body}");
     assert_eq!(body["accepted"], 1, "{body}");
-    body["items"][0]["id"].as_str().expect("event id").to_owned()
+    body["items"][0]["id"]
+        .as_str()
+        .expect("event id")
+        .to_owned()
 }
 
 /// Runs the pipeline until `n` deliveries to `channel` are final.
@@ -79,7 +82,9 @@ async fn until_final(herald: &Herald, channels: &[ChannelId], n: usize, timeout:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
-    let herald = Herald::deploy(&Overrides::default(), fast_retry()).await.expect("deploy");
+    let herald = Herald::deploy(&Overrides::default(), fast_retry())
+        .await
+        .expect("deploy");
     let receiver = Receiver::start().await.expect("receiver");
     let ops = slack(&herald, &receiver, "ops").await;
     let hook = webhook(&herald, &receiver, "billing").await;
@@ -88,17 +93,31 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
         .await
         .expect("rule");
 
-    let paid = post_event(&herald, "invoice.paid", json!({"amount": 1200, "currency": "EUR"})).await;
+    let paid = post_event(
+        &herald,
+        "invoice.paid",
+        json!({"amount": 1200, "currency": "EUR"}),
+    )
+    .await;
     let _other = post_event(&herald, "invoice.created", json!({"amount": 5})).await;
     until_final(&herald, &[ops, hook], 2, Duration::from_secs(30)).await;
 
     let slack_in = receiver.arrivals_at("/slack/ops");
     assert_eq!(slack_in.len(), 1, "one Slack message: {slack_in:?}");
     let attachment = &slack_in[0].body["attachments"][0];
-    assert!(attachment["fallback"].as_str().is_some_and(|f| f.contains("invoice.paid")), "{attachment}");
+    assert!(
+        attachment["fallback"]
+            .as_str()
+            .is_some_and(|f| f.contains("invoice.paid")),
+        "{attachment}"
+    );
     let hook_in = receiver.arrivals_at("/hook/billing");
     assert_eq!(hook_in.len(), 1, "one webhook call: {hook_in:?}");
-    assert_eq!(hook_in[0].body["id"], paid, "the webhook carries the event: {}", hook_in[0].body);
+    assert_eq!(
+        hook_in[0].body["id"], paid,
+        "the webhook carries the event: {}",
+        hook_in[0].body
+    );
     assert!(hook_in[0].headers.contains_key("webhook-signature"));
 
     for channel in [ops, hook] {
@@ -111,15 +130,25 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
     }
     let webhook_id = hook_in[0].headers["webhook-id"].to_str().expect("header");
     let ds = herald.deliveries(hook).await.expect("deliveries");
-    assert_eq!(webhook_id, ds[0].id.to_string(), "webhook-id is the delivery id");
-    for dlq in ["IngestDeadLetterQueue", "MatchDeadLetterQueue", "DispatchDeadLetterQueue"] {
+    assert_eq!(
+        webhook_id,
+        ds[0].id.to_string(),
+        "webhook-id is the delivery id"
+    );
+    for dlq in [
+        "IngestDeadLetterQueue",
+        "MatchDeadLetterQueue",
+        "DispatchDeadLetterQueue",
+    ] {
         assert_eq!(herald.queue_depth(dlq).await.expect("depth"), 0, "{dlq}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_500_is_retried_after_a_delay_and_then_delivered() {
-    let herald = Herald::deploy(&Overrides::default(), fast_retry()).await.expect("deploy");
+    let herald = Herald::deploy(&Overrides::default(), fast_retry())
+        .await
+        .expect("deploy");
     let receiver = Receiver::start().await.expect("receiver");
     let ops = slack(&herald, &receiver, "ops").await;
     herald
@@ -135,7 +164,10 @@ async fn a_500_is_retried_after_a_delay_and_then_delivered() {
     assert_eq!(arrivals.len(), 2, "{arrivals:?}");
     assert_eq!((arrivals[0].answered, arrivals[1].answered), (500, 200));
     let gap = arrivals[1].at - arrivals[0].at;
-    assert!(gap >= Duration::from_millis(900), "the retry waited for its delay: {gap:?}");
+    assert!(
+        gap >= Duration::from_millis(900),
+        "the retry waited for its delay: {gap:?}"
+    );
     let d = &herald.deliveries(ops).await.expect("deliveries")[0];
     assert_eq!(d.status, DeliveryStatus::Delivered, "{d:?}");
     assert_eq!(d.attempts.len(), 2, "{d:?}");
@@ -143,5 +175,9 @@ async fn a_500_is_retried_after_a_delay_and_then_delivered() {
     assert_eq!(d.attempts[0].error_class, Some(ErrorClass::ServerError));
     assert_eq!(d.attempts[1].status_code, Some(200));
     assert_eq!(d.attempts[1].n, 2);
-    assert_eq!(herald.invocations(Function::Dispatcher).messages, 2, "one message per attempt");
+    assert_eq!(
+        herald.invocations(Function::Dispatcher).messages,
+        2,
+        "one message per attempt"
+    );
 }

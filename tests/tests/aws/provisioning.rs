@@ -9,7 +9,9 @@ use herald_e2e::aws::template::Template;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queues_table_bus_and_rule_follow_the_template() {
-    let herald = Herald::deploy(&Overrides::default(), super::fast_retry()).await.expect("deploy");
+    let herald = Herald::deploy(&Overrides::default(), super::fast_retry())
+        .await
+        .expect("deploy");
     let template = Template::repository().expect("template");
     let defaults = template.parameter_defaults();
     let max_receives = defaults["MaxReceiveCount"].clone();
@@ -30,11 +32,23 @@ async fn queues_table_bus_and_rule_follow_the_template() {
             .await
             .expect("attributes");
         let attrs = attrs.attributes().expect("attributes");
-        assert_eq!(attrs[&QueueAttributeName::VisibilityTimeout], visibility, "{queue}");
+        assert_eq!(
+            attrs[&QueueAttributeName::VisibilityTimeout],
+            visibility,
+            "{queue}"
+        );
         let redrive: serde_json::Value =
             serde_json::from_str(&attrs[&QueueAttributeName::RedrivePolicy]).expect("json");
-        assert_eq!(redrive["deadLetterTargetArn"], herald.stack.queue(dlq).arn.as_str(), "{queue}");
-        assert_eq!(redrive["maxReceiveCount"].to_string().trim_matches('"'), max_receives, "{queue}");
+        assert_eq!(
+            redrive["deadLetterTargetArn"],
+            herald.stack.queue(dlq).arn.as_str(),
+            "{queue}"
+        );
+        assert_eq!(
+            redrive["maxReceiveCount"].to_string().trim_matches('"'),
+            max_receives,
+            "{queue}"
+        );
     }
 
     let table = herald
@@ -46,9 +60,16 @@ async fn queues_table_bus_and_rule_follow_the_template() {
         .await
         .expect("table");
     let table = table.table().expect("table");
-    let keys: Vec<_> = table.key_schema().iter().map(|k| k.attribute_name().to_owned()).collect();
+    let keys: Vec<_> = table
+        .key_schema()
+        .iter()
+        .map(|k| k.attribute_name().to_owned())
+        .collect();
     assert_eq!(keys, ["PK", "SK"]);
-    assert_eq!(table.global_secondary_indexes()[0].index_name(), Some("GSI1"));
+    assert_eq!(
+        table.global_secondary_indexes()[0].index_name(),
+        Some("GSI1")
+    );
     let ttl = herald
         .test_clients
         .dynamodb
@@ -58,7 +79,8 @@ async fn queues_table_bus_and_rule_follow_the_template() {
         .await
         .expect("ttl");
     assert_eq!(
-        ttl.time_to_live_description().and_then(|t| t.attribute_name()),
+        ttl.time_to_live_description()
+            .and_then(|t| t.attribute_name()),
         Some("ttl")
     );
 
