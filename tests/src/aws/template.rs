@@ -390,8 +390,10 @@ mod tests {
             "Parameters:\n  N: {Type: Number, Default: 5}\nResources:\n  Q:\n    Type: AWS::SQS::Queue\n    Properties:\n      A: !Ref N\n      B: !GetAtt D.Arn\n      C: !Sub \"${AWS::StackName}-q\"\n      E: {\"Fn::GetAtt\": [D, Arn]}\n",
         )
         .expect("parse");
-        let mut r = Resolver::default();
-        r.parameters = t.parameter_defaults();
+        let mut r = Resolver {
+            parameters: t.parameter_defaults(),
+            ..Resolver::default()
+        };
         r.parameters.insert("AWS::StackName".into(), "s".into());
         r.resources.insert(
             "D".into(),
