@@ -607,6 +607,61 @@ impl Herald {
         }
     }
 
+    /// Items in the table by `entityType`: (count, mean size in bytes by DynamoDB's item-size
+    /// rules, approximately), which decides the capacity units each read and write costs.
+    pub async fn item_sizes(
+        &self,
+    ) -> anyhow::Result<std::collections::BTreeMap<String, (u64, u64)>> {
+        use aws_sdk_dynamodb::types::AttributeValue as A;
+        fn size(v: &A) -> u64 {
+            match v {
+                A::S(s) => s.len() as u64,
+                A::N(n) => n.len() as u64 / 2 + 1,
+                A::B(b) => b.as_ref().len() as u64,
+                A::Bool(_) | A::Null(_) => 1,
+                A::M(m) => {
+                    3 + m
+                        .iter()
+                        .map(|(k, v)| k.len() as u64 + 1 + size(v))
+                        .sum::<u64>()
+                }
+                A::L(l) => 3 + l.iter().map(|v| 1 + size(v)).sum::<u64>(),
+                A::Ss(l) | A::Ns(l) => l.iter().map(|s| s.len() as u64).sum(),
+                _ => 0,
+            }
+        }
+        let mut sums: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        let mut start = None;
+        loop {
+            let out = self
+                .test_clients
+                .dynamodb
+                .scan()
+                .table_name(&self.stack.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for item in out.items() {
+                let entity = match item.get("entityType") {
+                    Some(A::S(s)) => s.clone(),
+                    _ => "?".to_owned(),
+                };
+                let bytes: u64 = item.iter().map(|(k, v)| k.len() as u64 + size(v)).sum();
+                let e = sums.entry(entity).or_default();
+                e.0 += 1;
+                e.1 += bytes;
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        Ok(sums
+            .into_iter()
+            .map(|(k, (n, total))| (k, (n, total / n.max(1))))
+            .collect())
+    }
+
     /// Messages visible in the queue `logical_id` (e.g. a DLQ), via the uncounted client.
     pub async fn queue_depth(&self, logical_id: &str) -> anyhow::Result<u64> {
         let out = self

@@ -58,6 +58,10 @@ async fn measure(title: &str, slack_channels: &[&str], webhooks: &[&str]) {
     assert_eq!(herald.calls.total("EventBridge", "PutEvents"), EVENTS);
     println!("{}", herald.calls.table(title, EVENTS));
     println!(
+        "{title}: table items (count, mean bytes): {:?}",
+        herald.item_sizes().await.expect("item sizes")
+    );
+    println!(
         "{title}: handler batches {:?}\n",
         Function::ALL.map(|f| (f, herald.invocations(f)))
     );
