@@ -1,7 +1,5 @@
 //! What the test creates is what `template.yaml` declares.
 
-use std::time::Duration;
-
 use aws_sdk_sqs::types::QueueAttributeName;
 use herald_e2e::aws::Herald;
 use herald_e2e::aws::stack::Overrides;
@@ -109,5 +107,4 @@ async fn queues_table_bus_and_rule_follow_the_template() {
         targets.targets()[0].arn(),
         herald.stack.queue("IngestQueue").arn.as_str()
     );
-    let _ = Duration::ZERO;
 }
