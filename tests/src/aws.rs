@@ -146,6 +146,8 @@ pub struct Arrival {
     pub at: Instant,
     pub headers: HeaderMap,
     pub body: Value,
+    /// The body as sent (what a signature covers).
+    pub raw: Vec<u8>,
     pub answered: u16,
 }
 
@@ -229,6 +231,7 @@ async fn receive(
         at: Instant::now(),
         headers,
         body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+        raw: body.to_vec(),
         answered: status,
     });
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
@@ -410,12 +413,18 @@ impl Herald {
         .await
     }
 
-    /// Creates a channel; its id.
-    pub async fn channel(&self, body: Value) -> anyhow::Result<ChannelId> {
+    /// Creates a channel; the API's answer (with a webhook's `signingSecret`).
+    pub async fn create_channel(&self, body: Value) -> anyhow::Result<Value> {
         let (status, ch) = self
             .api("POST", "/notifications/channels", Some(&body))
             .await;
         anyhow::ensure!(status == StatusCode::CREATED, "channel: {status} {ch}");
+        Ok(ch)
+    }
+
+    /// Creates a channel; its id.
+    pub async fn channel(&self, body: Value) -> anyhow::Result<ChannelId> {
+        let ch = self.create_channel(body).await?;
         ch["id"]
             .as_str()
             .and_then(|s| s.parse().ok())

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use herald_e2e::aws::stack::Overrides;
 use herald_e2e::aws::{Function, Herald, Receiver};
 use herald_shared::delivery::retry::RetryPolicy;
@@ -87,7 +88,18 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
         .expect("deploy");
     let receiver = Receiver::start().await.expect("receiver");
     let ops = slack(&herald, &receiver, "ops").await;
-    let hook = webhook(&herald, &receiver, "billing").await;
+    let created = herald
+        .create_channel(json!({"kind": "webhook", "name": "billing", "config": {"url": receiver.url("/hook/billing")}}))
+        .await
+        .expect("webhook channel");
+    let hook: ChannelId = created["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("channel id");
+    let secret = created["signingSecret"]
+        .as_str()
+        .expect("signing secret shown once");
     herald
         .rule(json!({"key": "paid", "channelIds": [ops.to_string(), hook.to_string()], "match": {"field": "type", "op": "eq", "value": "invoice.paid"}}))
         .await
@@ -118,7 +130,25 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
         "the webhook carries the event: {}",
         hook_in[0].body
     );
-    assert!(hook_in[0].headers.contains_key("webhook-signature"));
+    let header = |name: &str| {
+        hook_in[0].headers[name]
+            .to_str()
+            .expect("header")
+            .to_owned()
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("base64 secret");
+    herald_shared::delivery::signing::verify(
+        &key,
+        &header("webhook-id"),
+        &header("webhook-timestamp"),
+        &header("webhook-signature"),
+        &hook_in[0].raw,
+        chrono::Utc::now().timestamp(),
+        300,
+    )
+    .expect("the webhook signature verifies with the channel's secret");
 
     for channel in [ops, hook] {
         let ds = herald.deliveries(channel).await.expect("deliveries");
