@@ -1,0 +1,213 @@
+//! The pipeline through the AWS adapters against the emulator (`HERALD_TEST_AWS_ENDPOINT`):
+//! resources from `template.yaml`, `POST /events` → EventBridge → rule → ingest queue → ingest →
+//! match queue → matcher → dispatch queue → dispatcher → receivers on loopback; the DLQ and its
+//! redrive; and the AWS calls per routed event (`docs/cost.md`). See the table with
+//! `cargo test -p herald-e2e --test aws -- --nocapture`.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use herald_e2e::aws::stack::Overrides;
+use herald_e2e::aws::{Function, Herald, Receiver};
+use herald_shared::delivery::retry::RetryPolicy;
+use herald_shared::domain::ChannelId;
+use herald_shared::domain::delivery::{DeliveryStatus, ErrorClass};
+use serde_json::{Value, json};
+
+mod costs;
+mod dlq;
+mod provisioning;
+
+/// The test retry policy: base 1 s, so a retry comes back within the test's time.
+fn fast_retry() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_secs(1),
+        multiplier: 2,
+        max_wait: Duration::from_secs(2),
+        ..RetryPolicy::default()
+    }
+}
+
+async fn slack(herald: &Herald, receiver: &Receiver, name: &str) -> ChannelId {
+    herald
+        .channel(json!({"kind": "slack", "name": name, "config": {"webhookUrl": receiver.url(&format!("/slack/{name}"))}}))
+        .await
+        .expect("slack channel")
+}
+
+async fn webhook(herald: &Herald, receiver: &Receiver, name: &str) -> ChannelId {
+    herald
+        .channel(json!({"kind": "webhook", "name": name, "config": {"url": receiver.url(&format!("/hook/{name}"))}}))
+        .await
+        .expect("webhook channel")
+}
+
+/// `POST /events` with one event of `type`; the accepted event's id.
+async fn post_event(herald: &Herald, event_type: &str, properties: Value) -> String {
+    let (status, body) = herald
+        .api(
+            "POST",
+            "/events",
+            Some(&json!({"type": event_type, "module": "billing", "properties": properties})),
+        )
+        .await;
+    assert_eq!(status, http::StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["accepted"], 1, "{body}");
+    body["items"][0]["id"]
+        .as_str()
+        .expect("event id")
+        .to_owned()
+}
+
+/// Runs the pipeline until `n` deliveries to `channel` are final.
+async fn until_final(herald: &Herald, channels: &[ChannelId], n: usize, timeout: Duration) {
+    herald
+        .run_until(timeout, || async {
+            let mut finals = 0;
+            for c in channels {
+                finals += herald
+                    .deliveries(*c)
+                    .await
+                    .expect("deliveries")
+                    .iter()
+                    .filter(|d| d.status.is_final())
+                    .count();
+            }
+            finals >= n
+        })
+        .await
+        .expect("pipeline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
+    let herald = Herald::deploy(&Overrides::default(), fast_retry())
+        .await
+        .expect("deploy");
+    let receiver = Receiver::start().await.expect("receiver");
+    let ops = slack(&herald, &receiver, "ops").await;
+    let created = herald
+        .create_channel(json!({"kind": "webhook", "name": "billing", "config": {"url": receiver.url("/hook/billing")}}))
+        .await
+        .expect("webhook channel");
+    let hook: ChannelId = created["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("channel id");
+    let secret = created["signingSecret"]
+        .as_str()
+        .expect("signing secret shown once");
+    herald
+        .rule(json!({"key": "paid", "channelIds": [ops.to_string(), hook.to_string()], "match": {"field": "type", "op": "eq", "value": "invoice.paid"}}))
+        .await
+        .expect("rule");
+
+    let paid = post_event(
+        &herald,
+        "invoice.paid",
+        json!({"amount": 1200, "currency": "EUR"}),
+    )
+    .await;
+    let _other = post_event(&herald, "invoice.created", json!({"amount": 5})).await;
+    until_final(&herald, &[ops, hook], 2, Duration::from_secs(30)).await;
+
+    let slack_in = receiver.arrivals_at("/slack/ops");
+    assert_eq!(slack_in.len(), 1, "one Slack message: {slack_in:?}");
+    let attachment = &slack_in[0].body["attachments"][0];
+    assert!(
+        attachment["fallback"]
+            .as_str()
+            .is_some_and(|f| f.contains("invoice.paid")),
+        "{attachment}"
+    );
+    let hook_in = receiver.arrivals_at("/hook/billing");
+    assert_eq!(hook_in.len(), 1, "one webhook call: {hook_in:?}");
+    assert_eq!(
+        hook_in[0].body["id"], paid,
+        "the webhook carries the event: {}",
+        hook_in[0].body
+    );
+    let header = |name: &str| {
+        hook_in[0].headers[name]
+            .to_str()
+            .expect("header")
+            .to_owned()
+    };
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.trim_start_matches("whsec_"))
+        .expect("base64 secret");
+    herald_shared::delivery::signing::verify(
+        &key,
+        &header("webhook-id"),
+        &header("webhook-timestamp"),
+        &header("webhook-signature"),
+        &hook_in[0].raw,
+        chrono::Utc::now().timestamp(),
+        300,
+    )
+    .expect("the webhook signature verifies with the channel's secret");
+
+    for channel in [ops, hook] {
+        let ds = herald.deliveries(channel).await.expect("deliveries");
+        assert_eq!(ds.len(), 1, "{ds:?}");
+        assert_eq!(ds[0].status, DeliveryStatus::Delivered, "{ds:?}");
+        assert_eq!(ds[0].event_id.as_str(), paid);
+        assert_eq!(ds[0].attempts.len(), 1);
+        assert_eq!(ds[0].attempts[0].status_code, Some(200));
+    }
+    let webhook_id = hook_in[0].headers["webhook-id"].to_str().expect("header");
+    let ds = herald.deliveries(hook).await.expect("deliveries");
+    assert_eq!(
+        webhook_id,
+        ds[0].id.to_string(),
+        "webhook-id is the delivery id"
+    );
+    for dlq in [
+        "IngestDeadLetterQueue",
+        "MatchDeadLetterQueue",
+        "DispatchDeadLetterQueue",
+    ] {
+        assert_eq!(herald.queue_depth(dlq).await.expect("depth"), 0, "{dlq}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_500_is_retried_after_a_delay_and_then_delivered() {
+    let herald = Herald::deploy(&Overrides::default(), fast_retry())
+        .await
+        .expect("deploy");
+    let receiver = Receiver::start().await.expect("receiver");
+    let ops = slack(&herald, &receiver, "ops").await;
+    herald
+        .rule(json!({"key": "deploy.finished", "channelIds": [ops.to_string()]}))
+        .await
+        .expect("rule");
+    receiver.fail_next("/slack/ops", &[500]);
+
+    post_event(&herald, "deploy.finished", json!({"service": "api"})).await;
+    until_final(&herald, &[ops], 1, Duration::from_secs(30)).await;
+
+    let arrivals = receiver.arrivals_at("/slack/ops");
+    assert_eq!(arrivals.len(), 2, "{arrivals:?}");
+    assert_eq!((arrivals[0].answered, arrivals[1].answered), (500, 200));
+    let gap = arrivals[1].at - arrivals[0].at;
+    assert!(
+        gap >= Duration::from_millis(900),
+        "the retry waited for its delay: {gap:?}"
+    );
+    let d = &herald.deliveries(ops).await.expect("deliveries")[0];
+    assert_eq!(d.status, DeliveryStatus::Delivered, "{d:?}");
+    assert_eq!(d.attempts.len(), 2, "{d:?}");
+    assert_eq!(d.attempts[0].status_code, Some(500));
+    assert_eq!(d.attempts[0].error_class, Some(ErrorClass::ServerError));
+    assert_eq!(d.attempts[1].status_code, Some(200));
+    assert_eq!(d.attempts[1].n, 2);
+    assert_eq!(
+        herald.invocations(Function::Dispatcher).messages,
+        2,
+        "one message per attempt"
+    );
+}
