@@ -32,6 +32,7 @@ use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
 use herald_shared::domain::delivery::Delivery;
 use herald_shared::domain::{ChannelId, OrgId};
+use herald_shared::feed::NoopFeedNotifier;
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
 use herald_shared::queue::sqs::SqsQueue;
 use herald_shared::queue::{MAX_BATCH, Outgoing, Queue, QueueError, Receipt, Received};
@@ -296,9 +297,14 @@ impl Herald {
             )
         };
         let api = AwsClients::new(&sdk, &calls, "api");
+        let sender = HttpSender::new(OutboundConfig {
+            allow: AllowList::new(vec!["127.0.0.0/8".parse()?]),
+            ..OutboundConfig::default()
+        })?;
         let state = AppState::new(
             Arc::new(store("api")),
             Arc::new(EventBridgeBus::new(api.events, stack.bus_name.clone())),
+            Arc::new(sender.clone()),
             ApiConfig {
                 admin_key: Some(AdminKey::new(ADMIN_KEY)),
                 allowed_private_targets: vec!["127.0.0.0/8".parse()?],
@@ -307,10 +313,6 @@ impl Herald {
         );
         let router = herald_api::router(state);
         let match_queue_down = Arc::new(AtomicBool::new(false));
-        let sender = HttpSender::new(OutboundConfig {
-            allow: AllowList::new(vec!["127.0.0.0/8".parse()?]),
-            ..OutboundConfig::default()
-        })?;
         let mut herald = Self {
             ingest_store: store("ingest"),
             ingest_match_queue: Switchable {
@@ -496,6 +498,8 @@ impl Herald {
                     store: &self.dispatcher_store,
                     dispatch_queue: &self.dispatcher_dispatch_queue,
                     sender: &self.sender,
+                    // No in-app channels in the AWS runs: the feed socket is tested on its own.
+                    feeds: &NoopFeedNotifier,
                     retry: self.retry,
                     retention,
                 }
