@@ -31,6 +31,11 @@ use tracing::info;
 use crate::{dev, worker};
 use clap::Parser;
 
+/// Concurrent ingest and match workers (each handles a batch of up to 10 messages). More than
+/// the cores: a worker mostly waits for a commit of the embedded engines, and concurrent
+/// workers' writes share one commit (group commit).
+const PIPELINE_WORKERS: usize = 4;
+
 /// The pipeline's queues, in order.
 pub const QUEUES: [&str; 3] = ["ingest", "match", "dispatch"];
 
@@ -185,7 +190,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         workers.extend(worker::spawn(
             "ingest",
             Arc::clone(&ingest_queue),
-            2,
+            PIPELINE_WORKERS,
             move |messages| {
                 let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
                 async move {
@@ -207,7 +212,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         workers.extend(worker::spawn(
             "match",
             Arc::clone(&match_queue),
-            2,
+            PIPELINE_WORKERS,
             move |messages| {
                 let (store, dispatch_queue, rules) = (
                     Arc::clone(&store),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
-use herald_shared::queue::{MAX_BATCH, Queue, Received};
+use herald_shared::queue::{MAX_BATCH, Queue, Receipt, Received};
 use tokio::sync::watch;
 use tracing::{error, warn};
 
@@ -77,12 +77,16 @@ where
             return;
         }
     };
-    for received in batch {
-        if outcome.failed.contains(&received.message_id) {
-            continue;
-        }
-        if let Err(e) = queue.delete(&received.receipt).await {
-            warn!(queue = name, message_id = %received.message_id, error = %e, "delete failed; the message may be handled twice");
-        }
+    // One delete for the batch: one commit of the embedded queue instead of one per message.
+    let receipts: Vec<Receipt> = batch
+        .into_iter()
+        .filter(|r| !outcome.failed.contains(&r.message_id))
+        .map(|r| r.receipt)
+        .collect();
+    if receipts.is_empty() {
+        return;
+    }
+    if let Err(e) = queue.delete_batch(&receipts).await {
+        warn!(queue = name, error = %e, "delete failed; some messages of the batch may be handled twice");
     }
 }

@@ -1,0 +1,473 @@
+//! End-to-end benchmark of `herald serve`: events in through `POST /events`, webhooks out to a
+//! local receiver. Prints sustained deliveries/s, server CPU per delivery, accept-to-arrival
+//! latency at fixed offered rates, and the server's memory after the run.
+//!
+//! The server is the `herald` binary of this package, run as a child process (its CPU time and
+//! RSS come from `/proc/<pid>`), with a fresh data directory. The receiver and the load driver
+//! run in this process. Run with `cargo bench -p herald --bench pipeline`; tune with
+//! `BENCH_EVENTS` (throughput run, default 20000), `BENCH_RATES` (default `200,1000,5000`),
+//! `BENCH_RATE_SECS` (default 10), `BENCH_CONCURRENCY` (requests in flight in the throughput
+//! run, default 4) and `HERALD_*` variables passed through to the server (e.g.
+//! `HERALD_DISPATCH_WORKERS`). See docs/benchmarks.md.
+
+use std::collections::HashSet;
+use std::io::BufRead as _;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use serde_json::{Value, json};
+
+/// Events per `POST /events` in the throughput run (the API's maximum).
+const BATCH: usize = 100;
+/// Open-loop pacing: one request per tick at the fixed-rate runs.
+const TICK: Duration = Duration::from_millis(10);
+/// How long to wait for the last deliveries of a run before calling them missing.
+const DRAIN: Duration = Duration::from_secs(120);
+
+/// The clock every timestamp in this benchmark is read from (driver and receiver share it).
+fn nanos() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    u64::try_from(START.get_or_init(Instant::now).elapsed().as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// One webhook as the receiver saw it.
+#[derive(Debug, Clone)]
+struct Arrival {
+    webhook_id: String,
+    request: usize,
+    sent_at: u64,
+    arrived_at: u64,
+}
+
+#[derive(Debug, Default)]
+struct Receiver {
+    arrivals: Mutex<Vec<Arrival>>,
+}
+
+impl Receiver {
+    fn take(&self) -> Vec<Arrival> {
+        std::mem::take(&mut *self.arrivals.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn count(&self) -> usize {
+        self.arrivals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+async fn hook(State(rx): State<Arc<Receiver>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let arrived_at = nanos();
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return StatusCode::BAD_REQUEST;
+    };
+    let props = &event["properties"];
+    let num = |name: &str| props[name].as_u64().unwrap_or(0);
+    let arrival = Arrival {
+        webhook_id: headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        request: usize::try_from(num("request")).unwrap_or(usize::MAX),
+        sent_at: num("sentAtNanos"),
+        arrived_at,
+    };
+    rx.arrivals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(arrival);
+    StatusCode::OK
+}
+
+/// The server child process.
+#[derive(Debug)]
+struct Server {
+    child: Child,
+    url: String,
+    org: String,
+    api_key: String,
+}
+
+impl Server {
+    fn start(data_dir: &Path) -> anyhow::Result<Self> {
+        let org = uuid::Uuid::new_v4().to_string();
+        let api_key = format!("pk_test_bench{}", uuid::Uuid::new_v4().simple());
+        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+            .args([
+                "serve",
+                "--port",
+                "0",
+                "--allow-private-targets",
+                "127.0.0.0/8",
+            ])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("HERALD_DEV_ORG_ID", &org)
+            .env("HERALD_DEV_API_KEY", &api_key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting herald serve")?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Reads the banner, then keeps draining the server's log so it never blocks on a pipe.
+        std::thread::spawn(move || {
+            let mut tx = Some(tx);
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("Herald is running at ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let url = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => url,
+            Err(_) => {
+                let _ = child.kill();
+                bail!("herald serve did not print its URL within 60 s");
+            }
+        };
+        Ok(Self {
+            child,
+            url,
+            org,
+            api_key,
+        })
+    }
+
+    fn api(&self, path: &str) -> String {
+        format!("{}/api/v1/orgs/{}{path}", self.url, self.org)
+    }
+
+    /// User + system CPU time of the server process so far.
+    fn cpu(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
+        // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+        let rest = stat.rsplit_once(')').context("odd /proc stat")?.1;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
+        Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+    }
+
+    /// Resident set size in KiB.
+    fn rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .context("no VmRSS")?
+            .parse()
+            .context("odd VmRSS")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100)
+    })
+}
+
+fn load() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{cores} CPU(s), {cpu}")
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Sends events `request` will be known by, returns when the API answered 202.
+async fn post_events(
+    client: &reqwest::Client,
+    server: &Server,
+    request: usize,
+    count: usize,
+) -> anyhow::Result<()> {
+    let sent_at = nanos();
+    let events: Vec<Value> = (0..count)
+        .map(|_| {
+            json!({
+                "type": "bench.event",
+                "module": "ops",
+                "properties": {"sentAtNanos": sent_at, "request": request},
+            })
+        })
+        .collect();
+    let res = client
+        .post(server.api("/events"))
+        .header("x-api-key", &server.api_key)
+        .json(&events)
+        .send()
+        .await?;
+    if res.status() != reqwest::StatusCode::ACCEPTED {
+        bail!("POST /events: {} {}", res.status(), res.text().await?);
+    }
+    Ok(())
+}
+
+/// Waits until `expected` deliveries arrived (or [`DRAIN`] passed) and returns them.
+async fn drain(receiver: &Receiver, expected: usize) -> Vec<Arrival> {
+    let deadline = Instant::now() + DRAIN;
+    while receiver.count() < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Late duplicates, if any, would land in the next run's count otherwise.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    receiver.take()
+}
+
+fn distinct(arrivals: &[Arrival]) -> usize {
+    arrivals
+        .iter()
+        .map(|a| a.webhook_id.as_str())
+        .collect::<HashSet<_>>()
+        .len()
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1e6
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    // `cargo bench` passes `--bench`; this benchmark takes no arguments.
+    let events: usize = env_or("BENCH_EVENTS", 20_000);
+    let rate_secs: u64 = env_or("BENCH_RATE_SECS", 10);
+    let concurrency: usize = env_or("BENCH_CONCURRENCY", 4);
+    let rates: Vec<usize> = std::env::var("BENCH_RATES")
+        .unwrap_or_else(|_| "200,1000,5000".to_owned())
+        .split(',')
+        .filter_map(|r| r.trim().parse().ok())
+        .collect();
+    nanos();
+
+    let receiver = Arc::new(Receiver::default());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hook_url = format!("http://{}/hook", listener.local_addr()?);
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .with_state(Arc::clone(&receiver));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let data = tempfile::tempdir()?;
+    let server = Arc::new(Server::start(data.path())?);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let channel: Value = client
+        .post(server.api("/notifications/channels"))
+        .header("x-api-key", &server.api_key)
+        .json(&json!({"kind": "webhook", "name": "bench", "config": {"url": hook_url, "format": "generic"}}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let channel_id = channel["id"].as_str().context("channel id")?.to_owned();
+    client
+        .post(server.api("/notifications/rules"))
+        .header("x-api-key", &server.api_key)
+        .json(&json!({"key": "bench.event", "channelIds": [channel_id]}))
+        .send()
+        .await?
+        .error_for_status()?;
+
+    println!("herald serve end-to-end benchmark");
+    println!("machine: {}", machine());
+    println!(
+        "server: {} (child process), data dir on {}",
+        env!("CARGO_BIN_EXE_herald"),
+        data.path().display()
+    );
+    println!();
+
+    // Warm-up: connections, caches, the rule taking effect.
+    for request in 0..5 {
+        post_events(&client, &server, request, 20).await?;
+    }
+    let warm = drain(&receiver, 100).await;
+    if warm.len() < 100 {
+        bail!("warm-up: only {} of 100 deliveries arrived", warm.len());
+    }
+
+    // (a) + (b): sustained throughput and CPU per delivery.
+    let load_before = load();
+    let cpu0 = server.cpu()?;
+    let t0 = Instant::now();
+    let requests = events.div_ceil(BATCH);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut senders = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (client, server, next) = (client.clone(), Arc::clone(&server), Arc::clone(&next));
+        senders.push(tokio::spawn(async move {
+            loop {
+                let request = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if request >= requests {
+                    return Ok::<_, anyhow::Error>(());
+                }
+                let count = BATCH.min(events - request * BATCH);
+                post_events(&client, &server, request, count).await?;
+            }
+        }));
+    }
+    for s in senders {
+        s.await??;
+    }
+    let accepted_in = t0.elapsed();
+    let arrivals = drain(&receiver, events).await;
+    let last = arrivals.iter().map(|a| a.arrived_at).max().unwrap_or(0);
+    let first_sent = arrivals.iter().map(|a| a.sent_at).min().unwrap_or(0);
+    let elapsed = Duration::from_nanos(last.saturating_sub(first_sent));
+    let cpu = server.cpu()? - cpu0;
+    let delivered = distinct(&arrivals);
+    println!(
+        "(a) sustained throughput, {events} events in batches of {BATCH}, {concurrency} requests in flight (load before: {load_before}, after: {})",
+        load()
+    );
+    println!(
+        "| events | delivered | duplicates | accepted in | all delivered in | deliveries/s | target |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    let per_s = delivered as f64 / elapsed.as_secs_f64();
+    println!(
+        "| {events} | {delivered} | {} | {:.2} s | {:.2} s | {per_s:.0} | ≥ 10000: {} |",
+        arrivals.len() - delivered,
+        accepted_in.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        if per_s >= 10_000.0 { "met" } else { "MISSED" }
+    );
+    println!();
+    let per_delivery_ms = cpu.as_secs_f64() * 1e3 / delivered.max(1) as f64;
+    println!("(b) server CPU (user + sys) during the throughput run");
+    println!("| CPU time | deliveries | CPU per delivery | target |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {:.2} s | {delivered} | {per_delivery_ms:.3} ms | < 0.1 ms: {} |",
+        cpu.as_secs_f64(),
+        if per_delivery_ms < 0.1 {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    println!();
+
+    // (c): latency at fixed offered rates, open loop.
+    println!(
+        "(c) latency from the 202 answer to arrival at the receiver, open-loop offered rate, {rate_secs} s each"
+    );
+    println!(
+        "| offered/s | sent | delivered | achieved/s | p50 | p99 | p99.9 | max | load | target (p99 < 20 ms at 1000/s) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for rate in rates {
+        let per_tick = (rate as f64 * TICK.as_secs_f64()).round().max(1.0) as usize;
+        let ticks = usize::try_from(rate_secs * 1000 / TICK.as_millis() as u64).unwrap_or(0);
+        let accepted: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(vec![0; ticks]));
+        let start = tokio::time::Instant::now();
+        let mut inflight = Vec::with_capacity(ticks);
+        for tick in 0..ticks {
+            tokio::time::sleep_until(start + TICK * u32::try_from(tick)?).await;
+            let (client, server, accepted) =
+                (client.clone(), Arc::clone(&server), Arc::clone(&accepted));
+            inflight.push(tokio::spawn(async move {
+                post_events(&client, &server, tick, per_tick).await?;
+                let at = nanos();
+                accepted.lock().unwrap_or_else(PoisonError::into_inner)[tick] = at;
+                Ok::<_, anyhow::Error>(())
+            }));
+        }
+        for f in inflight {
+            f.await??;
+        }
+        let sent = ticks * per_tick;
+        let arrivals = drain(&receiver, sent).await;
+        let accepted = accepted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut latencies: Vec<u64> = arrivals
+            .iter()
+            .map(|a| {
+                let accepted_at = accepted.get(a.request).copied().filter(|&t| t > 0);
+                a.arrived_at
+                    .saturating_sub(accepted_at.unwrap_or(a.sent_at))
+            })
+            .collect();
+        latencies.sort_unstable();
+        let span = arrivals.iter().map(|a| a.arrived_at).max().unwrap_or(0)
+            - arrivals.iter().map(|a| a.sent_at).min().unwrap_or(0);
+        let p99 = percentile(&latencies, 99.0);
+        println!(
+            "| {rate} | {sent} | {} | {:.0} | {:.1} ms | {p99:.1} ms | {:.1} ms | {:.1} ms | {} | {} |",
+            distinct(&arrivals),
+            distinct(&arrivals) as f64 / (span as f64 / 1e9),
+            percentile(&latencies, 50.0),
+            percentile(&latencies, 99.9),
+            latencies.last().copied().unwrap_or(0) as f64 / 1e6,
+            load(),
+            match rate {
+                1000 if p99 < 20.0 => "met",
+                1000 => "MISSED",
+                _ => "-",
+            }
+        );
+    }
+    println!();
+
+    // (d): memory.
+    println!("(d) server memory after the run");
+    println!("| VmRSS |");
+    println!("|---|");
+    println!("| {:.1} MiB |", server.rss_kib()? as f64 / 1024.0);
+    Ok(())
+}
