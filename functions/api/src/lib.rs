@@ -11,6 +11,7 @@ pub mod body;
 pub mod channels;
 pub mod error;
 pub mod events;
+pub mod logs;
 pub mod openapi;
 pub mod orgs;
 pub mod pagination;
@@ -83,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .merge(channels::router())
         .merge(rules::router())
         .merge(events::router())
+        .merge(logs::router())
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

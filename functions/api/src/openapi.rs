@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
-use crate::{api_keys, channels, error, events, orgs, rules};
+use crate::{api_keys, channels, error, events, logs, orgs, rules};
 
 /// The document's source: every path and schema of the API.
 #[derive(Debug, OpenApi)]
@@ -43,6 +43,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         rules::update_rule,
         rules::delete_rule,
         events::post_events,
+        logs::list_logs,
+        logs::list_channel_logs,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -52,6 +54,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         (name = "channels", description = "Where notifications go"),
         (name = "rules", description = "Which events go to which channels"),
         (name = "events", description = "Publishing events"),
+        (name = "logs", description = "Delivery logs: every delivery and attempt"),
     )
 )]
 pub struct ApiDoc;

@@ -7,7 +7,7 @@ use super::channel::ChannelKind;
 use super::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
 
 /// One (event, rule, channel) — and recipient, for user-facing kinds.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Delivery {
     pub id: DeliveryId,

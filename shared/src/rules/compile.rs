@@ -3,6 +3,7 @@
 //! validated, so the parser and stored rules share one definition of a valid leaf.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
 use regex::{Regex, RegexBuilder};
 use serde_json::{Number, Value};
@@ -30,45 +31,63 @@ impl CompiledMatcher {
     }
 }
 
+/// Regexes built so far while compiling a rule set, by pattern: rules often share patterns, and
+/// building a regex costs far more than cloning one.
+pub(super) type Regexes = HashMap<String, Regex>;
+
 impl Matcher {
     /// Checks the tree (bounds, fields, values, patterns) and compiles it. Errors name the bad
     /// node under `match`, as [`Matcher::parse`] does.
     pub fn compile(&self) -> Result<CompiledMatcher, Invalid> {
+        self.compile_sharing(&mut Regexes::new())
+    }
+
+    /// [`Matcher::compile`], reusing and adding to `regexes`.
+    pub(super) fn compile_sharing(
+        &self,
+        regexes: &mut Regexes,
+    ) -> Result<CompiledMatcher, Invalid> {
         let mut nodes = 0;
-        let root = compile_node(self, "match", 1, &mut nodes)?;
+        let root = compile_node(self, 1, &mut nodes, regexes).map_err(|e| e.under("match"))?;
         Ok(CompiledMatcher { root })
     }
 }
 
-fn compile_node(m: &Matcher, path: &str, depth: usize, nodes: &mut usize) -> Result<Node, Invalid> {
-    check_bounds(path, depth, nodes)?;
+/// Compiles `m`, found at `depth`. Error fields are relative to `m`, so that no path is built
+/// unless there is an error.
+fn compile_node(
+    m: &Matcher,
+    depth: usize,
+    nodes: &mut usize,
+    regexes: &mut Regexes,
+) -> Result<Node, Invalid> {
+    check_bounds("", depth, nodes)?;
     Ok(match m {
         Matcher::All { all } => {
-            Node::All(compile_children(all, &format!("{path}.all"), depth, nodes)?)
+            Node::All(compile_children(all, depth, nodes, regexes).map_err(|e| e.under("all"))?)
         }
         Matcher::Any { any } => {
-            Node::Any(compile_children(any, &format!("{path}.any"), depth, nodes)?)
+            Node::Any(compile_children(any, depth, nodes, regexes).map_err(|e| e.under("any"))?)
         }
-        Matcher::Not { not } => Node::Not(Box::new(compile_node(
-            not,
-            &format!("{path}.not"),
-            depth + 1,
-            nodes,
-        )?)),
-        Matcher::Leaf(leaf) => Node::Leaf(CompiledLeaf::new(leaf).map_err(|e| e.under(path))?),
+        Matcher::Not { not } => Node::Not(Box::new(
+            compile_node(not, depth + 1, nodes, regexes).map_err(|e| e.under("not"))?,
+        )),
+        Matcher::Leaf(leaf) => Node::Leaf(CompiledLeaf::new(leaf, regexes)?),
     })
 }
 
 fn compile_children(
     children: &[Matcher],
-    path: &str,
     depth: usize,
     nodes: &mut usize,
+    regexes: &mut Regexes,
 ) -> Result<Box<[Node]>, Invalid> {
     children
         .iter()
         .enumerate()
-        .map(|(i, c)| compile_node(c, &format!("{path}[{i}]"), depth + 1, nodes))
+        .map(|(i, c)| {
+            compile_node(c, depth + 1, nodes, regexes).map_err(|e| e.under(&format!("[{i}]")))
+        })
         .collect()
 }
 
@@ -299,7 +318,7 @@ fn cmp_numbers(a: &Number, b: &Number) -> Option<Ordering> {
 
 impl CompiledLeaf {
     /// Validates and compiles one leaf. Error fields are relative to the leaf (`op`, `value[3]`).
-    pub(super) fn new(leaf: &Leaf) -> Result<Self, Invalid> {
+    pub(super) fn new(leaf: &Leaf, regexes: &mut Regexes) -> Result<Self, Invalid> {
         let field = FieldRef::parse(&leaf.field)?;
         let op = leaf.op;
         let value = match (&leaf.value, op) {
@@ -362,11 +381,16 @@ impl CompiledLeaf {
             }
             Op::Regex => {
                 let pattern = string(value, op)?;
-                let regex = RegexBuilder::new(pattern)
-                    .size_limit(MAX_REGEX_BYTES)
-                    .build()
-                    .map_err(|e| Invalid::new("value", format!("not a valid pattern: {e}")))?;
-                Test::Regex(regex)
+                if let Some(regex) = regexes.get(pattern) {
+                    Test::Regex(regex.clone())
+                } else {
+                    let regex = RegexBuilder::new(pattern)
+                        .size_limit(MAX_REGEX_BYTES)
+                        .build()
+                        .map_err(|e| Invalid::new("value", format!("not a valid pattern: {e}")))?;
+                    regexes.insert(pattern.to_owned(), regex.clone());
+                    Test::Regex(regex)
+                }
             }
         };
         Ok(CompiledLeaf { field, test })

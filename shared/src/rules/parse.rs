@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::compile::{CompiledLeaf, check_bounds};
+use super::compile::{CompiledLeaf, Regexes, check_bounds};
 use super::{Leaf, Matcher, Op};
 use crate::domain::Invalid;
 
@@ -117,7 +117,7 @@ fn parse_leaf(obj: &Map<String, Value>, path: &str) -> Result<Leaf, Invalid> {
         op,
         value: obj.get("value").cloned(),
     };
-    CompiledLeaf::new(&leaf).map_err(|e| e.under(path))?;
+    CompiledLeaf::new(&leaf, &mut Regexes::new()).map_err(|e| e.under(path))?;
     Ok(leaf)
 }
 

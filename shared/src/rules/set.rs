@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use super::compile::{CompiledLeaf, FieldRef, Node, Scalar, Test};
+use super::compile::{CompiledLeaf, FieldRef, Node, Regexes, Scalar, Test};
 use super::{Leaf, Matcher, Op};
 use crate::domain::event::Event;
 use crate::domain::rule::Rule;
@@ -75,9 +75,10 @@ impl RuleSet {
     /// logged and listed by [`RuleSet::rejected`].
     pub fn compile(rules: &[Rule]) -> RuleSet {
         let mut set = RuleSet::default();
+        let mut regexes = Regexes::new();
         for rule in rules.iter().filter(|r| r.enabled) {
             let compiled = match &rule.matcher {
-                Some(m) => match m.compile() {
+                Some(m) => match m.compile_sharing(&mut regexes) {
                     Ok(c) => c.into_node(),
                     Err(e) => {
                         tracing::warn!(rule = %rule.key, error = %e, "stored rule matcher does not compile; rule skipped");
