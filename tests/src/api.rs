@@ -216,7 +216,12 @@ impl Api {
 
     /// Polls the logs of `channel_id` until at least `count` deliveries are there and all of them
     /// are final; panics with what it saw after `timeout`.
-    pub async fn wait_final(&self, channel_id: &str, count: usize, timeout: Duration) -> Vec<Value> {
+    pub async fn wait_final(
+        &self,
+        channel_id: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let seen = self.logs(&[("channelId", channel_id)]).await;

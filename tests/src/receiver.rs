@@ -67,7 +67,10 @@ pub struct Arrival {
 enum Fallback {
     Always(Reply),
     /// `ServerError` with probability `rate`, else `Ok`, drawn from a seeded generator.
-    Random { rng: StdRng, rate: f64 },
+    Random {
+        rng: StdRng,
+        rate: f64,
+    },
 }
 
 #[derive(Debug)]
@@ -285,13 +288,18 @@ fn check_slack(body: &Value, problems: &mut Vec<String>) {
     };
     for (i, a) in attachments.iter().enumerate() {
         if !a["fallback"].as_str().is_some_and(|s| !s.is_empty()) {
-            problems.push(format!("attachments[{i}].fallback is not a non-empty string"));
+            problems.push(format!(
+                "attachments[{i}].fallback is not a non-empty string"
+            ));
         }
         let colour_ok = a["color"].as_str().is_some_and(|c| {
             c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|ch| ch.is_ascii_hexdigit())
         });
         if !colour_ok {
-            problems.push(format!("attachments[{i}].color is not #RRGGBB: {}", a["color"]));
+            problems.push(format!(
+                "attachments[{i}].color is not #RRGGBB: {}",
+                a["color"]
+            ));
         }
         if !a["title"].as_str().is_some_and(|s| !s.is_empty()) {
             problems.push(format!("attachments[{i}].title is not a non-empty string"));
@@ -299,7 +307,9 @@ fn check_slack(body: &Value, problems: &mut Vec<String>) {
         match a["fields"].as_array() {
             Some(fields) => {
                 for (j, f) in fields.iter().enumerate() {
-                    if !(f["title"].is_string() && f["value"].is_string() && f["short"].is_boolean())
+                    if !(f["title"].is_string()
+                        && f["value"].is_string()
+                        && f["short"].is_boolean())
                     {
                         problems.push(format!(
                             "attachments[{i}].fields[{j}] is not {{title, value, short}}: {f}"
@@ -313,7 +323,10 @@ fn check_slack(body: &Value, problems: &mut Vec<String>) {
             problems.push(format!("attachments[{i}].footer is not a string"));
         }
         if !a["ts"].is_i64() {
-            problems.push(format!("attachments[{i}].ts is not an integer: {}", a["ts"]));
+            problems.push(format!(
+                "attachments[{i}].ts is not an integer: {}",
+                a["ts"]
+            ));
         }
         if let Some(link) = a.get("title_link")
             && !link
@@ -379,7 +392,10 @@ fn check_discord(query: Option<&str>, body: &Value, problems: &mut Vec<String>) 
     };
     for (i, e) in embeds.iter().enumerate() {
         if !e["color"].is_u64() {
-            problems.push(format!("embeds[{i}].color is not an integer: {}", e["color"]));
+            problems.push(format!(
+                "embeds[{i}].color is not an integer: {}",
+                e["color"]
+            ));
         }
         if !e["title"].is_string() {
             problems.push(format!("embeds[{i}].title is not a string"));

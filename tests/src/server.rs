@@ -34,7 +34,26 @@ impl TestServer {
     /// A server with extra `herald serve` flags, e.g. `["--retry-max-attempts", "3"]`; a flag
     /// given here replaces its default.
     pub async fn start_with(extra: &[&str]) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary data directory");
+        Self::start_in(
+            tempfile::tempdir().expect("a temporary data directory"),
+            extra,
+        )
+        .await
+    }
+
+    /// Stops this server and starts another on the same data directory, with `extra` flags.
+    pub async fn restart_with(mut self, extra: &[&str]) -> Self {
+        if let Some(running) = self.running.take() {
+            running.stop().await.expect("herald serve stops cleanly");
+        }
+        let dir = std::mem::replace(
+            &mut self.dir,
+            tempfile::tempdir().expect("a temporary data directory"),
+        );
+        Self::start_in(dir, extra).await
+    }
+
+    async fn start_in(dir: TempDir, extra: &[&str]) -> Self {
         let data_dir = dir.path().to_str().expect("a UTF-8 temp path").to_owned();
         let mut argv: Vec<String> = vec!["--data-dir".into(), data_dir];
         for (flag, value) in DEFAULTS {

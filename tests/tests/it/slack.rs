@@ -12,7 +12,10 @@ async fn setup(server: &TestServer) -> (Receiver, String) {
     let channel = api
         .slack_channel(
             "email alerts",
-            &format!("{}/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX", receiver.url),
+            &format!(
+                "{}/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX",
+                receiver.url
+            ),
         )
         .await;
     let channel_id = id(&channel);
@@ -161,7 +164,8 @@ async fn channel_not_found_fails_at_once_and_marks_the_channel_broken() {
 
 #[tokio::test]
 async fn a_delivery_fails_after_the_maximum_attempts() {
-    let server = TestServer::start_with(&["--retry-max-attempts", "3", "--retry-base-ms", "50"]).await;
+    let server =
+        TestServer::start_with(&["--retry-max-attempts", "3", "--retry-base-ms", "50"]).await;
     let (receiver, channel_id) = setup(&server).await;
     receiver.always(Reply::ServerError);
     let api = server.api();
@@ -173,9 +177,16 @@ async fn a_delivery_fails_after_the_maximum_attempts() {
     let tries = attempts(d);
     let numbers: Vec<u64> = tries.iter().map(|t| t["n"].as_u64().unwrap()).collect();
     assert_eq!(numbers, [1, 2, 3], "{d:#}");
-    assert!(tries.iter().all(|t| t["statusCode"] == 500 && t["errorClass"] == "server_error"));
+    assert!(
+        tries
+            .iter()
+            .all(|t| t["statusCode"] == 500 && t["errorClass"] == "server_error")
+    );
     let at = attempt_times(d);
-    assert!(at.windows(2).all(|w| w[0] < w[1]), "attempts in order: {at:?}");
+    assert!(
+        at.windows(2).all(|w| w[0] < w[1]),
+        "attempts in order: {at:?}"
+    );
     assert_eq!(receiver.arrivals().len(), 3, "no fourth attempt");
     // A 5xx does not break the channel.
     assert_eq!(api.channel(&channel_id).await["health"]["status"], "ok");
