@@ -15,6 +15,6 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo test"
-cargo test --workspace --all-features --locked
+cargo test --workspace --all-features --locked --no-fail-fast
 echo "== template checks"
 infra/check-template.sh

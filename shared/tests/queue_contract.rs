@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use herald_shared::queue::contract::{QueueFactory, QueuePair, QueueSpec};
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::queue::sqs::{self as sqs_engine, SqsQueue};
-use herald_shared::queue::{MAX_BATCH, Outgoing, Queue};
+use herald_shared::queue::{MAX_BATCH, Outgoing, Queue, QueueError};
 
 /// Fresh in-memory embedded queues per pair.
 struct Embedded;
@@ -113,6 +113,7 @@ contract_cases!(
     a_delayed_message_stays_hidden_until_due,
     a_received_message_comes_back_after_its_visibility_timeout,
     a_deleted_message_does_not_come_back,
+    a_deleted_batch_does_not_come_back,
     change_visibility_to_zero_makes_a_message_visible_now,
     a_made_up_receipt_is_refused,
     after_max_receives_a_message_moves_to_the_dead_letter_queue,
@@ -286,6 +287,41 @@ mod embedded_only {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_receipt_superseded_by_a_later_receive_deletes_nothing() {
+        let queues = EmbeddedQueues::in_memory().expect("queues");
+        let q = queues.queue("work", settings(Duration::from_secs(30)));
+        q.send_batch(vec![Outgoing::now("x")]).await.expect("send");
+        let first = q
+            .receive(1, Duration::ZERO)
+            .await
+            .expect("receive")
+            .remove(0);
+        q.change_visibility(&first.receipt, Duration::ZERO)
+            .await
+            .expect("retime");
+        let second = q
+            .receive(1, Duration::ZERO)
+            .await
+            .expect("receive")
+            .remove(0);
+
+        let stale = q.delete(&first.receipt).await;
+
+        assert!(
+            matches!(stale, Err(QueueError::UnknownReceipt)),
+            "{stale:?}"
+        );
+        assert_eq!(queues.approximate_count("work").await.expect("count"), 1);
+        q.delete(&second.receipt)
+            .await
+            .expect("the current receipt deletes");
+        assert_eq!(queues.approximate_count("work").await.expect("count"), 0);
+        q.delete(&second.receipt)
+            .await
+            .expect("deleting twice is not an error");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_long_poll_wakes_when_an_in_flight_message_times_out() {
         let queues = EmbeddedQueues::in_memory().expect("queues");
         let q = queues.queue("work", settings(Duration::from_secs(1)));
@@ -335,6 +371,11 @@ mod sqs_only {
                 .expect("receive")
                 .is_empty()
         );
+
+        let dead = sqs_engine::approximate_count(&client, &urls.dead_letter)
+            .await
+            .expect("count");
+        assert_eq!(dead, 1, "the dead-letter queue holds the message");
 
         let moved = sqs_engine::redrive(&client, &urls.dead_letter, &urls.main, 100)
             .await

@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod auth;
 pub mod body;
+pub mod channel_test;
 pub mod channels;
 pub mod error;
 pub mod events;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use herald_shared::bus::EventBus;
+use herald_shared::delivery::Sender;
 use herald_shared::store::Store;
 use tower_http::trace::TraceLayer;
 
@@ -35,14 +37,22 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Where `POST /events` publishes.
     pub bus: Arc<dyn EventBus>,
+    /// What the channel test button sends through: the dispatcher's sender.
+    pub sender: Arc<dyn Sender>,
     pub config: Arc<ApiConfig>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, bus: Arc<dyn EventBus>, config: ApiConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        bus: Arc<dyn EventBus>,
+        sender: Arc<dyn Sender>,
+        config: ApiConfig,
+    ) -> Self {
         Self {
             store,
             bus,
+            sender,
             config: Arc::new(config),
         }
     }
@@ -84,6 +94,7 @@ pub fn router(state: AppState) -> Router {
         .merge(channels::router())
         .merge(rules::router())
         .merge(events::router())
+        .merge(channel_test::router())
         .merge(logs::router())
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_shared::bus::eventbridge::EventBridgeBus;
+use herald_shared::delivery::{HttpSender, OutboundConfig};
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
 
@@ -92,6 +93,8 @@ async fn main() -> Result<(), lambda_http::Error> {
     let state = AppState {
         store: Arc::new(store),
         bus: Arc::new(bus),
+        // No private targets on Lambda: the outbound client refuses every reserved range.
+        sender: Arc::new(HttpSender::new(OutboundConfig::default())?),
         config: Arc::new(ApiConfig {
             admin_key: admin_key(&config, &sdk).await?,
             // In AWS, email/SMS/push channels name their provider: there is no outbox.

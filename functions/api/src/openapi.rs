@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
-use crate::{api_keys, channels, error, events, logs, orgs, rules};
+use crate::{api_keys, channel_test, channels, error, events, logs, orgs, rules};
 
 /// The document's source: every path and schema of the API.
 #[derive(Debug, OpenApi)]
@@ -37,6 +37,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         channels::get_channel,
         channels::update_channel,
         channels::delete_channel,
+        channel_test::test_channel,
         rules::create_rule,
         rules::list_rules,
         rules::get_rule,

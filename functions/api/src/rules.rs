@@ -187,7 +187,6 @@ async fn parse_channels(
             format!("a rule may name at most {MAX_CHANNELS_PER_RULE} channels"),
         ));
     }
-    let channels = Channels::new(state.store.as_ref());
     let mut ids: Vec<ChannelId> = Vec::with_capacity(raw.len());
     for (i, s) in raw.iter().enumerate() {
         let field = format!("channelIds[{i}]");
@@ -200,18 +199,17 @@ async fn parse_channels(
                 "this channel is already listed",
             ));
         }
-        if channels
-            .get(org, &id)
-            .await
-            .map_err(|e| ApiError::from_repo(e, "channel"))?
-            .is_none()
-        {
-            return Err(ApiError::invalid_field(
-                field,
-                format!("unknown channel `{s}`"),
-            ));
-        }
         ids.push(id);
+    }
+    let exist = Channels::new(state.store.as_ref())
+        .exist(org, &ids)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "channel"))?;
+    if let Some(i) = exist.iter().position(|e| !e) {
+        return Err(ApiError::invalid_field(
+            format!("channelIds[{i}]"),
+            format!("unknown channel `{}`", raw[i]),
+        ));
     }
     Ok(ids)
 }

@@ -14,10 +14,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_shared::delivery::format::{self, MessageContext};
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
-use herald_shared::domain::channel::{Channel, ChannelHealth, HealthStatus};
+use herald_shared::delivery::{self, MessageContext};
 use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass};
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
@@ -139,7 +138,13 @@ impl Dispatcher<'_> {
             return Ok(());
         }
 
-        let outcome = self.attempt(&channel, &task).await;
+        let ctx = MessageContext {
+            event: &task.event,
+            rule_key: Some(&task.rule_key),
+            template: task.template.as_ref(),
+            delivery_id: task.delivery_id,
+        };
+        let outcome = delivery::attempt(self.sender, &channel, &ctx).await;
         delivery
             .attempts
             .push(outcome.to_attempt(task.attempt, now));
@@ -185,12 +190,15 @@ impl Dispatcher<'_> {
                 delivery.status = DeliveryStatus::Failed;
                 delivery.reason = Some(describe(class, &outcome));
                 warn!(error_class = ?class, status_code = ?outcome.status_code, "permanent failure; delivery failed");
-                if class.breaks_channel() {
-                    self.mark_broken(&channels, channel, &describe(class, &outcome), now)
-                        .await?;
-                }
             }
         }
+        let error = outcome
+            .error_class
+            .map(|c| describe(c, &outcome))
+            .unwrap_or_default();
+        channels
+            .record_health(&channel, outcome.error_class, &error, now)
+            .await?;
         match deliveries::save(self.store, &delivery, version, ttl).await {
             // Another dispatcher recorded this attempt first (a duplicate message in flight).
             Err(StoreError::Conflict) => {
@@ -198,22 +206,6 @@ impl Dispatcher<'_> {
                 Ok(())
             }
             other => other.map(|_| ()).map_err(Into::into),
-        }
-    }
-
-    /// One attempt through the sender. Kinds without a sender here end as a configuration error.
-    async fn attempt(&self, channel: &Channel, task: &DispatchTask) -> AttemptOutcome {
-        let ctx = MessageContext {
-            event: &task.event,
-            rule_key: Some(&task.rule_key),
-            template: task.template.as_ref(),
-            delivery_id: task.delivery_id,
-        };
-        match format::render(&channel.config, &ctx) {
-            Ok(message) => self.sender.send(channel, &message).await,
-            Err(not_http) => {
-                AttemptOutcome::not_sent(ErrorClass::Configuration, not_http.to_string())
-            }
         }
     }
 
@@ -234,30 +226,6 @@ impl Dispatcher<'_> {
             delay: wait.min(MAX_DELAY),
         };
         self.dispatch_queue.send_batch(vec![message]).await?;
-        Ok(())
-    }
-
-    async fn mark_broken(
-        &self,
-        channels: &Channels<'_>,
-        mut channel: Channel,
-        error: &str,
-        now: DateTime<Utc>,
-    ) -> Result<(), DispatchError> {
-        if channel.health.status == HealthStatus::Broken {
-            return Ok(());
-        }
-        channel.health = ChannelHealth {
-            status: HealthStatus::Broken,
-            last_error: Some(error.to_owned()),
-            since: Some(now),
-        };
-        match channels.update(&channel).await {
-            // Deleted meanwhile: nothing left to mark.
-            Err(RepoError::NotFound) => return Ok(()),
-            other => other?,
-        }
-        warn!("channel marked broken");
         Ok(())
     }
 }

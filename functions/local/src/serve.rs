@@ -86,7 +86,7 @@ impl ServeArgs {
 pub fn open_queues(data_dir: &Path) -> anyhow::Result<EmbeddedQueues> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
-    EmbeddedQueues::open(&data_dir.join("queues.redb")).context("opening the embedded queues")
+    EmbeddedQueues::open(data_dir.join("queues.redb")).context("opening the embedded queues")
 }
 
 fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> Arc<dyn Queue> {
@@ -141,7 +141,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(
-        Embedded::open(&args.data_dir.join("store.redb")).context("opening the embedded store")?,
+        Embedded::open(args.data_dir.join("store.redb")).context("opening the embedded store")?,
     );
     let queues = open_queues(&args.data_dir)?;
     let ingest_queue = queue(&queues, "ingest", Duration::from_secs(30));
@@ -240,6 +240,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let state = AppState {
         store: Arc::clone(&store),
         bus: Arc::new(QueueBus::new(Arc::clone(&ingest_queue))),
+        sender: sender.clone(),
         config: Arc::new(ApiConfig {
             admin_key: Some(AdminKey::new(&credentials.admin_key)),
             default_outbox: true,

@@ -29,3 +29,20 @@ pub use outbound::{AllowList, Blocked, check_target};
 #[cfg(feature = "http-senders")]
 pub use sender::HttpSender;
 pub use sender::{AttemptOutcome, Sender};
+
+use crate::domain::channel::Channel;
+use crate::domain::delivery::ErrorClass;
+
+/// One attempt to deliver `ctx` to `channel`: format for its kind, then send. Kinds with no
+/// sender here come back as a configuration error rather than vanishing. The dispatcher and the
+/// channel test button both go through this, so a test proves the path a page will take.
+pub async fn attempt(
+    sender: &dyn Sender,
+    channel: &Channel,
+    ctx: &MessageContext<'_>,
+) -> AttemptOutcome {
+    match format::render(&channel.config, ctx) {
+        Ok(message) => sender.send(channel, &message).await,
+        Err(not_http) => AttemptOutcome::not_sent(ErrorClass::Configuration, not_http.to_string()),
+    }
+}

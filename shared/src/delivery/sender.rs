@@ -65,7 +65,7 @@ impl AttemptOutcome {
 
 /// Delivers one message to one channel, once.
 #[async_trait]
-pub trait Sender: Send + Sync {
+pub trait Sender: Send + Sync + std::fmt::Debug {
     async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome;
 }
 

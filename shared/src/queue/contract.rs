@@ -209,6 +209,24 @@ pub async fn a_deleted_message_does_not_come_back(factory: &dyn QueueFactory) {
     );
 }
 
+/// `delete_batch` deletes every message of a received batch.
+pub async fn a_deleted_batch_does_not_come_back(factory: &dyn QueueFactory) {
+    let q = factory.create(spec(1, 5)).await;
+    send(q.main.as_ref(), &bodies("batch", 3)).await;
+    let got = receive_n(q.main.as_ref(), 3).await;
+    assert_eq!(got.len(), 3);
+
+    let receipts: Vec<Receipt> = got.iter().map(|m| m.receipt.clone()).collect();
+    q.main.delete_batch(&receipts).await.expect("delete_batch");
+
+    let after = q
+        .main
+        .receive(MAX_BATCH, Duration::from_secs(3))
+        .await
+        .expect("receive");
+    assert!(after.is_empty(), "deleted, yet received again: {after:?}");
+}
+
 /// `change_visibility(0)` makes an in-flight message visible at once.
 pub async fn change_visibility_to_zero_makes_a_message_visible_now(factory: &dyn QueueFactory) {
     let q = factory.create(spec(60, 5)).await;

@@ -23,6 +23,13 @@
 //! always one transaction. A group whose operations changed nothing (a poll of an empty queue) is
 //! aborted instead of committed, so idle receivers cost no fsync.
 //!
+//! Consumers should delete with [`Queue::delete_batch`] (one operation) rather than a loop of
+//! deletes (one group each). Measured ad hoc on the shared 2-core development machine: about
+//! 5–6k messages/s through three chained file-backed queues with 16 workers per queue (send,
+//! receive, delete_batch in batches of 10), about 30 operations per group, each group ~3 ms of
+//! fsync plus ~3 ms of applying. redb allows one write transaction at a time, so applying a group
+//! cannot overlap the previous group's fsync.
+//!
 //! Further ideas if the writer becomes the bottleneck: hold a group open for a few hundred
 //! microseconds when the previous group was large (trading latency for batch size), or commit
 //! receive-only groups with `Durability::None` followed by a durable commit (a lost receive only
@@ -65,7 +72,8 @@ pub struct QueueSettings {
     /// How long a received message stays invisible unless deleted or re-timed.
     pub visibility_timeout: Duration,
     /// With a [`dead_letter`](Self::dead_letter) queue: how many receives a message gets; the
-    /// next receive moves it to the dead-letter queue instead (SQS `maxReceiveCount`).
+    /// next receive moves it to the dead-letter queue instead (SQS `maxReceiveCount`). At least
+    /// 1; 0 is taken as 1.
     pub max_receives: u32,
     /// The queue that takes messages received `max_receives` times; `None`: retried forever.
     pub dead_letter: Option<String>,
@@ -135,7 +143,8 @@ impl EmbeddedQueues {
     }
 
     /// A handle on the queue `name` (created on first send).
-    pub fn queue(&self, name: &str, settings: QueueSettings) -> EmbeddedQueue {
+    pub fn queue(&self, name: &str, mut settings: QueueSettings) -> EmbeddedQueue {
+        settings.max_receives = settings.max_receives.max(1);
         EmbeddedQueue {
             name: Arc::from(name),
             notify: self.inner.notifier(name),
@@ -144,7 +153,8 @@ impl EmbeddedQueues {
         }
     }
 
-    /// How many messages `name` holds: visible, in flight and delayed.
+    /// How many messages `name` holds: visible, in flight and delayed. Counts by scanning the
+    /// queue: for operators (`herald dlq`), not for hot paths.
     pub async fn approximate_count(&self, name: &str) -> Result<usize, QueueError> {
         let name = name.to_owned();
         self.read(move |db| {
@@ -314,6 +324,37 @@ impl Queue for EmbeddedQueue {
         self.inner
             .submit(move |t, _| t.delete(&name, seq, count))
             .await
+    }
+
+    async fn delete_batch(&self, receipts: &[Receipt]) -> Result<(), QueueError> {
+        if receipts.len() > MAX_BATCH {
+            return Err(QueueError::Rejected(format!(
+                "{} receipts in one batch; at most {MAX_BATCH}",
+                receipts.len()
+            )));
+        }
+        let parsed: Vec<_> = receipts.iter().map(parse_receipt).collect();
+        let unparsable = parsed.iter().any(Result::is_err);
+        let owned: Vec<(u64, u32)> = parsed.into_iter().flatten().collect();
+        if !owned.is_empty() {
+            let name = Arc::clone(&self.name);
+            self.inner
+                .submit(move |t, _| {
+                    let mut result = Ok(());
+                    for (seq, count) in owned {
+                        if let Err(e) = t.delete(&name, seq, count)? {
+                            result = Err(e);
+                        }
+                    }
+                    Ok(result)
+                })
+                .await?;
+        }
+        if unparsable {
+            Err(QueueError::UnknownReceipt)
+        } else {
+            Ok(())
+        }
     }
 
     async fn change_visibility(
@@ -606,7 +647,13 @@ fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
         }
     }
     let dirty = tables.dirty;
-    drop(tables);
+    let failure = match failure {
+        None => tables.finish().err().map(Arc::new),
+        Some(e) => {
+            drop(tables);
+            Some(e)
+        }
+    };
     let outcome = match failure {
         Some(e) => {
             // The transaction may hold part of the failed operation: none of the group commits.
@@ -646,24 +693,40 @@ struct Tables<'txn> {
     messages: Table<'txn, (&'static str, u64), &'static [u8]>,
     visibility: Table<'txn, (&'static str, u64, u64), ()>,
     meta: Table<'txn, &'static str, u64>,
+    /// The next sequence number, kept here for the group and stored once by [`Self::finish`].
+    next_seq: u64,
+    seq_taken: bool,
     /// Whether anything was written (an untouched group is aborted, not committed).
     dirty: bool,
 }
 
 impl<'txn> Tables<'txn> {
     fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, EngineError> {
+        let meta = txn.open_table(META)?;
+        let next_seq = meta.get(NEXT_SEQ)?.map_or(0, |v| v.value());
         Ok(Self {
             messages: txn.open_table(MESSAGES)?,
             visibility: txn.open_table(VISIBILITY)?,
-            meta: txn.open_table(META)?,
+            meta,
+            next_seq,
+            seq_taken: false,
             dirty: false,
         })
     }
 
-    fn next_seq(&mut self) -> Result<u64, EngineError> {
-        let seq = self.meta.get(NEXT_SEQ)?.map_or(0, |v| v.value());
-        self.meta.insert(NEXT_SEQ, seq + 1)?;
-        Ok(seq)
+    fn next_seq(&mut self) -> u64 {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.seq_taken = true;
+        seq
+    }
+
+    /// Stores what the group kept in memory.
+    fn finish(mut self) -> Result<(), EngineError> {
+        if self.seq_taken {
+            self.meta.insert(NEXT_SEQ, self.next_seq)?;
+        }
+        Ok(())
     }
 
     fn put(&mut self, queue: &str, seq: u64, record: &Record) -> Result<(), EngineError> {
@@ -692,7 +755,7 @@ impl<'txn> Tables<'txn> {
 
     fn send(&mut self, queue: &str, messages: Vec<Outgoing>, now: u64) -> Result<(), EngineError> {
         for m in messages {
-            let seq = self.next_seq()?;
+            let seq = self.next_seq();
             let delay = u64::try_from(m.delay.as_millis()).unwrap_or(u64::MAX);
             let record = Record {
                 visible_at: now.saturating_add(delay),
@@ -752,7 +815,7 @@ impl<'txn> Tables<'txn> {
                     && record.receive_count >= settings.max_receives
                 {
                     self.messages.remove((queue, seq))?;
-                    let dlq_seq = self.next_seq()?;
+                    let dlq_seq = self.next_seq();
                     record.visible_at = now;
                     self.put(dlq, dlq_seq, &record)?;
                     dead_lettered = true;
@@ -854,9 +917,53 @@ impl<'txn> Tables<'txn> {
             self.take(from, seq, &record)?;
             record.visible_at = now;
             record.receive_count = 0;
-            let new_seq = self.next_seq()?;
+            let new_seq = self.next_seq();
             self.put(to, new_seq, &record)?;
         }
         Ok(due.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let record = Record {
+            visible_at: 1_700_000_000_123,
+            receive_count: 7,
+            message_id: Uuid::new_v4(),
+            body: "{\"ünïcode\": true}".into(),
+        };
+
+        let back = Record::decode(&record.encode()).expect("decode");
+
+        assert_eq!(back.visible_at, record.visible_at);
+        assert_eq!(back.receive_count, 7);
+        assert_eq!(back.message_id, record.message_id);
+        assert_eq!(back.body, record.body);
+    }
+
+    #[test]
+    fn a_truncated_or_non_utf8_record_is_refused() {
+        assert!(matches!(
+            Record::decode(&[0; 10]),
+            Err(EngineError::Corrupt(_))
+        ));
+        let mut raw = vec![0; Record::HEADER];
+        raw.extend_from_slice(&[0xff, 0xfe]);
+        assert!(matches!(Record::decode(&raw), Err(EngineError::Corrupt(_))));
+    }
+
+    #[test]
+    fn receipts_read_back_and_garbage_is_unknown() {
+        assert_eq!(parse_receipt(&receipt(42, 3)).expect("parse"), (42, 3));
+        for bad in ["", "42", "a.b", "1.2.3", "-1.2"] {
+            let result = parse_receipt(&Receipt(bad.into()));
+            assert!(matches!(result, Err(QueueError::UnknownReceipt)), "{bad:?}");
+        }
     }
 }

@@ -75,6 +75,19 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Up to `max` (≤ [`MAX_BATCH`]) visible messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;
+    /// Deletes up to [`MAX_BATCH`] received messages in one call (SQS `DeleteMessageBatch`; one
+    /// commit in the embedded engine — prefer it to a loop of [`delete`](Self::delete)). Every
+    /// receipt that can be deleted is; an error means at least one was not, and that message
+    /// will be received again.
+    async fn delete_batch(&self, receipts: &[Receipt]) -> Result<(), QueueError> {
+        let mut first_error = None;
+        for receipt in receipts {
+            if let Err(e) = self.delete(receipt).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
     /// Makes a received message visible again after `timeout` (zero: now).
     async fn change_visibility(
         &self,

@@ -34,6 +34,8 @@ pub enum SqsError {
     Missing(&'static str),
     #[error("SQS sent an unreadable ApproximateReceiveCount: {0:?}")]
     BadReceiveCount(String),
+    #[error("SQS sent an unreadable message count: {0:?}")]
+    BadCount(String),
 }
 
 fn describe(entries: &[(usize, String, String)]) -> String {
@@ -214,6 +216,55 @@ impl Queue for SqsQueue {
             })
     }
 
+    async fn delete_batch(&self, receipts: &[Receipt]) -> Result<(), QueueError> {
+        if receipts.is_empty() {
+            return Ok(());
+        }
+        if receipts.len() > MAX_BATCH {
+            return Err(QueueError::Rejected(format!(
+                "{} receipts in one batch; at most {MAX_BATCH}",
+                receipts.len()
+            )));
+        }
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(&r.0)
+                    .build()
+                    .map_err(QueueError::engine)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(QueueError::engine)?;
+        if out.failed().is_empty() {
+            return Ok(());
+        }
+        if out
+            .failed()
+            .iter()
+            .all(|e| e.code() == "ReceiptHandleIsInvalid")
+        {
+            return Err(QueueError::UnknownReceipt);
+        }
+        let index_of: HashMap<String, usize> =
+            (0..receipts.len()).map(|i| (i.to_string(), i)).collect();
+        let failed = out
+            .failed()
+            .iter()
+            .map(|e| entry_failure(&index_of, e))
+            .collect();
+        Err(QueueError::engine(SqsError::BatchEntries(failed)))
+    }
+
     async fn change_visibility(
         &self,
         receipt: &Receipt,
@@ -250,6 +301,37 @@ pub async fn queue_arn(client: &Client, url: &str) -> Result<String, QueueError>
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
         .ok_or_else(|| QueueError::engine(SqsError::Missing("QueueArn")))
+}
+
+/// How many messages the queue at `url` holds: visible, in flight and delayed (SQS's
+/// approximate counts, which lag by up to a minute on AWS).
+pub async fn approximate_count(client: &Client, url: &str) -> Result<usize, QueueError> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(QueueError::engine)?;
+    let attributes = out
+        .attributes()
+        .ok_or_else(|| QueueError::engine(SqsError::Missing("queue attributes")))?;
+    let mut total = 0;
+    for name in [
+        QueueAttributeName::ApproximateNumberOfMessages,
+        QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        QueueAttributeName::ApproximateNumberOfMessagesDelayed,
+    ] {
+        let value = attributes
+            .get(&name)
+            .ok_or_else(|| QueueError::engine(SqsError::Missing("ApproximateNumberOfMessages")))?;
+        total += value
+            .parse::<usize>()
+            .map_err(|_| QueueError::engine(SqsError::BadCount(value.clone())))?;
+    }
+    Ok(total)
 }
 
 /// URLs of a queue and its dead-letter queue.
@@ -332,34 +414,8 @@ pub async fn redrive(
                 .collect(),
         )
         .await?;
-        let entries = batch
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(&m.receipt.0)
-                    .build()
-                    .map_err(QueueError::engine)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let out = client
-            .delete_message_batch()
-            .queue_url(from_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(QueueError::engine)?;
-        if !out.failed().is_empty() {
-            let index_of: HashMap<String, usize> =
-                (0..batch.len()).map(|i| (i.to_string(), i)).collect();
-            let failed = out
-                .failed()
-                .iter()
-                .map(|e| entry_failure(&index_of, e))
-                .collect();
-            return Err(QueueError::engine(SqsError::BatchEntries(failed)));
-        }
+        let receipts: Vec<Receipt> = batch.iter().map(|m| m.receipt.clone()).collect();
+        from.delete_batch(&receipts).await?;
         moved += batch.len();
     }
     Ok(moved)

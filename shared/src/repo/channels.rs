@@ -10,7 +10,10 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::channel::Channel;
+use chrono::{DateTime, Utc};
+
+use crate::domain::channel::{Channel, ChannelHealth, HealthStatus};
+use crate::domain::delivery::ErrorClass;
 use crate::domain::{ChannelId, OrgId};
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Cursor, Item, Store, StoreError, WriteOp};
@@ -70,6 +73,18 @@ impl<'a> Channels<'a> {
         }
     }
 
+    /// Which of `ids` are channels of the org, in the order of `ids`: one batched read.
+    pub async fn exist(&self, org: &OrgId, ids: &[ChannelId]) -> Result<Vec<bool>, RepoError> {
+        let keys: Vec<_> = ids.iter().map(|id| keys::channel(org, id)).collect();
+        Ok(self
+            .store
+            .get_many(&keys)
+            .await?
+            .iter()
+            .map(Option::is_some)
+            .collect())
+    }
+
     /// The org's channels, oldest first (ids are UUIDv7).
     pub async fn list(
         &self,
@@ -97,6 +112,35 @@ impl<'a> Channels<'a> {
         {
             Err(StoreError::Conflict) => Err(RepoError::NotFound),
             r => Ok(r?),
+        }
+    }
+
+    /// Updates the channel's health after an attempt: a permanent 401/403/404/410 marks it
+    /// broken, with the error; a delivered attempt mends a broken one. Anything else leaves it.
+    /// A channel deleted meanwhile is left alone.
+    pub async fn record_health(
+        &self,
+        channel: &Channel,
+        error_class: Option<ErrorClass>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), RepoError> {
+        let health = match (error_class, channel.health.status) {
+            (None, HealthStatus::Broken) => ChannelHealth::default(),
+            (Some(class), HealthStatus::Ok) if class.breaks_channel() => ChannelHealth {
+                status: HealthStatus::Broken,
+                last_error: Some(error.to_owned()),
+                since: Some(now),
+            },
+            _ => return Ok(()),
+        };
+        let changed = Channel {
+            health,
+            ..channel.clone()
+        };
+        match self.update(&changed).await {
+            Err(RepoError::NotFound) => Ok(()),
+            other => other,
         }
     }
 

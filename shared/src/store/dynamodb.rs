@@ -8,7 +8,8 @@
 //! DynamoDB deletes expired items lazily (up to days late) and emulators never do, so every read
 //! filters out items whose `ttl <= now` and every condition treats them as absent. An atomic
 //! `ADD` cannot reset an expired item in one request: when its condition fails because the item
-//! is expired, the expired item is deleted (conditionally, still expired) and the write retried.
+//! is expired (the failure returns the old item), the expired item is deleted (conditionally,
+//! still expired) and the write retried.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
@@ -18,10 +19,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters as _;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, KeysAndAttributes, Projection, ProjectionType, Put, ReturnValue,
-    ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 
 use super::{
@@ -45,6 +48,15 @@ const EXPIRED_RETRIES: usize = 3;
 
 /// DynamoDB's limit on the keys of one `BatchGetItem`.
 const BATCH_GET_MAX: usize = 100;
+
+/// How a conditional `ADD` ended.
+#[derive(Debug)]
+enum AddOutcome {
+    Done(BTreeMap<String, i64>),
+    Conflict,
+    /// The condition failed on an expired item, which must be removed, then the add retried.
+    Expired,
+}
 
 /// The DynamoDB engine over one table. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -76,17 +88,23 @@ impl DynamoStore {
         out.item.map(item_from_attrs).transpose()
     }
 
-    /// After a conditional write failed: deletes the item at `key` if it is expired, and says
-    /// whether it did (so the write is worth retrying).
+    /// After a transaction's condition failed: deletes the item at `key` if it is expired, and
+    /// says whether it did (so the write is worth retrying).
     async fn reap_expired(&self, key: &Key) -> Result<bool, StoreError> {
-        let now = now_epoch();
         match self.get_raw(key).await? {
-            Some(item) if item.is_expired(now) => {}
-            _ => return Ok(false),
+            Some(item) if item.is_expired(now_epoch()) => {
+                self.delete_expired(key).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
         }
+    }
+
+    /// Deletes the item at `key` if (still) expired.
+    async fn delete_expired(&self, key: &Key) -> Result<(), StoreError> {
         let mut expr = Expr::default();
         let ttl = expr.name(TTL);
-        let now_v = expr.value(":now", n(now));
+        let now_v = expr.value(":now", n(now_epoch()));
         let result = self
             .client
             .delete_item()
@@ -98,15 +116,15 @@ impl DynamoStore {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(true),
-            // Someone else replaced or reaped it meanwhile: the retry decides.
+            // Not expired (any more): someone replaced or reaped it meanwhile; the retry decides.
             Err(e)
-                if e.as_service_error()
+                if !e
+                    .as_service_error()
                     .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Ok(true)
+                Err(StoreError::engine(e))
             }
-            Err(e) => Err(StoreError::engine(e)),
+            _ => Ok(()),
         }
     }
 
@@ -116,8 +134,9 @@ impl DynamoStore {
         entity_type: &str,
         deltas: &BTreeMap<String, i64>,
         condition: &Condition,
-    ) -> Result<BTreeMap<String, i64>, StoreError> {
-        let (update, expr) = add_expression(entity_type, deltas, condition, now_epoch());
+    ) -> Result<AddOutcome, StoreError> {
+        let now = now_epoch();
+        let (update, expr) = add_expression(entity_type, deltas, condition, now);
         let result = self
             .client
             .update_item()
@@ -128,16 +147,31 @@ impl DynamoStore {
             .set_expression_attribute_names(expr.names())
             .set_expression_attribute_values(expr.values())
             .return_values(ReturnValue::AllNew)
+            // The item that failed the condition comes back with the error: whether it was
+            // expired is known without another read.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(out) => nums_from_attrs(&out.attributes.unwrap_or_default()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict)
-            }
+            Ok(out) => Ok(AddOutcome::Done(nums_from_attrs(
+                &out.attributes.unwrap_or_default(),
+            )?)),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => {
+                    let expired = failed
+                        .item()
+                        .and_then(|attrs| attrs.get(TTL))
+                        .and_then(|ttl| ttl.as_n().ok())
+                        .and_then(|ttl| ttl.parse::<i64>().ok())
+                        .is_some_and(|ttl| ttl <= now);
+                    Ok(if expired {
+                        AddOutcome::Expired
+                    } else {
+                        AddOutcome::Conflict
+                    })
+                }
+                _ => Err(StoreError::engine(SdkError::ServiceError(e))),
+            },
             Err(e) => Err(StoreError::engine(e)),
         }
     }
@@ -360,12 +394,14 @@ impl Store for DynamoStore {
             condition: condition.clone(),
         })?;
         for _ in 0..EXPIRED_RETRIES {
-            match self.add_once(key, entity_type, deltas, &condition).await {
-                Err(StoreError::Conflict) if self.reap_expired(key).await? => continue,
-                other => return other,
+            match self.add_once(key, entity_type, deltas, &condition).await? {
+                AddOutcome::Done(nums) => return Ok(nums),
+                AddOutcome::Conflict => return Err(StoreError::Conflict),
+                AddOutcome::Expired => self.delete_expired(key).await?,
             }
         }
-        self.add_once(key, entity_type, deltas, &condition).await
+        // Recreated and expired again under us every time: give up as a conflict.
+        Err(StoreError::Conflict)
     }
 
     async fn query(&self, query: Query) -> Result<Page, StoreError> {

@@ -3,8 +3,9 @@
 
 mod auth;
 mod channels;
+#[cfg(feature = "lambda")]
+mod dynamodb;
 mod errors;
-mod mem_store;
 mod openapi;
 mod pagination;
 mod repo;

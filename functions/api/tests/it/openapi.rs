@@ -55,6 +55,12 @@ async fn openapi_document_covers_every_route() {
             "/api/v1/orgs/{orgId}/notifications/rules/{key}",
             &["get", "patch", "delete"],
         ),
+        ("/api/v1/orgs/{orgId}/events", &["post"]),
+        ("/api/v1/orgs/{orgId}/notifications/logs", &["get"]),
+        (
+            "/api/v1/orgs/{orgId}/notifications/channels/{id}/logs",
+            &["get"],
+        ),
     ] {
         for m in methods {
             assert!(

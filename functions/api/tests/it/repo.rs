@@ -11,10 +11,10 @@ use herald_shared::domain::{ApiKeyId, ChannelId, OrgId, RuleKey};
 use herald_shared::repo::{self, ApiKeys, Channels, Orgs, RepoError, Rules};
 use herald_shared::store::{Condition, Store, keys};
 
-use crate::mem_store::MemStore;
+use herald_shared::store::embedded::Embedded;
 
 fn store() -> Arc<dyn Store> {
-    Arc::new(MemStore::default())
+    Arc::new(Embedded::in_memory().expect("in-memory store"))
 }
 
 fn channel(org: OrgId) -> Channel {

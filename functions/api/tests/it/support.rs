@@ -1,4 +1,4 @@
-//! The API driven in-process: the real router over an in-memory store, requests through
+//! The API driven in-process: the real router over the embedded store (in memory), requests through
 //! `tower::ServiceExt::oneshot`.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use http::{Request, StatusCode};
 use serde_json::Value;
 use tower::ServiceExt;
 
-use crate::mem_store::MemStore;
+use herald_shared::store::embedded::Embedded;
 
 pub const ADMIN_KEY: &str = "test-admin-key";
 /// What `curl -d` sends.
@@ -107,10 +107,28 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ApiConfig) -> Self {
-        let store: Arc<dyn Store> = Arc::new(MemStore::default());
+        let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().expect("in-memory store"));
+        Self::with_store(store, config).await
+    }
+
+    /// The local configuration over any store engine.
+    pub async fn local_over(store: Arc<dyn Store>) -> Self {
+        let config = ApiConfig {
+            default_outbox: true,
+            allowed_private_targets: vec!["127.0.0.0/8".parse().expect("cidr")],
+            ..Self::base_config()
+        };
+        Self::with_store(store, config).await
+    }
+
+    pub async fn with_store(store: Arc<dyn Store>, config: ApiConfig) -> Self {
         let state = AppState {
             store: store.clone(),
             bus: Arc::new(NullBus),
+            sender: Arc::new(
+                herald_shared::delivery::HttpSender::new(Default::default())
+                    .expect("an HTTP client builds"),
+            ),
             config: Arc::new(config),
         };
         let mut app = Self {

@@ -1,0 +1,139 @@
+//! The test button (org API key): `POST /notifications/channels/{id}/test {to?}` — one
+//! synchronous delivery of a synthetic event through the real sender path, no retries, logged
+//! with trigger `test`. Always `200` once the attempt was made, `ok: false` for a refused,
+//! blocked or failed one: the answer to "will a 3am page reach us?".
+
+use axum::extract::{Path, State};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use herald_shared::delivery::{self, MessageContext, format};
+use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
+use herald_shared::domain::{ChannelId, DeliveryId, UserId};
+use herald_shared::repo::{Channels, deliveries};
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::auth::OrgAuth;
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+
+const PATH: &str = "/api/v1/orgs/{orgId}/notifications/channels/{id}/test";
+
+/// How long test deliveries stay in the log.
+const TEST_LOG_DAYS: i64 = 30;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(PATH, post(test_channel))
+}
+
+/// `POST .../test` body.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TestRequest {
+    /// The test recipient: a user id or a contact point of the channel's kind. Slack and
+    /// webhooks ignore it.
+    pub to: Option<String>,
+}
+
+/// What the attempt did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResult {
+    pub ok: bool,
+    pub status_code: Option<u16>,
+    pub error_class: Option<ErrorClass>,
+    /// The response body or the error, truncated.
+    pub message: Option<String>,
+    pub latency_ms: u64,
+    /// The delivery logged for this test (`GET .../notifications/logs`).
+    pub log_id: DeliveryId,
+}
+
+/// Sends a test message through the channel, once.
+#[utoipa::path(
+    post, path = PATH, tag = "channels",
+    params(("orgId" = String, Path, description = "Org id"), ("id" = String, Path, description = "Channel id")),
+    request_body = TestRequest,
+    responses(
+        (status = 200, description = "The attempt was made; `ok` says whether it reached the channel", body = TestResult),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such channel", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn test_channel(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path((_, id)): Path<(String, String)>,
+    JsonBody(request): JsonBody<TestRequest>,
+) -> ApiResult<Json<TestResult>> {
+    let id: ChannelId = id.parse().map_err(|_| ApiError::not_found("channel"))?;
+    let channels = Channels::new(state.store.as_ref());
+    let channel = channels
+        .get(&auth.org_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    let recipient = match request.to.filter(|t| !t.is_empty()) {
+        Some(to) if channel.kind().is_user_facing() => {
+            Some(UserId::parse(to).map_err(|e| ApiError::invalid_field("to", e.message))?)
+        }
+        _ => None,
+    };
+
+    let now = Utc::now();
+    let event = format::test_event(auth.org_id, now);
+    let delivery_id = DeliveryId::new();
+    let ctx = MessageContext {
+        event: &event,
+        rule_key: None,
+        template: None,
+        delivery_id,
+    };
+    let outcome = delivery::attempt(state.sender.as_ref(), &channel, &ctx).await;
+    let attempt = outcome.to_attempt(1, now);
+
+    let record = Delivery {
+        id: delivery_id,
+        org_id: auth.org_id,
+        event_id: event.id.clone(),
+        event_type: event.event_type.to_string(),
+        rule_key: None,
+        channel_id: channel.id,
+        channel_kind: channel.kind(),
+        recipient,
+        trigger: Trigger::Test,
+        status: if outcome.is_delivered() {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Failed
+        },
+        reason: outcome.message.clone().filter(|_| !outcome.is_delivered()),
+        attempts: vec![attempt],
+        created_at: now,
+        updated_at: now,
+    };
+    let ttl = (now + chrono::Duration::days(TEST_LOG_DAYS)).timestamp();
+    deliveries::create(state.store.as_ref(), &record, ttl)
+        .await
+        .map_err(ApiError::internal)?;
+    channels
+        .record_health(
+            &channel,
+            outcome.error_class,
+            outcome.message.as_deref().unwrap_or_default(),
+            now,
+        )
+        .await?;
+    tracing::info!(channel_id = %channel.id, ok = outcome.is_delivered(), status_code = ?outcome.status_code, "channel test");
+
+    Ok(Json(TestResult {
+        ok: outcome.is_delivered(),
+        status_code: outcome.status_code,
+        error_class: outcome.error_class,
+        message: outcome.message,
+        latency_ms: u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX),
+        log_id: delivery_id,
+    }))
+}
