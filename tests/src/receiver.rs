@@ -68,7 +68,7 @@ enum Fallback {
     Always(Reply),
     /// `ServerError` with probability `rate`, else `Ok`, drawn from a seeded generator.
     Random {
-        rng: StdRng,
+        rng: Box<StdRng>,
         rate: f64,
     },
 }
@@ -141,7 +141,7 @@ impl Receiver {
     /// the draws come from a generator seeded with `seed`).
     pub fn fail_randomly(&self, seed: u64, rate: f64) {
         self.lock().fallback = Fallback::Random {
-            rng: StdRng::seed_from_u64(seed),
+            rng: Box::new(StdRng::seed_from_u64(seed)),
             rate,
         };
     }
@@ -287,7 +287,7 @@ fn check_slack(body: &Value, problems: &mut Vec<String>) {
         return;
     };
     for (i, a) in attachments.iter().enumerate() {
-        if !a["fallback"].as_str().is_some_and(|s| !s.is_empty()) {
+        if a["fallback"].as_str().is_none_or(str::is_empty) {
             problems.push(format!(
                 "attachments[{i}].fallback is not a non-empty string"
             ));
@@ -301,7 +301,7 @@ fn check_slack(body: &Value, problems: &mut Vec<String>) {
                 a["color"]
             ));
         }
-        if !a["title"].as_str().is_some_and(|s| !s.is_empty()) {
+        if a["title"].as_str().is_none_or(str::is_empty) {
             problems.push(format!("attachments[{i}].title is not a non-empty string"));
         }
         match a["fields"].as_array() {
@@ -427,7 +427,7 @@ fn check_teams(body: &Value, problems: &mut Vec<String>) {
             card["type"], card["version"]
         ));
     }
-    if !card["body"].as_array().is_some_and(|b| !b.is_empty()) {
+    if card["body"].as_array().is_none_or(Vec::is_empty) {
         problems.push("the card has no body".to_owned());
     }
 }

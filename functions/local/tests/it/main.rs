@@ -72,10 +72,14 @@ impl Herald {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => lines.push(line),
-                Err(e) => panic!(
-                    "herald serve did not print its credentials ({e}); stdout: {lines:#?}; log: {}",
-                    std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default()
-                ),
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "herald serve did not print its credentials ({e}); stdout: {lines:#?}; log: {}",
+                        std::fs::read_to_string(data_dir.with_extension("log")).unwrap_or_default()
+                    )
+                }
             }
             if let (Some(url), Some(org_id), Some(api_key), Some(admin_key)) = (
                 value(&lines, "Herald is running at "),
