@@ -7,7 +7,8 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use herald_shared::delivery::{self, MessageContext, format};
+use herald_shared::delivery::{self, MessageContext, format, in_app};
+use herald_shared::domain::channel::ChannelKind;
 use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
 use herald_shared::domain::{ChannelId, DeliveryId, UserId};
 use herald_shared::repo::{Channels, deliveries};
@@ -91,7 +92,26 @@ pub async fn test_channel(
         template: None,
         delivery_id,
     };
-    let outcome = delivery::attempt(state.sender.as_ref(), &channel, &ctx).await;
+    let outcome = match (channel.kind(), &recipient) {
+        (ChannelKind::InApp, Some(user)) => {
+            in_app::deliver(
+                state.store.as_ref(),
+                state.feeds.as_ref(),
+                &auth.org_id,
+                user,
+                &ctx,
+                now,
+            )
+            .await
+        }
+        (ChannelKind::InApp, None) => {
+            return Err(ApiError::invalid_field(
+                "to",
+                "an in_app test needs `to`: the user id whose feed receives it",
+            ));
+        }
+        _ => delivery::attempt(state.sender.as_ref(), &channel, &ctx).await,
+    };
     let attempt = outcome.to_attempt(1, now);
 
     let record = Delivery {

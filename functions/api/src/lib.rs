@@ -12,6 +12,7 @@ pub mod channel_test;
 pub mod channels;
 pub mod error;
 pub mod events;
+pub mod feeds;
 pub mod logs;
 pub mod openapi;
 pub mod orgs;
@@ -25,6 +26,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use herald_shared::bus::EventBus;
 use herald_shared::delivery::Sender;
+use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier};
 use herald_shared::store::Store;
 use tower_http::trace::TraceLayer;
 
@@ -40,6 +42,9 @@ pub struct AppState {
     /// What the channel test button sends through: the dispatcher's sender.
     pub sender: Arc<dyn Sender>,
     pub config: Arc<ApiConfig>,
+    /// Pushes feed changes to the user's open connections: the local hub in `herald serve`
+    /// (which also serves `GET .../feed/socket`), API Gateway on AWS.
+    pub feeds: Arc<dyn FeedNotifier>,
 }
 
 impl AppState {
@@ -54,7 +59,15 @@ impl AppState {
             bus,
             sender,
             config: Arc::new(config),
+            feeds: Arc::new(NoopFeedNotifier),
         }
+    }
+
+    /// The same state, pushing feed changes through `feeds` (a `LocalFeedHub` in `herald serve`,
+    /// which also enables `GET .../feed/socket`; an `ApiGatewayNotifier` on AWS).
+    pub fn with_feeds(mut self, feeds: Arc<dyn FeedNotifier>) -> Self {
+        self.feeds = feeds;
+        self
     }
 }
 
@@ -71,6 +84,13 @@ pub struct ApiConfig {
     pub allowed_private_targets: Vec<ipnet::IpNet>,
     /// The environment part of new API keys: `pk_<env>_...`.
     pub key_env: String,
+    /// The key feed tokens are signed with (`HERALD_FEED_TOKEN_SECRET`); without one the feed
+    /// paths answer 503 `feeds_disabled`.
+    pub feed_token_secret: Option<FeedTokenSecret>,
+    /// Browser origins allowed on the feed paths (CORS) and the feed socket (`Origin`),
+    /// e.g. `https://app.example.com` (`HERALD_FEED_ALLOWED_ORIGINS`, comma-separated; parse
+    /// with `herald_shared::feed::parse_allowed_origins`).
+    pub feed_allowed_origins: Vec<String>,
 }
 
 impl Default for ApiConfig {
@@ -81,6 +101,8 @@ impl Default for ApiConfig {
             default_outbox: false,
             allowed_private_targets: Vec::new(),
             key_env: "live".to_owned(),
+            feed_token_secret: None,
+            feed_allowed_origins: Vec::new(),
         }
     }
 }
@@ -96,12 +118,19 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(channel_test::router())
         .merge(logs::router())
+        .merge(feeds::router(&state))
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body::BODY_LIMIT))
-        .layer(TraceLayer::new_for_http())
+        // The span names the path only: query strings carry feed tokens (`?token=`).
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: method and path, never the query string.
+fn request_span(req: &http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 async fn not_found() -> ApiError {

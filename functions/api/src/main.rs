@@ -5,8 +5,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald_api::{AdminKey, ApiConfig, AppState};
+use herald_feed_socket::ApiGatewayNotifier;
 use herald_shared::bus::eventbridge::EventBridgeBus;
 use herald_shared::delivery::{HttpSender, OutboundConfig};
+use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier, parse_allowed_origins};
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
 
@@ -20,6 +22,12 @@ struct Config {
     admin_key_param: Option<String>,
     allowed_private_targets: Vec<ipnet::IpNet>,
     key_env: String,
+    /// `HERALD_FEED_TOKEN_SECRET`: without it the feed paths answer 503.
+    feed_token_secret: Option<String>,
+    /// `HERALD_FEED_ALLOWED_ORIGINS`, comma-separated.
+    feed_allowed_origins: String,
+    /// `HERALD_WEBSOCKET_ENDPOINT`: where feed changes are pushed (the WebSocket API stage).
+    websocket_endpoint: Option<String>,
 }
 
 fn non_empty(name: &str) -> Option<String> {
@@ -47,6 +55,9 @@ impl Config {
             admin_key_param: non_empty("HERALD_ADMIN_KEY_PARAM"),
             allowed_private_targets,
             key_env: non_empty("HERALD_KEY_ENV").unwrap_or_else(|| "live".to_owned()),
+            feed_token_secret: non_empty("HERALD_FEED_TOKEN_SECRET"),
+            feed_allowed_origins: non_empty("HERALD_FEED_ALLOWED_ORIGINS").unwrap_or_default(),
+            websocket_endpoint: non_empty("HERALD_WEBSOCKET_ENDPOINT"),
         })
     }
 }
@@ -90,8 +101,28 @@ async fn main() -> Result<(), lambda_http::Error> {
         aws_sdk_eventbridge::Client::new(&sdk),
         config.bus_name.clone(),
     );
+    let store: Arc<dyn herald_shared::store::Store> = Arc::new(store);
+    let feed_token_secret = config
+        .feed_token_secret
+        .as_deref()
+        .map(|s| FeedTokenSecret::new(s.as_bytes().to_vec()))
+        .transpose()
+        .context("HERALD_FEED_TOKEN_SECRET")?;
+    // Marks made through the API reach the user's other devices over the WebSocket API.
+    let feeds: Arc<dyn FeedNotifier> = match &config.websocket_endpoint {
+        Some(endpoint) => {
+            let management = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+                .endpoint_url(endpoint)
+                .build();
+            Arc::new(ApiGatewayNotifier::new(
+                aws_sdk_apigatewaymanagement::Client::from_conf(management),
+                Arc::clone(&store),
+            ))
+        }
+        None => Arc::new(NoopFeedNotifier),
+    };
     let state = AppState {
-        store: Arc::new(store),
+        store,
         bus: Arc::new(bus),
         // No private targets on Lambda: the outbound client refuses every reserved range.
         sender: Arc::new(HttpSender::new(OutboundConfig::default())?),
@@ -101,7 +132,10 @@ async fn main() -> Result<(), lambda_http::Error> {
             default_outbox: false,
             allowed_private_targets: config.allowed_private_targets,
             key_env: config.key_env,
+            feed_token_secret,
+            feed_allowed_origins: parse_allowed_origins(&config.feed_allowed_origins),
         }),
+        feeds,
     };
     lambda_http::run(herald_api::router(state)).await
 }

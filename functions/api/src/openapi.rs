@@ -8,7 +8,7 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
-use crate::{api_keys, channel_test, channels, error, events, logs, orgs, rules};
+use crate::{api_keys, channel_test, channels, error, events, feeds, logs, orgs, rules};
 
 /// The document's source: every path and schema of the API.
 #[derive(Debug, OpenApi)]
@@ -46,6 +46,11 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         events::post_events,
         logs::list_logs,
         logs::list_channel_logs,
+        feeds::create_token,
+        feeds::list_feed,
+        feeds::mark_item,
+        feeds::read_all,
+        feeds::seen_all,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -56,6 +61,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         (name = "rules", description = "Which events go to which channels"),
         (name = "events", description = "Publishing events"),
         (name = "logs", description = "Delivery logs: every delivery and attempt"),
+        (name = "feeds", description = "In-app feeds for end users (feed token). Live updates: the WebSocket \
+                                        `GET /api/v1/orgs/{orgId}/feed/socket?token=...`, see docs/feeds.md"),
     )
 )]
 pub struct ApiDoc;
@@ -77,6 +84,13 @@ impl utoipa::Modify for SecuritySchemes {
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new(
                 crate::auth::ADMIN_KEY_HEADER,
             ))),
+        );
+        // Feed tokens (`hft_...`), minted by `POST .../feeds/tokens`.
+        components.add_security_scheme(
+            "feedToken",
+            SecurityScheme::Http(utoipa::openapi::security::Http::new(
+                utoipa::openapi::security::HttpAuthScheme::Bearer,
+            )),
         );
     }
 }

@@ -18,8 +18,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
-use herald_shared::delivery::{self, MessageContext};
+use herald_shared::delivery::{self, MessageContext, in_app};
+use herald_shared::domain::channel::ChannelKind;
 use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass};
+use herald_shared::feed::FeedNotifier;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
@@ -40,6 +42,8 @@ pub struct Dispatcher<'a> {
     pub store: &'a dyn Store,
     pub dispatch_queue: &'a dyn Queue,
     pub sender: &'a dyn Sender,
+    /// Pushes new in-app feed items to open connections.
+    pub feeds: &'a dyn FeedNotifier,
     pub retry: RetryPolicy,
     /// How long delivery records are kept.
     pub retention: chrono::Duration,
@@ -171,7 +175,20 @@ impl Dispatcher<'_> {
             template: task.template.as_ref(),
             delivery_id: task.delivery_id,
         };
-        let outcome = delivery::attempt(self.sender, &channel, &ctx).await;
+        let outcome = match (channel.kind(), &task.recipient) {
+            (ChannelKind::InApp, Some(recipient)) => {
+                in_app::deliver(
+                    self.store,
+                    self.feeds,
+                    &task.org_id,
+                    &recipient.user_id,
+                    &ctx,
+                    now,
+                )
+                .await
+            }
+            _ => delivery::attempt(self.sender, &channel, &ctx).await,
+        };
         delivery
             .attempts
             .push(outcome.to_attempt(task.attempt, now));

@@ -6,8 +6,11 @@ use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::http::OutboundConfig;
+use std::sync::Arc;
+
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
+use herald_shared::feed::apigateway::ApiGatewayNotifier;
 use herald_shared::pipeline::lambda;
 use herald_shared::queue::sqs::SqsQueue;
 use herald_shared::store::dynamodb::DynamoStore;
@@ -20,6 +23,8 @@ struct Config {
     dispatch_queue_url: String,
     retention_days: i64,
     retry: RetryPolicy,
+    /// The WebSocket API's management endpoint, where in-app feed items are pushed.
+    websocket_endpoint: String,
 }
 
 fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
@@ -33,6 +38,8 @@ impl Config {
             table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
             dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL")
                 .context("HERALD_DISPATCH_QUEUE_URL is not set")?,
+            websocket_endpoint: std::env::var("HERALD_WEBSOCKET_ENDPOINT")
+                .context("HERALD_WEBSOCKET_ENDPOINT is not set")?,
             retention_days: env_num("HERALD_LOG_RETENTION_DAYS").unwrap_or(30),
             retry: RetryPolicy {
                 max_attempts: env_num("HERALD_RETRY_MAX_ATTEMPTS").unwrap_or(defaults.max_attempts),
@@ -50,14 +57,25 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     telemetry::init(LogFormat::Json);
     let config = Config::from_env()?;
     let sdk = herald_shared::aws::sdk_config(None).await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(&sdk),
+        config.table,
+    ));
+    let management = aws_sdk_apigatewaymanagement::config::Builder::from(&sdk)
+        .endpoint_url(config.websocket_endpoint)
+        .build();
+    let feeds = ApiGatewayNotifier::new(
+        aws_sdk_apigatewaymanagement::Client::from_conf(management),
+        store.clone(),
+    );
     let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
     // No private targets on Lambda: the outbound client refuses every reserved range.
     let sender = HttpSender::new(OutboundConfig::default())?;
     let dispatcher = Dispatcher {
-        store: &store,
+        store: store.as_ref(),
         dispatch_queue: &dispatch_queue,
         sender: &sender,
+        feeds: &feeds,
         retry: config.retry,
         retention: chrono::Duration::days(config.retention_days),
     };

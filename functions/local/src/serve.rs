@@ -16,6 +16,7 @@ use herald_shared::delivery::http::OutboundConfig;
 use herald_shared::delivery::outbound::AllowList;
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
+use herald_shared::feed::{FeedNotifier, FeedTokenSecret, LocalFeedHub, parse_allowed_origins};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::store::Store;
@@ -64,6 +65,14 @@ pub struct ServeArgs {
     /// How long delivery logs and event records are kept, in days.
     #[arg(long, env = "HERALD_LOG_RETENTION_DAYS", default_value_t = 30)]
     retention_days: i64,
+    /// Key feed tokens are signed with (at least 16 bytes); a random one per run when unset,
+    /// so tokens last until a restart.
+    #[arg(long, env = "HERALD_FEED_TOKEN_SECRET", hide_env_values = true)]
+    feed_token_secret: Option<String>,
+    /// Browser origins allowed on the feed endpoints and socket, comma-separated
+    /// (the demo page at /demo/feed is always allowed: it is served from here).
+    #[arg(long, env = "HERALD_FEED_ALLOWED_ORIGINS", value_delimiter = ',')]
+    feed_allowed_origins: Vec<String>,
 }
 
 impl ServeArgs {
@@ -150,6 +159,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
 
     let credentials = dev::bootstrap(store.as_ref(), &args.data_dir).await?;
     let allow = AllowList::new(args.allow_private_targets.clone());
+    // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
+    let feed_hub = LocalFeedHub::new();
     let sender = Arc::new(HttpSender::new(OutboundConfig {
         allow,
         ..OutboundConfig::default()
@@ -214,18 +225,24 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     {
         let (store, queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
         let sender = Arc::clone(&sender);
+        let feeds: Arc<dyn FeedNotifier> = Arc::new(feed_hub.clone());
         workers.extend(worker::spawn(
             "dispatch",
             Arc::clone(&dispatch_queue),
             args.dispatch_workers.max(1),
             move |messages| {
-                let (store, queue, sender) =
-                    (Arc::clone(&store), Arc::clone(&queue), Arc::clone(&sender));
+                let (store, queue, sender, feeds) = (
+                    Arc::clone(&store),
+                    Arc::clone(&queue),
+                    Arc::clone(&sender),
+                    Arc::clone(&feeds),
+                );
                 async move {
                     Dispatcher {
                         store: store.as_ref(),
                         dispatch_queue: queue.as_ref(),
                         sender: sender.as_ref(),
+                        feeds: feeds.as_ref(),
                         retry,
                         retention,
                     }
@@ -237,6 +254,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         ));
     }
 
+    let feed_token_secret = match &args.feed_token_secret {
+        Some(s) => {
+            FeedTokenSecret::new(s.as_bytes().to_vec()).context("HERALD_FEED_TOKEN_SECRET")?
+        }
+        None => FeedTokenSecret::generate(),
+    };
     let state = AppState {
         store: Arc::clone(&store),
         bus: Arc::new(QueueBus::new(Arc::clone(&ingest_queue))),
@@ -246,7 +269,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             default_outbox: true,
             allowed_private_targets: args.allow_private_targets.clone(),
             key_env: "test".to_owned(),
+            feed_token_secret: Some(feed_token_secret),
+            feed_allowed_origins: parse_allowed_origins(&args.feed_allowed_origins.join(",")),
         }),
+        // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.
+        feeds: Arc::new(feed_hub.clone()),
     };
     let app = herald_api::router(state);
     let addr = SocketAddr::new(args.host, args.port);

@@ -17,6 +17,7 @@ pub mod classify;
 pub mod format;
 #[cfg(feature = "http-senders")]
 pub mod http;
+pub mod in_app;
 pub mod outbound;
 pub mod retry;
 pub mod sender;

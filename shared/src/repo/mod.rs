@@ -8,11 +8,13 @@ pub mod api_keys;
 pub mod channels;
 pub mod deliveries;
 pub mod events;
+pub mod feeds;
 pub mod orgs;
 pub mod rules;
 
 pub use api_keys::ApiKeys;
 pub use channels::Channels;
+pub use feeds::Feeds;
 pub use orgs::Orgs;
 pub use rules::Rules;
 

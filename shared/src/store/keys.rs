@@ -109,3 +109,80 @@ pub fn channel_deliveries(org: OrgId, channel: ChannelId) -> String {
 pub fn delivery_in_channel(org: OrgId, channel: ChannelId, id: DeliveryId) -> Key {
     Key::new(channel_deliveries(org, channel), format!("DLV#{id}"))
 }
+
+// ---- Feeds: items, per-user state, live connections (`crate::repo::feeds`) -----------------
+
+/// Entity types of the feed items below.
+pub mod feed_entity {
+    pub const FEED_ITEM: &str = "feedItem";
+    pub const FEED_STATE: &str = "feedState";
+    pub const FEED_CONNECTION: &str = "feedConnection";
+    pub const FEED_CONNECTION_BY_ID: &str = "feedConnectionById";
+}
+
+/// Sort-key prefix of a user's feed items.
+pub const FEED_ITEM_PREFIX: &str = "ITEM#";
+/// Sort-key prefix of a user's live connections.
+pub const FEED_CONNECTION_PREFIX: &str = "CONN#";
+/// GSI1 sort-key prefix of a feed item in its user's change log.
+pub const FEED_SEQ_PREFIX: &str = "SEQ#";
+
+/// `ORG#<org>#USER#<user>#FEED`: one user's feed items and feed state.
+pub fn feed_pk(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> String {
+    format!("ORG#{org}#USER#{user}#FEED")
+}
+
+/// A feed item: `ORG#<org>#USER#<user>#FEED` / `ITEM#<uuidv7>` (newest first when read descending).
+pub fn feed_item(
+    org: &crate::domain::OrgId,
+    user: &crate::domain::UserId,
+    id: &crate::feed::FeedItemId,
+) -> Key {
+    Key::new(feed_pk(org, user), format!("{FEED_ITEM_PREFIX}{id}"))
+}
+
+/// The user's feed counters (`unread`, `unseen`, `seq`): `ORG#<org>#USER#<user>#FEED` / `STATE`.
+pub fn feed_state(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> Key {
+    Key::new(feed_pk(org, user), "STATE")
+}
+
+/// GSI1 partition of a user's feed items ordered by the seq of their last change.
+pub fn feed_changes(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> String {
+    format!("ORG#{org}#USER#{user}#FEEDSEQ")
+}
+
+/// GSI1 key of a feed item changed at `seq`: `SEQ#<seq, 20 digits>#<item>`.
+pub fn feed_item_change(
+    org: &crate::domain::OrgId,
+    user: &crate::domain::UserId,
+    seq: u64,
+    id: &crate::feed::FeedItemId,
+) -> Key {
+    Key::new(
+        feed_changes(org, user),
+        format!("{FEED_SEQ_PREFIX}{seq:020}#{id}"),
+    )
+}
+
+/// `ORG#<org>#USER#<user>#CONN`: a user's open feed sockets (API Gateway), with a TTL.
+pub fn feed_connections(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> String {
+    format!("ORG#{org}#USER#{user}#CONN")
+}
+
+/// One open feed socket: `ORG#<org>#USER#<user>#CONN` / `CONN#<connectionId>`.
+pub fn feed_connection(
+    org: &crate::domain::OrgId,
+    user: &crate::domain::UserId,
+    connection_id: &str,
+) -> Key {
+    Key::new(
+        feed_connections(org, user),
+        format!("{FEED_CONNECTION_PREFIX}{connection_id}"),
+    )
+}
+
+/// The same socket found by its id alone (`$disconnect` knows nothing else):
+/// `CONN#<connectionId>` / `CONN`.
+pub fn feed_connection_by_id(connection_id: &str) -> Key {
+    Key::new(format!("{FEED_CONNECTION_PREFIX}{connection_id}"), "CONN")
+}

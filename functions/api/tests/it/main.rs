@@ -6,6 +6,7 @@ mod channels;
 #[cfg(feature = "lambda")]
 mod dynamodb;
 mod errors;
+mod feeds;
 mod openapi;
 mod pagination;
 mod repo;

@@ -130,6 +130,7 @@ impl TestApp {
                     .expect("an HTTP client builds"),
             ),
             config: Arc::new(config),
+            feeds: Arc::new(herald_shared::feed::LocalFeedHub::new()),
         };
         let mut app = Self {
             router: herald_api::router(state),
