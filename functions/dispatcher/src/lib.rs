@@ -9,7 +9,9 @@
 //! Order matters for at-least-once without runaway duplicates: the next attempt's message is
 //! sent *before* the attempt is recorded, so a crash in between re-runs the attempt (the
 //! receiver de-duplicates on the delivery id) and yields at most one extra message, which the
-//! "attempt already on record" check drops.
+//! "attempt already on record" check drops. The flip side: a short backoff can bring the next
+//! attempt's message before this attempt is on record; it is then re-queued for a moment rather
+//! than sent (sending would race the record and lose one of the two outcomes).
 
 use std::time::Duration;
 
@@ -27,6 +29,12 @@ use herald_shared::repo::{Channels, RepoError};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
 use tracing::{info, instrument, warn};
+
+/// How long a message for attempt `n` waits, re-queued, for attempt `n - 1` to be on record.
+const PREVIOUS_ATTEMPT_WAIT: Duration = Duration::from_secs(1);
+/// After this long without a change to the delivery, a missing previous attempt is taken as lost
+/// (its dispatcher died and its message was dead-lettered) and the next attempt goes ahead.
+const PREVIOUS_ATTEMPT_GRACE: chrono::Duration = chrono::Duration::minutes(15);
 
 /// What the dispatcher needs.
 #[derive(Clone, Copy)]
@@ -117,6 +125,25 @@ impl Dispatcher<'_> {
                 status = delivery.status.as_str(),
                 "attempt already on record; duplicate message dropped"
             );
+            return Ok(());
+        }
+        if delivery.attempts.len() + 1 < task.attempt as usize
+            && now - delivery.updated_at < PREVIOUS_ATTEMPT_GRACE
+        {
+            // The previous attempt's dispatcher sends this message before recording its own
+            // attempt: it is still about to. Sending now would race that record (the loser's
+            // save conflicts and its outcome is lost, leaving the delivery `queued` for good),
+            // so come back shortly. Past the grace period the previous attempt is taken as lost.
+            info!(
+                recorded = delivery.attempts.len(),
+                "previous attempt not on record yet; message re-queued"
+            );
+            self.dispatch_queue
+                .send_batch(vec![Outgoing {
+                    body: serde_json::to_string(&task)?,
+                    delay: PREVIOUS_ATTEMPT_WAIT,
+                }])
+                .await?;
             return Ok(());
         }
         let ttl = (now + self.retention).timestamp();

@@ -54,7 +54,11 @@ impl Matcher<'_> {
                     continue;
                 }
             };
-            if let Err(e) = self.route(&task.event, now).await {
+            // Only a message received again can follow a crash between recording a delivery
+            // and enqueueing it; a first receive that finds deliveries already on record is a
+            // duplicate event, whose deliveries the first copy enqueued.
+            let redelivered = message.receive_count > 1;
+            if let Err(e) = self.route(&task.event, redelivered, now).await {
                 warn!(message_id = %message.id, event_id = %task.event.id, error = %e, "matching failed; the event will be retried");
                 outcome.failed.push(message.id);
             }
@@ -63,7 +67,12 @@ impl Matcher<'_> {
     }
 
     #[instrument(skip_all, fields(event_id = %event.id, org_id = %event.org_id, event_type = %event.event_type))]
-    async fn route(&self, event: &Event, now: DateTime<Utc>) -> Result<(), RouteError> {
+    async fn route(
+        &self,
+        event: &Event,
+        redelivered: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), RouteError> {
         let org = self.rules.get(self.store, event.org_id).await?;
         let ttl = (now + self.retention).timestamp();
         let mut tasks = Vec::new();
@@ -84,10 +93,13 @@ impl Matcher<'_> {
                             created += 1;
                             delivery.status == DeliveryStatus::Queued
                         }
-                        // Already on record: re-enqueue only if no attempt was ever made (a
-                        // crash between record and enqueue); otherwise the dispatcher owns it.
+                        // Already on record: re-enqueue only after a crash between record
+                        // and enqueue (this message is received again and no attempt was ever
+                        // made); otherwise its dispatch message exists, and a second one could
+                        // send the same attempt twice concurrently.
                         Some(existing) => {
-                            existing.delivery.status == DeliveryStatus::Queued
+                            redelivered
+                                && existing.delivery.status == DeliveryStatus::Queued
                                 && existing.delivery.attempts.is_empty()
                         }
                     };
