@@ -13,11 +13,13 @@
 //!   HTTP client re-checks every resolved address it connects to).
 //! - [`signing`] signs generic webhooks and verifies signatures (for tests and receivers).
 
+pub mod caps;
 pub mod classify;
 pub mod format;
 #[cfg(feature = "http-senders")]
 pub mod http;
 pub mod outbound;
+pub mod quiet;
 pub mod retry;
 pub mod sender;
 pub mod signing;
