@@ -17,7 +17,7 @@ use herald_shared::domain::rule::Rule;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
 use herald_shared::queue::{self, MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{CappedCreate, Versioned};
-use herald_shared::repo::{deliveries, events};
+use herald_shared::repo::{deliveries, events, stats};
 use herald_shared::store::{Store, StoreError};
 use tracing::{info, instrument, warn};
 
@@ -181,9 +181,12 @@ impl Matcher<'_> {
         }
     }
 
-    /// Counts a delivery this matcher created in the stats.
+    /// Counts a delivery this matcher created in the stats when it is already decided
+    /// (suppressed, failed) or held (deferred); queued ones are counted by the dispatcher.
     async fn count(&self, delivery: &Delivery) -> Result<(), RouteError> {
-        let _ = delivery;
+        if delivery.status != DeliveryStatus::Queued {
+            stats::record(self.store, delivery).await?;
+        }
         Ok(())
     }
 }

@@ -10,6 +10,8 @@ pub mod deliveries;
 pub mod events;
 pub mod orgs;
 pub mod rules;
+pub mod stats;
+pub mod users;
 
 pub use api_keys::ApiKeys;
 pub use channels::Channels;
