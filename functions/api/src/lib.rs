@@ -15,9 +15,12 @@ pub mod events;
 pub mod logs;
 pub mod openapi;
 pub mod orgs;
+pub mod outbox;
 pub mod pagination;
 pub mod rules;
+pub mod stats;
 mod targets;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -96,6 +99,9 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(channel_test::router())
         .merge(logs::router())
+        .merge(stats::router())
+        .merge(users::router())
+        .merge(outbox::router())
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

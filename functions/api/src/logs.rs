@@ -78,10 +78,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Filter {
             .map(|v| instant(&v, "from"))
             .transpose()?;
         let to = non_empty(raw.to).map(|v| instant(&v, "to")).transpose()?;
-        if let (Some(f), Some(t)) = (from, to) {
-            if f > t {
-                return Err(ApiError::invalid_query("from", "`from` is after `to`"));
-            }
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(ApiError::invalid_query("from", "`from` is after `to`"));
         }
         Ok(Self(LogFilter {
             rule_key: non_empty(raw.rule_key),

@@ -75,6 +75,16 @@ pub fn validate_email(email: &str) -> Result<(), Invalid> {
     }
 }
 
+/// An IANA time zone name.
+pub fn validate_timezone(tz: &str) -> Result<(), Invalid> {
+    tz.parse::<chrono_tz::Tz>().map(|_| ()).map_err(|_| {
+        Invalid::new(
+            "timezone",
+            format!("`{tz}` is not an IANA time zone (e.g. America/New_York)"),
+        )
+    })
+}
+
 /// The contact points a delivery uses: the event's, else the profile's, field by field.
 pub fn contact(recipient: &Recipient, profile: Option<&UserProfile>) -> Recipient {
     let push_tokens = if recipient.push_tokens.is_empty() {

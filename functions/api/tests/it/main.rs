@@ -5,6 +5,7 @@ mod auth;
 mod channels;
 mod errors;
 mod mem_store;
+mod notify;
 mod openapi;
 mod pagination;
 mod repo;
