@@ -16,9 +16,12 @@ pub mod feeds;
 pub mod logs;
 pub mod openapi;
 pub mod orgs;
+pub mod outbox;
 pub mod pagination;
 pub mod rules;
+pub mod stats;
 mod targets;
+pub mod users;
 
 use std::sync::Arc;
 
@@ -119,6 +122,9 @@ pub fn router(state: AppState) -> Router {
         .merge(channel_test::router())
         .merge(logs::router())
         .merge(feeds::router(&state))
+        .merge(stats::router())
+        .merge(users::router())
+        .merge(outbox::router())
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

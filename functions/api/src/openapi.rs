@@ -8,7 +8,9 @@ use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
-use crate::{api_keys, channel_test, channels, error, events, feeds, logs, orgs, rules};
+use crate::{
+    api_keys, channel_test, channels, error, events, feeds, logs, orgs, outbox, rules, stats, users,
+};
 
 /// The document's source: every path and schema of the API.
 #[derive(Debug, OpenApi)]
@@ -51,6 +53,11 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         feeds::mark_item,
         feeds::read_all,
         feeds::seen_all,
+        stats::get_stats,
+        users::put_user,
+        users::get_user,
+        users::delete_user,
+        outbox::list_outbox,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -60,7 +67,9 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         (name = "channels", description = "Where notifications go"),
         (name = "rules", description = "Which events go to which channels"),
         (name = "events", description = "Publishing events"),
-        (name = "logs", description = "Delivery logs: every delivery and attempt"),
+        (name = "logs", description = "Delivery logs: every delivery and attempt; stats"),
+        (name = "users", description = "Recipients: contact points, time zone, opt-outs"),
+        (name = "outbox", description = "The local outbox of herald serve"),
         (name = "feeds", description = "In-app feeds for end users (feed token). Live updates: the WebSocket \
                                         `GET /api/v1/orgs/{orgId}/feed/socket?token=...`, see docs/feeds.md"),
     )

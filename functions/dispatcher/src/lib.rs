@@ -25,7 +25,7 @@ use herald_shared::feed::FeedNotifier;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
-use herald_shared::repo::{Channels, RepoError};
+use herald_shared::repo::{Channels, RepoError, stats, users};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
 use tracing::{info, instrument, warn};
@@ -155,8 +155,7 @@ impl Dispatcher<'_> {
                 "the channel was deleted",
                 now,
             );
-            deliveries::save(self.store, &delivery, version, ttl).await?;
-            return Ok(());
+            return self.save(&delivery, version, ttl).await;
         };
         if !channel.enabled {
             finish(
@@ -165,9 +164,17 @@ impl Dispatcher<'_> {
                 "channel is disabled",
                 now,
             );
-            deliveries::save(self.store, &delivery, version, ttl).await?;
-            return Ok(());
+            return self.save(&delivery, version, ttl).await;
         }
+        let to = match self.contact(&channel, &task).await? {
+            Contact::Points(to) => Some(to),
+            Contact::NotNeeded => None,
+            Contact::Finish(status, reason) => {
+                info!(status = status.as_str(), reason = %reason, "delivery not attempted");
+                finish(&mut delivery, status, &reason, now);
+                return self.save(&delivery, version, ttl).await;
+            }
+        };
 
         let ctx = MessageContext {
             event: &task.event,
@@ -175,8 +182,8 @@ impl Dispatcher<'_> {
             template: task.template.as_ref(),
             delivery_id: task.delivery_id,
         };
-        let outcome = match (channel.kind(), &task.recipient) {
-            (ChannelKind::InApp, Some(recipient)) => {
+        let outcome = match (channel.kind(), &task.recipient, to) {
+            (ChannelKind::InApp, Some(recipient), _) => {
                 in_app::deliver(
                     self.store,
                     self.feeds,
@@ -187,6 +194,7 @@ impl Dispatcher<'_> {
                 )
                 .await
             }
+            (_, _, Some(to)) => delivery::attempt_user(self.sender, &channel, &ctx, to).await,
             _ => delivery::attempt(self.sender, &channel, &ctx).await,
         };
         delivery
@@ -194,6 +202,13 @@ impl Dispatcher<'_> {
             .push(outcome.to_attempt(task.attempt, now));
         delivery.updated_at = now;
         match outcome.error_class {
+            // Email, SMS and push providers accept a message and confirm later: `sent`, with
+            // the provider's note (e.g. "stored in the local outbox ...").
+            None if channel.kind().honours_quiet_hours() => {
+                delivery.status = DeliveryStatus::Sent;
+                delivery.reason = outcome.message.clone();
+                info!(latency_ms = outcome.latency.as_millis() as u64, "sent");
+            }
             None => {
                 delivery.status = DeliveryStatus::Delivered;
                 delivery.reason = None;
@@ -243,14 +258,72 @@ impl Dispatcher<'_> {
         channels
             .record_health(&channel, outcome.error_class, &error, now)
             .await?;
-        match deliveries::save(self.store, &delivery, version, ttl).await {
+        self.save(&delivery, version, ttl).await
+    }
+
+    /// Saves the delivery if nobody else changed it, and counts it in the stats once it reached
+    /// a final status — only the copy whose save won counts, so a duplicate message never
+    /// counts twice.
+    async fn save(&self, delivery: &Delivery, version: i64, ttl: i64) -> Result<(), DispatchError> {
+        match deliveries::save(self.store, delivery, version, ttl).await {
             // Another dispatcher recorded this attempt first (a duplicate message in flight).
             Err(StoreError::Conflict) => {
                 warn!("delivery changed concurrently; this copy's attempt is not recorded");
-                Ok(())
+                return Ok(());
             }
-            other => other.map(|_| ()).map_err(Into::into),
+            other => other?,
+        };
+        if delivery.status.is_final() {
+            stats::record(self.store, delivery).await?;
         }
+        Ok(())
+    }
+
+    /// Where a user-facing delivery goes: the event's contact points over the stored profile's.
+    /// Opted out → `suppressed`; no usable contact point → `failed`, both with the reason.
+    async fn contact(
+        &self,
+        channel: &herald_shared::domain::channel::Channel,
+        task: &DispatchTask,
+    ) -> Result<Contact, DispatchError> {
+        let kind = channel.kind();
+        if !kind.is_user_facing() {
+            return Ok(Contact::NotNeeded);
+        }
+        let Some(recipient) = &task.recipient else {
+            return Ok(Contact::Finish(
+                DeliveryStatus::Failed,
+                "the event names no recipient (userId or recipients) and the rule has none".into(),
+            ));
+        };
+        let user = &recipient.user_id;
+        let profile = users::get(self.store, &task.org_id, user).await?;
+        if profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {
+            return Ok(Contact::Finish(
+                DeliveryStatus::Suppressed,
+                format!(
+                    "user {user} opted out of {} (channel {})",
+                    kind.as_str(),
+                    channel.id
+                ),
+            ));
+        }
+        let merged = users::contact(recipient, profile.as_ref());
+        let (points, what) = match kind {
+            ChannelKind::Email => (merged.email.into_iter().collect(), "email address"),
+            ChannelKind::Sms => (merged.phone.into_iter().collect(), "phone number"),
+            ChannelKind::Push => (merged.push_tokens, "push token"),
+            // The in-app feed needs no contact point.
+            _ => return Ok(Contact::NotNeeded),
+        };
+        let points: Vec<String> = points;
+        if points.is_empty() {
+            return Ok(Contact::Finish(
+                DeliveryStatus::Failed,
+                format!("no {what} for user {user}"),
+            ));
+        }
+        Ok(Contact::Points(points))
     }
 
     async fn schedule(
@@ -272,6 +345,13 @@ impl Dispatcher<'_> {
         self.dispatch_queue.send_batch(vec![message]).await?;
         Ok(())
     }
+}
+
+/// What a user-facing delivery is sent to, or why it is not.
+enum Contact {
+    Points(Vec<String>),
+    NotNeeded,
+    Finish(DeliveryStatus, String),
 }
 
 fn finish(delivery: &mut Delivery, status: DeliveryStatus, reason: &str, now: DateTime<Utc>) {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_dispatcher::Dispatcher;
+use herald_shared::delivery::Senders;
 use herald_shared::delivery::http::OutboundConfig;
 use std::sync::Arc;
 
@@ -70,7 +71,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     );
     let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
     // No private targets on Lambda: the outbound client refuses every reserved range.
-    let sender = HttpSender::new(OutboundConfig::default())?;
+    // Email, SMS and push providers (SES, SNS, FCM) are not built yet: `Senders` fails their
+    // deliveries with a configuration error naming the provider. No outbox in AWS.
+    let sender = Senders::new(
+        std::sync::Arc::new(HttpSender::new(OutboundConfig::default())?),
+        None,
+    );
     let dispatcher = Dispatcher {
         store: store.as_ref(),
         dispatch_queue: &dispatch_queue,

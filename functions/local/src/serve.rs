@@ -16,6 +16,7 @@ use herald_shared::delivery::http::OutboundConfig;
 use herald_shared::delivery::outbound::AllowList;
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
+use herald_shared::delivery::{OutboxSender, Senders};
 use herald_shared::domain::UserId;
 use herald_shared::feed::{
     FeedNotifier, FeedToken, FeedTokenSecret, LocalFeedHub, parse_allowed_origins,
@@ -172,11 +173,16 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let allow = AllowList::new(args.allow_private_targets.clone());
     // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
     let feed_hub = LocalFeedHub::new();
-    let sender = Arc::new(HttpSender::new(OutboundConfig {
-        allow,
-        ..OutboundConfig::default()
-    })?);
     let retention = chrono::Duration::days(args.retention_days);
+    // Slack and webhooks over HTTP; email, SMS and push channels without a provider to the
+    // local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The test button uses the same router.
+    let sender = Arc::new(Senders::new(
+        Arc::new(HttpSender::new(OutboundConfig {
+            allow,
+            ..OutboundConfig::default()
+        })?),
+        Some(Arc::new(OutboxSender::new(Arc::clone(&store), retention))),
+    ));
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,
         base: Duration::from_millis(args.retry_base_ms),

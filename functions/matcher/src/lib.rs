@@ -9,13 +9,15 @@
 pub mod cache;
 
 use chrono::{DateTime, Utc};
+use herald_shared::delivery::{caps, quiet};
 use herald_shared::domain::channel::Channel;
 use herald_shared::domain::delivery::{Delivery, DeliveryStatus, Trigger};
 use herald_shared::domain::event::{Event, Recipient};
 use herald_shared::domain::rule::Rule;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
-use herald_shared::queue::{self, Outgoing, Queue, QueueError};
-use herald_shared::repo::{deliveries, events};
+use herald_shared::queue::{self, MAX_DELAY, Outgoing, Queue, QueueError};
+use herald_shared::repo::deliveries::{CappedCreate, Versioned};
+use herald_shared::repo::{deliveries, events, stats};
 use herald_shared::store::{Store, StoreError};
 use tracing::{info, instrument, warn};
 
@@ -87,11 +89,16 @@ impl Matcher<'_> {
                     continue;
                 };
                 for recipient in recipients(event, rule, channel) {
-                    let delivery = new_delivery(event, rule, channel, recipient.as_ref(), now);
-                    let queued = match deliveries::create(self.store, &delivery, ttl).await? {
+                    let mut delivery = new_delivery(event, rule, channel, recipient.as_ref(), now);
+                    let not_before = defer_for_quiet_hours(&mut delivery, rule, now);
+                    let recorded = self
+                        .record(&mut delivery, rule, channel, recipient.as_ref(), ttl, now)
+                        .await?;
+                    let enqueue = match recorded {
                         None => {
                             created += 1;
-                            delivery.status == DeliveryStatus::Queued
+                            self.count(&delivery).await?;
+                            pending(delivery.status)
                         }
                         // Already on record: re-enqueue only after a crash between record
                         // and enqueue (this message is received again and no attempt was ever
@@ -99,11 +106,11 @@ impl Matcher<'_> {
                         // send the same attempt twice concurrently.
                         Some(existing) => {
                             redelivered
-                                && existing.delivery.status == DeliveryStatus::Queued
+                                && pending(existing.delivery.status)
                                 && existing.delivery.attempts.is_empty()
                         }
                     };
-                    if queued {
+                    if enqueue {
                         let task = DispatchTask {
                             delivery_id: delivery.id,
                             org_id: event.org_id,
@@ -111,11 +118,20 @@ impl Matcher<'_> {
                             channel_id: channel.id,
                             recipient,
                             attempt: 1,
-                            not_before: None,
+                            not_before,
                             event: event.clone(),
                             template: rule.template.clone(),
                         };
-                        tasks.push(Outgoing::now(serde_json::to_string(&task)?));
+                        let body = serde_json::to_string(&task)?;
+                        tasks.push(match not_before {
+                            // Longer than the queue's maximum delay: the dispatcher re-delays
+                            // it in hops until `not_before` (docs/pipeline.md).
+                            Some(t) => Outgoing {
+                                body,
+                                delay: (t - now).to_std().unwrap_or_default().min(MAX_DELAY),
+                            },
+                            None => Outgoing::now(body),
+                        });
                     }
                 }
             }
@@ -129,6 +145,86 @@ impl Matcher<'_> {
         events::mark_matched(self.store, event, matched_rules, created, ttl, now).await?;
         Ok(())
     }
+}
+
+impl Matcher<'_> {
+    /// Records a new delivery, counting it against the frequency cap in force when it would be
+    /// sent: a capped one is recorded `suppressed` instead. `None` when this call created it;
+    /// the existing record otherwise.
+    async fn record(
+        &self,
+        delivery: &mut Delivery,
+        rule: &Rule,
+        channel: &Channel,
+        recipient: Option<&Recipient>,
+        ttl: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Versioned>, RouteError> {
+        let cap = caps::effective(rule, channel.frequency_cap);
+        let (Some(cap), Some(user), true) = (cap, recipient, pending(delivery.status)) else {
+            return Ok(deliveries::create(self.store, delivery, ttl).await?);
+        };
+        let window = caps::window(cap, now);
+        let counter = caps::counter_key(
+            delivery.org_id,
+            channel.id,
+            user.user_id.as_str(),
+            cap,
+            &window,
+        );
+        let created = deliveries::create_within_cap(
+            self.store,
+            delivery,
+            ttl,
+            &counter,
+            cap.per_user,
+            window.end.timestamp(),
+        )
+        .await?;
+        match created {
+            CappedCreate::Created => Ok(None),
+            CappedCreate::Exists(existing) => Ok(Some(*existing)),
+            CappedCreate::Capped => {
+                delivery.status = DeliveryStatus::Suppressed;
+                delivery.reason = Some(caps::reason(cap, user.user_id.as_str()));
+                info!(rule = %rule.key, channel_id = %channel.id, "frequency cap reached; delivery suppressed");
+                Ok(deliveries::create(self.store, delivery, ttl).await?)
+            }
+        }
+    }
+
+    /// Counts a delivery this matcher created in the stats when it is already decided
+    /// (suppressed, failed) or held (deferred); queued ones are counted by the dispatcher.
+    async fn count(&self, delivery: &Delivery) -> Result<(), RouteError> {
+        if delivery.status != DeliveryStatus::Queued {
+            stats::record(self.store, delivery).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Statuses the dispatcher still has to act on.
+fn pending(status: DeliveryStatus) -> bool {
+    matches!(status, DeliveryStatus::Queued | DeliveryStatus::Deferred)
+}
+
+/// Quiet hours hold email, SMS and push deliveries of a rule that sets them: such a delivery is
+/// recorded `deferred` and its dispatch waits until the window's end, which is returned.
+fn defer_for_quiet_hours(
+    delivery: &mut Delivery,
+    rule: &Rule,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    if delivery.status != DeliveryStatus::Queued || !delivery.channel_kind.honours_quiet_hours() {
+        return None;
+    }
+    let until = quiet::next_allowed(now, rule.quiet_hours.as_ref()?)?;
+    delivery.status = DeliveryStatus::Deferred;
+    delivery.reason = Some(format!(
+        "quiet hours until {}",
+        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    ));
+    Some(until)
 }
 
 /// Who a channel delivers to: nobody in particular for Slack and webhooks; each recipient the

@@ -13,23 +13,29 @@
 //!   HTTP client re-checks every resolved address it connects to).
 //! - [`signing`] signs generic webhooks and verifies signatures (for tests and receivers).
 
+pub mod caps;
 pub mod classify;
 pub mod format;
 #[cfg(feature = "http-senders")]
 pub mod http;
 pub mod in_app;
 pub mod outbound;
+pub mod outbox;
+pub mod quiet;
 pub mod retry;
 pub mod sender;
+pub mod senders;
 pub mod signing;
 
-pub use format::{MessageContext, OutboundMessage, Target};
+pub use format::{MessageContext, OutboundMessage, Target, UserMessage};
 #[cfg(feature = "http-senders")]
 pub use http::{OutboundClient, OutboundConfig};
 pub use outbound::{AllowList, Blocked, check_target};
+pub use outbox::OutboxSender;
 #[cfg(feature = "http-senders")]
 pub use sender::HttpSender;
 pub use sender::{AttemptOutcome, Sender};
+pub use senders::Senders;
 
 use crate::domain::channel::Channel;
 use crate::domain::delivery::ErrorClass;
@@ -46,4 +52,17 @@ pub async fn attempt(
         Ok(message) => sender.send(channel, &message).await,
         Err(not_http) => AttemptOutcome::not_sent(ErrorClass::Configuration, not_http.to_string()),
     }
+}
+
+/// One attempt to deliver `ctx` to a person through a user-facing channel (email, SMS, push):
+/// `to` are the resolved contact points. Which provider sends it is the sender's business
+/// ([`Senders`] routes by the channel's provider).
+pub async fn attempt_user(
+    sender: &dyn Sender,
+    channel: &Channel,
+    ctx: &MessageContext<'_>,
+    to: Vec<String>,
+) -> AttemptOutcome {
+    let message = format::render_user(channel.kind(), ctx, to);
+    sender.send(channel, &message).await
 }

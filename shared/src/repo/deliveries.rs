@@ -5,10 +5,11 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::events::{from_doc, to_doc};
+use crate::delivery::caps;
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::{ChannelId, DeliveryId, OrgId};
 use crate::store::{
-    Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, keys,
+    Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, WriteOp, keys,
 };
 
 const ENTITY: &str = "Delivery";
@@ -49,6 +50,64 @@ pub async fn create(
     {
         Ok(()) => Ok(None),
         Err(StoreError::Conflict) => get(store, delivery.org_id, delivery.id).await,
+        Err(e) => Err(e),
+    }
+}
+
+/// What [`create_within_cap`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CappedCreate {
+    /// Created, and counted against the cap.
+    Created,
+    /// Not created: the cap's counter is at its bound.
+    Capped,
+    /// Already on record (a match message handled twice): neither created nor counted again.
+    Exists(Box<Versioned>),
+}
+
+/// Creates the delivery and counts it against a frequency cap in one transaction: the create
+/// (if absent) and the counter's `ADD n 1` (if `n < per_user`) both happen or neither does, so
+/// concurrent matchers never pass more than `per_user`, and a retried match message never counts
+/// a delivery twice.
+///
+/// The counter item is first put (if absent) with its window's end as TTL, so the `ADD` never
+/// creates a counter that would outlive its window.
+pub async fn create_within_cap(
+    store: &dyn Store,
+    delivery: &Delivery,
+    ttl: i64,
+    counter: &Key,
+    per_user: u32,
+    counter_ttl: i64,
+) -> Result<CappedCreate, StoreError> {
+    let fresh =
+        Item::new(counter.clone(), caps::ENTITY, serde_json::json!({})).with_ttl(counter_ttl);
+    match store.put(fresh, Condition::NotExists).await {
+        Ok(()) | Err(StoreError::Conflict) => {}
+        Err(e) => return Err(e),
+    }
+    let ops = vec![
+        WriteOp::Put {
+            item: item(delivery, 0, ttl)?,
+            condition: Condition::NotExists,
+        },
+        WriteOp::Add {
+            key: counter.clone(),
+            entity_type: caps::ENTITY.to_owned(),
+            deltas: [(caps::COUNT_ATTR.to_owned(), 1)].into(),
+            condition: Condition::NumLessThan {
+                attr: caps::COUNT_ATTR.to_owned(),
+                bound: i64::from(per_user),
+            },
+        },
+    ];
+    match store.transact(ops).await {
+        Ok(()) => Ok(CappedCreate::Created),
+        // Either the delivery exists or the cap is reached; the delivery's presence tells which.
+        Err(StoreError::Conflict) => Ok(match get(store, delivery.org_id, delivery.id).await? {
+            Some(existing) => CappedCreate::Exists(Box::new(existing)),
+            None => CappedCreate::Capped,
+        }),
         Err(e) => Err(e),
     }
 }

@@ -11,6 +11,8 @@ pub mod events;
 pub mod feeds;
 pub mod orgs;
 pub mod rules;
+pub mod stats;
+pub mod users;
 
 pub use api_keys::ApiKeys;
 pub use channels::Channels;

@@ -7,6 +7,7 @@ mod channels;
 mod dynamodb;
 mod errors;
 mod feeds;
+mod notify;
 mod openapi;
 mod pagination;
 mod repo;

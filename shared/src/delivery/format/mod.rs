@@ -40,7 +40,7 @@ use url::Url;
 
 use crate::domain::DeliveryId;
 use crate::domain::RuleKey;
-use crate::domain::channel::{ChannelConfig, WebhookFormat};
+use crate::domain::channel::{ChannelConfig, ChannelKind, WebhookFormat};
 use crate::domain::event::{Event, EventType, Module};
 use crate::domain::rule::Template;
 use crate::domain::{EventId, OrgId};
@@ -86,6 +86,9 @@ pub fn module_colour(module: &str) -> u32 {
 pub enum Target {
     Slack,
     Webhook(WebhookFormat),
+    /// A person reached through an email, SMS or push provider: the body is a
+    /// [`UserMessage`] as JSON.
+    Recipient(ChannelKind),
 }
 
 impl Target {
@@ -141,11 +144,57 @@ pub fn render_for(target: Target, ctx: &MessageContext<'_>) -> OutboundMessage {
         Target::Webhook(WebhookFormat::Discord) => discord::payload(ctx),
         Target::Webhook(WebhookFormat::Teams) => teams::payload(ctx),
         Target::Webhook(WebhookFormat::Generic) => generic::payload(ctx),
+        Target::Recipient(kind) => return render_user(kind, ctx, Vec::new()),
     };
     OutboundMessage {
         delivery_id: ctx.delivery_id,
         target,
         body: Bytes::from(value.to_string()),
+    }
+}
+
+/// A message for one person (email, SMS, push): what every user-facing provider renders from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserMessage {
+    pub org_id: OrgId,
+    pub channel_kind: ChannelKind,
+    /// Contact points: one email address or phone number, or the user's push tokens.
+    pub to: Vec<String>,
+    /// The rule's template title, else the event's `title` property, else its type.
+    pub title: String,
+    /// The rule's template body, else the event's `message` property.
+    pub body: Option<String>,
+    pub link: Option<String>,
+    pub event_type: String,
+    #[schema(value_type = String)]
+    pub event_id: EventId,
+    #[schema(value_type = Option<String>)]
+    pub rule_key: Option<RuleKey>,
+}
+
+/// Formats a message for a person reached through a provider (plain text: providers escape for
+/// their own markup).
+pub fn render_user(
+    kind: ChannelKind,
+    ctx: &MessageContext<'_>,
+    to: Vec<String>,
+) -> OutboundMessage {
+    let message = UserMessage {
+        org_id: ctx.event.org_id,
+        channel_kind: kind,
+        to,
+        title: ctx.title(Escape::Plain),
+        body: ctx.text(Escape::Plain),
+        link: ctx.link().map(|u| u.to_string()),
+        event_type: ctx.event.event_type.to_string(),
+        event_id: ctx.event.id.clone(),
+        rule_key: ctx.rule_key.cloned(),
+    };
+    OutboundMessage {
+        delivery_id: ctx.delivery_id,
+        target: Target::Recipient(kind),
+        body: Bytes::from(serde_json::to_vec(&message).unwrap_or_default()),
     }
 }
 

@@ -1,0 +1,160 @@
+//! User profiles (org API key): `PUT|GET|DELETE /api/v1/orgs/{orgId}/users/{userId}`.
+//!
+//! A profile holds the contact points user-facing channels use when an event does not carry
+//! them (the event's own win), the user's time zone and their opt-outs (channel ids or kinds).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::put;
+use axum::{Json, Router};
+use chrono::Utc;
+use herald_shared::domain::UserId;
+use herald_shared::repo::users::{self, UserProfile};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::OrgAuth;
+use crate::body::JsonBody;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+
+const ITEM: &str = "/api/v1/orgs/{orgId}/users/{userId}";
+/// Most push tokens and opt-outs a profile holds.
+const MAX_LIST: usize = 50;
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(ITEM, put(put_user).get(get_user).delete(delete_user))
+}
+
+/// `PUT .../users/{userId}` body: the whole profile (fields left out are cleared).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PutUser {
+    pub email: Option<String>,
+    /// E.164, e.g. `+14155550123`.
+    pub phone: Option<String>,
+    pub push_tokens: Option<Vec<String>>,
+    /// IANA time zone, e.g. `Europe/Paris`.
+    pub timezone: Option<String>,
+    /// Channel ids or channel kinds (`email`, `sms`, `push`, `in_app`) the user opted out of.
+    pub opt_outs: Option<Vec<String>>,
+}
+
+fn user_id(raw: &str) -> ApiResult<UserId> {
+    UserId::parse(raw).map_err(|e| ApiError::invalid_field("userId", e.message))
+}
+
+fn bounded(list: Option<Vec<String>>, field: &str) -> ApiResult<Vec<String>> {
+    let list = list.unwrap_or_default();
+    if list.len() > MAX_LIST {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("at most {MAX_LIST} entries"),
+        ));
+    }
+    if let Some(i) = list
+        .iter()
+        .position(|s| s.is_empty() || s.len() > 4096 || s.chars().any(char::is_control))
+    {
+        return Err(ApiError::invalid_field(
+            format!("{field}[{i}]"),
+            "must be 1–4096 printable characters",
+        ));
+    }
+    Ok(list)
+}
+
+/// Stores a user's profile, replacing any previous one.
+#[utoipa::path(
+    put, path = ITEM, tag = "users",
+    params(("orgId" = String, Path, description = "Org id"), ("userId" = String, Path, description = "Your id for the user")),
+    request_body = PutUser,
+    responses(
+        (status = 200, description = "The stored profile", body = UserProfile),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 422, description = "Invalid email, phone (E.164) or time zone", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn put_user(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path((_, user)): Path<(String, String)>,
+    JsonBody(body): JsonBody<PutUser>,
+) -> ApiResult<Json<UserProfile>> {
+    let user_id = user_id(&user)?;
+    if let Some(email) = &body.email {
+        users::validate_email(email)?;
+    }
+    if let Some(phone) = &body.phone {
+        users::validate_phone(phone)?;
+    }
+    if let Some(tz) = &body.timezone {
+        users::validate_timezone(tz)?;
+    }
+    let profile = UserProfile {
+        user_id,
+        org_id: auth.org_id,
+        email: body.email,
+        phone: body.phone,
+        push_tokens: bounded(body.push_tokens, "pushTokens")?,
+        timezone: body.timezone,
+        opt_outs: bounded(body.opt_outs, "optOuts")?,
+        updated_at: Utc::now(),
+    };
+    users::put(state.store.as_ref(), &profile)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "user"))?;
+    Ok(Json(profile))
+}
+
+/// Reads a user's profile.
+#[utoipa::path(
+    get, path = ITEM, tag = "users",
+    params(("orgId" = String, Path, description = "Org id"), ("userId" = String, Path, description = "Your id for the user")),
+    responses(
+        (status = 200, description = "The profile", body = UserProfile),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No profile for this user", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn get_user(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path((_, user)): Path<(String, String)>,
+) -> ApiResult<Json<UserProfile>> {
+    let user_id = user_id(&user)?;
+    users::get(state.store.as_ref(), &auth.org_id, &user_id)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "user"))?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("user"))
+}
+
+/// Erases a user's profile (and their feed).
+#[utoipa::path(
+    delete, path = ITEM, tag = "users",
+    params(("orgId" = String, Path, description = "Org id"), ("userId" = String, Path, description = "Your id for the user")),
+    responses(
+        (status = 204, description = "Erased"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No profile for this user", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path((_, user)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    let user_id = user_id(&user)?;
+    users::delete(state.store.as_ref(), &auth.org_id, &user_id)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "user"))?;
+    // HOOK (feeds): erasing a user also erases their in-app feed (SPEC §2). The feed lives with
+    // the feeds module; call its erase here (e.g. `feeds::erase_user(store, org, &user_id)`)
+    // once it exists.
+    tracing::info!(org_id = %auth.org_id, "user profile erased");
+    Ok(StatusCode::NO_CONTENT)
+}

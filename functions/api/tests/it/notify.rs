@@ -1,0 +1,173 @@
+//! Users, the outbox and delivery stats, as a client sees them.
+
+use chrono::Utc;
+use herald_shared::domain::delivery::DeliveryStatus;
+use herald_shared::domain::{ChannelId, OrgId, RuleKey};
+use herald_shared::repo::stats;
+use http::StatusCode;
+
+use crate::support::TestApp;
+
+#[tokio::test]
+async fn a_user_profile_is_stored_read_and_erased() {
+    let app = TestApp::local().await;
+    app.get("/users/alice")
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+    let put = app
+        .call(
+            "PUT",
+            "/users/alice",
+            Some(r#"{"email":"alice@example.com","phone":"+14155550123","pushTokens":["t1"],"timezone":"Europe/Paris","optOuts":["sms"]}"#),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(put.json["email"], "alice@example.com");
+    let got = app.get("/users/alice").await.expect(StatusCode::OK);
+    assert_eq!(got.json["userId"], "alice");
+    assert_eq!(got.json["phone"], "+14155550123");
+    assert_eq!(got.json["pushTokens"][0], "t1");
+    assert_eq!(got.json["timezone"], "Europe/Paris");
+    assert_eq!(got.json["optOuts"][0], "sms");
+    app.delete("/users/alice")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    app.get("/users/alice")
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+    app.delete("/users/alice")
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_contact_points_and_zones_are_refused_by_name() {
+    let app = TestApp::local().await;
+    let a = app
+        .call("PUT", "/users/bob", Some(r#"{"phone":"555-0123"}"#))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("phone"));
+    assert!(a.message().contains("E.164"));
+    let a = app
+        .call("PUT", "/users/bob", Some(r#"{"timezone":"Mars/Olympus"}"#))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("timezone"));
+    let a = app
+        .call("PUT", "/users/bob", Some(r#"{"email":"not an address"}"#))
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("email"));
+}
+
+#[tokio::test]
+async fn another_orgs_user_is_not_found() {
+    let app = TestApp::local().await;
+    app.call("PUT", "/users/alice", Some(r#"{"email":"a@example.com"}"#))
+        .await
+        .expect(StatusCode::OK);
+    let (other_org, other_key) = app.new_org("Other").await;
+    app.send(
+        "GET",
+        &format!("/api/v1/orgs/{other_org}/users/alice"),
+        &[("x-api-key", other_key.as_str())],
+        None,
+    )
+    .await
+    .expect_error(StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn an_empty_outbox_lists_nothing() {
+    let app = TestApp::local().await;
+    let a = app.get("/outbox").await.expect(StatusCode::OK);
+    assert_eq!(a.json["items"].as_array().map(Vec::len), Some(0));
+    app.get("/outbox?cursor=nonsense")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn stats_group_the_counters_by_channel_rule_and_day() {
+    let app = TestApp::local().await;
+    let org: OrgId = app.org_id.parse().expect("org id");
+    let ch = ChannelId::new();
+    let rule = RuleKey::parse("deploy").expect("key");
+    let today = Utc::now().date_naive();
+    let store = app.store.as_ref();
+    for (status, n, latency) in [
+        (DeliveryStatus::Delivered, 9, Some(120)),
+        (DeliveryStatus::Failed, 1, Some(40_000)),
+        (DeliveryStatus::Suppressed, 2, None),
+    ] {
+        for _ in 0..n {
+            let attempts = u32::from(latency.is_some());
+            let d = stats::deltas(status, attempts, latency);
+            stats::add(store, org, today, ch, Some(&rule), &d)
+                .await
+                .expect("add");
+        }
+    }
+    // An older day outside the default 7 days.
+    let old = today - chrono::Duration::days(30);
+    stats::add(
+        store,
+        org,
+        old,
+        ch,
+        Some(&rule),
+        &stats::deltas(DeliveryStatus::Delivered, 1, Some(10)),
+    )
+    .await
+    .expect("add");
+
+    let a = app
+        .get("/notifications/logs/stats")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(a.json["groupBy"], "channel");
+    assert_eq!(a.json["groups"][0]["key"], ch.to_string());
+    let totals = &a.json["totals"];
+    assert_eq!(totals["counts"]["delivered"], 9);
+    assert_eq!(totals["counts"]["failed"], 1);
+    assert_eq!(totals["counts"]["suppressed"], 2);
+    assert_eq!(totals["successRate"], 0.9);
+    assert_eq!(totals["latencyMs"]["p50"], 250);
+    assert_eq!(totals["latencyMs"]["p95"], 60_000);
+
+    let a = app
+        .get("/notifications/logs/stats?groupBy=rule")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(a.json["groups"][0]["key"], "deploy");
+    let from = old.format("%Y-%m-%d").to_string();
+    let a = app
+        .get(&format!(
+            "/notifications/logs/stats?groupBy=day&from={from}"
+        ))
+        .await
+        .expect(StatusCode::OK);
+    let groups = a.json["groups"].as_array().expect("groups");
+    assert_eq!(groups.len(), 2);
+    assert_eq!(groups[0]["key"], from);
+    assert_eq!(a.json["totals"]["counts"]["delivered"], 10);
+}
+
+#[tokio::test]
+async fn stats_refuse_bad_parameters_and_leave_the_log_route_alone() {
+    let app = TestApp::local().await;
+    let a = app
+        .get("/notifications/logs/stats?groupBy=month")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST);
+    assert_eq!(a.field(), Some("groupBy"));
+    app.get("/notifications/logs/stats?from=2026-05-02&to=2026-05-01")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST);
+    app.get("/notifications/logs/stats?from=2020-01-01&to=2026-01-01")
+        .await
+        .expect_error(StatusCode::BAD_REQUEST);
+    let logs = app.get("/notifications/logs").await.expect(StatusCode::OK);
+    assert!(logs.json["items"].is_array());
+}

@@ -1,0 +1,352 @@
+//! The dispatcher's user-facing path over the embedded store and queue: contact resolution
+//! (event over profile), opt-outs, the local outbox, deferred deliveries, unbuilt providers and
+//! the stats counters.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use herald_dispatcher::Dispatcher;
+use herald_shared::delivery::retry::RetryPolicy;
+use herald_shared::delivery::{
+    AttemptOutcome, OutboundMessage, OutboxSender, Sender, Senders, outbox,
+};
+use herald_shared::domain::channel::{
+    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
+};
+use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
+use herald_shared::domain::event::{Event, EventType, Module, Recipient};
+use herald_shared::domain::rule::Template;
+use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
+use herald_shared::pipeline::{DispatchTask, QueueMessage};
+use herald_shared::queue::Queue;
+use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
+use herald_shared::repo::users::{self, UserProfile};
+use herald_shared::repo::{Channels, deliveries, stats};
+use herald_shared::store::Store;
+use herald_shared::store::embedded::Embedded;
+
+/// Stands in for the HTTP sender: user-facing messages must never reach it.
+#[derive(Debug)]
+struct NoHttp;
+
+#[async_trait]
+impl Sender for NoHttp {
+    async fn send(&self, _: &Channel, _: &OutboundMessage) -> AttemptOutcome {
+        AttemptOutcome::not_sent(ErrorClass::Rejected, "http sender called")
+    }
+}
+
+struct World {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    sender: Senders,
+    org: OrgId,
+    _queues: EmbeddedQueues,
+}
+
+async fn world() -> World {
+    let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().unwrap());
+    let queues = EmbeddedQueues::in_memory().unwrap();
+    let queue: Arc<dyn Queue> = Arc::new(queues.queue("dispatch", QueueSettings::default()));
+    let sender = Senders::new(
+        Arc::new(NoHttp),
+        Some(Arc::new(OutboxSender::new(
+            Arc::clone(&store),
+            chrono::Duration::days(1),
+        ))),
+    );
+    World {
+        store,
+        queue,
+        sender,
+        org: OrgId::new(),
+        _queues: queues,
+    }
+}
+
+impl World {
+    async fn channel(&self, config: ChannelConfig) -> Channel {
+        let now = Utc::now();
+        let channel = Channel {
+            id: ChannelId::new(),
+            org_id: self.org,
+            name: ChannelName::parse("people").unwrap(),
+            config,
+            frequency_cap: None,
+            enabled: true,
+            health: ChannelHealth::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        Channels::new(self.store.as_ref())
+            .create(&channel)
+            .await
+            .unwrap();
+        channel
+    }
+
+    /// Records a delivery in `status` and dispatches its first attempt; returns it as it ends.
+    async fn dispatch(
+        &self,
+        channel: &Channel,
+        recipient: Recipient,
+        status: DeliveryStatus,
+    ) -> Delivery {
+        let now = Utc::now();
+        let mut properties = serde_json::Map::new();
+        properties.insert("name".into(), "Alice".into());
+        let event = Event {
+            id: EventId::generate(),
+            org_id: self.org,
+            event_type: EventType::parse("user.welcome").unwrap(),
+            module: Module::parse("users").unwrap(),
+            properties,
+            recipients: vec![recipient.clone()],
+            occurred_at: now,
+            received_at: now,
+        };
+        let rule = RuleKey::parse("user.welcome").unwrap();
+        let delivery = Delivery {
+            id: DeliveryId::new(),
+            org_id: self.org,
+            event_id: event.id.clone(),
+            event_type: event.event_type.to_string(),
+            rule_key: Some(rule.clone()),
+            channel_id: channel.id,
+            channel_kind: channel.kind(),
+            recipient: Some(recipient.user_id.clone()),
+            trigger: Trigger::Event,
+            status,
+            reason: None,
+            attempts: vec![],
+            created_at: now,
+            updated_at: now,
+        };
+        let ttl = (now + chrono::Duration::days(1)).timestamp();
+        deliveries::create(self.store.as_ref(), &delivery, ttl)
+            .await
+            .unwrap();
+        let task = DispatchTask {
+            delivery_id: delivery.id,
+            org_id: self.org,
+            rule_key: rule,
+            channel_id: channel.id,
+            recipient: Some(recipient),
+            attempt: 1,
+            not_before: None,
+            event,
+            template: Some(Template {
+                title: Some("Welcome, {{properties.name}}".into()),
+                body: Some("Glad you are here.".into()),
+                link: None,
+            }),
+        };
+        let outcome = Dispatcher {
+            store: self.store.as_ref(),
+            dispatch_queue: self.queue.as_ref(),
+            sender: &self.sender,
+            feeds: &herald_shared::feed::NoopFeedNotifier,
+            retry: RetryPolicy::default(),
+            retention: chrono::Duration::days(1),
+        }
+        .handle(
+            vec![QueueMessage {
+                id: "m".into(),
+                body: serde_json::to_string(&task).unwrap(),
+                receive_count: 1,
+            }],
+            now,
+        )
+        .await;
+        assert!(outcome.failed.is_empty());
+        deliveries::get(self.store.as_ref(), self.org, delivery.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .delivery
+    }
+
+    async fn outbox(&self) -> Vec<outbox::OutboxMessage> {
+        outbox::list(self.store.as_ref(), self.org, 100, None)
+            .await
+            .unwrap()
+            .0
+    }
+
+    async fn today(
+        &self,
+    ) -> std::collections::BTreeMap<String, std::collections::BTreeMap<String, i64>> {
+        stats::read_day(self.store.as_ref(), self.org, Utc::now().date_naive())
+            .await
+            .unwrap()
+    }
+}
+
+fn alice(email: Option<&str>) -> Recipient {
+    Recipient {
+        user_id: UserId::parse("alice").unwrap(),
+        email: email.map(str::to_owned),
+        phone: None,
+        push_tokens: vec![],
+    }
+}
+
+fn email_outbox() -> ChannelConfig {
+    ChannelConfig::Email(EmailConfig::Outbox {
+        from: Some("noreply@acme.test".into()),
+    })
+}
+
+async fn profile(w: &World, email: Option<&str>, opt_outs: &[&str]) {
+    users::put(
+        w.store.as_ref(),
+        &UserProfile {
+            user_id: UserId::parse("alice").unwrap(),
+            org_id: w.org,
+            email: email.map(str::to_owned),
+            phone: None,
+            push_tokens: vec![],
+            timezone: None,
+            opt_outs: opt_outs.iter().map(|s| (*s).to_owned()).collect(),
+            updated_at: Utc::now(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_outbox_email_is_stored_rendered_and_counts_as_sent() {
+    let w = world().await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w
+        .dispatch(
+            &ch,
+            alice(Some("alice@example.com")),
+            DeliveryStatus::Queued,
+        )
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Sent);
+    assert!(
+        d.reason.as_deref().unwrap().contains("local outbox"),
+        "{d:?}"
+    );
+    assert_eq!(d.attempts.len(), 1);
+    let out = w.outbox().await;
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].to, vec!["alice@example.com".to_owned()]);
+    assert_eq!(out[0].from.as_deref(), Some("noreply@acme.test"));
+    assert_eq!(out[0].title, "Welcome, Alice");
+    assert_eq!(out[0].body.as_deref(), Some("Glad you are here."));
+    assert_eq!(out[0].delivery_id, d.id);
+    let stats = w.today().await;
+    assert_eq!(stats["ALL"]["sent"], 1);
+    assert_eq!(stats[&format!("CH#{}", ch.id)]["sent"], 1);
+    assert_eq!(stats["RULE#user.welcome"]["attempts"], 1);
+}
+
+#[tokio::test]
+async fn the_stored_profile_supplies_what_the_event_lacks() {
+    let w = world().await;
+    profile(&w, Some("profile@example.com"), &[]).await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent);
+    assert_eq!(
+        w.outbox().await[0].to,
+        vec!["profile@example.com".to_owned()]
+    );
+    // The event's own contact point wins.
+    let d = w
+        .dispatch(
+            &ch,
+            alice(Some("event@example.com")),
+            DeliveryStatus::Queued,
+        )
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Sent);
+    let to: Vec<_> = w
+        .outbox()
+        .await
+        .into_iter()
+        .map(|m| m.to[0].clone())
+        .collect();
+    assert!(to.contains(&"event@example.com".to_owned()));
+}
+
+#[tokio::test]
+async fn no_contact_point_fails_with_the_reason() {
+    let w = world().await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.reason.as_deref(), Some("no email address for user alice"));
+    let sms = w.channel(ChannelConfig::Sms(SmsConfig::Outbox)).await;
+    let d = w
+        .dispatch(&sms, alice(Some("a@example.com")), DeliveryStatus::Queued)
+        .await;
+    assert_eq!(d.reason.as_deref(), Some("no phone number for user alice"));
+    assert!(w.outbox().await.is_empty());
+    assert_eq!(w.today().await["ALL"]["failed"], 2);
+}
+
+#[tokio::test]
+async fn an_opted_out_user_is_suppressed() {
+    let w = world().await;
+    profile(&w, Some("alice@example.com"), &["email"]).await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed);
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("user alice opted out of email")
+    );
+    assert!(w.outbox().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_deferred_delivery_is_sent_when_its_time_comes() {
+    let w = world().await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w
+        .dispatch(
+            &ch,
+            alice(Some("alice@example.com")),
+            DeliveryStatus::Deferred,
+        )
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Sent);
+    assert_eq!(w.outbox().await.len(), 1);
+}
+
+#[tokio::test]
+async fn providers_not_built_yet_fail_with_a_configuration_error() {
+    let w = world().await;
+    let ch = w
+        .channel(ChannelConfig::Email(EmailConfig::Ses {
+            from: "a@acme.test".into(),
+            configuration_set: None,
+            region: None,
+        }))
+        .await;
+    let d = w
+        .dispatch(
+            &ch,
+            alice(Some("alice@example.com")),
+            DeliveryStatus::Queued,
+        )
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(d.attempts[0].error_class, Some(ErrorClass::Configuration));
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap()
+            .contains("SES email provider is not available"),
+        "{d:?}"
+    );
+}

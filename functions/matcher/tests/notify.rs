@@ -1,0 +1,258 @@
+//! The matcher's user-facing rules through the real code path (embedded store and queue):
+//! frequency caps under concurrency, quiet-hours deferral.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use herald_matcher::{Matcher, RulesCache};
+use herald_shared::domain::channel::{
+    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, FrequencyCap,
+};
+use herald_shared::domain::delivery::DeliveryStatus;
+use herald_shared::domain::event::{Event, EventType, Module, Recipient};
+use herald_shared::domain::rule::{QuietHours, Rule};
+use herald_shared::domain::{ChannelId, EventId, OrgId, RuleKey, UserId};
+use herald_shared::pipeline::{DispatchTask, MatchTask, QueueMessage};
+use herald_shared::queue::Queue;
+use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
+use herald_shared::repo::deliveries::{self, LogFilter};
+use herald_shared::repo::{Channels, Rules};
+use herald_shared::store::Store;
+use herald_shared::store::embedded::Embedded;
+
+struct World {
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+    rules: Arc<RulesCache>,
+    org: OrgId,
+    channel: ChannelId,
+    _queues: EmbeddedQueues,
+}
+
+async fn world(cap: Option<FrequencyCap>, quiet: Option<QuietHours>) -> World {
+    let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().expect("store"));
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let queue: Arc<dyn Queue> = Arc::new(queues.queue("dispatch", QueueSettings::default()));
+    let org = OrgId::new();
+    let now = Utc::now();
+    let channel = Channel {
+        id: ChannelId::new(),
+        org_id: org,
+        name: ChannelName::parse("email").unwrap(),
+        config: ChannelConfig::Email(EmailConfig::Outbox { from: None }),
+        frequency_cap: cap,
+        enabled: true,
+        health: ChannelHealth::default(),
+        created_at: now,
+        updated_at: now,
+    };
+    Channels::new(store.as_ref())
+        .create(&channel)
+        .await
+        .unwrap();
+    let rule = Rule {
+        key: RuleKey::parse("digest").unwrap(),
+        org_id: org,
+        matcher: None,
+        channel_ids: vec![channel.id],
+        frequency_cap: None,
+        quiet_hours: quiet,
+        recipients: vec![],
+        template: None,
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+    };
+    Rules::new(store.as_ref()).create(&rule).await.unwrap();
+    World {
+        store,
+        queue,
+        rules: Arc::new(RulesCache::new(Duration::from_secs(60))),
+        org,
+        channel: channel.id,
+        _queues: queues,
+    }
+}
+
+fn event(org: OrgId, user: &str) -> Event {
+    let now = Utc::now();
+    Event {
+        id: EventId::generate(),
+        org_id: org,
+        event_type: EventType::parse("digest").unwrap(),
+        module: Module::parse("email").unwrap(),
+        properties: serde_json::Map::new(),
+        recipients: vec![Recipient {
+            user_id: UserId::parse(user).unwrap(),
+            email: Some(format!("{user}@example.com")),
+            phone: None,
+            push_tokens: vec![],
+        }],
+        occurred_at: now,
+        received_at: now,
+    }
+}
+
+fn message(event: &Event) -> QueueMessage {
+    QueueMessage {
+        id: event.id.to_string(),
+        body: serde_json::to_string(&MatchTask {
+            event: event.clone(),
+        })
+        .unwrap(),
+        receive_count: 1,
+    }
+}
+
+impl World {
+    async fn handle(&self, event: &Event, now: DateTime<Utc>) {
+        let outcome = Matcher {
+            store: self.store.as_ref(),
+            dispatch_queue: self.queue.as_ref(),
+            rules: &self.rules,
+            // Long enough that records made at fixed past instants are not yet expired.
+            retention: chrono::Duration::days(3650),
+        }
+        .handle(vec![message(event)], now)
+        .await;
+        assert!(outcome.failed.is_empty(), "matching failed");
+    }
+
+    async fn deliveries(&self) -> Vec<herald_shared::domain::delivery::Delivery> {
+        deliveries::list(
+            self.store.as_ref(),
+            self.org,
+            &LogFilter::default(),
+            200,
+            None,
+            Utc::now() + chrono::Duration::minutes(1),
+        )
+        .await
+        .unwrap()
+        .items
+    }
+
+    /// Dispatch tasks ready now (up to 100).
+    async fn dispatched(&self) -> Vec<DispatchTask> {
+        let mut out = Vec::new();
+        loop {
+            let got = self.queue.receive(10, Duration::ZERO).await.unwrap();
+            if got.is_empty() {
+                return out;
+            }
+            out.extend(got.iter().map(|r| serde_json::from_str(&r.body).unwrap()));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cap_holds_under_concurrent_deliveries_to_one_user() {
+    let cap = FrequencyCap {
+        per_user: 5,
+        window_hours: 24,
+    };
+    let w = Arc::new(world(Some(cap), None).await);
+    let now = Utc::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..40 {
+        let w = Arc::clone(&w);
+        tasks.spawn(async move {
+            let e = event(w.org, "alice");
+            w.handle(&e, now).await;
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("task");
+    }
+    // Another user has their own allowance.
+    w.handle(&event(w.org, "bob"), now).await;
+
+    let all = w.deliveries().await;
+    let alice: Vec<_> = all
+        .iter()
+        .filter(|d| d.recipient.as_ref().unwrap().as_str() == "alice")
+        .collect();
+    assert_eq!(alice.len(), 40);
+    let queued = alice
+        .iter()
+        .filter(|d| d.status == DeliveryStatus::Queued)
+        .count();
+    assert_eq!(queued, 5, "exactly perUser deliveries pass");
+    let suppressed: Vec<_> = alice
+        .iter()
+        .filter(|d| d.status == DeliveryStatus::Suppressed)
+        .collect();
+    assert_eq!(suppressed.len(), 35);
+    assert_eq!(
+        suppressed[0].reason.as_deref(),
+        Some("frequency cap: 5 per 24h reached for user alice")
+    );
+    let sent = w.dispatched().await;
+    assert_eq!(
+        sent.len(),
+        6,
+        "5 for alice, 1 for bob; suppressed ones are never sent"
+    );
+    assert!(sent.iter().all(|t| t.channel_id == w.channel));
+}
+
+#[tokio::test]
+async fn a_match_handled_twice_counts_once_against_the_cap() {
+    let cap = FrequencyCap {
+        per_user: 2,
+        window_hours: 1,
+    };
+    let w = world(Some(cap), None).await;
+    let now = Utc::now();
+    let first = event(w.org, "alice");
+    w.handle(&first, now).await;
+    w.handle(&first, now).await;
+    w.handle(&event(w.org, "alice"), now).await;
+    let statuses: Vec<_> = w.deliveries().await.iter().map(|d| d.status).collect();
+    assert_eq!(
+        statuses,
+        vec![DeliveryStatus::Queued, DeliveryStatus::Queued]
+    );
+}
+
+#[tokio::test]
+async fn a_new_window_resets_the_cap() {
+    let cap = FrequencyCap {
+        per_user: 1,
+        window_hours: 1,
+    };
+    let w = world(Some(cap), None).await;
+    let now: DateTime<Utc> = "2026-05-01T10:30:00Z".parse().unwrap();
+    w.handle(&event(w.org, "alice"), now).await;
+    w.handle(&event(w.org, "alice"), now + chrono::Duration::minutes(20))
+        .await;
+    w.handle(&event(w.org, "alice"), now + chrono::Duration::minutes(40))
+        .await;
+    let mut statuses: Vec<_> = w
+        .deliveries()
+        .await
+        .iter()
+        .map(|d| d.status.as_str())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec!["queued", "queued", "suppressed"]);
+}
+
+#[tokio::test]
+async fn deliveries_inside_quiet_hours_are_deferred_to_the_window_end() {
+    let quiet = QuietHours::parse("America/New_York", None).unwrap();
+    let w = world(None, Some(quiet)).await;
+    // 23:00 EDT on 31 October 2026; the night clocks fall back: 08:00 EST is 13:00 UTC.
+    let now: DateTime<Utc> = "2026-11-01T03:00:00Z".parse().unwrap();
+    w.handle(&event(w.org, "alice"), now).await;
+    let d = &w.deliveries().await[0];
+    assert_eq!(d.status, DeliveryStatus::Deferred);
+    assert_eq!(
+        d.reason.as_deref(),
+        Some("quiet hours until 2026-11-01T13:00:00Z")
+    );
+    // Not dispatchable now: it waits in the queue with the maximum delay and `notBefore`.
+    assert!(w.dispatched().await.is_empty());
+}

@@ -1,0 +1,63 @@
+//! [`Senders`]: one [`Sender`] that routes each message by its channel's kind and provider —
+//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox — and answers a
+//! clear configuration error for providers this build cannot reach yet (SES, SMTP, SNS, FCM).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::format::OutboundMessage;
+use super::sender::{AttemptOutcome, Sender};
+use crate::domain::channel::{Channel, ChannelConfig, EmailConfig, PushConfig, SmsConfig};
+use crate::domain::delivery::ErrorClass;
+
+/// Routes by channel kind and provider.
+#[derive(Debug, Clone)]
+pub struct Senders {
+    http: Arc<dyn Sender>,
+    outbox: Option<Arc<dyn Sender>>,
+}
+
+impl Senders {
+    /// `outbox`: where `outbox` providers deliver (`herald serve`); `None` in AWS, where such a
+    /// channel cannot exist (the API requires a provider) and a message to one fails clearly.
+    pub fn new(http: Arc<dyn Sender>, outbox: Option<Arc<dyn Sender>>) -> Self {
+        Self { http, outbox }
+    }
+}
+
+fn not_built(provider: &str, kind: &str) -> AttemptOutcome {
+    AttemptOutcome::not_sent(
+        ErrorClass::Configuration,
+        format!(
+            "the {provider} {kind} provider is not available in this version of Herald: nothing was sent; use the local outbox (herald serve) until it is"
+        ),
+    )
+}
+
+#[async_trait]
+impl Sender for Senders {
+    async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome {
+        match &channel.config {
+            ChannelConfig::Slack(_) | ChannelConfig::Webhook(_) | ChannelConfig::InApp => {
+                self.http.send(channel, message).await
+            }
+            ChannelConfig::Email(EmailConfig::Outbox { .. })
+            | ChannelConfig::Sms(SmsConfig::Outbox)
+            | ChannelConfig::Push(PushConfig::Outbox) => match &self.outbox {
+                Some(outbox) => outbox.send(channel, message).await,
+                None => AttemptOutcome::not_sent(
+                    ErrorClass::Configuration,
+                    format!(
+                        "this deployment has no local outbox: configure a {} provider for the channel",
+                        channel.kind().as_str()
+                    ),
+                ),
+            },
+            ChannelConfig::Email(EmailConfig::Ses { .. }) => not_built("SES", "email"),
+            ChannelConfig::Email(EmailConfig::Smtp { .. }) => not_built("SMTP", "email"),
+            ChannelConfig::Sms(SmsConfig::Sns { .. }) => not_built("SNS", "SMS"),
+            ChannelConfig::Push(PushConfig::Fcm { .. }) => not_built("FCM", "push"),
+        }
+    }
+}
