@@ -74,7 +74,10 @@ fn bench(c: &mut Criterion) {
         let org = OrgId::new();
         let started = std::time::Instant::now();
         populate(&rt, &store, org, rows);
-        eprintln!("{rows} deliveries' counters written in {:?}", started.elapsed());
+        eprintln!(
+            "{rows} deliveries' counters written in {:?}",
+            started.elapsed()
+        );
         let today = Utc::now().date_naive();
         let from = today - Duration::days(DAYS - 1);
         // Sanity: the totals are the rows.
@@ -92,7 +95,10 @@ fn bench(c: &mut Criterion) {
             ("day", GroupBy::Day),
         ] {
             group.bench_with_input(BenchmarkId::new(name, rows), &rows, |b, _| {
-                b.iter(|| rt.block_on(read(&store, org, from, today, by)).expect("read"));
+                b.iter(|| {
+                    rt.block_on(read(&store, org, from, today, by))
+                        .expect("read")
+                });
             });
         }
     }

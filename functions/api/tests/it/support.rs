@@ -107,14 +107,26 @@ impl TestApp {
     }
 
     pub async fn with_config(config: ApiConfig) -> Self {
+        Self::with_sender(config, |_| {
+            Arc::new(
+                herald_shared::delivery::HttpSender::new(Default::default())
+                    .expect("an HTTP client builds"),
+            )
+        })
+        .await
+    }
+
+    /// With the sender `make` builds over the app's store (e.g. `herald serve`'s router with
+    /// its local outbox).
+    pub async fn with_sender(
+        config: ApiConfig,
+        make: impl FnOnce(Arc<dyn Store>) -> Arc<dyn herald_shared::delivery::Sender>,
+    ) -> Self {
         let store: Arc<dyn Store> = Arc::new(MemStore::default());
         let state = AppState {
             store: store.clone(),
             bus: Arc::new(NullBus),
-            sender: Arc::new(
-                herald_shared::delivery::HttpSender::new(Default::default())
-                    .expect("an HTTP client builds"),
-            ),
+            sender: make(store.clone()),
             config: Arc::new(config),
         };
         let mut app = Self {
