@@ -28,7 +28,7 @@ const RULES: usize = 10;
 fn populate(rt: &tokio::runtime::Runtime, store: &Embedded, org: OrgId, rows: u64) {
     let channels: Vec<ChannelId> = (0..CHANNELS).map(|_| ChannelId::new()).collect();
     let rules: Vec<RuleKey> = (0..RULES)
-        .map(|i| RuleKey::parse(&format!("rule.{i}")).expect("key"))
+        .map(|i| RuleKey::parse(format!("rule.{i}")).expect("key"))
         .collect();
     let today = Utc::now().date_naive();
     // Aggregate first: (day, channel, rule) → summed deltas.
