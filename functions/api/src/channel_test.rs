@@ -7,10 +7,12 @@ use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use herald_shared::delivery::{self, MessageContext, format, in_app};
+use herald_shared::delivery::{self, AttemptOutcome, MessageContext, format, in_app};
 use herald_shared::domain::channel::ChannelKind;
 use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
+use herald_shared::domain::event::Recipient;
 use herald_shared::domain::{ChannelId, DeliveryId, UserId};
+use herald_shared::repo::users;
 use herald_shared::repo::{Channels, deliveries};
 use serde::{Deserialize, Serialize};
 
@@ -76,11 +78,20 @@ pub async fn test_channel(
         .get(&auth.org_id, &id)
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))?;
-    let recipient = match request.to.filter(|t| !t.is_empty()) {
-        Some(to) if channel.kind().is_user_facing() => {
-            Some(UserId::parse(to).map_err(|e| ApiError::invalid_field("to", e.message))?)
-        }
-        _ => None,
+    let to = request.to.filter(|t| !t.is_empty());
+    // Email, SMS and push need a contact point: `to` is one (an address, an E.164 number)
+    // or a user id whose stored profile has one.
+    let (recipient, points) = if channel.kind().honours_quiet_hours() {
+        let (user, points) = test_contact(&state, &auth, channel.kind(), to.as_deref()).await?;
+        (user, Some(points))
+    } else {
+        let user = match to {
+            Some(to) if channel.kind().is_user_facing() => {
+                Some(UserId::parse(&to).map_err(|e| ApiError::invalid_field("to", e.message))?)
+            }
+            _ => None,
+        };
+        (user, None)
     };
 
     let now = Utc::now();
@@ -92,8 +103,8 @@ pub async fn test_channel(
         template: None,
         delivery_id,
     };
-    let outcome = match (channel.kind(), &recipient) {
-        (ChannelKind::InApp, Some(user)) => {
+    let outcome = match (channel.kind(), &recipient, points) {
+        (ChannelKind::InApp, Some(user), _) => {
             in_app::deliver(
                 state.store.as_ref(),
                 state.feeds.as_ref(),
@@ -104,13 +115,23 @@ pub async fn test_channel(
             )
             .await
         }
-        (ChannelKind::InApp, None) => {
+        (ChannelKind::InApp, None, _) => {
             return Err(ApiError::invalid_field(
                 "to",
                 "an in_app test needs `to`: the user id whose feed receives it",
             ));
         }
-        _ => delivery::attempt(state.sender.as_ref(), &channel, &ctx).await,
+        (_, _, Some(points)) if points.is_empty() => AttemptOutcome::not_sent(
+            ErrorClass::Configuration,
+            format!(
+                "no {} to send the test to: pass `to` (a contact point, or a user id with a stored profile)",
+                what(channel.kind())
+            ),
+        ),
+        (_, _, Some(points)) => {
+            delivery::attempt_user(state.sender.as_ref(), &channel, &ctx, points).await
+        }
+        (_, _, None) => delivery::attempt(state.sender.as_ref(), &channel, &ctx).await,
     };
     let attempt = outcome.to_attempt(1, now);
 
@@ -124,12 +145,17 @@ pub async fn test_channel(
         channel_kind: channel.kind(),
         recipient,
         trigger: Trigger::Test,
-        status: if outcome.is_delivered() {
+        status: if outcome.is_delivered() && channel.kind().honours_quiet_hours() {
+            DeliveryStatus::Sent
+        } else if outcome.is_delivered() {
             DeliveryStatus::Delivered
         } else {
             DeliveryStatus::Failed
         },
-        reason: outcome.message.clone().filter(|_| !outcome.is_delivered()),
+        reason: outcome
+            .message
+            .clone()
+            .filter(|_| !outcome.is_delivered() || channel.kind().honours_quiet_hours()),
         attempts: vec![attempt],
         created_at: now,
         updated_at: now,
@@ -156,4 +182,50 @@ pub async fn test_channel(
         latency_ms: u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX),
         log_id: delivery_id,
     }))
+}
+
+fn what(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Email => "email address",
+        ChannelKind::Sms => "phone number",
+        _ => "push token",
+    }
+}
+
+/// The test's recipient and contact points: `to` as a contact point of the channel's kind, else
+/// as a user id (the stored profile's contact points).
+async fn test_contact(
+    state: &AppState,
+    auth: &OrgAuth,
+    kind: ChannelKind,
+    to: Option<&str>,
+) -> ApiResult<(Option<UserId>, Vec<String>)> {
+    let Some(to) = to else {
+        return Ok((None, Vec::new()));
+    };
+    let is_point = match kind {
+        ChannelKind::Email => to.contains('@') && users::validate_email(to).is_ok(),
+        ChannelKind::Sms => users::validate_phone(to).is_ok(),
+        _ => false,
+    };
+    if is_point {
+        return Ok((None, vec![to.to_owned()]));
+    }
+    let user = UserId::parse(to).map_err(|e| ApiError::invalid_field("to", e.message))?;
+    let profile = users::get(state.store.as_ref(), &auth.org_id, &user)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "user"))?;
+    let bare = Recipient {
+        user_id: user.clone(),
+        email: None,
+        phone: None,
+        push_tokens: Vec::new(),
+    };
+    let c = users::contact(&bare, profile.as_ref());
+    let points = match kind {
+        ChannelKind::Email => c.email.into_iter().collect(),
+        ChannelKind::Sms => c.phone.into_iter().collect(),
+        _ => c.push_tokens,
+    };
+    Ok((Some(user), points))
 }

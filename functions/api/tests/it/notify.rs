@@ -171,3 +171,71 @@ async fn stats_refuse_bad_parameters_and_leave_the_log_route_alone() {
     let logs = app.get("/notifications/logs").await.expect(StatusCode::OK);
     assert!(logs.json["items"].is_array());
 }
+
+/// `herald serve`'s wiring: HTTP for Slack and webhooks, the outbox for the rest.
+async fn serve_like() -> TestApp {
+    use std::sync::Arc;
+
+    use herald_shared::delivery::{HttpSender, OutboxSender, Senders};
+    TestApp::with_sender(
+        herald_api::ApiConfig {
+            default_outbox: true,
+            admin_key: Some(herald_api::AdminKey::new(crate::support::ADMIN_KEY)),
+            ..herald_api::ApiConfig::default()
+        },
+        |store| {
+            Arc::new(Senders::new(
+                Arc::new(HttpSender::new(Default::default()).expect("client")),
+                Some(Arc::new(OutboxSender::new(
+                    store,
+                    chrono::Duration::days(1),
+                ))),
+            ))
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn the_test_button_of_an_email_channel_fills_the_outbox() {
+    let app = serve_like().await;
+    let id = app.channel(r#"{"kind":"email","name":"Customers"}"#).await;
+    let test = format!("/notifications/channels/{id}/test");
+    let a = app
+        .post(&test, r#"{"to":"alice@example.com"}"#)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(a.json["ok"], true, "{}", a.text);
+    assert!(a.json["message"].as_str().unwrap().contains("local outbox"));
+    let out = app.get("/outbox").await.expect(StatusCode::OK);
+    assert_eq!(out.json["items"][0]["to"][0], "alice@example.com");
+    assert_eq!(out.json["items"][0]["title"], "herald.test");
+    let logs = app.get("/notifications/logs").await.expect(StatusCode::OK);
+    assert_eq!(logs.json["items"][0]["status"], "sent");
+    assert!(
+        logs.json["items"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("local outbox")
+    );
+
+    // A user id: the stored profile's address.
+    app.call("PUT", "/users/bob", Some(r#"{"email":"bob@example.com"}"#))
+        .await
+        .expect(StatusCode::OK);
+    app.post(&test, r#"{"to":"bob"}"#)
+        .await
+        .expect(StatusCode::OK);
+    let out = app.get("/outbox").await.expect(StatusCode::OK);
+    assert_eq!(out.json["items"][0]["to"][0], "bob@example.com");
+
+    // Nobody to send to: a refused attempt that says why.
+    let a = app.post(&test, "{}").await.expect(StatusCode::OK);
+    assert_eq!(a.json["ok"], false);
+    assert!(
+        a.json["message"]
+            .as_str()
+            .unwrap()
+            .contains("no email address")
+    );
+}

@@ -122,13 +122,34 @@ impl TestApp {
     }
 
     pub async fn with_store(store: Arc<dyn Store>, config: ApiConfig) -> Self {
+        Self::build(store, config, |_| {
+            Arc::new(
+                herald_shared::delivery::HttpSender::new(Default::default())
+                    .expect("an HTTP client builds"),
+            )
+        })
+        .await
+    }
+
+    /// With the sender `make` builds over the app's store (e.g. `herald serve`'s router with
+    /// its local outbox).
+    pub async fn with_sender(
+        config: ApiConfig,
+        make: impl FnOnce(Arc<dyn Store>) -> Arc<dyn herald_shared::delivery::Sender>,
+    ) -> Self {
+        let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().expect("in-memory store"));
+        Self::build(store, config, make).await
+    }
+
+    async fn build(
+        store: Arc<dyn Store>,
+        config: ApiConfig,
+        make: impl FnOnce(Arc<dyn Store>) -> Arc<dyn herald_shared::delivery::Sender>,
+    ) -> Self {
         let state = AppState {
             store: store.clone(),
             bus: Arc::new(NullBus),
-            sender: Arc::new(
-                herald_shared::delivery::HttpSender::new(Default::default())
-                    .expect("an HTTP client builds"),
-            ),
+            sender: make(store.clone()),
             config: Arc::new(config),
             feeds: Arc::new(herald_shared::feed::LocalFeedHub::new()),
         };
