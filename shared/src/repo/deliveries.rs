@@ -55,6 +55,15 @@ pub async fn create(
     }
 }
 
+/// The write [`create`] makes, for bulk loaders (benchmarks, imports) that batch many in one
+/// transaction.
+pub fn create_op(delivery: &Delivery, ttl: i64) -> Result<WriteOp, StoreError> {
+    Ok(WriteOp::Put {
+        item: item(delivery, 0, ttl)?,
+        condition: Condition::NotExists,
+    })
+}
+
 /// What [`create_within_cap`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum CappedCreate {
