@@ -259,8 +259,10 @@ async fn send_endpoint(
                 .insert(header::RETRY_AFTER, "7".parse().expect("header"));
             r
         }
-        _ => axum::Json(json!({"name": format!("projects/{PROJECT}/messages/0:{}", uuid::Uuid::new_v4())}))
-            .into_response(),
+        _ => axum::Json(
+            json!({"name": format!("projects/{PROJECT}/messages/0:{}", uuid::Uuid::new_v4())}),
+        )
+        .into_response(),
     }
 }
 
@@ -395,11 +397,8 @@ async fn send(s: &dyn Sender, ch: &Channel, to: &[&str]) -> AttemptOutcome {
 #[tokio::test]
 async fn a_push_is_delivered_through_senders_with_the_exact_v1_shape() {
     let peer = start(3600).await;
-    let senders = Senders::new(
-        Arc::new(HttpSender::from_client(client())),
-        None,
-    )
-    .with_fcm(Arc::new(fcm(&peer)));
+    let senders = Senders::new(Arc::new(HttpSender::from_client(client())), None)
+        .with_fcm(Arc::new(fcm(&peer)));
     let delivery_id = DeliveryId::new();
     let ch = channel(&peer);
     let out = senders
@@ -416,7 +415,11 @@ async fn a_push_is_delivered_through_senders_with_the_exact_v1_shape() {
     assert_eq!(sends.len(), 1);
     let s = &sends[0];
     assert_eq!(s.project, PROJECT);
-    assert!(s.authorization.starts_with("Bearer ya29.test-"), "{}", s.authorization);
+    assert!(
+        s.authorization.starts_with("Bearer ya29.test-"),
+        "{}",
+        s.authorization
+    );
     assert_eq!(
         s.body,
         json!({"message": {
@@ -476,7 +479,11 @@ async fn a_401_drops_the_token_fetches_another_and_succeeds_in_the_same_attempt(
     let sender = fcm(&peer);
     let ch = channel(&peer);
     let out = send(&sender, &ch, &["tok-revoke"]).await;
-    assert_eq!((out.status_code, out.error_class), (Some(200), None), "{out:?}");
+    assert_eq!(
+        (out.status_code, out.error_class),
+        (Some(200), None),
+        "{out:?}"
+    );
     assert_eq!(peer.token_requests(), 2);
     let sends = peer.sends();
     assert_eq!(sends.len(), 2);
@@ -498,8 +505,15 @@ async fn an_unregistered_token_is_not_retried_and_is_named() {
     assert!(!ErrorClass::Rejected.is_retryable() && !ErrorClass::Rejected.breaks_channel());
     let m = out.message.expect("message");
     assert!(m.contains("UNREGISTERED") && m.contains("…zz998877"), "{m}");
-    assert!(!m.contains("tok-unregistered"), "the full token is not echoed: {m}");
-    assert_eq!(peer.sends().len(), 1, "one request, no retry inside the attempt");
+    assert!(
+        !m.contains("tok-unregistered"),
+        "the full token is not echoed: {m}"
+    );
+    assert_eq!(
+        peer.sends().len(),
+        1,
+        "one request, no retry inside the attempt"
+    );
 }
 
 #[tokio::test]
@@ -513,7 +527,10 @@ async fn one_good_device_among_gone_ones_is_a_delivery() {
     .await;
     assert_eq!(out.error_class, None, "{out:?}");
     let m = out.message.expect("message");
-    assert!(m.contains("delivered to 1 of 2 push tokens") && m.contains("UNREGISTERED"), "{m}");
+    assert!(
+        m.contains("delivered to 1 of 2 push tokens") && m.contains("UNREGISTERED"),
+        "{m}"
+    );
     assert_eq!(peer.sends().len(), 2, "duplicate tokens are sent once");
 }
 
@@ -538,7 +555,12 @@ async fn a_bad_private_key_is_a_configuration_error_before_any_request() {
     let peer = start(3600).await;
     let garbage = "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n";
     for key in [garbage, "paste the key here"] {
-        let out = send(&fcm(&peer), &channel_with(&peer, CLIENT_EMAIL, key), &["tok-a"]).await;
+        let out = send(
+            &fcm(&peer),
+            &channel_with(&peer, CLIENT_EMAIL, key),
+            &["tok-a"],
+        )
+        .await;
         assert_eq!(out.error_class, Some(ErrorClass::Configuration), "{out:?}");
         assert!(!ErrorClass::Configuration.is_retryable());
         let m = out.message.expect("message");
@@ -551,7 +573,11 @@ async fn a_bad_private_key_is_a_configuration_error_before_any_request() {
 #[tokio::test]
 async fn a_refused_grant_is_a_configuration_error() {
     let peer = start(3600).await;
-    let ch = channel_with(&peer, "someone-else@other.iam.gserviceaccount.com", TEST_KEY);
+    let ch = channel_with(
+        &peer,
+        "someone-else@other.iam.gserviceaccount.com",
+        TEST_KEY,
+    );
     let out = send(&fcm(&peer), &ch, &["tok-a"]).await;
     assert_eq!(
         (out.status_code, out.error_class),
@@ -566,14 +592,21 @@ async fn a_refused_grant_is_a_configuration_error() {
 async fn a_key_with_escaped_newlines_as_in_the_json_file_works() {
     let peer = start(3600).await;
     let escaped = TEST_KEY.replace('\n', "\\n");
-    let out = send(&fcm(&peer), &channel_with(&peer, CLIENT_EMAIL, &escaped), &["tok-a"]).await;
+    let out = send(
+        &fcm(&peer),
+        &channel_with(&peer, CLIENT_EMAIL, &escaped),
+        &["tok-a"],
+    )
+    .await;
     assert!(out.is_delivered(), "{out:?} {:?}", peer.refusals());
 }
 
 #[tokio::test]
 async fn a_token_endpoint_outage_is_a_retried_server_error() {
     let peer = start(3600).await;
-    peer.google.token_endpoint_down.store(true, Ordering::SeqCst);
+    peer.google
+        .token_endpoint_down
+        .store(true, Ordering::SeqCst);
     let out = send(&fcm(&peer), &channel(&peer), &["tok-a"]).await;
     assert_eq!(
         (out.status_code, out.error_class, out.retry_after),

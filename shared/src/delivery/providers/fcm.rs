@@ -231,9 +231,9 @@ impl TokenCache {
             let now = Instant::now();
             slots.retain(|_, slot| {
                 Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |t| {
-                        t.as_ref().is_some_and(|t| t.refresh_at > now)
-                    })
+                    || slot
+                        .try_lock()
+                        .map_or(true, |t| t.as_ref().is_some_and(|t| t.refresh_at > now))
             });
         }
         Arc::clone(slots.entry(key.clone()).or_default())
@@ -293,7 +293,9 @@ impl Inner {
                 Bytes::from(form),
             )
             .await
-            .map_err(|e| Failure::transport("the OAuth token request failed", e.kind, &e.message))?;
+            .map_err(|e| {
+                Failure::transport("the OAuth token request failed", e.kind, &e.message)
+            })?;
         let token = token_response(&resp)?;
         debug!(
             client_email = account.client_email,
@@ -356,10 +358,7 @@ fn token_response(resp: &RawResponse) -> Result<(String, Duration), Failure> {
             resp.status
         )
     } else {
-        format!(
-            "the OAuth token endpoint failed ({} {reason})",
-            resp.status
-        )
+        format!("the OAuth token endpoint failed ({} {reason})", resp.status)
     };
     Err(Failure {
         class,
@@ -579,14 +578,16 @@ impl TokenResult {
         } else {
             format!("{} ", self.code)
         };
-        format!("token {}: {status}{code}{}{hint}", self.shown, self.detail)
-            .replace("  ", " ")
+        format!("token {}: {status}{code}{}{hint}", self.shown, self.detail).replace("  ", " ")
     }
 }
 
 fn shown(device_token: &str) -> String {
     let n = device_token.chars().count();
-    let tail: String = device_token.chars().skip(n.saturating_sub(TOKEN_TAIL)).collect();
+    let tail: String = device_token
+        .chars()
+        .skip(n.saturating_sub(TOKEN_TAIL))
+        .collect();
     format!("…{tail}")
 }
 
@@ -737,10 +738,7 @@ impl Sender for FcmSender {
             token_uri,
         }) = &channel.config
         else {
-            return AttemptOutcome::not_sent(
-                ErrorClass::Configuration,
-                "not an FCM push channel",
-            );
+            return AttemptOutcome::not_sent(ErrorClass::Configuration, "not an FCM push channel");
         };
         if message.target != Target::Recipient(ChannelKind::Push) {
             return AttemptOutcome::not_sent(
@@ -845,11 +843,31 @@ mod tests {
         };
         let cases = [
             (404, body("NOT_FOUND", "UNREGISTERED"), ErrorClass::Rejected),
-            (400, body("INVALID_ARGUMENT", "INVALID_ARGUMENT"), ErrorClass::BadPayload),
-            (403, body("PERMISSION_DENIED", "SENDER_ID_MISMATCH"), ErrorClass::Configuration),
-            (401, body("UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR"), ErrorClass::Configuration),
-            (429, body("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"), ErrorClass::RateLimited),
-            (503, body("UNAVAILABLE", "UNAVAILABLE"), ErrorClass::ServerError),
+            (
+                400,
+                body("INVALID_ARGUMENT", "INVALID_ARGUMENT"),
+                ErrorClass::BadPayload,
+            ),
+            (
+                403,
+                body("PERMISSION_DENIED", "SENDER_ID_MISMATCH"),
+                ErrorClass::Configuration,
+            ),
+            (
+                401,
+                body("UNAUTHENTICATED", "THIRD_PARTY_AUTH_ERROR"),
+                ErrorClass::Configuration,
+            ),
+            (
+                429,
+                body("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED"),
+                ErrorClass::RateLimited,
+            ),
+            (
+                503,
+                body("UNAVAILABLE", "UNAVAILABLE"),
+                ErrorClass::ServerError,
+            ),
             (500, body("INTERNAL", "INTERNAL"), ErrorClass::ServerError),
             (404, String::new(), ErrorClass::Rejected),
             (403, String::new(), ErrorClass::Configuration),
@@ -933,7 +951,7 @@ mod tests {
     fn pem_keys_with_escaped_newlines_parse_and_garbage_does_not() {
         assert!(signing_key("not a key").is_err());
         let bad = "-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n";
-        let err = signing_key(bad).err().expect("rejected");
+        let err = signing_key(bad).expect_err("rejected");
         assert_eq!(err.class, ErrorClass::Configuration);
         assert!(err.message.contains("privateKey"), "{}", err.message);
     }
