@@ -22,7 +22,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{TimeZone, Utc};
 use herald_shared::delivery::format::{self, MessageContext, OutboundMessage};
 use herald_shared::delivery::http::OutboundClient;
-use herald_shared::delivery::providers::fcm::{FcmSender, GRANT_TYPE, SCOPE};
+use herald_shared::delivery::providers::fcm::{FcmSender, GRANT_TYPE, SCOPE, check_private_key};
 use herald_shared::delivery::{
     AllowList, AttemptOutcome, HttpSender, OutboundConfig, Sender, Senders,
 };
@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 use url::Url;
 
 const TEST_KEY: &str = include_str!("fixtures/fcm-test-key.pem");
+const TEST_KEY_PKCS1: &str = include_str!("fixtures/fcm-test-key.pkcs1.pem");
 const TEST_PUBLIC_KEY: &str = include_str!("fixtures/fcm-test-key.pub.pem");
 const CLIENT_EMAIL: &str = "herald-push@herald-test.iam.gserviceaccount.com";
 const PROJECT: &str = "herald-test";
@@ -242,6 +243,7 @@ async fn send_endpoint(
             g.tokens.lock().unwrap().clear();
             unauthenticated()
         }
+        "tok-always-401" => unauthenticated(),
         t if t.contains("unregistered") => fcm_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
@@ -591,6 +593,8 @@ async fn a_refused_grant_is_a_configuration_error() {
 #[tokio::test]
 async fn a_key_with_escaped_newlines_as_in_the_json_file_works() {
     let peer = start(3600).await;
+    assert_eq!(check_private_key(TEST_KEY), Ok(()));
+    assert_eq!(check_private_key(TEST_KEY_PKCS1), Ok(()));
     let escaped = TEST_KEY.replace('\n', "\\n");
     let out = send(
         &fcm(&peer),
@@ -598,6 +602,14 @@ async fn a_key_with_escaped_newlines_as_in_the_json_file_works() {
         &["tok-a"],
     )
     .await;
+    assert!(out.is_delivered(), "{out:?} {:?}", peer.refusals());
+}
+
+#[tokio::test]
+async fn a_pkcs1_key_signs_assertions_google_accepts() {
+    let peer = start(3600).await;
+    let ch = channel_with(&peer, CLIENT_EMAIL, TEST_KEY_PKCS1);
+    let out = send(&fcm(&peer), &ch, &["tok-a"]).await;
     assert!(out.is_delivered(), "{out:?} {:?}", peer.refusals());
 }
 
@@ -630,4 +642,17 @@ async fn without_the_allow_list_the_loopback_peer_is_refused() {
     let out = send(&sender, &channel(&peer), &["tok-a"]).await;
     assert_eq!(out.error_class, Some(ErrorClass::Configuration), "{out:?}");
     assert_eq!(peer.token_requests(), 0);
+}
+
+#[tokio::test]
+async fn a_second_401_after_a_fresh_token_is_a_configuration_error() {
+    let peer = start(3600).await;
+    let out = send(&fcm(&peer), &channel(&peer), &["tok-always-401"]).await;
+    assert_eq!(
+        (out.status_code, out.error_class),
+        (Some(401), Some(ErrorClass::Configuration)),
+        "{out:?}"
+    );
+    assert_eq!(peer.token_requests(), 2, "one refresh, not a loop");
+    assert_eq!(peer.sends().len(), 2);
 }

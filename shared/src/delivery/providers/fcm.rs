@@ -375,6 +375,12 @@ fn token_response(resp: &RawResponse) -> Result<(String, Duration), Failure> {
     })
 }
 
+/// Checks that a channel's `privateKey` is an RSA private key FCM auth can sign with (for
+/// validation at channel save time); the error says what is wrong, without the key.
+pub fn check_private_key(pem: &str) -> Result<(), String> {
+    signing_key(pem).map(|_| ()).map_err(|f| f.message)
+}
+
 /// Parses the channel's private key. Service-account JSON files carry PKCS#8; a key pasted with
 /// literal `\n` escapes (as it appears inside the JSON string) is accepted too.
 fn signing_key(pem: &str) -> Result<RsaKeyPair, Failure> {
@@ -951,6 +957,7 @@ mod tests {
     fn pem_keys_with_escaped_newlines_parse_and_garbage_does_not() {
         assert!(signing_key("not a key").is_err());
         let bad = "-----BEGIN PRIVATE KEY-----\\nAAAA\\n-----END PRIVATE KEY-----\\n";
+        assert!(check_private_key(bad).is_err());
         let err = signing_key(bad).expect_err("rejected");
         assert_eq!(err.class, ErrorClass::Configuration);
         assert!(err.message.contains("privateKey"), "{}", err.message);
