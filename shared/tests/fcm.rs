@@ -244,6 +244,12 @@ async fn send_endpoint(
             unauthenticated()
         }
         "tok-always-401" => unauthenticated(),
+        "tok-apns" => fcm_error(
+            StatusCode::UNAUTHORIZED,
+            "UNAUTHENTICATED",
+            "THIRD_PARTY_AUTH_ERROR",
+            "Auth error from APNS or Web Push Service",
+        ),
         t if t.contains("unregistered") => fcm_error(
             StatusCode::NOT_FOUND,
             "NOT_FOUND",
@@ -655,4 +661,22 @@ async fn a_second_401_after_a_fresh_token_is_a_configuration_error() {
     );
     assert_eq!(peer.token_requests(), 2, "one refresh, not a loop");
     assert_eq!(peer.sends().len(), 2);
+}
+
+#[tokio::test]
+async fn a_third_party_auth_error_is_configuration_without_a_token_refresh() {
+    let peer = start(3600).await;
+    let out = send(&fcm(&peer), &channel(&peer), &["tok-apns"]).await;
+    assert_eq!(
+        (out.status_code, out.error_class),
+        (Some(401), Some(ErrorClass::Configuration)),
+        "{out:?}"
+    );
+    assert!(
+        out.message
+            .expect("message")
+            .contains("THIRD_PARTY_AUTH_ERROR")
+    );
+    assert_eq!(peer.token_requests(), 1);
+    assert_eq!(peer.sends().len(), 1);
 }

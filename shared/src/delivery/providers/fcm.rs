@@ -36,7 +36,7 @@
 //! | `UNREGISTERED`, 404 | `rejected` (the token is gone; the channel is fine) | no |
 //! | `INVALID_ARGUMENT`, 400 | `bad_payload` | no |
 //! | `SENDER_ID_MISMATCH`, `THIRD_PARTY_AUTH_ERROR`, 403, 3xx | `configuration` | no |
-//! | 401 | the cached token is dropped, a new one fetched and the request sent once more; a second 401 is `configuration` | no |
+//! | 401 (other than `THIRD_PARTY_AUTH_ERROR`) | the cached token is dropped, a new one fetched and the request sent once more; a second 401 is `configuration` | no |
 //! | `QUOTA_EXCEEDED`, 429 | `rate_limited`, no sooner than `Retry-After` (or `RetryInfo`) | yes |
 //! | `UNAVAILABLE`, `INTERNAL`, 5xx, 408 | `server_error`, `Retry-After` honoured | yes |
 //! | timeout, refused connection, DNS | `network` | yes |
@@ -572,20 +572,25 @@ impl TokenResult {
         }
     }
 
+    /// `token …abcd1234: 404 UNREGISTERED Requested entity was not found. (…)`
     fn describe(&self) -> String {
-        let status = self.status.map(|s| format!("{s} ")).unwrap_or_default();
-        let hint = if self.code == "UNREGISTERED" {
-            " (the token is no longer valid: remove it from the user)"
-        } else {
-            ""
-        };
-        let code = if self.code.is_empty() {
-            String::new()
-        } else {
-            format!("{} ", self.code)
-        };
-        format!("token {}: {status}{code}{}{hint}", self.shown, self.detail).replace("  ", " ")
+        let mut parts = Vec::new();
+        parts.extend(self.status.map(|s| s.to_string()));
+        parts.extend((!self.code.is_empty()).then(|| self.code.clone()));
+        parts.extend((!self.detail.is_empty()).then(|| self.detail.clone()));
+        if self.code == "UNREGISTERED" {
+            parts.push("(the token is no longer valid: remove it from the user)".into());
+        }
+        format!("token {}: {}", self.shown, parts.join(" "))
     }
+}
+
+/// A 401 that a new access token may cure: not FCM's `THIRD_PARTY_AUTH_ERROR` (also a 401, but
+/// about the project's APNs or web push credentials, which no OAuth refresh changes).
+fn access_token_refused(resp: &RawResponse) -> bool {
+    resp.status == 401
+        && classify_fcm(401, None, &String::from_utf8_lossy(&resp.body)).code
+            != "THIRD_PARTY_AUTH_ERROR"
 }
 
 fn shown(device_token: &str) -> String {
@@ -616,12 +621,12 @@ impl Inner {
             }
         };
         let mut resp = post(access.to_owned()).await;
-        if matches!(&resp, Ok(r) if r.status == 401) {
+        if matches!(&resp, Ok(r) if access_token_refused(r)) {
             match self.access_token(account, Some(access)).await {
                 Ok(fresh) => resp = post(fresh).await,
                 Err(f) => return TokenResult::failed(shown, f),
             }
-            if matches!(&resp, Ok(r) if r.status == 401) {
+            if matches!(&resp, Ok(r) if access_token_refused(r)) {
                 return TokenResult::failed(
                     shown,
                     Failure {
