@@ -6,7 +6,8 @@ use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::Senders;
-use herald_shared::delivery::http::OutboundConfig;
+use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
+use herald_shared::delivery::providers::fcm::FcmSender;
 use std::sync::Arc;
 
 use herald_shared::delivery::retry::RetryPolicy;
@@ -70,13 +71,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store.clone(),
     );
     let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
-    // No private targets on Lambda: the outbound client refuses every reserved range.
-    // Email, SMS and push providers (SES, SNS, FCM) are not built yet: `Senders` fails their
-    // deliveries with a configuration error naming the provider. No outbox in AWS.
-    let sender = Senders::new(
-        std::sync::Arc::new(HttpSender::new(OutboundConfig::default())?),
-        None,
-    );
+    // No private targets on Lambda: the outbound client refuses every reserved range. Webhooks
+    // and FCM push share it (and its connection pool); FCM access tokens are cached for the life
+    // of the execution environment. Providers not attached here fail their deliveries with a
+    // configuration error naming the provider. No outbox in AWS.
+    let outbound = OutboundClient::new(OutboundConfig::default())?;
+    let sender = Senders::new(Arc::new(HttpSender::from_client(outbound.clone())), None)
+        .with_fcm(Arc::new(FcmSender::new(outbound)));
     let dispatcher = Dispatcher {
         store: store.as_ref(),
         dispatch_queue: &dispatch_queue,

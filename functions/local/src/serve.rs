@@ -13,8 +13,9 @@ use herald_ingest::Ingest;
 use herald_matcher::{Matcher, RulesCache};
 use herald_shared::bus::local::QueueBus;
 use herald_shared::delivery::format::email::EmailRenderer;
-use herald_shared::delivery::http::OutboundConfig;
+use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
 use herald_shared::delivery::outbound::AllowList;
+use herald_shared::delivery::providers::fcm::FcmSender;
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
 use herald_shared::delivery::tracking::{Tracker, TrackingKey};
@@ -206,18 +207,23 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
     let feed_hub = LocalFeedHub::new();
     let retention = chrono::Duration::days(args.retention_days);
-    // Slack and webhooks over HTTP; email, SMS and push channels without a provider to the
-    // local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The test button uses the same router.
-    let sender = Arc::new(Senders::new(
-        Arc::new(HttpSender::new(OutboundConfig {
-            allow,
-            ..OutboundConfig::default()
-        })?),
-        Some(Arc::new(
-            OutboxSender::new(Arc::clone(&store), retention)
-                .with_email_renderer(EmailRenderer::new(Some(tracker.clone()))),
-        )),
-    ));
+    // Slack, webhooks and FCM push over HTTP (one outbound-safe client); email, SMS and push
+    // channels without a provider to the local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The
+    // test button uses the same router.
+    let outbound = OutboundClient::new(OutboundConfig {
+        allow,
+        ..OutboundConfig::default()
+    })?;
+    let sender = Arc::new(
+        Senders::new(
+            Arc::new(HttpSender::from_client(outbound.clone())),
+            Some(Arc::new(
+                OutboxSender::new(Arc::clone(&store), retention)
+                    .with_email_renderer(EmailRenderer::new(Some(tracker.clone()))),
+            )),
+        )
+        .with_fcm(Arc::new(FcmSender::new(outbound))),
+    );
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,
         base: Duration::from_millis(args.retry_base_ms),

@@ -1,6 +1,7 @@
 //! [`Senders`]: one [`Sender`] that routes each message by its channel's kind and provider —
-//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox — and answers a
-//! clear configuration error for providers this build cannot reach yet (SES, SMTP, SNS, FCM).
+//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox, FCM push to the
+//! FCM sender when one is attached ([`Senders::with_fcm`]) — and answers a clear configuration
+//! error for providers this build cannot reach (SES, SMTP, SNS, or FCM without a sender).
 
 use std::sync::Arc;
 
@@ -16,13 +17,26 @@ use crate::domain::delivery::ErrorClass;
 pub struct Senders {
     http: Arc<dyn Sender>,
     outbox: Option<Arc<dyn Sender>>,
+    /// FCM HTTP v1 push (`providers::fcm::FcmSender`, feature `push-fcm`).
+    fcm: Option<Arc<dyn Sender>>,
 }
 
 impl Senders {
     /// `outbox`: where `outbox` providers deliver (`herald serve`); `None` in AWS, where such a
     /// channel cannot exist (the API requires a provider) and a message to one fails clearly.
     pub fn new(http: Arc<dyn Sender>, outbox: Option<Arc<dyn Sender>>) -> Self {
-        Self { http, outbox }
+        Self {
+            http,
+            outbox,
+            fcm: None,
+        }
+    }
+
+    /// Routes push channels configured for FCM to `fcm` (an
+    /// [`FcmSender`](crate::delivery::providers::fcm::FcmSender) in production).
+    pub fn with_fcm(mut self, fcm: Arc<dyn Sender>) -> Self {
+        self.fcm = Some(fcm);
+        self
     }
 }
 
@@ -57,7 +71,10 @@ impl Sender for Senders {
             ChannelConfig::Email(EmailConfig::Ses { .. }) => not_built("SES", "email"),
             ChannelConfig::Email(EmailConfig::Smtp { .. }) => not_built("SMTP", "email"),
             ChannelConfig::Sms(SmsConfig::Sns { .. }) => not_built("SNS", "SMS"),
-            ChannelConfig::Push(PushConfig::Fcm { .. }) => not_built("FCM", "push"),
+            ChannelConfig::Push(PushConfig::Fcm { .. }) => match &self.fcm {
+                Some(fcm) => fcm.send(channel, message).await,
+                None => not_built("FCM", "push"),
+            },
         }
     }
 }
