@@ -1,6 +1,7 @@
 //! [`Senders`]: one [`Sender`] that routes each message by its channel's kind and provider —
 //! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox — and answers a
-//! clear configuration error for providers this build cannot reach yet (SES, SMTP, SNS, FCM).
+//! clear configuration error for providers this build cannot reach yet (SES, SNS, FCM) or that
+//! were not given one (SMTP without [`Senders::with_smtp`]).
 
 use std::sync::Arc;
 
@@ -16,13 +17,25 @@ use crate::domain::delivery::ErrorClass;
 pub struct Senders {
     http: Arc<dyn Sender>,
     outbox: Option<Arc<dyn Sender>>,
+    /// SMTP email channels (`providers::smtp::SmtpSender`, feature `email-smtp`).
+    smtp: Option<Arc<dyn Sender>>,
 }
 
 impl Senders {
     /// `outbox`: where `outbox` providers deliver (`herald serve`); `None` in AWS, where such a
     /// channel cannot exist (the API requires a provider) and a message to one fails clearly.
     pub fn new(http: Arc<dyn Sender>, outbox: Option<Arc<dyn Sender>>) -> Self {
-        Self { http, outbox }
+        Self {
+            http,
+            outbox,
+            smtp: None,
+        }
+    }
+
+    /// Sends email channels whose provider is `smtp` through `sender`.
+    pub fn with_smtp(mut self, sender: Arc<dyn Sender>) -> Self {
+        self.smtp = Some(sender);
+        self
     }
 }
 
@@ -55,7 +68,10 @@ impl Sender for Senders {
                 ),
             },
             ChannelConfig::Email(EmailConfig::Ses { .. }) => not_built("SES", "email"),
-            ChannelConfig::Email(EmailConfig::Smtp { .. }) => not_built("SMTP", "email"),
+            ChannelConfig::Email(EmailConfig::Smtp { .. }) => match &self.smtp {
+                Some(smtp) => smtp.send(channel, message).await,
+                None => not_built("SMTP", "email"),
+            },
             ChannelConfig::Sms(SmsConfig::Sns { .. }) => not_built("SNS", "SMS"),
             ChannelConfig::Push(PushConfig::Fcm { .. }) => not_built("FCM", "push"),
         }
