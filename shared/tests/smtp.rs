@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use herald_shared::delivery::format::email::EmailRenderer;
 use herald_shared::delivery::format::{MessageContext, OutboundMessage};
 use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
+use herald_shared::delivery::tracking::{Tracker, TrackingKey};
 use herald_shared::delivery::{AllowList, AttemptOutcome, Sender, Senders, attempt_user};
 use herald_shared::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig,
@@ -66,6 +68,7 @@ fn smtp_sender(allow: AllowList, roots: &[&[u8]]) -> SmtpSender {
             step_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(15),
         },
+        EmailRenderer::default(),
         roots,
     )
     .expect("smtp sender")
@@ -207,6 +210,18 @@ fn header(raw: &str, name: &str) -> Option<String> {
     })
 }
 
+/// The HTML part of a multipart message, quoted-printable decoded (ASCII content only).
+fn html_part(raw: &str) -> String {
+    let start = raw
+        .find("Content-Type: text/html")
+        .unwrap_or_else(|| panic!("no HTML part in {raw}"));
+    let part = &raw[start..];
+    let body_start = part.find("\r\n\r\n").expect("part headers") + 4;
+    let body = &part[body_start..];
+    let body = &body[..body.find("\r\n--").unwrap_or(body.len())];
+    body.replace("=\r\n", "").replace("=3D", "=")
+}
+
 #[tokio::test]
 async fn an_email_arrives_over_starttls_with_auth_from_to_subject_both_parts_and_a_stable_message_id()
  {
@@ -272,6 +287,39 @@ async fn an_email_arrives_over_starttls_with_auth_from_to_subject_both_parts_and
     assert_eq!(
         header(got[1]["data"].as_str().expect("data"), "Message-ID").as_deref(),
         Some(message_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_email_carries_the_renderers_tracking_pixel_and_click_link() {
+    let s = server();
+    let tracker = Tracker::new(
+        "https://herald.example.com".parse().expect("url"),
+        TrackingKey::derive(b"a tracking secret of enough bytes"),
+    );
+    let sender = senders(
+        SmtpSender::new(
+            SmtpConfig {
+                allow: loopback(),
+                ..SmtpConfig::default()
+            },
+            EmailRenderer::new(Some(tracker)),
+            &[&s.ca],
+        )
+        .expect("smtp sender"),
+    );
+    let to = unique("ops");
+    let out = send(&sender, &good_channel(&s), &to, DeliveryId::new()).await;
+    assert!(out.is_delivered(), "{out:?}");
+    let got = received(&s, &to);
+    let html = html_part(got[0]["data"].as_str().expect("data"));
+    assert!(
+        html.contains("src=\"https://herald.example.com/t/o/"),
+        "{html}"
+    );
+    assert!(
+        html.contains("href=\"https://herald.example.com/t/c/"),
+        "{html}"
     );
 }
 

@@ -14,8 +14,9 @@
 //!   that relay.
 //! - **Authentication.** With `username` and `password`: AUTH PLAIN or LOGIN, whichever the
 //!   relay offers (after STARTTLS). One without the other is a configuration error.
-//! - **Content.** The body of the [`OutboundMessage`] is a [`UserMessage`]; the email is
-//!   `multipart/alternative` (plain text and HTML) with `Message-ID: <delivery-id@from-domain>`,
+//! - **Content.** The body of the [`OutboundMessage`] is a [`UserMessage`], rendered by the
+//!   [`EmailRenderer`] every email provider shares; the email is `multipart/alternative` (plain
+//!   text and HTML) with `Message-ID: <delivery-id@from-domain>`,
 //!   the same on every retry so that mail clients and relays can de-duplicate.
 //! - **Bounds.** Every step (connect, each command) and the whole session are timed out.
 //!
@@ -46,6 +47,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use tracing::{debug, warn};
 
+use crate::delivery::format::email::EmailRenderer;
 use crate::delivery::format::{OutboundMessage, Target, UserMessage};
 use crate::delivery::outbound::{self, AllowList, ResolveError};
 use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
@@ -163,6 +165,7 @@ pub fn classify(step: Step, failure: Failure) -> ErrorClass {
 #[derive(Clone)]
 pub struct SmtpSender {
     config: SmtpConfig,
+    renderer: EmailRenderer,
     extra_roots: Vec<Certificate>,
 }
 
@@ -170,15 +173,21 @@ impl std::fmt::Debug for SmtpSender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SmtpSender")
             .field("config", &self.config)
+            .field("renderer", &self.renderer)
             .field("extra_roots", &self.extra_roots.len())
             .finish()
     }
 }
 
 impl SmtpSender {
+    /// `renderer`: the emails' content (with the deployment's open/click tracking, if any).
     /// `extra_roots_pem`: PEM certificates trusted as roots besides the usual public (Mozilla)
     /// roots — empty in production; a test relay's own CA in tests.
-    pub fn new(config: SmtpConfig, extra_roots_pem: &[&[u8]]) -> Result<Self, SmtpBuildError> {
+    pub fn new(
+        config: SmtpConfig,
+        renderer: EmailRenderer,
+        extra_roots_pem: &[&[u8]],
+    ) -> Result<Self, SmtpBuildError> {
         let extra_roots = extra_roots_pem
             .iter()
             .map(|pem| {
@@ -191,6 +200,7 @@ impl SmtpSender {
             .map_err(|e| SmtpBuildError(format!("TLS setup: {e}")))?;
         Ok(Self {
             config,
+            renderer,
             extra_roots,
         })
     }
@@ -258,55 +268,6 @@ fn relay(channel: &Channel) -> Result<Relay<'_>, AttemptOutcome> {
     })
 }
 
-/// Subject, plain text and HTML of one email.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EmailContent {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-/// What the email says: the one place its content is decided.
-fn content(message: &UserMessage, _delivery_id: DeliveryId) -> EmailContent {
-    let mut text = String::new();
-    let mut html = format!("<h1>{}</h1>\n", html_escape(&message.title));
-    if let Some(body) = &message.body {
-        text.push_str(body);
-        html.push_str(&format!("<p>{}</p>\n", html_escape(body)));
-    }
-    if let Some(link) = &message.link {
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        text.push_str(link);
-        let link = html_escape(link);
-        html.push_str(&format!("<p><a href=\"{link}\">{link}</a></p>\n"));
-    }
-    if text.is_empty() {
-        text.push_str(&message.title);
-    }
-    EmailContent {
-        subject: message.title.clone(),
-        text,
-        html,
-    }
-}
-
-fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// `<delivery-id@domain>`: the same for every attempt of a delivery.
 pub fn message_id(delivery_id: DeliveryId, from: &Address) -> String {
     format!("<{delivery_id}@{}>", from.domain())
@@ -315,6 +276,7 @@ pub fn message_id(delivery_id: DeliveryId, from: &Address) -> String {
 /// The email of one attempt, or why it cannot be built.
 fn build_email(
     relay: &Relay<'_>,
+    renderer: &EmailRenderer,
     message: &OutboundMessage,
 ) -> Result<(Message, Address), AttemptOutcome> {
     let user: UserMessage = serde_json::from_slice(&message.body).map_err(|e| {
@@ -350,7 +312,7 @@ fn build_email(
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let content = content(&user, message.delivery_id);
+    let content = renderer.render(&user, message.delivery_id);
     let sender_address = from.email.clone();
     let envelope = Envelope::new(
         Some(sender_address.clone()),
@@ -609,7 +571,7 @@ impl Sender for SmtpSender {
             Ok(r) => r,
             Err(outcome) => return outcome,
         };
-        let (email, sender) = match build_email(&relay, message) {
+        let (email, sender) = match build_email(&relay, &self.renderer, message) {
             Ok(e) => e,
             Err(outcome) => return outcome,
         };
