@@ -12,8 +12,10 @@ use herald_dispatcher::Dispatcher;
 use herald_ingest::Ingest;
 use herald_matcher::{Matcher, RulesCache};
 use herald_shared::bus::local::QueueBus;
+use herald_shared::delivery::format::email::EmailRenderer;
 use herald_shared::delivery::http::OutboundConfig;
 use herald_shared::delivery::outbound::AllowList;
+use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
 use herald_shared::delivery::{OutboxSender, Senders};
@@ -59,6 +61,10 @@ pub struct ServeArgs {
     /// plain http is accepted for these only.
     #[arg(long, env = "HERALD_ALLOW_PRIVATE_TARGETS", value_delimiter = ',')]
     allow_private_targets: Vec<ipnet::IpNet>,
+    /// A PEM file of CA certificates trusted for SMTP relays besides the public roots (a local
+    /// relay with its own certificate authority).
+    #[arg(long, env = "HERALD_SMTP_CA_FILE")]
+    smtp_ca_file: Option<PathBuf>,
     /// Log lines as JSON instead of text.
     #[arg(long, env = "HERALD_LOG_JSON")]
     log_json: bool,
@@ -174,15 +180,34 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
     let feed_hub = LocalFeedHub::new();
     let retention = chrono::Duration::days(args.retention_days);
-    // Slack and webhooks over HTTP; email, SMS and push channels without a provider to the
-    // local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The test button uses the same router.
-    let sender = Arc::new(Senders::new(
-        Arc::new(HttpSender::new(OutboundConfig {
-            allow,
-            ..OutboundConfig::default()
-        })?),
-        Some(Arc::new(OutboxSender::new(Arc::clone(&store), retention))),
-    ));
+    // Slack and webhooks over HTTP; SMTP email channels to their relay (the same outbound
+    // policy: a relay on a private address needs --allow-private-targets); email, SMS and push
+    // channels without a provider to the local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The
+    // test button uses the same router.
+    let smtp_roots = match &args.smtp_ca_file {
+        Some(path) => {
+            vec![std::fs::read(path).with_context(|| format!("reading {}", path.display()))?]
+        }
+        None => Vec::new(),
+    };
+    let smtp_roots: Vec<&[u8]> = smtp_roots.iter().map(Vec::as_slice).collect();
+    let sender = Arc::new(
+        Senders::new(
+            Arc::new(HttpSender::new(OutboundConfig {
+                allow: allow.clone(),
+                ..OutboundConfig::default()
+            })?),
+            Some(Arc::new(OutboxSender::new(Arc::clone(&store), retention))),
+        )
+        .with_smtp(Arc::new(SmtpSender::new(
+            SmtpConfig {
+                allow,
+                ..SmtpConfig::default()
+            },
+            EmailRenderer::default(),
+            &smtp_roots,
+        )?)),
+    );
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,
         base: Duration::from_millis(args.retry_base_ms),
