@@ -264,6 +264,10 @@ async fn an_email_arrives_over_starttls_with_auth_from_to_subject_both_parts_and
         header(raw, "Message-ID").as_deref(),
         Some(message_id.as_str())
     );
+    assert_eq!(
+        header(raw, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
     assert!(
         header(raw, "Content-Type").is_some_and(|c| c.starts_with("multipart/alternative")),
         "{raw}"

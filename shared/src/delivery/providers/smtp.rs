@@ -17,7 +17,8 @@
 //! - **Content.** The body of the [`OutboundMessage`] is a [`UserMessage`], rendered by the
 //!   [`EmailRenderer`] every email provider shares; the email is `multipart/alternative` (plain
 //!   text and HTML) with `Message-ID: <delivery-id@from-domain>`,
-//!   the same on every retry so that mail clients and relays can de-duplicate.
+//!   the same on every retry so that mail clients and relays can de-duplicate, and
+//!   `Auto-Submitted: auto-generated` so that vacation responders stay quiet.
 //! - **Bounds.** Every step (connect, each command) and the whole session are timed out.
 //!
 //! Classification ([`classify`]), SMTP reply codes per RFC 5321:
