@@ -16,9 +16,9 @@
 //!   relay offers (after STARTTLS). One without the other is a configuration error.
 //! - **Content.** The body of the [`OutboundMessage`] is a [`UserMessage`], rendered by the
 //!   [`EmailRenderer`] every email provider shares; the email is `multipart/alternative` (plain
-//!   text and HTML) with `Message-ID: <delivery-id@from-domain>`,
-//!   the same on every retry so that mail clients and relays can de-duplicate, and
-//!   `Auto-Submitted: auto-generated` so that vacation responders stay quiet.
+//!   text and HTML) with `Message-ID: <delivery-id@from-domain>`, the same on every retry so
+//!   that mail clients and relays can de-duplicate, and `Auto-Submitted: auto-generated` so that
+//!   vacation responders stay quiet.
 //! - **Bounds.** Every step (connect, each command) and the whole session are timed out.
 //!
 //! Classification ([`classify`]), SMTP reply codes per RFC 5321:
@@ -332,12 +332,17 @@ fn build_email(
     for m in to {
         builder = builder.to(m);
     }
-    let email = builder
+    let mut email = builder
         .multipart(MultiPart::alternative_plain_html(
             content.text,
             content.html,
         ))
         .map_err(|e| AttemptOutcome::not_sent(ErrorClass::BadPayload, e.to_string()))?;
+    // RFC 3834: tells mail systems not to send vacation auto-replies to a notification.
+    email.headers_mut().insert_raw(header::HeaderValue::new(
+        header::HeaderName::new_from_ascii_str("Auto-Submitted"),
+        "auto-generated".to_owned(),
+    ));
     Ok((email, sender_address))
 }
 
