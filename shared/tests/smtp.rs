@@ -532,3 +532,50 @@ async fn a_body_that_is_not_a_user_message_is_a_bad_payload() {
     let out = sender.send(&ch, &message).await;
     assert_eq!(out.error_class, Some(ErrorClass::BadPayload), "{out:?}");
 }
+
+#[tokio::test]
+async fn a_relay_that_never_answers_times_out_as_a_network_error() {
+    // A listener that accepts and then says nothing: no greeting ever comes.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            open.push(socket);
+        }
+    });
+    let sender = senders(
+        SmtpSender::new(
+            SmtpConfig {
+                allow: loopback(),
+                step_timeout: Duration::from_millis(300),
+                timeout: Duration::from_secs(5),
+            },
+            EmailRenderer::default(),
+            &[],
+        )
+        .expect("smtp sender"),
+    );
+    let ch = channel(Relay {
+        host: "127.0.0.1",
+        port,
+        credentials: None,
+        starttls: true,
+    });
+    let out = send(&sender, &ch, "ops@example.net", DeliveryId::new()).await;
+    held.abort();
+    assert_eq!(
+        (out.status_code, out.error_class),
+        (None, Some(ErrorClass::Network)),
+        "{out:?}"
+    );
+    assert!(out.latency < Duration::from_secs(2), "{out:?}");
+    assert!(
+        out.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("connect: no reply within")),
+        "{out:?}"
+    );
+}
