@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_feed_socket::ApiGatewayNotifier;
 use herald_shared::bus::eventbridge::EventBridgeBus;
+use herald_shared::delivery::tracking::TrackingKey;
 use herald_shared::delivery::{HttpSender, OutboundConfig};
 use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier, parse_allowed_origins};
 use herald_shared::store::dynamodb::DynamoStore;
@@ -108,6 +109,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         .map(|s| FeedTokenSecret::new(s.as_bytes().to_vec()))
         .transpose()
         .context("HERALD_FEED_TOKEN_SECRET")?;
+    // The tracking endpoints only verify; links are made where emails are sent.
+    let tracking_key = config
+        .feed_token_secret
+        .as_deref()
+        .map(|s| TrackingKey::derive(s.as_bytes()));
     // Marks made through the API reach the user's other devices over the WebSocket API.
     let feeds: Arc<dyn FeedNotifier> = match &config.websocket_endpoint {
         Some(endpoint) => {
@@ -134,6 +140,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             key_env: config.key_env,
             feed_token_secret,
             feed_allowed_origins: parse_allowed_origins(&config.feed_allowed_origins),
+            tracking_key,
         }),
         feeds,
     };

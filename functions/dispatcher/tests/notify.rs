@@ -121,6 +121,7 @@ impl World {
             status,
             reason: None,
             attempts: vec![],
+            engagement: Vec::new(),
             created_at: now,
             updated_at: now,
         };

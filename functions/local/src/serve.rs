@@ -13,11 +13,13 @@ use herald_ingest::Ingest;
 use herald_matcher::{Matcher, RulesCache};
 use herald_shared::bus::local::QueueBus;
 use herald_shared::delivery::format::email::EmailRenderer;
-use herald_shared::delivery::http::OutboundConfig;
+use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
 use herald_shared::delivery::outbound::AllowList;
+use herald_shared::delivery::providers::fcm::FcmSender;
 use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
+use herald_shared::delivery::tracking::{Tracker, TrackingKey};
 use herald_shared::delivery::{OutboxSender, Senders};
 use herald_shared::domain::UserId;
 use herald_shared::feed::{
@@ -88,6 +90,9 @@ pub struct ServeArgs {
     /// (the demo page at /demo/feed is always allowed: it is served from here).
     #[arg(long, env = "HERALD_FEED_ALLOWED_ORIGINS", value_delimiter = ',')]
     feed_allowed_origins: Vec<String>,
+    /// Where email open/click tracking links point (default: this server's own URL).
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
+    public_url: Option<url::Url>,
 }
 
 impl ServeArgs {
@@ -162,8 +167,8 @@ impl Running {
     }
 }
 
-/// Opens the engines, bootstraps the development org, starts the workers, and binds the
-/// listener — the server listens only once it is ready to serve. Port 0 picks a free port.
+/// Opens the engines, bootstraps the development org, binds the listener, starts the workers and
+/// serves — a connection made early waits until the router is ready. Port 0 picks a free port.
 pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -176,14 +181,41 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let dispatch_queue = queue(&queues, "dispatch", Duration::from_secs(60));
 
     let credentials = dev::bootstrap(store.as_ref(), &args.data_dir).await?;
+    // Bound now (connections wait in the backlog until the router serves them): email tracking
+    // links need the server's URL before the senders are built.
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let feed_token_secret = match &args.feed_token_secret {
+        Some(s) => {
+            FeedTokenSecret::new(s.as_bytes().to_vec()).context("HERALD_FEED_TOKEN_SECRET")?
+        }
+        None => FeedTokenSecret::generate(),
+    };
+    // Tracking links in emails must outlive a restart: their key comes from the configured
+    // secret, else from the development admin key kept in the data directory.
+    let tracker = Tracker::new(
+        match &args.public_url {
+            Some(public) => public.clone(),
+            None => url.parse().context("the server's own URL")?,
+        },
+        TrackingKey::derive(
+            args.feed_token_secret
+                .as_deref()
+                .unwrap_or(&credentials.admin_key)
+                .as_bytes(),
+        ),
+    );
     let allow = AllowList::new(args.allow_private_targets.clone());
     // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
     let feed_hub = LocalFeedHub::new();
     let retention = chrono::Duration::days(args.retention_days);
-    // Slack and webhooks over HTTP; SMTP email channels to their relay (the same outbound
-    // policy: a relay on a private address needs --allow-private-targets); email, SMS and push
-    // channels without a provider to the local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The
-    // test button uses the same router.
+    // Slack, webhooks and FCM push over HTTP (one outbound-safe client); SMTP email channels to
+    // their relay (the same outbound policy: a relay on a private address needs
+    // --allow-private-targets); email, SMS and push channels without a provider to the local
+    // outbox (`GET /api/v1/orgs/{orgId}/outbox`). The test button uses the same router.
     let smtp_roots = match &args.smtp_ca_file {
         Some(path) => {
             vec![std::fs::read(path).with_context(|| format!("reading {}", path.display()))?]
@@ -191,22 +223,28 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         None => Vec::new(),
     };
     let smtp_roots: Vec<&[u8]> = smtp_roots.iter().map(Vec::as_slice).collect();
+    let smtp = SmtpSender::new(
+        SmtpConfig {
+            allow: allow.clone(),
+            ..SmtpConfig::default()
+        },
+        EmailRenderer::new(Some(tracker.clone())),
+        &smtp_roots,
+    )?;
+    let outbound = OutboundClient::new(OutboundConfig {
+        allow,
+        ..OutboundConfig::default()
+    })?;
     let sender = Arc::new(
         Senders::new(
-            Arc::new(HttpSender::new(OutboundConfig {
-                allow: allow.clone(),
-                ..OutboundConfig::default()
-            })?),
-            Some(Arc::new(OutboxSender::new(Arc::clone(&store), retention))),
+            Arc::new(HttpSender::from_client(outbound.clone())),
+            Some(Arc::new(
+                OutboxSender::new(Arc::clone(&store), retention)
+                    .with_email_renderer(EmailRenderer::new(Some(tracker.clone()))),
+            )),
         )
-        .with_smtp(Arc::new(SmtpSender::new(
-            SmtpConfig {
-                allow,
-                ..SmtpConfig::default()
-            },
-            EmailRenderer::default(),
-            &smtp_roots,
-        )?)),
+        .with_fcm(Arc::new(FcmSender::new(outbound)))
+        .with_smtp(Arc::new(smtp)),
     );
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,
@@ -296,12 +334,6 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         ));
     }
 
-    let feed_token_secret = match &args.feed_token_secret {
-        Some(s) => {
-            FeedTokenSecret::new(s.as_bytes().to_vec()).context("HERALD_FEED_TOKEN_SECRET")?
-        }
-        None => FeedTokenSecret::generate(),
-    };
     let state = AppState {
         store: Arc::clone(&store),
         bus: Arc::new(QueueBus::new(Arc::clone(&ingest_queue))),
@@ -313,16 +345,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             key_env: "test".to_owned(),
             feed_token_secret: Some(feed_token_secret.clone()),
             feed_allowed_origins: parse_allowed_origins(&args.feed_allowed_origins.join(",")),
+            tracking_key: Some(tracker.key().clone()),
         }),
         // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.
         feeds: Arc::new(feed_hub.clone()),
     };
     let app = herald_api::router(state);
-    let addr = SocketAddr::new(args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let url = format!("http://{}", listener.local_addr()?);
     let demo_user = UserId::parse("demo-user").map_err(|e| anyhow::anyhow!(e.message))?;
     let demo_token = FeedToken::new(
         credentials.org_id,

@@ -1,7 +1,8 @@
 //! [`Senders`]: one [`Sender`] that routes each message by its channel's kind and provider —
-//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox — and answers a
-//! clear configuration error for providers this build cannot reach yet (SES, SNS, FCM) or that
-//! were not given one (SMTP without [`Senders::with_smtp`]).
+//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox, SMTP email and
+//! FCM push to their senders when attached ([`Senders::with_smtp`], [`Senders::with_fcm`]) — and
+//! answers a clear configuration error for providers this build cannot reach (SES, SNS, or SMTP
+//! and FCM without a sender).
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ pub struct Senders {
     outbox: Option<Arc<dyn Sender>>,
     /// SMTP email channels (`providers::smtp::SmtpSender`, feature `email-smtp`).
     smtp: Option<Arc<dyn Sender>>,
+    /// FCM HTTP v1 push (`providers::fcm::FcmSender`, feature `push-fcm`).
+    fcm: Option<Arc<dyn Sender>>,
 }
 
 impl Senders {
@@ -29,12 +32,21 @@ impl Senders {
             http,
             outbox,
             smtp: None,
+            fcm: None,
         }
     }
 
-    /// Sends email channels whose provider is `smtp` through `sender`.
+    /// Sends email channels whose provider is `smtp` through `sender` (an `SmtpSender`,
+    /// feature `email-smtp`, in production).
     pub fn with_smtp(mut self, sender: Arc<dyn Sender>) -> Self {
         self.smtp = Some(sender);
+        self
+    }
+
+    /// Routes push channels configured for FCM to `fcm` (an
+    /// [`FcmSender`](crate::delivery::providers::fcm::FcmSender) in production).
+    pub fn with_fcm(mut self, fcm: Arc<dyn Sender>) -> Self {
+        self.fcm = Some(fcm);
         self
     }
 }
@@ -73,7 +85,10 @@ impl Sender for Senders {
                 None => not_built("SMTP", "email"),
             },
             ChannelConfig::Sms(SmsConfig::Sns { .. }) => not_built("SNS", "SMS"),
-            ChannelConfig::Push(PushConfig::Fcm { .. }) => not_built("FCM", "push"),
+            ChannelConfig::Push(PushConfig::Fcm { .. }) => match &self.fcm {
+                Some(fcm) => fcm.send(channel, message).await,
+                None => not_built("FCM", "push"),
+            },
         }
     }
 }
