@@ -2,14 +2,18 @@
 # Runs every check and test Herald has, on a fresh machine: formatting, clippy (warnings are
 # errors), unit/property/contract/API/end-to-end tests, the browser tests of the feed widget, the
 # SAM template checks and the Lambda release builds. Installs and starts what the tests need —
-# moto 5.2.5, the template linters and cargo-lambda (pinned, from PyPI), Chromium (Debian) and
-# playwright-core (npm, from the lockfile) — and stops it after.
+# moto 5.2.5, aiosmtpd 1.4.6, the template linters and cargo-lambda (pinned, from PyPI), Chromium
+# (Debian) and playwright-core (npm, from the lockfile) — and stops it after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 infra/emulator.sh start
-trap 'infra/emulator.sh stop' EXIT
+trap 'infra/emulator.sh stop; infra/smtp.sh stop' EXIT
 export HERALD_TEST_AWS_ENDPOINT="http://127.0.0.1:${HERALD_MOTO_PORT:-5055}"
+# A real SMTP server (aiosmtpd, pinned; STARTTLS and AUTH required) for the SMTP provider tests:
+# sets HERALD_TEST_SMTP, HERALD_TEST_SMTP_CA and HERALD_TEST_SMTP_DIR.
+infra/smtp.sh start
+eval "$(infra/smtp.sh env)"
 
 echo "== cargo fmt"
 cargo fmt --all -- --check

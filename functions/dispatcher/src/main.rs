@@ -6,8 +6,10 @@ use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::Senders;
+use herald_shared::delivery::format::email::EmailRenderer;
 use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
 use herald_shared::delivery::providers::fcm::FcmSender;
+use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
 use std::sync::Arc;
 
 use herald_shared::delivery::retry::RetryPolicy;
@@ -71,13 +73,19 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store.clone(),
     );
     let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
-    // No private targets on Lambda: the outbound client refuses every reserved range. Webhooks
-    // and FCM push share it (and its connection pool); FCM access tokens are cached for the life
-    // of the execution environment. Providers not attached here fail their deliveries with a
-    // configuration error naming the provider. No outbox in AWS.
+    // No private targets on Lambda: the outbound client and the SMTP sender refuse every
+    // reserved range. Webhooks and FCM push share the client (and its connection pool); FCM
+    // access tokens are cached for the life of the execution environment. SMTP relays are
+    // reached directly, with the public roots only. Providers not attached here fail their
+    // deliveries with a configuration error naming the provider. No outbox in AWS.
     let outbound = OutboundClient::new(OutboundConfig::default())?;
     let sender = Senders::new(Arc::new(HttpSender::from_client(outbound.clone())), None)
-        .with_fcm(Arc::new(FcmSender::new(outbound)));
+        .with_fcm(Arc::new(FcmSender::new(outbound)))
+        .with_smtp(Arc::new(SmtpSender::new(
+            SmtpConfig::default(),
+            EmailRenderer::default(),
+            &[],
+        )?));
     let dispatcher = Dispatcher {
         store: store.as_ref(),
         dispatch_queue: &dispatch_queue,

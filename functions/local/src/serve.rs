@@ -16,6 +16,7 @@ use herald_shared::delivery::format::email::EmailRenderer;
 use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
 use herald_shared::delivery::outbound::AllowList;
 use herald_shared::delivery::providers::fcm::FcmSender;
+use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
 use herald_shared::delivery::tracking::{Tracker, TrackingKey};
@@ -62,6 +63,10 @@ pub struct ServeArgs {
     /// plain http is accepted for these only.
     #[arg(long, env = "HERALD_ALLOW_PRIVATE_TARGETS", value_delimiter = ',')]
     allow_private_targets: Vec<ipnet::IpNet>,
+    /// A PEM file of CA certificates trusted for SMTP relays besides the public roots (a local
+    /// relay with its own certificate authority).
+    #[arg(long, env = "HERALD_SMTP_CA_FILE")]
+    smtp_ca_file: Option<PathBuf>,
     /// Log lines as JSON instead of text.
     #[arg(long, env = "HERALD_LOG_JSON")]
     log_json: bool,
@@ -207,9 +212,25 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
     let feed_hub = LocalFeedHub::new();
     let retention = chrono::Duration::days(args.retention_days);
-    // Slack, webhooks and FCM push over HTTP (one outbound-safe client); email, SMS and push
-    // channels without a provider to the local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The
-    // test button uses the same router.
+    // Slack, webhooks and FCM push over HTTP (one outbound-safe client); SMTP email channels to
+    // their relay (the same outbound policy: a relay on a private address needs
+    // --allow-private-targets); email, SMS and push channels without a provider to the local
+    // outbox (`GET /api/v1/orgs/{orgId}/outbox`). The test button uses the same router.
+    let smtp_roots = match &args.smtp_ca_file {
+        Some(path) => {
+            vec![std::fs::read(path).with_context(|| format!("reading {}", path.display()))?]
+        }
+        None => Vec::new(),
+    };
+    let smtp_roots: Vec<&[u8]> = smtp_roots.iter().map(Vec::as_slice).collect();
+    let smtp = SmtpSender::new(
+        SmtpConfig {
+            allow: allow.clone(),
+            ..SmtpConfig::default()
+        },
+        EmailRenderer::new(Some(tracker.clone())),
+        &smtp_roots,
+    )?;
     let outbound = OutboundClient::new(OutboundConfig {
         allow,
         ..OutboundConfig::default()
@@ -222,7 +243,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
                     .with_email_renderer(EmailRenderer::new(Some(tracker.clone()))),
             )),
         )
-        .with_fcm(Arc::new(FcmSender::new(outbound))),
+        .with_fcm(Arc::new(FcmSender::new(outbound)))
+        .with_smtp(Arc::new(smtp)),
     );
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,

@@ -13,7 +13,6 @@
 //!
 //! Errors never carry the URL: Slack, Discord and Teams URLs are credentials.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +21,7 @@ use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
 use super::classify::TransportError;
-use super::outbound::{self, AllowList, Blocked};
+use super::outbound::{self, AllowList};
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -50,16 +49,7 @@ impl Default for OutboundConfig {
     }
 }
 
-/// Resolution failures, kept typed so the sender can tell a blocked address from a DNS failure.
-#[derive(Debug, thiserror::Error)]
-pub enum ResolveError {
-    #[error(transparent)]
-    Blocked(#[from] Blocked),
-    #[error("DNS lookup failed: {0}")]
-    Lookup(#[source] std::io::Error),
-    #[error("the name resolved to no address")]
-    NoAddress,
-}
+pub use super::outbound::ResolveError;
 
 /// A resolver that drops every address outbound safety forbids, and fails when none is left.
 #[derive(Debug, Clone)]
@@ -85,32 +75,6 @@ impl SafeResolver {
             allow_listed_only: true,
         }
     }
-
-    fn filter(
-        &self,
-        addrs: impl Iterator<Item = SocketAddr>,
-    ) -> Result<Vec<SocketAddr>, ResolveError> {
-        let mut kept = Vec::new();
-        let mut first_refusal = None;
-        for addr in addrs {
-            let verdict = if self.allow_listed_only && !self.allow.contains(addr.ip()) {
-                Err(Blocked::InsecureScheme)
-            } else {
-                outbound::check_ip(addr.ip(), &self.allow)
-            };
-            match verdict {
-                Ok(()) => kept.push(addr),
-                Err(e) => {
-                    first_refusal.get_or_insert(e);
-                }
-            }
-        }
-        match (kept.is_empty(), first_refusal) {
-            (false, _) => Ok(kept),
-            (true, Some(e)) => Err(ResolveError::Blocked(e)),
-            (true, None) => Err(ResolveError::NoAddress),
-        }
-    }
 }
 
 impl Resolve for SafeResolver {
@@ -118,10 +82,8 @@ impl Resolve for SafeResolver {
         let this = self.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let addrs = tokio::net::lookup_host((host.as_str(), 0))
-                .await
-                .map_err(ResolveError::Lookup)?;
-            let kept = this.filter(addrs)?;
+            let kept =
+                outbound::resolve_checked(&host, 0, &this.allow, this.allow_listed_only).await?;
             Ok(Box::new(kept.into_iter()) as Addrs)
         })
     }

@@ -16,8 +16,12 @@
 //!   (6to4), checked as IPv4.
 //!
 //! `http://` is accepted only for targets inside the allow-list; everything else must be `https`.
+//!
+//! Senders that open their own connections (SMTP) resolve with [`resolve_checked`] and connect to
+//! one of the addresses it returns, so they apply the same policy at the same moment as the HTTP
+//! client's resolver (which uses [`filter_addrs`]).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 use ipnet::IpNet;
@@ -167,6 +171,62 @@ pub fn check_ip(ip: IpAddr, allow: &AllowList) -> Result<(), Blocked> {
     }
 }
 
+/// Resolution failures, kept typed so a sender can tell a blocked address from a DNS failure.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolveError {
+    #[error(transparent)]
+    Blocked(#[from] Blocked),
+    #[error("DNS lookup failed: {0}")]
+    Lookup(#[source] std::io::Error),
+    #[error("the name resolved to no address")]
+    NoAddress,
+}
+
+/// The addresses outbound safety allows, in their order; the first refusal when none is left.
+/// `allow_listed_only`: for unencrypted connections (plain http, SMTP without TLS), which may
+/// reach only allow-listed addresses.
+pub fn filter_addrs(
+    addrs: impl IntoIterator<Item = SocketAddr>,
+    allow: &AllowList,
+    allow_listed_only: bool,
+) -> Result<Vec<SocketAddr>, ResolveError> {
+    let mut kept = Vec::new();
+    let mut first_refusal = None;
+    for addr in addrs {
+        let verdict = if allow_listed_only && !allow.contains(addr.ip()) {
+            Err(Blocked::InsecureScheme)
+        } else {
+            check_ip(addr.ip(), allow)
+        };
+        match verdict {
+            Ok(()) => kept.push(addr),
+            Err(e) => {
+                first_refusal.get_or_insert(e);
+            }
+        }
+    }
+    match (kept.is_empty(), first_refusal) {
+        (false, _) => Ok(kept),
+        (true, Some(e)) => Err(ResolveError::Blocked(e)),
+        (true, None) => Err(ResolveError::NoAddress),
+    }
+}
+
+/// Resolves `host` (a name or an IP literal) and keeps the addresses [`filter_addrs`] allows.
+/// Connect to one of these, never to the name, so that the address checked is the address
+/// connected to.
+pub async fn resolve_checked(
+    host: &str,
+    port: u16,
+    allow: &AllowList,
+    allow_listed_only: bool,
+) -> Result<Vec<SocketAddr>, ResolveError> {
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(ResolveError::Lookup)?;
+    filter_addrs(addrs, allow, allow_listed_only)
+}
+
 /// The check at channel save (and test) time: scheme, credentials, and the host when it is an IP
 /// literal or `localhost`. A hostname's addresses are checked when it is resolved for sending.
 pub fn check_target(url: &Url, allow: &AllowList) -> Result<(), Blocked> {
@@ -292,6 +352,35 @@ mod tests {
         assert!(check_ip(ip("10.0.0.6"), &allow).is_err());
         assert!(check_ip(ip("169.254.169.254"), &allow).is_err());
         assert!("127.0.0.0/33".parse::<AllowList>().is_err());
+    }
+
+    #[test]
+    fn filtering_keeps_allowed_addresses_and_reports_the_first_refusal() {
+        let sa = |s: &str| s.parse::<SocketAddr>().expect("socket address");
+        let local: AllowList = "127.0.0.0/8".parse().expect("cidr");
+        let kept = filter_addrs(
+            [sa("127.0.0.1:25"), sa("8.8.8.8:25")],
+            &AllowList::none(),
+            false,
+        )
+        .expect("one public address");
+        assert_eq!(kept, vec![sa("8.8.8.8:25")]);
+        assert!(matches!(
+            filter_addrs([sa("10.0.0.1:25")], &AllowList::none(), false),
+            Err(ResolveError::Blocked(Blocked::Address { .. }))
+        ));
+        assert!(matches!(
+            filter_addrs([sa("8.8.8.8:25")], &local, true),
+            Err(ResolveError::Blocked(Blocked::InsecureScheme))
+        ));
+        assert_eq!(
+            filter_addrs([sa("127.0.0.1:25")], &local, true).expect("allow-listed"),
+            vec![sa("127.0.0.1:25")]
+        );
+        assert!(matches!(
+            filter_addrs([], &local, false),
+            Err(ResolveError::NoAddress)
+        ));
     }
 
     #[test]

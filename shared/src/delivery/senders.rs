@@ -1,7 +1,8 @@
 //! [`Senders`]: one [`Sender`] that routes each message by its channel's kind and provider —
-//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox, FCM push to the
-//! FCM sender when one is attached ([`Senders::with_fcm`]) — and answers a clear configuration
-//! error for providers this build cannot reach (SES, SMTP, SNS, or FCM without a sender).
+//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox, SMTP email and
+//! FCM push to their senders when attached ([`Senders::with_smtp`], [`Senders::with_fcm`]) — and
+//! answers a clear configuration error for providers this build cannot reach (SES, SNS, or SMTP
+//! and FCM without a sender).
 
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ use crate::domain::delivery::ErrorClass;
 pub struct Senders {
     http: Arc<dyn Sender>,
     outbox: Option<Arc<dyn Sender>>,
+    /// SMTP email channels (`providers::smtp::SmtpSender`, feature `email-smtp`).
+    smtp: Option<Arc<dyn Sender>>,
     /// FCM HTTP v1 push (`providers::fcm::FcmSender`, feature `push-fcm`).
     fcm: Option<Arc<dyn Sender>>,
 }
@@ -28,8 +31,16 @@ impl Senders {
         Self {
             http,
             outbox,
+            smtp: None,
             fcm: None,
         }
+    }
+
+    /// Sends email channels whose provider is `smtp` through `sender` (an `SmtpSender`,
+    /// feature `email-smtp`, in production).
+    pub fn with_smtp(mut self, sender: Arc<dyn Sender>) -> Self {
+        self.smtp = Some(sender);
+        self
     }
 
     /// Routes push channels configured for FCM to `fcm` (an
@@ -69,7 +80,10 @@ impl Sender for Senders {
                 ),
             },
             ChannelConfig::Email(EmailConfig::Ses { .. }) => not_built("SES", "email"),
-            ChannelConfig::Email(EmailConfig::Smtp { .. }) => not_built("SMTP", "email"),
+            ChannelConfig::Email(EmailConfig::Smtp { .. }) => match &self.smtp {
+                Some(smtp) => smtp.send(channel, message).await,
+                None => not_built("SMTP", "email"),
+            },
             ChannelConfig::Sms(SmsConfig::Sns { .. }) => not_built("SNS", "SMS"),
             ChannelConfig::Push(PushConfig::Fcm { .. }) => match &self.fcm {
                 Some(fcm) => fcm.send(channel, message).await,

@@ -7,6 +7,7 @@ mod fault;
 mod idempotency;
 mod seed;
 mod slack;
+mod smtp;
 mod test_button;
 mod webhooks;
 

@@ -4,3 +4,5 @@
 
 #[cfg(feature = "push-fcm")]
 pub mod fcm;
+#[cfg(feature = "email-smtp")]
+pub mod smtp;
