@@ -21,6 +21,7 @@ pub mod http;
 pub mod in_app;
 pub mod outbound;
 pub mod outbox;
+pub mod providers;
 pub mod quiet;
 pub mod retry;
 pub mod sender;

@@ -1,6 +1,7 @@
 //! [`Senders`]: one [`Sender`] that routes each message by its channel's kind and provider —
-//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox — and answers a
-//! clear configuration error for providers this build cannot reach yet (SES, SMTP, SNS, FCM).
+//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox, `ses` and `sns`
+//! to the AWS providers when they were given — and answers a clear configuration error for
+//! providers this process cannot reach.
 
 use std::sync::Arc;
 
@@ -16,13 +17,62 @@ use crate::domain::delivery::ErrorClass;
 pub struct Senders {
     http: Arc<dyn Sender>,
     outbox: Option<Arc<dyn Sender>>,
+    ses: Option<Arc<dyn Sender>>,
+    sns: Option<Arc<dyn Sender>>,
 }
 
 impl Senders {
     /// `outbox`: where `outbox` providers deliver (`herald serve`); `None` in AWS, where such a
     /// channel cannot exist (the API requires a provider) and a message to one fails clearly.
     pub fn new(http: Arc<dyn Sender>, outbox: Option<Arc<dyn Sender>>) -> Self {
-        Self { http, outbox }
+        Self {
+            http,
+            outbox,
+            ses: None,
+            sns: None,
+        }
+    }
+
+    /// Email channels whose provider is `ses` go to `ses`.
+    pub fn with_ses(mut self, ses: Arc<dyn Sender>) -> Self {
+        self.ses = Some(ses);
+        self
+    }
+
+    /// SMS channels whose provider is `sns` go to `sns`.
+    pub fn with_sns(mut self, sns: Arc<dyn Sender>) -> Self {
+        self.sns = Some(sns);
+        self
+    }
+
+    /// SES email and SNS SMS through the AWS SDK. `endpoint`: an emulator instead of AWS
+    /// (tests); `None`: the default provider chain, loaded on the first send.
+    #[cfg(feature = "aws-notify")]
+    pub fn with_aws_notify(self, endpoint: Option<String>) -> Self {
+        use super::providers::{ses::SesSender, sns::SnsSender};
+        self.with_ses(Arc::new(SesSender::new(endpoint.clone())))
+            .with_sns(Arc::new(SnsSender::new(endpoint)))
+    }
+}
+
+fn not_configured(provider: &str, kind: &str) -> AttemptOutcome {
+    AttemptOutcome::not_sent(
+        ErrorClass::Configuration,
+        format!(
+            "the {provider} {kind} provider is not enabled in this Herald process: nothing was sent"
+        ),
+    )
+}
+
+async fn send_with(
+    sender: Option<&Arc<dyn Sender>>,
+    (provider, kind): (&str, &str),
+    channel: &Channel,
+    message: &OutboundMessage,
+) -> AttemptOutcome {
+    match sender {
+        Some(s) => s.send(channel, message).await,
+        None => not_configured(provider, kind),
     }
 }
 
@@ -54,10 +104,107 @@ impl Sender for Senders {
                     ),
                 ),
             },
-            ChannelConfig::Email(EmailConfig::Ses { .. }) => not_built("SES", "email"),
+            ChannelConfig::Email(EmailConfig::Ses { .. }) => {
+                send_with(self.ses.as_ref(), ("SES", "email"), channel, message).await
+            }
             ChannelConfig::Email(EmailConfig::Smtp { .. }) => not_built("SMTP", "email"),
-            ChannelConfig::Sms(SmsConfig::Sns { .. }) => not_built("SNS", "SMS"),
+            ChannelConfig::Sms(SmsConfig::Sns { .. }) => {
+                send_with(self.sns.as_ref(), ("SNS", "SMS"), channel, message).await
+            }
             ChannelConfig::Push(PushConfig::Fcm { .. }) => not_built("FCM", "push"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use chrono::Utc;
+
+    use super::*;
+    use crate::delivery::format::Target;
+    use crate::domain::channel::{ChannelHealth, ChannelName};
+    use crate::domain::{ChannelId, DeliveryId, OrgId};
+
+    /// Answers delivered, saying its name.
+    #[derive(Debug)]
+    struct Named(&'static str);
+
+    #[async_trait]
+    impl Sender for Named {
+        async fn send(&self, _: &Channel, _: &OutboundMessage) -> AttemptOutcome {
+            AttemptOutcome {
+                status_code: Some(200),
+                error_class: None,
+                message: Some(self.0.to_owned()),
+                latency: Duration::ZERO,
+                retry_after: None,
+            }
+        }
+    }
+
+    fn channel(config: ChannelConfig) -> Channel {
+        let now = Utc::now();
+        Channel {
+            id: ChannelId::new(),
+            org_id: OrgId::new(),
+            name: ChannelName::parse("c").expect("name"),
+            config,
+            frequency_cap: None,
+            enabled: true,
+            health: ChannelHealth::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn message(kind: crate::domain::channel::ChannelKind) -> OutboundMessage {
+        OutboundMessage {
+            delivery_id: DeliveryId::new(),
+            target: Target::Recipient(kind),
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    fn ses() -> Channel {
+        channel(ChannelConfig::Email(EmailConfig::Ses {
+            from: "a@example.com".into(),
+            configuration_set: None,
+            region: None,
+        }))
+    }
+
+    fn sns() -> Channel {
+        channel(ChannelConfig::Sms(SmsConfig::Sns {
+            sender_id: None,
+            region: None,
+        }))
+    }
+
+    #[tokio::test]
+    async fn ses_and_sns_channels_go_to_their_providers() {
+        let senders = Senders::new(Arc::new(Named("http")), None)
+            .with_ses(Arc::new(Named("ses")))
+            .with_sns(Arc::new(Named("sns")));
+        let email = senders.send(&ses(), &message(ses().kind())).await;
+        assert_eq!(email.message.as_deref(), Some("ses"));
+        let sms = senders.send(&sns(), &message(sns().kind())).await;
+        assert_eq!(sms.message.as_deref(), Some("sns"));
+    }
+
+    #[tokio::test]
+    async fn without_a_provider_the_attempt_is_a_configuration_error() {
+        let senders = Senders::new(Arc::new(Named("http")), None);
+        for (c, provider) in [(ses(), "SES"), (sns(), "SNS")] {
+            let out = senders.send(&c, &message(c.kind())).await;
+            assert_eq!(out.error_class, Some(ErrorClass::Configuration));
+            assert!(
+                out.message.as_deref().is_some_and(|m| m.contains(provider)),
+                "{:?}",
+                out.message
+            );
         }
     }
 }
