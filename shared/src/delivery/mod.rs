@@ -27,6 +27,7 @@ pub mod retry;
 pub mod sender;
 pub mod senders;
 pub mod signing;
+pub mod tracking;
 
 pub use format::{MessageContext, OutboundMessage, Target, UserMessage};
 #[cfg(feature = "http-senders")]

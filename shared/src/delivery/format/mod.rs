@@ -30,6 +30,7 @@
 //! | anything else | one of [`FALLBACK_PALETTE`], picked by the FNV-1a hash of the module name |
 
 pub mod discord;
+pub mod email;
 pub mod generic;
 pub mod slack;
 pub mod teams;
