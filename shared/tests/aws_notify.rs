@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use herald_shared::delivery::format::email::{self, EmailRenderer};
 use herald_shared::delivery::format::{MessageContext, OutboundMessage};
+use herald_shared::delivery::tracking::{Tracker, TrackingKey};
 use herald_shared::delivery::{self, AttemptOutcome, Sender, Senders};
 use herald_shared::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
@@ -20,6 +22,7 @@ use herald_shared::domain::delivery::ErrorClass;
 use herald_shared::domain::event::{Event, EventType, Module};
 use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
 use serde_json::{Value, json};
+use url::Url;
 
 fn endpoint() -> String {
     std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
@@ -44,7 +47,14 @@ impl Sender for NoHttp {
 }
 
 fn senders() -> Senders {
-    Senders::new(Arc::new(NoHttp), None).with_aws_notify(Some(endpoint()))
+    Senders::new(Arc::new(NoHttp), None).with_aws_notify(Some(endpoint()), EmailRenderer::default())
+}
+
+fn tracker() -> Tracker {
+    Tracker::new(
+        Url::parse("https://herald.example.com").unwrap(),
+        TrackingKey::derive(b"a test secret of enough bytes"),
+    )
 }
 
 fn channel(config: ChannelConfig) -> Channel {
@@ -134,14 +144,30 @@ fn sns(sender_id: Option<&str>) -> Channel {
 }
 
 #[tokio::test]
-async fn an_email_goes_out_through_ses_with_subject_from_to_and_html_body() {
+async fn an_email_goes_out_through_ses_with_subject_from_to_and_a_tracked_html_body() {
     let id = suffix();
     let from = format!("alerts-{id}@herald.example");
     let to = format!("ana-{id}@example.com");
     let title = format!("Deploy failed {id}");
     verify_sender(&from).await;
 
-    let out = send(&ses(&from, Some("us-east-1")), &title, &to).await;
+    let senders = Senders::new(Arc::new(NoHttp), None)
+        .with_aws_notify(Some(endpoint()), EmailRenderer::new(Some(tracker())));
+    let ev = event(&title);
+    let delivery_id = DeliveryId::new();
+    let ctx = MessageContext {
+        event: &ev,
+        rule_key: None,
+        template: None,
+        delivery_id,
+    };
+    let out = delivery::attempt_user(
+        &senders,
+        &ses(&from, Some("us-east-1")),
+        &ctx,
+        vec![to.clone()],
+    )
+    .await;
 
     assert!(out.is_delivered(), "{out:?}");
     assert_eq!(out.status_code, Some(200));
@@ -158,15 +184,24 @@ async fn an_email_goes_out_through_ses_with_subject_from_to_and_html_body() {
         .unwrap_or_else(|| panic!("moto recorded no email with subject {title}: {sent:?}"));
     assert_eq!(mail["source"], from.as_str());
     assert_eq!(mail["destinations"]["ToAddresses"], json!([to]));
-    // moto keeps the HTML part when there is one.
+    // moto keeps the HTML part when there is one: the rendered email, escaped and tracked.
     let html = mail["body"].as_str().unwrap();
-    assert!(html.contains(&format!("<h1>{title}</h1>")), "{html}");
+    assert!(html.contains(&format!(">{title}</h1>")), "{html}");
     assert!(
-        html.contains("Build 42 failed &lt;in&gt; &quot;prod&quot; &amp; rolled back"),
+        html.contains(">Build 42 failed &lt;in&gt; &quot;prod&quot; &amp; rolled back</p>"),
+        "{html}"
+    );
+    let target = Url::parse("https://ci.example.com/builds/42?tab=log&x=1").unwrap();
+    let click = tracker()
+        .click_url(ev.org_id, delivery_id, &target)
+        .unwrap();
+    let pixel = tracker().open_url(ev.org_id, delivery_id);
+    assert!(
+        html.contains(&format!("href=\"{}\"", email::escape(click.as_str()))),
         "{html}"
     );
     assert!(
-        html.contains("href=\"https://ci.example.com/builds/42?tab=log&amp;x=1\""),
+        html.contains(&format!("<img src=\"{}\"", email::escape(pixel.as_str()))),
         "{html}"
     );
 }
@@ -253,8 +288,10 @@ async fn an_unreachable_endpoint_is_a_network_error_and_retried() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let senders = Senders::new(Arc::new(NoHttp), None)
-        .with_aws_notify(Some(format!("http://127.0.0.1:{port}")));
+    let senders = Senders::new(Arc::new(NoHttp), None).with_aws_notify(
+        Some(format!("http://127.0.0.1:{port}")),
+        EmailRenderer::default(),
+    );
     let ev = event("Nowhere");
     let ctx = MessageContext {
         event: &ev,

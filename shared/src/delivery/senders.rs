@@ -45,12 +45,17 @@ impl Senders {
         self
     }
 
-    /// SES email and SNS SMS through the AWS SDK. `endpoint`: an emulator instead of AWS
-    /// (tests); `None`: the default provider chain, loaded on the first send.
+    /// SES email (rendered by `emails`) and SNS SMS through the AWS SDK. `endpoint`: an
+    /// emulator instead of AWS (tests); `None`: the default provider chain, loaded on the first
+    /// send.
     #[cfg(feature = "aws-notify")]
-    pub fn with_aws_notify(self, endpoint: Option<String>) -> Self {
+    pub fn with_aws_notify(
+        self,
+        endpoint: Option<String>,
+        emails: super::format::email::EmailRenderer,
+    ) -> Self {
         use super::providers::{ses::SesSender, sns::SnsSender};
-        self.with_ses(Arc::new(SesSender::new(endpoint.clone())))
+        self.with_ses(Arc::new(SesSender::new(endpoint.clone(), emails)))
             .with_sns(Arc::new(SnsSender::new(endpoint)))
     }
 }

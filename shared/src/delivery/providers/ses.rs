@@ -10,30 +10,33 @@ use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::config::Region;
 use aws_sdk_sesv2::config::retry::RetryConfig;
 use aws_sdk_sesv2::config::timeout::TimeoutConfig;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent, Message};
+use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
 use tracing::{debug, warn};
 
 use super::aws::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, failed_outcome};
+use crate::delivery::format::email::{EmailContent, EmailRenderer};
 use crate::delivery::format::{OutboundMessage, Target, UserMessage};
 use crate::delivery::sender::{AttemptOutcome, Sender};
-use crate::domain::DeliveryId;
 use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
 use crate::domain::delivery::ErrorClass;
 
 const CHARSET: &str = "UTF-8";
 
-/// Sends the email channels whose provider is `ses`.
+/// Sends the email channels whose provider is `ses`, rendered by an [`EmailRenderer`].
 #[derive(Debug)]
 pub struct SesSender {
     clients: RegionalClients<Client>,
+    renderer: EmailRenderer,
 }
 
 impl SesSender {
     /// `endpoint`: an SES-compatible emulator instead of AWS (tests); `None` uses the default
-    /// AWS provider chain for credentials and the default region.
-    pub fn new(endpoint: Option<String>) -> Self {
+    /// AWS provider chain for credentials and the default region. `renderer` decides the
+    /// content (and its open/click tracking).
+    pub fn new(endpoint: Option<String>, renderer: EmailRenderer) -> Self {
         Self {
             clients: RegionalClients::new(endpoint, build_client),
+            renderer,
         }
     }
 }
@@ -53,64 +56,8 @@ fn build_client(sdk: &SdkConfig, region: Option<&str>) -> Client {
     Client::from_conf(config.build())
 }
 
-/// What one email says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-}
-
-/// The email for a message.
-// The one place the email body is decided: the tracked format (open pixel, click links) plugs in
-// here.
-pub fn render(message: &UserMessage, _delivery_id: DeliveryId) -> Rendered {
-    let mut text = String::new();
-    let mut html = format!("<h1>{}</h1>\n", escape_html(&message.title));
-    if let Some(body) = message.body.as_deref().filter(|b| !b.trim().is_empty()) {
-        text.push_str(body);
-        html.push_str(&format!(
-            "<p>{}</p>\n",
-            escape_html(body).replace('\n', "<br>\n")
-        ));
-    }
-    if let Some(link) = &message.link {
-        if !text.is_empty() {
-            text.push_str("\n\n");
-        }
-        text.push_str(link);
-        html.push_str(&format!(
-            "<p><a href=\"{0}\">{0}</a></p>\n",
-            escape_html(link)
-        ));
-    }
-    if text.is_empty() {
-        text.push_str(&message.title);
-    }
-    Rendered {
-        subject: message.title.clone(),
-        text,
-        html,
-    }
-}
-
-fn escape_html(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The `SendEmail` content of an email.
-pub fn email_content(email: &Rendered) -> Result<EmailContent, String> {
+pub fn ses_content(email: &EmailContent) -> Result<SesContent, String> {
     let content = |data: &str| {
         Content::builder()
             .data(data)
@@ -127,7 +74,7 @@ pub fn email_content(email: &Rendered) -> Result<EmailContent, String> {
                 .build(),
         )
         .build();
-    Ok(EmailContent::builder().simple(message).build())
+    Ok(SesContent::builder().simple(message).build())
 }
 
 /// What one `SendEmail` needs from the channel and the message.
@@ -194,7 +141,7 @@ impl Sender for SesSender {
             Ok(parts) => parts,
             Err(outcome) => return outcome,
         };
-        let content = match email_content(&render(&user, message.delivery_id)) {
+        let content = match ses_content(&self.renderer.render(&user, message.delivery_id)) {
             Ok(c) => c,
             Err(e) => return AttemptOutcome::not_sent(ErrorClass::BadPayload, e),
         };
@@ -246,60 +193,28 @@ impl Sender for SesSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EventId, OrgId};
-
-    fn user(body: Option<&str>, link: Option<&str>) -> UserMessage {
-        UserMessage {
-            org_id: OrgId::new(),
-            channel_kind: ChannelKind::Email,
-            to: vec!["ana@example.com".into()],
-            title: "Disk <full> on db-1".into(),
-            body: body.map(str::to_owned),
-            link: link.map(str::to_owned),
-            event_type: "ops.disk".into(),
-            event_id: EventId::parse("evt-1").expect("id"),
-            rule_key: None,
-        }
-    }
-
-    #[test]
-    fn the_email_has_the_title_as_subject_and_escapes_its_html() {
-        let email = render(
-            &user(
-                Some("95% used & rising"),
-                Some("https://status.example.com/?a=1&b=2"),
-            ),
-            DeliveryId::new(),
-        );
-        assert_eq!(email.subject, "Disk <full> on db-1");
-        assert_eq!(
-            email.text,
-            "95% used & rising\n\nhttps://status.example.com/?a=1&b=2"
-        );
-        assert!(email.html.contains("<h1>Disk &lt;full&gt; on db-1</h1>"));
-        assert!(email.html.contains("95% used &amp; rising"));
-        assert!(
-            email
-                .html
-                .contains("href=\"https://status.example.com/?a=1&amp;b=2\"")
-        );
-    }
 
     #[test]
     fn the_send_email_content_carries_subject_text_and_html_in_utf8() {
-        let email = render(&user(None, None), DeliveryId::new());
-        let content = email_content(&email).expect("content");
+        let email = EmailContent {
+            subject: "Disk full on db-1".into(),
+            text: "95% used".into(),
+            html: "<h1>Disk full on db-1</h1>".into(),
+        };
+        let content = ses_content(&email).expect("content");
         let simple = content.simple().expect("simple");
         assert_eq!(
             simple.subject().map(|s| (s.data(), s.charset())),
-            Some(("Disk <full> on db-1", Some("UTF-8")))
+            Some(("Disk full on db-1", Some("UTF-8")))
         );
         let body = simple.body().expect("body");
-        assert_eq!(body.text().map(Content::data), Some("Disk <full> on db-1"));
-        assert!(
-            body.html()
-                .map(Content::data)
-                .is_some_and(|h| h.contains("<h1>"))
+        assert_eq!(
+            body.text().map(|t| (t.data(), t.charset())),
+            Some(("95% used", Some("UTF-8")))
+        );
+        assert_eq!(
+            body.html().map(Content::data),
+            Some("<h1>Disk full on db-1</h1>")
         );
     }
 }
