@@ -7,7 +7,8 @@ use anyhow::Context as _;
 use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_feed_socket::ApiGatewayNotifier;
 use herald_shared::bus::eventbridge::EventBridgeBus;
-use herald_shared::delivery::{HttpSender, OutboundConfig};
+use herald_shared::delivery::format::email::EmailRenderer;
+use herald_shared::delivery::{HttpSender, OutboundConfig, Senders};
 use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier, parse_allowed_origins};
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
@@ -124,8 +125,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let state = AppState {
         store,
         bus: Arc::new(bus),
-        // No private targets on Lambda: the outbound client refuses every reserved range.
-        sender: Arc::new(HttpSender::new(OutboundConfig::default())?),
+        // The channel test button sends through what the dispatcher uses: HTTP (no private
+        // targets on Lambda), SES and SNS with the function's role, no outbox.
+        sender: Arc::new(
+            Senders::new(Arc::new(HttpSender::new(OutboundConfig::default())?), None)
+                .with_aws_notify(None, EmailRenderer::default()),
+        ),
         config: Arc::new(ApiConfig {
             admin_key: admin_key(&config, &sdk).await?,
             // In AWS, email/SMS/push channels name their provider: there is no outbox.

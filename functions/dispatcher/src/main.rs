@@ -6,6 +6,7 @@ use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::Senders;
+use herald_shared::delivery::format::email::EmailRenderer;
 use herald_shared::delivery::http::OutboundConfig;
 use std::sync::Arc;
 
@@ -70,13 +71,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store.clone(),
     );
     let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
-    // No private targets on Lambda: the outbound client refuses every reserved range.
-    // Email, SMS and push providers (SES, SNS, FCM) are not built yet: `Senders` fails their
-    // deliveries with a configuration error naming the provider. No outbox in AWS.
+    // No private targets on Lambda: the outbound client refuses every reserved range. Email
+    // through SES and SMS through SNS with the function's role; no outbox in AWS.
     let sender = Senders::new(
         std::sync::Arc::new(HttpSender::new(OutboundConfig::default())?),
         None,
-    );
+    )
+    .with_aws_notify(None, EmailRenderer::default());
     let dispatcher = Dispatcher {
         store: store.as_ref(),
         dispatch_queue: &dispatch_queue,

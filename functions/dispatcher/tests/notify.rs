@@ -324,7 +324,7 @@ async fn a_deferred_delivery_is_sent_when_its_time_comes() {
 }
 
 #[tokio::test]
-async fn providers_not_built_yet_fail_with_a_configuration_error() {
+async fn a_provider_the_process_was_not_given_fails_with_a_configuration_error() {
     let w = world().await;
     let ch = w
         .channel(ChannelConfig::Email(EmailConfig::Ses {
@@ -346,7 +346,7 @@ async fn providers_not_built_yet_fail_with_a_configuration_error() {
         d.reason
             .as_deref()
             .unwrap()
-            .contains("SES email provider is not available"),
+            .contains("the SES email provider is not enabled in this Herald process"),
         "{d:?}"
     );
 }

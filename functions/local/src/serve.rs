@@ -12,6 +12,7 @@ use herald_dispatcher::Dispatcher;
 use herald_ingest::Ingest;
 use herald_matcher::{Matcher, RulesCache};
 use herald_shared::bus::local::QueueBus;
+use herald_shared::delivery::format::email::EmailRenderer;
 use herald_shared::delivery::http::OutboundConfig;
 use herald_shared::delivery::outbound::AllowList;
 use herald_shared::delivery::retry::RetryPolicy;
@@ -82,6 +83,10 @@ pub struct ServeArgs {
     /// (the demo page at /demo/feed is always allowed: it is served from here).
     #[arg(long, env = "HERALD_FEED_ALLOWED_ORIGINS", value_delimiter = ',')]
     feed_allowed_origins: Vec<String>,
+    /// Where channels with the SES or SNS provider send: an AWS emulator's URL (static test
+    /// credentials, us-east-1). Unset: AWS itself, with the default credential chain and region.
+    #[arg(long, env = "HERALD_AWS_ENDPOINT")]
+    aws_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -175,14 +180,19 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let feed_hub = LocalFeedHub::new();
     let retention = chrono::Duration::days(args.retention_days);
     // Slack and webhooks over HTTP; email, SMS and push channels without a provider to the
-    // local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The test button uses the same router.
-    let sender = Arc::new(Senders::new(
-        Arc::new(HttpSender::new(OutboundConfig {
-            allow,
-            ..OutboundConfig::default()
-        })?),
-        Some(Arc::new(OutboxSender::new(Arc::clone(&store), retention))),
-    ));
+    // local outbox (`GET /api/v1/orgs/{orgId}/outbox`); SES and SNS channels to AWS (or the
+    // emulator at --aws-endpoint), whose configuration is loaded on their first send. The test
+    // button uses the same router.
+    let sender = Arc::new(
+        Senders::new(
+            Arc::new(HttpSender::new(OutboundConfig {
+                allow,
+                ..OutboundConfig::default()
+            })?),
+            Some(Arc::new(OutboxSender::new(Arc::clone(&store), retention))),
+        )
+        .with_aws_notify(args.aws_endpoint.clone(), EmailRenderer::default()),
+    );
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,
         base: Duration::from_millis(args.retry_base_ms),
