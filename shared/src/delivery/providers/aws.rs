@@ -75,6 +75,32 @@ impl<C: Clone> RegionalClients<C> {
     }
 }
 
+/// Whether `region` looks like an AWS region code (`us-east-1`, `ap-southeast-2`,
+/// `us-gov-west-1`): it becomes part of a hostname, and a channel's config is user input.
+pub fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    parts.len() >= 3
+        && parts.len() <= 4
+        && parts.first().is_some_and(|p| p.len() == 2)
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts
+            .last()
+            .is_some_and(|p| !p.is_empty() && p.len() <= 2 && p.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// The channel's region, checked; `Err` is the attempt's outcome.
+pub(crate) fn checked_region(region: Option<&str>) -> Result<Option<&str>, AttemptOutcome> {
+    match region {
+        Some(r) if !is_region(r) => Err(AttemptOutcome::not_sent(
+            ErrorClass::Configuration,
+            format!("the channel's region {r:?} is not an AWS region code (e.g. us-east-1)"),
+        )),
+        _ => Ok(region),
+    }
+}
+
 /// What went wrong with one SDK call, reduced to what classification needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SdkFailure<'a> {
@@ -313,6 +339,30 @@ mod tests {
                 "{code}"
             );
         }
+    }
+
+    #[test]
+    fn only_region_codes_are_accepted() {
+        for ok in ["us-east-1", "eu-west-3", "ap-southeast-2", "us-gov-west-1"] {
+            assert!(is_region(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "us",
+            "us-east",
+            "US-EAST-1",
+            "us-east-1.evil.com",
+            "us_east_1",
+            "u-east-1",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
+        assert_eq!(
+            checked_region(Some("moon-1"))
+                .expect_err("refused")
+                .error_class,
+            Some(ErrorClass::Configuration)
+        );
     }
 
     #[test]

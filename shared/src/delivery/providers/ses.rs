@@ -13,7 +13,9 @@ use aws_sdk_sesv2::config::timeout::TimeoutConfig;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
 use tracing::{debug, warn};
 
-use super::aws::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, failed_outcome};
+use super::aws::{
+    ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, checked_region, failed_outcome,
+};
 use crate::delivery::format::email::{EmailContent, EmailRenderer};
 use crate::delivery::format::{OutboundMessage, Target, UserMessage};
 use crate::delivery::sender::{AttemptOutcome, Sender};
@@ -119,7 +121,7 @@ fn read<'a>(channel: &'a Channel, message: &OutboundMessage) -> Result<Parts<'a>
     Ok(Parts {
         from,
         configuration_set: configuration_set.as_deref(),
-        region: region.as_deref(),
+        region: checked_region(region.as_deref())?,
         user,
     })
 }

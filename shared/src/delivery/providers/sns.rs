@@ -16,7 +16,9 @@ use aws_sdk_sns::config::timeout::TimeoutConfig;
 use aws_sdk_sns::types::MessageAttributeValue;
 use tracing::{debug, warn};
 
-use super::aws::{ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, failed_outcome};
+use super::aws::{
+    ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, checked_region, failed_outcome,
+};
 use crate::delivery::format::{OutboundMessage, Target, UserMessage};
 use crate::delivery::sender::{AttemptOutcome, Sender, truncate_bytes};
 use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, SmsConfig};
@@ -132,7 +134,11 @@ fn read<'a>(
             "the message names no phone number",
         ));
     }
-    Ok((sender_id.as_deref(), region.as_deref(), user))
+    Ok((
+        sender_id.as_deref(),
+        checked_region(region.as_deref())?,
+        user,
+    ))
 }
 
 #[async_trait]
