@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test Herald has, on a fresh machine: formatting, clippy (warnings are
-# errors), unit/property/contract/API/end-to-end tests, the browser tests of the feed widget, and
-# the SAM template checks. Installs and starts what the tests need — moto 5.2.5 and the template
-# linters (pinned, from PyPI), Chromium (Debian) and playwright-core (npm, from the lockfile) —
-# and stops it after.
+# errors), unit/property/contract/API/end-to-end tests, the browser tests of the feed widget, the
+# SAM template checks and the Lambda release builds. Installs and starts what the tests need —
+# moto 5.2.5, the template linters and cargo-lambda (pinned, from PyPI), Chromium (Debian) and
+# playwright-core (npm, from the lockfile) — and stops it after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,3 +21,5 @@ echo "== browser tests (the feed widget in headless Chromium)"
 tests/browser/run.sh
 echo "== template checks"
 infra/check-template.sh
+echo "== Lambda builds (cargo lambda build --release, host architecture; bootstrap sizes)"
+infra/lambda-build.sh

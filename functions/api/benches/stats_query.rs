@@ -2,9 +2,10 @@
 //!
 //! Stats are read from counters maintained as deliveries happen, so the query's cost depends on
 //! the days asked for and the number of channels and rules, not on the rows logged. To show it,
-//! each case writes the counters N deliveries would have produced — the same `ADD`s on the same
-//! items, aggregated per (day, channel, rule) so that generating a million is fast — into an
-//! embedded store on disk, then times `GET .../logs/stats` (the default 7 days, grouped by
+//! each case writes N delivery log rows (the records the log API lists, in batches of 100 per
+//! transaction) and the counters those N deliveries would have produced — the same `ADD`s on the
+//! same items, aggregated per (day, channel, rule) so that generating a million is fast — into
+//! one embedded store on disk, then times `GET .../logs/stats` (the default 7 days, grouped by
 //! channel, rule and day) through the aggregation the handler runs.
 //!
 //! `cargo bench -p herald-api --bench stats_query`
@@ -14,9 +15,11 @@ use std::collections::BTreeMap;
 use chrono::{Duration, Utc};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use herald_api::stats::{GroupBy, read};
-use herald_shared::domain::delivery::DeliveryStatus;
-use herald_shared::domain::{ChannelId, OrgId, RuleKey};
-use herald_shared::repo::stats;
+use herald_shared::domain::channel::ChannelKind;
+use herald_shared::domain::delivery::{Delivery, DeliveryStatus, Trigger};
+use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_shared::repo::{deliveries, stats};
+use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;
 
 const DAYS: i64 = 7;
@@ -31,6 +34,9 @@ fn populate(rt: &tokio::runtime::Runtime, store: &Embedded, org: OrgId, rows: u6
         .map(|i| RuleKey::parse(format!("rule.{i}")).expect("key"))
         .collect();
     let today = Utc::now().date_naive();
+    let now = Utc::now();
+    let ttl = (now + Duration::days(30)).timestamp();
+    let mut batch = Vec::with_capacity(100);
     // Aggregate first: (day, channel, rule) → summed deltas.
     let mut cells: BTreeMap<(i64, usize, usize), BTreeMap<String, i64>> = BTreeMap::new();
     for i in 0..rows {
@@ -48,6 +54,37 @@ fn populate(rt: &tokio::runtime::Runtime, store: &Embedded, org: OrgId, rows: u6
             cells.entry((day, ch, rule)).or_default(),
             &stats::deltas(status, attempts, latency),
         );
+        let created_at = now - Duration::days(day);
+        batch.push(
+            deliveries::create_op(
+                &Delivery {
+                    id: DeliveryId::new(),
+                    org_id: org,
+                    event_id: EventId::parse(format!("evt-{i}")).expect("id"),
+                    event_type: "invoice.overdue".into(),
+                    rule_key: Some(rules[rule].clone()),
+                    channel_id: channels[ch],
+                    channel_kind: ChannelKind::Webhook,
+                    recipient: None,
+                    trigger: Trigger::Event,
+                    status,
+                    reason: None,
+                    attempts: Vec::new(),
+                    engagement: Vec::new(),
+                    created_at,
+                    updated_at: created_at,
+                },
+                ttl,
+            )
+            .expect("op"),
+        );
+        if batch.len() == 100 {
+            rt.block_on(store.transact(std::mem::take(&mut batch)))
+                .expect("log rows");
+        }
+    }
+    if !batch.is_empty() {
+        rt.block_on(store.transact(batch)).expect("log rows");
     }
     rt.block_on(async {
         for ((day, ch, rule), deltas) in &cells {
@@ -75,7 +112,7 @@ fn bench(c: &mut Criterion) {
         let started = std::time::Instant::now();
         populate(&rt, &store, org, rows);
         eprintln!(
-            "{rows} deliveries' counters written in {:?}",
+            "{rows} delivery log rows and their counters written in {:?}",
             started.elapsed()
         );
         let today = Utc::now().date_naive();

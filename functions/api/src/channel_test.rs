@@ -157,6 +157,7 @@ pub async fn test_channel(
             .clone()
             .filter(|_| !outcome.is_delivered() || channel.kind().honours_quiet_hours()),
         attempts: vec![attempt],
+        engagement: Vec::new(),
         created_at: now,
         updated_at: now,
     };

@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use herald_shared::delivery::providers::fcm;
 use herald_shared::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, EmailConfig, FrequencyCap,
     PushConfig, SigningSecret, SlackConfig, SmsConfig, WebhookConfig, WebhookFormat,
@@ -256,24 +257,33 @@ fn parse_config(
             None => Err(missing(
                 "{\"provider\": \"fcm\", \"projectId\", \"clientEmail\", \"privateKey\"}; this deployment has no default push provider",
             )),
-            Some(v) => match from_tagged(v)? {
-                PushConfig::Outbox if !settings.default_outbox => Err(no_outbox()),
-                PushConfig::Fcm {
-                    project_id,
-                    client_email,
-                    private_key,
-                    ..
-                } if project_id.trim().is_empty()
-                    || client_email.trim().is_empty()
-                    || private_key.trim().is_empty() =>
-                {
-                    Err(ApiError::invalid_field(
-                        "config",
-                        "FCM needs projectId, clientEmail and privateKey",
-                    ))
+            Some(v) => {
+                let push: PushConfig = from_tagged(v)?;
+                match &push {
+                    PushConfig::Outbox if !settings.default_outbox => Err(no_outbox()),
+                    PushConfig::Fcm {
+                        project_id,
+                        client_email,
+                        private_key,
+                        ..
+                    } => {
+                        if project_id.trim().is_empty()
+                            || client_email.trim().is_empty()
+                            || private_key.trim().is_empty()
+                        {
+                            return Err(ApiError::invalid_field(
+                                "config",
+                                "FCM needs projectId, clientEmail and privateKey",
+                            ));
+                        }
+                        // Refused now rather than at the first 3am push.
+                        fcm::check_private_key(private_key)
+                            .map_err(|m| ApiError::invalid_field("config.privateKey", m))?;
+                        Ok(ChannelConfig::Push(push))
+                    }
+                    PushConfig::Outbox => Ok(ChannelConfig::Push(push)),
                 }
-                push => Ok(ChannelConfig::Push(push)),
-            },
+            }
         },
         ChannelKind::InApp => match config {
             None => Ok(ChannelConfig::InApp),

@@ -24,11 +24,13 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use herald_shared::domain::delivery::{Engagement, EngagementKind};
 use herald_shared::domain::{OrgId, UserId};
 use herald_shared::feed::{
     self, Badge, FeedItem, FeedItemId, FeedMessage, FeedNotifier, FeedSubscription, FeedToken,
     TokenError,
 };
+use herald_shared::repo::deliveries;
 use herald_shared::repo::feeds::{FeedPage, ListFilter, Mark, ReadFilter};
 use herald_shared::repo::{DEFAULT_PAGE, Feeds, MAX_PAGE};
 use herald_shared::store::Cursor;
@@ -397,6 +399,22 @@ async fn publish(notifier: &dyn FeedNotifier, user: &FeedUser, message: &FeedMes
     }
 }
 
+/// Records the read on the delivery behind an item (the `read` engagement of the delivery log
+/// and stats). The mark stands whatever happens here: a failure is logged.
+async fn record_read(state: &AppState, user: &FeedUser, item: &FeedItem) {
+    let engagement = Engagement {
+        kind: EngagementKind::Read,
+        at: item.read_at.unwrap_or_else(Utc::now),
+        url: None,
+    };
+    let delivery = item.id.delivery_id();
+    if let Err(e) =
+        deliveries::record_engagement(state.store.as_ref(), user.org_id, delivery, engagement).await
+    {
+        tracing::warn!(org_id = %user.org_id, delivery_id = %delivery, error = %e, "read not recorded on the delivery");
+    }
+}
+
 /// Marks one item `read`, `unread`, `seen` or `archive`(d).
 #[utoipa::path(
     post, path = "/api/v1/orgs/{orgId}/feed/items/{itemId}/{action}", tag = "feeds",
@@ -445,6 +463,9 @@ pub async fn mark_item(
             let item = change
                 .item
                 .ok_or_else(|| ApiError::not_found("feed item"))?;
+            if mark == Mark::Read {
+                record_read(&state, &user, &item).await;
+            }
             publish(
                 state.feeds.as_ref(),
                 &user,
@@ -492,6 +513,9 @@ async fn mark_all(state: &AppState, user: &FeedUser, mark: Mark) -> ApiResult<Js
             &FeedMessage::badge(change.badge, change.seq),
         )
         .await;
+        if let (Mark::Read, Some(item)) = (mark, &change.item) {
+            record_read(state, user, item).await;
+        }
     }
     let (badge, seq) = match changes.last() {
         Some(c) => (c.badge, c.seq),

@@ -21,6 +21,7 @@ pub mod pagination;
 pub mod rules;
 pub mod stats;
 mod targets;
+pub mod tracking;
 pub mod users;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use herald_shared::bus::EventBus;
 use herald_shared::delivery::Sender;
+use herald_shared::delivery::tracking::TrackingKey;
 use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier};
 use herald_shared::store::Store;
 use tower_http::trace::TraceLayer;
@@ -94,6 +96,9 @@ pub struct ApiConfig {
     /// e.g. `https://app.example.com` (`HERALD_FEED_ALLOWED_ORIGINS`, comma-separated; parse
     /// with `herald_shared::feed::parse_allowed_origins`).
     pub feed_allowed_origins: Vec<String>,
+    /// Checks email open/click tracking links (a key derived from the token secret); without
+    /// it tracking links answer 404.
+    pub tracking_key: Option<TrackingKey>,
 }
 
 impl Default for ApiConfig {
@@ -106,6 +111,7 @@ impl Default for ApiConfig {
             key_env: "live".to_owned(),
             feed_token_secret: None,
             feed_allowed_origins: Vec::new(),
+            tracking_key: None,
         }
     }
 }
@@ -125,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stats::router())
         .merge(users::router())
         .merge(outbox::router())
+        .merge(tracking::router())
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

@@ -8,6 +8,9 @@ use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_feed_socket::ApiGatewayNotifier;
 use herald_shared::bus::eventbridge::EventBridgeBus;
 use herald_shared::delivery::format::email::EmailRenderer;
+use herald_shared::delivery::http::OutboundClient;
+use herald_shared::delivery::providers::fcm::FcmSender;
+use herald_shared::delivery::tracking::TrackingKey;
 use herald_shared::delivery::{HttpSender, OutboundConfig, Senders};
 use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier, parse_allowed_origins};
 use herald_shared::store::dynamodb::DynamoStore;
@@ -109,6 +112,11 @@ async fn main() -> Result<(), lambda_http::Error> {
         .map(|s| FeedTokenSecret::new(s.as_bytes().to_vec()))
         .transpose()
         .context("HERALD_FEED_TOKEN_SECRET")?;
+    // The tracking endpoints only verify; links are made where emails are sent.
+    let tracking_key = config
+        .feed_token_secret
+        .as_deref()
+        .map(|s| TrackingKey::derive(s.as_bytes()));
     // Marks made through the API reach the user's other devices over the WebSocket API.
     let feeds: Arc<dyn FeedNotifier> = match &config.websocket_endpoint {
         Some(endpoint) => {
@@ -125,12 +133,16 @@ async fn main() -> Result<(), lambda_http::Error> {
     let state = AppState {
         store,
         bus: Arc::new(bus),
-        // The channel test button sends through what the dispatcher uses: HTTP (no private
-        // targets on Lambda), SES and SNS with the function's role, no outbox.
-        sender: Arc::new(
-            Senders::new(Arc::new(HttpSender::new(OutboundConfig::default())?), None)
-                .with_aws_notify(None, EmailRenderer::default()),
-        ),
+        // The channel test button sends through what the dispatcher uses: HTTP and FCM (no
+        // private targets on Lambda), SES and SNS with the function's role, no outbox.
+        sender: {
+            let outbound = OutboundClient::new(OutboundConfig::default())?;
+            Arc::new(
+                Senders::new(Arc::new(HttpSender::from_client(outbound.clone())), None)
+                    .with_fcm(Arc::new(FcmSender::new(outbound)))
+                    .with_aws_notify(None, EmailRenderer::default()),
+            )
+        },
         config: Arc::new(ApiConfig {
             admin_key: admin_key(&config, &sdk).await?,
             // In AWS, email/SMS/push channels name their provider: there is no outbox.
@@ -139,6 +151,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             key_env: config.key_env,
             feed_token_secret,
             feed_allowed_origins: parse_allowed_origins(&config.feed_allowed_origins),
+            tracking_key,
         }),
         feeds,
     };

@@ -9,7 +9,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
 use crate::{
-    api_keys, channel_test, channels, error, events, feeds, logs, orgs, outbox, rules, stats, users,
+    api_keys, channel_test, channels, error, events, feeds, logs, orgs, outbox, rules, stats,
+    tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -58,6 +59,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         users::get_user,
         users::delete_user,
         outbox::list_outbox,
+        tracking::open,
+        tracking::click,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail)),
     modifiers(&SecuritySchemes),
@@ -70,6 +73,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         (name = "logs", description = "Delivery logs: every delivery and attempt; stats"),
         (name = "users", description = "Recipients: contact points, time zone, opt-outs"),
         (name = "outbox", description = "The local outbox of herald serve"),
+        (name = "tracking", description = "Email open and click tracking (signed links, no API key)"),
         (name = "feeds", description = "In-app feeds for end users (feed token). Live updates: the WebSocket \
                                         `GET /api/v1/orgs/{orgId}/feed/socket?token=...`, see docs/feeds.md"),
     )

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use herald_shared::delivery::format::template;
 use herald_shared::domain::channel::FrequencyCap;
 use herald_shared::domain::rule::{QuietHours, Rule, Template};
 use herald_shared::domain::{ChannelId, OrgId, RuleKey, UserId};
@@ -254,12 +255,16 @@ fn check_template(t: Option<Template>) -> ApiResult<Option<Template>> {
             ("template.body", &t.body, 4096),
             ("template.link", &t.link, 2048),
         ] {
-            if value.as_ref().is_some_and(|v| v.chars().count() > max) {
+            let Some(value) = value else { continue };
+            if value.chars().count() > max {
                 return Err(ApiError::invalid_field(
                     field,
                     format!("at most {max} characters"),
                 ));
             }
+            // Unknown variables and broken placeholders are known now; a property an event
+            // lacks is only known at delivery (and logged there).
+            template::parse(value).map_err(|e| ApiError::invalid_field(field, e.to_string()))?;
         }
     }
     Ok(t)

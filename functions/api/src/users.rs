@@ -10,6 +10,7 @@ use axum::{Json, Router};
 use chrono::Utc;
 use herald_shared::domain::UserId;
 use herald_shared::repo::users::{self, UserProfile};
+use herald_shared::repo::{Feeds, RepoError};
 use serde::Deserialize;
 
 use crate::AppState;
@@ -115,7 +116,7 @@ pub async fn put_user(
     responses(
         (status = 200, description = "The profile", body = UserProfile),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No profile for this user", body = ErrorBody),
+        (status = 404, description = "No profile and no feed for this user", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -139,7 +140,7 @@ pub async fn get_user(
     responses(
         (status = 204, description = "Erased"),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No profile for this user", body = ErrorBody),
+        (status = 404, description = "No profile and no feed for this user", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -149,12 +150,20 @@ pub async fn delete_user(
     Path((_, user)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let user_id = user_id(&user)?;
-    users::delete(state.store.as_ref(), &auth.org_id, &user_id)
+    let profile = match users::delete(state.store.as_ref(), &auth.org_id, &user_id).await {
+        Ok(()) => true,
+        Err(RepoError::NotFound) => false,
+        Err(e) => return Err(ApiError::from_repo(e, "user")),
+    };
+    // The feed goes with the person (SPEC §2), even when events reached them without a
+    // profile; open connections are left to their TTL.
+    let feed_items = Feeds::new(state.store.as_ref())
+        .delete_user_feed(&auth.org_id, &user_id)
         .await
-        .map_err(|e| ApiError::from_repo(e, "user"))?;
-    // HOOK (feeds): erasing a user also erases their in-app feed (SPEC §2). The feed lives with
-    // the feeds module; call its erase here (e.g. `feeds::erase_user(store, org, &user_id)`)
-    // once it exists.
-    tracing::info!(org_id = %auth.org_id, "user profile erased");
+        .map_err(|e| ApiError::from_repo(e, "feed"))?;
+    if !profile && feed_items == 0 {
+        return Err(ApiError::not_found("user"));
+    }
+    tracing::info!(org_id = %auth.org_id, profile, feed_items, "user erased");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -7,7 +7,8 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::Senders;
 use herald_shared::delivery::format::email::EmailRenderer;
-use herald_shared::delivery::http::OutboundConfig;
+use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
+use herald_shared::delivery::providers::fcm::FcmSender;
 use std::sync::Arc;
 
 use herald_shared::delivery::retry::RetryPolicy;
@@ -71,13 +72,15 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store.clone(),
     );
     let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
-    // No private targets on Lambda: the outbound client refuses every reserved range. Email
-    // through SES and SMS through SNS with the function's role; no outbox in AWS.
-    let sender = Senders::new(
-        std::sync::Arc::new(HttpSender::new(OutboundConfig::default())?),
-        None,
-    )
-    .with_aws_notify(None, EmailRenderer::default());
+    // No private targets on Lambda: the outbound client refuses every reserved range. Webhooks
+    // and FCM push share it (and its connection pool); FCM access tokens are cached for the life
+    // of the execution environment. Email through SES and SMS through SNS with the function's
+    // role. Providers not attached here fail their deliveries with a configuration error naming
+    // the provider. No outbox in AWS.
+    let outbound = OutboundClient::new(OutboundConfig::default())?;
+    let sender = Senders::new(Arc::new(HttpSender::from_client(outbound.clone())), None)
+        .with_fcm(Arc::new(FcmSender::new(outbound)))
+        .with_aws_notify(None, EmailRenderer::default());
     let dispatcher = Dispatcher {
         store: store.as_ref(),
         dispatch_queue: &dispatch_queue,

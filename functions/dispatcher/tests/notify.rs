@@ -122,6 +122,7 @@ impl World {
             status,
             reason: None,
             attempts: vec![],
+            engagement: Vec::new(),
             created_at: now,
             updated_at: now,
         };

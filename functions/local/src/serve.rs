@@ -13,10 +13,12 @@ use herald_ingest::Ingest;
 use herald_matcher::{Matcher, RulesCache};
 use herald_shared::bus::local::QueueBus;
 use herald_shared::delivery::format::email::EmailRenderer;
-use herald_shared::delivery::http::OutboundConfig;
+use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
 use herald_shared::delivery::outbound::AllowList;
+use herald_shared::delivery::providers::fcm::FcmSender;
 use herald_shared::delivery::retry::RetryPolicy;
 use herald_shared::delivery::sender::HttpSender;
+use herald_shared::delivery::tracking::{Tracker, TrackingKey};
 use herald_shared::delivery::{OutboxSender, Senders};
 use herald_shared::domain::UserId;
 use herald_shared::feed::{
@@ -83,6 +85,9 @@ pub struct ServeArgs {
     /// (the demo page at /demo/feed is always allowed: it is served from here).
     #[arg(long, env = "HERALD_FEED_ALLOWED_ORIGINS", value_delimiter = ',')]
     feed_allowed_origins: Vec<String>,
+    /// Where email open/click tracking links point (default: this server's own URL).
+    #[arg(long, env = "HERALD_PUBLIC_URL")]
+    public_url: Option<url::Url>,
     /// Where channels with the SES or SNS provider send: an AWS emulator's URL (static test
     /// credentials, us-east-1). Unset: AWS itself, with the default credential chain and region.
     #[arg(long, env = "HERALD_AWS_ENDPOINT")]
@@ -161,8 +166,8 @@ impl Running {
     }
 }
 
-/// Opens the engines, bootstraps the development org, starts the workers, and binds the
-/// listener — the server listens only once it is ready to serve. Port 0 picks a free port.
+/// Opens the engines, bootstraps the development org, binds the listener, starts the workers and
+/// serves — a connection made early waits until the router is ready. Port 0 picks a free port.
 pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating {}", args.data_dir.display()))?;
@@ -175,23 +180,58 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let dispatch_queue = queue(&queues, "dispatch", Duration::from_secs(60));
 
     let credentials = dev::bootstrap(store.as_ref(), &args.data_dir).await?;
+    // Bound now (connections wait in the backlog until the router serves them): email tracking
+    // links need the server's URL before the senders are built.
+    let addr = SocketAddr::new(args.host, args.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let feed_token_secret = match &args.feed_token_secret {
+        Some(s) => {
+            FeedTokenSecret::new(s.as_bytes().to_vec()).context("HERALD_FEED_TOKEN_SECRET")?
+        }
+        None => FeedTokenSecret::generate(),
+    };
+    // Tracking links in emails must outlive a restart: their key comes from the configured
+    // secret, else from the development admin key kept in the data directory.
+    let tracker = Tracker::new(
+        match &args.public_url {
+            Some(public) => public.clone(),
+            None => url.parse().context("the server's own URL")?,
+        },
+        TrackingKey::derive(
+            args.feed_token_secret
+                .as_deref()
+                .unwrap_or(&credentials.admin_key)
+                .as_bytes(),
+        ),
+    );
     let allow = AllowList::new(args.allow_private_targets.clone());
     // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
     let feed_hub = LocalFeedHub::new();
     let retention = chrono::Duration::days(args.retention_days);
-    // Slack and webhooks over HTTP; email, SMS and push channels without a provider to the
-    // local outbox (`GET /api/v1/orgs/{orgId}/outbox`); SES and SNS channels to AWS (or the
-    // emulator at --aws-endpoint), whose configuration is loaded on their first send. The test
-    // button uses the same router.
+    // Slack, webhooks and FCM push over HTTP (one outbound-safe client); email, SMS and push
+    // channels without a provider to the local outbox (`GET /api/v1/orgs/{orgId}/outbox`); SES
+    // and SNS channels to AWS (or the emulator at --aws-endpoint), whose configuration is loaded
+    // on their first send. The test button uses the same router.
+    let outbound = OutboundClient::new(OutboundConfig {
+        allow,
+        ..OutboundConfig::default()
+    })?;
     let sender = Arc::new(
         Senders::new(
-            Arc::new(HttpSender::new(OutboundConfig {
-                allow,
-                ..OutboundConfig::default()
-            })?),
-            Some(Arc::new(OutboxSender::new(Arc::clone(&store), retention))),
+            Arc::new(HttpSender::from_client(outbound.clone())),
+            Some(Arc::new(
+                OutboxSender::new(Arc::clone(&store), retention)
+                    .with_email_renderer(EmailRenderer::new(Some(tracker.clone()))),
+            )),
         )
-        .with_aws_notify(args.aws_endpoint.clone(), EmailRenderer::default()),
+        .with_fcm(Arc::new(FcmSender::new(outbound)))
+        .with_aws_notify(
+            args.aws_endpoint.clone(),
+            EmailRenderer::new(Some(tracker.clone())),
+        ),
     );
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,
@@ -281,12 +321,6 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         ));
     }
 
-    let feed_token_secret = match &args.feed_token_secret {
-        Some(s) => {
-            FeedTokenSecret::new(s.as_bytes().to_vec()).context("HERALD_FEED_TOKEN_SECRET")?
-        }
-        None => FeedTokenSecret::generate(),
-    };
     let state = AppState {
         store: Arc::clone(&store),
         bus: Arc::new(QueueBus::new(Arc::clone(&ingest_queue))),
@@ -298,16 +332,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             key_env: "test".to_owned(),
             feed_token_secret: Some(feed_token_secret.clone()),
             feed_allowed_origins: parse_allowed_origins(&args.feed_allowed_origins.join(",")),
+            tracking_key: Some(tracker.key().clone()),
         }),
         // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.
         feeds: Arc::new(feed_hub.clone()),
     };
     let app = herald_api::router(state);
-    let addr = SocketAddr::new(args.host, args.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let url = format!("http://{}", listener.local_addr()?);
     let demo_user = UserId::parse("demo-user").map_err(|e| anyhow::anyhow!(e.message))?;
     let demo_token = FeedToken::new(
         credentials.org_id,

@@ -288,6 +288,7 @@ fn new_delivery(
         status,
         reason,
         attempts: Vec::new(),
+        engagement: Vec::new(),
         created_at: now,
         updated_at: now,
     }

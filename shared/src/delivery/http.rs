@@ -191,6 +191,18 @@ impl OutboundClient {
         headers: &[(String, String)],
         body: Bytes,
     ) -> Result<RawResponse, SendError> {
+        self.post_as(url, "application/json", headers, body).await
+    }
+
+    /// POSTs a body of `content_type` (e.g. an OAuth token request's form), with the same
+    /// safety as [`post`](Self::post).
+    pub async fn post_as(
+        &self,
+        url: &Url,
+        content_type: &str,
+        headers: &[(String, String)],
+        body: Bytes,
+    ) -> Result<RawResponse, SendError> {
         outbound::check_target(url, &self.config.allow).map_err(|e| SendError {
             kind: TransportError::Blocked,
             message: e.to_string(),
@@ -202,7 +214,7 @@ impl OutboundClient {
         };
         let mut req = client
             .post(url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json");
+            .header(reqwest::header::CONTENT_TYPE, content_type);
         for (k, v) in headers {
             req = req.header(k.as_str(), v.as_str());
         }

@@ -24,6 +24,9 @@ pub async fn deliver(
     ctx: &MessageContext<'_>,
     now: DateTime<Utc>,
 ) -> AttemptOutcome {
+    if let Some(failed) = super::unfilled_template(ctx) {
+        return failed;
+    }
     let started = Instant::now();
     let item = NewFeedItem {
         delivery_id: Some(ctx.delivery_id),

@@ -57,7 +57,8 @@ pub async fn attempt(
 }
 
 /// One attempt to deliver `ctx` to a person through a user-facing channel (email, SMS, push):
-/// `to` are the resolved contact points. Which provider sends it is the sender's business
+/// `to` are the resolved contact points. A template variable the event lacks fails the attempt
+/// (not retried) rather than sending a visible placeholder to a person. Which provider sends it is the sender's business
 /// ([`Senders`] routes by the channel's provider).
 pub async fn attempt_user(
     sender: &dyn Sender,
@@ -65,6 +66,82 @@ pub async fn attempt_user(
     ctx: &MessageContext<'_>,
     to: Vec<String>,
 ) -> AttemptOutcome {
+    if let Some(failed) = unfilled_template(ctx) {
+        return failed;
+    }
     let message = format::render_user(channel.kind(), ctx, to);
     sender.send(channel, &message).await
+}
+
+/// The failed attempt for a message to a person whose template the event cannot fill (not
+/// retried: a retry brings no new properties); `None` when it can be filled.
+pub(crate) fn unfilled_template(ctx: &MessageContext<'_>) -> Option<AttemptOutcome> {
+    ctx.check_template().err().map(|e| {
+        AttemptOutcome::not_sent(
+            ErrorClass::BadPayload,
+            format!("the rule's template cannot be filled: {e}; nothing was sent"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use chrono::Utc;
+
+    use super::*;
+    use crate::domain::channel::{ChannelConfig, ChannelName, EmailConfig};
+    use crate::domain::rule::Template;
+    use crate::domain::{ChannelId, DeliveryId};
+
+    #[derive(Debug, Default)]
+    struct Counting(AtomicUsize);
+
+    #[async_trait::async_trait]
+    impl Sender for Counting {
+        async fn send(&self, _: &Channel, _: &OutboundMessage) -> AttemptOutcome {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            AttemptOutcome::not_sent(ErrorClass::Network, "unused")
+        }
+    }
+
+    #[tokio::test]
+    async fn a_person_never_gets_a_template_the_event_cannot_fill() {
+        let event = format::tests_support::event("users", "welcome", serde_json::json!({}));
+        let template = Template {
+            title: Some("Welcome {{properties.name}}".into()),
+            body: None,
+            link: None,
+        };
+        let ctx = MessageContext {
+            event: &event,
+            rule_key: None,
+            template: Some(&template),
+            delivery_id: DeliveryId::new(),
+        };
+        let now = Utc::now();
+        let channel = Channel {
+            id: ChannelId::new(),
+            org_id: event.org_id,
+            name: ChannelName::parse("mail").expect("name"),
+            config: ChannelConfig::Email(EmailConfig::Outbox { from: None }),
+            frequency_cap: None,
+            enabled: true,
+            health: Default::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        let sender = Counting::default();
+        let outcome = attempt_user(&sender, &channel, &ctx, vec!["a@example.com".into()]).await;
+        assert_eq!(sender.0.load(Ordering::SeqCst), 0, "nothing was sent");
+        assert_eq!(outcome.error_class, Some(ErrorClass::BadPayload));
+        assert!(!ErrorClass::BadPayload.is_retryable());
+        assert_eq!(
+            outcome.message.as_deref(),
+            Some(
+                "the rule's template cannot be filled: the event has no `properties.name`; nothing was sent"
+            )
+        );
+    }
 }

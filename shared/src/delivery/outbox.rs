@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::format::email::{EmailContent, EmailRenderer};
 use super::format::{OutboundMessage, Target, UserMessage};
 use super::sender::{AttemptOutcome, Sender};
 use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
@@ -39,6 +40,9 @@ pub struct OutboxMessage {
     pub body: Option<String>,
     pub link: Option<String>,
     pub event_type: String,
+    /// Email only: the email as a provider would have sent it (tracking links included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<EmailContent>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -52,11 +56,22 @@ pub fn partition(org: OrgId) -> String {
 pub struct OutboxSender {
     store: std::sync::Arc<dyn Store>,
     retention: chrono::Duration,
+    email: EmailRenderer,
 }
 
 impl OutboxSender {
     pub fn new(store: std::sync::Arc<dyn Store>, retention: chrono::Duration) -> Self {
-        Self { store, retention }
+        Self {
+            store,
+            retention,
+            email: EmailRenderer::default(),
+        }
+    }
+
+    /// Renders emails with `email` (e.g. with tracking links) instead of plain ones.
+    pub fn with_email_renderer(mut self, email: EmailRenderer) -> Self {
+        self.email = email;
+        self
     }
 }
 
@@ -97,6 +112,8 @@ impl Sender for OutboxSender {
             }
             _ => None,
         };
+        let email = (channel.kind() == ChannelKind::Email)
+            .then(|| self.email.render(&user, message.delivery_id));
         let entry = OutboxMessage {
             id: Uuid::now_v7(),
             delivery_id: message.delivery_id,
@@ -108,6 +125,7 @@ impl Sender for OutboxSender {
             body: user.body,
             link: user.link,
             event_type: user.event_type,
+            email,
             created_at: now,
         };
         let doc = match serde_json::to_value(&entry) {

@@ -1,7 +1,8 @@
 //! [`Senders`]: one [`Sender`] that routes each message by its channel's kind and provider —
 //! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox, `ses` and `sns`
-//! to the AWS providers when they were given — and answers a clear configuration error for
-//! providers this process cannot reach.
+//! to the AWS providers and FCM push to the FCM sender when they were given
+//! ([`Senders::with_aws_notify`], [`Senders::with_fcm`]) — and answers a clear configuration
+//! error for providers this process cannot reach (SMTP, or one it was not given).
 
 use std::sync::Arc;
 
@@ -19,6 +20,8 @@ pub struct Senders {
     outbox: Option<Arc<dyn Sender>>,
     ses: Option<Arc<dyn Sender>>,
     sns: Option<Arc<dyn Sender>>,
+    /// FCM HTTP v1 push (`providers::fcm::FcmSender`, feature `push-fcm`).
+    fcm: Option<Arc<dyn Sender>>,
 }
 
 impl Senders {
@@ -30,7 +33,15 @@ impl Senders {
             outbox,
             ses: None,
             sns: None,
+            fcm: None,
         }
+    }
+
+    /// Routes push channels configured for FCM to `fcm` (an
+    /// [`FcmSender`](crate::delivery::providers::fcm::FcmSender) in production).
+    pub fn with_fcm(mut self, fcm: Arc<dyn Sender>) -> Self {
+        self.fcm = Some(fcm);
+        self
     }
 
     /// Email channels whose provider is `ses` go to `ses`.
@@ -116,7 +127,10 @@ impl Sender for Senders {
             ChannelConfig::Sms(SmsConfig::Sns { .. }) => {
                 send_with(self.sns.as_ref(), ("SNS", "SMS"), channel, message).await
             }
-            ChannelConfig::Push(PushConfig::Fcm { .. }) => not_built("FCM", "push"),
+            ChannelConfig::Push(PushConfig::Fcm { .. }) => match &self.fcm {
+                Some(fcm) => fcm.send(channel, message).await,
+                None => not_built("FCM", "push"),
+            },
         }
     }
 }

@@ -42,11 +42,35 @@ impl TrackingKey {
     }
 
     /// Whether `tag` is the first [`TAG_LEN`] bytes of the MAC of `data` (constant time).
-    fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+    fn verify_tag(&self, data: &[u8], tag: &[u8]) -> bool {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         mac.update(data);
         tag.len() == TAG_LEN && mac.verify_truncated_left(tag).is_ok()
+    }
+
+    /// Checks a token taken from `/t/o/{token}` (`click: false`) or `/t/c/{token}`
+    /// (`click: true`).
+    pub fn verify(&self, token: &str, click: bool) -> Result<Tracked, TrackingError> {
+        let (payload, tag) = token.split_once('.').ok_or(TrackingError::Malformed)?;
+        let tag = B64.decode(tag).map_err(|_| TrackingError::Malformed)?;
+        if !self.verify_tag(payload.as_bytes(), &tag) {
+            return Err(TrackingError::BadSignature);
+        }
+        let json = B64.decode(payload).map_err(|_| TrackingError::Malformed)?;
+        let claims: Claims = serde_json::from_slice(&json).map_err(|_| TrackingError::Malformed)?;
+        match (claims.k.as_str(), click, claims.u) {
+            ("o", false, None) => Ok(Tracked::Open {
+                org: claims.o,
+                delivery: claims.d,
+            }),
+            ("c", true, Some(url)) => Ok(Tracked::Click {
+                org: claims.o,
+                delivery: claims.d,
+                url,
+            }),
+            _ => Err(TrackingError::Malformed),
+        }
     }
 }
 
@@ -96,7 +120,23 @@ struct Claims {
     u: Option<Url>,
 }
 
-/// Makes and checks tracking links under one public base URL (the API's).
+/// The deployment's link maker from its configuration: the API's public URL
+/// (`HERALD_PUBLIC_URL`) and the token secret. Without either, emails go untracked (`None`).
+pub fn configured(
+    public_url: Option<&str>,
+    secret: Option<&[u8]>,
+) -> Result<Option<Tracker>, url::ParseError> {
+    match (public_url, secret) {
+        (Some(url), Some(secret)) => Ok(Some(Tracker::new(
+            Url::parse(url)?,
+            TrackingKey::derive(secret),
+        ))),
+        _ => Ok(None),
+    }
+}
+
+/// Makes tracking links under one public base URL (the API's); [`TrackingKey::verify`] checks
+/// them.
 #[derive(Debug, Clone)]
 pub struct Tracker {
     base: Url,
@@ -138,36 +178,17 @@ impl Tracker {
         link
     }
 
+    /// The key the links are signed with (what the tracking endpoints verify with).
+    pub fn key(&self) -> &TrackingKey {
+        &self.key
+    }
+
     fn sign(&self, claims: &Claims) -> String {
         // A struct of strings and ids always serialises.
         let json = serde_json::to_vec(claims).unwrap_or_default();
         let payload = B64.encode(json);
         let tag = self.key.tag(payload.as_bytes());
         format!("{payload}.{}", B64.encode(&tag[..TAG_LEN]))
-    }
-
-    /// Checks a token taken from `/t/o/{token}` (`click: false`) or `/t/c/{token}`
-    /// (`click: true`).
-    pub fn verify(&self, token: &str, click: bool) -> Result<Tracked, TrackingError> {
-        let (payload, tag) = token.split_once('.').ok_or(TrackingError::Malformed)?;
-        let tag = B64.decode(tag).map_err(|_| TrackingError::Malformed)?;
-        if !self.key.verify(payload.as_bytes(), &tag) {
-            return Err(TrackingError::BadSignature);
-        }
-        let json = B64.decode(payload).map_err(|_| TrackingError::Malformed)?;
-        let claims: Claims = serde_json::from_slice(&json).map_err(|_| TrackingError::Malformed)?;
-        match (claims.k.as_str(), click, claims.u) {
-            ("o", false, None) => Ok(Tracked::Open {
-                org: claims.o,
-                delivery: claims.d,
-            }),
-            ("c", true, Some(url)) => Ok(Tracked::Click {
-                org: claims.o,
-                delivery: claims.d,
-                url,
-            }),
-            _ => Err(TrackingError::Malformed),
-        }
     }
 }
 
@@ -197,9 +218,12 @@ mod tests {
                 .starts_with("https://herald.example.com/base/t/o/")
         );
         let token = token_of(&url);
-        assert_eq!(t.verify(&token, false), Ok(Tracked::Open { org, delivery }));
+        assert_eq!(
+            t.key().verify(&token, false),
+            Ok(Tracked::Open { org, delivery })
+        );
         // The same token on the click path is refused: it carries no destination.
-        assert_eq!(t.verify(&token, true), Err(TrackingError::Malformed));
+        assert_eq!(t.key().verify(&token, true), Err(TrackingError::Malformed));
     }
 
     #[test]
@@ -209,7 +233,7 @@ mod tests {
         let target = Url::parse("https://app.example.com/invoices/42?tab=pay#top").unwrap();
         let url = t.click_url(org, delivery, &target).unwrap();
         assert_eq!(
-            t.verify(&token_of(&url), true),
+            t.key().verify(&token_of(&url), true),
             Ok(Tracked::Click {
                 org,
                 delivery,
@@ -226,16 +250,24 @@ mod tests {
         let other = token_of(&t.open_url(OrgId::new(), DeliveryId::new()));
         let (other_payload, _) = other.split_once('.').unwrap();
         assert_eq!(
-            t.verify(&format!("{other_payload}.{tag}"), false),
+            t.key().verify(&format!("{other_payload}.{tag}"), false),
             Err(TrackingError::BadSignature)
         );
         assert_eq!(
-            tracker(b"another secret of enough bytes").verify(&token, false),
+            tracker(b"another secret of enough bytes")
+                .key()
+                .verify(&token, false),
             Err(TrackingError::BadSignature)
         );
-        assert_eq!(t.verify(payload, false), Err(TrackingError::Malformed));
-        assert_eq!(t.verify("", false), Err(TrackingError::Malformed));
-        assert_eq!(t.verify("a.b.c", false), Err(TrackingError::Malformed));
+        assert_eq!(
+            t.key().verify(payload, false),
+            Err(TrackingError::Malformed)
+        );
+        assert_eq!(t.key().verify("", false), Err(TrackingError::Malformed));
+        assert_eq!(
+            t.key().verify("a.b.c", false),
+            Err(TrackingError::Malformed)
+        );
     }
 
     #[test]

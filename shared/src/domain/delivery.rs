@@ -23,8 +23,49 @@ pub struct Delivery {
     /// Why it was suppressed, deferred or failed.
     pub reason: Option<String>,
     pub attempts: Vec<Attempt>,
+    /// What the recipient did with it, where the channel reports it: email opens and clicks
+    /// (tracking links), in-app reads. The first of each kind, and each distinct link clicked,
+    /// at most [`MAX_ENGAGEMENT`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engagement: Vec<Engagement>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// Most engagement entries kept on one delivery.
+pub const MAX_ENGAGEMENT: usize = 20;
+
+/// One thing the recipient did with a delivered message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Engagement {
+    pub kind: EngagementKind,
+    pub at: DateTime<Utc>,
+    /// The link followed, for a click.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EngagementKind {
+    /// The email's tracking pixel was loaded.
+    Opened,
+    /// A tracked link in the email was followed.
+    Clicked,
+    /// The in-app feed item was marked read.
+    Read,
+}
+
+impl EngagementKind {
+    /// The stats counter this kind adds to.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Opened => "opened",
+            Self::Clicked => "clicked",
+            Self::Read => "read",
+        }
+    }
 }
 
 /// What started a delivery.

@@ -48,6 +48,12 @@ impl FeedItemId {
     pub fn new() -> Self {
         Self(Uuid::now_v7())
     }
+
+    /// The delivery that put the item in the feed, for items the dispatcher appended (their id
+    /// is the delivery's); for other items, an id no delivery has.
+    pub fn delivery_id(&self) -> DeliveryId {
+        DeliveryId::from(self.0)
+    }
 }
 
 impl Default for FeedItemId {

@@ -5,8 +5,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
 use super::events::{from_doc, to_doc};
+use super::stats;
 use crate::delivery::caps;
-use crate::domain::delivery::{Delivery, DeliveryStatus};
+use crate::domain::delivery::{Delivery, DeliveryStatus, Engagement, MAX_ENGAGEMENT, Trigger};
 use crate::domain::{ChannelId, DeliveryId, OrgId};
 use crate::store::{
     Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, WriteOp, keys,
@@ -52,6 +53,15 @@ pub async fn create(
         Err(StoreError::Conflict) => get(store, delivery.org_id, delivery.id).await,
         Err(e) => Err(e),
     }
+}
+
+/// The write [`create`] makes, for bulk loaders (benchmarks, imports) that batch many in one
+/// transaction.
+pub fn create_op(delivery: &Delivery, ttl: i64) -> Result<WriteOp, StoreError> {
+    Ok(WriteOp::Put {
+        item: item(delivery, 0, ttl)?,
+        condition: Condition::NotExists,
+    })
 }
 
 /// What [`create_within_cap`] did.
@@ -145,6 +155,66 @@ pub async fn save(
         )
         .await?;
     Ok(next)
+}
+
+/// How often [`record_engagement`] re-reads a delivery another writer changed meanwhile.
+const ENGAGEMENT_TRIES: usize = 5;
+
+/// Records what the recipient did (an email open or click, an in-app read) on the delivery and,
+/// for the delivery's first of that kind (of a rule's delivery), counts it in the stats of the delivery's day — both in
+/// one transaction. Answers whether it was the first of its kind; `None` when the delivery is not
+/// on record (unknown, or past its retention). A repeat (the same kind and link) changes nothing.
+pub async fn record_engagement(
+    store: &dyn Store,
+    org: OrgId,
+    id: DeliveryId,
+    engagement: Engagement,
+) -> Result<Option<bool>, StoreError> {
+    for _ in 0..ENGAGEMENT_TRIES {
+        let Some(stored) = store.get(&keys::delivery(org, id)).await? else {
+            return Ok(None);
+        };
+        let version = stored.nums.get(VERSION).copied().unwrap_or(0);
+        let mut delivery: Delivery = from_doc(stored.doc)?;
+        let first = !delivery
+            .engagement
+            .iter()
+            .any(|e| e.kind == engagement.kind);
+        let repeat = delivery
+            .engagement
+            .iter()
+            .any(|e| e.kind == engagement.kind && e.url == engagement.url);
+        if repeat || (!first && delivery.engagement.len() >= MAX_ENGAGEMENT) {
+            return Ok(Some(false));
+        }
+        delivery.engagement.push(engagement.clone());
+        let mut next = item(&delivery, version + 1, 0)?;
+        next.ttl = stored.ttl;
+        let mut ops = vec![WriteOp::Put {
+            item: next,
+            condition: Condition::NumEquals {
+                attr: VERSION.to_owned(),
+                value: version,
+            },
+        }];
+        // Test-button deliveries stay out of the stats, as their sends do.
+        if first && delivery.trigger == Trigger::Event {
+            let deltas = [(engagement.kind.as_str().to_owned(), 1)].into();
+            ops.extend(stats::add_ops(
+                org,
+                delivery.created_at.date_naive(),
+                delivery.channel_id,
+                delivery.rule_key.as_ref(),
+                &deltas,
+            ));
+        }
+        match store.transact(ops).await {
+            Ok(()) => return Ok(Some(first)),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(StoreError::Conflict)
 }
 
 /// Filters of the delivery log.

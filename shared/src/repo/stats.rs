@@ -19,14 +19,15 @@ use serde::Serialize;
 
 use crate::domain::delivery::{Delivery, DeliveryStatus};
 use crate::domain::{ChannelId, OrgId, RuleKey};
-use crate::store::{Condition, Key, Query, SortKeyRange, Store, StoreError};
+use crate::store::{Condition, Key, Query, SortKeyRange, Store, StoreError, WriteOp};
 
 const ENTITY: &str = "stats";
 
 /// The statuses counted, in answer order.
 pub const STATUSES: [&str; 5] = ["sent", "delivered", "failed", "suppressed", "deferred"];
-/// Engagement events, counted by the tracking endpoints on the same items.
-pub const EVENTS: [&str; 2] = ["opened", "clicked"];
+/// Engagement, counted once per delivery on the same items: email opens and clicks (the
+/// tracking endpoints), in-app reads.
+pub const EVENTS: [&str; 3] = ["opened", "clicked", "read"];
 /// Attempts made by finished deliveries.
 pub const ATTEMPTS: &str = "attempts";
 /// Upper bounds of the latency buckets, in milliseconds (log-spaced, 50 ms to 1 h).
@@ -106,15 +107,39 @@ pub async fn add(
     rule: Option<&RuleKey>,
     deltas: &BTreeMap<String, i64>,
 ) -> Result<(), StoreError> {
+    for op in add_ops(org, day, channel, rule, deltas) {
+        if let WriteOp::Add {
+            key,
+            entity_type,
+            deltas,
+            condition,
+        } = op
+        {
+            store.add(&key, &entity_type, &deltas, condition).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The writes of [`add`], for a caller that commits them in a transaction with its own.
+pub fn add_ops(
+    org: OrgId,
+    day: NaiveDate,
+    channel: ChannelId,
+    rule: Option<&RuleKey>,
+    deltas: &BTreeMap<String, i64>,
+) -> Vec<WriteOp> {
     let pk = partition(org, day);
     let mut sks = vec!["ALL".to_owned(), channel_sk(channel)];
     sks.extend(rule.map(rule_sk));
-    for sk in sks {
-        store
-            .add(&Key::new(pk.clone(), sk), ENTITY, deltas, Condition::None)
-            .await?;
-    }
-    Ok(())
+    sks.into_iter()
+        .map(|sk| WriteOp::Add {
+            key: Key::new(pk.clone(), sk),
+            entity_type: ENTITY.to_owned(),
+            deltas: deltas.clone(),
+            condition: Condition::None,
+        })
+        .collect()
 }
 
 /// Counts a delivery that just reached its current status.

@@ -294,3 +294,35 @@ async fn unknown_channel_ids_are_not_found() {
         .await
         .expect_error(StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_fcm_channel_needs_a_private_key_it_can_sign_with() {
+    let app = TestApp::aws_like().await;
+    let fcm = |key: &str| {
+        json!({"kind": "push", "name": "app", "config": {
+            "provider": "fcm", "projectId": "acme-app",
+            "clientEmail": "herald@acme-app.iam.gserviceaccount.com", "privateKey": key,
+        }})
+        .to_string()
+    };
+    let a = app
+        .post(
+            "/notifications/channels",
+            &fcm("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n"),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("config.privateKey"));
+    assert!(!a.message().contains("not a key"), "never echoes the key");
+
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/tests/fixtures/fcm-test-key.pem"
+    ))
+    .expect("test key fixture");
+    let ok = app
+        .post("/notifications/channels", &fcm(&key))
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(ok.json["config"]["privateKey"], "****");
+}

@@ -113,3 +113,112 @@ async fn over_dynamodb_pagination_and_keys_work() {
     .await
     .expect_error(StatusCode::NOT_FOUND);
 }
+
+/// A rule's email delivery to `user` of `org`, created now.
+fn delivery(
+    org: herald_shared::domain::OrgId,
+    channel: &str,
+    user: &str,
+) -> herald_shared::domain::delivery::Delivery {
+    use herald_shared::domain::delivery::{Delivery, DeliveryStatus, Trigger};
+    use herald_shared::domain::{DeliveryId, EventId, RuleKey, UserId};
+    let now = chrono::Utc::now();
+    Delivery {
+        id: DeliveryId::new(),
+        org_id: org,
+        event_id: EventId::generate(),
+        event_type: "digest.ready".into(),
+        rule_key: Some(RuleKey::parse("digest").expect("key")),
+        channel_id: channel.parse().expect("channel id"),
+        channel_kind: herald_shared::domain::channel::ChannelKind::Email,
+        recipient: Some(UserId::parse(user).expect("user")),
+        trigger: Trigger::Event,
+        status: DeliveryStatus::Queued,
+        reason: None,
+        attempts: Vec::new(),
+        engagement: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[tokio::test]
+async fn over_dynamodb_caps_hold_and_stats_and_engagement_are_counted() {
+    use herald_shared::delivery::caps;
+    use herald_shared::domain::channel::FrequencyCap;
+    use herald_shared::domain::delivery::{DeliveryStatus, Engagement, EngagementKind};
+    use herald_shared::repo::deliveries::{self, CappedCreate};
+    use herald_shared::repo::stats;
+
+    let app = app().await;
+    let org: herald_shared::domain::OrgId = app.org_id.parse().expect("org id");
+    let channel = app.channel(r#"{"kind":"email","name":"digests"}"#).await;
+    let store = app.store.as_ref();
+    let now = chrono::Utc::now();
+    let ttl = now.timestamp() + 3600;
+
+    // A cap of 3 per day for one user: the fourth delivery is refused, another user is not.
+    let cap = FrequencyCap {
+        per_user: 3,
+        window_hours: 24,
+    };
+    let window = caps::window(cap, now);
+    let counter =
+        |user: &str| caps::counter_key(org, channel.parse().expect("id"), user, cap, &window);
+    let mut created = Vec::new();
+    for _ in 0..4 {
+        let d = delivery(org, &channel, "alice");
+        let outcome = deliveries::create_within_cap(
+            store,
+            &d,
+            ttl,
+            &counter("alice"),
+            cap.per_user,
+            window.end.timestamp(),
+        )
+        .await
+        .expect("create within cap");
+        if outcome == CappedCreate::Created {
+            created.push(d);
+        }
+    }
+    assert_eq!(created.len(), 3, "exactly perUser pass");
+    let bob = delivery(org, &channel, "bob");
+    assert_eq!(
+        deliveries::create_within_cap(store, &bob, ttl, &counter("bob"), 3, window.end.timestamp())
+            .await
+            .expect("bob"),
+        CappedCreate::Created
+    );
+    // The same delivery again (a redelivered match message) is neither created nor counted.
+    assert!(matches!(
+        deliveries::create_within_cap(store, &bob, ttl, &counter("bob"), 3, window.end.timestamp())
+            .await
+            .expect("bob again"),
+        CappedCreate::Exists(_)
+    ));
+
+    // Finished deliveries count in the stats; an open counts once per delivery.
+    for d in &created {
+        let mut sent = d.clone();
+        sent.status = DeliveryStatus::Sent;
+        stats::record(store, &sent).await.expect("count");
+    }
+    for _ in 0..2 {
+        let open = Engagement {
+            kind: EngagementKind::Opened,
+            at: now,
+            url: None,
+        };
+        deliveries::record_engagement(store, org, created[0].id, open)
+            .await
+            .expect("engagement");
+    }
+    let a = app
+        .get("/notifications/logs/stats?groupBy=rule")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(a.json["totals"]["counts"]["sent"], 3, "{}", a.text);
+    assert_eq!(a.json["totals"]["counts"]["opened"], 1, "{}", a.text);
+    assert_eq!(a.json["groups"][0]["key"], "digest");
+}

@@ -669,3 +669,113 @@ async fn the_openapi_document_covers_the_feed_paths() {
         "bearer"
     );
 }
+
+#[tokio::test]
+async fn deleting_a_user_erases_their_feed_and_only_theirs() {
+    let f = FeedApp::new().await;
+    f.app
+        .call(
+            "PUT",
+            "/users/alice",
+            Some(r#"{"email":"alice@example.com"}"#),
+        )
+        .await
+        .expect(StatusCode::OK);
+    f.deliver("alice", "one").await;
+    f.deliver("alice", "two").await;
+    f.deliver("bob", "for bob").await;
+    // Carol has a feed but no profile: erasing her still erases the feed.
+    f.deliver("carol", "for carol").await;
+
+    f.app
+        .delete("/users/alice")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    f.app
+        .delete("/users/carol")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    f.app
+        .delete("/users/carol")
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+
+    for (user, left) in [("alice", 0), ("carol", 0), ("bob", 1)] {
+        let token = f.token(user).await;
+        let a = f.feed(&token, "GET", "/feed").await.expect(StatusCode::OK);
+        assert_eq!(titles(&a).len(), left, "{user}: {:?}", titles(&a));
+        assert_eq!(a.json["badge"]["unread"], left, "{user}");
+    }
+}
+
+#[tokio::test]
+async fn reading_an_in_app_item_is_recorded_on_its_delivery_and_counted() {
+    use herald_shared::domain::delivery::{Delivery, DeliveryStatus, Trigger};
+    use herald_shared::domain::{ChannelId, DeliveryId, EventId, RuleKey};
+    use herald_shared::repo::deliveries;
+
+    let f = FeedApp::new().await;
+    let now = Utc::now();
+    let delivery = Delivery {
+        id: DeliveryId::new(),
+        org_id: f.org,
+        event_id: EventId::parse("evt-read").expect("id"),
+        event_type: "comment.created".into(),
+        rule_key: Some(RuleKey::parse("comments").expect("key")),
+        channel_id: ChannelId::new(),
+        channel_kind: herald_shared::domain::channel::ChannelKind::InApp,
+        recipient: Some(UserId::parse("alice").expect("user")),
+        trigger: Trigger::Event,
+        status: DeliveryStatus::Delivered,
+        reason: None,
+        attempts: Vec::new(),
+        engagement: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    deliveries::create(f.app.store.as_ref(), &delivery, now.timestamp() + 3600)
+        .await
+        .expect("create");
+    // What the dispatcher appends for that delivery.
+    let item = NewFeedItem {
+        delivery_id: Some(delivery.id),
+        title: "New comment".into(),
+        ..NewFeedItem::default()
+    };
+    let user = UserId::parse("alice").expect("user");
+    Feeds::new(f.app.store.as_ref())
+        .append(&f.org, &user, item, now)
+        .await
+        .expect("append");
+
+    let token = f.token("alice").await;
+    f.feed(&token, "POST", &format!("/feed/items/{}/read", delivery.id))
+        .await
+        .expect(StatusCode::OK);
+    // Unread and read again: still one read on record.
+    f.feed(
+        &token,
+        "POST",
+        &format!("/feed/items/{}/unread", delivery.id),
+    )
+    .await
+    .expect(StatusCode::OK);
+    f.feed(&token, "POST", "/feed/read-all")
+        .await
+        .expect(StatusCode::OK);
+
+    let logs = f
+        .app
+        .get("/notifications/logs?ruleKey=comments")
+        .await
+        .expect(StatusCode::OK);
+    let engagement = &logs.json["items"][0]["engagement"];
+    assert_eq!(engagement.as_array().map(Vec::len), Some(1), "{engagement}");
+    assert_eq!(engagement[0]["kind"], "read");
+    let stats = f
+        .app
+        .get("/notifications/logs/stats")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(stats.json["totals"]["counts"]["read"], 1);
+}

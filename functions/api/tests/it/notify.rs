@@ -239,3 +239,140 @@ async fn the_test_button_of_an_email_channel_fills_the_outbox() {
             .contains("no email address")
     );
 }
+
+/// `herald serve`'s wiring with email tracking under `http://herald.test`.
+async fn tracked_serve_like() -> (TestApp, herald_shared::delivery::tracking::Tracker) {
+    use std::sync::Arc;
+
+    use herald_shared::delivery::format::email::EmailRenderer;
+    use herald_shared::delivery::tracking::{Tracker, TrackingKey};
+    use herald_shared::delivery::{HttpSender, OutboxSender, Senders};
+    let tracker = Tracker::new(
+        "http://herald.test".parse().expect("url"),
+        TrackingKey::derive(b"tracking tests"),
+    );
+    let for_sender = tracker.clone();
+    let app = TestApp::with_sender(
+        herald_api::ApiConfig {
+            default_outbox: true,
+            admin_key: Some(herald_api::AdminKey::new(crate::support::ADMIN_KEY)),
+            tracking_key: Some(tracker.key().clone()),
+            ..herald_api::ApiConfig::default()
+        },
+        |store| {
+            Arc::new(Senders::new(
+                Arc::new(HttpSender::new(Default::default()).expect("client")),
+                Some(Arc::new(
+                    OutboxSender::new(store, chrono::Duration::days(1))
+                        .with_email_renderer(EmailRenderer::new(Some(for_sender))),
+                )),
+            ))
+        },
+    )
+    .await;
+    (app, tracker)
+}
+
+#[tokio::test]
+async fn email_opens_and_clicks_are_tracked_on_the_delivery_and_counted_once() {
+    use herald_shared::domain::DeliveryId;
+    use herald_shared::domain::EventId;
+    use herald_shared::domain::channel::ChannelKind;
+    use herald_shared::domain::delivery::{Delivery, Trigger};
+    use herald_shared::repo::deliveries;
+
+    let (app, tracker) = tracked_serve_like().await;
+    let org: OrgId = app.org_id.parse().expect("org id");
+
+    // The email a provider would send carries the open pixel.
+    let channel = app.channel(r#"{"kind":"email","name":"Customers"}"#).await;
+    app.post(
+        &format!("/notifications/channels/{channel}/test"),
+        r#"{"to":"alice@example.com"}"#,
+    )
+    .await
+    .expect(StatusCode::OK);
+    let out = app.get("/outbox").await.expect(StatusCode::OK);
+    let html = out.json["items"][0]["email"]["html"]
+        .as_str()
+        .expect("html");
+    let pixel = html
+        .split("<img src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a tracking pixel");
+    let pixel_path = pixel.strip_prefix("http://herald.test").expect("our URL");
+    let a = app.send("GET", pixel_path, &[], None).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.headers["content-type"], "image/gif");
+    let logs = app.get("/notifications/logs").await.expect(StatusCode::OK);
+    assert_eq!(logs.json["items"][0]["engagement"][0]["kind"], "opened");
+
+    // A rule's delivery: opens and clicks reach the stats, once per delivery.
+    let now = Utc::now();
+    let delivery = Delivery {
+        id: DeliveryId::new(),
+        org_id: org,
+        event_id: EventId::parse("evt-tracked").expect("id"),
+        event_type: "invoice.overdue".into(),
+        rule_key: Some(RuleKey::parse("overdue").expect("key")),
+        channel_id: channel.parse().expect("channel id"),
+        channel_kind: ChannelKind::Email,
+        recipient: None,
+        trigger: Trigger::Event,
+        status: DeliveryStatus::Sent,
+        reason: None,
+        attempts: Vec::new(),
+        engagement: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    deliveries::create(app.store.as_ref(), &delivery, now.timestamp() + 3600)
+        .await
+        .expect("create");
+    let open = tracker.open_url(org, delivery.id);
+    let target = "https://app.example.com/invoices/42?tab=pay"
+        .parse()
+        .expect("url");
+    let click = tracker
+        .click_url(org, delivery.id, &target)
+        .expect("click url");
+    for _ in 0..3 {
+        let a = app.send("GET", open.path(), &[], None).await;
+        assert_eq!(a.status, StatusCode::OK);
+    }
+    for _ in 0..2 {
+        let a = app.send("GET", click.path(), &[], None).await;
+        assert_eq!(a.status, StatusCode::FOUND);
+        assert_eq!(a.headers["location"], target.as_str());
+    }
+
+    let logs = app
+        .get(&format!(
+            "/notifications/logs?channelId={channel}&ruleKey=overdue"
+        ))
+        .await
+        .expect(StatusCode::OK);
+    let engagement = &logs.json["items"][0]["engagement"];
+    assert_eq!(
+        engagement.as_array().expect("list").len(),
+        2,
+        "{engagement}"
+    );
+    assert_eq!(engagement[0]["kind"], "opened");
+    assert_eq!(engagement[1]["kind"], "clicked");
+    assert_eq!(engagement[1]["url"], target.as_str());
+    let stats = app
+        .get("/notifications/logs/stats?groupBy=rule")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(stats.json["totals"]["counts"]["opened"], 1);
+    assert_eq!(stats.json["totals"]["counts"]["clicked"], 1);
+
+    // A forged or altered token is an unknown link, and no redirect.
+    let forged = format!("{}x", click.path());
+    let a = app.send("GET", &forged, &[], None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    let a = app.send("GET", "/t/c/nonsense", &[], None).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}

@@ -238,3 +238,43 @@ async fn every_rule_change_moves_the_rules_version() {
     .await;
     assert_eq!(rules.version(&org).await.expect("version"), v3);
 }
+
+#[tokio::test]
+async fn a_template_with_an_unknown_variable_or_broken_placeholder_is_refused_at_write() {
+    let app = TestApp::local().await;
+    let channel = app.in_app_channel("feed").await;
+    let rule = |template: serde_json::Value| {
+        json!({"key": "welcome", "channelIds": [channel], "template": template}).to_string()
+    };
+    let a = app
+        .post(
+            "/notifications/rules",
+            &rule(json!({"title": "Hi {{ user.name }}"})),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("template.title"));
+    assert!(a.message().contains("user.name"), "{}", a.message());
+
+    let a = app
+        .post(
+            "/notifications/rules",
+            &rule(json!({"title": "Hi", "body": "Your {{properties.plan"})),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("template.body"));
+    assert!(a.message().contains("unclosed"), "{}", a.message());
+
+    let ok = app
+        .post(
+            "/notifications/rules",
+            &rule(json!({"title": "Welcome {{ properties.name }}", "link": "https://app.example.com/{{id}}"})),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(
+        ok.json["template"]["title"],
+        "Welcome {{ properties.name }}"
+    );
+}

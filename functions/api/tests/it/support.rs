@@ -32,6 +32,7 @@ impl EventBus for NullBus {
 #[derive(Debug)]
 pub struct Answer {
     pub status: StatusCode,
+    pub headers: http::HeaderMap,
     pub text: String,
     pub json: Value,
 }
@@ -214,12 +215,18 @@ impl TestApp {
             .expect("request");
         let res = self.router.clone().oneshot(req).await.expect("infallible");
         let status = res.status();
+        let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), usize::MAX)
             .await
             .expect("body");
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer { status, text, json }
+        Answer {
+            status,
+            headers,
+            text,
+            json,
+        }
     }
 
     /// A request with this org's API key; bodies sent as `curl -d` sends them.

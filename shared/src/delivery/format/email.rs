@@ -22,7 +22,7 @@ use crate::domain::DeliveryId;
 pub const MAX_SUBJECT: usize = 200;
 
 /// What an email provider sends.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct EmailContent {
     pub subject: String,
     pub text: String,
@@ -213,7 +213,7 @@ mod tests {
         );
         let token = click.rsplit('/').next().unwrap();
         assert_eq!(
-            tracker.verify(token, true).unwrap(),
+            tracker.key().verify(token, true).unwrap(),
             Tracked::Click {
                 org: m.org_id,
                 delivery,
@@ -225,7 +225,7 @@ mod tests {
         let pixel = pixel.split('"').next().unwrap();
         let token = pixel.rsplit('/').next().unwrap();
         assert_eq!(
-            tracker.verify(token, false).unwrap(),
+            tracker.key().verify(token, false).unwrap(),
             Tracked::Open {
                 org: m.org_id,
                 delivery

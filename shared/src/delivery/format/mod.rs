@@ -207,6 +207,20 @@ impl MessageContext<'_> {
         }
     }
 
+    /// Whether every variable the rule's template uses is in the event: a strict render of
+    /// title, body and link. Chat formats render leniently instead (a page with a visible
+    /// placeholder beats no page); people-facing channels call this first, so a customer never
+    /// reads `{{properties.name}}`.
+    pub fn check_template(&self) -> Result<(), template::TemplateError> {
+        let Some(t) = self.template else {
+            return Ok(());
+        };
+        for part in [&t.title, &t.body, &t.link].into_iter().flatten() {
+            template::render(part, &self.scope(), Escape::Plain)?;
+        }
+        Ok(())
+    }
+
     /// The message title, escaped.
     pub fn title(&self, escape: Escape) -> String {
         if let Some(t) = self.template.and_then(|t| t.title.as_deref()) {

@@ -1,13 +1,16 @@
-//! User-facing delivery providers: the [`Sender`](super::Sender)s behind email, SMS and push
-//! channels whose configuration names a provider. [`Senders`](super::Senders) routes to them by
-//! the channel's provider; each reads the [`UserMessage`](super::UserMessage) JSON that
-//! [`render_user`](super::format::render_user) made, and answers an unreadable one `bad_payload`.
+//! Providers that reach people (email, SMS, push), each behind its own feature.
+//! [`Senders`](crate::delivery::Senders) routes a user-facing channel to the provider its config
+//! names; each reads the [`UserMessage`](crate::delivery::UserMessage) JSON that
+//! [`render_user`](crate::delivery::format::render_user) made.
 //!
-//! - [`ses`] (feature `aws-notify`): Amazon SES v2 `SendEmail`.
-//! - [`sns`] (feature `aws-notify`): Amazon SNS `Publish` to a phone number.
+//! - `ses` (feature `aws-notify`): Amazon SES v2 `SendEmail`.
+//! - `sns` (feature `aws-notify`): Amazon SNS `Publish` to a phone number.
+//! - `fcm` (feature `push-fcm`): FCM HTTP v1 push.
 
 #[cfg(feature = "aws-notify")]
 pub mod aws;
+#[cfg(feature = "push-fcm")]
+pub mod fcm;
 #[cfg(feature = "aws-notify")]
 pub mod ses;
 #[cfg(feature = "aws-notify")]
