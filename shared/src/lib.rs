@@ -14,6 +14,7 @@ pub mod aws;
 pub mod bus;
 pub mod delivery;
 pub mod domain;
+pub mod env;
 pub mod feed;
 pub mod pipeline;
 pub mod queue;

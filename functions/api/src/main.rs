@@ -7,8 +7,10 @@ use anyhow::Context as _;
 use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_feed_socket::ApiGatewayNotifier;
 use herald_shared::bus::eventbridge::EventBridgeBus;
-use herald_shared::delivery::tracking::TrackingKey;
-use herald_shared::delivery::{HttpSender, OutboundConfig};
+use herald_shared::delivery::format::email::EmailRenderer;
+use herald_shared::delivery::senders;
+use herald_shared::delivery::tracking::{self, TrackingKey};
+use herald_shared::env;
 use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier, parse_allowed_origins};
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
@@ -29,36 +31,30 @@ struct Config {
     feed_allowed_origins: String,
     /// `HERALD_WEBSOCKET_ENDPOINT`: where feed changes are pushed (the WebSocket API stage).
     websocket_endpoint: Option<String>,
-}
-
-fn non_empty(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+    /// `HERALD_PUBLIC_URL`: where tracking links in test-button emails point (optional).
+    public_url: Option<String>,
 }
 
 impl Config {
     fn from_env() -> anyhow::Result<Self> {
-        let allowed_private_targets = non_empty("HERALD_ALLOW_PRIVATE_TARGETS")
-            .map(|v| {
-                v.split(',')
-                    .map(|c| {
-                        c.trim().parse().with_context(|| {
-                            format!("HERALD_ALLOW_PRIVATE_TARGETS: `{c}` is not a CIDR")
-                        })
-                    })
-                    .collect::<anyhow::Result<Vec<_>>>()
+        let allowed_private_targets = env::list("HERALD_ALLOW_PRIVATE_TARGETS")
+            .iter()
+            .map(|c| {
+                c.parse()
+                    .with_context(|| format!("HERALD_ALLOW_PRIVATE_TARGETS: `{c}` is not a CIDR"))
             })
-            .transpose()?
-            .unwrap_or_default();
+            .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(Self {
-            table: non_empty("HERALD_TABLE").context("HERALD_TABLE is not set")?,
-            bus_name: non_empty("HERALD_BUS_NAME").context("HERALD_BUS_NAME is not set")?,
-            admin_key: non_empty("HERALD_ADMIN_KEY"),
-            admin_key_param: non_empty("HERALD_ADMIN_KEY_PARAM"),
+            table: env::required("HERALD_TABLE")?,
+            bus_name: env::required("HERALD_BUS_NAME")?,
+            admin_key: env::optional("HERALD_ADMIN_KEY"),
+            admin_key_param: env::optional("HERALD_ADMIN_KEY_PARAM"),
             allowed_private_targets,
-            key_env: non_empty("HERALD_KEY_ENV").unwrap_or_else(|| "live".to_owned()),
-            feed_token_secret: non_empty("HERALD_FEED_TOKEN_SECRET"),
-            feed_allowed_origins: non_empty("HERALD_FEED_ALLOWED_ORIGINS").unwrap_or_default(),
-            websocket_endpoint: non_empty("HERALD_WEBSOCKET_ENDPOINT"),
+            key_env: env::optional("HERALD_KEY_ENV").unwrap_or_else(|| "live".to_owned()),
+            feed_token_secret: env::optional("HERALD_FEED_TOKEN_SECRET"),
+            feed_allowed_origins: env::optional("HERALD_FEED_ALLOWED_ORIGINS").unwrap_or_default(),
+            websocket_endpoint: env::optional("HERALD_WEBSOCKET_ENDPOINT"),
+            public_url: env::optional("HERALD_PUBLIC_URL"),
         })
     }
 }
@@ -130,8 +126,13 @@ async fn main() -> Result<(), lambda_http::Error> {
     let state = AppState {
         store,
         bus: Arc::new(bus),
-        // No private targets on Lambda: the outbound client refuses every reserved range.
-        sender: Arc::new(HttpSender::new(OutboundConfig::default())?),
+        // The channel test button sends through what the dispatcher sends through.
+        sender: Arc::new(senders::for_lambda(EmailRenderer::new(
+            tracking::configured(
+                config.public_url.as_deref(),
+                config.feed_token_secret.as_deref().map(str::as_bytes),
+            )?,
+        ))?),
         config: Arc::new(ApiConfig {
             admin_key: admin_key(&config, &sdk).await?,
             // In AWS, email/SMS/push channels name their provider: there is no outbox.

@@ -5,15 +5,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_dispatcher::Dispatcher;
-use herald_shared::delivery::Senders;
 use herald_shared::delivery::format::email::EmailRenderer;
-use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
-use herald_shared::delivery::providers::fcm::FcmSender;
-use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
+use herald_shared::delivery::{senders, tracking};
 use std::sync::Arc;
 
 use herald_shared::delivery::retry::RetryPolicy;
-use herald_shared::delivery::sender::HttpSender;
+use herald_shared::env;
 use herald_shared::feed::apigateway::ApiGatewayNotifier;
 use herald_shared::pipeline::lambda;
 use herald_shared::queue::sqs::SqsQueue;
@@ -29,27 +26,33 @@ struct Config {
     retry: RetryPolicy,
     /// The WebSocket API's management endpoint, where in-app feed items are pushed.
     websocket_endpoint: String,
-}
-
-fn env_num<T: std::str::FromStr>(name: &str) -> Option<T> {
-    std::env::var(name).ok().and_then(|v| v.parse().ok())
+    /// The API's public URL (`HERALD_PUBLIC_URL`) and the deployment's token secret: with both,
+    /// emails carry open/click tracking links to the API.
+    public_url: Option<String>,
+    token_secret: Option<String>,
 }
 
 impl Config {
     fn from_env() -> anyhow::Result<Self> {
         let defaults = RetryPolicy::default();
         Ok(Self {
-            table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
-            dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL")
-                .context("HERALD_DISPATCH_QUEUE_URL is not set")?,
-            websocket_endpoint: std::env::var("HERALD_WEBSOCKET_ENDPOINT")
-                .context("HERALD_WEBSOCKET_ENDPOINT is not set")?,
-            retention_days: env_num("HERALD_LOG_RETENTION_DAYS").unwrap_or(30),
+            table: env::required("HERALD_TABLE")?,
+            dispatch_queue_url: env::required("HERALD_DISPATCH_QUEUE_URL")?,
+            websocket_endpoint: env::required("HERALD_WEBSOCKET_ENDPOINT")?,
+            public_url: env::optional("HERALD_PUBLIC_URL"),
+            token_secret: env::optional("HERALD_FEED_TOKEN_SECRET"),
+            retention_days: env::parsed_or("HERALD_LOG_RETENTION_DAYS", 30, "a number of days")?,
             retry: RetryPolicy {
-                max_attempts: env_num("HERALD_RETRY_MAX_ATTEMPTS").unwrap_or(defaults.max_attempts),
-                max_age: env_num("HERALD_RETRY_MAX_AGE_SECS")
-                    .map(Duration::from_secs)
-                    .unwrap_or(defaults.max_age),
+                max_attempts: env::parsed_or(
+                    "HERALD_RETRY_MAX_ATTEMPTS",
+                    defaults.max_attempts,
+                    "a number of attempts",
+                )?,
+                max_age: Duration::from_secs(env::parsed_or(
+                    "HERALD_RETRY_MAX_AGE_SECS",
+                    defaults.max_age.as_secs(),
+                    "a number of seconds",
+                )?),
                 ..defaults
             },
         })
@@ -73,19 +76,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         store.clone(),
     );
     let dispatch_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.dispatch_queue_url);
-    // No private targets on Lambda: the outbound client and the SMTP sender refuse every
-    // reserved range. Webhooks and FCM push share the client (and its connection pool); FCM
-    // access tokens are cached for the life of the execution environment. SMTP relays are
-    // reached directly, with the public roots only. Providers not attached here fail their
-    // deliveries with a configuration error naming the provider. No outbox in AWS.
-    let outbound = OutboundClient::new(OutboundConfig::default())?;
-    let sender = Senders::new(Arc::new(HttpSender::from_client(outbound.clone())), None)
-        .with_fcm(Arc::new(FcmSender::new(outbound)))
-        .with_smtp(Arc::new(SmtpSender::new(
-            SmtpConfig::default(),
-            EmailRenderer::default(),
-            &[],
-        )?));
+    let tracker = tracking::configured(
+        config.public_url.as_deref(),
+        config.token_secret.as_deref().map(str::as_bytes),
+    )
+    .context("HERALD_PUBLIC_URL")?;
+    let sender = senders::for_lambda(EmailRenderer::new(tracker))?;
     let dispatcher = Dispatcher {
         store: store.as_ref(),
         dispatch_queue: &dispatch_queue,

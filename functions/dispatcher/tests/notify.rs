@@ -1,6 +1,7 @@
 //! The dispatcher's user-facing path over the embedded store and queue: contact resolution
-//! (event over profile), opt-outs, the local outbox, deferred deliveries, unbuilt providers and
-//! the stats counters.
+//! (event over profile), opt-outs, the local outbox, deferred deliveries, providers the process
+//! was not given, SES and SNS against the emulator (`HERALD_TEST_AWS_ENDPOINT`) and the stats
+//! counters.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -325,7 +326,7 @@ async fn a_deferred_delivery_is_sent_when_its_time_comes() {
 }
 
 #[tokio::test]
-async fn providers_not_built_yet_fail_with_a_configuration_error() {
+async fn a_provider_the_process_was_not_given_fails_with_a_configuration_error() {
     let w = world().await;
     let ch = w
         .channel(ChannelConfig::Email(EmailConfig::Ses {
@@ -347,7 +348,81 @@ async fn providers_not_built_yet_fail_with_a_configuration_error() {
         d.reason
             .as_deref()
             .unwrap()
-            .contains("SES email provider is not available"),
+            .contains("the SES email provider is not enabled in this Herald process"),
         "{d:?}"
     );
+}
+
+/// The emulator endpoint. AWS-engine tests fail, never skip, without it.
+fn aws_endpoint() -> String {
+    std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
+        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and set it, \
+         e.g. HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
+    )
+}
+
+async fn aws_world() -> World {
+    let mut w = world().await;
+    w.sender = w.sender.clone().with_aws_notify(
+        Some(aws_endpoint()),
+        herald_shared::delivery::format::email::EmailRenderer::default(),
+    );
+    w
+}
+
+#[tokio::test]
+async fn an_sms_through_sns_ends_sent_with_the_provider_receipt() {
+    let w = aws_world().await;
+    let ch = w
+        .channel(ChannelConfig::Sms(SmsConfig::Sns {
+            sender_id: None,
+            region: None,
+        }))
+        .await;
+    let number = format!("+1415{:07}", random_digits());
+    let recipient = Recipient {
+        phone: Some(number),
+        ..alice(None)
+    };
+    let d = w.dispatch(&ch, recipient, DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
+    assert_eq!(d.attempts.len(), 1);
+    assert_eq!(d.attempts[0].status_code, Some(200));
+    assert!(
+        d.reason.as_deref().unwrap().starts_with("accepted by SNS"),
+        "{d:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unverified_ses_sender_fails_at_once_without_a_retry() {
+    let w = aws_world().await;
+    let ch = w
+        .channel(ChannelConfig::Email(EmailConfig::Ses {
+            from: format!("nobody-{}@unverified.example", random_digits()),
+            configuration_set: None,
+            region: None,
+        }))
+        .await;
+    let d = w
+        .dispatch(
+            &ch,
+            alice(Some("alice@example.com")),
+            DeliveryStatus::Queued,
+        )
+        .await;
+    // Final after one attempt: a retried error would leave it pending with a next attempt.
+    assert_eq!(d.status, DeliveryStatus::Failed, "{d:?}");
+    assert_eq!(d.attempts.len(), 1);
+    assert_eq!(d.attempts[0].error_class, Some(ErrorClass::Configuration));
+    assert_eq!(d.attempts[0].status_code, Some(400));
+    assert!(
+        d.reason.as_deref().unwrap().contains("MessageRejected"),
+        "{d:?}"
+    );
+}
+
+/// Seven random digits.
+fn random_digits() -> u32 {
+    rand::random::<u32>() % 10_000_000
 }

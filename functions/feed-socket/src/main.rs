@@ -6,6 +6,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use herald_feed_socket::{ApiGatewayNotifier, FeedSocket};
+use herald_shared::env;
 use herald_shared::feed::{FeedTokenSecret, parse_allowed_origins};
 use herald_shared::store::dynamodb::DynamoStore;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -22,12 +23,10 @@ struct Config {
 impl Config {
     fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
-            table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
-            websocket_endpoint: std::env::var("HERALD_WEBSOCKET_ENDPOINT")
-                .context("HERALD_WEBSOCKET_ENDPOINT is not set")?,
-            allowed_origins: std::env::var("HERALD_FEED_ALLOWED_ORIGINS").unwrap_or_default(),
-            token_secret: std::env::var("HERALD_FEED_TOKEN_SECRET")
-                .context("HERALD_FEED_TOKEN_SECRET is not set")?,
+            table: env::required("HERALD_TABLE")?,
+            websocket_endpoint: env::required("HERALD_WEBSOCKET_ENDPOINT")?,
+            allowed_origins: env::optional("HERALD_FEED_ALLOWED_ORIGINS").unwrap_or_default(),
+            token_secret: env::required("HERALD_FEED_TOKEN_SECRET")?,
         })
     }
 }

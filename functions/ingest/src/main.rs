@@ -1,8 +1,8 @@
 //! Lambda bootstrap of the ingest function: ingest queue (EventBridge rule target) → match queue.
 
-use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_ingest::Ingest;
+use herald_shared::env;
 use herald_shared::pipeline::lambda;
 use herald_shared::queue::sqs::SqsQueue;
 use herald_shared::store::dynamodb::DynamoStore;
@@ -19,13 +19,9 @@ struct Config {
 impl Config {
     fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
-            table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
-            match_queue_url: std::env::var("HERALD_MATCH_QUEUE_URL")
-                .context("HERALD_MATCH_QUEUE_URL is not set")?,
-            retention_days: std::env::var("HERALD_LOG_RETENTION_DAYS")
-                .ok()
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(30),
+            table: env::required("HERALD_TABLE")?,
+            match_queue_url: env::required("HERALD_MATCH_QUEUE_URL")?,
+            retention_days: env::parsed_or("HERALD_LOG_RETENTION_DAYS", 30, "a number of days")?,
         })
     }
 }

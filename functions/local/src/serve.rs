@@ -93,6 +93,10 @@ pub struct ServeArgs {
     /// Where email open/click tracking links point (default: this server's own URL).
     #[arg(long, env = "HERALD_PUBLIC_URL")]
     public_url: Option<url::Url>,
+    /// Where channels with the SES or SNS provider send: an AWS emulator's URL (static test
+    /// credentials, us-east-1). Unset: AWS itself, with the default credential chain and region.
+    #[arg(long, env = "HERALD_AWS_ENDPOINT")]
+    aws_endpoint: Option<String>,
 }
 
 impl ServeArgs {
@@ -214,8 +218,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let retention = chrono::Duration::days(args.retention_days);
     // Slack, webhooks and FCM push over HTTP (one outbound-safe client); SMTP email channels to
     // their relay (the same outbound policy: a relay on a private address needs
-    // --allow-private-targets); email, SMS and push channels without a provider to the local
-    // outbox (`GET /api/v1/orgs/{orgId}/outbox`). The test button uses the same router.
+    // --allow-private-targets); SES and SNS channels to AWS (or the emulator at --aws-endpoint),
+    // whose configuration is loaded on their first send; email, SMS and push channels without a
+    // provider to the local outbox (`GET /api/v1/orgs/{orgId}/outbox`). The test button uses the
+    // same router.
     let smtp_roots = match &args.smtp_ca_file {
         Some(path) => {
             vec![std::fs::read(path).with_context(|| format!("reading {}", path.display()))?]
@@ -244,7 +250,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             )),
         )
         .with_fcm(Arc::new(FcmSender::new(outbound)))
-        .with_smtp(Arc::new(smtp)),
+        .with_smtp(Arc::new(smtp))
+        .with_aws_notify(
+            args.aws_endpoint.clone(),
+            EmailRenderer::new(Some(tracker.clone())),
+        ),
     );
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,

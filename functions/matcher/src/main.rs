@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_matcher::{Matcher, RulesCache};
+use herald_shared::env;
 use herald_shared::pipeline::lambda;
 use herald_shared::queue::sqs::SqsQueue;
 use herald_shared::store::dynamodb::DynamoStore;
@@ -22,19 +22,14 @@ struct Config {
 impl Config {
     fn from_env() -> anyhow::Result<Self> {
         Ok(Self {
-            table: std::env::var("HERALD_TABLE").context("HERALD_TABLE is not set")?,
-            dispatch_queue_url: std::env::var("HERALD_DISPATCH_QUEUE_URL")
-                .context("HERALD_DISPATCH_QUEUE_URL is not set")?,
-            retention_days: std::env::var("HERALD_LOG_RETENTION_DAYS")
-                .ok()
-                .and_then(|d| d.parse().ok())
-                .unwrap_or(30),
-            rules_max_age: Duration::from_secs(
-                std::env::var("HERALD_RULES_CACHE_SECONDS")
-                    .ok()
-                    .and_then(|d| d.parse().ok())
-                    .unwrap_or(5),
-            ),
+            table: env::required("HERALD_TABLE")?,
+            dispatch_queue_url: env::required("HERALD_DISPATCH_QUEUE_URL")?,
+            retention_days: env::parsed_or("HERALD_LOG_RETENTION_DAYS", 30, "a number of days")?,
+            rules_max_age: Duration::from_secs(env::parsed_or(
+                "HERALD_RULES_CACHE_SECONDS",
+                5,
+                "a number of seconds",
+            )?),
         })
     }
 }

@@ -1,8 +1,8 @@
 //! [`Senders`]: one [`Sender`] that routes each message by its channel's kind and provider —
-//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox, SMTP email and
-//! FCM push to their senders when attached ([`Senders::with_smtp`], [`Senders::with_fcm`]) — and
-//! answers a clear configuration error for providers this build cannot reach (SES, SNS, or SMTP
-//! and FCM without a sender).
+//! Slack and webhooks to the HTTP sender, `outbox` providers to the local outbox, `ses` and `sns`
+//! to the AWS providers, SMTP email and FCM push to their senders when they were given
+//! ([`Senders::with_aws_notify`], [`Senders::with_smtp`], [`Senders::with_fcm`]) — and answers a
+//! clear configuration error for a provider this process was not given.
 
 use std::sync::Arc;
 
@@ -20,6 +20,8 @@ pub struct Senders {
     outbox: Option<Arc<dyn Sender>>,
     /// SMTP email channels (`providers::smtp::SmtpSender`, feature `email-smtp`).
     smtp: Option<Arc<dyn Sender>>,
+    ses: Option<Arc<dyn Sender>>,
+    sns: Option<Arc<dyn Sender>>,
     /// FCM HTTP v1 push (`providers::fcm::FcmSender`, feature `push-fcm`).
     fcm: Option<Arc<dyn Sender>>,
 }
@@ -32,6 +34,8 @@ impl Senders {
             http,
             outbox,
             smtp: None,
+            ses: None,
+            sns: None,
             fcm: None,
         }
     }
@@ -49,15 +53,77 @@ impl Senders {
         self.fcm = Some(fcm);
         self
     }
+
+    /// Email channels whose provider is `ses` go to `ses`.
+    pub fn with_ses(mut self, ses: Arc<dyn Sender>) -> Self {
+        self.ses = Some(ses);
+        self
+    }
+
+    /// SMS channels whose provider is `sns` go to `sns`.
+    pub fn with_sns(mut self, sns: Arc<dyn Sender>) -> Self {
+        self.sns = Some(sns);
+        self
+    }
+
+    /// SES email (rendered by `emails`) and SNS SMS through the AWS SDK. `endpoint`: an
+    /// emulator instead of AWS (tests); `None`: the default provider chain, loaded on the first
+    /// send.
+    #[cfg(feature = "aws-notify")]
+    pub fn with_aws_notify(
+        self,
+        endpoint: Option<String>,
+        emails: super::format::email::EmailRenderer,
+    ) -> Self {
+        use super::providers::{ses::SesSender, sns::SnsSender};
+        self.with_ses(Arc::new(SesSender::new(endpoint.clone(), emails)))
+            .with_sns(Arc::new(SnsSender::new(endpoint)))
+    }
 }
 
-fn not_built(provider: &str, kind: &str) -> AttemptOutcome {
+/// The senders of the Lambda functions — the dispatcher, and the api's channel test button, which
+/// must take the same path a page will: Slack, webhooks and FCM push over one outbound-safe HTTP
+/// client (no private targets: every reserved range is refused), SMTP relays with the public roots
+/// only, SES email and SNS SMS with the function's role. No outbox in AWS. `emails` renders every
+/// email (with tracking links when the deployment has a public URL).
+#[cfg(all(feature = "push-fcm", feature = "email-smtp", feature = "aws-notify"))]
+pub fn for_lambda(
+    emails: super::format::email::EmailRenderer,
+) -> Result<Senders, Box<dyn std::error::Error + Send + Sync>> {
+    use super::http::{OutboundClient, OutboundConfig};
+    use super::providers::fcm::FcmSender;
+    use super::providers::smtp::{SmtpConfig, SmtpSender};
+    use super::sender::HttpSender;
+
+    let outbound = OutboundClient::new(OutboundConfig::default())?;
+    let smtp = SmtpSender::new(SmtpConfig::default(), emails.clone(), &[])?;
+    Ok(
+        Senders::new(Arc::new(HttpSender::from_client(outbound.clone())), None)
+            .with_fcm(Arc::new(FcmSender::new(outbound)))
+            .with_smtp(Arc::new(smtp))
+            .with_aws_notify(None, emails),
+    )
+}
+
+fn not_configured(provider: &str, kind: &str) -> AttemptOutcome {
     AttemptOutcome::not_sent(
         ErrorClass::Configuration,
         format!(
-            "the {provider} {kind} provider is not available in this version of Herald: nothing was sent; use the local outbox (herald serve) until it is"
+            "the {provider} {kind} provider is not enabled in this Herald process: nothing was sent"
         ),
     )
+}
+
+async fn send_with(
+    sender: Option<&Arc<dyn Sender>>,
+    (provider, kind): (&str, &str),
+    channel: &Channel,
+    message: &OutboundMessage,
+) -> AttemptOutcome {
+    match sender {
+        Some(s) => s.send(channel, message).await,
+        None => not_configured(provider, kind),
+    }
 }
 
 #[async_trait]
@@ -79,16 +145,111 @@ impl Sender for Senders {
                     ),
                 ),
             },
-            ChannelConfig::Email(EmailConfig::Ses { .. }) => not_built("SES", "email"),
-            ChannelConfig::Email(EmailConfig::Smtp { .. }) => match &self.smtp {
-                Some(smtp) => smtp.send(channel, message).await,
-                None => not_built("SMTP", "email"),
-            },
-            ChannelConfig::Sms(SmsConfig::Sns { .. }) => not_built("SNS", "SMS"),
-            ChannelConfig::Push(PushConfig::Fcm { .. }) => match &self.fcm {
-                Some(fcm) => fcm.send(channel, message).await,
-                None => not_built("FCM", "push"),
-            },
+            ChannelConfig::Email(EmailConfig::Ses { .. }) => {
+                send_with(self.ses.as_ref(), ("SES", "email"), channel, message).await
+            }
+            ChannelConfig::Email(EmailConfig::Smtp { .. }) => {
+                send_with(self.smtp.as_ref(), ("SMTP", "email"), channel, message).await
+            }
+            ChannelConfig::Sms(SmsConfig::Sns { .. }) => {
+                send_with(self.sns.as_ref(), ("SNS", "SMS"), channel, message).await
+            }
+            ChannelConfig::Push(PushConfig::Fcm { .. }) => {
+                send_with(self.fcm.as_ref(), ("FCM", "push"), channel, message).await
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use chrono::Utc;
+
+    use super::*;
+    use crate::delivery::format::Target;
+    use crate::domain::channel::{ChannelHealth, ChannelName};
+    use crate::domain::{ChannelId, DeliveryId, OrgId};
+
+    /// Answers delivered, saying its name.
+    #[derive(Debug)]
+    struct Named(&'static str);
+
+    #[async_trait]
+    impl Sender for Named {
+        async fn send(&self, _: &Channel, _: &OutboundMessage) -> AttemptOutcome {
+            AttemptOutcome {
+                status_code: Some(200),
+                error_class: None,
+                message: Some(self.0.to_owned()),
+                latency: Duration::ZERO,
+                retry_after: None,
+            }
+        }
+    }
+
+    fn channel(config: ChannelConfig) -> Channel {
+        let now = Utc::now();
+        Channel {
+            id: ChannelId::new(),
+            org_id: OrgId::new(),
+            name: ChannelName::parse("c").expect("name"),
+            config,
+            frequency_cap: None,
+            enabled: true,
+            health: ChannelHealth::default(),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn message(kind: crate::domain::channel::ChannelKind) -> OutboundMessage {
+        OutboundMessage {
+            delivery_id: DeliveryId::new(),
+            target: Target::Recipient(kind),
+            body: Bytes::from_static(b"{}"),
+        }
+    }
+
+    fn ses() -> Channel {
+        channel(ChannelConfig::Email(EmailConfig::Ses {
+            from: "a@example.com".into(),
+            configuration_set: None,
+            region: None,
+        }))
+    }
+
+    fn sns() -> Channel {
+        channel(ChannelConfig::Sms(SmsConfig::Sns {
+            sender_id: None,
+            region: None,
+        }))
+    }
+
+    #[tokio::test]
+    async fn ses_and_sns_channels_go_to_their_providers() {
+        let senders = Senders::new(Arc::new(Named("http")), None)
+            .with_ses(Arc::new(Named("ses")))
+            .with_sns(Arc::new(Named("sns")));
+        let email = senders.send(&ses(), &message(ses().kind())).await;
+        assert_eq!(email.message.as_deref(), Some("ses"));
+        let sms = senders.send(&sns(), &message(sns().kind())).await;
+        assert_eq!(sms.message.as_deref(), Some("sns"));
+    }
+
+    #[tokio::test]
+    async fn without_a_provider_the_attempt_is_a_configuration_error() {
+        let senders = Senders::new(Arc::new(Named("http")), None);
+        for (c, provider) in [(ses(), "SES"), (sns(), "SNS")] {
+            let out = senders.send(&c, &message(c.kind())).await;
+            assert_eq!(out.error_class, Some(ErrorClass::Configuration));
+            assert!(
+                out.message.as_deref().is_some_and(|m| m.contains(provider)),
+                "{:?}",
+                out.message
+            );
         }
     }
 }

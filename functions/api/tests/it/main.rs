@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod auth;
+#[cfg(feature = "lambda")]
+mod aws_notify;
 mod channels;
 #[cfg(feature = "lambda")]
 mod dynamodb;

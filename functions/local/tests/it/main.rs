@@ -1,6 +1,6 @@
 //! Crash safety of the real `herald serve` binary: what it stored is there after `kill -9` and a
 //! restart on the same data directory, and a restart with the same `HERALD_DEV_*` values changes
-//! nothing.
+//! nothing. Also: SES/SNS channels reach the AWS endpoint `HERALD_AWS_ENDPOINT` names.
 
 #![allow(clippy::unwrap_used)]
 
@@ -233,6 +233,51 @@ async fn a_restart_with_the_same_dev_values_changes_nothing() {
         keys["items"].as_array().map(Vec::len),
         Some(1),
         "no second key for the same value: {keys}"
+    );
+    herald.kill();
+}
+
+#[tokio::test]
+async fn an_sns_channel_sends_through_the_aws_endpoint_it_was_given() {
+    let endpoint = std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
+        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and set it, \
+         e.g. HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
+    );
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let herald = Herald::start(
+        &dir.path().join("data"),
+        &[("HERALD_AWS_ENDPOINT", endpoint.as_str())],
+    );
+    let (status, channel) = herald
+        .post(
+            "/notifications/channels",
+            json!({"kind": "sms", "name": "on call", "config": {"provider": "sns"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    let number = format!("+1415{:07}", uuid::Uuid::new_v4().as_u128() % 10_000_000);
+    let (status, test) = herald
+        .post(
+            &format!(
+                "/notifications/channels/{}/test",
+                channel["id"].as_str().unwrap()
+            ),
+            json!({"to": number}),
+        )
+        .await;
+    assert_eq!(status, 200, "{test}");
+    assert_eq!(test["ok"], true, "{test}");
+
+    let data: Value = reqwest::get(format!("{endpoint}/moto-api/data.json"))
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("moto's data is JSON");
+    let sent = data["sns"]["SMS"].as_array().cloned().unwrap_or_default();
+    assert!(
+        sent.iter().any(|m| m["phone_number"] == number.as_str()),
+        "moto recorded no SMS to {number}: {sent:?}"
     );
     herald.kill();
 }

@@ -1,0 +1,312 @@
+//! SES email and SNS SMS through the real AWS SDK against the emulator (moto): each test sends
+//! through [`Senders`] for a channel with that provider, then reads what moto recorded
+//! (`GET /moto-api/data.json`) to prove what went over the wire.
+//!
+//! Needs `HERALD_TEST_AWS_ENDPOINT` (e.g. `http://127.0.0.1:5055`, `infra/emulator.sh start`).
+#![cfg(feature = "aws-notify")]
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use herald_shared::delivery::format::email::{self, EmailRenderer};
+use herald_shared::delivery::format::{MessageContext, OutboundMessage};
+use herald_shared::delivery::tracking::{Tracker, TrackingKey};
+use herald_shared::delivery::{self, AttemptOutcome, Sender, Senders};
+use herald_shared::domain::channel::{
+    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
+};
+use herald_shared::domain::delivery::ErrorClass;
+use herald_shared::domain::event::{Event, EventType, Module};
+use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use serde_json::{Value, json};
+use url::Url;
+
+fn endpoint() -> String {
+    std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
+        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and \
+         export HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
+    )
+}
+
+fn suffix() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// The HTTP sender is never reached by these channels; it says so if it is.
+#[derive(Debug)]
+struct NoHttp;
+
+#[async_trait]
+impl Sender for NoHttp {
+    async fn send(&self, _: &Channel, _: &OutboundMessage) -> AttemptOutcome {
+        panic!("an email or SMS channel was routed to the HTTP sender")
+    }
+}
+
+fn senders() -> Senders {
+    Senders::new(Arc::new(NoHttp), None).with_aws_notify(Some(endpoint()), EmailRenderer::default())
+}
+
+fn tracker() -> Tracker {
+    Tracker::new(
+        Url::parse("https://herald.example.com").unwrap(),
+        TrackingKey::derive(b"a test secret of enough bytes"),
+    )
+}
+
+fn channel(config: ChannelConfig) -> Channel {
+    let now = Utc::now();
+    Channel {
+        id: ChannelId::new(),
+        org_id: OrgId::new(),
+        name: ChannelName::parse("alerts").unwrap(),
+        config,
+        frequency_cap: None,
+        enabled: true,
+        health: ChannelHealth::default(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn event(title: &str) -> Event {
+    let now = Utc::now();
+    Event {
+        id: EventId::generate(),
+        org_id: OrgId::new(),
+        event_type: EventType::parse("deploy.failed").unwrap(),
+        module: Module::parse("ops").unwrap(),
+        properties: json!({
+            "title": title,
+            "message": "Build 42 failed <in> \"prod\" & rolled back",
+            "url": "https://ci.example.com/builds/42?tab=log&x=1",
+        })
+        .as_object()
+        .cloned()
+        .unwrap(),
+        recipients: vec![],
+        occurred_at: now,
+        received_at: now,
+    }
+}
+
+/// One attempt through the same path the dispatcher takes.
+async fn send(channel: &Channel, title: &str, to: &str) -> AttemptOutcome {
+    let ev = event(title);
+    let key = RuleKey::parse("deploys").unwrap();
+    let ctx = MessageContext {
+        event: &ev,
+        rule_key: Some(&key),
+        template: None,
+        delivery_id: DeliveryId::new(),
+    };
+    delivery::attempt_user(&senders(), channel, &ctx, vec![to.to_owned()]).await
+}
+
+/// The instances moto tracks for `service`'s `model` (every account and region).
+async fn recorded(service: &str, model: &str) -> Vec<Value> {
+    let url = format!("{}/moto-api/data.json", endpoint());
+    let data: Value = reqwest::get(&url)
+        .await
+        .expect("moto answers")
+        .json()
+        .await
+        .expect("moto's data is JSON");
+    data[service][model].as_array().cloned().unwrap_or_default()
+}
+
+async fn verify_sender(address: &str) {
+    let sdk = herald_shared::aws::sdk_config(Some(&endpoint())).await;
+    aws_sdk_sesv2::Client::new(&sdk)
+        .create_email_identity()
+        .email_identity(address)
+        .send()
+        .await
+        .expect("moto verifies the identity");
+}
+
+fn ses(from: &str, region: Option<&str>) -> Channel {
+    channel(ChannelConfig::Email(EmailConfig::Ses {
+        from: from.to_owned(),
+        configuration_set: None,
+        region: region.map(str::to_owned),
+    }))
+}
+
+fn sns(sender_id: Option<&str>) -> Channel {
+    channel(ChannelConfig::Sms(SmsConfig::Sns {
+        sender_id: sender_id.map(str::to_owned),
+        region: Some("us-east-1".into()),
+    }))
+}
+
+#[tokio::test]
+async fn an_email_goes_out_through_ses_with_subject_from_to_and_a_tracked_html_body() {
+    let id = suffix();
+    let from = format!("alerts-{id}@herald.example");
+    let to = format!("ana-{id}@example.com");
+    let title = format!("Deploy failed {id}");
+    verify_sender(&from).await;
+
+    let senders = Senders::new(Arc::new(NoHttp), None)
+        .with_aws_notify(Some(endpoint()), EmailRenderer::new(Some(tracker())));
+    let ev = event(&title);
+    let delivery_id = DeliveryId::new();
+    let ctx = MessageContext {
+        event: &ev,
+        rule_key: None,
+        template: None,
+        delivery_id,
+    };
+    let out = delivery::attempt_user(
+        &senders,
+        &ses(&from, Some("us-east-1")),
+        &ctx,
+        vec![to.clone()],
+    )
+    .await;
+
+    assert!(out.is_delivered(), "{out:?}");
+    assert_eq!(out.status_code, Some(200));
+    assert!(
+        out.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("accepted by SES")),
+        "{out:?}"
+    );
+    let sent = recorded("ses", "Message").await;
+    let mail = sent
+        .iter()
+        .find(|m| m["subject"] == title.as_str())
+        .unwrap_or_else(|| panic!("moto recorded no email with subject {title}: {sent:?}"));
+    assert_eq!(mail["source"], from.as_str());
+    assert_eq!(mail["destinations"]["ToAddresses"], json!([to]));
+    // moto keeps the HTML part when there is one: the rendered email, escaped and tracked.
+    let html = mail["body"].as_str().unwrap();
+    assert!(html.contains(&format!(">{title}</h1>")), "{html}");
+    assert!(
+        html.contains(">Build 42 failed &lt;in&gt; &quot;prod&quot; &amp; rolled back</p>"),
+        "{html}"
+    );
+    let target = Url::parse("https://ci.example.com/builds/42?tab=log&x=1").unwrap();
+    let click = tracker()
+        .click_url(ev.org_id, delivery_id, &target)
+        .unwrap();
+    let pixel = tracker().open_url(ev.org_id, delivery_id);
+    assert!(
+        html.contains(&format!("href=\"{}\"", email::escape(click.as_str()))),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("<img src=\"{}\"", email::escape(pixel.as_str()))),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn an_unverified_sender_is_a_configuration_error_and_not_retried() {
+    let id = suffix();
+    let from = format!("nobody-{id}@unverified-{id}.example");
+    let title = format!("Unverified {id}");
+
+    let out = send(&ses(&from, None), &title, "ana@example.com").await;
+
+    assert_eq!(out.error_class, Some(ErrorClass::Configuration), "{out:?}");
+    assert!(!out.error_class.unwrap().is_retryable());
+    assert_eq!(out.status_code, Some(400));
+    let message = out.message.unwrap();
+    assert!(message.starts_with("MessageRejected: "), "{message}");
+    assert!(message.contains(&from), "{message}");
+    assert!(
+        !recorded("ses", "Message")
+            .await
+            .iter()
+            .any(|m| m["subject"] == title.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_channel_region_decides_where_the_email_is_sent() {
+    let id = suffix();
+    let from = format!("regional-{id}@herald.example");
+    verify_sender(&from).await; // in us-east-1 only
+
+    let out = send(
+        &ses(&from, Some("eu-west-1")),
+        &format!("Elsewhere {id}"),
+        "ana@example.com",
+    )
+    .await;
+
+    assert_eq!(out.error_class, Some(ErrorClass::Configuration), "{out:?}");
+    assert!(out.message.unwrap().contains("not verified"));
+}
+
+#[tokio::test]
+async fn an_sms_goes_out_through_sns_to_the_number_with_title_body_and_link() {
+    let number = format!("+1415{:07}", rand::random::<u32>() % 10_000_000);
+    let title = format!("Deploy failed {}", suffix());
+
+    let out = send(&sns(Some("HERALD")), &title, &number).await;
+
+    assert!(out.is_delivered(), "{out:?}");
+    assert_eq!(out.status_code, Some(200));
+    let sent = recorded("sns", "SMS").await;
+    let sms = sent
+        .iter()
+        .find(|m| m["phone_number"] == number.as_str())
+        .unwrap_or_else(|| panic!("moto recorded no SMS to {number}: {sent:?}"));
+    assert_eq!(
+        sms["message"],
+        format!(
+            "{title}\nBuild 42 failed <in> \"prod\" & rolled back\nhttps://ci.example.com/builds/42?tab=log&x=1"
+        )
+    );
+}
+
+#[tokio::test]
+async fn an_invalid_phone_number_is_a_bad_payload_and_not_retried() {
+    let out = send(&sns(None), &format!("Bad number {}", suffix()), "555-0100").await;
+
+    assert_eq!(out.error_class, Some(ErrorClass::BadPayload), "{out:?}");
+    assert!(!out.error_class.unwrap().is_retryable());
+    assert_eq!(out.status_code, Some(400));
+    assert!(
+        out.message
+            .as_deref()
+            .is_some_and(|m| m.starts_with("InvalidParameter") && m.contains("E164")),
+        "{out:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_a_network_error_and_retried() {
+    // A port nothing listens on: the connection is refused.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let senders = Senders::new(Arc::new(NoHttp), None).with_aws_notify(
+        Some(format!("http://127.0.0.1:{port}")),
+        EmailRenderer::default(),
+    );
+    let ev = event("Nowhere");
+    let ctx = MessageContext {
+        event: &ev,
+        rule_key: None,
+        template: None,
+        delivery_id: DeliveryId::new(),
+    };
+    let out = tokio::time::timeout(
+        Duration::from_secs(30),
+        delivery::attempt_user(&senders, &sns(None), &ctx, vec!["+14155550100".into()]),
+    )
+    .await
+    .expect("the attempt ends");
+
+    assert_eq!(out.error_class, Some(ErrorClass::Network), "{out:?}");
+    assert!(out.error_class.unwrap().is_retryable());
+    assert_eq!(out.status_code, None);
+}
