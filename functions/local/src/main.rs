@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the whole system locally: API, ingest, matching, dispatch, feeds.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Inspect or redrive a dead-letter queue of a local data directory (stop `herald serve` first).
     Dlq {
         #[command(subcommand)]
@@ -55,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve::run(args)),
+        Command::Serve(args) => runtime.block_on(serve::run(*args)),
         Command::Dlq { action, data_dir } => runtime.block_on(async {
             let queues = serve::open_queues(&data_dir)?;
             match action {
