@@ -12,9 +12,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::format::OutboundMessage;
 use super::format::email::{EmailContent, EmailRenderer};
-use super::format::{OutboundMessage, Target, UserMessage};
 use super::sender::{AttemptOutcome, Sender};
+use crate::delivery::sender::user_message;
 use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
 use crate::domain::delivery::ErrorClass;
 use crate::domain::{ChannelId, DeliveryId, OrgId};
@@ -87,23 +88,9 @@ pub fn stored_note(kind: ChannelKind) -> String {
 impl Sender for OutboxSender {
     async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome {
         let started = Instant::now();
-        if message.target != Target::Recipient(channel.kind()) {
-            return AttemptOutcome::not_sent(
-                ErrorClass::Configuration,
-                format!(
-                    "{} channels are not delivered to the outbox",
-                    channel.kind().as_str()
-                ),
-            );
-        }
-        let user: UserMessage = match serde_json::from_slice(&message.body) {
-            Ok(m) => m,
-            Err(e) => {
-                return AttemptOutcome::not_sent(
-                    ErrorClass::BadPayload,
-                    format!("unreadable message: {e}"),
-                );
-            }
+        let user = match user_message(message, channel.kind()) {
+            Ok(user) => user,
+            Err(outcome) => return outcome,
         };
         let now = Utc::now();
         let from = match &channel.config {

@@ -10,10 +10,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::channel::Channel;
+use crate::domain::channel::{Channel, ChannelKind};
 use crate::domain::delivery::{Attempt, ErrorClass};
 
-use super::format::OutboundMessage;
+use super::format::{OutboundMessage, Target, UserMessage};
 
 /// Longest response body (or error description) kept on an attempt, in bytes.
 pub const MAX_LOGGED_BODY: usize = 2048;
@@ -61,6 +61,30 @@ impl AttemptOutcome {
             latency_ms: u64::try_from(self.latency.as_millis()).unwrap_or(u64::MAX),
         }
     }
+}
+
+/// The message for a person that an email, SMS or push sender was handed, or the failed attempt
+/// saying why it cannot be sent: formatted for another kind of channel (a configuration error),
+/// or not a readable [`UserMessage`] (a bad payload).
+pub fn user_message(
+    message: &OutboundMessage,
+    kind: ChannelKind,
+) -> Result<UserMessage, AttemptOutcome> {
+    if message.target != Target::Recipient(kind) {
+        return Err(AttemptOutcome::not_sent(
+            ErrorClass::Configuration,
+            format!(
+                "the message was not formatted for {} channels",
+                kind.as_str()
+            ),
+        ));
+    }
+    serde_json::from_slice(&message.body).map_err(|e| {
+        AttemptOutcome::not_sent(
+            ErrorClass::BadPayload,
+            format!("the message for a person does not parse: {e}"),
+        )
+    })
 }
 
 /// Delivers one message to one channel, once.

@@ -67,8 +67,9 @@ use tracing::{debug, warn};
 use url::Url;
 
 use crate::delivery::classify::{self, Outcome, Provider, TransportError};
-use crate::delivery::format::{OutboundMessage, Target, UserMessage};
+use crate::delivery::format::{OutboundMessage, UserMessage};
 use crate::delivery::http::{BuildError, OutboundClient, OutboundConfig, RawResponse};
+use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
 use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, PushConfig};
 use crate::domain::delivery::ErrorClass;
@@ -751,20 +752,9 @@ impl Sender for FcmSender {
         else {
             return AttemptOutcome::not_sent(ErrorClass::Configuration, "not an FCM push channel");
         };
-        if message.target != Target::Recipient(ChannelKind::Push) {
-            return AttemptOutcome::not_sent(
-                ErrorClass::Configuration,
-                "the message was not formatted for a push channel",
-            );
-        }
-        let user: UserMessage = match serde_json::from_slice(&message.body) {
-            Ok(m) => m,
-            Err(e) => {
-                return AttemptOutcome::not_sent(
-                    ErrorClass::BadPayload,
-                    format!("the push message does not parse: {e}"),
-                );
-            }
+        let user = match user_message(message, ChannelKind::Push) {
+            Ok(user) => user,
+            Err(outcome) => return outcome,
         };
         let mut devices: Vec<&str> = Vec::new();
         for t in user.to.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {

@@ -17,7 +17,8 @@ use super::aws::{
     ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, checked_region, failed_outcome,
 };
 use crate::delivery::format::email::{EmailContent, EmailRenderer};
-use crate::delivery::format::{OutboundMessage, Target, UserMessage};
+use crate::delivery::format::{OutboundMessage, UserMessage};
+use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, Sender};
 use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
 use crate::domain::delivery::ErrorClass;
@@ -103,15 +104,7 @@ fn read<'a>(channel: &'a Channel, message: &OutboundMessage) -> Result<Parts<'a>
             ),
         ));
     };
-    if message.target != Target::Recipient(ChannelKind::Email) {
-        return Err(AttemptOutcome::not_sent(
-            ErrorClass::Configuration,
-            "the message was not formatted for an email channel",
-        ));
-    }
-    let user: UserMessage = serde_json::from_slice(&message.body).map_err(|e| {
-        AttemptOutcome::not_sent(ErrorClass::BadPayload, format!("unreadable message: {e}"))
-    })?;
+    let user = user_message(message, ChannelKind::Email)?;
     if user.to.is_empty() {
         return Err(AttemptOutcome::not_sent(
             ErrorClass::BadPayload,

@@ -48,9 +48,10 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use tracing::{debug, warn};
 
+use crate::delivery::format::OutboundMessage;
 use crate::delivery::format::email::EmailRenderer;
-use crate::delivery::format::{OutboundMessage, Target, UserMessage};
 use crate::delivery::outbound::{self, AllowList, ResolveError};
+use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
 use crate::domain::DeliveryId;
 use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
@@ -280,12 +281,7 @@ fn build_email(
     renderer: &EmailRenderer,
     message: &OutboundMessage,
 ) -> Result<(Message, Address), AttemptOutcome> {
-    let user: UserMessage = serde_json::from_slice(&message.body).map_err(|e| {
-        AttemptOutcome::not_sent(
-            ErrorClass::BadPayload,
-            format!("the message is not a user message: {e}"),
-        )
-    })?;
+    let user = user_message(message, ChannelKind::Email)?;
     let from: Mailbox = relay.from.parse().map_err(|e| {
         AttemptOutcome::not_sent(
             ErrorClass::Configuration,
@@ -567,12 +563,6 @@ impl Sender for SmtpSender {
         fields(delivery_id = %message.delivery_id, channel_id = %channel.id)
     )]
     async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome {
-        if message.target != Target::Recipient(ChannelKind::Email) {
-            return AttemptOutcome::not_sent(
-                ErrorClass::Configuration,
-                "the message was not formatted for an email channel",
-            );
-        }
         let relay = match relay(channel) {
             Ok(r) => r,
             Err(outcome) => return outcome,

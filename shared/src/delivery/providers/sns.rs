@@ -19,7 +19,8 @@ use tracing::{debug, warn};
 use super::aws::{
     ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, checked_region, failed_outcome,
 };
-use crate::delivery::format::{OutboundMessage, Target, UserMessage};
+use crate::delivery::format::{OutboundMessage, UserMessage};
+use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, Sender, truncate_bytes};
 use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, SmsConfig};
 use crate::domain::delivery::ErrorClass;
@@ -119,15 +120,7 @@ fn read<'a>(
             ),
         ));
     };
-    if message.target != Target::Recipient(ChannelKind::Sms) {
-        return Err(AttemptOutcome::not_sent(
-            ErrorClass::Configuration,
-            "the message was not formatted for an SMS channel",
-        ));
-    }
-    let user: UserMessage = serde_json::from_slice(&message.body).map_err(|e| {
-        AttemptOutcome::not_sent(ErrorClass::BadPayload, format!("unreadable message: {e}"))
-    })?;
+    let user = user_message(message, ChannelKind::Sms)?;
     if user.to.is_empty() {
         return Err(AttemptOutcome::not_sent(
             ErrorClass::BadPayload,
