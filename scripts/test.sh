@@ -21,6 +21,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast
+echo "== AWS calls per routed event (the tables behind docs/cost.md)"
+cargo test -p herald-e2e --test aws --all-features --locked -- costs --nocapture --test-threads 1
 echo "== browser tests (the feed widget in headless Chromium)"
 tests/browser/run.sh
 echo "== template checks"
