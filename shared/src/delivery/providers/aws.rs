@@ -18,7 +18,9 @@ use std::error::Error as StdError;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{Region, SdkConfig};
 use aws_sdk_sesv2::config::http::HttpResponse;
 use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::sync::OnceCell;
@@ -31,9 +33,26 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest wait for one request, response included.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Builds one service client from the shared SDK configuration for a region (`None`: the
-/// configuration's own).
-pub(crate) type BuildClient<C> = fn(&SdkConfig, Option<&str>) -> C;
+/// Builds one service client from an SDK configuration (`Client::new` of the service crate).
+pub(crate) type BuildClient<C> = fn(&SdkConfig) -> C;
+
+/// The configuration every provider client is built from: the shared one, in `region` (`None`:
+/// its own), with the SDK's retries off and bounded timeouts — one send, one request.
+fn single_attempt(config: &SdkConfig, region: Option<&str>) -> SdkConfig {
+    let mut builder = config
+        .to_builder()
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .build(),
+        );
+    if let Some(region) = region {
+        builder = builder.region(Region::new(region.to_owned()));
+    }
+    builder.build()
+}
 
 /// Service clients by region, built on first use and kept. The SDK configuration is loaded
 /// once, on the first send, so a process that never sends never touches the AWS provider chain.
@@ -70,7 +89,7 @@ impl<C: Clone> RegionalClients<C> {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         clients
             .entry(key)
-            .or_insert_with(|| (self.build)(config, region))
+            .or_insert_with(|| (self.build)(&single_attempt(config, region)))
             .clone()
     }
 }

@@ -5,17 +5,11 @@
 use std::time::Instant;
 
 use async_trait::async_trait;
-use aws_config::SdkConfig;
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::config::Region;
-use aws_sdk_sesv2::config::retry::RetryConfig;
-use aws_sdk_sesv2::config::timeout::TimeoutConfig;
 use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
 use tracing::{debug, warn};
 
-use super::aws::{
-    ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, checked_region, failed_outcome,
-};
+use super::aws::{RegionalClients, checked_region, failed_outcome};
 use crate::delivery::format::email::{EmailContent, EmailRenderer};
 use crate::delivery::format::{OutboundMessage, UserMessage};
 use crate::delivery::sender::user_message;
@@ -38,25 +32,10 @@ impl SesSender {
     /// content (and its open/click tracking).
     pub fn new(endpoint: Option<String>, renderer: EmailRenderer) -> Self {
         Self {
-            clients: RegionalClients::new(endpoint, build_client),
+            clients: RegionalClients::new(endpoint, Client::new),
             renderer,
         }
     }
-}
-
-fn build_client(sdk: &SdkConfig, region: Option<&str>) -> Client {
-    let mut config = aws_sdk_sesv2::config::Builder::from(sdk)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        );
-    if let Some(region) = region {
-        config = config.region(Region::new(region.to_owned()));
-    }
-    Client::from_conf(config.build())
 }
 
 /// The `SendEmail` content of an email.

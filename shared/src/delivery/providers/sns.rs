@@ -8,17 +8,11 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use aws_config::SdkConfig;
 use aws_sdk_sns::Client;
-use aws_sdk_sns::config::Region;
-use aws_sdk_sns::config::retry::RetryConfig;
-use aws_sdk_sns::config::timeout::TimeoutConfig;
 use aws_sdk_sns::types::MessageAttributeValue;
 use tracing::{debug, warn};
 
-use super::aws::{
-    ATTEMPT_TIMEOUT, CONNECT_TIMEOUT, RegionalClients, checked_region, failed_outcome,
-};
+use super::aws::{RegionalClients, checked_region, failed_outcome};
 use crate::delivery::format::{OutboundMessage, UserMessage};
 use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, Sender, truncate_bytes};
@@ -43,24 +37,9 @@ impl SnsSender {
     /// AWS provider chain for credentials and the default region.
     pub fn new(endpoint: Option<String>) -> Self {
         Self {
-            clients: RegionalClients::new(endpoint, build_client),
+            clients: RegionalClients::new(endpoint, Client::new),
         }
     }
-}
-
-fn build_client(sdk: &SdkConfig, region: Option<&str>) -> Client {
-    let mut config = aws_sdk_sns::config::Builder::from(sdk)
-        .retry_config(RetryConfig::disabled())
-        .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                .build(),
-        );
-    if let Some(region) = region {
-        config = config.region(Region::new(region.to_owned()));
-    }
-    Client::from_conf(config.build())
 }
 
 /// The SMS text of a message: title, body and link on their own lines, bounded.
