@@ -13,12 +13,10 @@
 pub mod aws;
 pub mod bus;
 pub mod delivery;
-pub mod domain;
 pub mod env;
 pub mod feed;
 pub mod pipeline;
 pub mod queue;
 pub mod repo;
-pub mod rules;
 pub mod store;
 pub mod telemetry;

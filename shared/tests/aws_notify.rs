@@ -11,16 +11,16 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use herald_shared::delivery::format::email::{self, EmailRenderer};
-use herald_shared::delivery::format::{MessageContext, OutboundMessage};
-use herald_shared::delivery::tracking::{Tracker, TrackingKey};
-use herald_shared::delivery::{self, AttemptOutcome, Sender, Senders};
-use herald_shared::domain::channel::{
+use herald_core::delivery::format::email::{self, EmailRenderer};
+use herald_core::delivery::format::{MessageContext, OutboundMessage};
+use herald_core::delivery::tracking::{Tracker, TrackingKey};
+use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
 };
-use herald_shared::domain::delivery::ErrorClass;
-use herald_shared::domain::event::{Event, EventType, Module};
-use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::delivery::ErrorClass;
+use herald_core::domain::event::{Event, EventType, Module};
+use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_shared::delivery::{self, AttemptOutcome, Sender, Senders};
 use serde_json::{Value, json};
 use url::Url;
 

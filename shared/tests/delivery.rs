@@ -15,17 +15,18 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{TimeZone, Utc};
-use herald_shared::delivery::format::{self, MessageContext, OutboundMessage};
-use herald_shared::delivery::http::SafeResolver;
-use herald_shared::delivery::signing;
-use herald_shared::delivery::{AllowList, AttemptOutcome, HttpSender, OutboundConfig, Sender};
-use herald_shared::domain::channel::{
+use herald_core::delivery::format::{self, MessageContext, OutboundMessage};
+use herald_core::delivery::outbound::AllowList;
+use herald_core::delivery::signing;
+use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, SigningSecret, SlackConfig, WebhookConfig,
     WebhookFormat,
 };
-use herald_shared::domain::delivery::ErrorClass;
-use herald_shared::domain::event::{Event, EventType, Module};
-use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::delivery::ErrorClass;
+use herald_core::domain::event::{Event, EventType, Module};
+use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_shared::delivery::http::SafeResolver;
+use herald_shared::delivery::{AttemptOutcome, HttpSender, OutboundConfig, Sender};
 use reqwest::dns::{Name, Resolve};
 use serde_json::{Value, json};
 use url::Url;
@@ -701,7 +702,7 @@ async fn with_loopback_allowed_a_hostname_target_works_over_http() {
 
 #[tokio::test]
 async fn a_non_http_channel_is_a_configuration_error_without_a_request() {
-    use herald_shared::domain::channel::EmailConfig;
+    use herald_core::domain::channel::EmailConfig;
     let peer = start(vec![]).await;
     let slack = slack_channel(&format!("{}/services/T000/B000/slacktoken", peer.base));
     let msg = message(&slack, DeliveryId::new());

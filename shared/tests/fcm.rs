@@ -20,19 +20,18 @@ use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use chrono::{TimeZone, Utc};
-use herald_shared::delivery::format::{self, MessageContext, OutboundMessage};
-use herald_shared::delivery::http::OutboundClient;
-use herald_shared::delivery::providers::fcm::{FcmSender, GRANT_TYPE, SCOPE, check_private_key};
-use herald_shared::delivery::{
-    AllowList, AttemptOutcome, HttpSender, OutboundConfig, Sender, Senders,
-};
-use herald_shared::domain::channel::{
+use herald_core::delivery::format::{self, MessageContext, OutboundMessage};
+use herald_core::delivery::outbound::AllowList;
+use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, PushConfig,
 };
-use herald_shared::domain::delivery::ErrorClass;
-use herald_shared::domain::event::{Event, EventType, Module};
-use herald_shared::domain::rule::Template;
-use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::delivery::ErrorClass;
+use herald_core::domain::event::{Event, EventType, Module};
+use herald_core::domain::rule::Template;
+use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_shared::delivery::http::OutboundClient;
+use herald_shared::delivery::providers::fcm::{FcmSender, GRANT_TYPE, SCOPE, check_private_key};
+use herald_shared::delivery::{AttemptOutcome, HttpSender, OutboundConfig, Sender, Senders};
 use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use serde_json::{Value, json};
 use url::Url;

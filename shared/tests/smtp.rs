@@ -11,18 +11,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use herald_shared::delivery::format::email::EmailRenderer;
-use herald_shared::delivery::format::{MessageContext, OutboundMessage};
-use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
-use herald_shared::delivery::tracking::{Tracker, TrackingKey};
-use herald_shared::delivery::{AllowList, AttemptOutcome, Sender, Senders, attempt_user};
-use herald_shared::domain::channel::{
+use herald_core::delivery::format::email::EmailRenderer;
+use herald_core::delivery::format::{MessageContext, OutboundMessage};
+use herald_core::delivery::outbound::AllowList;
+use herald_core::delivery::tracking::{Tracker, TrackingKey};
+use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig,
 };
-use herald_shared::domain::delivery::ErrorClass;
-use herald_shared::domain::event::{Event, EventType, Module};
-use herald_shared::domain::rule::Template;
-use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::delivery::ErrorClass;
+use herald_core::domain::event::{Event, EventType, Module};
+use herald_core::domain::rule::Template;
+use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
+use herald_shared::delivery::{AttemptOutcome, Sender, Senders, attempt_user};
 use serde_json::{Value, json};
 
 const USER: &str = "herald";
@@ -524,8 +525,8 @@ async fn a_body_that_is_not_a_user_message_is_a_bad_payload() {
     let ch = good_channel(&s);
     let message = OutboundMessage {
         delivery_id: DeliveryId::new(),
-        target: herald_shared::delivery::Target::Recipient(
-            herald_shared::domain::channel::ChannelKind::Email,
+        target: herald_core::delivery::format::Target::Recipient(
+            herald_core::domain::channel::ChannelKind::Email,
         ),
         body: bytes::Bytes::from_static(b"{\"not\": \"a user message\"}"),
     };

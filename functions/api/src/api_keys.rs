@@ -7,8 +7,8 @@ use axum::http::StatusCode;
 use axum::routing::{delete, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use herald_shared::domain::api_key::{ApiKey, ApiKeySecret};
-use herald_shared::domain::{ApiKeyId, OrgId};
+use herald_core::domain::api_key::{ApiKey, ApiKeySecret};
+use herald_core::domain::{ApiKeyId, OrgId};
 use herald_shared::repo::ApiKeys;
 use serde::{Deserialize, Serialize};
 

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
-use herald_shared::domain::api_key::KeyHash;
-use herald_shared::domain::{ApiKeyId, OrgId};
+use herald_core::domain::api_key::KeyHash;
+use herald_core::domain::{ApiKeyId, OrgId};
 use herald_shared::repo::{ApiKeys, Orgs};
 use sha2::{Digest, Sha256};
 

@@ -12,12 +12,12 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use herald_shared::delivery::providers::fcm;
-use herald_shared::domain::channel::{
+use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, EmailConfig, FrequencyCap,
     PushConfig, SigningSecret, SlackConfig, SmsConfig, WebhookConfig, WebhookFormat,
 };
-use herald_shared::domain::{ChannelId, OrgId};
+use herald_core::domain::{ChannelId, OrgId};
+use herald_shared::delivery::providers::fcm;
 use herald_shared::repo::{Channels, RepoError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;

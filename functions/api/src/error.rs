@@ -5,7 +5,7 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use herald_shared::domain::Invalid;
+use herald_core::domain::Invalid;
 use herald_shared::repo::RepoError;
 use serde::Serialize;
 

@@ -9,9 +9,9 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
+use herald_core::domain::EventId;
+use herald_core::domain::event::{Event, EventInput};
 use herald_shared::bus::{API_SOURCE, BusEntry, MAX_PUT_BATCH};
-use herald_shared::domain::EventId;
-use herald_shared::domain::event::{Event, EventInput};
 use serde::Serialize;
 use serde_json::Value;
 

@@ -24,12 +24,11 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use herald_shared::domain::delivery::{Engagement, EngagementKind};
-use herald_shared::domain::{OrgId, UserId};
-use herald_shared::feed::{
-    self, Badge, FeedItem, FeedItemId, FeedMessage, FeedNotifier, FeedSubscription, FeedToken,
-    TokenError,
-};
+use herald_core::domain::FeedItemId;
+use herald_core::domain::delivery::{Engagement, EngagementKind};
+use herald_core::domain::{OrgId, UserId};
+use herald_core::feed::{self, Badge, FeedItem, FeedMessage, FeedToken, TokenError};
+use herald_shared::feed::{FeedNotifier, FeedSubscription};
 use herald_shared::repo::deliveries;
 use herald_shared::repo::feeds::{FeedPage, ListFilter, Mark, ReadFilter};
 use herald_shared::repo::{DEFAULT_PAGE, Feeds, MAX_PAGE};

@@ -28,10 +28,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use herald_core::delivery::tracking::TrackingKey;
+use herald_core::feed::FeedTokenSecret;
 use herald_shared::bus::EventBus;
 use herald_shared::delivery::Sender;
-use herald_shared::delivery::tracking::TrackingKey;
-use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier};
+use herald_shared::feed::{FeedNotifier, NoopFeedNotifier};
 use herald_shared::store::Store;
 use tower_http::trace::TraceLayer;
 
@@ -94,7 +95,7 @@ pub struct ApiConfig {
     pub feed_token_secret: Option<FeedTokenSecret>,
     /// Browser origins allowed on the feed paths (CORS) and the feed socket (`Origin`),
     /// e.g. `https://app.example.com` (`HERALD_FEED_ALLOWED_ORIGINS`, comma-separated; parse
-    /// with `herald_shared::feed::parse_allowed_origins`).
+    /// with `herald_core::feed::parse_allowed_origins`).
     pub feed_allowed_origins: Vec<String>,
     /// Checks email open/click tracking links (a key derived from the token secret); without
     /// it tracking links answer 404.

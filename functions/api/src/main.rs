@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald_api::{AdminKey, ApiConfig, AppState};
+use herald_core::delivery::format::email::EmailRenderer;
+use herald_core::delivery::tracking::{self, TrackingKey};
+use herald_core::feed::{FeedTokenSecret, parse_allowed_origins};
 use herald_feed_socket::ApiGatewayNotifier;
 use herald_shared::bus::eventbridge::EventBridgeBus;
-use herald_shared::delivery::format::email::EmailRenderer;
 use herald_shared::delivery::senders;
-use herald_shared::delivery::tracking::{self, TrackingKey};
 use herald_shared::env;
-use herald_shared::feed::{FeedNotifier, FeedTokenSecret, NoopFeedNotifier, parse_allowed_origins};
+use herald_shared::feed::{FeedNotifier, NoopFeedNotifier};
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
 

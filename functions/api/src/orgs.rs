@@ -5,8 +5,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
-use herald_shared::domain::OrgId;
-use herald_shared::domain::org::{Org, OrgName};
+use herald_core::domain::OrgId;
+use herald_core::domain::org::{Org, OrgName};
 use herald_shared::repo::Orgs;
 use serde::Deserialize;
 

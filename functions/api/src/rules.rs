@@ -9,13 +9,13 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use herald_shared::delivery::format::template;
-use herald_shared::domain::channel::FrequencyCap;
-use herald_shared::domain::rule::{QuietHours, Rule, Template};
-use herald_shared::domain::{ChannelId, OrgId, RuleKey, UserId};
+use herald_core::delivery::format::template;
+use herald_core::domain::channel::FrequencyCap;
+use herald_core::domain::matcher::Matcher;
+use herald_core::domain::rule::{QuietHours, Rule, Template};
+use herald_core::domain::{ChannelId, OrgId, RuleKey, UserId};
 use herald_shared::repo::rules::MAX_CHANNELS_PER_RULE;
 use herald_shared::repo::{Channels, RepoError, Rules};
-use herald_shared::rules::Matcher;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

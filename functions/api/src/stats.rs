@@ -148,7 +148,7 @@ pub async fn get_stats(
 /// Reads and aggregates the counters of `from..=to`.
 pub async fn read(
     store: &dyn herald_shared::store::Store,
-    org: herald_shared::domain::OrgId,
+    org: herald_core::domain::OrgId,
     from: NaiveDate,
     to: NaiveDate,
     group_by: GroupBy,

@@ -4,7 +4,7 @@
 //! (`http` is then accepted too). Host names are not resolved here: the delivery client checks
 //! the address it actually connects to, on every request.
 
-use herald_shared::delivery::outbound::{AllowList, check_target};
+use herald_core::delivery::outbound::{AllowList, check_target};
 use ipnet::IpNet;
 use url::Url;
 

@@ -14,9 +14,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::Utc;
-use herald_shared::delivery::tracking::Tracked;
-use herald_shared::domain::delivery::{Engagement, EngagementKind};
-use herald_shared::domain::{DeliveryId, OrgId};
+use herald_core::delivery::tracking::Tracked;
+use herald_core::domain::delivery::{Engagement, EngagementKind};
+use herald_core::domain::{DeliveryId, OrgId};
 use herald_shared::repo::deliveries;
 
 use crate::AppState;

@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::put;
 use axum::{Json, Router};
 use chrono::Utc;
-use herald_shared::domain::UserId;
+use herald_core::domain::UserId;
 use herald_shared::repo::users::{self, UserProfile};
 use herald_shared::repo::{Feeds, RepoError};
 use serde::Deserialize;

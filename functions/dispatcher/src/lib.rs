@@ -16,11 +16,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_shared::delivery::retry::RetryPolicy;
+use herald_core::delivery::format::MessageContext;
+use herald_core::delivery::retry::RetryPolicy;
+use herald_core::domain::channel::ChannelKind;
+use herald_core::domain::delivery::{Delivery, DeliveryStatus, ErrorClass};
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
-use herald_shared::delivery::{self, MessageContext, in_app};
-use herald_shared::domain::channel::ChannelKind;
-use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass};
+use herald_shared::delivery::{self, in_app};
 use herald_shared::feed::FeedNotifier;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
@@ -283,7 +284,7 @@ impl Dispatcher<'_> {
     /// Opted out → `suppressed`; no usable contact point → `failed`, both with the reason.
     async fn contact(
         &self,
-        channel: &herald_shared::domain::channel::Channel,
+        channel: &herald_core::domain::channel::Channel,
         task: &DispatchTask,
     ) -> Result<Contact, DispatchError> {
         let kind = channel.kind();

@@ -4,12 +4,13 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use herald_core::delivery::format::email::EmailRenderer;
+use herald_core::delivery::tracking;
 use herald_dispatcher::Dispatcher;
-use herald_shared::delivery::format::email::EmailRenderer;
-use herald_shared::delivery::{senders, tracking};
+use herald_shared::delivery::senders;
 use std::sync::Arc;
 
-use herald_shared::delivery::retry::RetryPolicy;
+use herald_core::delivery::retry::RetryPolicy;
 use herald_shared::env;
 use herald_shared::feed::apigateway::ApiGatewayNotifier;
 use herald_shared::pipeline::lambda;

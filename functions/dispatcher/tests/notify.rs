@@ -8,18 +8,17 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use herald_dispatcher::Dispatcher;
-use herald_shared::delivery::retry::RetryPolicy;
-use herald_shared::delivery::{
-    AttemptOutcome, OutboundMessage, OutboxSender, Sender, Senders, outbox,
-};
-use herald_shared::domain::channel::{
+use herald_core::delivery::format::OutboundMessage;
+use herald_core::delivery::retry::RetryPolicy;
+use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
 };
-use herald_shared::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
-use herald_shared::domain::event::{Event, EventType, Module, Recipient};
-use herald_shared::domain::rule::Template;
-use herald_shared::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
+use herald_core::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
+use herald_core::domain::event::{Event, EventType, Module, Recipient};
+use herald_core::domain::rule::Template;
+use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
+use herald_dispatcher::Dispatcher;
+use herald_shared::delivery::{AttemptOutcome, OutboxSender, Sender, Senders, outbox};
 use herald_shared::pipeline::{DispatchTask, QueueMessage};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
@@ -365,7 +364,7 @@ async fn aws_world() -> World {
     let mut w = world().await;
     w.sender = w.sender.clone().with_aws_notify(
         Some(aws_endpoint()),
-        herald_shared::delivery::format::email::EmailRenderer::default(),
+        herald_core::delivery::format::email::EmailRenderer::default(),
     );
     w
 }

@@ -15,8 +15,9 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use chrono::{DateTime, Utc};
-use herald_shared::feed::{self, Connection, Connections, FeedMessage, FeedToken, FeedTokenSecret};
+use herald_core::feed::{self, FeedMessage, FeedToken, FeedTokenSecret};
 use herald_shared::repo::Feeds;
+use herald_shared::repo::connections::{Connection, Connections};
 use herald_shared::store::Store;
 
 pub use herald_shared::feed::apigateway::{ApiGatewayNotifier, PostOutcome};

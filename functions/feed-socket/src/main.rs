@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use herald_core::feed::{FeedTokenSecret, parse_allowed_origins};
 use herald_feed_socket::{ApiGatewayNotifier, FeedSocket};
 use herald_shared::env;
-use herald_shared::feed::{FeedTokenSecret, parse_allowed_origins};
 use herald_shared::store::dynamodb::DynamoStore;
 use lambda_runtime::{LambdaEvent, service_fn};
 

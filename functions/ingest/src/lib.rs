@@ -7,9 +7,9 @@
 //! again (then to its DLQ).
 
 use chrono::{DateTime, Utc};
+use herald_core::domain::event::{Event, EventInput};
+use herald_core::domain::{EventId, Invalid, OrgId};
 use herald_shared::bus::BusEnvelope;
-use herald_shared::domain::event::{Event, EventInput};
-use herald_shared::domain::{EventId, Invalid, OrgId};
 use herald_shared::pipeline::{BatchOutcome, MatchTask, QueueMessage};
 use herald_shared::queue::{self, Outgoing, Queue};
 use herald_shared::repo::events::{self, Recorded, Stage};

@@ -9,9 +9,9 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use chrono::Utc;
-use herald_shared::domain::api_key::{ApiKey, ApiKeySecret};
-use herald_shared::domain::org::{Org, OrgName};
-use herald_shared::domain::{ApiKeyId, OrgId};
+use herald_core::domain::api_key::{ApiKey, ApiKeySecret};
+use herald_core::domain::org::{Org, OrgName};
+use herald_core::domain::{ApiKeyId, OrgId};
 use herald_shared::repo::{ApiKeys, Orgs};
 use herald_shared::store::Store;
 use serde::{Deserialize, Serialize};

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use herald_shared::domain::channel::Channel;
-use herald_shared::domain::{ChannelId, OrgId};
+use herald_core::domain::channel::Channel;
+use herald_core::domain::{ChannelId, OrgId};
+use herald_core::rules::RuleSet;
 use herald_shared::repo;
-use herald_shared::rules::RuleSet;
 use herald_shared::store::{Store, StoreError};
 
 /// One org's routing configuration, compiled.

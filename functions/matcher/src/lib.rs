@@ -9,16 +9,16 @@
 pub mod cache;
 
 use chrono::{DateTime, Utc};
-use herald_shared::delivery::{caps, quiet};
-use herald_shared::domain::channel::Channel;
-use herald_shared::domain::delivery::{Delivery, DeliveryStatus, Trigger};
-use herald_shared::domain::event::{Event, Recipient};
-use herald_shared::domain::rule::Rule;
+use herald_core::delivery::{caps, quiet};
+use herald_core::domain::channel::Channel;
+use herald_core::domain::delivery::{Delivery, DeliveryStatus, Trigger};
+use herald_core::domain::event::{Event, Recipient};
+use herald_core::domain::rule::Rule;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
 use herald_shared::queue::{self, MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{CappedCreate, Versioned};
 use herald_shared::repo::{deliveries, events, stats};
-use herald_shared::store::{Store, StoreError};
+use herald_shared::store::{Store, StoreError, keys};
 use tracing::{info, instrument, warn};
 
 pub use cache::RulesCache;
@@ -165,7 +165,7 @@ impl Matcher<'_> {
             return Ok(deliveries::create(self.store, delivery, ttl).await?);
         };
         let window = caps::window(cap, now);
-        let counter = caps::counter_key(
+        let counter = keys::cap_counter(
             delivery.org_id,
             channel.id,
             user.user_id.as_str(),

@@ -6,14 +6,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_matcher::{Matcher, RulesCache};
-use herald_shared::domain::channel::{
+use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, FrequencyCap,
 };
-use herald_shared::domain::delivery::DeliveryStatus;
-use herald_shared::domain::event::{Event, EventType, Module, Recipient};
-use herald_shared::domain::rule::{QuietHours, Rule};
-use herald_shared::domain::{ChannelId, EventId, OrgId, RuleKey, UserId};
+use herald_core::domain::delivery::DeliveryStatus;
+use herald_core::domain::event::{Event, EventType, Module, Recipient};
+use herald_core::domain::rule::{QuietHours, Rule};
+use herald_core::domain::{ChannelId, EventId, OrgId, RuleKey, UserId};
+use herald_matcher::{Matcher, RulesCache};
 use herald_shared::pipeline::{DispatchTask, MatchTask, QueueMessage};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
@@ -120,7 +120,7 @@ impl World {
         assert!(outcome.failed.is_empty(), "matching failed");
     }
 
-    async fn deliveries(&self) -> Vec<herald_shared::domain::delivery::Delivery> {
+    async fn deliveries(&self) -> Vec<herald_core::domain::delivery::Delivery> {
         deliveries::list(
             self.store.as_ref(),
             self.org,

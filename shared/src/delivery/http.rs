@@ -20,8 +20,8 @@ use bytes::Bytes;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use url::Url;
 
-use super::classify::TransportError;
-use super::outbound::{self, AllowList};
+use herald_core::delivery::classify::TransportError;
+use herald_core::delivery::outbound::{self, AllowList};
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -49,7 +49,7 @@ impl Default for OutboundConfig {
     }
 }
 
-pub use super::outbound::ResolveError;
+pub use herald_core::delivery::outbound::ResolveError;
 
 /// A resolver that drops every address outbound safety forbids, and fails when none is left.
 #[derive(Debug, Clone)]
@@ -82,8 +82,13 @@ impl Resolve for SafeResolver {
         let this = self.clone();
         let host = name.as_str().to_owned();
         Box::pin(async move {
-            let kept =
-                outbound::resolve_checked(&host, 0, &this.allow, this.allow_listed_only).await?;
+            let kept = crate::delivery::resolve::resolve_checked(
+                &host,
+                0,
+                &this.allow,
+                this.allow_listed_only,
+            )
+            .await?;
             Ok(Box::new(kept.into_iter()) as Addrs)
         })
     }

@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 
 use super::format::template::Escape;
 use super::{AttemptOutcome, MessageContext};
-use crate::domain::delivery::ErrorClass;
-use crate::domain::{OrgId, UserId};
-use crate::feed::{FeedMessage, FeedNotifier, NewFeedItem};
+use crate::feed::FeedNotifier;
 use crate::repo::feeds::Feeds;
 use crate::store::Store;
+use herald_core::domain::delivery::ErrorClass;
+use herald_core::domain::{OrgId, UserId};
+use herald_core::feed::{FeedMessage, NewFeedItem};
 
 /// One attempt to put the message in `user`'s feed.
 pub async fn deliver(

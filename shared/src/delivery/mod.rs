@@ -1,46 +1,32 @@
-//! Delivering to ops channels: payload formatters (Slack, Discord, Teams, generic webhook),
-//! Standard Webhooks signing, response classification, the retry policy, outbound safety and the
-//! HTTP sender.
+//! Sending: the [`Sender`] port and its engines — the outbound-safe HTTP client and sender for
+//! Slack, webhooks, Discord and Teams ([`http`], [`sender`], feature `http-senders`), the email,
+//! SMS and push providers ([`providers`]), the local outbox ([`outbox`]) and the in-app feed
+//! ([`in_app`]) — routed by [`Senders`]. What is sent, and what an answer means, is decided by
+//! the pure half in `herald_core::delivery`.
 //!
-//! The pieces and who uses them:
-//! - [`format::render`] turns an event (plus rule key, template and delivery id) into an
-//!   [`OutboundMessage`] for one channel; pure.
-//! - [`Sender::send`] makes one attempt and reports an [`AttemptOutcome`]; [`HttpSender`] (feature
-//!   `http-senders`) is the real one, built on the outbound-safe client of [`http`].
-//! - [`classify::classify`] maps what came back to an [`ErrorClass`](crate::domain::delivery::ErrorClass)
-//!   (SPEC §3); [`retry::RetryPolicy::next_attempt`] decides when, or whether, to try again.
-//! - [`outbound`] says which addresses may be reached ([`check_target`] at channel save time; the
-//!   HTTP client re-checks every resolved address it connects to).
-//! - [`signing`] signs generic webhooks and verifies signatures (for tests and receivers).
+//! [`attempt`] and [`attempt_user`] are the one way to make an attempt: format for the channel's
+//! kind, then send.
 
-pub mod caps;
-pub mod classify;
-pub mod format;
 #[cfg(feature = "http-senders")]
 pub mod http;
 pub mod in_app;
-pub mod outbound;
 pub mod outbox;
 pub mod providers;
-pub mod quiet;
-pub mod retry;
+pub mod resolve;
 pub mod sender;
 pub mod senders;
-pub mod signing;
-pub mod tracking;
 
-pub use format::{MessageContext, OutboundMessage, Target, UserMessage};
 #[cfg(feature = "http-senders")]
 pub use http::{OutboundClient, OutboundConfig};
-pub use outbound::{AllowList, Blocked, check_target};
 pub use outbox::OutboxSender;
 #[cfg(feature = "http-senders")]
 pub use sender::HttpSender;
 pub use sender::{AttemptOutcome, Sender};
 pub use senders::Senders;
 
-use crate::domain::channel::Channel;
-use crate::domain::delivery::ErrorClass;
+use herald_core::delivery::format::{self, MessageContext};
+use herald_core::domain::channel::Channel;
+use herald_core::domain::delivery::ErrorClass;
 
 /// One attempt to deliver `ctx` to `channel`: format for its kind, then send. Kinds with no
 /// sender here come back as a configuration error rather than vanishing. The dispatcher and the
@@ -91,9 +77,10 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::domain::channel::{ChannelConfig, ChannelName, EmailConfig};
-    use crate::domain::rule::Template;
-    use crate::domain::{ChannelId, DeliveryId};
+    use herald_core::delivery::format::OutboundMessage;
+    use herald_core::domain::channel::{ChannelConfig, ChannelName, EmailConfig};
+    use herald_core::domain::rule::Template;
+    use herald_core::domain::{ChannelId, DeliveryId};
 
     #[derive(Debug, Default)]
     struct Counting(AtomicUsize);
@@ -108,7 +95,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_person_never_gets_a_template_the_event_cannot_fill() {
-        let event = format::tests_support::event("users", "welcome", serde_json::json!({}));
+        let event = format::test_event(herald_core::domain::OrgId::new(), Utc::now());
         let template = Template {
             title: Some("Welcome {{properties.name}}".into()),
             body: None,

@@ -16,10 +16,10 @@ use super::format::OutboundMessage;
 use super::format::email::{EmailContent, EmailRenderer};
 use super::sender::{AttemptOutcome, Sender};
 use crate::delivery::sender::user_message;
-use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
-use crate::domain::delivery::ErrorClass;
-use crate::domain::{ChannelId, DeliveryId, OrgId};
 use crate::store::{Condition, Cursor, Item, Key, Query, SortKeyRange, Store, StoreError};
+use herald_core::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
+use herald_core::domain::delivery::ErrorClass;
+use herald_core::domain::{ChannelId, DeliveryId, OrgId};
 
 const ENTITY: &str = "outboxMessage";
 /// The sender address shown when an outbox email channel names none.

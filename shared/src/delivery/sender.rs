@@ -10,8 +10,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::domain::channel::{Channel, ChannelKind};
-use crate::domain::delivery::{Attempt, ErrorClass};
+use herald_core::domain::channel::{Channel, ChannelKind};
+use herald_core::domain::delivery::{Attempt, ErrorClass};
 
 use super::format::{OutboundMessage, Target, UserMessage};
 
@@ -118,12 +118,12 @@ mod http_sender {
     use url::Url;
 
     use super::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
-    use crate::delivery::classify::{self, Outcome, Provider};
-    use crate::delivery::format::{OutboundMessage, Target};
     use crate::delivery::http::{BuildError, OutboundClient, OutboundConfig};
-    use crate::delivery::signing;
-    use crate::domain::channel::{Channel, ChannelConfig, WebhookFormat};
-    use crate::domain::delivery::ErrorClass;
+    use herald_core::delivery::classify::{self, Outcome, Provider};
+    use herald_core::delivery::format::{OutboundMessage, Target};
+    use herald_core::delivery::signing;
+    use herald_core::domain::channel::{Channel, ChannelConfig, WebhookFormat};
+    use herald_core::domain::delivery::ErrorClass;
 
     /// Sends Slack and webhook (generic, Discord, Teams) messages through the outbound-safe
     /// client. Generic webhooks are signed per Standard Webhooks at send time (fresh timestamp,

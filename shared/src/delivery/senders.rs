@@ -10,8 +10,8 @@ use async_trait::async_trait;
 
 use super::format::OutboundMessage;
 use super::sender::{AttemptOutcome, Sender};
-use crate::domain::channel::{Channel, ChannelConfig, EmailConfig, PushConfig, SmsConfig};
-use crate::domain::delivery::ErrorClass;
+use herald_core::domain::channel::{Channel, ChannelConfig, EmailConfig, PushConfig, SmsConfig};
+use herald_core::domain::delivery::ErrorClass;
 
 /// Routes by channel kind and provider.
 #[derive(Debug, Clone)]
@@ -169,9 +169,9 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::delivery::format::Target;
-    use crate::domain::channel::{ChannelHealth, ChannelName};
-    use crate::domain::{ChannelId, DeliveryId, OrgId};
+    use herald_core::delivery::format::Target;
+    use herald_core::domain::channel::{ChannelHealth, ChannelName};
+    use herald_core::domain::{ChannelId, DeliveryId, OrgId};
 
     /// Answers delivered, saying its name.
     #[derive(Debug)]
@@ -205,7 +205,7 @@ mod tests {
         }
     }
 
-    fn message(kind: crate::domain::channel::ChannelKind) -> OutboundMessage {
+    fn message(kind: herald_core::domain::channel::ChannelKind) -> OutboundMessage {
         OutboundMessage {
             delivery_id: DeliveryId::new(),
             target: Target::Recipient(kind),

@@ -4,12 +4,14 @@
 
 use std::sync::Arc;
 
-use super::{Connections, FeedMessage, FeedNotifier, NotifyError};
-use crate::domain::{OrgId, UserId};
+use super::{FeedNotifier, NotifyError};
+use crate::repo::connections::Connections;
 use crate::store::Store;
 use async_trait::async_trait;
 use aws_sdk_apigatewaymanagement::Client;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
+use herald_core::domain::{OrgId, UserId};
+use herald_core::feed::FeedMessage;
 
 /// What happened to one post.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

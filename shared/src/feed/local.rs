@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use tokio::sync::broadcast;
 
 use super::{FeedMessage, FeedNotifier, NotifyError};
-use crate::domain::{OrgId, UserId};
+use herald_core::domain::{OrgId, UserId};
 
 /// Messages buffered per user for its slowest connection.
 pub const CHANNEL_CAPACITY: usize = 64;
@@ -122,7 +122,7 @@ impl Drop for FeedSubscription {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::feed::Badge;
+    use herald_core::feed::Badge;
 
     #[tokio::test]
     async fn every_tab_of_a_user_gets_the_message_and_other_users_get_nothing() {

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::domain::event::{Event, Recipient};
-use crate::domain::rule::Template;
-use crate::domain::{ChannelId, DeliveryId, OrgId, RuleKey, UserId};
+use herald_core::domain::event::{Event, Recipient};
+use herald_core::domain::rule::Template;
+use herald_core::domain::{ChannelId, DeliveryId, OrgId, RuleKey, UserId};
 
 /// A message as a handler receives it, whatever queue engine carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +104,8 @@ pub fn delivery_id(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::EventId;
-    use crate::domain::event::{EventType, Module};
+    use herald_core::domain::EventId;
+    use herald_core::domain::event::{EventType, Module};
 
     fn event() -> Event {
         let now = DateTime::parse_from_rfc3339("2026-05-01T12:00:00Z")

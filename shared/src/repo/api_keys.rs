@@ -5,10 +5,10 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::api_key::{ApiKey, ApiKeySecret, KeyHash};
-use crate::domain::{ApiKeyId, OrgId};
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Cursor, Item, Store, StoreError, WriteOp};
+use herald_core::domain::api_key::{ApiKey, ApiKeySecret, KeyHash};
+use herald_core::domain::{ApiKeyId, OrgId};
 
 use super::{Page, RepoError, decode, encode, list_prefix};
 

@@ -12,11 +12,11 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::channel::{Channel, ChannelHealth, HealthStatus};
-use crate::domain::delivery::ErrorClass;
-use crate::domain::{ChannelId, OrgId};
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Cursor, Item, Store, StoreError, WriteOp};
+use herald_core::domain::channel::{Channel, ChannelHealth, HealthStatus};
+use herald_core::domain::delivery::ErrorClass;
+use herald_core::domain::{ChannelId, OrgId};
 
 use super::{Page, RepoError, Rules, decode, encode, list_prefix};
 

@@ -6,12 +6,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::events::{from_doc, to_doc};
 use super::stats;
-use crate::delivery::caps;
-use crate::domain::delivery::{Delivery, DeliveryStatus, Engagement, MAX_ENGAGEMENT, Trigger};
-use crate::domain::{ChannelId, DeliveryId, OrgId};
+
 use crate::store::{
     Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, WriteOp, keys,
 };
+use herald_core::domain::delivery::{
+    Delivery, DeliveryStatus, Engagement, MAX_ENGAGEMENT, Trigger,
+};
+use herald_core::domain::{ChannelId, DeliveryId, OrgId};
 
 const ENTITY: &str = "Delivery";
 const VERSION: &str = "version";
@@ -91,7 +93,7 @@ pub async fn create_within_cap(
     counter_ttl: i64,
 ) -> Result<CappedCreate, StoreError> {
     let fresh =
-        Item::new(counter.clone(), caps::ENTITY, serde_json::json!({})).with_ttl(counter_ttl);
+        Item::new(counter.clone(), keys::CAP_COUNTER, serde_json::json!({})).with_ttl(counter_ttl);
     match store.put(fresh, Condition::NotExists).await {
         Ok(()) | Err(StoreError::Conflict) => {}
         Err(e) => return Err(e),
@@ -103,10 +105,10 @@ pub async fn create_within_cap(
         },
         WriteOp::Add {
             key: counter.clone(),
-            entity_type: caps::ENTITY.to_owned(),
-            deltas: [(caps::COUNT_ATTR.to_owned(), 1)].into(),
+            entity_type: keys::CAP_COUNTER.to_owned(),
+            deltas: [(keys::CAP_COUNT_ATTR.to_owned(), 1)].into(),
             condition: Condition::NumLessThan {
-                attr: caps::COUNT_ATTR.to_owned(),
+                attr: keys::CAP_COUNT_ATTR.to_owned(),
                 bound: i64::from(per_user),
             },
         },

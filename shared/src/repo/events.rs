@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::event::Event;
 use crate::store::{Condition, Item, Store, StoreError, keys};
+use herald_core::domain::event::Event;
 
 const ENTITY: &str = "Event";
 

@@ -26,12 +26,13 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::{RepoError, decode, encode};
-use crate::domain::{OrgId, UserId};
-use crate::feed::{Badge, FeedItem, FeedItemId, NewFeedItem};
 use crate::store::keys::{self, feed_entity};
 use crate::store::{
     Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, WriteOp,
 };
+use herald_core::domain::FeedItemId;
+use herald_core::domain::{OrgId, UserId};
+use herald_core::feed::{Badge, FeedItem, NewFeedItem};
 
 /// Tries of one change before giving up with [`RepoError::Contended`].
 const MAX_TRIES: u32 = 40;
@@ -775,7 +776,7 @@ mod tests {
         let feeds = Feeds::new(&store);
         let (org, user) = ids();
         let item = NewFeedItem {
-            delivery_id: Some(crate::domain::DeliveryId::new()),
+            delivery_id: Some(herald_core::domain::DeliveryId::new()),
             ..new_item("once")
         };
         assert!(

@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod channels;
+pub mod connections;
 pub mod deliveries;
 pub mod events;
 pub mod feeds;
@@ -22,8 +23,8 @@ pub use rules::Rules;
 
 use serde::de::DeserializeOwned;
 
-use crate::domain::{ChannelId, RuleKey};
 use crate::store::{Cursor, Item, Query, SortKeyRange, Store, StoreError};
+use herald_core::domain::{ChannelId, RuleKey};
 
 /// The largest page a list returns.
 pub const MAX_PAGE: usize = 100;

@@ -1,9 +1,9 @@
 //! Organisations: `ORG#<org>` / `ORG`.
 
-use crate::domain::OrgId;
-use crate::domain::org::Org;
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Item, Store, StoreError};
+use herald_core::domain::OrgId;
+use herald_core::domain::org::Org;
 
 use super::{RepoError, decode, encode};
 

@@ -6,10 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::rule::Rule;
-use crate::domain::{ChannelId, OrgId, RuleKey};
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Cursor, Item, Store, StoreError, WriteOp};
+use herald_core::domain::rule::Rule;
+use herald_core::domain::{ChannelId, OrgId, RuleKey};
 
 use super::{Page, RepoError, decode, encode, list_prefix};
 

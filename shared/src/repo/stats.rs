@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::domain::delivery::{Delivery, DeliveryStatus};
-use crate::domain::{ChannelId, OrgId, RuleKey};
 use crate::store::{Condition, Key, Query, SortKeyRange, Store, StoreError, WriteOp};
+use herald_core::domain::delivery::{Delivery, DeliveryStatus};
+use herald_core::domain::{ChannelId, OrgId, RuleKey};
 
 const ENTITY: &str = "stats";
 

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{RepoError, decode, encode};
-use crate::domain::channel::Channel;
-use crate::domain::event::Recipient;
-use crate::domain::{Invalid, OrgId, UserId};
 use crate::store::{Condition, Item, Key, Store, StoreError};
+use herald_core::domain::channel::Channel;
+use herald_core::domain::event::Recipient;
+use herald_core::domain::{Invalid, OrgId, UserId};
 
 const ENTITY: &str = "user";
 

@@ -4,8 +4,10 @@
 use chrono::{DateTime, Utc};
 
 use super::Key;
-use crate::domain::api_key::KeyHash;
-use crate::domain::{ApiKeyId, ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::delivery::caps;
+use herald_core::domain::api_key::KeyHash;
+use herald_core::domain::channel::FrequencyCap;
+use herald_core::domain::{ApiKeyId, ChannelId, DeliveryId, EventId, OrgId, RuleKey};
 
 // ---- Orgs, API keys, channels, rules (repositories in `crate::repo`) -------------------------
 
@@ -128,35 +130,38 @@ pub const FEED_CONNECTION_PREFIX: &str = "CONN#";
 pub const FEED_SEQ_PREFIX: &str = "SEQ#";
 
 /// `ORG#<org>#USER#<user>#FEED`: one user's feed items and feed state.
-pub fn feed_pk(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> String {
+pub fn feed_pk(org: &herald_core::domain::OrgId, user: &herald_core::domain::UserId) -> String {
     format!("ORG#{org}#USER#{user}#FEED")
 }
 
 /// A feed item: `ORG#<org>#USER#<user>#FEED` / `ITEM#<uuidv7>` (newest first when read descending).
 pub fn feed_item(
-    org: &crate::domain::OrgId,
-    user: &crate::domain::UserId,
-    id: &crate::feed::FeedItemId,
+    org: &herald_core::domain::OrgId,
+    user: &herald_core::domain::UserId,
+    id: &herald_core::domain::FeedItemId,
 ) -> Key {
     Key::new(feed_pk(org, user), format!("{FEED_ITEM_PREFIX}{id}"))
 }
 
 /// The user's feed counters (`unread`, `unseen`, `seq`): `ORG#<org>#USER#<user>#FEED` / `STATE`.
-pub fn feed_state(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> Key {
+pub fn feed_state(org: &herald_core::domain::OrgId, user: &herald_core::domain::UserId) -> Key {
     Key::new(feed_pk(org, user), "STATE")
 }
 
 /// GSI1 partition of a user's feed items ordered by the seq of their last change.
-pub fn feed_changes(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> String {
+pub fn feed_changes(
+    org: &herald_core::domain::OrgId,
+    user: &herald_core::domain::UserId,
+) -> String {
     format!("ORG#{org}#USER#{user}#FEEDSEQ")
 }
 
 /// GSI1 key of a feed item changed at `seq`: `SEQ#<seq, 20 digits>#<item>`.
 pub fn feed_item_change(
-    org: &crate::domain::OrgId,
-    user: &crate::domain::UserId,
+    org: &herald_core::domain::OrgId,
+    user: &herald_core::domain::UserId,
     seq: u64,
-    id: &crate::feed::FeedItemId,
+    id: &herald_core::domain::FeedItemId,
 ) -> Key {
     Key::new(
         feed_changes(org, user),
@@ -165,14 +170,17 @@ pub fn feed_item_change(
 }
 
 /// `ORG#<org>#USER#<user>#CONN`: a user's open feed sockets (API Gateway), with a TTL.
-pub fn feed_connections(org: &crate::domain::OrgId, user: &crate::domain::UserId) -> String {
+pub fn feed_connections(
+    org: &herald_core::domain::OrgId,
+    user: &herald_core::domain::UserId,
+) -> String {
     format!("ORG#{org}#USER#{user}#CONN")
 }
 
 /// One open feed socket: `ORG#<org>#USER#<user>#CONN` / `CONN#<connectionId>`.
 pub fn feed_connection(
-    org: &crate::domain::OrgId,
-    user: &crate::domain::UserId,
+    org: &herald_core::domain::OrgId,
+    user: &herald_core::domain::UserId,
     connection_id: &str,
 ) -> Key {
     Key::new(
@@ -185,4 +193,62 @@ pub fn feed_connection(
 /// `CONN#<connectionId>` / `CONN`.
 pub fn feed_connection_by_id(connection_id: &str) -> Key {
     Key::new(format!("{FEED_CONNECTION_PREFIX}{connection_id}"), "CONN")
+}
+
+// ---- Frequency caps (the window arithmetic is `herald_core::delivery::caps`) ------------------
+
+/// The entity type of a cap counter.
+pub const CAP_COUNTER: &str = "capCounter";
+/// The counter attribute of a cap counter.
+pub const CAP_COUNT_ATTR: &str = "n";
+
+/// The counter of (org, channel, user) in a window of `window_hours`:
+/// `ORG#<org>#CAP#<channel>` / `W<hours>#<index>#U#<user>`. The window length is in the key
+/// so a changed cap never reuses a counter of another window size; the user id (any printable
+/// text) comes last so no two (window, user) pairs share a key.
+pub fn cap_counter(
+    org: OrgId,
+    channel: ChannelId,
+    user: &str,
+    cap: FrequencyCap,
+    window: &caps::Window,
+) -> Key {
+    Key::new(
+        format!("ORG#{org}#CAP#{channel}"),
+        format!("W{}#{}#U#{user}", cap.window_hours, window.index),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_core::delivery::caps::window;
+
+    const DAY: FrequencyCap = FrequencyCap {
+        per_user: 5,
+        window_hours: 24,
+    };
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().expect("timestamp")
+    }
+
+    #[test]
+    fn counters_differ_by_window_size_user_and_window() {
+        let org = OrgId::new();
+        let ch = ChannelId::new();
+        let now = at("2026-05-01T12:00:00Z");
+        let hour = FrequencyCap {
+            per_user: 5,
+            window_hours: 1,
+        };
+        let a = cap_counter(org, ch, "alice", DAY, &window(DAY, now));
+        assert_ne!(a, cap_counter(org, ch, "bob", DAY, &window(DAY, now)));
+        assert_ne!(a, cap_counter(org, ch, "alice", hour, &window(hour, now)));
+        let tomorrow = now + chrono::Duration::days(1);
+        assert_ne!(
+            a,
+            cap_counter(org, ch, "alice", DAY, &window(DAY, tomorrow))
+        );
+    }
 }

@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
+use herald_core::domain::ChannelId;
+use herald_core::domain::delivery::DeliveryStatus;
 use herald_e2e::aws::stack::Overrides;
 use herald_e2e::aws::{Function, Herald, Receiver};
-use herald_shared::domain::ChannelId;
-use herald_shared::domain::delivery::DeliveryStatus;
 use serde_json::json;
 
 const EVENTS: u64 = 50;

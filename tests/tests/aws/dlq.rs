@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use herald_core::domain::delivery::DeliveryStatus;
 use herald_e2e::aws::stack::Overrides;
 use herald_e2e::aws::{Function, Herald, Receiver};
-use herald_shared::domain::delivery::DeliveryStatus;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

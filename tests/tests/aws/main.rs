@@ -9,11 +9,11 @@
 use std::time::Duration;
 
 use base64::Engine as _;
+use herald_core::delivery::retry::RetryPolicy;
+use herald_core::domain::ChannelId;
+use herald_core::domain::delivery::{DeliveryStatus, ErrorClass};
 use herald_e2e::aws::stack::Overrides;
 use herald_e2e::aws::{Function, Herald, Receiver};
-use herald_shared::delivery::retry::RetryPolicy;
-use herald_shared::domain::ChannelId;
-use herald_shared::domain::delivery::{DeliveryStatus, ErrorClass};
 use serde_json::{Value, json};
 
 mod costs;
@@ -139,7 +139,7 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
     let key = base64::engine::general_purpose::STANDARD
         .decode(secret.trim_start_matches("whsec_"))
         .expect("base64 secret");
-    herald_shared::delivery::signing::verify(
+    herald_core::delivery::signing::verify(
         &key,
         &header("webhook-id"),
         &header("webhook-timestamp"),

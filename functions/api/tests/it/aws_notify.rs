@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use herald_shared::delivery::format::email::EmailRenderer;
+use herald_core::delivery::format::email::EmailRenderer;
 use herald_shared::delivery::{HttpSender, Senders};
 use http::StatusCode;
 use serde_json::Value;

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use herald_shared::store::Store;
 use herald_shared::store::dynamodb::{DynamoStore, create_table};
+use herald_shared::store::{Store, keys};
 use http::StatusCode;
 use serde_json::json;
 
@@ -116,12 +116,12 @@ async fn over_dynamodb_pagination_and_keys_work() {
 
 /// A rule's email delivery to `user` of `org`, created now.
 fn delivery(
-    org: herald_shared::domain::OrgId,
+    org: herald_core::domain::OrgId,
     channel: &str,
     user: &str,
-) -> herald_shared::domain::delivery::Delivery {
-    use herald_shared::domain::delivery::{Delivery, DeliveryStatus, Trigger};
-    use herald_shared::domain::{DeliveryId, EventId, RuleKey, UserId};
+) -> herald_core::domain::delivery::Delivery {
+    use herald_core::domain::delivery::{Delivery, DeliveryStatus, Trigger};
+    use herald_core::domain::{DeliveryId, EventId, RuleKey, UserId};
     let now = chrono::Utc::now();
     Delivery {
         id: DeliveryId::new(),
@@ -130,7 +130,7 @@ fn delivery(
         event_type: "digest.ready".into(),
         rule_key: Some(RuleKey::parse("digest").expect("key")),
         channel_id: channel.parse().expect("channel id"),
-        channel_kind: herald_shared::domain::channel::ChannelKind::Email,
+        channel_kind: herald_core::domain::channel::ChannelKind::Email,
         recipient: Some(UserId::parse(user).expect("user")),
         trigger: Trigger::Event,
         status: DeliveryStatus::Queued,
@@ -144,14 +144,14 @@ fn delivery(
 
 #[tokio::test]
 async fn over_dynamodb_caps_hold_and_stats_and_engagement_are_counted() {
-    use herald_shared::delivery::caps;
-    use herald_shared::domain::channel::FrequencyCap;
-    use herald_shared::domain::delivery::{DeliveryStatus, Engagement, EngagementKind};
+    use herald_core::delivery::caps;
+    use herald_core::domain::channel::FrequencyCap;
+    use herald_core::domain::delivery::{DeliveryStatus, Engagement, EngagementKind};
     use herald_shared::repo::deliveries::{self, CappedCreate};
     use herald_shared::repo::stats;
 
     let app = app().await;
-    let org: herald_shared::domain::OrgId = app.org_id.parse().expect("org id");
+    let org: herald_core::domain::OrgId = app.org_id.parse().expect("org id");
     let channel = app.channel(r#"{"kind":"email","name":"digests"}"#).await;
     let store = app.store.as_ref();
     let now = chrono::Utc::now();
@@ -164,7 +164,7 @@ async fn over_dynamodb_caps_hold_and_stats_and_engagement_are_counted() {
     };
     let window = caps::window(cap, now);
     let counter =
-        |user: &str| caps::counter_key(org, channel.parse().expect("id"), user, cap, &window);
+        |user: &str| keys::cap_counter(org, channel.parse().expect("id"), user, cap, &window);
     let mut created = Vec::new();
     for _ in 0..4 {
         let d = delivery(org, &channel, "alice");

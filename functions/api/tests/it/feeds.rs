@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use herald_api::{AdminKey, ApiConfig, AppState};
-use herald_shared::domain::{OrgId, UserId};
-use herald_shared::feed::{FeedToken, FeedTokenSecret, LocalFeedHub, NewFeedItem};
+use herald_core::domain::{OrgId, UserId};
+use herald_core::feed::{FeedToken, FeedTokenSecret, NewFeedItem};
+use herald_shared::feed::LocalFeedHub;
 use herald_shared::repo::Feeds;
 use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;
@@ -593,7 +594,7 @@ async fn the_socket_sends_the_badge_on_open_then_pushes_new_items_and_marks() {
         .append(&f.org, &user, new, Utc::now())
         .await
         .expect("append");
-    let message = herald_shared::feed::FeedMessage::item_new(a.item, a.badge, a.seq);
+    let message = herald_core::feed::FeedMessage::item_new(a.item, a.badge, a.seq);
     herald_shared::feed::FeedNotifier::notify(&f.hub, &f.org, &user, &message)
         .await
         .expect("notify");
@@ -710,8 +711,8 @@ async fn deleting_a_user_erases_their_feed_and_only_theirs() {
 
 #[tokio::test]
 async fn reading_an_in_app_item_is_recorded_on_its_delivery_and_counted() {
-    use herald_shared::domain::delivery::{Delivery, DeliveryStatus, Trigger};
-    use herald_shared::domain::{ChannelId, DeliveryId, EventId, RuleKey};
+    use herald_core::domain::delivery::{Delivery, DeliveryStatus, Trigger};
+    use herald_core::domain::{ChannelId, DeliveryId, EventId, RuleKey};
     use herald_shared::repo::deliveries;
 
     let f = FeedApp::new().await;
@@ -723,7 +724,7 @@ async fn reading_an_in_app_item_is_recorded_on_its_delivery_and_counted() {
         event_type: "comment.created".into(),
         rule_key: Some(RuleKey::parse("comments").expect("key")),
         channel_id: ChannelId::new(),
-        channel_kind: herald_shared::domain::channel::ChannelKind::InApp,
+        channel_kind: herald_core::domain::channel::ChannelKind::InApp,
         recipient: Some(UserId::parse("alice").expect("user")),
         trigger: Trigger::Event,
         status: DeliveryStatus::Delivered,

@@ -1,8 +1,8 @@
 //! Users, the outbox and delivery stats, as a client sees them.
 
 use chrono::Utc;
-use herald_shared::domain::delivery::DeliveryStatus;
-use herald_shared::domain::{ChannelId, OrgId, RuleKey};
+use herald_core::domain::delivery::DeliveryStatus;
+use herald_core::domain::{ChannelId, OrgId, RuleKey};
 use herald_shared::repo::stats;
 use http::StatusCode;
 
@@ -241,11 +241,11 @@ async fn the_test_button_of_an_email_channel_fills_the_outbox() {
 }
 
 /// `herald serve`'s wiring with email tracking under `http://herald.test`.
-async fn tracked_serve_like() -> (TestApp, herald_shared::delivery::tracking::Tracker) {
+async fn tracked_serve_like() -> (TestApp, herald_core::delivery::tracking::Tracker) {
     use std::sync::Arc;
 
-    use herald_shared::delivery::format::email::EmailRenderer;
-    use herald_shared::delivery::tracking::{Tracker, TrackingKey};
+    use herald_core::delivery::format::email::EmailRenderer;
+    use herald_core::delivery::tracking::{Tracker, TrackingKey};
     use herald_shared::delivery::{HttpSender, OutboxSender, Senders};
     let tracker = Tracker::new(
         "http://herald.test".parse().expect("url"),
@@ -275,10 +275,10 @@ async fn tracked_serve_like() -> (TestApp, herald_shared::delivery::tracking::Tr
 
 #[tokio::test]
 async fn email_opens_and_clicks_are_tracked_on_the_delivery_and_counted_once() {
-    use herald_shared::domain::DeliveryId;
-    use herald_shared::domain::EventId;
-    use herald_shared::domain::channel::ChannelKind;
-    use herald_shared::domain::delivery::{Delivery, Trigger};
+    use herald_core::domain::DeliveryId;
+    use herald_core::domain::EventId;
+    use herald_core::domain::channel::ChannelKind;
+    use herald_core::domain::delivery::{Delivery, Trigger};
     use herald_shared::repo::deliveries;
 
     let (app, tracker) = tracked_serve_like().await;

@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use herald_shared::domain::api_key::{ApiKey, ApiKeySecret};
-use herald_shared::domain::channel::{Channel, ChannelConfig, ChannelHealth, ChannelName};
-use herald_shared::domain::org::{Org, OrgName};
-use herald_shared::domain::rule::Rule;
-use herald_shared::domain::{ApiKeyId, ChannelId, OrgId, RuleKey};
+use herald_core::domain::api_key::{ApiKey, ApiKeySecret};
+use herald_core::domain::channel::{Channel, ChannelConfig, ChannelHealth, ChannelName};
+use herald_core::domain::org::{Org, OrgName};
+use herald_core::domain::rule::Rule;
+use herald_core::domain::{ApiKeyId, ChannelId, OrgId, RuleKey};
 use herald_shared::repo::{self, ApiKeys, Channels, Orgs, RepoError, Rules};
 use herald_shared::store::{Condition, Store, keys};
 

@@ -213,7 +213,7 @@ async fn rules_can_be_updated_and_deleted() {
 #[tokio::test]
 async fn every_rule_change_moves_the_rules_version() {
     let app = TestApp::local().await;
-    let org: herald_shared::domain::OrgId = app.org_id.parse().expect("org id");
+    let org: herald_core::domain::OrgId = app.org_id.parse().expect("org id");
     let rules = herald_shared::repo::Rules::new(app.store.as_ref());
     assert_eq!(rules.version(&org).await.expect("version"), 0);
     let channel = app.in_app_channel("feed").await;

@@ -13,12 +13,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
+use herald_core::domain::{OrgId, UserId};
+use herald_core::feed::{Badge, FeedMessage, FeedToken, FeedTokenSecret, NewFeedItem};
 use herald_feed_socket::{ApiGatewayNotifier, FeedSocket, PostOutcome};
-use herald_shared::domain::{OrgId, UserId};
-use herald_shared::feed::{
-    Badge, Connections, FeedMessage, FeedNotifier, FeedToken, FeedTokenSecret, NewFeedItem,
-};
+use herald_shared::feed::FeedNotifier;
 use herald_shared::repo::Feeds;
+use herald_shared::repo::connections::Connections;
 use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;
 use serde_json::{Value, json};

@@ -26,7 +26,7 @@ use aws_sdk_sesv2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use tokio::sync::OnceCell;
 
 use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, truncate_bytes};
-use crate::domain::delivery::ErrorClass;
+use herald_core::domain::delivery::ErrorClass;
 
 /// Longest wait for a connection to the provider.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

@@ -66,13 +66,13 @@ use sha2::{Digest, Sha256};
 use tracing::{debug, warn};
 use url::Url;
 
-use crate::delivery::classify::{self, Outcome, Provider, TransportError};
-use crate::delivery::format::{OutboundMessage, UserMessage};
 use crate::delivery::http::{BuildError, OutboundClient, OutboundConfig, RawResponse};
 use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
-use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, PushConfig};
-use crate::domain::delivery::ErrorClass;
+use herald_core::delivery::classify::{self, Outcome, Provider, TransportError};
+use herald_core::delivery::format::{OutboundMessage, UserMessage};
+use herald_core::domain::channel::{Channel, ChannelConfig, ChannelKind, PushConfig};
+use herald_core::domain::delivery::ErrorClass;
 
 /// Where FCM's HTTP v1 API lives.
 pub const DEFAULT_ENDPOINT: &str = "https://fcm.googleapis.com";

@@ -1,7 +1,7 @@
 //! Providers that reach people (email, SMS, push), each behind its own feature.
 //! [`Senders`](crate::delivery::Senders) routes a user-facing channel to the provider its config
-//! names; each reads the [`UserMessage`](crate::delivery::UserMessage) JSON that
-//! [`render_user`](crate::delivery::format::render_user) made.
+//! names; each reads the [`UserMessage`](herald_core::delivery::format::UserMessage) JSON that
+//! [`render_user`](herald_core::delivery::format::render_user) made.
 //!
 //! - `ses` (feature `aws-notify`): Amazon SES v2 `SendEmail`.
 //! - `sns` (feature `aws-notify`): Amazon SNS `Publish` to a phone number.

@@ -10,12 +10,12 @@ use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesConten
 use tracing::{debug, warn};
 
 use super::aws::{RegionalClients, checked_region, failed_outcome};
-use crate::delivery::format::email::{EmailContent, EmailRenderer};
-use crate::delivery::format::{OutboundMessage, UserMessage};
 use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, Sender};
-use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
-use crate::domain::delivery::ErrorClass;
+use herald_core::delivery::format::email::{EmailContent, EmailRenderer};
+use herald_core::delivery::format::{OutboundMessage, UserMessage};
+use herald_core::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
+use herald_core::domain::delivery::ErrorClass;
 
 const CHARSET: &str = "UTF-8";
 

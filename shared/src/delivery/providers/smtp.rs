@@ -48,14 +48,14 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::transport::smtp::response::Response;
 use tracing::{debug, warn};
 
-use crate::delivery::format::OutboundMessage;
-use crate::delivery::format::email::EmailRenderer;
-use crate::delivery::outbound::{self, AllowList, ResolveError};
 use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
-use crate::domain::DeliveryId;
-use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
-use crate::domain::delivery::ErrorClass;
+use herald_core::delivery::format::OutboundMessage;
+use herald_core::delivery::format::email::EmailRenderer;
+use herald_core::delivery::outbound::{AllowList, ResolveError};
+use herald_core::domain::DeliveryId;
+use herald_core::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
+use herald_core::domain::delivery::ErrorClass;
 
 /// The port on which SMTP means TLS from the first byte (RFC 8314).
 pub const IMPLICIT_TLS_PORT: u16 = 465;
@@ -443,7 +443,7 @@ impl SmtpSender {
         *step = Step::Connect;
         let plain = relay.security == Security::Plain;
         let addrs: Vec<SocketAddr> =
-            outbound::resolve_checked(relay.host, relay.port, &self.config.allow, plain)
+            crate::delivery::resolve::resolve_checked(relay.host, relay.port, &self.config.allow, plain)
                 .await
                 .map_err(|e| match e {
                     ResolveError::Blocked(b) if plain => StepError::new(

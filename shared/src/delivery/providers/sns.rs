@@ -13,11 +13,11 @@ use aws_sdk_sns::types::MessageAttributeValue;
 use tracing::{debug, warn};
 
 use super::aws::{RegionalClients, checked_region, failed_outcome};
-use crate::delivery::format::{OutboundMessage, UserMessage};
 use crate::delivery::sender::user_message;
 use crate::delivery::sender::{AttemptOutcome, Sender, truncate_bytes};
-use crate::domain::channel::{Channel, ChannelConfig, ChannelKind, SmsConfig};
-use crate::domain::delivery::ErrorClass;
+use herald_core::delivery::format::{OutboundMessage, UserMessage};
+use herald_core::domain::channel::{Channel, ChannelConfig, ChannelKind, SmsConfig};
+use herald_core::domain::delivery::ErrorClass;
 
 /// The longest SMS SNS accepts, in bytes (it is split into segments on the way).
 pub const MAX_SMS_BYTES: usize = 1600;
@@ -172,7 +172,7 @@ impl Sender for SnsSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{EventId, OrgId};
+    use herald_core::domain::{EventId, OrgId};
 
     fn user(title: &str, body: Option<&str>, link: Option<&str>) -> UserMessage {
         UserMessage {

@@ -113,7 +113,7 @@ pub struct MessageContext<'a> {
     pub delivery_id: DeliveryId,
 }
 
-/// A formatted message, ready for a [`Sender`](crate::delivery::Sender).
+/// A formatted message, ready for a sender (`herald_shared::delivery::Sender`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboundMessage {
     /// Sent to webhook receivers as `webhook-id`: stable across retries.

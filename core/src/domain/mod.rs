@@ -5,6 +5,7 @@ pub mod channel;
 pub mod delivery;
 pub mod event;
 pub mod ids;
+pub mod matcher;
 pub mod org;
 pub mod rule;
 

@@ -6,19 +6,13 @@
 //! is incremented with a conditional `ADD` (`n < perUser`), so concurrent matchers can never let
 //! more than `perUser` through; the item expires at its window's end.
 //!
-//! This module is the pure arithmetic; the matcher does the store writes.
+//! This module is the pure arithmetic; the matcher does the store writes (the counter item's key
+//! is `herald_shared::store::keys::cap_counter`).
 
 use chrono::{DateTime, Utc};
 
 use crate::domain::channel::FrequencyCap;
 use crate::domain::rule::Rule;
-use crate::domain::{ChannelId, OrgId};
-use crate::store::Key;
-
-/// The counter attribute of a cap item.
-pub const COUNT_ATTR: &str = "n";
-/// The entity type of a cap item.
-pub const ENTITY: &str = "capCounter";
 
 /// The cap in force: the rule's override, else the channel's default.
 pub fn effective(rule: &Rule, channel_cap: Option<FrequencyCap>) -> Option<FrequencyCap> {
@@ -42,23 +36,6 @@ pub fn window(cap: FrequencyCap, now: DateTime<Utc>) -> Window {
     let start = DateTime::<Utc>::from_timestamp(index * len_s, 0).unwrap_or(now);
     let end = DateTime::<Utc>::from_timestamp((index + 1) * len_s, 0).unwrap_or(now);
     Window { index, start, end }
-}
-
-/// The counter item of (org, channel, user) in a window of `window_hours`:
-/// `ORG#<org>#CAP#<channel>` / `W<hours>#<index>#U#<user>`. The window length is in the key
-/// so a changed cap never reuses a counter of another window size; the user id (any printable
-/// text) comes last so no two (window, user) pairs share a key.
-pub fn counter_key(
-    org: OrgId,
-    channel: ChannelId,
-    user: &str,
-    cap: FrequencyCap,
-    window: &Window,
-) -> Key {
-    Key::new(
-        format!("ORG#{org}#CAP#{channel}"),
-        format!("W{}#{}#U#{user}", cap.window_hours, window.index),
-    )
 }
 
 /// `frequency cap: 5 per 24h reached for user alice`.
@@ -113,25 +90,6 @@ mod tests {
         assert_eq!(w.start.timestamp() % (7 * 3600), 0);
         assert!(w.start <= at("2026-05-01T12:00:00Z") && at("2026-05-01T12:00:00Z") < w.end);
         assert_eq!((w.end - w.start).num_hours(), 7);
-    }
-
-    #[test]
-    fn counters_differ_by_window_size_user_and_window() {
-        let org = OrgId::new();
-        let ch = ChannelId::new();
-        let now = at("2026-05-01T12:00:00Z");
-        let hour = FrequencyCap {
-            per_user: 5,
-            window_hours: 1,
-        };
-        let a = counter_key(org, ch, "alice", DAY, &window(DAY, now));
-        assert_ne!(a, counter_key(org, ch, "bob", DAY, &window(DAY, now)));
-        assert_ne!(a, counter_key(org, ch, "alice", hour, &window(hour, now)));
-        let tomorrow = now + chrono::Duration::days(1);
-        assert_ne!(
-            a,
-            counter_key(org, ch, "alice", DAY, &window(DAY, tomorrow))
-        );
     }
 
     #[test]

@@ -4,8 +4,8 @@ use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::channel::FrequencyCap;
+use super::matcher::Matcher;
 use super::{ChannelId, Invalid, OrgId, RuleKey, UserId};
-use crate::rules::Matcher;
 
 /// A rule. Without a matcher it fires on events whose type equals its key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

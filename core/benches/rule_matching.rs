@@ -13,10 +13,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{TimeZone, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
-use herald_shared::domain::event::{Event, EventType, Module};
-use herald_shared::domain::rule::Rule;
-use herald_shared::domain::{EventId, OrgId, RuleKey};
-use herald_shared::rules::{Leaf, Matcher, Op, RuleSet};
+use herald_core::domain::event::{Event, EventType, Module};
+use herald_core::domain::matcher::{Leaf, Matcher, Op};
+use herald_core::domain::rule::Rule;
+use herald_core::domain::{EventId, OrgId, RuleKey};
+use herald_core::rules::RuleSet;
 use serde_json::{Value, json};
 
 const MODULES: usize = 20;

@@ -10,10 +10,10 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::{OrgId, UserId};
 use crate::repo::{RepoError, list_all};
 use crate::store::keys::{self, feed_entity};
 use crate::store::{Condition, Item, Store, WriteOp};
+use herald_core::domain::{OrgId, UserId};
 
 /// API Gateway's longest WebSocket connection: records expire after it.
 pub const CONNECTION_TTL: Duration = Duration::hours(2);

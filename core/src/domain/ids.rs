@@ -76,6 +76,25 @@ uuid_id!(
     /// One attempt log row of a delivery.
     AttemptId
 );
+uuid_id!(
+    /// A feed item: the id of the delivery that put it in the feed (so appending the same
+    /// delivery twice is a no-op), or a fresh UUIDv7.
+    FeedItemId
+);
+
+impl FeedItemId {
+    /// The delivery that put the item in the feed, for items the dispatcher appended (their id
+    /// is the delivery's); for other items, an id no delivery has.
+    pub fn delivery_id(&self) -> DeliveryId {
+        DeliveryId::from(self.0)
+    }
+}
+
+impl From<DeliveryId> for FeedItemId {
+    fn from(id: DeliveryId) -> Self {
+        Self(id.0)
+    }
+}
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $what:literal, $valid:expr) => {

@@ -1,6 +1,5 @@
 //! Outbound safety: which addresses Herald may send to. Pure; the HTTP client
-//! ([`crate::delivery::http`], feature `http-senders`) applies [`check_ip`] to every address its
-//! resolver returns, so the address checked is the address connected to.
+//! (`herald_shared::delivery::http`) applies [`check_ip`] to every address its resolver returns, so the address checked is the address connected to.
 //!
 //! Refused unless inside the allow-list (`herald serve --allow-private-targets 127.0.0.0/8`, env
 //! `HERALD_ALLOW_PRIVATE_TARGETS`, comma-separated CIDRs):
@@ -17,7 +16,7 @@
 //!
 //! `http://` is accepted only for targets inside the allow-list; everything else must be `https`.
 //!
-//! Senders that open their own connections (SMTP) resolve with [`resolve_checked`] and connect to
+//! Senders that open their own connections (SMTP) resolve with `herald_shared::delivery::resolve::resolve_checked` and connect to
 //! one of the addresses it returns, so they apply the same policy at the same moment as the HTTP
 //! client's resolver (which uses [`filter_addrs`]).
 
@@ -210,21 +209,6 @@ pub fn filter_addrs(
         (true, Some(e)) => Err(ResolveError::Blocked(e)),
         (true, None) => Err(ResolveError::NoAddress),
     }
-}
-
-/// Resolves `host` (a name or an IP literal) and keeps the addresses [`filter_addrs`] allows.
-/// Connect to one of these, never to the name, so that the address checked is the address
-/// connected to.
-pub async fn resolve_checked(
-    host: &str,
-    port: u16,
-    allow: &AllowList,
-    allow_listed_only: bool,
-) -> Result<Vec<SocketAddr>, ResolveError> {
-    let addrs = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(ResolveError::Lookup)?;
-    filter_addrs(addrs, allow, allow_listed_only)
 }
 
 /// The check at channel save (and test) time: scheme, credentials, and the host when it is an IP
