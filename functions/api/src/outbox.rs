@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use herald_shared::delivery::outbox::{self, OutboxMessage};
+use herald_shared::repo::outbox::{self, OutboxMessage};
 use herald_shared::store::StoreError;
 use serde::Serialize;
 

@@ -11,6 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use herald_shared::repo::stats::{self, Summary};
+use herald_shared::store::keys;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
@@ -168,8 +169,10 @@ pub async fn read(
                         None
                     }
                 }
-                (GroupBy::Channel, sk) => sk.strip_prefix("CH#").map(str::to_owned),
-                (GroupBy::Rule, sk) => sk.strip_prefix("RULE#").map(str::to_owned),
+                (GroupBy::Channel, sk) => sk
+                    .strip_prefix(keys::STATS_CHANNEL_PREFIX)
+                    .map(str::to_owned),
+                (GroupBy::Rule, sk) => sk.strip_prefix(keys::STATS_RULE_PREFIX).map(str::to_owned),
                 (GroupBy::Day, _) => None,
             };
             if let Some(key) = key {

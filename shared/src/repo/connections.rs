@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::repo::{RepoError, list_all};
-use crate::store::keys::{self, feed_entity};
+use crate::store::keys::{self, entity};
 use crate::store::{Condition, Item, Store, WriteOp};
 use herald_core::domain::{OrgId, UserId};
 
@@ -41,7 +41,7 @@ impl<'a> Connections<'a> {
 
     /// Records an open connection until `now + CONNECTION_TTL`.
     pub async fn add(&self, connection: &Connection, now: DateTime<Utc>) -> Result<(), RepoError> {
-        let doc = crate::repo::encode(connection, feed_entity::FEED_CONNECTION)?;
+        let doc = crate::repo::encode(connection, entity::FEED_CONNECTION)?;
         let ttl = (now + CONNECTION_TTL).timestamp();
         let (org, user, id) = (
             &connection.org_id,
@@ -52,7 +52,7 @@ impl<'a> Connections<'a> {
             WriteOp::Put {
                 item: Item::new(
                     keys::feed_connection(org, user, id),
-                    feed_entity::FEED_CONNECTION,
+                    entity::FEED_CONNECTION,
                     doc.clone(),
                 )
                 .with_ttl(ttl),
@@ -61,7 +61,7 @@ impl<'a> Connections<'a> {
             WriteOp::Put {
                 item: Item::new(
                     keys::feed_connection_by_id(id),
-                    feed_entity::FEED_CONNECTION_BY_ID,
+                    entity::FEED_CONNECTION_BY_ID,
                     doc,
                 )
                 .with_ttl(ttl),
@@ -78,10 +78,7 @@ impl<'a> Connections<'a> {
             .get(&keys::feed_connection_by_id(connection_id))
             .await?
         {
-            Some(item) => Ok(Some(crate::repo::decode(
-                item,
-                feed_entity::FEED_CONNECTION,
-            )?)),
+            Some(item) => Ok(Some(crate::repo::decode(item, entity::FEED_CONNECTION)?)),
             None => Ok(None),
         }
     }
@@ -111,7 +108,7 @@ impl<'a> Connections<'a> {
             self.store,
             keys::feed_connections(org, user),
             keys::FEED_CONNECTION_PREFIX,
-            feed_entity::FEED_CONNECTION,
+            entity::FEED_CONNECTION,
         )
         .await
     }

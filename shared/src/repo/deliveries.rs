@@ -15,7 +15,6 @@ use herald_core::domain::delivery::{
 };
 use herald_core::domain::{ChannelId, DeliveryId, OrgId};
 
-const ENTITY: &str = "Delivery";
 const VERSION: &str = "version";
 
 /// A delivery as read, with the version a later save must match.
@@ -28,7 +27,7 @@ pub struct Versioned {
 fn item(delivery: &Delivery, version: i64, ttl: i64) -> Result<Item, StoreError> {
     let mut item = Item::new(
         keys::delivery(delivery.org_id, delivery.id),
-        ENTITY,
+        keys::entity::DELIVERY,
         to_doc(delivery)?,
     )
     .with_gsi1(keys::delivery_in_channel(
@@ -92,8 +91,12 @@ pub async fn create_within_cap(
     per_user: u32,
     counter_ttl: i64,
 ) -> Result<CappedCreate, StoreError> {
-    let fresh =
-        Item::new(counter.clone(), keys::CAP_COUNTER, serde_json::json!({})).with_ttl(counter_ttl);
+    let fresh = Item::new(
+        counter.clone(),
+        keys::entity::CAP_COUNTER,
+        serde_json::json!({}),
+    )
+    .with_ttl(counter_ttl);
     match store.put(fresh, Condition::NotExists).await {
         Ok(()) | Err(StoreError::Conflict) => {}
         Err(e) => return Err(e),
@@ -105,7 +108,7 @@ pub async fn create_within_cap(
         },
         WriteOp::Add {
             key: counter.clone(),
-            entity_type: keys::CAP_COUNTER.to_owned(),
+            entity_type: keys::entity::CAP_COUNTER.to_owned(),
             deltas: [(keys::CAP_COUNT_ATTR.to_owned(), 1)].into(),
             condition: Condition::NumLessThan {
                 attr: keys::CAP_COUNT_ATTR.to_owned(),
@@ -275,8 +278,8 @@ pub async fn list(
         .from
         .unwrap_or(upper - chrono::Duration::days(DEFAULT_LOOKBACK_DAYS));
     let range = SortKeyRange::Between(
-        format!("DLV#{}", id_floor(lower)),
-        format!("DLV#{}", id_ceiling(upper)),
+        keys::delivery_sk(id_floor(lower)),
+        keys::delivery_sk(id_ceiling(upper)),
     );
 
     if let Some(channel) = filter.channel_id {
@@ -347,9 +350,9 @@ fn next_day_cursor(org: OrgId, day: NaiveDate, first_day: NaiveDate) -> Option<C
     let top = Item::new(
         Key::new(
             keys::deliveries_of_day(org, &prev.format("%Y-%m-%d").to_string()),
-            "DLV#~",
+            keys::DELIVERIES_TOP,
         ),
-        ENTITY,
+        keys::entity::DELIVERY,
         serde_json::Value::Null,
     );
     Some(Cursor::after(&top, Index::Primary))

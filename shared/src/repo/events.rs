@@ -7,8 +7,6 @@ use serde::{Deserialize, Serialize};
 use crate::store::{Condition, Item, Store, StoreError, keys};
 use herald_core::domain::event::Event;
 
-const ENTITY: &str = "Event";
-
 /// How far an event has gone through the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -57,7 +55,7 @@ pub async fn record(
         updated_at: now,
     };
     let key = keys::event(event.org_id, &event.id);
-    let item = Item::new(key.clone(), ENTITY, to_doc(&record)?).with_ttl(ttl);
+    let item = Item::new(key.clone(), keys::entity::EVENT, to_doc(&record)?).with_ttl(ttl);
     match store.put(item, Condition::NotExists).await {
         Ok(()) => Ok(Recorded::New),
         Err(StoreError::Conflict) => match store.get(&key).await? {
@@ -87,7 +85,7 @@ pub async fn mark_matched(
     };
     let item = Item::new(
         keys::event(event.org_id, &event.id),
-        ENTITY,
+        keys::entity::EVENT,
         to_doc(&record)?,
     )
     .with_ttl(ttl);

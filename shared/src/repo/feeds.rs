@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use rand::Rng;
 
 use super::{RepoError, decode, encode};
-use crate::store::keys::{self, feed_entity};
+use crate::store::keys::{self, entity};
 use crate::store::{
     Condition, Cursor, Index, Item, Key, Query, SortKeyRange, Store, StoreError, WriteOp,
 };
@@ -201,7 +201,7 @@ impl<'a> Feeds<'a> {
             None => Ok(None),
             Some(item) => {
                 let version = item.nums.get(VERSION).copied().unwrap_or(0);
-                Ok(Some((decode(item, feed_entity::FEED_ITEM)?, version)))
+                Ok(Some((decode(item, entity::FEED_ITEM)?, version)))
             }
         }
     }
@@ -224,8 +224,8 @@ impl<'a> Feeds<'a> {
     ) -> Result<WriteOp, RepoError> {
         let mut stored = Item::new(
             keys::feed_item(org, user, &item.id),
-            feed_entity::FEED_ITEM,
-            encode(item, feed_entity::FEED_ITEM)?,
+            entity::FEED_ITEM,
+            encode(item, entity::FEED_ITEM)?,
         )
         .with_gsi1(keys::feed_item_change(org, user, item.seq, &item.id));
         stored.nums.insert(VERSION.into(), version);
@@ -245,7 +245,7 @@ impl<'a> Feeds<'a> {
         }
         WriteOp::Add {
             key: keys::feed_state(org, user),
-            entity_type: feed_entity::FEED_STATE.into(),
+            entity_type: entity::FEED_STATE.into(),
             deltas,
             condition: state.condition(),
         }
@@ -395,7 +395,7 @@ impl<'a> Feeds<'a> {
                 let mut pending = Vec::new();
                 for stored in page.items {
                     let version = stored.nums.get(VERSION).copied().unwrap_or(0);
-                    let item: FeedItem = decode(stored, feed_entity::FEED_ITEM)?;
+                    let item: FeedItem = decode(stored, entity::FEED_ITEM)?;
                     let next = mark.apply(&item, now);
                     if !item.is_archived() && next != item {
                         pending.push((item, next, version));
@@ -527,7 +527,7 @@ impl<'a> Feeds<'a> {
             for (n, stored) in page.items.into_iter().enumerate() {
                 scanned += 1;
                 let last_key = Cursor::after(&stored, Index::Primary);
-                let item: FeedItem = decode(stored, feed_entity::FEED_ITEM)?;
+                let item: FeedItem = decode(stored, entity::FEED_ITEM)?;
                 if keep(&item) {
                     items.push(item);
                 }
@@ -593,7 +593,7 @@ impl<'a> Feeds<'a> {
         let items = page
             .items
             .into_iter()
-            .map(|i| decode(i, feed_entity::FEED_ITEM))
+            .map(|i| decode(i, entity::FEED_ITEM))
             .collect::<Result<Vec<FeedItem>, _>>()?;
         Ok(FeedPage {
             items,

@@ -11,6 +11,7 @@ pub mod deliveries;
 pub mod events;
 pub mod feeds;
 pub mod orgs;
+pub mod outbox;
 pub mod rules;
 pub mod stats;
 pub mod users;

@@ -17,11 +17,9 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use crate::store::{Condition, Key, Query, SortKeyRange, Store, StoreError, WriteOp};
+use crate::store::{Condition, Key, Query, SortKeyRange, Store, StoreError, WriteOp, keys};
 use herald_core::domain::delivery::{Delivery, DeliveryStatus};
 use herald_core::domain::{ChannelId, OrgId, RuleKey};
-
-const ENTITY: &str = "stats";
 
 /// The statuses counted, in answer order.
 pub const STATUSES: [&str; 5] = ["sent", "delivered", "failed", "suppressed", "deferred"];
@@ -83,21 +81,6 @@ pub fn deltas_of(delivery: &Delivery) -> BTreeMap<String, i64> {
     deltas(delivery.status, attempts, latency)
 }
 
-/// `ORG#<org>#STATS#<yyyy-mm-dd>`.
-pub fn partition(org: OrgId, day: NaiveDate) -> String {
-    format!("ORG#{org}#STATS#{}", day.format("%Y-%m-%d"))
-}
-
-/// Sort key of a channel's counters.
-pub fn channel_sk(channel: ChannelId) -> String {
-    format!("CH#{channel}")
-}
-
-/// Sort key of a rule's counters.
-pub fn rule_sk(rule: &RuleKey) -> String {
-    format!("RULE#{rule}")
-}
-
 /// Adds `deltas` to the day's `ALL`, channel and rule counters.
 pub async fn add(
     store: &dyn Store,
@@ -129,13 +112,13 @@ pub fn add_ops(
     rule: Option<&RuleKey>,
     deltas: &BTreeMap<String, i64>,
 ) -> Vec<WriteOp> {
-    let pk = partition(org, day);
-    let mut sks = vec!["ALL".to_owned(), channel_sk(channel)];
-    sks.extend(rule.map(rule_sk));
+    let pk = keys::stats_of_day(org, day);
+    let mut sks = vec![keys::STATS_ALL.to_owned(), keys::stats_channel(channel)];
+    sks.extend(rule.map(keys::stats_rule));
     sks.into_iter()
         .map(|sk| WriteOp::Add {
             key: Key::new(pk.clone(), sk),
-            entity_type: ENTITY.to_owned(),
+            entity_type: keys::entity::STATS.to_owned(),
             deltas: deltas.clone(),
             condition: Condition::None,
         })
@@ -167,7 +150,7 @@ pub async fn read_day(
     loop {
         let page = store
             .query(Query {
-                partition: partition(org, day),
+                partition: keys::stats_of_day(org, day),
                 range: SortKeyRange::All,
                 limit: 1000,
                 cursor,

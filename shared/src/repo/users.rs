@@ -5,12 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{RepoError, decode, encode};
-use crate::store::{Condition, Item, Key, Store, StoreError};
+use crate::store::{Condition, Item, Store, StoreError, keys};
 use herald_core::domain::channel::Channel;
 use herald_core::domain::event::Recipient;
 use herald_core::domain::{Invalid, OrgId, UserId};
-
-const ENTITY: &str = "user";
 
 /// A stored user profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -106,16 +104,12 @@ pub fn contact(recipient: &Recipient, profile: Option<&UserProfile>) -> Recipien
     }
 }
 
-fn key(org: &OrgId, user: &UserId) -> Key {
-    Key::new(crate::store::keys::org_pk(org), format!("USER#{user}"))
-}
-
 /// Stores (replaces) a profile.
 pub async fn put(store: &dyn Store, profile: &UserProfile) -> Result<(), RepoError> {
     let item = Item::new(
-        key(&profile.org_id, &profile.user_id),
-        ENTITY,
-        encode(profile, ENTITY)?,
+        keys::user(&profile.org_id, &profile.user_id),
+        keys::entity::USER,
+        encode(profile, keys::entity::USER)?,
     );
     Ok(store.put(item, Condition::None).await?)
 }
@@ -125,15 +119,18 @@ pub async fn get(
     org: &OrgId,
     user: &UserId,
 ) -> Result<Option<UserProfile>, RepoError> {
-    match store.get(&key(org, user)).await? {
-        Some(item) => Ok(Some(decode(item, ENTITY)?)),
+    match store.get(&keys::user(org, user)).await? {
+        Some(item) => Ok(Some(decode(item, keys::entity::USER)?)),
         None => Ok(None),
     }
 }
 
 /// Erases a profile; `NotFound` when there is none.
 pub async fn delete(store: &dyn Store, org: &OrgId, user: &UserId) -> Result<(), RepoError> {
-    match store.delete(&key(org, user), Condition::Exists).await {
+    match store
+        .delete(&keys::user(org, user), Condition::Exists)
+        .await
+    {
         Err(StoreError::Conflict) => Err(RepoError::NotFound),
         r => Ok(r?),
     }

@@ -1,17 +1,22 @@
-//! Every single-table key Herald writes is built here, and documented in `docs/dynamodb.md`.
-//! Entity × PK × SK × GSI1.
+//! Every single-table key Herald writes is built here, and every `entityType` it stores is named
+//! here, documented in `docs/dynamodb.md` (entity × PK × SK × GSI1). The golden test at the end
+//! pins each format: a change to a stored key shows up there first.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 
 use super::Key;
 use herald_core::delivery::caps;
 use herald_core::domain::api_key::KeyHash;
 use herald_core::domain::channel::FrequencyCap;
-use herald_core::domain::{ApiKeyId, ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::{
+    ApiKeyId, ChannelId, DeliveryId, EventId, FeedItemId, OrgId, RuleKey, UserId,
+};
 
 // ---- Orgs, API keys, channels, rules (repositories in `crate::repo`) -------------------------
 
-/// Entity types of the items below, as stored in `entityType`.
+/// Every entity type, as stored in `entityType` (camelCase). Nothing reads `entityType` back to
+/// decide anything: it labels items for people and for exports, so renaming one needs no
+/// migration (items written before keep the old label; see `docs/dynamodb.md`).
 pub mod entity {
     pub const ORG: &str = "org";
     pub const API_KEY: &str = "apiKey";
@@ -19,6 +24,18 @@ pub mod entity {
     pub const CHANNEL: &str = "channel";
     pub const RULE: &str = "rule";
     pub const RULES_VERSION: &str = "rulesVersion";
+    pub const USER: &str = "user";
+    /// Written as `Event` before December 2026.
+    pub const EVENT: &str = "event";
+    /// Written as `Delivery` before December 2026.
+    pub const DELIVERY: &str = "delivery";
+    pub const STATS: &str = "stats";
+    pub const CAP_COUNTER: &str = "capCounter";
+    pub const OUTBOX_MESSAGE: &str = "outboxMessage";
+    pub const FEED_ITEM: &str = "feedItem";
+    pub const FEED_STATE: &str = "feedState";
+    pub const FEED_CONNECTION: &str = "feedConnection";
+    pub const FEED_CONNECTION_BY_ID: &str = "feedConnectionById";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -65,6 +82,11 @@ pub fn rules_version(org: &OrgId) -> Key {
     Key::new(org_pk(org), "RULESVERSION")
 }
 
+/// A user's profile: `ORG#<org>` / `USER#<user>`.
+pub fn user(org: &OrgId, user: &UserId) -> Key {
+    Key::new(org_pk(org), format!("USER#{user}"))
+}
+
 // ---- Pipeline: events and deliveries -------------------------------------------------------
 
 /// Event record (ingest idempotency, "did this event arrive?"): one item per event.
@@ -94,12 +116,22 @@ pub fn deliveries_of_day(org: OrgId, day: &str) -> String {
     format!("ORG#{org}#DLV#{day}")
 }
 
+/// Sort-key prefix of a delivery, in its day partition and in its channel's log.
+pub const DELIVERY_PREFIX: &str = "DLV#";
+
+/// A delivery's sort key, `DLV#<uuidv7>`; also the bound of a time-range read, with the
+/// smallest or largest UUIDv7 of a millisecond.
+pub fn delivery_sk(id: impl std::fmt::Display) -> String {
+    format!("{DELIVERY_PREFIX}{id}")
+}
+
+/// A sort key above every delivery of a day partition: a cursor positioned "after" it starts
+/// reading that day from its newest delivery.
+pub const DELIVERIES_TOP: &str = "DLV#~";
+
 /// A delivery, with its attempts.
 pub fn delivery(org: OrgId, id: DeliveryId) -> Key {
-    Key::new(
-        deliveries_of_day(org, &delivery_day(id)),
-        format!("DLV#{id}"),
-    )
+    Key::new(deliveries_of_day(org, &delivery_day(id)), delivery_sk(id))
 }
 
 /// GSI1 partition of one channel's deliveries: the per-channel dispatch log.
@@ -109,18 +141,49 @@ pub fn channel_deliveries(org: OrgId, channel: ChannelId) -> String {
 
 /// GSI1 key of a delivery in its channel's log.
 pub fn delivery_in_channel(org: OrgId, channel: ChannelId, id: DeliveryId) -> Key {
-    Key::new(channel_deliveries(org, channel), format!("DLV#{id}"))
+    Key::new(channel_deliveries(org, channel), delivery_sk(id))
+}
+
+// ---- Delivery counters (`crate::repo::stats`) -------------------------------------------------
+
+/// Partition of one org's counters on one UTC day: `ORG#<org>#STATS#<yyyy-mm-dd>`.
+pub fn stats_of_day(org: OrgId, day: NaiveDate) -> String {
+    format!("ORG#{org}#STATS#{}", day.format("%Y-%m-%d"))
+}
+
+/// Sort key of the org's counters of a day, every channel and rule together.
+pub const STATS_ALL: &str = "ALL";
+/// Sort-key prefix of a channel's counters.
+pub const STATS_CHANNEL_PREFIX: &str = "CH#";
+/// Sort-key prefix of a rule's counters.
+pub const STATS_RULE_PREFIX: &str = "RULE#";
+
+/// Sort key of a channel's counters: `CH#<channel>`.
+pub fn stats_channel(channel: ChannelId) -> String {
+    format!("{STATS_CHANNEL_PREFIX}{channel}")
+}
+
+/// Sort key of a rule's counters: `RULE#<key>`.
+pub fn stats_rule(rule: &RuleKey) -> String {
+    format!("{STATS_RULE_PREFIX}{rule}")
+}
+
+// ---- The local outbox (`crate::repo::outbox`) --------------------------------------------------
+
+/// Sort-key prefix of an outbox message.
+pub const OUTBOX_MESSAGE_PREFIX: &str = "MSG#";
+
+/// `ORG#<org>#OUTBOX`: the org's outbox messages.
+pub fn outbox(org: OrgId) -> String {
+    format!("ORG#{org}#OUTBOX")
+}
+
+/// An outbox message: `ORG#<org>#OUTBOX` / `MSG#<uuidv7>`.
+pub fn outbox_message(org: OrgId, id: uuid::Uuid) -> Key {
+    Key::new(outbox(org), format!("{OUTBOX_MESSAGE_PREFIX}{id}"))
 }
 
 // ---- Feeds: items, per-user state, live connections (`crate::repo::feeds`) -----------------
-
-/// Entity types of the feed items below.
-pub mod feed_entity {
-    pub const FEED_ITEM: &str = "feedItem";
-    pub const FEED_STATE: &str = "feedState";
-    pub const FEED_CONNECTION: &str = "feedConnection";
-    pub const FEED_CONNECTION_BY_ID: &str = "feedConnectionById";
-}
 
 /// Sort-key prefix of a user's feed items.
 pub const FEED_ITEM_PREFIX: &str = "ITEM#";
@@ -130,39 +193,27 @@ pub const FEED_CONNECTION_PREFIX: &str = "CONN#";
 pub const FEED_SEQ_PREFIX: &str = "SEQ#";
 
 /// `ORG#<org>#USER#<user>#FEED`: one user's feed items and feed state.
-pub fn feed_pk(org: &herald_core::domain::OrgId, user: &herald_core::domain::UserId) -> String {
+pub fn feed_pk(org: &OrgId, user: &UserId) -> String {
     format!("ORG#{org}#USER#{user}#FEED")
 }
 
 /// A feed item: `ORG#<org>#USER#<user>#FEED` / `ITEM#<uuidv7>` (newest first when read descending).
-pub fn feed_item(
-    org: &herald_core::domain::OrgId,
-    user: &herald_core::domain::UserId,
-    id: &herald_core::domain::FeedItemId,
-) -> Key {
+pub fn feed_item(org: &OrgId, user: &UserId, id: &FeedItemId) -> Key {
     Key::new(feed_pk(org, user), format!("{FEED_ITEM_PREFIX}{id}"))
 }
 
 /// The user's feed counters (`unread`, `unseen`, `seq`): `ORG#<org>#USER#<user>#FEED` / `STATE`.
-pub fn feed_state(org: &herald_core::domain::OrgId, user: &herald_core::domain::UserId) -> Key {
+pub fn feed_state(org: &OrgId, user: &UserId) -> Key {
     Key::new(feed_pk(org, user), "STATE")
 }
 
 /// GSI1 partition of a user's feed items ordered by the seq of their last change.
-pub fn feed_changes(
-    org: &herald_core::domain::OrgId,
-    user: &herald_core::domain::UserId,
-) -> String {
+pub fn feed_changes(org: &OrgId, user: &UserId) -> String {
     format!("ORG#{org}#USER#{user}#FEEDSEQ")
 }
 
 /// GSI1 key of a feed item changed at `seq`: `SEQ#<seq, 20 digits>#<item>`.
-pub fn feed_item_change(
-    org: &herald_core::domain::OrgId,
-    user: &herald_core::domain::UserId,
-    seq: u64,
-    id: &herald_core::domain::FeedItemId,
-) -> Key {
+pub fn feed_item_change(org: &OrgId, user: &UserId, seq: u64, id: &FeedItemId) -> Key {
     Key::new(
         feed_changes(org, user),
         format!("{FEED_SEQ_PREFIX}{seq:020}#{id}"),
@@ -170,19 +221,12 @@ pub fn feed_item_change(
 }
 
 /// `ORG#<org>#USER#<user>#CONN`: a user's open feed sockets (API Gateway), with a TTL.
-pub fn feed_connections(
-    org: &herald_core::domain::OrgId,
-    user: &herald_core::domain::UserId,
-) -> String {
+pub fn feed_connections(org: &OrgId, user: &UserId) -> String {
     format!("ORG#{org}#USER#{user}#CONN")
 }
 
 /// One open feed socket: `ORG#<org>#USER#<user>#CONN` / `CONN#<connectionId>`.
-pub fn feed_connection(
-    org: &herald_core::domain::OrgId,
-    user: &herald_core::domain::UserId,
-    connection_id: &str,
-) -> Key {
+pub fn feed_connection(org: &OrgId, user: &UserId, connection_id: &str) -> Key {
     Key::new(
         feed_connections(org, user),
         format!("{FEED_CONNECTION_PREFIX}{connection_id}"),
@@ -197,8 +241,6 @@ pub fn feed_connection_by_id(connection_id: &str) -> Key {
 
 // ---- Frequency caps (the window arithmetic is `herald_core::delivery::caps`) ------------------
 
-/// The entity type of a cap counter.
-pub const CAP_COUNTER: &str = "capCounter";
 /// The counter attribute of a cap counter.
 pub const CAP_COUNT_ATTR: &str = "n";
 
@@ -250,5 +292,118 @@ mod tests {
             a,
             cap_counter(org, ch, "alice", DAY, &window(DAY, tomorrow))
         );
+    }
+
+    /// Every stored key format, pinned. A failure here means stored data would no longer be
+    /// found: change a format only with a migration, and update `docs/dynamodb.md` with it.
+    #[test]
+    fn every_key_format_is_pinned() {
+        let org: OrgId = "01a24b39-aa00-7000-8000-0000000000aa".parse().expect("org");
+        let channel: ChannelId = "01a24b39-aa00-7000-8000-0000000000cc"
+            .parse()
+            .expect("channel");
+        let api_key: ApiKeyId = "01a24b39-aa00-7000-8000-00000000000b".parse().expect("key");
+        // 2026-12-06T12:00:00Z as a UUIDv7.
+        let delivery: DeliveryId = "01a24b39-aa00-7000-8000-000000000001".parse().expect("dlv");
+        let item = FeedItemId::from(delivery);
+        let rule = RuleKey::parse("disk.full").expect("rule");
+        let user = UserId::parse("alice").expect("user");
+        let event = EventId::parse("evt-1").expect("event");
+        let hash = KeyHash::of("pk_test_secret");
+        let day = NaiveDate::from_ymd_opt(2026, 12, 6).expect("day");
+        let o = "ORG#01a24b39-aa00-7000-8000-0000000000aa";
+        let d = "01a24b39-aa00-7000-8000-000000000001";
+        let c = "01a24b39-aa00-7000-8000-0000000000cc";
+
+        let k = |pk: &str, sk: &str| Key::new(pk, sk);
+        assert_eq!(org_pk(&org), o);
+        assert_eq!(self::org(&org), k(o, "ORG"));
+        assert_eq!(
+            self::api_key(&org, &api_key),
+            k(o, "APIKEY#01a24b39-aa00-7000-8000-00000000000b")
+        );
+        assert_eq!(
+            api_key_by_hash(&hash),
+            k(&format!("APIKEY#{}", hash.as_str()), "APIKEY")
+        );
+        assert_eq!(self::channel(&org, &channel), k(o, &format!("CHANNEL#{c}")));
+        assert_eq!(self::rule(&org, &rule), k(o, "RULE#disk.full"));
+        assert_eq!(rules_version(&org), k(o, "RULESVERSION"));
+        assert_eq!(self::user(&org, &user), k(o, "USER#alice"));
+        assert_eq!(
+            self::event(org, &event),
+            k(&format!("{o}#EVT#evt-1"), "EVT")
+        );
+        assert_eq!(delivery_day(delivery), "2026-12-06");
+        assert_eq!(
+            self::delivery(org, delivery),
+            k(&format!("{o}#DLV#2026-12-06"), &format!("DLV#{d}"))
+        );
+        assert_eq!(
+            delivery_in_channel(org, channel, delivery),
+            k(&format!("{o}#CH#{c}#DLV"), &format!("DLV#{d}"))
+        );
+        assert_eq!(DELIVERIES_TOP, "DLV#~");
+        assert!(delivery_sk(d) < DELIVERIES_TOP.to_owned());
+        assert_eq!(stats_of_day(org, day), format!("{o}#STATS#2026-12-06"));
+        assert_eq!(
+            (STATS_ALL, stats_channel(channel), stats_rule(&rule)),
+            ("ALL", format!("CH#{c}"), "RULE#disk.full".to_owned())
+        );
+        assert_eq!(
+            outbox_message(org, *delivery.as_uuid()),
+            k(&format!("{o}#OUTBOX"), &format!("MSG#{d}"))
+        );
+        let feed = format!("{o}#USER#alice#FEED");
+        assert_eq!(
+            feed_item(&org, &user, &item),
+            k(&feed, &format!("ITEM#{d}"))
+        );
+        assert_eq!(feed_state(&org, &user), k(&feed, "STATE"));
+        assert_eq!(
+            feed_item_change(&org, &user, 42, &item),
+            k(
+                &format!("{o}#USER#alice#FEEDSEQ"),
+                &format!("SEQ#00000000000000000042#{d}")
+            )
+        );
+        assert_eq!(
+            feed_connection(&org, &user, "abc="),
+            k(&format!("{o}#USER#alice#CONN"), "CONN#abc=")
+        );
+        assert_eq!(feed_connection_by_id("abc="), k("CONN#abc=", "CONN"));
+        let now = at("2026-12-06T12:00:00Z");
+        assert_eq!(
+            cap_counter(org, channel, "alice", DAY, &window(DAY, now)),
+            k(&format!("{o}#CAP#{c}"), "W24#20793#U#alice")
+        );
+    }
+
+    #[test]
+    fn entity_types_are_camel_case() {
+        for name in [
+            entity::ORG,
+            entity::API_KEY,
+            entity::API_KEY_BY_HASH,
+            entity::CHANNEL,
+            entity::RULE,
+            entity::RULES_VERSION,
+            entity::USER,
+            entity::EVENT,
+            entity::DELIVERY,
+            entity::STATS,
+            entity::CAP_COUNTER,
+            entity::OUTBOX_MESSAGE,
+            entity::FEED_ITEM,
+            entity::FEED_STATE,
+            entity::FEED_CONNECTION,
+            entity::FEED_CONNECTION_BY_ID,
+        ] {
+            let first = name.chars().next().expect("not empty");
+            assert!(
+                first.is_ascii_lowercase() && name.chars().all(|c| c.is_ascii_alphanumeric()),
+                "{name} is not camelCase"
+            );
+        }
     }
 }
