@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// The largest request body accepted; larger ones get 413.
 pub const BODY_LIMIT: usize = 256 * 1024;
@@ -36,7 +36,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
             } else {
                 ApiError::new(
                     StatusCode::BAD_REQUEST,
-                    "unreadable_body",
+                    ErrorCode::UnreadableBody,
                     "the request body could not be read",
                 )
             }
@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn malformed_json_reports_line_and_column() {
         let e = parse::<Body>(b"{\n \"name\": \"x\",,}").expect_err("malformed");
-        assert_eq!(e.code(), "malformed_json");
+        assert_eq!(e.code(), ErrorCode::MalformedJson);
         assert!(e.message().contains("line 2"), "{}", e.message());
     }
 

@@ -9,11 +9,99 @@ use herald_core::domain::Invalid;
 use herald_shared::repo::RepoError;
 use serde::Serialize;
 
+/// Every error code the API answers with: the stable, machine-readable `error.code`. The status
+/// that goes with each is the usual one listed here; a client should branch on the code.
+///
+/// | code | status | meaning |
+/// |---|---|---|
+/// | `malformed_json` | 400 | the body is not JSON |
+/// | `invalid_body` | 400 | the JSON has the wrong shape at `field` (type, missing or unknown field) |
+/// | `invalid_query` | 400 | a query parameter (`field`) is invalid |
+/// | `unreadable_body` | 400 | the body could not be read (the connection broke) |
+/// | `unauthorized` | 401 | no valid `x-api-key`, `x-admin-key` or feed token |
+/// | `origin_not_allowed` | 403 | this browser `Origin` may not open the feed socket |
+/// | `not_found` | 404 | no such resource in this org, or no such path |
+/// | `method_not_allowed` | 405 | the path does not take this method |
+/// | `conflict` | 409 | the resource exists, is in use, or changed concurrently (retry) |
+/// | `payload_too_large` | 413 | the body is over 256 KB |
+/// | `websocket_required` | 426 | the feed socket path takes a WebSocket upgrade |
+/// | `invalid_field` | 422 | well-formed but refused at `field` (an unknown channel, a bad time zone, an `http` URL, ...) |
+/// | `internal` | 500 | Herald's fault; the cause is logged, not shown |
+/// | `not_published` | 503 | the event bus did not take the event; retry |
+/// | `feeds_disabled` | 503 | feeds are not configured on this deployment |
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    MalformedJson,
+    InvalidBody,
+    InvalidQuery,
+    UnreadableBody,
+    Unauthorized,
+    OriginNotAllowed,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    PayloadTooLarge,
+    WebsocketRequired,
+    InvalidField,
+    Internal,
+    NotPublished,
+    FeedsDisabled,
+}
+
+impl ErrorCode {
+    /// Every code, in the order of the table above.
+    pub const ALL: [ErrorCode; 15] = [
+        Self::MalformedJson,
+        Self::InvalidBody,
+        Self::InvalidQuery,
+        Self::UnreadableBody,
+        Self::Unauthorized,
+        Self::OriginNotAllowed,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::Conflict,
+        Self::PayloadTooLarge,
+        Self::WebsocketRequired,
+        Self::InvalidField,
+        Self::Internal,
+        Self::NotPublished,
+        Self::FeedsDisabled,
+    ];
+
+    /// The code as it appears in `error.code`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MalformedJson => "malformed_json",
+            Self::InvalidBody => "invalid_body",
+            Self::InvalidQuery => "invalid_query",
+            Self::UnreadableBody => "unreadable_body",
+            Self::Unauthorized => "unauthorized",
+            Self::OriginNotAllowed => "origin_not_allowed",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::WebsocketRequired => "websocket_required",
+            Self::InvalidField => "invalid_field",
+            Self::Internal => "internal",
+            Self::NotPublished => "not_published",
+            Self::FeedsDisabled => "feeds_disabled",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// An error answer: `{"error":{"code","message","field"}}` with its status.
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     field: Option<String>,
     /// What went wrong inside, for the log only.
@@ -29,16 +117,14 @@ pub struct ErrorBody {
 /// What went wrong, for machines (`code`, `field`) and for humans (`message`).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// Stable identifier: `malformed_json`, `invalid_body`, `invalid_field`, `unauthorized`,
-    /// `not_found`, `method_not_allowed`, `conflict`, `payload_too_large`, `internal`.
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     /// Path of the offending field in the request (body, query or header), when there is one.
     pub field: Option<String>,
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
         Self {
             status,
             code,
@@ -56,44 +142,49 @@ impl ApiError {
 
     /// 400: the request is not valid JSON at all.
     pub fn malformed_json(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "malformed_json", message)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::MalformedJson, message)
     }
 
     /// 400: the JSON has the wrong shape (type, missing or unknown field) at `field`.
     pub fn invalid_body(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_body", message).field(field)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidBody, message).field(field)
     }
 
     /// 400: a query parameter is invalid.
     pub fn invalid_query(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_query", message).field(field)
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery, message).field(field)
     }
 
     /// 422: well-formed, but refused (an unknown channel, a bad time zone, an `http` URL...).
     pub fn invalid_field(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).field(field)
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::InvalidField,
+            message,
+        )
+        .field(field)
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        Self::new(StatusCode::UNAUTHORIZED, ErrorCode::Unauthorized, message)
     }
 
     pub fn not_found(what: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
-            "not_found",
+            ErrorCode::NotFound,
             format!("{what} not found"),
         )
     }
 
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::CONFLICT, "conflict", message)
+        Self::new(StatusCode::CONFLICT, ErrorCode::Conflict, message)
     }
 
     pub fn payload_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             format!("request bodies are limited to {} KB", limit / 1024),
         )
     }
@@ -101,7 +192,7 @@ impl ApiError {
     pub fn method_not_allowed() -> Self {
         Self::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "method_not_allowed",
+            ErrorCode::MethodNotAllowed,
             "this path does not accept this method",
         )
     }
@@ -112,7 +203,7 @@ impl ApiError {
             cause: Some(Box::new(cause)),
             ..Self::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
+                ErrorCode::Internal,
                 "internal error",
             )
         }
@@ -134,7 +225,7 @@ impl ApiError {
             ),
             RepoError::Contended => Self::new(
                 StatusCode::CONFLICT,
-                "conflict",
+                ErrorCode::Conflict,
                 "concurrent changes to this org's rules; retry the request",
             ),
             e @ (RepoError::ChannelInUse(_) | RepoError::UnknownChannel(_)) => {
@@ -178,7 +269,7 @@ impl ApiError {
     /// Logs the internal cause, which is never shown.
     pub fn detail(self) -> ErrorDetail {
         if let Some(cause) = &self.cause {
-            tracing::error!(error = %cause, source = ?cause.source().map(ToString::to_string), code = self.code, "request failed");
+            tracing::error!(error = %cause, source = ?cause.source().map(ToString::to_string), code = self.code.as_str(), "request failed");
         }
         ErrorDetail {
             code: self.code,
@@ -187,8 +278,8 @@ impl ApiError {
         }
     }
 
-    /// The stable error code (`not_found`, `invalid_field`...).
-    pub fn code(&self) -> &'static str {
+    /// The stable error code.
+    pub fn code(&self) -> ErrorCode {
         self.code
     }
 
@@ -199,5 +290,33 @@ impl ApiError {
     /// The field at fault, if one is.
     pub fn field_name(&self) -> Option<&str> {
         self.field.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI document lists exactly the codes the API can answer with, each spelled as
+    /// it is sent.
+    #[test]
+    fn every_error_code_is_in_the_openapi_schema_as_sent() {
+        let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema())
+            .expect("schema serialises");
+        let listed: Vec<&str> = schema["enum"]
+            .as_array()
+            .expect("an enum schema")
+            .iter()
+            .map(|v| v.as_str().expect("a string"))
+            .collect();
+        let all: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        assert_eq!(listed, all, "ErrorCode::ALL follows the enum's order");
+        for code in ErrorCode::ALL {
+            assert_eq!(
+                serde_json::to_value(code).expect("serialises"),
+                code.as_str(),
+                "{code:?}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ use serde_json::Value;
 use crate::AppState;
 use crate::auth::OrgAuth;
 use crate::body::{JsonBody, from_value};
-use crate::error::{ApiError, ErrorDetail};
+use crate::error::{ApiError, ErrorCode, ErrorDetail};
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/events";
 
@@ -146,7 +146,7 @@ pub async fn post_events(
                     error: Some(
                         ApiError::new(
                             StatusCode::SERVICE_UNAVAILABLE,
-                            "not_published",
+                            ErrorCode::NotPublished,
                             reason.clone(),
                         )
                         .detail(),
@@ -165,7 +165,7 @@ pub async fn post_events(
     if single && accepted == 0 {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "not_published",
+            ErrorCode::NotPublished,
             "the event bus is unavailable; retry",
         ));
     }

@@ -39,7 +39,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::AppState;
 use crate::auth::OrgAuth;
 use crate::body::JsonBody;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 
 /// The widget script, served as is.
 pub const WIDGET_JS: &str = include_str!("../assets/herald-feed.js");
@@ -173,7 +173,7 @@ fn secret(state: &AppState) -> ApiResult<&feed::FeedTokenSecret> {
     state.config.feed_token_secret.as_ref().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "feeds_disabled",
+            ErrorCode::FeedsDisabled,
             "feeds are not configured on this deployment (no feed token secret)",
         )
     })
@@ -443,7 +443,7 @@ pub async fn mark_item(
         _ => {
             return Err(ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 "no such path: the action is read, unread, seen or archive",
             ));
         }
@@ -617,7 +617,7 @@ async fn open_socket(
     if !socket_origin_allowed(&parts, &state.config.feed_allowed_origins) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "origin_not_allowed",
+            ErrorCode::OriginNotAllowed,
             "this Origin may not open the feed socket",
         ));
     }
@@ -630,7 +630,7 @@ async fn open_socket(
     let upgrade = upgrade.map_err(|e| {
         ApiError::new(
             e.status(),
-            "websocket_required",
+            ErrorCode::WebsocketRequired,
             "this path takes a WebSocket upgrade",
         )
     })?;
@@ -642,7 +642,7 @@ async fn open_socket(
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::NOT_FOUND,
-                "not_found",
+                ErrorCode::NotFound,
                 "the live feed is served by the WebSocket API on this deployment",
             )
         })?;

@@ -37,7 +37,7 @@ use herald_shared::store::Store;
 use tower_http::trace::TraceLayer;
 
 pub use auth::AdminKey;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 
 /// What every handler shares: the storage and bus engines, and the deployment's settings.
 #[derive(Debug, Clone)]
@@ -148,7 +148,11 @@ fn request_span(req: &http::Request<axum::body::Body>) -> tracing::Span {
 }
 
 async fn not_found() -> ApiError {
-    ApiError::new(http::StatusCode::NOT_FOUND, "not_found", "no such path")
+    ApiError::new(
+        http::StatusCode::NOT_FOUND,
+        ErrorCode::NotFound,
+        "no such path",
+    )
 }
 
 async fn method_not_allowed() -> ApiError {

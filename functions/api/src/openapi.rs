@@ -62,7 +62,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         tracking::open,
         tracking::click,
     ),
-    components(schemas(error::ErrorBody, error::ErrorDetail)),
+    components(schemas(error::ErrorBody, error::ErrorDetail, error::ErrorCode)),
     modifiers(&SecuritySchemes),
     tags(
         (name = "orgs", description = "Organisations (admin key)"),

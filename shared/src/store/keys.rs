@@ -344,7 +344,7 @@ mod tests {
             k(&format!("{o}#CH#{c}#DLV"), &format!("DLV#{d}"))
         );
         assert_eq!(DELIVERIES_TOP, "DLV#~");
-        assert!(delivery_sk(d) < DELIVERIES_TOP.to_owned());
+        assert!(delivery_sk(d).as_str() < DELIVERIES_TOP);
         assert_eq!(stats_of_day(org, day), format!("{o}#STATS#2026-12-06"));
         assert_eq!(
             (STATS_ALL, stats_channel(channel), stats_rule(&rule)),
