@@ -17,6 +17,8 @@ eval "$(infra/smtp.sh env)"
 
 echo "== cargo fmt"
 cargo fmt --all -- --check
+echo "== crate layering (docs/architecture.md)"
+infra/check-layers.sh
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo test"
