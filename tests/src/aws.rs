@@ -45,14 +45,6 @@ use self::calls::{CallLog, Origin};
 use self::stack::{Overrides, Stack};
 use self::template::Template;
 
-/// The emulator's endpoint; fails loudly when unset (an AWS test never skips silently).
-pub fn endpoint() -> String {
-    std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT must point at the AWS emulator (infra/emulator.sh start), \
-         e.g. http://127.0.0.1:5055",
-    )
-}
-
 /// Clients for one origin, each with the call-counting interceptor.
 #[derive(Debug, Clone)]
 pub struct AwsClients {
@@ -280,7 +272,7 @@ impl Herald {
     /// Provisions the stack and sets up an org with an API key, through the API.
     pub async fn deploy(overrides: &Overrides, retry: RetryPolicy) -> anyhow::Result<Self> {
         let template = Template::repository()?;
-        let sdk = herald_shared::aws::sdk_config(Some(&endpoint())).await;
+        let sdk = herald_testing::emulator::sdk_config().await;
         let calls = CallLog::default();
         let test_clients = AwsClients::new(&sdk, &CallLog::default(), "test");
         let stack = stack::provision(&template, &test_clients, overrides).await?;

@@ -353,18 +353,10 @@ async fn a_provider_the_process_was_not_given_fails_with_a_configuration_error()
     );
 }
 
-/// The emulator endpoint. AWS-engine tests fail, never skip, without it.
-fn aws_endpoint() -> String {
-    std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and set it, \
-         e.g. HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
-    )
-}
-
 async fn aws_world() -> World {
     let mut w = world().await;
     w.sender = w.sender.clone().with_aws_notify(
-        Some(aws_endpoint()),
+        Some(herald_testing::emulator::endpoint()),
         herald_core::delivery::format::email::EmailRenderer::default(),
     );
     w

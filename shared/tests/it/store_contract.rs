@@ -6,19 +6,6 @@ use herald_shared::store::contract::Subject;
 use herald_shared::store::dynamodb::{DynamoStore, create_table};
 use herald_shared::store::embedded::Embedded;
 
-/// The emulator endpoint. AWS-engine tests fail, never skip, without it.
-pub fn aws_endpoint() -> String {
-    std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and set it, \
-         e.g. HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
-    )
-}
-
-/// A name no other test uses.
-pub fn unique_name(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
-
 async fn embedded() -> Subject {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = Embedded::open(dir.path().join("herald.redb")).expect("open embedded store");
@@ -26,9 +13,9 @@ async fn embedded() -> Subject {
 }
 
 async fn dynamodb() -> Subject {
-    let config = herald_shared::aws::sdk_config(Some(&aws_endpoint())).await;
+    let config = herald_testing::emulator::sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
-    let table = unique_name("herald-store");
+    let table = herald_testing::emulator::unique("herald-store");
     create_table(&client, &table)
         .await
         .expect("create table on the emulator");

@@ -5,7 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use herald_e2e::{Kind, Receiver, TestServer};
+use herald_e2e::TestServer;
+use herald_testing::{Kind, Receiver};
 use serde_json::{Value, json};
 
 use crate::{attempts, id};

@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use herald_e2e::{Kind, Receiver, TestServer};
+use herald_e2e::TestServer;
+use herald_testing::{Kind, Receiver};
 use serde_json::json;
 
 use crate::{WAIT, id};

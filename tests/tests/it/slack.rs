@@ -1,6 +1,7 @@
 //! Slack: the message shape, retries (500, 429 with Retry-After), a deleted channel, exhaustion.
 
-use herald_e2e::{Kind, Receiver, Reply, TestServer};
+use herald_e2e::TestServer;
+use herald_testing::{Kind, Receiver, Reply};
 use serde_json::json;
 
 use crate::{WAIT, attempt_times, attempts, id};

@@ -1,7 +1,8 @@
 //! The channel test button: `POST .../notifications/channels/{id}/test` sends one synthetic
 //! message through the real sender, synchronously and without retries, and logs it.
 
-use herald_e2e::{Api, Kind, Receiver, Reply, TestServer};
+use herald_e2e::{Api, TestServer};
+use herald_testing::{Kind, Receiver, Reply};
 use serde_json::{Value, json};
 
 use crate::{attempts, id};

@@ -1,6 +1,7 @@
 //! Generic (signed), Discord and Teams webhooks.
 
-use herald_e2e::{Kind, Receiver, Reply, TestServer};
+use herald_e2e::TestServer;
+use herald_testing::{Kind, Receiver, Reply};
 use serde_json::json;
 
 use crate::{WAIT, attempts, id};

@@ -11,14 +11,6 @@ use serde_json::Value;
 
 use crate::support::TestApp;
 
-/// The emulator endpoint. AWS-engine tests fail, never skip, without it.
-fn aws_endpoint() -> String {
-    std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and set it, \
-         e.g. HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
-    )
-}
-
 async fn lambda_like() -> TestApp {
     TestApp::with_sender(
         herald_api::ApiConfig {
@@ -32,7 +24,10 @@ async fn lambda_like() -> TestApp {
                     Arc::new(HttpSender::new(Default::default()).expect("client")),
                     None,
                 )
-                .with_aws_notify(Some(aws_endpoint()), EmailRenderer::default()),
+                .with_aws_notify(
+                    Some(herald_testing::emulator::endpoint()),
+                    EmailRenderer::default(),
+                ),
             )
         },
     )
@@ -41,12 +36,15 @@ async fn lambda_like() -> TestApp {
 
 /// What moto recorded for `service`'s `model`.
 async fn recorded(service: &str, model: &str) -> Vec<Value> {
-    let data: Value = reqwest::get(format!("{}/moto-api/data.json", aws_endpoint()))
-        .await
-        .expect("moto answers")
-        .json()
-        .await
-        .expect("moto's data is JSON");
+    let data: Value = reqwest::get(format!(
+        "{}/moto-api/data.json",
+        herald_testing::emulator::endpoint()
+    ))
+    .await
+    .expect("moto answers")
+    .json()
+    .await
+    .expect("moto's data is JSON");
     data[service][model].as_array().cloned().unwrap_or_default()
 }
 

@@ -12,16 +12,8 @@ use serde_json::json;
 
 use crate::support::TestApp;
 
-/// The emulator endpoint. AWS-engine tests fail, never skip, without it.
-fn aws_endpoint() -> String {
-    std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and set it, \
-         e.g. HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
-    )
-}
-
 async fn app() -> TestApp {
-    let config = herald_shared::aws::sdk_config(Some(&aws_endpoint())).await;
+    let config = herald_testing::emulator::sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = format!("herald-api-{}", uuid::Uuid::new_v4().simple());
     create_table(&client, &table)

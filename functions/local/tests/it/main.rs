@@ -239,10 +239,7 @@ async fn a_restart_with_the_same_dev_values_changes_nothing() {
 
 #[tokio::test]
 async fn an_sns_channel_sends_through_the_aws_endpoint_it_was_given() {
-    let endpoint = std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and set it, \
-         e.g. HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
-    );
+    let endpoint = herald_testing::emulator::endpoint();
     let dir = tempfile::tempdir().expect("a temp dir");
     let herald = Herald::start(
         &dir.path().join("data"),

@@ -19,16 +19,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use herald_core::delivery::format::{self, MessageContext, OutboundMessage};
 use herald_core::delivery::outbound::AllowList;
 use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, PushConfig,
 };
 use herald_core::domain::delivery::ErrorClass;
-use herald_core::domain::event::{Event, EventType, Module};
+use herald_core::domain::event::Event;
 use herald_core::domain::rule::Template;
-use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::{ChannelId, DeliveryId, OrgId, RuleKey};
 use herald_shared::delivery::http::OutboundClient;
 use herald_shared::delivery::providers::fcm::{FcmSender, GRANT_TYPE, SCOPE, check_private_key};
 use herald_shared::delivery::{AttemptOutcome, HttpSender, OutboundConfig, Sender, Senders};
@@ -36,9 +36,9 @@ use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
 use serde_json::{Value, json};
 use url::Url;
 
-const TEST_KEY: &str = include_str!("fixtures/fcm-test-key.pem");
-const TEST_KEY_PKCS1: &str = include_str!("fixtures/fcm-test-key.pkcs1.pem");
-const TEST_PUBLIC_KEY: &str = include_str!("fixtures/fcm-test-key.pub.pem");
+const TEST_KEY: &str = include_str!("../fixtures/fcm-test-key.pem");
+const TEST_KEY_PKCS1: &str = include_str!("../fixtures/fcm-test-key.pkcs1.pem");
+const TEST_PUBLIC_KEY: &str = include_str!("../fixtures/fcm-test-key.pub.pem");
 const CLIENT_EMAIL: &str = "herald-push@herald-test.iam.gserviceaccount.com";
 const PROJECT: &str = "herald-test";
 
@@ -354,23 +354,11 @@ fn channel(peer: &Peer) -> Channel {
 }
 
 fn event() -> Event {
-    let at = Utc
-        .with_ymd_and_hms(2026, 5, 1, 12, 0, 0)
-        .single()
-        .expect("date");
-    Event {
-        id: EventId::parse("evt-42").expect("id"),
-        org_id: OrgId::new(),
-        event_type: EventType::parse("order.shipped").expect("type"),
-        module: Module::parse("push").expect("module"),
-        properties: json!({"order": 1234, "title": "Your order shipped"})
-            .as_object()
-            .cloned()
-            .expect("object"),
-        recipients: vec![],
-        occurred_at: at,
-        received_at: at,
-    }
+    herald_testing::events::event(
+        "push",
+        "order.shipped",
+        json!({"order": 1234, "title": "Your order shipped"}),
+    )
 }
 
 fn message(to: &[&str], delivery_id: DeliveryId) -> OutboundMessage {

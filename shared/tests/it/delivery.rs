@@ -14,7 +14,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use herald_core::delivery::format::{self, MessageContext, OutboundMessage};
 use herald_core::delivery::outbound::AllowList;
 use herald_core::delivery::signing;
@@ -23,8 +23,8 @@ use herald_core::domain::channel::{
     WebhookFormat,
 };
 use herald_core::domain::delivery::ErrorClass;
-use herald_core::domain::event::{Event, EventType, Module};
-use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::event::Event;
+use herald_core::domain::{ChannelId, DeliveryId, OrgId, RuleKey};
 use herald_shared::delivery::http::SafeResolver;
 use herald_shared::delivery::{AttemptOutcome, HttpSender, OutboundConfig, Sender};
 use reqwest::dns::{Name, Resolve};
@@ -281,23 +281,11 @@ fn webhook_channel(url: &str, format: WebhookFormat, secret: SigningSecret) -> C
 }
 
 fn event() -> Event {
-    let at = Utc
-        .with_ymd_and_hms(2026, 5, 1, 12, 0, 0)
-        .single()
-        .expect("date");
-    Event {
-        id: EventId::parse("evt-42").expect("id"),
-        org_id: OrgId::new(),
-        event_type: EventType::parse("deploy.failed").expect("type"),
-        module: Module::parse("ops").expect("module"),
-        properties: json!({"service": "api", "url": "https://ci.example.com/1"})
-            .as_object()
-            .cloned()
-            .expect("object"),
-        recipients: vec![],
-        occurred_at: at,
-        received_at: at,
-    }
+    herald_testing::events::event(
+        "ops",
+        "deploy.failed",
+        json!({"service": "api", "url": "https://ci.example.com/1"}),
+    )
 }
 
 fn message(ch: &Channel, delivery_id: DeliveryId) -> OutboundMessage {

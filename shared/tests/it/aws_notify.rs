@@ -18,18 +18,11 @@ use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
 };
 use herald_core::domain::delivery::ErrorClass;
-use herald_core::domain::event::{Event, EventType, Module};
-use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::event::Event;
+use herald_core::domain::{ChannelId, DeliveryId, OrgId, RuleKey};
 use herald_shared::delivery::{self, AttemptOutcome, Sender, Senders};
 use serde_json::{Value, json};
 use url::Url;
-
-fn endpoint() -> String {
-    std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT is not set: start the emulator (infra/emulator.sh start) and \
-         export HERALD_TEST_AWS_ENDPOINT=http://127.0.0.1:5055",
-    )
-}
 
 fn suffix() -> String {
     format!("{:016x}", rand::random::<u64>())
@@ -47,7 +40,10 @@ impl Sender for NoHttp {
 }
 
 fn senders() -> Senders {
-    Senders::new(Arc::new(NoHttp), None).with_aws_notify(Some(endpoint()), EmailRenderer::default())
+    Senders::new(Arc::new(NoHttp), None).with_aws_notify(
+        Some(herald_testing::emulator::endpoint()),
+        EmailRenderer::default(),
+    )
 }
 
 fn tracker() -> Tracker {
@@ -73,24 +69,15 @@ fn channel(config: ChannelConfig) -> Channel {
 }
 
 fn event(title: &str) -> Event {
-    let now = Utc::now();
-    Event {
-        id: EventId::generate(),
-        org_id: OrgId::new(),
-        event_type: EventType::parse("deploy.failed").unwrap(),
-        module: Module::parse("ops").unwrap(),
-        properties: json!({
+    herald_testing::events::event(
+        "ops",
+        "deploy.failed",
+        json!({
             "title": title,
             "message": "Build 42 failed <in> \"prod\" & rolled back",
             "url": "https://ci.example.com/builds/42?tab=log&x=1",
-        })
-        .as_object()
-        .cloned()
-        .unwrap(),
-        recipients: vec![],
-        occurred_at: now,
-        received_at: now,
-    }
+        }),
+    )
 }
 
 /// One attempt through the same path the dispatcher takes.
@@ -108,7 +95,10 @@ async fn send(channel: &Channel, title: &str, to: &str) -> AttemptOutcome {
 
 /// The instances moto tracks for `service`'s `model` (every account and region).
 async fn recorded(service: &str, model: &str) -> Vec<Value> {
-    let url = format!("{}/moto-api/data.json", endpoint());
+    let url = format!(
+        "{}/moto-api/data.json",
+        herald_testing::emulator::endpoint()
+    );
     let data: Value = reqwest::get(&url)
         .await
         .expect("moto answers")
@@ -119,7 +109,7 @@ async fn recorded(service: &str, model: &str) -> Vec<Value> {
 }
 
 async fn verify_sender(address: &str) {
-    let sdk = herald_shared::aws::sdk_config(Some(&endpoint())).await;
+    let sdk = herald_testing::emulator::sdk_config().await;
     aws_sdk_sesv2::Client::new(&sdk)
         .create_email_identity()
         .email_identity(address)
@@ -151,8 +141,10 @@ async fn an_email_goes_out_through_ses_with_subject_from_to_and_a_tracked_html_b
     let title = format!("Deploy failed {id}");
     verify_sender(&from).await;
 
-    let senders = Senders::new(Arc::new(NoHttp), None)
-        .with_aws_notify(Some(endpoint()), EmailRenderer::new(Some(tracker())));
+    let senders = Senders::new(Arc::new(NoHttp), None).with_aws_notify(
+        Some(herald_testing::emulator::endpoint()),
+        EmailRenderer::new(Some(tracker())),
+    );
     let ev = event(&title);
     let delivery_id = DeliveryId::new();
     let ctx = MessageContext {

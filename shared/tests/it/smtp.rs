@@ -19,9 +19,9 @@ use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig,
 };
 use herald_core::domain::delivery::ErrorClass;
-use herald_core::domain::event::{Event, EventType, Module};
+use herald_core::domain::event::Event;
 use herald_core::domain::rule::Template;
-use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey};
+use herald_core::domain::{ChannelId, DeliveryId, OrgId, RuleKey};
 use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
 use herald_shared::delivery::{AttemptOutcome, Sender, Senders, attempt_user};
 use serde_json::{Value, json};
@@ -129,20 +129,7 @@ fn good_channel(s: &Server) -> Channel {
 }
 
 fn event() -> Event {
-    let at = Utc::now();
-    Event {
-        id: EventId::parse("evt-smtp-1").expect("id"),
-        org_id: OrgId::new(),
-        event_type: EventType::parse("invoice.paid").expect("type"),
-        module: Module::parse("billing").expect("module"),
-        properties: json!({"amount": "42.00"})
-            .as_object()
-            .cloned()
-            .expect("object"),
-        recipients: vec![],
-        occurred_at: at,
-        received_at: at,
-    }
+    herald_testing::events::event("billing", "invoice.paid", json!({"amount": "42.00"}))
 }
 
 async fn send(sender: &dyn Sender, ch: &Channel, to: &str, id: DeliveryId) -> AttemptOutcome {

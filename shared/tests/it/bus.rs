@@ -2,8 +2,6 @@
 //! `HERALD_TEST_AWS_ENDPOINT`, with a rule delivering to an SQS queue, as deployed) and the local
 //! queue bus of `herald serve`. Both must hand the ingest queue the same `BusEnvelope`.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,25 +12,6 @@ use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::queue::sqs::{self, SqsQueue};
 use herald_shared::queue::{MAX_BATCH, Queue, Received};
 use serde_json::json;
-
-async fn sdk_config() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT must point at the AWS emulator (infra/emulator.sh start), \
-         e.g. http://127.0.0.1:5055",
-    );
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .load()
-        .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
-}
 
 fn entry(source: &str, detail_type: &str, detail: serde_json::Value) -> BusEntry {
     BusEntry {
@@ -62,25 +41,29 @@ async fn receive_envelopes(queue: &dyn Queue, n: usize) -> Vec<BusEnvelope> {
 
 /// A bus whose rule (matching `source`) sends to a fresh queue, as the SAM template wires it.
 async fn bus_to_queue(source: &str) -> (EventBridgeBus, SqsQueue) {
-    let config = sdk_config().await;
+    let config = herald_testing::emulator::sdk_config().await;
     let events = aws_sdk_eventbridge::Client::new(&config);
     let sqs_client = aws_sdk_sqs::Client::new(&config);
 
-    let bus_name = unique("herald-bus");
+    let bus_name = herald_testing::emulator::unique("herald-bus");
     events
         .create_event_bus()
         .name(&bus_name)
         .send()
         .await
         .expect("create bus");
-    let urls =
-        sqs::create_queue_with_dlq(&sqs_client, &unique("ingest"), Duration::from_secs(30), 5)
-            .await
-            .expect("create queue");
+    let urls = sqs::create_queue_with_dlq(
+        &sqs_client,
+        &herald_testing::emulator::unique("ingest"),
+        Duration::from_secs(30),
+        5,
+    )
+    .await
+    .expect("create queue");
     let queue_arn = sqs::queue_arn(&sqs_client, &urls.main)
         .await
         .expect("queue arn");
-    let rule = unique("to-ingest");
+    let rule = herald_testing::emulator::unique("to-ingest");
     events
         .put_rule()
         .name(&rule)
@@ -112,7 +95,7 @@ async fn bus_to_queue(source: &str) -> (EventBridgeBus, SqsQueue) {
 
 #[tokio::test]
 async fn events_put_on_eventbridge_reach_the_queue_as_envelopes() {
-    let source = unique("herald.test");
+    let source = herald_testing::emulator::unique("herald.test");
     let (bus, queue) = bus_to_queue(&source).await;
     let detail = json!({ "orgId": "org_1", "module": "billing", "properties": { "amount": 12 } });
 
@@ -142,7 +125,7 @@ async fn events_put_on_eventbridge_reach_the_queue_as_envelopes() {
 
 #[tokio::test]
 async fn entries_eventbridge_refuses_are_reported_by_index() {
-    let source = unique("herald.test");
+    let source = herald_testing::emulator::unique("herald.test");
     let (bus, queue) = bus_to_queue(&source).await;
 
     let result = bus

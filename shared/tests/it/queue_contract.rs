@@ -2,8 +2,6 @@
 //! (redb) and SQS (through the AWS SDK against the emulator at `HERALD_TEST_AWS_ENDPOINT`) —
 //! plus what only one engine has: the embedded queue's durability and both redrives.
 
-#![allow(clippy::expect_used, clippy::unwrap_used)]
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,7 +41,7 @@ struct Sqs {
 impl Sqs {
     async fn new() -> Self {
         Self {
-            client: aws_sdk_sqs::Client::new(&sdk_config().await),
+            client: aws_sdk_sqs::Client::new(&herald_testing::emulator::sdk_config().await),
         }
     }
 }
@@ -53,7 +51,7 @@ impl QueueFactory for Sqs {
     async fn create(&self, spec: QueueSpec) -> QueuePair {
         let urls = sqs_engine::create_queue_with_dlq(
             &self.client,
-            &unique("contract"),
+            &herald_testing::emulator::unique("contract"),
             spec.visibility_timeout,
             spec.max_receives,
         )
@@ -64,25 +62,6 @@ impl QueueFactory for Sqs {
             dlq: Arc::new(SqsQueue::new(self.client.clone(), urls.dead_letter)),
         }
     }
-}
-
-async fn sdk_config() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("HERALD_TEST_AWS_ENDPOINT").expect(
-        "HERALD_TEST_AWS_ENDPOINT must point at the AWS emulator (infra/emulator.sh start), \
-         e.g. http://127.0.0.1:5055",
-    );
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "static",
-        ))
-        .load()
-        .await
-}
-
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
 }
 
 /// One test per contract case and engine: `embedded::<case>` and `sqs::<case>`.
@@ -204,7 +183,7 @@ mod embedded_only {
         let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
             .args([
                 "--exact",
-                "embedded_only::child_sends_then_hangs",
+                "queue_contract::embedded_only::child_sends_then_hangs",
                 "--ignored",
                 "--nocapture",
             ])
@@ -348,10 +327,10 @@ mod sqs_only {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dead_letter_queue_can_be_redriven() {
-        let client = aws_sdk_sqs::Client::new(&sdk_config().await);
+        let client = aws_sdk_sqs::Client::new(&herald_testing::emulator::sdk_config().await);
         let urls = sqs_engine::create_queue_with_dlq(
             &client,
-            &unique("redrive"),
+            &herald_testing::emulator::unique("redrive"),
             Duration::from_secs(30),
             1,
         )
