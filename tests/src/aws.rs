@@ -8,8 +8,7 @@ pub mod calls;
 pub mod stack;
 pub mod template;
 
-use std::collections::{HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,8 +18,7 @@ use async_trait::async_trait;
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_core::delivery::outbound::AllowList;
 use herald_core::delivery::retry::RetryPolicy;
@@ -130,105 +128,6 @@ impl Queue for Switchable {
     async fn change_visibility(&self, r: &Receipt, t: Duration) -> Result<(), QueueError> {
         self.inner.change_visibility(r, t).await
     }
-}
-
-/// One request a receiver got.
-#[derive(Debug, Clone)]
-pub struct Arrival {
-    pub path: String,
-    pub at: Instant,
-    pub headers: HeaderMap,
-    pub body: Value,
-    /// The body as sent (what a signature covers).
-    pub raw: Vec<u8>,
-    pub answered: u16,
-}
-
-#[derive(Debug, Default)]
-struct ReceiverState {
-    arrivals: Vec<Arrival>,
-    /// Path → statuses to answer before answering `200 ok`.
-    plan: HashMap<String, VecDeque<u16>>,
-}
-
-/// A Slack-like and webhook receiver on loopback: `POST /slack/{name}` and `/hook/{name}`
-/// answer `200 ok` unless told to fail first.
-#[derive(Debug, Clone)]
-pub struct Receiver {
-    pub addr: SocketAddr,
-    state: Arc<Mutex<ReceiverState>>,
-}
-
-impl Receiver {
-    pub async fn start() -> anyhow::Result<Self> {
-        let state = Arc::new(Mutex::new(ReceiverState::default()));
-        let app = Router::new()
-            .route("/{kind}/{name}", axum::routing::post(receive))
-            .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(Self { addr, state })
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// The next requests to `path` get these statuses.
-    pub fn fail_next(&self, path: &str, statuses: &[u16]) {
-        self.lock()
-            .plan
-            .entry(path.to_owned())
-            .or_default()
-            .extend(statuses);
-    }
-
-    pub fn arrivals(&self) -> Vec<Arrival> {
-        self.lock().arrivals.clone()
-    }
-
-    pub fn arrivals_at(&self, path: &str) -> Vec<Arrival> {
-        self.arrivals()
-            .into_iter()
-            .filter(|a| a.path == path)
-            .collect()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, ReceiverState> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-async fn receive(
-    State(state): State<Arc<Mutex<ReceiverState>>>,
-    Path((kind, name)): Path<(String, String)>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> (StatusCode, &'static str) {
-    let path = format!("/{kind}/{name}");
-    let mut s = state
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let status = s
-        .plan
-        .get_mut(&path)
-        .and_then(VecDeque::pop_front)
-        .unwrap_or(200);
-    s.arrivals.push(Arrival {
-        path,
-        at: Instant::now(),
-        headers,
-        body: serde_json::from_slice(&body).unwrap_or(Value::Null),
-        raw: body.to_vec(),
-        answered: status,
-    });
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    (status, if status.is_success() { "ok" } else { "boom" })
 }
 
 /// What one function handled.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use herald_core::domain::ChannelId;
 use herald_core::domain::delivery::DeliveryStatus;
 use herald_e2e::aws::stack::Overrides;
-use herald_e2e::aws::{Function, Herald, Receiver};
+use herald_e2e::aws::{Function, Herald};
 use serde_json::json;
 
 const EVENTS: u64 = 50;
@@ -16,13 +16,17 @@ async fn measure(title: &str, slack_channels: &[&str], webhooks: &[&str]) {
     let herald = Herald::deploy(&Overrides::default(), super::fast_retry())
         .await
         .expect("deploy");
-    let receiver = Receiver::start().await.expect("receiver");
     let mut channels: Vec<ChannelId> = Vec::new();
+    let mut receivers = Vec::new();
     for name in slack_channels {
-        channels.push(super::slack(&herald, &receiver, name).await);
+        let (id, receiver) = super::slack(&herald, name).await;
+        channels.push(id);
+        receivers.push(receiver);
     }
     for name in webhooks {
-        channels.push(super::webhook(&herald, &receiver, name).await);
+        let (id, receiver) = super::webhook(&herald, name).await;
+        channels.push(id);
+        receivers.push(receiver);
     }
     let ids: Vec<String> = channels.iter().map(ToString::to_string).collect();
     herald
@@ -43,7 +47,7 @@ async fn measure(title: &str, slack_channels: &[&str], webhooks: &[&str]) {
     super::until_final(&herald, &channels, expected, Duration::from_secs(120)).await;
 
     assert_eq!(
-        receiver.arrivals().len(),
+        receivers.iter().map(|r| r.arrivals().len()).sum::<usize>(),
         expected,
         "each delivery arrived once"
     );

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use herald_core::domain::delivery::DeliveryStatus;
 use herald_e2e::aws::stack::Overrides;
-use herald_e2e::aws::{Function, Herald, Receiver};
+use herald_e2e::aws::{Function, Herald};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -23,8 +23,7 @@ async fn a_message_failing_every_receive_is_dead_lettered_and_redriven() {
     let max_receives: u64 = herald.stack.resolver.parameters["MaxReceiveCount"]
         .parse()
         .expect("MaxReceiveCount");
-    let receiver = Receiver::start().await.expect("receiver");
-    let ops = super::slack(&herald, &receiver, "ops").await;
+    let (ops, receiver) = super::slack(&herald, "ops").await;
     herald
         .rule(json!({"key": "invoice.paid", "channelIds": [ops.to_string()]}))
         .await
@@ -76,7 +75,7 @@ async fn a_message_failing_every_receive_is_dead_lettered_and_redriven() {
     );
 
     super::until_final(&herald, &[ops], 1, Duration::from_secs(30)).await;
-    assert_eq!(receiver.arrivals_at("/slack/ops").len(), 1);
+    assert_eq!(receiver.arrivals().len(), 1);
     let ds = herald.deliveries(ops).await.expect("deliveries");
     assert_eq!(ds.len(), 1, "{ds:?}");
     assert_eq!(ds[0].status, DeliveryStatus::Delivered);

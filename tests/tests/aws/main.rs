@@ -13,7 +13,8 @@ use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::ChannelId;
 use herald_core::domain::delivery::{DeliveryStatus, ErrorClass};
 use herald_e2e::aws::stack::Overrides;
-use herald_e2e::aws::{Function, Herald, Receiver};
+use herald_e2e::aws::{Function, Herald};
+use herald_testing::{Kind, Receiver, Reply};
 use serde_json::{Value, json};
 
 mod costs;
@@ -30,18 +31,35 @@ fn fast_retry() -> RetryPolicy {
     }
 }
 
-async fn slack(herald: &Herald, receiver: &Receiver, name: &str) -> ChannelId {
-    herald
-        .channel(json!({"kind": "slack", "name": name, "config": {"webhookUrl": receiver.url(&format!("/slack/{name}"))}}))
+/// A Slack channel `name` and the Slack-like receiver behind it.
+async fn slack(herald: &Herald, name: &str) -> (ChannelId, Receiver) {
+    let receiver = Receiver::start(Kind::Slack).await;
+    let id = herald
+        .channel(json!({"kind": "slack", "name": name, "config": {"webhookUrl": format!("{}/services/{name}", receiver.url)}}))
         .await
-        .expect("slack channel")
+        .expect("slack channel");
+    (id, receiver)
 }
 
-async fn webhook(herald: &Herald, receiver: &Receiver, name: &str) -> ChannelId {
-    herald
-        .channel(json!({"kind": "webhook", "name": name, "config": {"url": receiver.url(&format!("/hook/{name}"))}}))
+/// A generic webhook channel `name` and the receiver behind it, which verifies the channel's
+/// signatures (an unverifiable request is answered 400 and fails the test's expectations).
+async fn webhook(herald: &Herald, name: &str) -> (ChannelId, Receiver) {
+    let receiver = Receiver::start(Kind::Webhook).await;
+    let created = herald
+        .create_channel(json!({"kind": "webhook", "name": name, "config": {"url": format!("{}/hooks/{name}", receiver.url)}}))
         .await
-        .expect("webhook channel")
+        .expect("webhook channel");
+    receiver.set_signing_secret(
+        created["signingSecret"]
+            .as_str()
+            .expect("signing secret shown once"),
+    );
+    let id = created["id"]
+        .as_str()
+        .expect("id")
+        .parse()
+        .expect("channel id");
+    (id, receiver)
 }
 
 /// `POST /events` with one event of `type`; the accepted event's id.
@@ -86,10 +104,10 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
     let herald = Herald::deploy(&Overrides::default(), fast_retry())
         .await
         .expect("deploy");
-    let receiver = Receiver::start().await.expect("receiver");
-    let ops = slack(&herald, &receiver, "ops").await;
+    let (ops, slack_rx) = slack(&herald, "ops").await;
+    let hook_rx = Receiver::start(Kind::Webhook).await;
     let created = herald
-        .create_channel(json!({"kind": "webhook", "name": "billing", "config": {"url": receiver.url("/hook/billing")}}))
+        .create_channel(json!({"kind": "webhook", "name": "billing", "config": {"url": format!("{}/hooks/billing", hook_rx.url)}}))
         .await
         .expect("webhook channel");
     let hook: ChannelId = created["id"]
@@ -100,6 +118,7 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
     let secret = created["signingSecret"]
         .as_str()
         .expect("signing secret shown once");
+    hook_rx.set_signing_secret(secret);
     herald
         .rule(json!({"key": "paid", "channelIds": [ops.to_string(), hook.to_string()], "match": {"field": "type", "op": "eq", "value": "invoice.paid"}}))
         .await
@@ -114,7 +133,7 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
     let _other = post_event(&herald, "invoice.created", json!({"amount": 5})).await;
     until_final(&herald, &[ops, hook], 2, Duration::from_secs(30)).await;
 
-    let slack_in = receiver.arrivals_at("/slack/ops");
+    let slack_in = slack_rx.arrivals();
     assert_eq!(slack_in.len(), 1, "one Slack message: {slack_in:?}");
     let attachment = &slack_in[0].body["attachments"][0];
     assert!(
@@ -123,7 +142,8 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
             .is_some_and(|f| f.contains("invoice.paid")),
         "{attachment}"
     );
-    let hook_in = receiver.arrivals_at("/hook/billing");
+    let hook_in = hook_rx.arrivals();
+    assert!(hook_in.iter().all(|a| a.problems.is_empty()), "{hook_in:?}");
     assert_eq!(hook_in.len(), 1, "one webhook call: {hook_in:?}");
     assert_eq!(
         hook_in[0].body["id"], paid,
@@ -179,23 +199,22 @@ async fn a_500_is_retried_after_a_delay_and_then_delivered() {
     let herald = Herald::deploy(&Overrides::default(), fast_retry())
         .await
         .expect("deploy");
-    let receiver = Receiver::start().await.expect("receiver");
-    let ops = slack(&herald, &receiver, "ops").await;
+    let (ops, receiver) = slack(&herald, "ops").await;
     herald
         .rule(json!({"key": "deploy.finished", "channelIds": [ops.to_string()]}))
         .await
         .expect("rule");
-    receiver.fail_next("/slack/ops", &[500]);
+    receiver.script([Reply::ServerError]);
 
     post_event(&herald, "deploy.finished", json!({"service": "api"})).await;
     until_final(&herald, &[ops], 1, Duration::from_secs(30)).await;
 
-    let arrivals = receiver.arrivals_at("/slack/ops");
+    let arrivals = receiver.arrivals();
     assert_eq!(arrivals.len(), 2, "{arrivals:?}");
-    assert_eq!((arrivals[0].answered, arrivals[1].answered), (500, 200));
+    assert_eq!((arrivals[0].status, arrivals[1].status), (500, 200));
     let gap = arrivals[1].at - arrivals[0].at;
     assert!(
-        gap >= Duration::from_millis(900),
+        gap >= chrono::Duration::milliseconds(900),
         "the retry waited for its delay: {gap:?}"
     );
     let d = &herald.deliveries(ops).await.expect("deliveries")[0];
