@@ -326,3 +326,54 @@ async fn an_fcm_channel_needs_a_private_key_it_can_sign_with() {
         .expect(StatusCode::CREATED);
     assert_eq!(ok.json["config"]["privateKey"], "****");
 }
+
+#[tokio::test]
+async fn generic_webhook_url_tokens_are_never_shown_back() {
+    let app = TestApp::local().await;
+    let url = "https://fn-acme.azurewebsites.net/api/herald?code=AZURESECRET123&token=TOKENSECRET";
+    let created = app
+        .post(
+            "/notifications/channels",
+            &json!({"kind": "webhook", "name": "azure", "config": {"url": url, "format": "generic"}})
+                .to_string(),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let id = created.json["id"].as_str().expect("id").to_owned();
+    let patched = app
+        .patch(
+            &format!("/notifications/channels/{id}"),
+            &json!({"config": {"url": format!("{url}&sig=SIGSECRET")}}).to_string(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let answers = [
+        created,
+        patched,
+        app.get(&format!("/notifications/channels/{id}"))
+            .await
+            .expect(StatusCode::OK),
+        app.get("/notifications/channels")
+            .await
+            .expect(StatusCode::OK),
+    ];
+    for a in answers {
+        for secret in [
+            "AZURESECRET123",
+            "TOKENSECRET",
+            "SIGSECRET",
+            "code=",
+            "token=",
+        ] {
+            assert!(!a.text.contains(secret), "{secret} shown: {}", a.text);
+        }
+    }
+    let got = app
+        .get(&format!("/notifications/channels/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        got.json["config"]["url"],
+        "https://fn-acme.azurewebsites.net/…rald"
+    );
+}
