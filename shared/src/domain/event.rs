@@ -22,9 +22,10 @@ pub struct Event {
     pub received_at: DateTime<Utc>,
 }
 
-/// A user an event is for, with contact points that override the stored profile.
+/// A user an event is for, with contact points that override the stored profile. Unknown
+/// fields are refused (`emial` would otherwise fall back to the profile silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Recipient {
     pub user_id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]

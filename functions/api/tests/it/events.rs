@@ -105,6 +105,20 @@ async fn an_unknown_field_in_a_batch_is_that_entrys_error() {
 }
 
 #[tokio::test]
+async fn an_unknown_field_of_a_recipient_is_refused() {
+    let app = TestApp::local().await;
+    let a = app
+        .post(
+            "/events",
+            r#"{"type":"t","module":"m","recipients":["bob",{"userId":"alice","emial":"a@x.io"}]}"#,
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("recipients[1]"), "{}", a.text);
+    assert!(a.message().contains("emial"), "{}", a.text);
+}
+
+#[tokio::test]
 async fn the_recipient_cap_is_checked_before_any_recipient_is_read() {
     let app = TestApp::local().await;
     // 1,001 entries whose last is not a valid user id: the cap answers, not entry 1000.
