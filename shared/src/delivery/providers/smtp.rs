@@ -456,13 +456,14 @@ impl SmtpSender {
             outbound::resolve_checked(relay.host, relay.port, &self.config.allow, plain)
                 .await
                 .map_err(|e| match e {
-                    ResolveError::Blocked(b) if plain => StepError::new(
-                        Step::Connect,
-                        Failure::Blocked,
-                        format!(
-                            "{b}; plain-text SMTP (starttls: false) may reach only relays inside --allow-private-targets"
-                        ),
-                    ),
+                    // `InsecureScheme` speaks of http; say it in SMTP's terms.
+                    ResolveError::Blocked(outbound::Blocked::InsecureScheme) if plain => {
+                        StepError::new(
+                            Step::Connect,
+                            Failure::Blocked,
+                            "plain-text SMTP (starttls: false) may reach only relays inside --allow-private-targets; set starttls: true (or use port 465)",
+                        )
+                    }
                     ResolveError::Blocked(b) => {
                         StepError::new(Step::Connect, Failure::Blocked, b.to_string())
                     }
