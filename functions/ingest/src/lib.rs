@@ -5,7 +5,7 @@
 //! matched, or failed. A message that is not a valid event (malformed envelope, properties too
 //! deep or too large, an unknown field in `detail`) can never become valid, but it is not
 //! dropped either: it is reported failed like a storage or queue failure, so the queue delivers
-//! it again and then moves it to its DLQ, where the DLQ alarm, `herald dlq stats` and
+//! it again and then moves it to its DLQ, where the DLQ alarm, `herald dlq show ingest` and
 //! `receive-message` show it whole — an operator finds every event the pipeline could not
 //! process there, never only in a log line.
 

@@ -131,7 +131,7 @@ const MIN_SCRUBBED: usize = 4;
 /// JSON-escaped (with `\/` too), base64 (standard and URL-safe, and at each of the three byte
 /// alignments it can have inside a longer base64 text, as in an SMTP `AUTH PLAIN` echo of
 /// `\0user\0password`) — and the value of any [`SECRET_QUERY_PARAMS`] parameter. The one
-/// scrubber of every sender's logged errors.
+/// scrubber of the texts the HTTP (Slack, webhooks) and SMTP senders keep on an attempt.
 pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
     let mut variants: Vec<String> = secrets
         .iter()
