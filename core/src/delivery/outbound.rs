@@ -217,12 +217,28 @@ pub fn check_target(url: &Url, allow: &AllowList) -> Result<(), Blocked> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(Blocked::Credentials);
     }
-    let ip = match url.host() {
-        None => return Err(Blocked::NoHost),
-        Some(Host::Ipv4(v4)) => Some(IpAddr::V4(v4)),
-        Some(Host::Ipv6(v6)) => Some(IpAddr::V6(v6)),
-        Some(Host::Domain(d)) => {
-            let d = d.trim_end_matches('.').to_ascii_lowercase();
+    let host = url.host().ok_or(Blocked::NoHost)?;
+    check_host(&host, allow, url.scheme() == "http")?;
+    match url.scheme() {
+        "https" | "http" => Ok(()),
+        other => Err(Blocked::Scheme(other.to_owned())),
+    }
+}
+
+/// The save-time check of a host a sender will connect to (a URL's, or an SMTP relay's): the
+/// host when it is an IP literal or `localhost`; and for an unencrypted connection (`plain`:
+/// `http`, SMTP without TLS), whether it can be allow-listed at all — a hostname's resolved
+/// addresses must all be allow-listed at send time, here we can only say whether any could be.
+pub fn check_host<S: AsRef<str>>(
+    host: &Host<S>,
+    allow: &AllowList,
+    plain: bool,
+) -> Result<(), Blocked> {
+    let ip = match host {
+        Host::Ipv4(v4) => Some(IpAddr::V4(*v4)),
+        Host::Ipv6(v6) => Some(IpAddr::V6(*v6)),
+        Host::Domain(d) => {
+            let d = d.as_ref().trim_end_matches('.').to_ascii_lowercase();
             (d == "localhost" || d.ends_with(".localhost"))
                 .then_some(IpAddr::V4(Ipv4Addr::LOCALHOST))
         }
@@ -230,16 +246,13 @@ pub fn check_target(url: &Url, allow: &AllowList) -> Result<(), Blocked> {
     if let Some(ip) = ip {
         check_ip(ip, allow)?;
     }
-    match url.scheme() {
-        "https" => Ok(()),
-        // A hostname's resolved addresses must all be allow-listed at send time; here we can only
-        // say whether any http target could be.
-        "http" => match ip {
-            Some(ip) if allow.contains(ip) => Ok(()),
-            None if !allow.is_empty() => Ok(()),
-            _ => Err(Blocked::InsecureScheme),
-        },
-        other => Err(Blocked::Scheme(other.to_owned())),
+    if !plain {
+        return Ok(());
+    }
+    match ip {
+        Some(ip) if allow.contains(ip) => Ok(()),
+        None if !allow.is_empty() => Ok(()),
+        _ => Err(Blocked::InsecureScheme),
     }
 }
 

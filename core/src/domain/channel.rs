@@ -176,10 +176,8 @@ impl ChannelConfig {
         match self {
             Self::Slack(c) => json!({ "webhookUrl": redact_url(&c.webhook_url) }),
             Self::Webhook(c) => {
-                let url = match c.format {
-                    WebhookFormat::Generic => c.url.to_string(),
-                    WebhookFormat::Discord | WebhookFormat::Teams => redact_url(&c.url),
-                };
+                // Generic URLs carry tokens too (`?token=`, Azure's `?code=`, a path secret).
+                let url = redact_url(&c.url);
                 let headers: BTreeMap<&str, &str> =
                     c.headers.keys().map(|k| (k.as_str(), "****")).collect();
                 json!({ "url": url, "format": c.format, "headers": headers, "signingSecret": "whsec_****" })
@@ -341,7 +339,8 @@ pub enum PushConfig {
 }
 
 /// `https://hooks.slack.com/…Xy12`: scheme and host kept, the token-bearing path cut to its
-/// last four characters.
+/// last four characters, the query (which may hold a token) left out. Every channel URL is shown
+/// this way.
 pub fn redact_url(url: &Url) -> String {
     let host = url.host_str().unwrap_or("");
     let tail: String = {
@@ -364,6 +363,24 @@ mod tests {
         let shown = redact_url(&url);
         assert_eq!(shown, "https://hooks.slack.com/…Ab12");
         assert!(!shown.contains("secret"));
+    }
+
+    #[test]
+    fn generic_webhook_urls_are_redacted_without_their_query() {
+        let config = ChannelConfig::Webhook(WebhookConfig {
+            url: Url::parse("https://fn.azurewebsites.net/api/hook?code=AzureS3cret&sig=abc")
+                .expect("url"),
+            format: WebhookFormat::Generic,
+            headers: BTreeMap::new(),
+            signing_secret: SigningSecret::generate(),
+        });
+        let shown = config.redacted().to_string();
+        assert!(!shown.contains("AzureS3cret"), "{shown}");
+        assert!(!shown.contains("code="), "{shown}");
+        assert!(
+            shown.contains("https://fn.azurewebsites.net/…hook"),
+            "{shown}"
+        );
     }
 
     #[test]

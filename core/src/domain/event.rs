@@ -22,9 +22,10 @@ pub struct Event {
     pub received_at: DateTime<Utc>,
 }
 
-/// A user an event is for, with contact points that override the stored profile.
+/// A user an event is for, with contact points that override the stored profile. Unknown
+/// fields are refused (`emial` would otherwise fall back to the profile silently).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Recipient {
     pub user_id: UserId,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,8 +88,10 @@ name!(
 
 /// The body of an event as producers write it: the `detail` of an EventBridge event (whose
 /// `detail-type` is the type), or one entry of `POST /events` (which carries `type` itself).
+/// An unknown field is refused, not dropped: `propertes` is a typo whose properties would
+/// otherwise silently never match.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EventInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
@@ -96,7 +99,13 @@ pub struct EventInput {
     pub event_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub module: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A JSON object, at most [`MAX_PROPERTIES_DEPTH`] levels deep and [`MAX_PROPERTIES_BYTES`]
+    /// long; checked as it is read, so the error names `properties`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "bounded_properties"
+    )]
     #[schema(value_type = Object)]
     pub properties: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -109,6 +118,67 @@ pub struct EventInput {
 
 /// Most recipients one event may name.
 pub const MAX_RECIPIENTS: usize = 1000;
+
+/// Deepest nesting of an event's `properties` (the object itself is level 1). Far below
+/// serde_json's recursion limit (128), which the EventBridge envelope around the properties
+/// would otherwise reach first — after the API had answered 202.
+pub const MAX_PROPERTIES_DEPTH: usize = 32;
+
+/// Longest an event's `properties` may be, as compact JSON: the event travels whole in every
+/// queue message (SQS and EventBridge entries are at most 256 KB) and in its stored record.
+pub const MAX_PROPERTIES_BYTES: usize = 64 * 1024;
+
+/// The one bound on an event's `properties`: within [`MAX_PROPERTIES_DEPTH`] and
+/// [`MAX_PROPERTIES_BYTES`]. The message names no field; callers put it under `properties`.
+pub fn check_properties(value: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
+    // Iterative, so that checking a deep value cannot itself overflow the stack.
+    let mut stack = vec![(value, 1usize)];
+    while let Some((v, depth)) = stack.pop() {
+        let children: Box<dyn Iterator<Item = &Value>> = match v {
+            Value::Object(m) => Box::new(m.values()),
+            Value::Array(a) => Box::new(a.iter()),
+            _ => continue,
+        };
+        if depth > MAX_PROPERTIES_DEPTH {
+            return Err(format!("nests deeper than {MAX_PROPERTIES_DEPTH} levels"));
+        }
+        stack.extend(children.map(|c| (c, depth + 1)));
+    }
+    let mut size = ByteCount(0);
+    // Writing to a counter cannot fail.
+    let _ = serde_json::to_writer(&mut size, value);
+    if size.0 > MAX_PROPERTIES_BYTES {
+        return Err(format!(
+            "is {} bytes of JSON; at most {MAX_PROPERTIES_BYTES}",
+            size.0
+        ));
+    }
+    Ok(())
+}
+
+/// Counts the bytes written to it.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn bounded_properties<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<serde_json::Value>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    if let Some(v) = &value {
+        check_properties(v).map_err(serde::de::Error::custom)?;
+    }
+    Ok(value)
+}
 
 impl EventInput {
     /// Validates the input into an event. `fallback_id` is used when the input has no `id`
@@ -134,14 +204,29 @@ impl EventInput {
                 .as_deref()
                 .ok_or_else(|| Invalid::new("module", "is required"))?,
         )?;
+        if let Some(p) = &self.properties {
+            check_properties(p).map_err(|m| Invalid::new("properties", m))?;
+        }
         let properties = match self.properties {
             None | Some(serde_json::Value::Null) => serde_json::Map::new(),
             Some(serde_json::Value::Object(map)) => map,
             Some(_) => return Err(Invalid::new("properties", "must be a JSON object")),
         };
-        let mut recipients = Vec::new();
+        // The cap first, on what was sent: de-duplicating a 30,000-entry list costs more than
+        // refusing it.
+        let listed =
+            self.recipients.as_ref().map_or(0, Vec::len) + usize::from(self.user_id.is_some());
+        if listed > MAX_RECIPIENTS {
+            return Err(Invalid::new(
+                "recipients",
+                format!("at most {MAX_RECIPIENTS} recipients per event, got {listed}"),
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(listed);
+        let mut recipients = Vec::with_capacity(listed);
         if let Some(user) = self.user_id {
             let user_id = UserId::parse(user).map_err(|e| Invalid::new("userId", e.message))?;
+            seen.insert(user_id.clone());
             recipients.push(Recipient {
                 user_id,
                 email: None,
@@ -171,15 +256,9 @@ impl EventInput {
                     )
                 })?,
             };
-            if !recipients.iter().any(|r| r.user_id == recipient.user_id) {
+            if seen.insert(recipient.user_id.clone()) {
                 recipients.push(recipient);
             }
-        }
-        if recipients.len() > MAX_RECIPIENTS {
-            return Err(Invalid::new(
-                "recipients",
-                format!("at most {MAX_RECIPIENTS} recipients per event"),
-            ));
         }
         let occurred_at = match self.occurred_at {
             None => fallback_time,

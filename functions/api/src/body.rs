@@ -103,7 +103,7 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: Option<
     }
     let field = match (prefix, field.is_empty()) {
         (Some(p), true) => p.to_owned(),
-        (Some(p), false) if field.starts_with('[') => format!("{p}{field}"),
+        (Some(p), false) if p.is_empty() || field.starts_with('[') => format!("{p}{field}"),
         (Some(p), false) => format!("{p}.{field}"),
         (None, _) => field,
     };

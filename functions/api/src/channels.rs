@@ -26,7 +26,7 @@ use crate::auth::OrgAuth;
 use crate::body::{JsonBody, double_option, from_value};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::pagination::ListParams;
-use crate::targets::check_url;
+use crate::targets::{check_relay, check_url};
 use crate::{ApiConfig, AppState};
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/channels";
@@ -34,6 +34,10 @@ const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/channels/{id}";
 
 /// At most this many custom headers on a webhook.
 const MAX_HEADERS: usize = 20;
+/// Longest custom header name, in bytes.
+const MAX_HEADER_NAME: usize = 128;
+/// Longest custom header value, in bytes (many servers refuse headers over 8 KB in total).
+const MAX_HEADER_VALUE: usize = 4096;
 /// Headers Herald sets itself on webhook requests.
 const RESERVED_HEADERS: &[&str] = &[
     "host",
@@ -238,6 +242,18 @@ fn parse_config(
                             "SMTP needs a host and a non-zero port",
                         ))
                     }
+                    EmailConfig::Smtp {
+                        host,
+                        port,
+                        starttls,
+                        ..
+                    } => {
+                        // As the SMTP sender's `Security::of`: port 465 is implicit TLS,
+                        // otherwise `starttls: false` is plain text.
+                        let plain = !*starttls && *port != 465;
+                        check_relay(host, plain, "config.host", allowed)?;
+                        Ok(ChannelConfig::Email(email))
+                    }
                     _ => Ok(ChannelConfig::Email(email)),
                 }
             }
@@ -265,7 +281,7 @@ fn parse_config(
                         project_id,
                         client_email,
                         private_key,
-                        ..
+                        token_uri,
                     } => {
                         if project_id.trim().is_empty()
                             || client_email.trim().is_empty()
@@ -279,6 +295,11 @@ fn parse_config(
                         // Refused now rather than at the first 3am push.
                         fcm::check_private_key(private_key)
                             .map_err(|m| ApiError::invalid_field("config.privateKey", m))?;
+                        // The token endpoint gets the signed assertion: the same outbound
+                        // policy as any other target.
+                        if let Some(uri) = token_uri {
+                            check_url(uri, "config.tokenUri", allowed)?;
+                        }
                         Ok(ChannelConfig::Push(push))
                     }
                     PushConfig::Outbox => Ok(ChannelConfig::Push(push)),
@@ -339,7 +360,19 @@ fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String
     }
     let mut out = BTreeMap::new();
     for (name, value) in headers {
+        if name.len() > MAX_HEADER_NAME {
+            return Err(ApiError::invalid_field(
+                "config.headers",
+                format!("a header name is at most {MAX_HEADER_NAME} bytes"),
+            ));
+        }
         let field = format!("config.headers.{name}");
+        if value.len() > MAX_HEADER_VALUE {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("at most {MAX_HEADER_VALUE} bytes"),
+            ));
+        }
         let parsed = http::HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ApiError::invalid_field(field.clone(), "not a valid HTTP header name"))?;
         if RESERVED_HEADERS.contains(&parsed.as_str()) {
@@ -382,7 +415,7 @@ struct WebhookInput {
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such org", body = ErrorBody),
         (status = 413, description = "Body over 256 KB", body = ErrorBody),
-        (status = 422, description = "Invalid value: name, URL (https only), missing config", body = ErrorBody),
+        (status = 422, description = "Invalid value: name, URL (https only, at most 2048 characters, no private or loopback host), SMTP relay host, FCM tokenUri, headers (at most 20, name 128 and value 4096 bytes), missing config", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]

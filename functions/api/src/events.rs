@@ -54,14 +54,15 @@ pub struct EventsAccepted {
 /// Publishes events.
 ///
 /// The body is one event `{id?, type, module, properties?, userId? | recipients?, occurredAt?}`
-/// or an array of them.
+/// or an array of them. Unknown fields are refused; `properties` is at most 32 levels deep and
+/// 64 KiB of JSON; at most 1,000 recipients.
 #[utoipa::path(
     post, path = COLLECTION, tag = "events",
     params(("orgId" = String, Path, description = "Org id")),
     request_body(content = Object, description = "One event, or an array of up to 100"),
     responses(
         (status = 202, description = "One result per event", body = EventsAccepted),
-        (status = 400, description = "Malformed body", body = crate::error::ErrorBody),
+        (status = 400, description = "Malformed body, an unknown field, or `properties` deeper than 32 levels or over 64 KiB of JSON (for a batch, such an entry gets its own error in the 202)", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
         (status = 413, description = "Body over 256 KB", body = crate::error::ErrorBody),
     ),

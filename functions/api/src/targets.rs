@@ -1,22 +1,69 @@
-//! Save-time checks of outbound URLs (Slack, webhooks), with the delivery module's rules
-//! ([`check_target`]): `https` only, no credentials in the URL, and no private, loopback,
+//! Save-time checks of outbound targets (Slack and webhook URLs, FCM's `tokenUri`, SMTP relays),
+//! with the delivery module's rules ([`check_target`], [`check_host`]): `https` only, no
+//! credentials in the URL, at most [`MAX_URL_CHARS`] characters, and no private, loopback,
 //! link-local or otherwise reserved IP-literal hosts unless the deployment allows that range
-//! (`http` is then accepted too). Host names are not resolved here: the delivery client checks
-//! the address it actually connects to, on every request.
+//! (`http`, or SMTP without TLS, is then accepted too). Host names are not resolved here: the
+//! senders check the address they actually connect to, on every attempt.
 
-use herald_core::delivery::outbound::{AllowList, check_target};
+use std::net::IpAddr;
+
+use herald_core::delivery::outbound::{AllowList, Blocked, check_host, check_target};
 use ipnet::IpNet;
-use url::Url;
+use url::{Host, Url};
 
 use crate::error::ApiError;
 
+/// The longest outbound URL accepted (the de-facto limit of browsers and many servers).
+pub(crate) const MAX_URL_CHARS: usize = 2048;
+/// The longest SMTP relay host name (DNS's limit).
+const MAX_HOST_CHARS: usize = 253;
+
 /// Parses and checks an outbound URL named `field` in the request.
 pub(crate) fn check_url(raw: &str, field: &str, allowed: &[IpNet]) -> Result<Url, ApiError> {
+    if raw.chars().count() > MAX_URL_CHARS {
+        return Err(ApiError::invalid_field(
+            field,
+            format!("at most {MAX_URL_CHARS} characters"),
+        ));
+    }
     let url = Url::parse(raw.trim())
         .map_err(|e| ApiError::invalid_field(field, format!("not a valid URL: {e}")))?;
     check_target(&url, &AllowList::new(allowed.to_vec()))
         .map_err(|blocked| ApiError::invalid_field(field, blocked.to_string()))?;
     Ok(url)
+}
+
+/// Checks an SMTP relay's host named `field`, as the SMTP sender will when it connects: no
+/// reserved IP literal (or `localhost`) outside the allow-list, and plain text (`plain`) only to
+/// relays that can be inside it.
+pub(crate) fn check_relay(
+    raw: &str,
+    plain: bool,
+    field: &str,
+    allowed: &[IpNet],
+) -> Result<(), ApiError> {
+    let name = raw.trim().trim_end_matches('.');
+    let host = match name.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => Host::Ipv4(v4),
+        Ok(IpAddr::V6(v6)) => Host::Ipv6(v6),
+        Err(_) if name.is_empty() || name.chars().count() > MAX_HOST_CHARS => {
+            return Err(ApiError::invalid_field(
+                field,
+                format!("must be a host name or IP address of at most {MAX_HOST_CHARS} characters"),
+            ));
+        }
+        Err(_) => Host::parse(name)
+            .map_err(|e| ApiError::invalid_field(field, format!("not a valid host name: {e}")))?,
+    };
+    check_host(&host, &AllowList::new(allowed.to_vec()), plain).map_err(|blocked| {
+        let message = match blocked {
+            Blocked::InsecureScheme => "plain-text SMTP (starttls: false) may reach only relays \
+                inside --allow-private-targets; set starttls: true (or use port 465)"
+                .to_owned(),
+            other => other.to_string(),
+        };
+        ApiError::invalid_field(field, message)
+    })
 }
 
 #[cfg(test)]

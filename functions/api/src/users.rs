@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use axum::routing::put;
 use axum::{Json, Router};
 use chrono::Utc;
-use herald_core::domain::UserId;
+use herald_core::domain::channel::ChannelKind;
+use herald_core::domain::{ChannelId, UserId};
 use herald_shared::repo::users::{self, UserProfile};
 use herald_shared::repo::{Feeds, RepoError};
 use serde::Deserialize;
@@ -36,7 +37,8 @@ pub struct PutUser {
     pub push_tokens: Option<Vec<String>>,
     /// IANA time zone, e.g. `Europe/Paris`.
     pub timezone: Option<String>,
-    /// Channel ids or channel kinds (`email`, `sms`, `push`, `in_app`) the user opted out of.
+    /// Channel ids or channel kinds (`email`, `sms`, `push`, `in_app`) the user opted out of;
+    /// anything else is refused (422).
     pub opt_outs: Option<Vec<String>>,
 }
 
@@ -64,6 +66,37 @@ fn bounded(list: Option<Vec<String>>, field: &str) -> ApiResult<Vec<String>> {
     Ok(list)
 }
 
+/// The kinds a user can opt out of: those that deliver to a person.
+const OPT_OUT_KINDS: [ChannelKind; 4] = [
+    ChannelKind::Email,
+    ChannelKind::Sms,
+    ChannelKind::Push,
+    ChannelKind::InApp,
+];
+
+/// Opt-outs are channel ids (kept in canonical form, as the dispatcher compares them) or
+/// user-facing channel kinds; anything else could never match and would silently opt out of
+/// nothing.
+fn opt_outs(list: Option<Vec<String>>) -> ApiResult<Vec<String>> {
+    bounded(list, "optOuts")?
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| {
+            if let Some(kind) = OPT_OUT_KINDS.iter().find(|k| k.as_str() == o) {
+                return Ok(kind.as_str().to_owned());
+            }
+            o.parse::<ChannelId>()
+                .map(|id| id.to_string())
+                .map_err(|_| {
+                    ApiError::invalid_field(
+                        format!("optOuts[{i}]"),
+                        "must be a channel id or one of email, sms, push, in_app",
+                    )
+                })
+        })
+        .collect()
+}
+
 /// Stores a user's profile, replacing any previous one.
 #[utoipa::path(
     put, path = ITEM, tag = "users",
@@ -73,7 +106,7 @@ fn bounded(list: Option<Vec<String>>, field: &str) -> ApiResult<Vec<String>> {
         (status = 200, description = "The stored profile", body = UserProfile),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 422, description = "Invalid email, phone (E.164) or time zone", body = ErrorBody),
+        (status = 422, description = "Invalid email, phone (E.164), time zone or opt-out (a channel id or email|sms|push|in_app)", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -100,7 +133,7 @@ pub async fn put_user(
         phone: body.phone,
         push_tokens: bounded(body.push_tokens, "pushTokens")?,
         timezone: body.timezone,
-        opt_outs: bounded(body.opt_outs, "optOuts")?,
+        opt_outs: opt_outs(body.opt_outs)?,
         updated_at: Utc::now(),
     };
     users::put(state.store.as_ref(), &profile)

@@ -1,10 +1,13 @@
 //! The ingest function: EventBridge envelopes from the ingest queue → validated, de-duplicated
 //! events on the match queue.
 //!
-//! Every envelope ends in one of three logged states: forwarded to matching, recognised as a
-//! duplicate of an event already matched, or refused as invalid (it can never become valid, so
-//! it is not retried). Storage or queue failures fail the message, and the queue delivers it
-//! again (then to its DLQ).
+//! Every envelope ends forwarded to matching, recognised as a duplicate of an event already
+//! matched, or failed. A message that is not a valid event (malformed envelope, properties too
+//! deep or too large, an unknown field in `detail`) can never become valid, but it is not
+//! dropped either: it is reported failed like a storage or queue failure, so the queue delivers
+//! it again and then moves it to its DLQ, where the DLQ alarm, `herald dlq show ingest` and
+//! `receive-message` show it whole — an operator finds every event the pipeline could not
+//! process there, never only in a log line.
 
 use chrono::{DateTime, Utc};
 use herald_core::domain::event::{Event, EventInput};
@@ -14,7 +17,18 @@ use herald_shared::pipeline::{BatchOutcome, MatchTask, QueueMessage};
 use herald_shared::queue::{self, Outgoing, Queue};
 use herald_shared::repo::events::{self, Recorded, Stage};
 use herald_shared::store::Store;
-use tracing::{info, instrument, warn};
+use herald_shared::store::StoreError;
+use tracing::{error, info, instrument, warn};
+
+/// Why a message could not become a forwarded event.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// Not a valid event; it goes to the DLQ after the queue's maximum receives.
+    #[error("invalid event: {0}")]
+    Invalid(#[source] Invalid),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// What ingest needs: the store (event records) and the match queue.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +54,16 @@ impl Ingest<'_> {
                     }
                 },
                 Ok(None) => {}
+                Err(Refusal::Invalid(invalid)) => {
+                    error!(
+                        message_id = %message.id,
+                        receive_count = message.receive_count,
+                        field = %invalid.field,
+                        reason = %invalid.message,
+                        "event refused as invalid; failed so that the queue dead-letters it"
+                    );
+                    outcome.failed.push(message.id);
+                }
                 Err(e) => {
                     warn!(message_id = %message.id, error = %e, "ingest failed; the message will be retried");
                     outcome.failed.push(message.id);
@@ -59,20 +83,14 @@ impl Ingest<'_> {
         outcome
     }
 
-    /// The event to forward, or `None` when the message ends here (invalid or duplicate).
+    /// The event to forward, or `None` when the message ends here (a duplicate).
     #[instrument(skip_all, fields(message_id = %message.id, event_id, org_id))]
     async fn accept(
         &self,
         message: &QueueMessage,
         now: DateTime<Utc>,
-    ) -> Result<Option<Event>, herald_shared::store::StoreError> {
-        let event = match parse_envelope(&message.body, now) {
-            Ok(event) => event,
-            Err(invalid) => {
-                warn!(field = %invalid.field, reason = %invalid.message, "event refused: invalid");
-                return Ok(None);
-            }
-        };
+    ) -> Result<Option<Event>, Refusal> {
+        let event = parse_envelope(&message.body, now).map_err(Refusal::Invalid)?;
         let span = tracing::Span::current();
         span.record("event_id", event.id.as_str());
         span.record("org_id", tracing::field::display(event.org_id));
@@ -97,8 +115,10 @@ impl Ingest<'_> {
 }
 
 /// Turns an EventBridge envelope into an event: `detail-type` is the type, `detail` holds
-/// `{orgId, module, properties, id?, userId?, recipients?, occurredAt?}`; without `detail.id`
-/// the EventBridge event id is the idempotency key.
+/// `{orgId, module, properties, id?, userId?, recipients?, occurredAt?}` and nothing else (an
+/// unknown field is refused, as `POST /events` refuses it); without `detail.id` the EventBridge
+/// event id is the idempotency key. The envelope's own fields beyond those Herald reads are
+/// tolerated.
 pub fn parse_envelope(body: &str, now: DateTime<Utc>) -> Result<Event, Invalid> {
     let envelope: BusEnvelope = serde_json::from_str(body)
         .map_err(|e| Invalid::new("", format!("not an EventBridge event: {e}")))?;
@@ -114,8 +134,16 @@ pub fn parse_envelope(body: &str, now: DateTime<Utc>) -> Result<Event, Invalid> 
         "type".into(),
         serde_json::Value::String(envelope.detail_type),
     );
-    let input: EventInput = serde_json::from_value(serde_json::Value::Object(detail))
-        .map_err(|e| Invalid::new("detail", e.to_string()))?;
+    let input: EventInput = serde_path_to_error::deserialize(serde_json::Value::Object(detail))
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." {
+                "detail".to_owned()
+            } else {
+                format!("detail.{path}")
+            };
+            Invalid::new(field, e.into_inner().to_string())
+        })?;
     let envelope_id = envelope.id;
     input
         .into_event(

@@ -40,6 +40,14 @@ enum Command {
 enum DlqAction {
     /// How many messages each dead-letter queue holds.
     Stats,
+    /// Print up to `--max` messages of a queue's DLQ without moving them: one JSON object per
+    /// line (`messageId`, `receiveCount`, `body`) — e.g. the events ingest refused as invalid.
+    Show {
+        /// `ingest`, `match` or `dispatch`.
+        queue: String,
+        #[arg(long, default_value_t = 10)]
+        max: usize,
+    },
     /// Move up to `--max` messages from a queue's DLQ back to the queue.
     Redrive {
         /// `ingest`, `match` or `dispatch`.
@@ -65,13 +73,21 @@ fn main() -> anyhow::Result<()> {
                         println!("{dlq}: {}", queues.approximate_count(&dlq).await?);
                     }
                 }
-                DlqAction::Redrive { queue, max } => {
-                    if !serve::QUEUES.contains(&queue.as_str()) {
-                        anyhow::bail!(
-                            "unknown queue `{queue}`: one of {}",
-                            serve::QUEUES.join(", ")
+                DlqAction::Show { queue, max } => {
+                    known_queue(&queue)?;
+                    for m in queues.peek(&serve::dlq_name(&queue), max).await? {
+                        println!(
+                            "{}",
+                            serde_json::json!({
+                                "messageId": m.message_id,
+                                "receiveCount": m.receive_count,
+                                "body": m.body,
+                            })
                         );
                     }
+                }
+                DlqAction::Redrive { queue, max } => {
+                    known_queue(&queue)?;
                     let moved = queues
                         .redrive(&serve::dlq_name(&queue), &queue, max)
                         .await?;
@@ -88,4 +104,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn known_queue(queue: &str) -> anyhow::Result<()> {
+    if !serve::QUEUES.contains(&queue) {
+        anyhow::bail!(
+            "unknown queue `{queue}`: one of {}",
+            serve::QUEUES.join(", ")
+        );
+    }
+    Ok(())
 }

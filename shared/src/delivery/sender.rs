@@ -105,6 +105,275 @@ pub fn truncate_bytes(s: &str, max: usize) -> String {
     format!("{}…", &s[..end])
 }
 
+/// Query parameters whose value is a credential (Azure Functions' and Teams' `code`/`sig`,
+/// Slack's and most webhooks' `token`, ...): their value is scrubbed wherever a receiver echoes
+/// `name=value`, whatever the channel's configured URL holds.
+pub const SECRET_QUERY_PARAMS: &[&str] = &[
+    "token",
+    "access_token",
+    "auth",
+    "code",
+    "sig",
+    "signature",
+    "key",
+    "apikey",
+    "api_key",
+    "secret",
+    "password",
+];
+
+/// Secrets (and encodings of them) shorter than this are not scrubbed: they would blank out
+/// ordinary words.
+const MIN_SCRUBBED: usize = 4;
+
+/// What a receiver's echo may show of a secret, as `****`: every secret of `secrets` in each
+/// encoding a receiver may echo it in — raw, percent-encoded (either case) and percent-decoded,
+/// JSON-escaped (with `\/` too), base64 (standard and URL-safe, and at each of the three byte
+/// alignments it can have inside a longer base64 text, as in an SMTP `AUTH PLAIN` echo of
+/// `\0user\0password`) — and the value of any [`SECRET_QUERY_PARAMS`] parameter. The one
+/// scrubber of the texts the HTTP (Slack, webhooks) and SMTP senders keep on an attempt.
+pub fn scrub<S: AsRef<str>>(text: &str, secrets: &[S]) -> String {
+    let mut variants: Vec<String> = secrets
+        .iter()
+        .map(|s| s.as_ref())
+        .filter(|s| s.len() >= MIN_SCRUBBED)
+        .flat_map(encodings)
+        .filter(|v| v.len() >= MIN_SCRUBBED)
+        .collect();
+    // Longest first, so that a secret's long form is not left half-replaced by a shorter one.
+    variants.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    variants.dedup();
+    let mut out = text.to_owned();
+    for v in &variants {
+        if out.contains(v.as_str()) {
+            out = out.replace(v.as_str(), "****");
+        }
+    }
+    scrub_secret_params(&out)
+}
+
+/// The forms `secret` may take in a receiver's echo.
+fn encodings(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let mut bases = vec![secret.to_owned()];
+    for decoded in [percent_decode(secret, false), percent_decode(secret, true)] {
+        if !bases.contains(&decoded) {
+            bases.push(decoded);
+        }
+    }
+    let mut out = Vec::new();
+    for b in &bases {
+        out.push(b.clone());
+        out.push(percent_encode(b, true));
+        out.push(percent_encode(b, false));
+        let json = serde_json::to_string(b).unwrap_or_default();
+        let json = json
+            .strip_prefix('"')
+            .and_then(|j| j.strip_suffix('"'))
+            .unwrap_or_default()
+            .to_owned();
+        out.push(json.replace('/', "\\/"));
+        out.push(json);
+        let bytes = b.as_bytes();
+        for engine in [&STANDARD, &URL_SAFE] {
+            out.push(engine.encode(bytes));
+        }
+        // Inside a longer base64 text the secret starts at byte offset 0, 1 or 2 of a 3-byte
+        // group: keep the characters its bytes alone determine at each offset.
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            for k in 0..3usize {
+                let mut padded = vec![0u8; k];
+                padded.extend_from_slice(bytes);
+                let enc = engine.encode(&padded);
+                let start = (8 * k).div_ceil(6);
+                let end = (8 * (k + bytes.len())) / 6;
+                if start < end && end <= enc.len() {
+                    out.push(enc[start..end].to_owned());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `%XX` for every byte outside RFC 3986's unreserved set.
+fn percent_encode(s: &str, upper: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else if upper {
+            out.push_str(&format!("%{b:02X}"));
+        } else {
+            out.push_str(&format!("%{b:02x}"));
+        }
+    }
+    out
+}
+
+/// `%XX` decoded (and `+` as a space when `form`); invalid escapes left as they are.
+fn percent_decode(s: &str, form: bool) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |c: u8| char::from(c).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if form => out.push(b' '),
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Replaces the value of every [`SECRET_QUERY_PARAMS`] parameter (`?token=…`, `&code=…`, also
+/// percent- or JSON-escaped: `%26sig%3D…`, `\u0026sig=…`) by `****`.
+fn scrub_secret_params(text: &str) -> String {
+    // ASCII lowercase keeps byte offsets.
+    let lower = text.to_ascii_lowercase();
+    let mut cuts: Vec<(usize, usize)> = Vec::new();
+    for name in SECRET_QUERY_PARAMS {
+        let mut from = 0;
+        while let Some(pos) = lower[from..].find(name) {
+            let start = from + pos;
+            from = start + name.len();
+            let before = &lower[..start];
+            let delimited = before.is_empty()
+                || before.ends_with(['?', '&', ';'])
+                || before.ends_with("%3f")
+                || before.ends_with("%26")
+                || before.ends_with("\\u0026")
+                || before.ends_with("\\u003f");
+            if !delimited {
+                continue;
+            }
+            let after = &lower[from..];
+            let value_start = if after.starts_with('=') {
+                from + 1
+            } else if after.starts_with("%3d") {
+                from + 3
+            } else {
+                continue;
+            };
+            let value_len = text[value_start..]
+                .find(|c: char| {
+                    c.is_whitespace()
+                        || matches!(
+                            c,
+                            '&' | '"' | '\'' | '<' | '>' | '#' | ',' | ';' | ')' | '\\'
+                        )
+                })
+                .unwrap_or(text.len() - value_start);
+            let value_len = match text[value_start..value_start + value_len].find("%26") {
+                Some(n) => n,
+                None => value_len,
+            };
+            if value_len > 0 {
+                cuts.push((value_start, value_start + value_len));
+            }
+        }
+    }
+    if cuts.is_empty() {
+        return text.to_owned();
+    }
+    cuts.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for (start, end) in cuts {
+        if start < at {
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push_str("****");
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod scrub_tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
+    use super::scrub;
+
+    #[test]
+    fn a_secret_is_scrubbed_raw_and_percent_encoded_and_decoded() {
+        let sig = "a1b2+c3d4/e5f6=";
+        let shown = scrub(
+            "raw a1b2+c3d4/e5f6= enc a1b2%2Bc3d4%2Fe5f6%3D low a1b2%2bc3d4%2fe5f6%3d",
+            &[sig],
+        );
+        assert_eq!(shown, "raw **** enc **** low ****");
+        // The secret stored encoded, echoed decoded.
+        assert_eq!(
+            scrub("got a1b2+c3d4/e5f6=", &["a1b2%2Bc3d4%2Fe5f6%3D"]),
+            "got ****"
+        );
+    }
+
+    #[test]
+    fn a_json_escaped_slack_path_is_scrubbed() {
+        let path = "/services/T000/B000/XXXXsecretAb12";
+        let echoed = r#"{"error":"no hook \/services\/T000\/B000\/XXXXsecretAb12"}"#;
+        let shown = scrub(echoed, &[path]);
+        assert!(!shown.contains("XXXXsecret"), "{shown}");
+    }
+
+    #[test]
+    fn a_base64_auth_plain_echo_of_the_password_is_scrubbed() {
+        let password = "s3cret-pw!";
+        for user in ["u", "us", "usr", "alice@example.com"] {
+            let plain = STANDARD.encode(format!("\0{user}\0{password}"));
+            let shown = scrub(&format!("535 5.7.8 bad AUTH PLAIN {plain}"), &[password]);
+            assert!(!shown.contains(&plain), "{user}: {shown}");
+            let rest = shown.rsplit(' ').next().unwrap_or_default();
+            let decoded = STANDARD
+                .decode(rest.replace("****", "").trim_end_matches('='))
+                .unwrap_or_default();
+            assert!(
+                !String::from_utf8_lossy(&decoded).contains("cret"),
+                "{user}: {shown}"
+            );
+        }
+        let login = STANDARD.encode(password);
+        assert_eq!(scrub(&format!("334 {login}"), &[password]), "334 ****");
+    }
+
+    #[test]
+    fn known_secret_query_parameters_are_scrubbed_whatever_the_secret_list() {
+        let shown = scrub(
+            "POST https://x.azurewebsites.net/api/f?code=AbC123==&name=ok failed; \\u0026sig=zz%2Fyy token=t0k",
+            &[] as &[&str],
+        );
+        assert_eq!(
+            shown,
+            "POST https://x.azurewebsites.net/api/f?code=****&name=ok failed; \\u0026sig=**** token=t0k"
+        );
+        assert_eq!(scrub("error code=500", &[] as &[&str]), "error code=500");
+        assert_eq!(
+            scrub("/hook%3Ftoken%3Dabc%26x%3D1", &[] as &[&str]),
+            "/hook%3Ftoken%3D****%26x%3D1"
+        );
+    }
+
+    #[test]
+    fn short_secrets_are_left_alone() {
+        assert_eq!(scrub("a b c", &["b"]), "a b c");
+    }
+}
+
 #[cfg(feature = "http-senders")]
 pub use http_sender::HttpSender;
 
@@ -117,7 +386,9 @@ mod http_sender {
     use tracing::{debug, warn};
     use url::Url;
 
-    use super::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
+    use super::{
+        AttemptOutcome, MAX_LOGGED_BODY, SECRET_QUERY_PARAMS, Sender, scrub, truncate_bytes,
+    };
     use crate::delivery::http::{BuildError, OutboundClient, OutboundConfig};
     use herald_core::delivery::classify::{self, Outcome, Provider};
     use herald_core::delivery::format::{OutboundMessage, Target};
@@ -179,7 +450,7 @@ mod http_sender {
                 url: c.webhook_url.clone(),
                 provider: Provider::Slack,
                 headers: vec![],
-                secrets: url_secrets(&c.webhook_url),
+                secrets: url_secrets(&c.webhook_url, true),
             }),
             ChannelConfig::Webhook(c) => {
                 let mut url = c.url.clone();
@@ -214,6 +485,7 @@ mod http_sender {
                         let exposed = c.signing_secret.expose();
                         secrets.push(exposed.to_owned());
                         secrets.push(exposed.trim_start_matches("whsec_").to_owned());
+                        secrets.extend(url_secrets(&c.url, false));
                         Provider::Webhook
                     }
                     WebhookFormat::Discord => {
@@ -227,11 +499,11 @@ mod http_sender {
                             .clear()
                             .extend_pairs(others)
                             .append_pair("wait", "true");
-                        secrets.extend(url_secrets(&c.url));
+                        secrets.extend(url_secrets(&c.url, true));
                         Provider::Discord
                     }
                     WebhookFormat::Teams => {
-                        secrets.extend(url_secrets(&c.url));
+                        secrets.extend(url_secrets(&c.url, true));
                         Provider::Teams
                     }
                 };
@@ -249,10 +521,14 @@ mod http_sender {
         }
     }
 
-    /// The parts of a token-bearing URL that must not be echoed: its path, its long path
-    /// segments (the tokens) and its query (Teams puts its signature there).
-    fn url_secrets(url: &Url) -> Vec<String> {
-        let mut out = vec![url.path().to_owned()];
+    /// The parts of a URL that must not be echoed: its long path segments (tokens), its query
+    /// (Teams puts its signature there), each value of a secret parameter or long enough to be
+    /// a token, and — for Slack, Discord and Teams, whose path is the credential — the path.
+    fn url_secrets(url: &Url, path_is_secret: bool) -> Vec<String> {
+        let mut out = Vec::new();
+        if path_is_secret && url.path().len() >= 8 {
+            out.push(url.path().to_owned());
+        }
         out.extend(
             url.path_segments()
                 .into_iter()
@@ -260,15 +536,19 @@ mod http_sender {
                 .filter(|s| s.len() >= 16)
                 .map(str::to_owned),
         );
-        out.extend(url.query().map(str::to_owned));
-        out
-    }
-
-    /// Replaces every secret (longer than a few characters) by `****`.
-    fn scrub(text: &str, secrets: &[String]) -> String {
-        let mut out = text.to_owned();
-        for s in secrets.iter().filter(|s| s.len() >= 8) {
-            out = out.replace(s.as_str(), "****");
+        if let Some(query) = url.query() {
+            if query.len() >= 8 {
+                out.push(query.to_owned());
+            }
+            for pair in query.split('&') {
+                let (name, value) = pair.split_once('=').unwrap_or(("", pair));
+                let secret_name = SECRET_QUERY_PARAMS
+                    .iter()
+                    .any(|p| p.eq_ignore_ascii_case(name));
+                if secret_name || value.len() >= 16 {
+                    out.push(value.to_owned());
+                }
+            }
         }
         out
     }

@@ -210,6 +210,24 @@ async fn teams(State(rx): State<Receiver>, h: HeaderMap, body: Bytes) -> Respons
     }
 }
 
+/// A receiver that refuses every request and echoes the URL it was called at, as careless
+/// receivers do: its query raw and percent-decoded, its path JSON-escaped (`\/`), and the whole
+/// query base64-encoded.
+async fn echo(uri: axum::http::Uri) -> Response {
+    use base64::Engine as _;
+    let query = uri.query().unwrap_or_default().to_owned();
+    let decoded: Vec<String> = url::form_urlencoded::parse(query.as_bytes())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let body = format!(
+        r#"{{"error":"unknown hook","path":"{}","query":"{query}","decoded":{},"trace":"{}"}}"#,
+        uri.path().replace('/', "\\/"),
+        serde_json::to_string(&decoded.join("&")).unwrap(),
+        base64::engine::general_purpose::STANDARD.encode(&query),
+    );
+    (StatusCode::BAD_REQUEST, body).into_response()
+}
+
 async fn start(key: Vec<u8>) -> Peer {
     let rx = Receiver {
         seen: Arc::default(),
@@ -220,6 +238,7 @@ async fn start(key: Vec<u8>) -> Peer {
         .route("/hook", post(hook))
         .route("/api/webhooks/1/discordtoken", post(discord))
         .route("/teams/workflows/teamstoken", post(teams))
+        .route("/echo/{*rest}", post(echo))
         .with_state(rx.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
@@ -712,6 +731,70 @@ async fn a_response_echoing_the_token_is_logged_without_it() {
     let out = send(&sender(loopback_allowed()), &ch).await;
     assert_eq!(out.error_class, Some(ErrorClass::BadPayload));
     assert_eq!(out.message.as_deref(), Some("no such hook: ****"));
+}
+
+#[tokio::test]
+async fn a_receiver_echoing_url_secrets_in_any_encoding_is_logged_without_them() {
+    let peer = start(vec![]).await;
+    let generic = webhook_channel(
+        &format!(
+            "{}/echo/hooks/GENERICPATHTOKEN0001?token=TOKENSECRET1&code=AzF%2Bsig%2F%3D%3D&team=ops",
+            peer.base
+        ),
+        WebhookFormat::Generic,
+        SigningSecret::generate(),
+    );
+    let teams = webhook_channel(
+        &format!(
+            "{}/echo/teams/workflows/TEAMSPATHTOKEN0002?api-version=1&sp=%2Ftriggers&sig=Xy%2Bz9%2FAbCdEfGh%3D",
+            peer.base
+        ),
+        WebhookFormat::Teams,
+        SigningSecret::generate(),
+    );
+    for (ch, secrets) in [
+        (
+            generic,
+            &[
+                "GENERICPATHTOKEN0001",
+                "TOKENSECRET1",
+                "AzF+sig/==",
+                "AzF%2Bsig%2F%3D%3D",
+            ][..],
+        ),
+        (
+            teams,
+            &[
+                "TEAMSPATHTOKEN0002",
+                "Xy+z9/AbCdEfGh=",
+                "Xy%2Bz9%2FAbCdEfGh%3D",
+            ][..],
+        ),
+    ] {
+        let out = send(&sender(loopback_allowed()), &ch).await;
+        assert_eq!(out.status_code, Some(400), "{out:?}");
+        let shown = out.message.expect("the echo is logged");
+        assert!(shown.contains("unknown hook"), "{shown}");
+        for secret in secrets {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+        let trace = shown
+            .split(r#""trace":""#)
+            .nth(1)
+            .unwrap_or_default()
+            .trim_end_matches(['"', '}']);
+        use base64::Engine as _;
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(trace)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        for secret in secrets {
+            assert!(
+                !decoded.contains(secret),
+                "{secret} leaked in base64: {shown}"
+            );
+        }
+    }
 }
 
 #[tokio::test]

@@ -85,3 +85,67 @@ async fn a_message_failing_every_receive_is_dead_lettered_and_redriven() {
         "the redriven event is the one posted"
     );
 }
+
+/// An event another producer put on the bus that ingest refuses (here a misspelt `detail`
+/// field) is not dropped: it is failed on every receive and lands whole in the ingest DLQ, where
+/// an operator reads it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_event_from_another_producer_is_dead_lettered_not_dropped() {
+    let overrides = Overrides {
+        visibility_timeout: HashMap::from([("IngestQueue".to_owned(), 1)]),
+        ..Overrides::default()
+    };
+    let herald = Herald::deploy(&overrides, super::fast_retry())
+        .await
+        .expect("deploy");
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(&herald.stack.bus_name)
+        .source("sendora.billing")
+        .detail_type("invoice.paid")
+        .detail(
+            json!({"orgId": herald.org_id.to_string(), "module": "billing", "propertes": {"amount": 1}})
+                .to_string(),
+        )
+        .build();
+    let out = herald
+        .test_clients
+        .events
+        .put_events()
+        .entries(entry)
+        .send()
+        .await
+        .expect("put events");
+    assert_eq!(out.failed_entry_count(), 0, "{:?}", out.entries());
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while herald
+        .queue_depth("IngestDeadLetterQueue")
+        .await
+        .expect("depth")
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "never dead-lettered: {:?}",
+            herald.invocations(Function::Ingest)
+        );
+        herald.poll(Function::Ingest).await.expect("poll");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(herald.queue_depth("MatchQueue").await.expect("depth"), 0);
+    let dead = herald
+        .test_clients
+        .sqs
+        .receive_message()
+        .queue_url(&herald.stack.queue("IngestDeadLetterQueue").url)
+        .send()
+        .await
+        .expect("receive from the DLQ");
+    let bodies: Vec<&str> = dead.messages().iter().filter_map(|m| m.body()).collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(
+        bodies[0].contains("propertes"),
+        "the event as published: {}",
+        bodies[0]
+    );
+}

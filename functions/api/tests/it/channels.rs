@@ -326,3 +326,172 @@ async fn an_fcm_channel_needs_a_private_key_it_can_sign_with() {
         .expect(StatusCode::CREATED);
     assert_eq!(ok.json["config"]["privateKey"], "****");
 }
+
+#[tokio::test]
+async fn generic_webhook_url_tokens_are_never_shown_back() {
+    let app = TestApp::local().await;
+    let url = "https://fn-acme.azurewebsites.net/api/herald?code=AZURESECRET123&token=TOKENSECRET";
+    let created = app
+        .post(
+            "/notifications/channels",
+            &json!({"kind": "webhook", "name": "azure", "config": {"url": url, "format": "generic"}})
+                .to_string(),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let id = created.json["id"].as_str().expect("id").to_owned();
+    let patched = app
+        .patch(
+            &format!("/notifications/channels/{id}"),
+            &json!({"config": {"url": format!("{url}&sig=SIGSECRET")}}).to_string(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    let answers = [
+        created,
+        patched,
+        app.get(&format!("/notifications/channels/{id}"))
+            .await
+            .expect(StatusCode::OK),
+        app.get("/notifications/channels")
+            .await
+            .expect(StatusCode::OK),
+    ];
+    for a in answers {
+        for secret in [
+            "AZURESECRET123",
+            "TOKENSECRET",
+            "SIGSECRET",
+            "code=",
+            "token=",
+        ] {
+            assert!(!a.text.contains(secret), "{secret} shown: {}", a.text);
+        }
+    }
+    let got = app
+        .get(&format!("/notifications/channels/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        got.json["config"]["url"],
+        "https://fn-acme.azurewebsites.net/…rald"
+    );
+}
+
+/// An FCM channel body with this `tokenUri`.
+fn fcm_with_token_uri(token_uri: &str) -> String {
+    let key = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/tests/fixtures/fcm-test-key.pem"
+    ))
+    .expect("test key fixture");
+    json!({"kind": "push", "name": "app", "config": {
+        "provider": "fcm", "projectId": "acme-app",
+        "clientEmail": "herald@acme-app.iam.gserviceaccount.com", "privateKey": key,
+        "tokenUri": token_uri,
+    }})
+    .to_string()
+}
+
+#[tokio::test]
+async fn an_fcm_token_uri_the_sender_would_refuse_is_refused_at_save() {
+    let app = TestApp::aws_like().await;
+    for uri in [
+        "file:///etc/passwd",
+        "gopher://example.com/x",
+        "https://127.0.0.1/token",
+        "https://localhost/token",
+        "http://oauth2.example.com/token",
+        "not a url",
+    ] {
+        let a = app
+            .post("/notifications/channels", &fcm_with_token_uri(uri))
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some("config.tokenUri"), "{uri}: {}", a.text);
+    }
+    app.post(
+        "/notifications/channels",
+        &fcm_with_token_uri("https://oauth2.googleapis.com/token"),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn an_smtp_relay_the_sender_would_refuse_is_refused_at_save() {
+    let app = TestApp::aws_like().await;
+    let smtp = |host: &str, starttls: bool| {
+        json!({"kind": "email", "name": "mail", "config": {
+            "provider": "smtp", "from": "ops@example.com", "host": host, "port": 587,
+            "username": "u", "password": "p", "starttls": starttls,
+        }})
+        .to_string()
+    };
+    for (host, starttls) in [
+        ("127.0.0.1", true),
+        ("localhost", true),
+        ("::1", true),
+        ("169.254.169.254", true),
+        ("10.0.0.5", true),
+        ("smtp.example.com", false),
+        ("not a host", true),
+    ] {
+        let a = app
+            .post("/notifications/channels", &smtp(host, starttls))
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some("config.host"), "{host}: {}", a.text);
+        assert!(!a.message().contains("http"), "{host}: {}", a.message());
+    }
+    app.post("/notifications/channels", &smtp("smtp.example.com", true))
+        .await
+        .expect(StatusCode::CREATED);
+    // Inside the deployment's allowed ranges, a local relay (plain text too) is fine.
+    let local = TestApp::local().await;
+    local
+        .post("/notifications/channels", &smtp("127.0.0.1", false))
+        .await
+        .expect(StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn overlong_urls_and_headers_are_refused_at_save() {
+    let app = TestApp::aws_like().await;
+    let long_url = format!("https://hooks.example.com/{}", "a".repeat(10 * 1024));
+    let a = app
+        .post(
+            "/notifications/channels",
+            &json!({"kind": "webhook", "name": "x", "config": {"url": long_url}}).to_string(),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("config.url"), "{}", a.text);
+    let a = app
+        .post(
+            "/notifications/channels",
+            &json!({"kind": "slack", "name": "x", "config": {"webhookUrl": format!("https://hooks.slack.com/{}", "b".repeat(3000))}}).to_string(),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("config.webhookUrl"), "{}", a.text);
+
+    let huge_value = "v".repeat(64 * 1024);
+    let a = app
+        .post(
+            "/notifications/channels",
+            &json!({"kind": "webhook", "name": "x", "config": {"url": "https://hooks.example.com/in", "headers": {"x-token": huge_value}}}).to_string(),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("config.headers.x-token"), "{}", a.text);
+    let long_name = "x".repeat(200);
+    let a = app
+        .post(
+            "/notifications/channels",
+            &json!({"kind": "webhook", "name": "x", "config": {"url": "https://hooks.example.com/in", "headers": {long_name: "v"}}}).to_string(),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("config.headers"), "{}", a.text);
+}

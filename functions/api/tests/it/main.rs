@@ -8,6 +8,7 @@ mod channels;
 #[cfg(feature = "lambda")]
 mod dynamodb;
 mod errors;
+mod events;
 mod feeds;
 mod notify;
 mod openapi;

@@ -41,6 +41,39 @@ async fn a_user_profile_is_stored_read_and_erased() {
 }
 
 #[tokio::test]
+async fn opt_outs_must_be_channel_ids_or_user_facing_kinds() {
+    let app = TestApp::local().await;
+    for (bad, field) in [
+        (r#"["email","anything"]"#, "optOuts[1]"),
+        (r#"["slack"]"#, "optOuts[0]"),
+        (r#"["EMAIL"]"#, "optOuts[0]"),
+    ] {
+        let a = app
+            .call(
+                "PUT",
+                "/users/alice",
+                Some(&format!(r#"{{"optOuts":{bad}}}"#)),
+            )
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some(field), "{bad}: {}", a.text);
+    }
+    let ok = app
+        .call(
+            "PUT",
+            "/users/alice",
+            Some(r#"{"optOuts":["in_app","0190AAAA-0000-7000-8000-000000000000"]}"#),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        ok.json["optOuts"],
+        serde_json::json!(["in_app", "0190aaaa-0000-7000-8000-000000000000"]),
+        "a channel id is kept in the form deliveries are compared with"
+    );
+}
+
+#[tokio::test]
 async fn bad_contact_points_and_zones_are_refused_by_name() {
     let app = TestApp::local().await;
     let a = app

@@ -2,7 +2,7 @@
 //! connection to the channel's relay.
 //!
 //! - **Outbound safety.** The relay's host is resolved here with
-//!   [`outbound::resolve_checked`] — the policy webhooks follow — and the connection goes to one
+//!   [`resolve_checked`](crate::delivery::resolve::resolve_checked) — the policy webhooks follow — and the connection goes to one
 //!   of the checked addresses, never to the name, so a DNS answer that changes between the check
 //!   and the connect cannot slip through. Certificate verification and SNI still use the
 //!   configured host name.
@@ -49,10 +49,10 @@ use lettre::transport::smtp::response::Response;
 use tracing::{debug, warn};
 
 use crate::delivery::sender::user_message;
-use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
+use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, Sender, scrub, truncate_bytes};
 use herald_core::delivery::format::OutboundMessage;
 use herald_core::delivery::format::email::EmailRenderer;
-use herald_core::delivery::outbound::{AllowList, ResolveError};
+use herald_core::delivery::outbound::{AllowList, Blocked, ResolveError};
 use herald_core::domain::DeliveryId;
 use herald_core::domain::channel::{Channel, ChannelConfig, ChannelKind, EmailConfig};
 use herald_core::domain::delivery::ErrorClass;
@@ -231,8 +231,9 @@ struct Relay<'a> {
     port: u16,
     credentials: Option<Credentials>,
     security: Security,
-    /// Strings never shown back (the password).
-    secrets: Vec<&'a str>,
+    /// Strings never shown back: the password, and the `AUTH PLAIN` response that carries it
+    /// (`\0user\0password`, echoed base64-encoded by some relays).
+    secrets: Vec<String>,
 }
 
 fn relay(channel: &Channel) -> Result<Relay<'_>, AttemptOutcome> {
@@ -266,7 +267,16 @@ fn relay(channel: &Channel) -> Result<Relay<'_>, AttemptOutcome> {
         port: *port,
         credentials,
         security: Security::of(*port, *starttls),
-        secrets: password.iter().map(String::as_str).collect(),
+        secrets: password
+            .iter()
+            .cloned()
+            .chain(
+                username
+                    .iter()
+                    .zip(password)
+                    .map(|(u, p)| format!("\0{u}\0{p}")),
+            )
+            .collect(),
     })
 }
 
@@ -446,13 +456,14 @@ impl SmtpSender {
             crate::delivery::resolve::resolve_checked(relay.host, relay.port, &self.config.allow, plain)
                 .await
                 .map_err(|e| match e {
-                    ResolveError::Blocked(b) if plain => StepError::new(
-                        Step::Connect,
-                        Failure::Blocked,
-                        format!(
-                            "{b}; plain-text SMTP (starttls: false) may reach only relays inside --allow-private-targets"
-                        ),
-                    ),
+                    // `InsecureScheme` speaks of http; say it in SMTP's terms.
+                    ResolveError::Blocked(Blocked::InsecureScheme) if plain => {
+                        StepError::new(
+                            Step::Connect,
+                            Failure::Blocked,
+                            "plain-text SMTP (starttls: false) may reach only relays inside --allow-private-targets; set starttls: true (or use port 465)",
+                        )
+                    }
                     ResolveError::Blocked(b) => {
                         StepError::new(Step::Connect, Failure::Blocked, b.to_string())
                     }
@@ -545,14 +556,6 @@ impl SmtpSender {
         let _ = conn.quit().await;
         Ok(response)
     }
-}
-
-fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut out = text.to_owned();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
-        out = out.replace(s, "****");
-    }
-    out
 }
 
 #[async_trait]
@@ -703,6 +706,41 @@ mod tests {
         let id = DeliveryId::new();
         let from: Address = "alerts@example.com".parse().expect("address");
         assert_eq!(message_id(id, &from), format!("<{id}@example.com>"));
+    }
+
+    #[test]
+    fn a_base64_auth_plain_echo_of_the_credentials_is_scrubbed() {
+        use base64::Engine as _;
+        let at = chrono::Utc::now();
+        let channel = Channel {
+            id: herald_core::domain::ChannelId::new(),
+            org_id: herald_core::domain::OrgId::new(),
+            name: herald_core::domain::channel::ChannelName::parse("mail").expect("name"),
+            config: ChannelConfig::Email(EmailConfig::Smtp {
+                from: "ops@example.com".into(),
+                host: "smtp.example.com".into(),
+                port: 587,
+                username: Some("alice".into()),
+                password: Some("s3cret-pw".into()),
+                starttls: true,
+            }),
+            frequency_cap: None,
+            enabled: true,
+            health: Default::default(),
+            created_at: at,
+            updated_at: at,
+        };
+        let relay = relay(&channel).expect("relay");
+        let plain = base64::engine::general_purpose::STANDARD.encode("\0alice\0s3cret-pw");
+        let login = base64::engine::general_purpose::STANDARD.encode("s3cret-pw");
+        let shown = scrub(
+            &format!("auth: 535 5.7.8 AUTH PLAIN {plain} / AUTH LOGIN {login} refused"),
+            &relay.secrets,
+        );
+        assert_eq!(
+            shown,
+            "auth: 535 5.7.8 AUTH PLAIN **** / AUTH LOGIN **** refused"
+        );
     }
 
     #[test]
