@@ -9,6 +9,7 @@ mod channels;
 mod dynamodb;
 mod errors;
 mod feeds;
+mod logs;
 mod notify;
 mod openapi;
 mod pagination;
