@@ -64,10 +64,10 @@ async fn trickled_headers_and_silent_connections_are_closed_while_others_are_ser
                     return Some(start.elapsed());
                 }
                 let mut buf = [0u8; 256];
-                match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await
-                {
-                    Ok(Ok(0) | Err(_)) => return Some(start.elapsed()),
-                    _ => {}
+                let read =
+                    tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await;
+                if let Ok(Ok(0) | Err(_)) = read {
+                    return Some(start.elapsed());
                 }
             }
             None
