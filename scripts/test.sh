@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every check and test Herald has, on a fresh machine: formatting, clippy (warnings are
 # errors), unit/property/contract/API/end-to-end tests, the browser tests of the feed widget, the
-# SAM template checks and the Lambda release builds. Installs and starts what the tests need —
-# moto 5.2.5, aiosmtpd 1.4.6, the template linters and cargo-lambda (pinned, from PyPI), Chromium
+# SAM template checks and the Lambda release builds, and schemathesis over every operation of a
+# real `herald serve`. Installs and starts what the tests need — moto 5.2.5, aiosmtpd 1.4.6,
+# schemathesis 4.32.5, the template linters and cargo-lambda (pinned, from PyPI), Chromium
 # (Debian) and playwright-core (npm, from the lockfile) — and stops it after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,9 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 echo "== cargo test"
 cargo test --workspace --all-features --locked --no-fail-fast
+echo "== schemathesis over every operation of herald serve (fixed seed, bounded examples)"
+# `cargo test` built target/debug/herald (the binary of the herald crate's integration tests).
+infra/schemathesis.sh run
 echo "== AWS calls per routed event (the tables behind docs/cost.md)"
 cargo test -p herald-e2e --test aws --all-features --locked -- costs --nocapture --test-threads 1
 echo "== browser tests (the feed widget in headless Chromium)"

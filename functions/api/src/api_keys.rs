@@ -94,6 +94,7 @@ fn org_of(admin: &Admin) -> ApiResult<OrgId> {
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin key", body = ErrorBody),
         (status = 404, description = "No such org", body = ErrorBody),
+        (status = 422, description = "`name` is empty, over 128 characters or not printable", body = ErrorBody),
     ),
     security(("adminKey" = []))
 )]

@@ -64,6 +64,7 @@ pub struct TestResult {
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such channel", body = ErrorBody),
+        (status = 422, description = "`to` is not a recipient this channel can reach", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]

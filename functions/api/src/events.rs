@@ -65,6 +65,8 @@ pub struct EventsAccepted {
         (status = 400, description = "Malformed body, an unknown field, or `properties` deeper than 32 levels or over 64 KiB of JSON (for a batch, such an entry gets its own error in the 202)", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
         (status = 413, description = "Body over 256 KB", body = crate::error::ErrorBody),
+        (status = 422, description = "A single event that is well-formed but refused (its field is named); in a batch, that entry's `error`", body = crate::error::ErrorBody),
+        (status = 503, description = "A single event the event bus did not take; retry", body = crate::error::ErrorBody),
     ),
     security(("apiKey" = []))
 )]

@@ -10,6 +10,7 @@ pub mod auth;
 pub mod body;
 pub mod channel_test;
 pub mod channels;
+mod dates;
 pub mod error;
 pub mod events;
 pub mod feeds;

@@ -7,7 +7,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{Duration, Utc};
 use herald_core::domain::ChannelId;
 use herald_core::domain::delivery::{Delivery, DeliveryStatus};
 use herald_shared::repo::Channels;
@@ -16,11 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::OrgAuth;
+use crate::dates::instant;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::pagination::ListParams;
 
 const ORG_LOGS: &str = "/api/v1/orgs/{orgId}/notifications/logs";
 const CHANNEL_LOGS: &str = "/api/v1/orgs/{orgId}/notifications/channels/{id}/logs";
+/// The longest span one query covers, as for stats.
+pub const MAX_DAYS: i64 = crate::stats::MAX_DAYS;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -83,6 +86,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Filter {
         {
             return Err(ApiError::invalid_query("from", "`from` is after `to`"));
         }
+        if let Some(f) = from {
+            let upper = to.unwrap_or_else(Utc::now);
+            if upper.signed_duration_since(f) > Duration::days(MAX_DAYS) {
+                return Err(ApiError::invalid_field(
+                    "from",
+                    format!("at most {MAX_DAYS} days per query: narrow `from`–`to`"),
+                ));
+            }
+        }
         Ok(Self(LogFilter {
             rule_key: non_empty(raw.rule_key),
             channel_id,
@@ -94,28 +106,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Filter {
     }
 }
 
-/// RFC 3339, or a date (`2026-05-01`) meaning its start in UTC.
-fn instant(value: &str, field: &str) -> ApiResult<DateTime<Utc>> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.with_timezone(&Utc));
-    }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .map(|t| t.and_utc())
-        .ok_or_else(|| {
-            ApiError::invalid_query(
-                field,
-                format!("`{value}` is neither an RFC 3339 timestamp nor a date (YYYY-MM-DD)"),
-            )
-        })
-}
-
 /// Lists deliveries, newest first.
 ///
 /// Filters: `ruleKey`, `channelId`, `recipient` (user id), `status`, `from`/`to` (RFC 3339 or a
-/// date; default: the last 30 days). A page reads a bounded number of rows: a rare filter can
-/// answer a short page with a `nextCursor` to go on.
+/// date from 1970 to 9999; default: the 30 days before `to`, which defaults to now). A query
+/// spans at most 366 days (422 on `from` beyond). A page reads a bounded number of rows and day
+/// partitions: a rare filter can answer a short (even empty) page with a `nextCursor` to go on.
 #[utoipa::path(
     get, path = ORG_LOGS, tag = "logs",
     params(
@@ -133,6 +129,7 @@ fn instant(value: &str, field: &str) -> ApiResult<DateTime<Utc>> {
         (status = 200, description = "Deliveries with their attempts", body = LogPage),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 422, description = "`from`–`to` spans more than 366 days", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -163,6 +160,7 @@ pub async fn list_logs(
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such channel", body = ErrorBody),
+        (status = 422, description = "`from`–`to` spans more than 366 days", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]

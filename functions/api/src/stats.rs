@@ -9,13 +9,14 @@ use std::collections::BTreeMap;
 use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{Days, NaiveDate, Utc};
 use herald_shared::repo::stats::{self, Summary};
 use herald_shared::store::keys;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::OrgAuth;
+use crate::dates::day;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 
 const STATS: &str = "/api/v1/orgs/{orgId}/notifications/logs/stats";
@@ -67,19 +68,6 @@ pub struct StatsAnswer {
     pub totals: Summary,
 }
 
-/// RFC 3339 or a date, as the day it falls on (UTC).
-fn day(value: &str, field: &str) -> ApiResult<NaiveDate> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
-        return Ok(t.with_timezone(&Utc).date_naive());
-    }
-    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
-        ApiError::invalid_query(
-            field,
-            format!("`{value}` is neither an RFC 3339 timestamp nor a date (YYYY-MM-DD)"),
-        )
-    })
-}
-
 /// Delivery stats: counts by status and by engagement event, success rate, latency p50/p95.
 ///
 /// Counters are kept per UTC day (the day a delivery was created), so `from` and `to` select
@@ -118,7 +106,9 @@ pub async fn get_stats(
     };
     let from = match non_empty(raw.from) {
         Some(v) => day(&v, "from")?,
-        None => to - Duration::days(6),
+        None => to
+            .checked_sub_days(Days::new(6))
+            .unwrap_or(crate::dates::EARLIEST),
     };
     if from > to {
         return Err(ApiError::invalid_query("from", "`from` is after `to`"));
@@ -158,6 +148,7 @@ pub async fn read(
     let mut totals = BTreeMap::new();
     let mut d = from;
     while d <= to {
+        tokio::task::yield_now().await;
         let items = stats::read_day(store, org, d).await?;
         for (sk, nums) in &items {
             let key = match (group_by, sk.as_str()) {

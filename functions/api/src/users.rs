@@ -150,6 +150,7 @@ pub async fn put_user(
         (status = 200, description = "The profile", body = UserProfile),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No profile and no feed for this user", body = ErrorBody),
+        (status = 422, description = "Not a user id", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -174,6 +175,7 @@ pub async fn get_user(
         (status = 204, description = "Erased"),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No profile and no feed for this user", body = ErrorBody),
+        (status = 422, description = "Not a user id", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]

@@ -2,10 +2,11 @@
 //!
 //! `HERALD_DEV_ORG_ID`, `HERALD_DEV_API_KEY` (any `pk_`-prefixed string) and `HERALD_ADMIN_KEY`
 //! fix the credentials for scripts. Otherwise they are generated once and kept in
-//! `<data-dir>/dev-credentials.json` (owner-only), so every restart prints the same ones.
+//! `<data-dir>/dev-credentials.json` (owner-only), so every restart prints the same ones — except
+//! the admin key, printed only when it is generated; later starts say where it is kept.
 //! Bootstrapping only creates what is missing: a restart with the same values changes nothing.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::Utc;
@@ -23,6 +24,24 @@ pub struct Credentials {
     pub org_id: OrgId,
     pub api_key: String,
     pub admin_key: String,
+    /// Where the admin key came from this start.
+    #[serde(skip)]
+    pub admin_key_origin: AdminKeyOrigin,
+    /// The file the credentials are kept in.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+/// Where the admin key came from, which decides whether the banner shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AdminKeyOrigin {
+    /// Generated on this start: shown once.
+    Generated,
+    /// Kept from an earlier start: not shown again.
+    #[default]
+    Stored,
+    /// `HERALD_ADMIN_KEY`: the caller knows it.
+    Environment,
 }
 
 impl Credentials {
@@ -30,7 +49,19 @@ impl Credentials {
         println!("Herald is running at {url}");
         println!("  development org:  {}", self.org_id);
         println!("  API key:          {}", self.api_key);
-        println!("  admin key:        {}", self.admin_key);
+        let path = self.path.display();
+        match self.admin_key_origin {
+            AdminKeyOrigin::Generated => {
+                println!("  admin key:        {}", self.admin_key);
+                println!("                    (generated now and shown this once; kept in {path})");
+            }
+            AdminKeyOrigin::Stored => {
+                println!("  admin key:        kept in {path} (`adminKey`)");
+            }
+            AdminKeyOrigin::Environment => {
+                println!("  admin key:        from HERALD_ADMIN_KEY (also kept in {path})");
+            }
+        }
         println!(
             "  try:  curl {url}/api/v1/orgs/{}/notifications/channels -H \"x-api-key: {}\"",
             self.org_id, self.api_key
@@ -67,13 +98,16 @@ pub async fn bootstrap(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Cre
             None => ApiKeySecret::generate("test"),
         },
     };
-    let admin_key = env("HERALD_ADMIN_KEY")
-        .or_else(|| saved.as_ref().map(|s| s.admin_key.clone()))
-        .unwrap_or_else(|| {
+    let (admin_key, admin_key_origin) = match (env("HERALD_ADMIN_KEY"), &saved) {
+        (Some(key), _) => (key, AdminKeyOrigin::Environment),
+        (None, Some(s)) => (s.admin_key.clone(), AdminKeyOrigin::Stored),
+        (None, None) => (
             ApiKeySecret::generate("admin")
                 .expose()
-                .replacen("pk_", "ak_", 1)
-        });
+                .replacen("pk_", "ak_", 1),
+            AdminKeyOrigin::Generated,
+        ),
+    };
 
     let orgs = Orgs::new(store);
     if orgs.get(&org_id).await?.is_none() {
@@ -108,6 +142,8 @@ pub async fn bootstrap(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Cre
         org_id,
         api_key: api_key.expose().to_owned(),
         admin_key,
+        admin_key_origin,
+        path: path.clone(),
     };
     write_private(&path, &serde_json::to_vec_pretty(&credentials)?)?;
     Ok(credentials)
@@ -122,6 +158,9 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     let mut file = options
         .open(path)
         .with_context(|| format!("writing {}", path.display()))?;
+    // A file made before (or by hand) keeps its mode on open: set it.
+    #[cfg(unix)]
+    file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     file.write_all(bytes)?;
     Ok(())
 }

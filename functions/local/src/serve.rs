@@ -32,7 +32,7 @@ use herald_shared::telemetry::{self, LogFormat};
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::{dev, worker};
+use crate::{conn, dev, worker};
 use clap::Parser;
 
 /// Concurrent ingest and match workers (each handles a batch of up to 10 messages). More than
@@ -92,6 +92,17 @@ pub struct ServeArgs {
     /// Where email open/click tracking links point (default: this server's own URL).
     #[arg(long, env = "HERALD_PUBLIC_URL")]
     public_url: Option<url::Url>,
+    /// How long a request's headers may take to arrive, in milliseconds; also how long a
+    /// connection may sit idle between requests before it is closed.
+    #[arg(long, env = "HERALD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
+    header_timeout_ms: u64,
+    /// Concurrent connections one client address may hold; more are closed at once.
+    #[arg(
+        long,
+        env = "HERALD_MAX_CONNECTIONS_PER_ADDRESS",
+        default_value_t = 256
+    )]
+    max_connections_per_address: usize,
     /// Where channels with the SES or SNS provider send: an AWS emulator's URL (static test
     /// credentials, us-east-1). Unset: AWS itself, with the default credential chain and region.
     #[arg(long, env = "HERALD_AWS_ENDPOINT")]
@@ -116,9 +127,51 @@ impl ServeArgs {
 }
 
 pub fn open_queues(data_dir: &Path) -> anyhow::Result<EmbeddedQueues> {
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("creating {}", data_dir.display()))?;
-    EmbeddedQueues::open(data_dir.join("queues.redb")).context("opening the embedded queues")
+    let path = private_data_file(data_dir, "queues.redb")?;
+    EmbeddedQueues::open(path).context("opening the embedded queues")
+}
+
+/// The store, the queues and the development credentials are secrets in plain text: the data
+/// directory is the owner's only (0700), and so is every file in it (0600) — created so, and
+/// set again at every start for a directory an older version (or a umask) left readable.
+pub fn private_data_dir(data_dir: &Path) -> anyhow::Result<()> {
+    let context = || format!("securing {}", data_dir.display());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)
+            .with_context(context)?;
+        std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(context)?;
+        for entry in std::fs::read_dir(data_dir).with_context(context)? {
+            let entry = entry.with_context(context)?;
+            if entry.file_type().with_context(context)?.is_file() {
+                std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(0o600))
+                    .with_context(context)?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    std::fs::create_dir_all(data_dir).with_context(context)?;
+    Ok(())
+}
+
+/// `data_dir/name`, created empty and owner-only if missing (redb initialises an empty file), in
+/// a private data directory.
+fn private_data_file(data_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
+    private_data_dir(data_dir)?;
+    let path = data_dir.join(name);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(&path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    Ok(path)
 }
 
 fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> Arc<dyn Queue> {
@@ -173,10 +226,9 @@ impl Running {
 /// Opens the engines, bootstraps the development org, binds the listener, starts the workers and
 /// serves — a connection made early waits until the router is ready. Port 0 picks a free port.
 pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
     let store: Arc<dyn Store> = Arc::new(
-        Embedded::open(args.data_dir.join("store.redb")).context("opening the embedded store")?,
+        Embedded::open(private_data_file(&args.data_dir, "store.redb")?)
+            .context("opening the embedded store")?,
     );
     let queues = open_queues(&args.data_dir)?;
     let ingest_queue = queue(&queues, "ingest", Duration::from_secs(30));
@@ -372,14 +424,11 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         "{url}/demo/feed?orgId={}&token={demo_token}",
         credentials.org_id
     );
-    let mut stopped = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            })
-            .await
-    });
+    let limits = conn::Limits {
+        header_read_timeout: Duration::from_millis(args.header_timeout_ms.max(1)),
+        max_per_address: args.max_connections_per_address.max(1),
+    };
+    let server = tokio::spawn(conn::serve(listener, app, limits, shutdown.clone()));
     Ok(Running {
         url,
         demo_url,

@@ -106,6 +106,8 @@ pub struct SendError {
 pub struct RawResponse {
     pub status: u16,
     pub retry_after: Option<String>,
+    /// The host a redirect (3xx) pointed at, from its `Location` (never followed).
+    pub redirect_host: Option<String>,
     pub body: Bytes,
 }
 
@@ -192,6 +194,15 @@ impl OutboundClient {
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        // Only the host: a Location's path and query can carry tokens.
+        let redirect_host = resp
+            .status()
+            .is_redirection()
+            .then(|| resp.headers().get(reqwest::header::LOCATION))
+            .flatten()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| resp.url().join(v).ok())
+            .and_then(|u| u.host_str().map(str::to_owned));
         let mut buf = Vec::new();
         // A body that breaks off after the status arrived still tells us the status.
         while buf.len() < self.config.max_response_bytes {
@@ -204,6 +215,7 @@ impl OutboundClient {
         Ok(RawResponse {
             status,
             retry_after,
+            redirect_host,
             body: Bytes::from(buf),
         })
     }

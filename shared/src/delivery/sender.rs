@@ -583,7 +583,22 @@ mod http_sender {
                         },
                         Utc::now(),
                     );
-                    let shown = scrub(body.trim(), &req.secrets);
+                    let mut shown = scrub(body.trim(), &req.secrets);
+                    if (300..400).contains(&resp.status) {
+                        // Redirects usually answer with no body: say what happened.
+                        let to = resp
+                            .redirect_host
+                            .as_deref()
+                            .unwrap_or("an unnamed location");
+                        let note = format!(
+                            "redirect to {to} not followed: point the channel at the final URL"
+                        );
+                        shown = if shown.is_empty() {
+                            note
+                        } else {
+                            format!("{note}; response: {shown}")
+                        };
+                    }
                     AttemptOutcome {
                         status_code: Some(resp.status),
                         error_class: c.class,

@@ -260,10 +260,18 @@ pub struct LogPage {
 /// answers a short page with a cursor instead of scanning without bound.
 const MAX_SCANNED: usize = 1000;
 /// Oldest a log query reaches back without an explicit `from`.
-const DEFAULT_LOOKBACK_DAYS: i64 = 30;
+pub const DEFAULT_LOOKBACK_DAYS: i64 = 30;
+/// Most day partitions a page visits before answering, matching or not: a span of empty days
+/// costs a short page with a cursor, never a walk over every day of the span.
+pub const MAX_DAYS_PER_PAGE: usize = 31;
 
 /// The delivery log, newest first. With a channel filter it reads that channel's index;
-/// otherwise the org's day partitions from `to` back to `from`.
+/// otherwise the org's day partitions from `to` back to `from`, at most [`MAX_DAYS_PER_PAGE`]
+/// of them per page. Yields to the runtime between store reads, so a long page neither starves
+/// other requests nor outlives a client that went away (its future is dropped at a yield).
+///
+/// A `to` without `from` reaches back [`DEFAULT_LOOKBACK_DAYS`], or to the earliest date there
+/// is; the caller bounds the span.
 pub async fn list(
     store: &dyn Store,
     org: OrgId,
@@ -274,9 +282,11 @@ pub async fn list(
 ) -> Result<LogPage, StoreError> {
     let limit = limit.clamp(1, 200);
     let upper = filter.to.unwrap_or(now);
-    let lower = filter
-        .from
-        .unwrap_or(upper - chrono::Duration::days(DEFAULT_LOOKBACK_DAYS));
+    let lower = filter.from.unwrap_or_else(|| {
+        upper
+            .checked_sub_signed(chrono::Duration::days(DEFAULT_LOOKBACK_DAYS))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    });
     let range = SortKeyRange::Between(
         keys::delivery_sk(id_floor(lower)),
         keys::delivery_sk(id_ceiling(upper)),
@@ -294,18 +304,29 @@ pub async fn list(
         return scan(store, filter, limit, cursor, query).await;
     }
 
-    // Day partitions, newest first; the cursor's primary key names the day it stopped in.
+    // Day partitions, newest first; the cursor's primary key names the day it stopped in, which
+    // must lie in the span asked for.
+    let first_day = lower.date_naive();
     let mut day = match &cursor {
-        Some(c) => day_of_partition(&c.decode()?.0).ok_or(StoreError::BadCursor)?,
+        Some(c) => day_of_partition(&c.decode()?.0)
+            .filter(|d| (first_day..=upper.date_naive()).contains(d))
+            .ok_or(StoreError::BadCursor)?,
         None => upper.date_naive(),
     };
-    let first_day = lower.date_naive();
     let mut out = LogPage::default();
     let mut cursor = cursor;
     let mut scanned = 0;
+    let mut days = 0;
     while day >= first_day {
+        if days == MAX_DAYS_PER_PAGE {
+            // `day` is not read yet: the next page starts at its top.
+            out.next = Some(day_cursor(org, day));
+            return Ok(out);
+        }
+        days += 1;
         let partition = keys::deliveries_of_day(org, &day.format("%Y-%m-%d").to_string());
         loop {
+            tokio::task::yield_now().await;
             let page = store
                 .query(Query {
                     index: Index::Primary,
@@ -347,15 +368,20 @@ pub async fn list(
 /// A cursor that starts the next (older) day partition from its top.
 fn next_day_cursor(org: OrgId, day: NaiveDate, first_day: NaiveDate) -> Option<Cursor> {
     let prev = day.pred_opt().filter(|d| *d >= first_day)?;
+    Some(day_cursor(org, prev))
+}
+
+/// A cursor that starts `day`'s partition from its top.
+fn day_cursor(org: OrgId, day: NaiveDate) -> Cursor {
     let top = Item::new(
         Key::new(
-            keys::deliveries_of_day(org, &prev.format("%Y-%m-%d").to_string()),
+            keys::deliveries_of_day(org, &day.format("%Y-%m-%d").to_string()),
             keys::DELIVERIES_TOP,
         ),
         keys::entity::DELIVERY,
         serde_json::Value::Null,
     );
-    Some(Cursor::after(&top, Index::Primary))
+    Cursor::after(&top, Index::Primary)
 }
 
 /// Reads one index partition page by page until `limit` matches, the end, or the scan bound.
@@ -369,6 +395,7 @@ async fn scan(
     let mut out = LogPage::default();
     let mut scanned = 0;
     loop {
+        tokio::task::yield_now().await;
         let page = store.query(query(cursor.take())).await?;
         scanned += page.items.len();
         let last = page.items.last().map(|i| Cursor::after(i, Index::Gsi1));

@@ -416,6 +416,13 @@ async fn a_redirect_is_not_followed_and_is_a_configuration_error() {
         1,
         "the redirect target was requested"
     );
+    // The log says what happened, naming the host only (a Location's path can hold a token).
+    let message = out.message.expect("an error text for the redirect");
+    assert!(
+        message.contains("redirect to 127.0.0.1 not followed"),
+        "{message}"
+    );
+    assert!(!message.contains("slacktoken"), "{message}");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ mod dynamodb;
 mod errors;
 mod events;
 mod feeds;
+mod logs;
 mod notify;
 mod openapi;
 mod pagination;

@@ -1,8 +1,11 @@
 //! Crash safety of the real `herald serve` binary: what it stored is there after `kill -9` and a
 //! restart on the same data directory, and a restart with the same `HERALD_DEV_*` values changes
-//! nothing. Also: SES/SNS channels reach the AWS endpoint `HERALD_AWS_ENDPOINT` names.
+//! nothing. Also: SES/SNS channels reach the AWS endpoint `HERALD_AWS_ENDPOINT` names; the data
+//! directory is the owner's only and the admin key is shown once; slow clients are cut off.
 
 #![allow(clippy::unwrap_used)]
+
+mod slow_clients;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
@@ -18,7 +21,10 @@ struct Started {
     url: String,
     org_id: String,
     api_key: String,
+    /// The admin key: printed when generated, else read where the banner says it is kept.
     admin_key: String,
+    /// What the banner said of the admin key.
+    admin_key_line: String,
 }
 
 /// A `herald serve` child process, killed with SIGKILL when dropped.
@@ -38,11 +44,17 @@ impl Herald {
     /// Starts `herald serve --port 0` on `data_dir` with `env` (and no other `HERALD_*` values),
     /// and reads the URL and credentials it prints.
     fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with(data_dir, env, &[])
+    }
+
+    /// [`Herald::start`] with extra `herald serve` flags.
+    fn start_with(data_dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Self {
         let log = std::fs::File::create(data_dir.with_extension("log")).expect("a log file");
         let mut command = Command::new(env!("CARGO_BIN_EXE_herald"));
         command
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
@@ -87,6 +99,17 @@ impl Herald {
                 value(&lines, "API key:"),
                 value(&lines, "admin key:"),
             ) {
+                let admin_key_line = admin_key;
+                let admin_key = if admin_key_line.starts_with("ak_") {
+                    admin_key_line.clone()
+                } else {
+                    let kept: Value = serde_json::from_slice(
+                        &std::fs::read(data_dir.join("dev-credentials.json"))
+                            .expect("the credentials file"),
+                    )
+                    .expect("JSON credentials");
+                    kept["adminKey"].as_str().expect("an admin key").to_owned()
+                };
                 return Self {
                     child,
                     started: Started {
@@ -94,6 +117,7 @@ impl Herald {
                         org_id,
                         api_key,
                         admin_key,
+                        admin_key_line,
                     },
                 };
             }
@@ -203,7 +227,13 @@ async fn a_restart_with_the_same_dev_values_changes_nothing() {
         org_id: env[0].1.to_owned(),
         api_key: env[1].1.to_owned(),
         admin_key: env[2].1.to_owned(),
+        admin_key_line: herald.started.admin_key_line.clone(),
     };
+    assert!(
+        !expected.admin_key_line.contains(env[2].1),
+        "a key given in the environment is not echoed: {}",
+        expected.admin_key_line
+    );
     assert_eq!(
         herald.started, expected,
         "the fixed values are the ones printed"
@@ -234,6 +264,65 @@ async fn a_restart_with_the_same_dev_values_changes_nothing() {
         Some(1),
         "no second key for the same value: {keys}"
     );
+    herald.kill();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_is_the_owners_only_and_the_admin_key_is_shown_once() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_dir = dir.path().join("data");
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let check = |data_dir: &Path| {
+        assert_eq!(mode(data_dir), 0o700, "the data directory");
+        let files: Vec<_> = std::fs::read_dir(data_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        for name in ["store.redb", "queues.redb", "dev-credentials.json"] {
+            assert!(files.contains(&data_dir.join(name)), "{name} in {files:?}");
+        }
+        for file in files {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    };
+
+    let herald = Herald::start(&data_dir, &[]);
+    check(&data_dir);
+    let first = herald.started.clone();
+    assert!(
+        first.admin_key_line.starts_with("ak_"),
+        "a generated key is shown: {}",
+        first.admin_key_line
+    );
+    let (status, org) = herald.admin_get("").await;
+    assert_eq!(status, 200, "the shown key works: {org}");
+    herald.kill();
+
+    // A directory an older version left readable is made private again at start.
+    for path in ["", "store.redb", "queues.redb", "dev-credentials.json"] {
+        let mode = if path.is_empty() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(data_dir.join(path), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+    }
+    let herald = Herald::start(&data_dir, &[]);
+    check(&data_dir);
+    let line = &herald.started.admin_key_line;
+    assert!(
+        !line.contains(&first.admin_key),
+        "the admin key is not shown again: {line}"
+    );
+    assert!(
+        line.contains(&data_dir.join("dev-credentials.json").display().to_string()),
+        "the banner says where it is kept: {line}"
+    );
+    assert_eq!(
+        herald.started.admin_key, first.admin_key,
+        "and it is kept there"
+    );
+    let (status, org) = herald.admin_get("").await;
+    assert_eq!(status, 200, "{org}");
     herald.kill();
 }
 
@@ -277,4 +366,48 @@ async fn an_sns_channel_sends_through_the_aws_endpoint_it_was_given() {
         "moto recorded no SMS to {number}: {sent:?}"
     );
     herald.kill();
+}
+
+#[tokio::test]
+async fn a_100_kb_cursor_is_answered_with_the_json_error_body() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let herald = Herald::start(&dir.path().join("data"), &[]);
+    let address = herald.started.url.strip_prefix("http://").unwrap();
+    let path = format!(
+        "/api/v1/orgs/{}/notifications/channels",
+        herald.started.org_id
+    );
+    // HTTP clients refuse to build such a URL: a raw request, as a script could send.
+    for (size, status) in [(100 * 1024, "414"), (10 * 1024, "400")] {
+        let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+        let request = format!(
+            "GET {path}?cursor={} HTTP/1.1\r\nHost: {address}\r\nx-api-key: {}\r\nConnection: close\r\n\r\n",
+            "A".repeat(size),
+            herald.started.api_key
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("the answer ends")
+            .expect("an answer");
+        let answer = String::from_utf8_lossy(&answer);
+        let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "a {size}-byte cursor: {head}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "a {size}-byte cursor: {head}"
+        );
+        let body: Value = serde_json::from_str(body).expect("a JSON error body");
+        assert!(body["error"]["code"].is_string(), "{body}");
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    // The server goes on.
+    let (status, list) = herald.get("/notifications/channels").await;
+    assert_eq!(status, 200, "{list}");
 }
