@@ -89,7 +89,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Filter {
         if let Some(f) = from {
             let upper = to.unwrap_or_else(Utc::now);
             if upper.signed_duration_since(f) > Duration::days(MAX_DAYS) {
-                return Err(ApiError::invalid_field(
+                return Err(ApiError::invalid_query(
                     "from",
                     format!("at most {MAX_DAYS} days per query: narrow `from`–`to`"),
                 ));
@@ -110,7 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Filter {
 ///
 /// Filters: `ruleKey`, `channelId`, `recipient` (user id), `status`, `from`/`to` (RFC 3339 or a
 /// date from 1970 to 9999; default: the 30 days before `to`, which defaults to now). A query
-/// spans at most 366 days (422 on `from` beyond). A page reads a bounded number of rows and day
+/// spans at most 366 days (400 on `from` beyond, as stats). A page reads a bounded number of rows and day
 /// partitions: a rare filter can answer a short (even empty) page with a `nextCursor` to go on.
 #[utoipa::path(
     get, path = ORG_LOGS, tag = "logs",
@@ -127,9 +127,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Filter {
     ),
     responses(
         (status = 200, description = "Deliveries with their attempts", body = LogPage),
-        (status = 400, description = "Bad filter or cursor", body = ErrorBody),
+        (status = 400, description = "Bad filter or cursor, or `from`–`to` over 366 days", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 422, description = "`from`–`to` spans more than 366 days", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -157,10 +156,9 @@ pub async fn list_logs(
     ),
     responses(
         (status = 200, description = "The channel's deliveries with their attempts", body = LogPage),
-        (status = 400, description = "Bad filter or cursor", body = ErrorBody),
+        (status = 400, description = "Bad filter or cursor, or `from`–`to` over 366 days", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such channel", body = ErrorBody),
-        (status = 422, description = "`from`–`to` spans more than 366 days", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
