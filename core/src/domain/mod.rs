@@ -8,6 +8,7 @@ pub mod ids;
 pub mod matcher;
 pub mod org;
 pub mod rule;
+pub mod user;
 
 pub use ids::*;
 
