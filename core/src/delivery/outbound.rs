@@ -211,6 +211,17 @@ pub fn filter_addrs(
     }
 }
 
+/// Parses and checks an outbound URL (Slack, webhooks) named `field` in a request, with
+/// [`check_target`]'s rules. Host names are not resolved here: the delivery client checks the
+/// address it actually connects to, on every request.
+pub fn check_url(raw: &str, field: &str, allow: &AllowList) -> Result<Url, crate::domain::Invalid> {
+    use crate::domain::Invalid;
+    let url =
+        Url::parse(raw.trim()).map_err(|e| Invalid::new(field, format!("not a valid URL: {e}")))?;
+    check_target(&url, allow).map_err(|blocked| Invalid::new(field, blocked.to_string()))?;
+    Ok(url)
+}
+
 /// The check at channel save (and test) time: scheme, credentials, and the host when it is an IP
 /// literal or `localhost`. A hostname's addresses are checked when it is resolved for sending.
 pub fn check_target(url: &Url, allow: &AllowList) -> Result<(), Blocked> {
@@ -246,6 +257,35 @@ pub fn check_target(url: &Url, allow: &AllowList) -> Result<(), Blocked> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn url_ok(raw: &str, allowed: &[IpNet]) -> bool {
+        check_url(raw, "config.url", &AllowList::new(allowed.to_vec())).is_ok()
+    }
+
+    #[test]
+    fn only_https_reaches_public_hosts() {
+        assert!(url_ok("https://hooks.slack.com/services/T/B/x", &[]));
+        assert!(!url_ok("http://example.com/hook", &[]));
+        assert!(!url_ok("ftp://example.com/hook", &[]));
+        assert!(!url_ok("not a url", &[]));
+    }
+
+    #[test]
+    fn private_and_metadata_addresses_are_refused_unless_allowed() {
+        assert!(!url_ok("https://169.254.169.254/latest/meta-data", &[]));
+        assert!(!url_ok("https://10.0.0.1/x", &[]));
+        assert!(!url_ok("https://[::1]/x", &[]));
+        assert!(!url_ok("https://[::ffff:127.0.0.1]/x", &[]));
+        assert!(!url_ok("https://localhost:8080/x", &[]));
+        let loopback: IpNet = "127.0.0.0/8".parse().expect("cidr");
+        assert!(url_ok("http://127.0.0.1:9000/hook", &[loopback]));
+        assert!(url_ok("http://localhost:9000/hook", &[loopback]));
+        assert!(!url_ok("http://10.0.0.1/x", &[loopback]));
+        assert!(!url_ok("https://user:pass@example.com/x", &[]));
+        let e = check_url(" not a url", "config.webhookUrl", &AllowList::none()).expect_err("bad");
+        assert_eq!(e.field, "config.webhookUrl");
+        assert!(e.message.starts_with("not a valid URL: "), "{}", e.message);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

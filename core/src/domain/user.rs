@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::channel::Channel;
+use super::email::EmailAddress;
 use super::event::Recipient;
 use super::{Invalid, OrgId, UserId};
 
@@ -55,21 +56,9 @@ pub fn validate_phone(phone: &str) -> Result<(), Invalid> {
     }
 }
 
-/// A plausible address: `local@domain`, no spaces, at most 254 characters.
+/// A plausible address (see [`EmailAddress`]).
 pub fn validate_email(email: &str) -> Result<(), Invalid> {
-    let ok = email.len() <= 254
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email
-            .split_once('@')
-            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(Invalid::new(
-            "email",
-            format!("`{email}` is not an email address"),
-        ))
-    }
+    EmailAddress::parse(email).map(|_| ())
 }
 
 /// An IANA time zone name.

@@ -13,6 +13,7 @@ use herald_core::domain::delivery::{
     Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, Trigger, contact_point,
     on_success,
 };
+use herald_core::domain::email::EmailAddress;
 use herald_core::domain::event::Recipient;
 use herald_core::domain::{ChannelId, DeliveryId, UserId};
 use herald_shared::delivery::{self, AttemptOutcome};
@@ -184,7 +185,7 @@ async fn test_destination(
         return Ok((None, destination));
     };
     let is_point = match kind {
-        ChannelKind::Email => to.contains('@') && users::validate_email(to).is_ok(),
+        ChannelKind::Email => to.contains('@') && EmailAddress::parse(to).is_ok(),
         ChannelKind::Sms => users::validate_phone(to).is_ok(),
         _ => false,
     };
