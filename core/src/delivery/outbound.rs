@@ -26,6 +26,8 @@ use std::str::FromStr;
 use ipnet::IpNet;
 use url::{Host, Url};
 
+use crate::domain::Invalid;
+
 /// Networks private targets may be in (empty: none).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AllowList(Vec<IpNet>);
@@ -211,6 +213,56 @@ pub fn filter_addrs(
     }
 }
 
+/// The longest outbound URL accepted (the de-facto limit of browsers and many servers).
+pub const MAX_URL_CHARS: usize = 2048;
+/// The longest SMTP relay host name (DNS's limit).
+pub const MAX_HOST_CHARS: usize = 253;
+
+/// Parses and checks an outbound URL (Slack, webhooks, FCM's `tokenUri`) named `field` in a
+/// request, with [`check_target`]'s rules and at most [`MAX_URL_CHARS`] characters. Host names
+/// are not resolved here: the senders check the address they actually connect to, on every
+/// attempt.
+pub fn check_url(raw: &str, field: &str, allow: &AllowList) -> Result<Url, Invalid> {
+    if raw.chars().count() > MAX_URL_CHARS {
+        return Err(Invalid::new(
+            field,
+            format!("at most {MAX_URL_CHARS} characters"),
+        ));
+    }
+    let url =
+        Url::parse(raw.trim()).map_err(|e| Invalid::new(field, format!("not a valid URL: {e}")))?;
+    check_target(&url, allow).map_err(|blocked| Invalid::new(field, blocked.to_string()))?;
+    Ok(url)
+}
+
+/// Checks an SMTP relay's host named `field`, as the SMTP sender will when it connects: no
+/// reserved IP literal (or `localhost`) outside the allow-list, and plain text (`plain`) only to
+/// relays that can be inside it.
+pub fn check_relay(raw: &str, plain: bool, field: &str, allow: &AllowList) -> Result<(), Invalid> {
+    let name = raw.trim().trim_end_matches('.');
+    let host = match name.parse::<IpAddr>() {
+        Ok(IpAddr::V4(v4)) => Host::Ipv4(v4),
+        Ok(IpAddr::V6(v6)) => Host::Ipv6(v6),
+        Err(_) if name.is_empty() || name.chars().count() > MAX_HOST_CHARS => {
+            return Err(Invalid::new(
+                field,
+                format!("must be a host name or IP address of at most {MAX_HOST_CHARS} characters"),
+            ));
+        }
+        Err(_) => Host::parse(name)
+            .map_err(|e| Invalid::new(field, format!("not a valid host name: {e}")))?,
+    };
+    check_host(&host, allow, plain).map_err(|blocked| {
+        let message = match blocked {
+            Blocked::InsecureScheme => "plain-text SMTP (starttls: false) may reach only relays \
+                inside --allow-private-targets; set starttls: true (or use port 465)"
+                .to_owned(),
+            other => other.to_string(),
+        };
+        Invalid::new(field, message)
+    })
+}
+
 /// The check at channel save (and test) time: scheme, credentials, and the host when it is an IP
 /// literal or `localhost`. A hostname's addresses are checked when it is resolved for sending.
 pub fn check_target(url: &Url, allow: &AllowList) -> Result<(), Blocked> {
@@ -259,6 +311,35 @@ pub fn check_host<S: AsRef<str>>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn url_ok(raw: &str, allowed: &[IpNet]) -> bool {
+        check_url(raw, "config.url", &AllowList::new(allowed.to_vec())).is_ok()
+    }
+
+    #[test]
+    fn only_https_reaches_public_hosts() {
+        assert!(url_ok("https://hooks.slack.com/services/T/B/x", &[]));
+        assert!(!url_ok("http://example.com/hook", &[]));
+        assert!(!url_ok("ftp://example.com/hook", &[]));
+        assert!(!url_ok("not a url", &[]));
+    }
+
+    #[test]
+    fn private_and_metadata_addresses_are_refused_unless_allowed() {
+        assert!(!url_ok("https://169.254.169.254/latest/meta-data", &[]));
+        assert!(!url_ok("https://10.0.0.1/x", &[]));
+        assert!(!url_ok("https://[::1]/x", &[]));
+        assert!(!url_ok("https://[::ffff:127.0.0.1]/x", &[]));
+        assert!(!url_ok("https://localhost:8080/x", &[]));
+        let loopback: IpNet = "127.0.0.0/8".parse().expect("cidr");
+        assert!(url_ok("http://127.0.0.1:9000/hook", &[loopback]));
+        assert!(url_ok("http://localhost:9000/hook", &[loopback]));
+        assert!(!url_ok("http://10.0.0.1/x", &[loopback]));
+        assert!(!url_ok("https://user:pass@example.com/x", &[]));
+        let e = check_url(" not a url", "config.webhookUrl", &AllowList::none()).expect_err("bad");
+        assert_eq!(e.field, "config.webhookUrl");
+        assert!(e.message.starts_with("not a valid URL: "), "{}", e.message);
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")

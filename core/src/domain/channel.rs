@@ -10,7 +10,9 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use super::{ChannelId, Invalid, OrgId};
+use super::email::EmailAddress;
+use super::{ChannelId, Invalid, OrgId, shape};
+use crate::delivery::outbound::{AllowList, check_relay, check_url};
 
 /// A notification channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -222,6 +224,274 @@ impl ChannelConfig {
     }
 }
 
+/// What [`ChannelConfig::parse`] needs to know about the deployment.
+#[derive(Debug, Clone)]
+pub struct ChannelPolicy {
+    /// Private ranges Slack and webhook URLs may target (`--allow-private-targets`); `http` is
+    /// accepted for those ranges only.
+    pub allowed_private_targets: AllowList,
+    /// Whether the deployment has a local outbox (`herald serve`): email, SMS and push channels
+    /// without a config use it, and `provider: outbox` is accepted.
+    pub default_outbox: bool,
+    /// Checks an FCM service account's private key (PEM, RSA): the key parsing lives with the
+    /// FCM sender (`herald_shared::delivery::providers::fcm::check_private_key`).
+    pub check_private_key: fn(&str) -> Result<(), String>,
+}
+
+/// Why a channel's config was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The config has the wrong shape: a type, a missing or unknown field, an unknown provider,
+    /// a config where the kind takes none (the API's 400 `invalid_body`).
+    #[error("{0}")]
+    Shape(Invalid),
+    /// Well-formed but refused: a missing config, a blocked URL, a bad address or key (the
+    /// API's 422 `invalid_field`).
+    #[error("{0}")]
+    Invalid(#[from] Invalid),
+}
+
+/// At most this many custom headers on a webhook.
+pub const MAX_HEADERS: usize = 20;
+/// Longest custom header name, in bytes.
+pub const MAX_HEADER_NAME: usize = 128;
+/// Longest custom header value, in bytes (many servers refuse headers over 8 KB in total).
+pub const MAX_HEADER_VALUE: usize = 4096;
+/// Headers Herald sets itself on webhook requests.
+pub const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "user-agent",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+impl ChannelConfig {
+    /// Builds a channel's config of `kind` from a client's `config` (`None` for absent or
+    /// `null`; `{}` counts as absent). `previous` is the config being replaced on update: a
+    /// webhook keeps its signing secret; a new webhook gets a fresh one. Errors name the field
+    /// under `config`.
+    pub fn parse(
+        kind: ChannelKind,
+        config: Option<serde_json::Value>,
+        previous: Option<&ChannelConfig>,
+        policy: &ChannelPolicy,
+    ) -> Result<Self, ConfigError> {
+        use serde_json::Value;
+        let allowed = &policy.allowed_private_targets;
+        let config = config.filter(|v| v.as_object().is_none_or(|m| !m.is_empty()));
+        let missing = |what: &str| {
+            ConfigError::Invalid(Invalid::new(
+                "config",
+                format!("{} channels need a `config`: {what}", kind.as_str()),
+            ))
+        };
+        let no_outbox = || {
+            ConfigError::Invalid(Invalid::new(
+                "config.provider",
+                "this deployment has no outbox; name a real provider",
+            ))
+        };
+        match kind {
+            ChannelKind::Slack => {
+                let config = config.ok_or_else(|| {
+                    missing("{\"webhookUrl\": \"https://hooks.slack.com/services/...\"}")
+                })?;
+                let input: SlackInput =
+                    shape::from_value(config, "config").map_err(ConfigError::Shape)?;
+                Ok(Self::Slack(SlackConfig {
+                    webhook_url: check_url(&input.webhook_url, "config.webhookUrl", allowed)?,
+                }))
+            }
+            ChannelKind::Webhook => {
+                let config = config.ok_or_else(|| missing("{\"url\": \"https://...\", \"format\": \"generic|discord|teams\", \"headers\": {}}"))?;
+                let input: WebhookInput =
+                    shape::from_value(config, "config").map_err(ConfigError::Shape)?;
+                let url = check_url(&input.url, "config.url", allowed)?;
+                let headers = check_headers(input.headers)?;
+                let signing_secret = match previous {
+                    Some(Self::Webhook(w)) => w.signing_secret.clone(),
+                    _ => SigningSecret::generate(),
+                };
+                Ok(Self::Webhook(WebhookConfig {
+                    url,
+                    format: input.format,
+                    headers,
+                    signing_secret,
+                }))
+            }
+            ChannelKind::Email => match config {
+                None if policy.default_outbox => {
+                    Ok(Self::Email(EmailConfig::Outbox { from: None }))
+                }
+                None => Err(missing(
+                    "{\"provider\": \"ses\" | \"smtp\", \"from\": \"...\"}; this deployment has no default email provider",
+                )),
+                Some(v) => {
+                    let email: EmailConfig = from_tagged(v)?;
+                    if matches!(email, EmailConfig::Outbox { .. }) && !policy.default_outbox {
+                        return Err(no_outbox());
+                    }
+                    if let EmailConfig::Ses { from, .. }
+                    | EmailConfig::Smtp { from, .. }
+                    | EmailConfig::Outbox { from: Some(from) } = &email
+                    {
+                        EmailAddress::parse_named(from).map_err(|e| e.under("config"))?;
+                    }
+                    if let EmailConfig::Smtp {
+                        host,
+                        port,
+                        starttls,
+                        ..
+                    } = &email
+                    {
+                        if host.trim().is_empty() || *port == 0 {
+                            return Err(Invalid::new(
+                                "config.host",
+                                "SMTP needs a host and a non-zero port",
+                            )
+                            .into());
+                        }
+                        // As the SMTP sender's `Security::of`: port 465 is implicit TLS,
+                        // otherwise `starttls: false` is plain text.
+                        let plain = !*starttls && *port != 465;
+                        check_relay(host, plain, "config.host", allowed)?;
+                    }
+                    Ok(Self::Email(email))
+                }
+            },
+            ChannelKind::Sms => match config {
+                None if policy.default_outbox => Ok(Self::Sms(SmsConfig::Outbox)),
+                None => Err(missing(
+                    "{\"provider\": \"sns\"}; this deployment has no default SMS provider",
+                )),
+                Some(v) => match from_tagged(v)? {
+                    SmsConfig::Outbox if !policy.default_outbox => Err(no_outbox()),
+                    sms => Ok(Self::Sms(sms)),
+                },
+            },
+            ChannelKind::Push => match config {
+                None if policy.default_outbox => Ok(Self::Push(PushConfig::Outbox)),
+                None => Err(missing(
+                    "{\"provider\": \"fcm\", \"projectId\", \"clientEmail\", \"privateKey\"}; this deployment has no default push provider",
+                )),
+                Some(v) => {
+                    let push: PushConfig = from_tagged(v)?;
+                    match &push {
+                        PushConfig::Outbox if !policy.default_outbox => Err(no_outbox()),
+                        PushConfig::Fcm {
+                            project_id,
+                            client_email,
+                            private_key,
+                            token_uri,
+                        } => {
+                            if project_id.trim().is_empty()
+                                || client_email.trim().is_empty()
+                                || private_key.trim().is_empty()
+                            {
+                                return Err(Invalid::new(
+                                    "config",
+                                    "FCM needs projectId, clientEmail and privateKey",
+                                )
+                                .into());
+                            }
+                            // Refused now rather than at the first 3am push.
+                            (policy.check_private_key)(private_key)
+                                .map_err(|m| Invalid::new("config.privateKey", m))?;
+                            // The token endpoint gets the signed assertion: the same outbound
+                            // policy as any other target.
+                            if let Some(uri) = token_uri {
+                                check_url(uri, "config.tokenUri", allowed)?;
+                            }
+                            Ok(Self::Push(push))
+                        }
+                        PushConfig::Outbox => Ok(Self::Push(push)),
+                    }
+                }
+            },
+            ChannelKind::InApp => match config {
+                None => Ok(Self::InApp),
+                Some(Value::Object(m)) => {
+                    let first = m.keys().next().map(String::as_str).unwrap_or_default();
+                    Err(ConfigError::Shape(Invalid::new(
+                        format!("config.{first}"),
+                        "in_app channels take no config",
+                    )))
+                }
+                Some(_) => Err(ConfigError::Shape(Invalid::new(
+                    "config",
+                    "in_app channels take no config (use {} or leave it out)",
+                ))),
+            },
+        }
+    }
+}
+
+/// `provider`-tagged configs: serde reports an unknown or missing tag at the config itself.
+fn from_tagged<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, ConfigError> {
+    shape::from_value(v, "config").map_err(|e| {
+        if e.message.contains("variant") || e.message.contains("`provider`") {
+            ConfigError::Shape(Invalid::new("config.provider", e.message))
+        } else {
+            ConfigError::Shape(e)
+        }
+    })
+}
+
+fn check_headers(headers: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Invalid> {
+    if headers.len() > MAX_HEADERS {
+        return Err(Invalid::new(
+            "config.headers",
+            format!("at most {MAX_HEADERS} headers"),
+        ));
+    }
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        if name.len() > MAX_HEADER_NAME {
+            return Err(Invalid::new(
+                "config.headers",
+                format!("a header name is at most {MAX_HEADER_NAME} bytes"),
+            ));
+        }
+        let field = format!("config.headers.{name}");
+        if value.len() > MAX_HEADER_VALUE {
+            return Err(Invalid::new(
+                field,
+                format!("at most {MAX_HEADER_VALUE} bytes"),
+            ));
+        }
+        let parsed = http::HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| Invalid::new(field.clone(), "not a valid HTTP header name"))?;
+        if RESERVED_HEADERS.contains(&parsed.as_str()) {
+            return Err(Invalid::new(field, "Herald sets this header itself"));
+        }
+        http::HeaderValue::from_str(&value)
+            .map_err(|_| Invalid::new(field, "not a valid HTTP header value"))?;
+        out.insert(parsed.as_str().to_owned(), value);
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct SlackInput {
+    webhook_url: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct WebhookInput {
+    url: String,
+    #[serde(default)]
+    format: WebhookFormat,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+}
+
 /// Slack incoming webhook. The URL carries the token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -389,6 +659,171 @@ mod tests {
         assert!(s.expose().starts_with("whsec_"));
         assert_eq!(s.key_bytes().len(), 32);
         assert!(!format!("{s:?}").contains(&s.expose()[6..]));
+    }
+
+    fn policy(default_outbox: bool) -> ChannelPolicy {
+        ChannelPolicy {
+            allowed_private_targets: AllowList::none(),
+            default_outbox,
+            check_private_key: |pem| {
+                if pem.contains("BEGIN PRIVATE KEY") {
+                    Ok(())
+                } else {
+                    Err("privateKey is not a PEM private key".into())
+                }
+            },
+        }
+    }
+
+    fn parse(kind: ChannelKind, config: serde_json::Value) -> Result<ChannelConfig, ConfigError> {
+        ChannelConfig::parse(kind, Some(config), None, &policy(false))
+    }
+
+    fn refused(r: Result<ChannelConfig, ConfigError>) -> (bool, String, String) {
+        match r.expect_err("refused") {
+            ConfigError::Shape(e) => (true, e.field, e.message),
+            ConfigError::Invalid(e) => (false, e.field, e.message),
+        }
+    }
+
+    #[test]
+    fn slack_and_webhook_urls_are_checked_and_secrets_kept_on_update() {
+        let slack = parse(
+            ChannelKind::Slack,
+            serde_json::json!({"webhookUrl": "https://hooks.slack.com/services/T/B/x"}),
+        )
+        .expect("slack");
+        assert_eq!(slack.kind(), ChannelKind::Slack);
+        let (shape, field, _) = refused(parse(
+            ChannelKind::Slack,
+            serde_json::json!({"webhookUrl": "http://10.0.0.1/x"}),
+        ));
+        assert_eq!((shape, field.as_str()), (false, "config.webhookUrl"));
+        let (shape, field, _) = refused(parse(
+            ChannelKind::Slack,
+            serde_json::json!({"webhookUrl": 1}),
+        ));
+        assert_eq!((shape, field.as_str()), (true, "config.webhookUrl"));
+        let (shape, field, message) = refused(ChannelConfig::parse(
+            ChannelKind::Webhook,
+            Some(serde_json::json!({})),
+            None,
+            &policy(true),
+        ));
+        assert_eq!((shape, field.as_str()), (false, "config"));
+        assert!(
+            message.starts_with("webhook channels need a `config`"),
+            "{message}"
+        );
+
+        let hook =
+            serde_json::json!({"url": "https://example.com/h", "headers": {"X-Team": "ops"}});
+        let first = parse(ChannelKind::Webhook, hook.clone()).expect("webhook");
+        let again = ChannelConfig::parse(
+            ChannelKind::Webhook,
+            Some(hook),
+            Some(&first),
+            &policy(false),
+        )
+        .expect("update");
+        let (ChannelConfig::Webhook(a), ChannelConfig::Webhook(b)) = (&first, &again) else {
+            panic!("webhooks");
+        };
+        assert_eq!(a.signing_secret, b.signing_secret);
+        assert_eq!(a.headers.get("x-team").map(String::as_str), Some("ops"));
+    }
+
+    #[test]
+    fn webhook_headers_are_bounded_and_herald_s_own_are_refused() {
+        let (_, field, message) = refused(parse(
+            ChannelKind::Webhook,
+            serde_json::json!({"url": "https://example.com/h", "headers": {"Webhook-Id": "x"}}),
+        ));
+        assert_eq!(
+            (field.as_str(), message.as_str()),
+            (
+                "config.headers.Webhook-Id",
+                "Herald sets this header itself"
+            )
+        );
+        let many: serde_json::Map<String, serde_json::Value> = (0..=MAX_HEADERS)
+            .map(|i| (format!("x-{i}"), serde_json::json!("v")))
+            .collect();
+        let (_, field, _) = refused(parse(
+            ChannelKind::Webhook,
+            serde_json::json!({"url": "https://example.com/h", "headers": many}),
+        ));
+        assert_eq!(field, "config.headers");
+    }
+
+    #[test]
+    fn email_senders_are_addresses_and_smtp_needs_a_host() {
+        let ok = parse(
+            ChannelKind::Email,
+            serde_json::json!({"provider": "ses", "from": "Alerts <alerts@example.com>"}),
+        );
+        assert!(ok.is_ok(), "{ok:?}");
+        let (shape, field, message) = refused(parse(
+            ChannelKind::Email,
+            serde_json::json!({"provider": "ses", "from": "alerts"}),
+        ));
+        assert_eq!(
+            (shape, field.as_str(), message.as_str()),
+            (
+                false,
+                "config.from",
+                "must be an email address, optionally with a display name"
+            )
+        );
+        let (_, field, _) = refused(parse(
+            ChannelKind::Email,
+            serde_json::json!({"provider": "smtp", "from": "a@example.com", "host": " ", "port": 587, "username": null, "password": null, "starttls": true}),
+        ));
+        assert_eq!(field, "config.host");
+        let (shape, field, _) = refused(parse(
+            ChannelKind::Email,
+            serde_json::json!({"provider": "pigeon", "from": "a@example.com"}),
+        ));
+        assert_eq!((shape, field.as_str()), (true, "config.provider"));
+    }
+
+    #[test]
+    fn the_outbox_is_the_default_only_where_the_deployment_has_one() {
+        for kind in [ChannelKind::Email, ChannelKind::Sms, ChannelKind::Push] {
+            let local = ChannelConfig::parse(kind, None, None, &policy(true)).expect("outbox");
+            assert_eq!(local.kind(), kind);
+            let (_, field, _) = refused(ChannelConfig::parse(kind, None, None, &policy(false)));
+            assert_eq!(field, "config");
+            let (_, field, _) = refused(parse(kind, serde_json::json!({"provider": "outbox"})));
+            assert_eq!(field, "config.provider");
+        }
+    }
+
+    #[test]
+    fn fcm_keys_are_checked_at_save() {
+        let fcm = |key: &str| serde_json::json!({"provider": "fcm", "projectId": "p", "clientEmail": "c@p.iam", "privateKey": key});
+        assert!(parse(ChannelKind::Push, fcm("-----BEGIN PRIVATE KEY-----")).is_ok());
+        let (_, field, _) = refused(parse(ChannelKind::Push, fcm("nope")));
+        assert_eq!(field, "config.privateKey");
+        let (_, field, _) = refused(parse(ChannelKind::Push, fcm(" ")));
+        assert_eq!(field, "config");
+    }
+
+    #[test]
+    fn in_app_channels_take_no_config() {
+        assert_eq!(
+            ChannelConfig::parse(
+                ChannelKind::InApp,
+                Some(serde_json::json!({})),
+                None,
+                &policy(false)
+            ),
+            Ok(ChannelConfig::InApp)
+        );
+        let (shape, field, _) = refused(parse(ChannelKind::InApp, serde_json::json!({"x": 1})));
+        assert_eq!((shape, field.as_str()), (true, "config.x"));
+        let (shape, field, _) = refused(parse(ChannelKind::InApp, serde_json::json!([])));
+        assert_eq!((shape, field.as_str()), (true, "config"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::channel::ChannelKind;
+use super::event::Recipient;
 use super::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
 
 /// One (event, rule, channel) — and recipient, for user-facing kinds.
@@ -151,5 +152,143 @@ impl ErrorClass {
 
     pub fn breaks_channel(self) -> bool {
         matches!(self, Self::ChannelGone)
+    }
+}
+
+/// What a successful attempt makes of a delivery through `kind`, and the reason kept with it:
+/// email, SMS and push providers accept a message and confirm later, so `sent` with the
+/// provider's note (e.g. "stored in the local outbox ..."); Slack, webhooks and the in-app feed
+/// are `delivered`, with no reason.
+pub fn on_success(kind: ChannelKind, note: Option<String>) -> (DeliveryStatus, Option<String>) {
+    if kind.honours_quiet_hours() {
+        (DeliveryStatus::Sent, note)
+    } else {
+        (DeliveryStatus::Delivered, None)
+    }
+}
+
+/// Where one attempt through a channel goes, by the channel's kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Destination {
+    /// Slack and webhooks: the channel itself.
+    Channel,
+    /// In-app: this user's feed.
+    Feed(UserId),
+    /// Email, SMS and push: these contact points (addresses, E.164 numbers, push tokens).
+    ContactPoints(Vec<String>),
+}
+
+/// Why a user-facing delivery has nowhere to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoDestination {
+    /// The kind delivers to a person and none was named.
+    NoRecipient,
+    /// The recipient has no contact point of the kind's sort (`what`: "email address", ...).
+    NoContactPoint { what: &'static str },
+}
+
+impl Destination {
+    /// Where a delivery through `kind` goes for `recipient`, whose contact points are already
+    /// merged with the stored profile's (`user::contact`): ops kinds ignore the recipient; the
+    /// feed needs one; email, SMS and push need at least one contact point of their sort.
+    pub fn resolve(
+        kind: ChannelKind,
+        recipient: Option<&Recipient>,
+    ) -> Result<Self, NoDestination> {
+        if !kind.is_user_facing() {
+            return Ok(Self::Channel);
+        }
+        let recipient = recipient.ok_or(NoDestination::NoRecipient)?;
+        let points = match kind {
+            ChannelKind::Email => recipient.email.iter().cloned().collect(),
+            ChannelKind::Sms => recipient.phone.iter().cloned().collect(),
+            ChannelKind::Push => recipient.push_tokens.clone(),
+            _ => return Ok(Self::Feed(recipient.user_id.clone())),
+        };
+        match contact_point(kind) {
+            Some(what) if points.is_empty() => Err(NoDestination::NoContactPoint { what }),
+            _ => Ok(Self::ContactPoints(points)),
+        }
+    }
+}
+
+/// What a contact point of `kind` is called in reasons ("no email address for user ..."):
+/// `None` for kinds that take none.
+pub fn contact_point(kind: ChannelKind) -> Option<&'static str> {
+    match kind {
+        ChannelKind::Email => Some("email address"),
+        ChannelKind::Sms => Some("phone number"),
+        ChannelKind::Push => Some("push token"),
+        ChannelKind::Slack | ChannelKind::Webhook | ChannelKind::InApp => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alice() -> Recipient {
+        Recipient {
+            user_id: UserId::parse("alice").expect("id"),
+            email: Some("a@example.com".into()),
+            phone: None,
+            push_tokens: vec!["t1".into(), "t2".into()],
+        }
+    }
+
+    #[test]
+    fn ops_kinds_go_to_the_channel_whoever_the_recipient() {
+        for kind in [ChannelKind::Slack, ChannelKind::Webhook] {
+            assert_eq!(Destination::resolve(kind, None), Ok(Destination::Channel));
+            assert_eq!(
+                Destination::resolve(kind, Some(&alice())),
+                Ok(Destination::Channel)
+            );
+        }
+    }
+
+    #[test]
+    fn user_facing_kinds_go_to_the_recipients_contact_points_of_their_sort() {
+        let a = alice();
+        assert_eq!(
+            Destination::resolve(ChannelKind::Email, Some(&a)),
+            Ok(Destination::ContactPoints(vec!["a@example.com".into()]))
+        );
+        assert_eq!(
+            Destination::resolve(ChannelKind::Push, Some(&a)),
+            Ok(Destination::ContactPoints(vec!["t1".into(), "t2".into()]))
+        );
+        assert_eq!(
+            Destination::resolve(ChannelKind::Sms, Some(&a)),
+            Err(NoDestination::NoContactPoint {
+                what: "phone number"
+            })
+        );
+        assert_eq!(
+            Destination::resolve(ChannelKind::InApp, Some(&a)),
+            Ok(Destination::Feed(a.user_id.clone()))
+        );
+        for kind in [
+            ChannelKind::Email,
+            ChannelKind::Sms,
+            ChannelKind::Push,
+            ChannelKind::InApp,
+        ] {
+            assert_eq!(
+                Destination::resolve(kind, None),
+                Err(NoDestination::NoRecipient)
+            );
+        }
+    }
+
+    #[test]
+    fn providers_that_confirm_later_make_success_sent_with_their_note() {
+        let note = || Some("stored in the local outbox".to_owned());
+        for kind in [ChannelKind::Email, ChannelKind::Sms, ChannelKind::Push] {
+            assert_eq!(on_success(kind, note()), (DeliveryStatus::Sent, note()));
+        }
+        for kind in [ChannelKind::Slack, ChannelKind::Webhook, ChannelKind::InApp] {
+            assert_eq!(on_success(kind, note()), (DeliveryStatus::Delivered, None));
+        }
     }
 }

@@ -3,11 +3,14 @@
 pub mod api_key;
 pub mod channel;
 pub mod delivery;
+pub mod email;
 pub mod event;
 pub mod ids;
 pub mod matcher;
 pub mod org;
 pub mod rule;
+pub mod shape;
+pub mod user;
 
 pub use ids::*;
 

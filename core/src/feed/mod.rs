@@ -1,5 +1,6 @@
 //! In-app feeds, the pure part: what a feed item and a badge are, the message protocol of the
-//! live socket ([`FeedMessage`]), which browser origins may open it, and the signed user tokens
+//! live socket ([`FeedMessage`] from the server, [`ClientMessage`] from clients), which browser
+//! origins may open it, and the signed user tokens
 //! browsers and apps authenticate with ([`token`]). Storage is `herald_shared::repo::feeds`; the
 //! push port and its engines are `herald_shared::feed`.
 
@@ -148,6 +149,71 @@ impl FeedMessage {
     }
 }
 
+/// The answer to a client's `ping`.
+pub const PONG: &str = r#"{"type":"pong"}"#;
+
+/// What a client may send on the live socket, on AWS and on `herald serve` alike
+/// (`docs/feeds.md`): `{"type":"ping"}` (keep-alive) and `{"type":"hello"}` (the current badge
+/// and seq), or the bare words `ping` and `hello`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientMessage {
+    Ping,
+    Hello,
+}
+
+impl ClientMessage {
+    /// Reads one text frame: a JSON object whose `type` is `ping` or `hello`, or that word alone;
+    /// surrounding whitespace is ignored, case is not. Anything else is `None`: the socket
+    /// ignores it (no answer, the connection stays open), so newer clients can send more.
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let value;
+        let kind = match serde_json::from_str::<serde_json::Value>(text) {
+            Ok(v) => {
+                value = v;
+                value.as_object()?.get("type")?.as_str()?
+            }
+            Err(_) => text,
+        };
+        match kind {
+            "ping" => Some(Self::Ping),
+            "hello" => Some(Self::Hello),
+            _ => None,
+        }
+    }
+
+    /// The answer, as the socket sends it: [`PONG`] to a ping; to a hello, a `badge` message
+    /// with `current`, the user's badge and seq (which the socket reads only for a hello), or
+    /// nothing when it could not be read.
+    pub fn answer(self, current: Option<(Badge, u64)>) -> Option<String> {
+        match self {
+            Self::Ping => Some(PONG.to_owned()),
+            Self::Hello => current.map(|(badge, seq)| FeedMessage::badge(badge, seq).to_json()),
+        }
+    }
+}
+
+/// What clients send and what it means (`None`: ignored): the table the parser's tests and each
+/// socket's tests run, so both sockets answer the same messages the same way.
+pub const CLIENT_MESSAGE_EXAMPLES: &[(&str, Option<ClientMessage>)] = &[
+    (r#"{"type":"ping"}"#, Some(ClientMessage::Ping)),
+    (r#" {"type": "ping", "at": 1} "#, Some(ClientMessage::Ping)),
+    ("ping", Some(ClientMessage::Ping)),
+    (" ping\n", Some(ClientMessage::Ping)),
+    (r#"{"type":"hello"}"#, Some(ClientMessage::Hello)),
+    ("hello", Some(ClientMessage::Hello)),
+    (r#"{"type":"pong"}"#, None),
+    (r#"{"type":"PING"}"#, None),
+    ("Hello", None),
+    (r#"{"type":1}"#, None),
+    (r#""ping""#, None),
+    (r#"["ping"]"#, None),
+    ("{}", None),
+    ("{", None),
+    ("something else", None),
+    ("", None),
+];
+
 /// The browser origins a comma-separated setting allows (`HERALD_FEED_ALLOWED_ORIGINS`):
 /// trimmed, without a trailing `/`, empty entries dropped.
 pub fn parse_allowed_origins(list: &str) -> Vec<String> {
@@ -162,6 +228,7 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     let origin = origin.trim().trim_end_matches('/');
     allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +290,30 @@ mod tests {
         assert_eq!(json["item"]["title"], "Invoice paid");
         assert_eq!(json["item"]["eventType"], "invoice.paid");
         assert_eq!(json["badge"]["unread"], 3);
+    }
+
+    #[test]
+    fn clients_ping_and_say_hello_in_json_or_as_bare_words_and_the_rest_is_ignored() {
+        for (text, expected) in CLIENT_MESSAGE_EXAMPLES {
+            assert_eq!(ClientMessage::parse(text), *expected, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn pings_are_answered_pong_and_hellos_with_the_badge() {
+        let badge = Badge {
+            unread: 1,
+            unseen: 2,
+        };
+        assert_eq!(
+            ClientMessage::Ping.answer(None).as_deref(),
+            Some(r#"{"type":"pong"}"#)
+        );
+        assert_eq!(
+            ClientMessage::Hello.answer(Some((badge, 4))).as_deref(),
+            Some(r#"{"type":"badge","seq":4,"badge":{"unread":1,"unseen":2}}"#)
+        );
+        assert_eq!(ClientMessage::Hello.answer(None), None);
     }
 
     #[test]

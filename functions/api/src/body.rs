@@ -5,6 +5,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use herald_core::domain::{Invalid, shape};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ErrorCode};
@@ -71,7 +72,7 @@ pub fn from_value<T: DeserializeOwned>(
 fn syntax_error(e: &serde_json::Error) -> ApiError {
     ApiError::malformed_json(format!(
         "the body is not valid JSON: {} (line {}, column {})",
-        strip_position(&e.to_string()),
+        shape::strip_position(&e.to_string()),
         e.line(),
         e.column()
     ))
@@ -85,37 +86,8 @@ fn shape_error(e: serde_path_to_error::Error<serde_json::Error>, prefix: Option<
     ) {
         return syntax_error(inner);
     }
-    let message = strip_position(&inner.to_string());
-    let mut field = e.path().to_string();
-    if field == "." {
-        field.clear();
-    }
-    // serde reports a missing field at its parent: name the field itself.
-    if message.starts_with("missing field `")
-        && let Some(name) = message.split('`').nth(1)
-        && !(field == name || field.ends_with(&format!(".{name}")))
-    {
-        field = if field.is_empty() {
-            name.to_owned()
-        } else {
-            format!("{field}.{name}")
-        };
-    }
-    let field = match (prefix, field.is_empty()) {
-        (Some(p), true) => p.to_owned(),
-        (Some(p), false) if p.is_empty() || field.starts_with('[') => format!("{p}{field}"),
-        (Some(p), false) => format!("{p}.{field}"),
-        (None, _) => field,
-    };
+    let Invalid { field, message } = shape::describe(&e, prefix);
     ApiError::invalid_body(field, message)
-}
-
-/// serde_json appends ` at line L column C` to its messages; the API reports position separately.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
-    }
 }
 
 /// For `PATCH` bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).

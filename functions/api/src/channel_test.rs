@@ -9,10 +9,14 @@ use axum::{Json, Router};
 use chrono::Utc;
 use herald_core::delivery::{format, format::MessageContext};
 use herald_core::domain::channel::ChannelKind;
-use herald_core::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
+use herald_core::domain::delivery::{
+    Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, Trigger, contact_point,
+    on_success,
+};
+use herald_core::domain::email::EmailAddress;
 use herald_core::domain::event::Recipient;
 use herald_core::domain::{ChannelId, DeliveryId, UserId};
-use herald_shared::delivery::{self, AttemptOutcome, in_app};
+use herald_shared::delivery::{self, AttemptOutcome};
 use herald_shared::repo::users;
 use herald_shared::repo::{Channels, deliveries};
 use serde::{Deserialize, Serialize};
@@ -81,20 +85,10 @@ pub async fn test_channel(
         .await?
         .ok_or_else(|| ApiError::not_found("channel"))?;
     let to = request.to.filter(|t| !t.is_empty());
-    // Email, SMS and push need a contact point: `to` is one (an address, an E.164 number)
-    // or a user id whose stored profile has one.
-    let (recipient, points) = if channel.kind().honours_quiet_hours() {
-        let (user, points) = test_contact(&state, &auth, channel.kind(), to.as_deref()).await?;
-        (user, Some(points))
-    } else {
-        let user = match to {
-            Some(to) if channel.kind().is_user_facing() => {
-                Some(UserId::parse(&to).map_err(|e| ApiError::invalid_field("to", e.message))?)
-            }
-            _ => None,
-        };
-        (user, None)
-    };
+    let kind = channel.kind();
+    // Email, SMS and push need a contact point: `to` is one (an address, an E.164 number) or a
+    // user id whose stored profile has one. The in-app feed needs a user id.
+    let (recipient, destination) = test_destination(&state, &auth, kind, to.as_deref()).await?;
 
     let now = Utc::now();
     let event = format::test_event(auth.org_id, now);
@@ -105,38 +99,35 @@ pub async fn test_channel(
         template: None,
         delivery_id,
     };
-    let outcome = match (channel.kind(), &recipient, points) {
-        (ChannelKind::InApp, Some(user), _) => {
-            in_app::deliver(
-                state.store.as_ref(),
-                state.feeds.as_ref(),
-                &auth.org_id,
-                user,
-                &ctx,
-                now,
-            )
-            .await
+    let outcome = match destination {
+        Ok(destination) => {
+            let ports = delivery::Ports {
+                sender: state.sender.as_ref(),
+                store: state.store.as_ref(),
+                feeds: state.feeds.as_ref(),
+            };
+            delivery::deliver(ports, &channel, destination, &ctx, now).await
         }
-        (ChannelKind::InApp, None, _) => {
+        Err(NoDestination::NoContactPoint { what }) => AttemptOutcome::not_sent(
+            ErrorClass::Configuration,
+            format!(
+                "no {what} to send the test to: pass `to` (a contact point, or a user id with a stored profile)"
+            ),
+        ),
+        Err(NoDestination::NoRecipient) => {
             return Err(ApiError::invalid_field(
                 "to",
                 "an in_app test needs `to`: the user id whose feed receives it",
             ));
         }
-        (_, _, Some(points)) if points.is_empty() => AttemptOutcome::not_sent(
-            ErrorClass::Configuration,
-            format!(
-                "no {} to send the test to: pass `to` (a contact point, or a user id with a stored profile)",
-                what(channel.kind())
-            ),
-        ),
-        (_, _, Some(points)) => {
-            delivery::attempt_user(state.sender.as_ref(), &channel, &ctx, points).await
-        }
-        (_, _, None) => delivery::attempt(state.sender.as_ref(), &channel, &ctx).await,
     };
     let attempt = outcome.to_attempt(1, now);
 
+    let (status, reason) = if outcome.is_delivered() {
+        on_success(kind, outcome.message.clone())
+    } else {
+        (DeliveryStatus::Failed, outcome.message.clone())
+    };
     let record = Delivery {
         id: delivery_id,
         org_id: auth.org_id,
@@ -147,17 +138,8 @@ pub async fn test_channel(
         channel_kind: channel.kind(),
         recipient,
         trigger: Trigger::Test,
-        status: if outcome.is_delivered() && channel.kind().honours_quiet_hours() {
-            DeliveryStatus::Sent
-        } else if outcome.is_delivered() {
-            DeliveryStatus::Delivered
-        } else {
-            DeliveryStatus::Failed
-        },
-        reason: outcome
-            .message
-            .clone()
-            .filter(|_| !outcome.is_delivered() || channel.kind().honours_quiet_hours()),
+        status,
+        reason,
         attempts: vec![attempt],
         engagement: Vec::new(),
         created_at: now,
@@ -187,48 +169,42 @@ pub async fn test_channel(
     }))
 }
 
-fn what(kind: ChannelKind) -> &'static str {
-    match kind {
-        ChannelKind::Email => "email address",
-        ChannelKind::Sms => "phone number",
-        _ => "push token",
-    }
-}
-
-/// The test's recipient and contact points: `to` as a contact point of the channel's kind, else
-/// as a user id (the stored profile's contact points).
-async fn test_contact(
+/// The test's recipient and where it goes: `to` as a contact point of the channel's kind, else
+/// as a user id (the stored profile's contact points; the user's feed for in-app). Slack and
+/// webhooks ignore `to`. Opt-outs do not apply: the org is testing its own channel.
+async fn test_destination(
     state: &AppState,
     auth: &OrgAuth,
     kind: ChannelKind,
     to: Option<&str>,
-) -> ApiResult<(Option<UserId>, Vec<String>)> {
-    let Some(to) = to else {
-        return Ok((None, Vec::new()));
+) -> ApiResult<(Option<UserId>, Result<Destination, NoDestination>)> {
+    let Some(to) = to.filter(|_| kind.is_user_facing()) else {
+        let destination = match contact_point(kind) {
+            Some(what) => Err(NoDestination::NoContactPoint { what }),
+            None => Destination::resolve(kind, None),
+        };
+        return Ok((None, destination));
     };
     let is_point = match kind {
-        ChannelKind::Email => to.contains('@') && users::validate_email(to).is_ok(),
+        ChannelKind::Email => to.contains('@') && EmailAddress::parse(to).is_ok(),
         ChannelKind::Sms => users::validate_phone(to).is_ok(),
         _ => false,
     };
     if is_point {
-        return Ok((None, vec![to.to_owned()]));
+        return Ok((None, Ok(Destination::ContactPoints(vec![to.to_owned()]))));
     }
     let user = UserId::parse(to).map_err(|e| ApiError::invalid_field("to", e.message))?;
-    let profile = users::get(state.store.as_ref(), &auth.org_id, &user)
-        .await
-        .map_err(|e| ApiError::from_repo(e, "user"))?;
-    let bare = Recipient {
+    let mut recipient = Recipient {
         user_id: user.clone(),
         email: None,
         phone: None,
         push_tokens: Vec::new(),
     };
-    let c = users::contact(&bare, profile.as_ref());
-    let points = match kind {
-        ChannelKind::Email => c.email.into_iter().collect(),
-        ChannelKind::Sms => c.phone.into_iter().collect(),
-        _ => c.push_tokens,
-    };
-    Ok((Some(user), points))
+    if contact_point(kind).is_some() {
+        let profile = users::get(state.store.as_ref(), &auth.org_id, &user)
+            .await
+            .map_err(|e| ApiError::from_repo(e, "user"))?;
+        recipient = users::contact(&recipient, profile.as_ref());
+    }
+    Ok((Some(user), Destination::resolve(kind, Some(&recipient))))
 }

@@ -5,16 +5,15 @@
 //! are stored whole and shown redacted in every answer; a webhook's signing secret is generated
 //! here and shown once, as `signingSecret` in the creation answer.
 
-use std::collections::BTreeMap;
-
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use herald_core::delivery::outbound::AllowList;
 use herald_core::domain::channel::{
-    Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, EmailConfig, FrequencyCap,
-    PushConfig, SigningSecret, SlackConfig, SmsConfig, WebhookConfig, WebhookFormat,
+    Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, ChannelPolicy, ConfigError,
+    FrequencyCap,
 };
 use herald_core::domain::{ChannelId, OrgId};
 use herald_shared::delivery::providers::fcm;
@@ -23,33 +22,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::OrgAuth;
-use crate::body::{JsonBody, double_option, from_value};
+use crate::body::{JsonBody, double_option};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::pagination::ListParams;
-use crate::targets::{check_relay, check_url};
 use crate::{ApiConfig, AppState};
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/channels";
 const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/channels/{id}";
-
-/// At most this many custom headers on a webhook.
-const MAX_HEADERS: usize = 20;
-/// Longest custom header name, in bytes.
-const MAX_HEADER_NAME: usize = 128;
-/// Longest custom header value, in bytes (many servers refuse headers over 8 KB in total).
-const MAX_HEADER_VALUE: usize = 4096;
-/// Headers Herald sets itself on webhook requests.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "content-type",
-    "transfer-encoding",
-    "connection",
-    "user-agent",
-    "webhook-id",
-    "webhook-timestamp",
-    "webhook-signature",
-];
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -170,7 +149,8 @@ fn cap(cap: Option<FrequencyCap>) -> ApiResult<Option<FrequencyCap>> {
     Ok(cap.map(FrequencyCap::validate).transpose()?)
 }
 
-/// Builds a channel's config from the request's `config` (already `None` for `null`).
+/// Builds a channel's config from the request's `config` (already `None` for `null`) with
+/// [`ChannelConfig::parse`]: a wrong shape is a 400 `invalid_body`, a refused value a 422.
 /// `previous` is the config being replaced on update: a webhook keeps its signing secret.
 fn parse_config(
     kind: ChannelKind,
@@ -178,230 +158,15 @@ fn parse_config(
     previous: Option<&ChannelConfig>,
     settings: &ApiConfig,
 ) -> ApiResult<ChannelConfig> {
-    let allowed = &settings.allowed_private_targets;
-    // `{}` names no provider: the same as leaving `config` out.
-    let config = config.filter(|v| v.as_object().is_none_or(|m| !m.is_empty()));
-    let missing = |what: &str| {
-        ApiError::invalid_field(
-            "config",
-            format!("{} channels need a `config`: {what}", kind.as_str()),
-        )
+    let policy = ChannelPolicy {
+        allowed_private_targets: AllowList::new(settings.allowed_private_targets.clone()),
+        default_outbox: settings.default_outbox,
+        check_private_key: fcm::check_private_key,
     };
-    match kind {
-        ChannelKind::Slack => {
-            let config = config.ok_or_else(|| {
-                missing("{\"webhookUrl\": \"https://hooks.slack.com/services/...\"}")
-            })?;
-            let input: SlackInput = from_value(config, "config")?;
-            Ok(ChannelConfig::Slack(SlackConfig {
-                webhook_url: check_url(&input.webhook_url, "config.webhookUrl", allowed)?,
-            }))
-        }
-        ChannelKind::Webhook => {
-            let config = config.ok_or_else(|| missing("{\"url\": \"https://...\", \"format\": \"generic|discord|teams\", \"headers\": {}}"))?;
-            let input: WebhookInput = from_value(config, "config")?;
-            let url = check_url(&input.url, "config.url", allowed)?;
-            let headers = check_headers(input.headers)?;
-            let signing_secret = match previous {
-                Some(ChannelConfig::Webhook(w)) => w.signing_secret.clone(),
-                _ => SigningSecret::generate(),
-            };
-            Ok(ChannelConfig::Webhook(WebhookConfig {
-                url,
-                format: input.format,
-                headers,
-                signing_secret,
-            }))
-        }
-        ChannelKind::Email => match config {
-            None if settings.default_outbox => {
-                Ok(ChannelConfig::Email(EmailConfig::Outbox { from: None }))
-            }
-            None => Err(missing(
-                "{\"provider\": \"ses\" | \"smtp\", \"from\": \"...\"}; this deployment has no default email provider",
-            )),
-            Some(v) => {
-                let email: EmailConfig = from_tagged(v)?;
-                match &email {
-                    EmailConfig::Outbox { .. } if !settings.default_outbox => Err(no_outbox()),
-                    EmailConfig::Ses { from, .. }
-                    | EmailConfig::Smtp { from, .. }
-                    | EmailConfig::Outbox { from: Some(from) }
-                        if !looks_like_address(from) =>
-                    {
-                        Err(ApiError::invalid_field(
-                            "config.from",
-                            "must be an email address, optionally with a display name",
-                        ))
-                    }
-                    EmailConfig::Smtp { host, port, .. }
-                        if host.trim().is_empty() || *port == 0 =>
-                    {
-                        Err(ApiError::invalid_field(
-                            "config.host",
-                            "SMTP needs a host and a non-zero port",
-                        ))
-                    }
-                    EmailConfig::Smtp {
-                        host,
-                        port,
-                        starttls,
-                        ..
-                    } => {
-                        // As the SMTP sender's `Security::of`: port 465 is implicit TLS,
-                        // otherwise `starttls: false` is plain text.
-                        let plain = !*starttls && *port != 465;
-                        check_relay(host, plain, "config.host", allowed)?;
-                        Ok(ChannelConfig::Email(email))
-                    }
-                    _ => Ok(ChannelConfig::Email(email)),
-                }
-            }
-        },
-        ChannelKind::Sms => match config {
-            None if settings.default_outbox => Ok(ChannelConfig::Sms(SmsConfig::Outbox)),
-            None => Err(missing(
-                "{\"provider\": \"sns\"}; this deployment has no default SMS provider",
-            )),
-            Some(v) => match from_tagged(v)? {
-                SmsConfig::Outbox if !settings.default_outbox => Err(no_outbox()),
-                sms => Ok(ChannelConfig::Sms(sms)),
-            },
-        },
-        ChannelKind::Push => match config {
-            None if settings.default_outbox => Ok(ChannelConfig::Push(PushConfig::Outbox)),
-            None => Err(missing(
-                "{\"provider\": \"fcm\", \"projectId\", \"clientEmail\", \"privateKey\"}; this deployment has no default push provider",
-            )),
-            Some(v) => {
-                let push: PushConfig = from_tagged(v)?;
-                match &push {
-                    PushConfig::Outbox if !settings.default_outbox => Err(no_outbox()),
-                    PushConfig::Fcm {
-                        project_id,
-                        client_email,
-                        private_key,
-                        token_uri,
-                    } => {
-                        if project_id.trim().is_empty()
-                            || client_email.trim().is_empty()
-                            || private_key.trim().is_empty()
-                        {
-                            return Err(ApiError::invalid_field(
-                                "config",
-                                "FCM needs projectId, clientEmail and privateKey",
-                            ));
-                        }
-                        // Refused now rather than at the first 3am push.
-                        fcm::check_private_key(private_key)
-                            .map_err(|m| ApiError::invalid_field("config.privateKey", m))?;
-                        // The token endpoint gets the signed assertion: the same outbound
-                        // policy as any other target.
-                        if let Some(uri) = token_uri {
-                            check_url(uri, "config.tokenUri", allowed)?;
-                        }
-                        Ok(ChannelConfig::Push(push))
-                    }
-                    PushConfig::Outbox => Ok(ChannelConfig::Push(push)),
-                }
-            }
-        },
-        ChannelKind::InApp => match config {
-            None => Ok(ChannelConfig::InApp),
-            Some(Value::Object(m)) => {
-                let first = m.keys().next().map(String::as_str).unwrap_or_default();
-                Err(ApiError::invalid_body(
-                    format!("config.{first}"),
-                    "in_app channels take no config",
-                ))
-            }
-            Some(_) => Err(ApiError::invalid_body(
-                "config",
-                "in_app channels take no config (use {} or leave it out)",
-            )),
-        },
-    }
-}
-
-fn no_outbox() -> ApiError {
-    ApiError::invalid_field(
-        "config.provider",
-        "this deployment has no outbox; name a real provider",
-    )
-}
-
-/// `provider`-tagged configs: serde reports an unknown or missing tag at the config itself.
-fn from_tagged<T: serde::de::DeserializeOwned>(v: Value) -> ApiResult<T> {
-    from_value(v, "config").map_err(|e| {
-        let m = e.message();
-        if m.contains("variant") || m.contains("`provider`") {
-            ApiError::invalid_body("config.provider", m.to_owned())
-        } else {
-            e
-        }
+    ChannelConfig::parse(kind, config, previous, &policy).map_err(|e| match e {
+        ConfigError::Shape(e) => ApiError::invalid_body(e.field, e.message),
+        ConfigError::Invalid(e) => e.into(),
     })
-}
-
-fn looks_like_address(from: &str) -> bool {
-    let addr = match (from.rfind('<'), from.rfind('>')) {
-        (Some(a), Some(b)) if a < b => &from[a + 1..b],
-        _ => from,
-    };
-    let mut parts = addr.trim().splitn(2, '@');
-    matches!((parts.next(), parts.next()), (Some(l), Some(d)) if !l.is_empty() && d.contains('.') && !d.contains(char::is_whitespace))
-}
-
-fn check_headers(headers: BTreeMap<String, String>) -> ApiResult<BTreeMap<String, String>> {
-    if headers.len() > MAX_HEADERS {
-        return Err(ApiError::invalid_field(
-            "config.headers",
-            format!("at most {MAX_HEADERS} headers"),
-        ));
-    }
-    let mut out = BTreeMap::new();
-    for (name, value) in headers {
-        if name.len() > MAX_HEADER_NAME {
-            return Err(ApiError::invalid_field(
-                "config.headers",
-                format!("a header name is at most {MAX_HEADER_NAME} bytes"),
-            ));
-        }
-        let field = format!("config.headers.{name}");
-        if value.len() > MAX_HEADER_VALUE {
-            return Err(ApiError::invalid_field(
-                field,
-                format!("at most {MAX_HEADER_VALUE} bytes"),
-            ));
-        }
-        let parsed = http::HeaderName::from_bytes(name.as_bytes())
-            .map_err(|_| ApiError::invalid_field(field.clone(), "not a valid HTTP header name"))?;
-        if RESERVED_HEADERS.contains(&parsed.as_str()) {
-            return Err(ApiError::invalid_field(
-                field,
-                "Herald sets this header itself",
-            ));
-        }
-        http::HeaderValue::from_str(&value)
-            .map_err(|_| ApiError::invalid_field(field, "not a valid HTTP header value"))?;
-        out.insert(parsed.as_str().to_owned(), value);
-    }
-    Ok(out)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SlackInput {
-    webhook_url: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct WebhookInput {
-    url: String,
-    #[serde(default)]
-    format: WebhookFormat,
-    #[serde(default)]
-    headers: BTreeMap<String, String>,
 }
 
 /// Creates a channel.

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use herald_core::domain::FeedItemId;
 use herald_core::domain::delivery::{Engagement, EngagementKind};
 use herald_core::domain::{OrgId, UserId};
-use herald_core::feed::{self, Badge, FeedItem, FeedMessage, FeedToken, TokenError};
+use herald_core::feed::{self, Badge, ClientMessage, FeedItem, FeedMessage, FeedToken, TokenError};
 use herald_shared::feed::{FeedNotifier, FeedSubscription};
 use herald_shared::repo::deliveries;
 use herald_shared::repo::feeds::{FeedPage, ListFilter, Mark, ReadFilter};
@@ -594,8 +594,8 @@ fn socket_origin_allowed(parts: &Parts, allowed: &[String]) -> bool {
 }
 
 /// The live feed: `GET .../feed/socket?token=<feed token>` (WebSocket). On open: a `badge`
-/// message with the current seq; then every change as it happens. Answers `{"type":"ping"}`
-/// with `{"type":"pong"}` and `{"type":"hello"}` with the badge; pings idle clients; closes
+/// message with the current seq; then every change as it happens. Answers a [`ClientMessage`]
+/// as the AWS socket does (`ping` → `pong`, `hello` → the badge); pings idle clients; closes
 /// with 4401 when the token expires.
 pub async fn socket(
     State(state): State<AppState>,
@@ -711,13 +711,18 @@ async fn run_socket(
                 last_heard = tokio::time::Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(text))) => {
-                        let reply = match client_message(text.as_str()) {
-                            Some("ping") => r#"{"type":"pong"}"#.to_owned(),
-                            Some("hello") => match Feeds::new(state.store.as_ref()).badge(&user.org_id, &user.user_id).await {
-                                Ok((badge, seq)) => FeedMessage::badge(badge, seq).to_json(),
+                        let Some(message) = ClientMessage::parse(text.as_str()) else {
+                            continue;
+                        };
+                        let current = match message {
+                            ClientMessage::Hello => match Feeds::new(state.store.as_ref()).badge(&user.org_id, &user.user_id).await {
+                                Ok(current) => Some(current),
                                 Err(_) => break,
                             },
-                            _ => continue,
+                            ClientMessage::Ping => None,
+                        };
+                        let Some(reply) = message.answer(current) else {
+                            continue;
                         };
                         if ws.send(Message::Text(reply.into())).await.is_err() {
                             break;
@@ -742,26 +747,6 @@ async fn run_socket(
     tracing::info!(org_id = %user.org_id, "feed socket closed");
 }
 
-/// The `type` of a client's message: `ping` (keep-alive; answered `{"type":"pong"}`) or
-/// `hello` (answered with the current badge and seq). A bare `ping` counts too.
-pub fn client_message(text: &str) -> Option<&'static str> {
-    let text = text.trim();
-    let kind = if text == "ping" {
-        "ping".to_owned()
-    } else {
-        serde_json::from_str::<serde_json::Value>(text)
-            .ok()?
-            .get("type")?
-            .as_str()?
-            .to_owned()
-    };
-    match kind.as_str() {
-        "ping" => Some("ping"),
-        "hello" => Some("hello"),
-        _ => None,
-    }
-}
-
 // ---- widget -----------------------------------------------------------------------------------
 
 async fn widget() -> impl IntoResponse {
@@ -784,18 +769,4 @@ async fn demo() -> impl IntoResponse {
         ],
         Html(DEMO_HTML),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clients_ping_with_json_or_plain_text_and_say_hello() {
-        assert_eq!(client_message(r#"{"type":"ping"}"#), Some("ping"));
-        assert_eq!(client_message("ping"), Some("ping"));
-        assert_eq!(client_message(r#"{"type":"hello"}"#), Some("hello"));
-        assert_eq!(client_message(r#"{"type":"pong"}"#), None);
-        assert_eq!(client_message("{"), None);
-    }
 }

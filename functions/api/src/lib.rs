@@ -21,7 +21,6 @@ pub mod outbox;
 pub mod pagination;
 pub mod rules;
 pub mod stats;
-mod targets;
 pub mod tracking;
 pub mod users;
 

@@ -9,12 +9,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use herald_core::delivery::format::template;
 use herald_core::domain::channel::FrequencyCap;
-use herald_core::domain::matcher::Matcher;
-use herald_core::domain::rule::{QuietHours, Rule, Template};
+use herald_core::domain::rule::{NewRule, QuietHours, Rule, Template};
 use herald_core::domain::{ChannelId, OrgId, RuleKey, UserId};
-use herald_shared::repo::rules::MAX_CHANNELS_PER_RULE;
 use herald_shared::repo::{Channels, RepoError, Rules};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -27,9 +24,6 @@ use crate::pagination::ListParams;
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/rules";
 const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/rules/{key}";
-
-/// At most this many fixed recipients on one rule.
-const MAX_RECIPIENTS: usize = 100;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -162,48 +156,15 @@ fn rule_key(raw: &str) -> ApiResult<RuleKey> {
     RuleKey::parse(raw).map_err(|_| ApiError::not_found("rule"))
 }
 
-fn parse_matcher(value: Option<Value>) -> ApiResult<Option<Matcher>> {
-    match value.filter(|v| !v.is_null()) {
-        None => Ok(None),
-        // Its errors are rooted at `match` already.
-        Some(v) => Matcher::parse(&v).map(Some).map_err(ApiError::from),
-    }
-}
-
-/// Parses `channelIds` and checks each names a channel of the org.
-async fn parse_channels(
+/// Checks that each of the rule's channels is a channel of the org.
+async fn check_channels_exist(
     state: &AppState,
     org: &OrgId,
+    ids: &[ChannelId],
     raw: &[String],
-) -> ApiResult<Vec<ChannelId>> {
-    if raw.is_empty() {
-        return Err(ApiError::invalid_field(
-            "channelIds",
-            "a rule needs at least one channel",
-        ));
-    }
-    if raw.len() > MAX_CHANNELS_PER_RULE {
-        return Err(ApiError::invalid_field(
-            "channelIds",
-            format!("a rule may name at most {MAX_CHANNELS_PER_RULE} channels"),
-        ));
-    }
-    let mut ids: Vec<ChannelId> = Vec::with_capacity(raw.len());
-    for (i, s) in raw.iter().enumerate() {
-        let field = format!("channelIds[{i}]");
-        let id: ChannelId = s.parse().map_err(|_| {
-            ApiError::invalid_field(field.clone(), format!("`{s}` is not a channel id"))
-        })?;
-        if ids.contains(&id) {
-            return Err(ApiError::invalid_field(
-                field,
-                "this channel is already listed",
-            ));
-        }
-        ids.push(id);
-    }
+) -> ApiResult<()> {
     let exist = Channels::new(state.store.as_ref())
-        .exist(org, &ids)
+        .exist(org, ids)
         .await
         .map_err(|e| ApiError::from_repo(e, "channel"))?;
     if let Some(i) = exist.iter().position(|e| !e) {
@@ -212,62 +173,22 @@ async fn parse_channels(
             format!("unknown channel `{}`", raw[i]),
         ));
     }
+    Ok(())
+}
+
+/// `channelIds` checked ([`Rule::parse_channel_ids`]), then each must name a channel of the org.
+async fn parse_channels(
+    state: &AppState,
+    org: &OrgId,
+    raw: &[String],
+) -> ApiResult<Vec<ChannelId>> {
+    let ids = Rule::parse_channel_ids(raw)?;
+    check_channels_exist(state, org, &ids, raw).await?;
     Ok(ids)
 }
 
-fn parse_recipients(raw: &[String]) -> ApiResult<Vec<UserId>> {
-    if raw.len() > MAX_RECIPIENTS {
-        return Err(ApiError::invalid_field(
-            "recipients",
-            format!("at most {MAX_RECIPIENTS} fixed recipients"),
-        ));
-    }
-    raw.iter()
-        .enumerate()
-        .map(|(i, s)| {
-            UserId::parse(s.as_str())
-                .map_err(|e| ApiError::invalid_field(format!("recipients[{i}]"), e.message))
-        })
-        .collect()
-}
-
-fn parse_quiet_hours(
-    tz: Option<&str>,
-    window: Option<&QuietWindow>,
-) -> ApiResult<Option<QuietHours>> {
-    match (tz, window) {
-        (None, None) => Ok(None),
-        (None, Some(_)) => Err(ApiError::invalid_field(
-            "quietHours",
-            "quiet hours need `quietHoursTz` (an IANA time zone)",
-        )),
-        (Some(tz), w) => Ok(Some(QuietHours::parse(
-            tz,
-            w.map(|w| (w.start.as_str(), w.end.as_str())),
-        )?)),
-    }
-}
-
-fn check_template(t: Option<Template>) -> ApiResult<Option<Template>> {
-    if let Some(t) = &t {
-        for (field, value, max) in [
-            ("template.title", &t.title, 256),
-            ("template.body", &t.body, 4096),
-            ("template.link", &t.link, 2048),
-        ] {
-            let Some(value) = value else { continue };
-            if value.chars().count() > max {
-                return Err(ApiError::invalid_field(
-                    field,
-                    format!("at most {max} characters"),
-                ));
-            }
-            // Unknown variables and broken placeholders are known now; a property an event
-            // lacks is only known at delivery (and logged there).
-            template::parse(value).map_err(|e| ApiError::invalid_field(field, e.to_string()))?;
-        }
-    }
-    Ok(t)
+fn window(w: Option<&QuietWindow>) -> Option<(&str, &str)> {
+    w.map(|w| (w.start.as_str(), w.end.as_str()))
 }
 
 /// A rule write refused by the repository, named for the client.
@@ -310,28 +231,20 @@ pub async fn create_rule(
     auth: OrgAuth,
     JsonBody(body): JsonBody<CreateRule>,
 ) -> ApiResult<(StatusCode, Json<RuleView>)> {
-    let key =
-        RuleKey::parse(body.key.as_str()).map_err(|e| ApiError::invalid_field("key", e.message))?;
-    let matcher = parse_matcher(body.matcher)?;
-    let frequency_cap = body.frequency_cap.map(FrequencyCap::validate).transpose()?;
-    let quiet_hours = parse_quiet_hours(body.quiet_hours_tz.as_deref(), body.quiet_hours.as_ref())?;
-    let recipients = parse_recipients(&body.recipients)?;
-    let template = check_template(body.template)?;
-    let channel_ids = parse_channels(&state, &auth.org_id, &body.channel_ids).await?;
-    let now = Utc::now();
-    let rule = Rule {
-        key,
-        org_id: auth.org_id,
-        matcher,
-        channel_ids,
-        frequency_cap,
-        quiet_hours,
-        recipients,
-        template,
+    let input = NewRule {
+        key: body.key,
+        matcher: body.matcher,
+        channel_ids: body.channel_ids,
+        frequency_cap: body.frequency_cap,
+        quiet_hours_tz: body.quiet_hours_tz,
+        quiet_hours: body.quiet_hours.map(|w| (w.start, w.end)),
+        recipients: body.recipients,
+        template: body.template,
         enabled: body.enabled.unwrap_or(true),
-        created_at: now,
-        updated_at: now,
     };
+    let raw_channels = input.channel_ids.clone();
+    let rule = Rule::new(auth.org_id, input, Utc::now())?;
+    check_channels_exist(&state, &auth.org_id, &rule.channel_ids, &raw_channels).await?;
     Rules::new(state.store.as_ref())
         .create(&rule)
         .await
@@ -430,7 +343,7 @@ pub async fn update_rule(
         ));
     }
     if let Some(m) = body.matcher {
-        rule.matcher = parse_matcher(m)?;
+        rule.matcher = Rule::parse_matcher(m)?;
     }
     if let Some(c) = body.frequency_cap {
         rule.frequency_cap = c.map(FrequencyCap::validate).transpose()?;
@@ -442,18 +355,18 @@ pub async fn update_rule(
             end: q.end.format("%H:%M").to_string(),
         });
         let tz = body.quiet_hours_tz.unwrap_or(current_tz);
-        let window = match body.quiet_hours {
+        let window_value = match body.quiet_hours {
             Some(w) => w,
             None if tz.is_some() => current_window,
             None => None,
         };
-        rule.quiet_hours = parse_quiet_hours(tz.as_deref(), window.as_ref())?;
+        rule.quiet_hours = QuietHours::from_parts(tz.as_deref(), window(window_value.as_ref()))?;
     }
     if let Some(r) = &body.recipients {
-        rule.recipients = parse_recipients(r)?;
+        rule.recipients = Rule::parse_recipients(r)?;
     }
     if let Some(t) = body.template {
-        rule.template = check_template(t)?;
+        rule.template = t.map(Template::check).transpose()?;
     }
     if let Some(enabled) = body.enabled {
         rule.enabled = enabled;

@@ -18,10 +18,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_core::delivery::format::MessageContext;
 use herald_core::delivery::retry::RetryPolicy;
-use herald_core::domain::channel::ChannelKind;
-use herald_core::domain::delivery::{Delivery, DeliveryStatus, ErrorClass};
+use herald_core::domain::delivery::{
+    Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
+};
+use herald_shared::delivery;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
-use herald_shared::delivery::{self, in_app};
 use herald_shared::feed::FeedNotifier;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
@@ -167,10 +168,9 @@ impl Dispatcher<'_> {
             );
             return self.save(&delivery, version, ttl).await;
         }
-        let to = match self.contact(&channel, &task).await? {
-            Contact::Points(to) => Some(to),
-            Contact::NotNeeded => None,
-            Contact::Finish(status, reason) => {
+        let destination = match self.destination(&channel, &task).await? {
+            Ok(destination) => destination,
+            Err((status, reason)) => {
                 info!(status = status.as_str(), reason = %reason, "delivery not attempted");
                 finish(&mut delivery, status, &reason, now);
                 return self.save(&delivery, version, ttl).await;
@@ -183,37 +183,25 @@ impl Dispatcher<'_> {
             template: task.template.as_ref(),
             delivery_id: task.delivery_id,
         };
-        let outcome = match (channel.kind(), &task.recipient, to) {
-            (ChannelKind::InApp, Some(recipient), _) => {
-                in_app::deliver(
-                    self.store,
-                    self.feeds,
-                    &task.org_id,
-                    &recipient.user_id,
-                    &ctx,
-                    now,
-                )
-                .await
-            }
-            (_, _, Some(to)) => delivery::attempt_user(self.sender, &channel, &ctx, to).await,
-            _ => delivery::attempt(self.sender, &channel, &ctx).await,
+        let ports = delivery::Ports {
+            sender: self.sender,
+            store: self.store,
+            feeds: self.feeds,
         };
+        let outcome = delivery::deliver(ports, &channel, destination, &ctx, now).await;
         delivery
             .attempts
             .push(outcome.to_attempt(task.attempt, now));
         delivery.updated_at = now;
         match outcome.error_class {
-            // Email, SMS and push providers accept a message and confirm later: `sent`, with
-            // the provider's note (e.g. "stored in the local outbox ...").
-            None if channel.kind().honours_quiet_hours() => {
-                delivery.status = DeliveryStatus::Sent;
-                delivery.reason = outcome.message.clone();
-                info!(latency_ms = outcome.latency.as_millis() as u64, "sent");
-            }
             None => {
-                delivery.status = DeliveryStatus::Delivered;
-                delivery.reason = None;
-                info!(status_code = ?outcome.status_code, latency_ms = outcome.latency.as_millis() as u64, "delivered");
+                (delivery.status, delivery.reason) =
+                    on_success(channel.kind(), outcome.message.clone());
+                if delivery.status == DeliveryStatus::Sent {
+                    info!(latency_ms = outcome.latency.as_millis() as u64, "sent");
+                } else {
+                    info!(status_code = ?outcome.status_code, latency_ms = outcome.latency.as_millis() as u64, "delivered");
+                }
             }
             Some(class) if class.is_retryable() => {
                 let first = delivery.attempts.first().map_or(now, |a| a.at);
@@ -280,51 +268,47 @@ impl Dispatcher<'_> {
         Ok(())
     }
 
-    /// Where a user-facing delivery goes: the event's contact points over the stored profile's.
-    /// Opted out → `suppressed`; no usable contact point → `failed`, both with the reason.
-    async fn contact(
+    /// Where the delivery goes: for user-facing kinds, the event's contact points over the stored
+    /// profile's. Opted out → `suppressed`; no recipient or no usable contact point → `failed`,
+    /// both with the reason.
+    async fn destination(
         &self,
         channel: &herald_core::domain::channel::Channel,
         task: &DispatchTask,
-    ) -> Result<Contact, DispatchError> {
+    ) -> Result<Result<Destination, (DeliveryStatus, String)>, DispatchError> {
         let kind = channel.kind();
-        if !kind.is_user_facing() {
-            return Ok(Contact::NotNeeded);
-        }
-        let Some(recipient) = &task.recipient else {
-            return Ok(Contact::Finish(
-                DeliveryStatus::Failed,
-                "the event names no recipient (userId or recipients) and the rule has none".into(),
-            ));
+        let merged = match &task.recipient {
+            Some(recipient) if kind.is_user_facing() => {
+                let user = &recipient.user_id;
+                let profile = users::get(self.store, &task.org_id, user).await?;
+                if profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {
+                    return Ok(Err((
+                        DeliveryStatus::Suppressed,
+                        format!(
+                            "user {user} opted out of {} (channel {})",
+                            kind.as_str(),
+                            channel.id
+                        ),
+                    )));
+                }
+                Some(users::contact(recipient, profile.as_ref()))
+            }
+            _ => None,
         };
-        let user = &recipient.user_id;
-        let profile = users::get(self.store, &task.org_id, user).await?;
-        if profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {
-            return Ok(Contact::Finish(
-                DeliveryStatus::Suppressed,
-                format!(
-                    "user {user} opted out of {} (channel {})",
-                    kind.as_str(),
-                    channel.id
-                ),
-            ));
-        }
-        let merged = users::contact(recipient, profile.as_ref());
-        let (points, what) = match kind {
-            ChannelKind::Email => (merged.email.into_iter().collect(), "email address"),
-            ChannelKind::Sms => (merged.phone.into_iter().collect(), "phone number"),
-            ChannelKind::Push => (merged.push_tokens, "push token"),
-            // The in-app feed needs no contact point.
-            _ => return Ok(Contact::NotNeeded),
-        };
-        let points: Vec<String> = points;
-        if points.is_empty() {
-            return Ok(Contact::Finish(
-                DeliveryStatus::Failed,
-                format!("no {what} for user {user}"),
-            ));
-        }
-        Ok(Contact::Points(points))
+        Ok(
+            Destination::resolve(kind, merged.as_ref()).map_err(|missing| {
+                let reason = match (missing, &task.recipient) {
+                    (NoDestination::NoContactPoint { what }, Some(r)) => {
+                        format!("no {what} for user {}", r.user_id)
+                    }
+                    _ => {
+                        "the event names no recipient (userId or recipients) and the rule has none"
+                            .to_owned()
+                    }
+                };
+                (DeliveryStatus::Failed, reason)
+            }),
+        )
     }
 
     async fn schedule(
@@ -346,13 +330,6 @@ impl Dispatcher<'_> {
         self.dispatch_queue.send_batch(vec![message]).await?;
         Ok(())
     }
-}
-
-/// What a user-facing delivery is sent to, or why it is not.
-enum Contact {
-    Points(Vec<String>),
-    NotNeeded,
-    Finish(DeliveryStatus, String),
 }
 
 fn finish(delivery: &mut Delivery, status: DeliveryStatus, reason: &str, now: DateTime<Utc>) {

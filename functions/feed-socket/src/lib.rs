@@ -4,8 +4,9 @@
 //!   (browsers must come from a configured origin; native apps send none), then records the
 //!   connection with a TTL. A refused connect answers 401/403 and API Gateway closes it.
 //! - `$disconnect`: forgets the connection.
-//! - `$default`: `{"type":"ping"}` → `{"type":"pong"}` (clients ping to stay under API
-//!   Gateway's 10-minute idle timeout); `{"type":"hello"}` → the current badge and seq.
+//! - `$default`: a [`ClientMessage`], parsed and answered as on `herald serve`:
+//!   `{"type":"ping"}` → `{"type":"pong"}` (clients ping to stay under API Gateway's 10-minute
+//!   idle timeout); `{"type":"hello"}` → the current badge and seq; anything else is ignored.
 //!
 //! Pushes go through [`ApiGatewayNotifier`], used by the api and dispatcher functions too.
 //! Messages follow the same protocol as `herald serve`'s socket (`docs/feeds.md`).
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use chrono::{DateTime, Utc};
-use herald_core::feed::{self, FeedMessage, FeedToken, FeedTokenSecret};
+use herald_core::feed::{self, Badge, ClientMessage, FeedToken, FeedTokenSecret};
 use herald_shared::repo::Feeds;
 use herald_shared::repo::connections::{Connection, Connections};
 use herald_shared::store::Store;
@@ -129,17 +130,15 @@ impl FeedSocket {
     }
 
     async fn message(&self, body: &str, connection_id: &str) -> ApiGatewayProxyResponse {
-        let kind = serde_json::from_str::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| body.trim().to_owned());
-        let reply = match kind.as_str() {
-            "ping" => r#"{"type":"pong"}"#.to_owned(),
-            "hello" => match self.hello(connection_id).await {
-                Some(m) => m.to_json(),
-                None => return response(200, ""),
-            },
-            _ => return response(200, ""),
+        let Some(message) = ClientMessage::parse(body) else {
+            return response(200, "");
+        };
+        let current = match message {
+            ClientMessage::Hello => self.badge(connection_id).await,
+            ClientMessage::Ping => None,
+        };
+        let Some(reply) = message.answer(current) else {
+            return response(200, "");
         };
         if let Err(e) = self.notifier.post(connection_id, &reply).await {
             tracing::warn!(error = %e, "feed socket reply failed");
@@ -147,16 +146,15 @@ impl FeedSocket {
         response(200, "")
     }
 
-    /// The connection's user's badge and seq, as the socket's first message.
-    async fn hello(&self, connection_id: &str) -> Option<FeedMessage> {
+    /// The connection's user's badge and seq, for the answer to `hello`.
+    async fn badge(&self, connection_id: &str) -> Option<(Badge, u64)> {
         let c = Connections::new(self.store.as_ref())
             .get(connection_id)
             .await
             .ok()??;
-        let (badge, seq) = Feeds::new(self.store.as_ref())
+        Feeds::new(self.store.as_ref())
             .badge(&c.org_id, &c.user_id)
             .await
-            .ok()?;
-        Some(FeedMessage::badge(badge, seq))
+            .ok()
     }
 }

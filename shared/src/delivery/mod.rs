@@ -4,8 +4,9 @@
 //! ([`in_app`]) — routed by [`Senders`]. What is sent, and what an answer means, is decided by
 //! the pure half in `herald_core::delivery`.
 //!
-//! [`attempt`] and [`attempt_user`] are the one way to make an attempt: format for the channel's
-//! kind, then send.
+//! [`deliver`] is the one way to make an attempt, used by the dispatcher and the channel test
+//! button alike: to the channel ([`attempt`]), to a person's contact points ([`attempt_user`]) or
+//! to their feed ([`in_app`]), as the pure `Destination` says.
 
 #[cfg(feature = "http-senders")]
 pub mod http;
@@ -24,13 +25,50 @@ pub use sender::HttpSender;
 pub use sender::{AttemptOutcome, Sender};
 pub use senders::Senders;
 
+use chrono::{DateTime, Utc};
 use herald_core::delivery::format::{self, MessageContext};
 use herald_core::domain::channel::Channel;
-use herald_core::domain::delivery::ErrorClass;
+use herald_core::domain::delivery::{Destination, ErrorClass};
+
+use crate::feed::FeedNotifier;
+use crate::store::Store;
+
+/// What an attempt may need: the sender for channels and contact points, the store and the
+/// notifier for the in-app feed.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub sender: &'a dyn Sender,
+    pub store: &'a dyn Store,
+    pub feeds: &'a dyn FeedNotifier,
+}
+
+impl std::fmt::Debug for Ports<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ports").finish_non_exhaustive()
+    }
+}
+
+/// One attempt to deliver `ctx` through `channel` to `destination` (see
+/// `herald_core::domain::delivery::Destination::resolve`). The dispatcher and the channel test
+/// button both go through this, so a test proves the path a page will take.
+pub async fn deliver(
+    ports: Ports<'_>,
+    channel: &Channel,
+    destination: Destination,
+    ctx: &MessageContext<'_>,
+    now: DateTime<Utc>,
+) -> AttemptOutcome {
+    match destination {
+        Destination::Channel => attempt(ports.sender, channel, ctx).await,
+        Destination::Feed(user) => {
+            in_app::deliver(ports.store, ports.feeds, &channel.org_id, &user, ctx, now).await
+        }
+        Destination::ContactPoints(to) => attempt_user(ports.sender, channel, ctx, to).await,
+    }
+}
 
 /// One attempt to deliver `ctx` to `channel`: format for its kind, then send. Kinds with no
-/// sender here come back as a configuration error rather than vanishing. The dispatcher and the
-/// channel test button both go through this, so a test proves the path a page will take.
+/// sender here come back as a configuration error rather than vanishing.
 pub async fn attempt(
     sender: &dyn Sender,
     channel: &Channel,

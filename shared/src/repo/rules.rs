@@ -13,9 +13,7 @@ use herald_core::domain::{ChannelId, OrgId, RuleKey};
 
 use super::{Page, RepoError, decode, encode, list_prefix};
 
-/// The most channels one rule may name: a rule write is one transaction of the rule, a check
-/// per channel and the version bump, within DynamoDB's 100 items.
-pub const MAX_CHANNELS_PER_RULE: usize = 20;
+pub use herald_core::domain::rule::MAX_CHANNELS_PER_RULE;
 
 /// Every rule of the org, all pages: what the matcher compiles.
 pub async fn list_all(store: &dyn Store, org: OrgId) -> Result<Vec<Rule>, StoreError> {

@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::Utc;
 use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_core::domain::{OrgId, UserId};
-use herald_core::feed::{FeedToken, FeedTokenSecret, NewFeedItem};
+use herald_core::feed::{
+    CLIENT_MESSAGE_EXAMPLES, ClientMessage, FeedToken, FeedTokenSecret, NewFeedItem,
+};
 use herald_shared::feed::LocalFeedHub;
 use herald_shared::repo::Feeds;
 use herald_shared::store::Store;
@@ -610,6 +612,39 @@ async fn the_socket_sends_the_badge_on_open_then_pushes_new_items_and_marks() {
         ws.next_json().await,
         serde_json::json!({"type": "badge", "seq": 3, "badge": {"unread": 1, "unseen": 1}})
     );
+}
+
+/// The same table as the AWS feed socket's test (`functions/feed-socket/tests/it/main.rs`): both
+/// sockets answer the same messages the same way.
+#[tokio::test]
+async fn every_protocol_example_is_answered_as_the_shared_parser_says() {
+    let f = FeedApp::new().await;
+    f.deliver("alice", "one").await;
+    let token = f.token("alice").await;
+    let addr = serve(&f).await;
+    let (status, ws) = Ws::open(
+        addr,
+        &f.app.path(&format!("/feed/socket?token={token}")),
+        Some(APP_ORIGIN),
+    )
+    .await;
+    assert_eq!(status, 101);
+    let mut ws = ws.expect("socket");
+    let badge = serde_json::json!({"type": "badge", "seq": 1, "badge": {"unread": 1, "unseen": 1}});
+    assert_eq!(ws.next_json().await, badge);
+    let pong = serde_json::json!({"type": "pong"});
+    for (text, meaning) in CLIENT_MESSAGE_EXAMPLES {
+        ws.send_text(text).await;
+        match meaning {
+            Some(ClientMessage::Ping) => assert_eq!(ws.next_json().await, pong, "{text:?}"),
+            Some(ClientMessage::Hello) => assert_eq!(ws.next_json().await, badge, "{text:?}"),
+            None => {
+                // Ignored: the next frame answers the ping sent after it.
+                ws.send_text(r#"{"type":"ping"}"#).await;
+                assert_eq!(ws.next_json().await, pong, "{text:?} was answered");
+            }
+        }
+    }
 }
 
 #[tokio::test]

@@ -14,7 +14,10 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{Duration, Utc};
 use herald_core::domain::{OrgId, UserId};
-use herald_core::feed::{Badge, FeedMessage, FeedToken, FeedTokenSecret, NewFeedItem};
+use herald_core::feed::{
+    Badge, CLIENT_MESSAGE_EXAMPLES, ClientMessage, FeedMessage, FeedToken, FeedTokenSecret,
+    NewFeedItem,
+};
 use herald_feed_socket::{ApiGatewayNotifier, FeedSocket, PostOutcome};
 use herald_shared::feed::FeedNotifier;
 use herald_shared::repo::Feeds;
@@ -287,6 +290,29 @@ async fn pings_get_pongs_and_hello_gets_the_badge_and_seq() {
             json!({"type": "badge", "seq": 1, "badge": {"unread": 1, "unseen": 1}})
         ]
     );
+}
+
+/// The same table as `herald serve`'s socket test (`functions/api/tests/it/feeds.rs`): both
+/// sockets answer the same messages the same way.
+#[tokio::test]
+async fn every_protocol_example_is_answered_as_the_shared_parser_says() {
+    let f = fixture().await;
+    assert_eq!(
+        f.connect("c1", Some(&f.token(&f.alice)), Some(ORIGIN))
+            .await,
+        200
+    );
+    let mut expected = Vec::new();
+    for (text, meaning) in CLIENT_MESSAGE_EXAMPLES {
+        assert_eq!(f.route("$default", "c1", Some(text)).await, 200, "{text:?}");
+        match meaning {
+            Some(ClientMessage::Ping) => expected.push(json!({"type": "pong"})),
+            Some(ClientMessage::Hello) => expected
+                .push(json!({"type": "badge", "seq": 0, "badge": {"unread": 0, "unseen": 0}})),
+            None => {}
+        }
+        assert_eq!(f.peer.posts_to("c1"), expected, "after {text:?}");
+    }
 }
 
 #[tokio::test]
