@@ -4,6 +4,7 @@
 #   herald-shared  herald-core only
 #   functions/*    herald-shared and herald-core, never another function (herald, the local
 #                  all-in-one binary, is the one crate that links every function)
+#   herald-testing (test support, dev-dependency only) herald-shared and herald-core
 # Fails naming the arrow that runs the wrong way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ allowed = {
     "herald-dispatcher": {"herald-core", "herald-shared"},
     "herald-feed-socket": {"herald-core", "herald-shared"},
     "herald": ours,
+    "herald-testing": {"herald-core", "herald-shared"},
     "herald-e2e": ours,
 }
 bad = []
