@@ -15,6 +15,7 @@ use herald_core::domain::delivery::{
 };
 use herald_core::domain::email::EmailAddress;
 use herald_core::domain::event::Recipient;
+use herald_core::domain::user;
 use herald_core::domain::{ChannelId, DeliveryId, UserId};
 use herald_shared::delivery::{self, AttemptOutcome};
 use herald_shared::repo::users;
@@ -187,7 +188,7 @@ async fn test_destination(
     };
     let is_point = match kind {
         ChannelKind::Email => to.contains('@') && EmailAddress::parse(to).is_ok(),
-        ChannelKind::Sms => users::validate_phone(to).is_ok(),
+        ChannelKind::Sms => user::validate_phone(to).is_ok(),
         _ => false,
     };
     if is_point {
@@ -204,7 +205,7 @@ async fn test_destination(
         let profile = users::get(state.store.as_ref(), &auth.org_id, &user)
             .await
             .map_err(|e| ApiError::from_repo(e, "user"))?;
-        recipient = users::contact(&recipient, profile.as_ref());
+        recipient = user::contact(&recipient, profile.as_ref());
     }
     Ok((Some(user), Destination::resolve(kind, Some(&recipient))))
 }

@@ -9,8 +9,9 @@ use axum::routing::put;
 use axum::{Json, Router};
 use chrono::Utc;
 use herald_core::domain::channel::ChannelKind;
+use herald_core::domain::user::{self, UserProfile};
 use herald_core::domain::{ChannelId, UserId};
-use herald_shared::repo::users::{self, UserProfile};
+use herald_shared::repo::users;
 use herald_shared::repo::{Feeds, RepoError};
 use serde::Deserialize;
 
@@ -118,13 +119,13 @@ pub async fn put_user(
 ) -> ApiResult<Json<UserProfile>> {
     let user_id = user_id(&user)?;
     if let Some(email) = &body.email {
-        users::validate_email(email)?;
+        user::validate_email(email)?;
     }
     if let Some(phone) = &body.phone {
-        users::validate_phone(phone)?;
+        user::validate_phone(phone)?;
     }
     if let Some(tz) = &body.timezone {
-        users::validate_timezone(tz)?;
+        user::validate_timezone(tz)?;
     }
     let profile = UserProfile {
         user_id,

@@ -21,6 +21,7 @@ use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::delivery::{
     Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
 };
+use herald_core::domain::user;
 use herald_shared::delivery;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
 use herald_shared::feed::FeedNotifier;
@@ -291,7 +292,7 @@ impl Dispatcher<'_> {
                         ),
                     )));
                 }
-                Some(users::contact(recipient, profile.as_ref()))
+                Some(user::contact(recipient, profile.as_ref()))
             }
             _ => None,
         };

@@ -16,6 +16,7 @@ use herald_core::domain::channel::{
 use herald_core::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
 use herald_core::domain::event::{Event, EventType, Module, Recipient};
 use herald_core::domain::rule::Template;
+use herald_core::domain::user::UserProfile;
 use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::{AttemptOutcome, OutboxSender, Sender, Senders};
@@ -23,7 +24,7 @@ use herald_shared::pipeline::{DispatchTask, QueueMessage};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::repo::outbox;
-use herald_shared::repo::users::{self, UserProfile};
+use herald_shared::repo::users;
 use herald_shared::repo::{Channels, deliveries, stats};
 use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;

@@ -13,7 +13,7 @@ use herald_core::domain::{ChannelId, OrgId, RuleKey};
 
 use super::{Page, RepoError, decode, encode, list_prefix};
 
-pub use herald_core::domain::rule::MAX_CHANNELS_PER_RULE;
+use herald_core::domain::rule::MAX_CHANNELS_PER_RULE;
 
 /// Every rule of the org, all pages: what the matcher compiles.
 pub async fn list_all(store: &dyn Store, org: OrgId) -> Result<Vec<Rule>, StoreError> {

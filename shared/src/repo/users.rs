@@ -3,11 +3,8 @@
 
 use super::{RepoError, decode, encode};
 use crate::store::{Condition, Item, Store, StoreError, keys};
+use herald_core::domain::user::UserProfile;
 use herald_core::domain::{OrgId, UserId};
-
-pub use herald_core::domain::user::{
-    UserProfile, contact, validate_email, validate_phone, validate_timezone,
-};
 
 /// Stores (replaces) a profile.
 pub async fn put(store: &dyn Store, profile: &UserProfile) -> Result<(), RepoError> {
