@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod expensive_queries;
 mod slow_clients;
 
 use std::io::{BufRead as _, BufReader};
