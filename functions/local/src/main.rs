@@ -28,8 +28,14 @@ enum Command {
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
-        /// Data directory of the local server.
-        #[arg(long, env = "HERALD_DATA_DIR", default_value = ".herald-data")]
+        /// Data directory of the local server (before or after the action:
+        /// `herald dlq --data-dir X stats` and `herald dlq stats --data-dir X` are the same).
+        #[arg(
+            long,
+            global = true,
+            env = "HERALD_DATA_DIR",
+            default_value = ".herald-data"
+        )]
         data_dir: PathBuf,
     },
     /// Print the OpenAPI document of the REST API.
@@ -114,4 +120,26 @@ fn known_queue(queue: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dlq_data_dir_may_come_before_or_after_the_action() {
+        for args in [
+            ["herald", "dlq", "--data-dir", "/tmp/x", "stats"],
+            ["herald", "dlq", "stats", "--data-dir", "/tmp/x"],
+        ] {
+            let cli = Cli::try_parse_from(args).expect("parses");
+            match cli.command {
+                Command::Dlq {
+                    action: DlqAction::Stats,
+                    data_dir,
+                } => assert_eq!(data_dir, PathBuf::from("/tmp/x"), "{args:?}"),
+                other => panic!("{args:?} parsed as {other:?}"),
+            }
+        }
+    }
 }

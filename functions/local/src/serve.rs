@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Where email open/click tracking links point (default: this server's own URL).
     #[arg(long, env = "HERALD_PUBLIC_URL")]
     public_url: Option<url::Url>,
+    /// How long the matcher may use an org's cached rules and channels before reading them
+    /// again: a rule or channel change takes effect within it.
+    #[arg(long, env = "HERALD_RULES_CACHE_SECONDS", default_value_t = 2)]
+    rules_cache_seconds: u64,
     /// How long a request's headers may take to arrive, in milliseconds; also how long a
     /// connection may sit idle between requests before it is closed.
     #[arg(long, env = "HERALD_HEADER_TIMEOUT_MS", default_value_t = 10_000)]
@@ -338,7 +342,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     }
     {
         let (store, dispatch_queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
-        let rules = Arc::new(RulesCache::new(Duration::from_secs(2)));
+        let rules = Arc::new(RulesCache::new(Duration::from_secs(
+            args.rules_cache_seconds,
+        )));
         workers.extend(worker::spawn(
             "match",
             Arc::clone(&match_queue),

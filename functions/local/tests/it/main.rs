@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod expensive_queries;
+mod rules_cache;
 mod slow_clients;
 
 use std::io::{BufRead as _, BufReader};
