@@ -328,6 +328,19 @@ fn check_slack(body: &Value, problems: &mut Vec<String>) {
                 a["ts"]
             ));
         }
+        // Slack ignores a name it does not know, so a stray one is a formatter bug, not an error.
+        if let Some(names) = a.get("mrkdwn_in") {
+            let known = names.as_array().is_some_and(|names| {
+                names
+                    .iter()
+                    .all(|n| n.as_str().is_some_and(|n| a.get(n).is_some()))
+            });
+            if !known {
+                problems.push(format!(
+                    "attachments[{i}].mrkdwn_in names a part the attachment lacks: {names}"
+                ));
+            }
+        }
         if let Some(link) = a.get("title_link")
             && !link
                 .as_str()

@@ -139,7 +139,7 @@ async fn events_posted_to_the_api_reach_slack_and_a_webhook_through_aws() {
     assert!(
         attachment["fallback"]
             .as_str()
-            .is_some_and(|f| f.contains("invoice.paid")),
+            .is_some_and(|f| f.contains("Invoice paid")),
         "{attachment}"
     );
     let hook_in = hook_rx.arrivals();

@@ -45,13 +45,21 @@ async fn a_slack_message_arrives_with_the_attachment_shape_and_the_module_colour
     assert_eq!(arrival.path, "/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX");
     let a = &arrival.body["attachments"][0];
     assert_eq!(a["color"], "#1D9BD1", "the email module is blue");
-    assert_eq!(a["title"], "email.bounced");
-    assert_eq!(a["fallback"], "[email] email.bounced");
+    assert_eq!(a["title"], "Email bounced");
+    assert_eq!(a["fallback"], "[email] Email bounced");
+    assert_eq!(
+        arrival.body["text"], "[email] Email bounced",
+        "the top-level text is what a notification shows"
+    );
     assert_eq!(a["title_link"], "https://app.example.com/m/1");
     let fields = a["fields"].as_array().unwrap();
     assert!(
         fields.contains(&json!({"title": "reason", "value": "mailbox full", "short": true})),
         "{fields:#?}"
+    );
+    assert!(
+        !fields.iter().any(|f| f["title"] == "url"),
+        "the url is the title link, not also a field: {fields:#?}"
     );
     assert!(a["footer"].as_str().unwrap().contains("email.bounced"));
 

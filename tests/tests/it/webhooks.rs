@@ -140,7 +140,7 @@ async fn discord_gets_an_embed_with_wait_true_and_no_mentions() {
     );
     let embed = &a.body["embeds"][0];
     assert_eq!(embed["color"], 0x6F42C1, "auth is purple");
-    assert_eq!(embed["title"], "signin.storm");
+    assert_eq!(embed["title"], "Signin storm");
     assert_eq!(attempts(&deliveries[0])[0]["statusCode"], 200);
 }
 

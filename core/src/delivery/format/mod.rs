@@ -1,21 +1,41 @@
 //! Payload formatters: pure functions from an event (plus rule key, optional template and the
-//! delivery id) to the JSON body one channel expects.
+//! delivery id) to the JSON body one channel expects. Rendered examples: `docs/messages.md`.
 //!
 //! | target | body |
 //! |---|---|
-//! | Slack incoming webhook | `attachments` with fallback, colour bar, title, title_link, fields, footer, ts ([`slack`]) |
+//! | Slack incoming webhook | top-level `text` (the notification line) and one attachment with fallback, colour bar, title, title_link, text, fields, footer, ts ([`slack`]) |
 //! | Discord webhook | `embeds` with an integer colour, `allowed_mentions: {parse: []}` ([`discord`]) |
 //! | Teams Workflows webhook | a `message` carrying an Adaptive Card 1.4 ([`teams`]) |
 //! | generic webhook | the event JSON plus `deliveryId` and `ruleKey` ([`generic`]) |
 //!
-//! What every chat format shows:
-//! - title: the template's `title`, else a string property `title`, else the event type;
+//! What every chat format (Slack, Discord, Teams) shows:
+//! - heading: the template's `title`, else a string property `title`, else the event type made
+//!   readable (`disk.full` → "Disk full", [`readable_type`]); the raw type stays in the footer
+//!   `Herald · <module> · <type>`;
+//! - summary (Slack's top-level `text` and `fallback`, what a phone notification shows):
+//!   `[<module>] <heading> — <key> <value>, …` with up to [`SUMMARY_KEYS`] of the
+//!   [`WELL_KNOWN_KEYS`] the event carries, e.g. `[ops] Disk full — severity critical, host web-1`;
 //! - text: the template's `body`, else a string property `message`, else nothing;
 //! - link: the template's `link`, else a string property `url` or `link` — only if it is an
 //!   `http(s)` URL;
-//! - fields: the event's properties in key order, at most [`MAX_FIELDS`], names cut to
-//!   [`MAX_FIELD_NAME`] and values to [`MAX_FIELD_VALUE`] characters, nested values JSON-encoded;
-//! - colour, by module (the palette is fixed so a channel's colours mean the same thing every day):
+//! - fields: the event's properties, the [`WELL_KNOWN_KEYS`] first in that order, then the others
+//!   alphabetically (the workspace does not enable serde_json's `preserve_order`, so the order the
+//!   event was sent in is not kept; enabling it would change every `Map` in the workspace). A
+//!   property already shown as the heading (`title`), the text (`message`) or the link (`url`,
+//!   `link`) is not repeated as a field. At most [`MAX_FIELDS`], names cut to [`MAX_FIELD_NAME`] and
+//!   values to [`MAX_FIELD_VALUE`] characters, nested values JSON-encoded;
+//! - colour: by [`Severity`] when the event says one (property `severity`, else `level`, else
+//!   `priority`), else by module.
+//!
+//! | severity | property values (case-insensitive) | colour | Teams container style |
+//! |---|---|---|---|
+//! | critical | `critical`, `crit`, `fatal`, `emergency`, `emerg`, `alert`, `p1`, `sev1` | `#D0021B` red | `attention` |
+//! | error | `error`, `err`, `high`, `major`, `p2`, `sev2` | `#F2711C` orange | `attention` |
+//! | warning | `warning`, `warn`, `medium`, `minor`, `p3`, `sev3` | `#ECB22E` amber | `warning` |
+//! | info | `info`, `informational`, `notice`, `low`, `debug`, `p4`, `p5`, `sev4`, `sev5` | `#1D9BD1` blue | `accent` |
+//!
+//! Colours by module, the fallback (the palette is fixed so a channel's colours mean the same thing
+//! every day):
 //!
 //! | module | colour |
 //! |---|---|
@@ -55,6 +75,94 @@ pub const MAX_FIELDS: usize = 10;
 pub const MAX_FIELD_NAME: usize = 64;
 /// Longest field value, in characters.
 pub const MAX_FIELD_VALUE: usize = 300;
+
+/// Properties shown first, in this order, and the only ones the summary line quotes.
+pub const WELL_KNOWN_KEYS: [&str; 12] = [
+    "severity",
+    "level",
+    "priority",
+    "status",
+    "host",
+    "hostname",
+    "instance",
+    "service",
+    "environment",
+    "env",
+    "region",
+    "team",
+];
+/// Most well-known properties quoted in the summary line.
+pub const SUMMARY_KEYS: usize = 3;
+/// Longest value quoted in the summary line, in characters.
+const SUMMARY_VALUE_MAX: usize = 60;
+/// Properties that carry a severity, in order of preference.
+const SEVERITY_KEYS: [&str; 3] = ["severity", "level", "priority"];
+
+/// How urgent an event says it is (see the module docs for the accepted values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Critical,
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    /// The severity a property value names, if any.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "critical" | "crit" | "fatal" | "emergency" | "emerg" | "alert" | "p1" | "sev1" => {
+                Some(Self::Critical)
+            }
+            "error" | "err" | "high" | "major" | "p2" | "sev2" => Some(Self::Error),
+            "warning" | "warn" | "medium" | "minor" | "p3" | "sev3" => Some(Self::Warning),
+            "info" | "informational" | "notice" | "low" | "debug" | "p4" | "p5" | "sev4"
+            | "sev5" => Some(Self::Info),
+            _ => None,
+        }
+    }
+
+    /// The colour of a message of this severity, as `0xRRGGBB`.
+    pub fn colour(self) -> u32 {
+        match self {
+            Self::Critical => 0xD0021B,
+            Self::Error => 0xF2711C,
+            Self::Warning => 0xECB22E,
+            Self::Info => 0x1D9BD1,
+        }
+    }
+
+    /// The Adaptive Card container style of this severity.
+    pub fn card_style(self) -> &'static str {
+        match self {
+            Self::Critical | Self::Error => "attention",
+            Self::Warning => "warning",
+            Self::Info => "accent",
+        }
+    }
+}
+
+/// An event type as a heading: separators become spaces and the first letter is upper-cased
+/// (`disk.full` → "Disk full", `invoice_payment.failed` → "Invoice payment failed").
+pub fn readable_type(event_type: &str) -> String {
+    let spaced: String = event_type
+        .chars()
+        .map(|c| {
+            if matches!(c, '.' | '_' | '-' | ':' | '/') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect();
+    let words: Vec<&str> = spaced.split_whitespace().collect();
+    let joined = words.join(" ");
+    let mut chars = joined.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => event_type.to_owned(),
+    }
+}
 
 /// Colours for modules outside the fixed palette.
 pub const FALLBACK_PALETTE: [u32; 8] = [
@@ -264,11 +372,84 @@ impl MessageContext<'_> {
             .filter(|u| matches!(u.scheme(), "http" | "https"))
     }
 
-    /// The fields shown under the message: `(name, value)`, unescaped, bounded.
-    pub fn fields(&self) -> Vec<(String, String)> {
-        self.event
-            .properties
+    /// The heading of a chat message, escaped: the template's title, else the `title` property,
+    /// else the readable event type.
+    pub fn heading(&self, escape: Escape) -> String {
+        if self.template.and_then(|t| t.title.as_deref()).is_some()
+            || self.title_property().is_some()
+        {
+            return self.title(escape);
+        }
+        template::escape_text(&readable_type(self.event.event_type.as_str()), escape)
+    }
+
+    /// The severity the event states, if any.
+    pub fn severity(&self) -> Option<Severity> {
+        SEVERITY_KEYS.iter().find_map(|k| {
+            self.event
+                .properties
+                .get(*k)
+                .and_then(|v| v.as_str())
+                .and_then(Severity::parse)
+        })
+    }
+
+    /// The message colour, as `0xRRGGBB`: by severity, else by module.
+    pub fn colour(&self) -> u32 {
+        self.severity().map_or_else(
+            || module_colour(self.event.module.as_str()),
+            Severity::colour,
+        )
+    }
+
+    /// The well-known properties quoted after the heading, unescaped:
+    /// `severity critical, host web-1`; `None` when the event carries none.
+    pub fn key_facts(&self) -> Option<String> {
+        let facts: Vec<String> = WELL_KNOWN_KEYS
             .iter()
+            .filter_map(|k| {
+                let v = self.event.properties.get(*k)?;
+                if v.is_null() || v.is_object() || v.is_array() {
+                    return None;
+                }
+                Some(format!(
+                    "{k} {}",
+                    truncate_chars(&template::value_text(v), SUMMARY_VALUE_MAX)
+                ))
+            })
+            .take(SUMMARY_KEYS)
+            .collect();
+        (!facts.is_empty()).then(|| facts.join(", "))
+    }
+
+    /// `[<module>] <heading> — <key facts>`, escaped: the line a notification shows.
+    pub fn summary(&self, escape: Escape) -> String {
+        let mut out = format!(
+            "[{}] {}",
+            template::escape_text(self.event.module.as_str(), escape),
+            self.heading(escape)
+        );
+        if let Some(facts) = self.key_facts() {
+            out.push_str(" — ");
+            out.push_str(&template::escape_text(&facts, escape));
+        }
+        out
+    }
+
+    /// The fields shown under the message: `(name, value)`, unescaped, bounded; well-known keys
+    /// first, then alphabetical, without the properties already shown as heading, text or link.
+    pub fn fields(&self) -> Vec<(String, String)> {
+        let shown = self.shown_properties();
+        let props = &self.event.properties;
+        let known = WELL_KNOWN_KEYS
+            .iter()
+            .filter_map(|k| props.get_key_value(*k));
+        let rest = props
+            .iter()
+            .filter(|(k, _)| !WELL_KNOWN_KEYS.contains(&k.as_str()));
+        known
+            .chain(rest)
+            .filter(|(k, _)| !shown.contains(&k.as_str()))
             .take(MAX_FIELDS)
             .map(|(k, v)| {
                 (
@@ -277,6 +458,38 @@ impl MessageContext<'_> {
                 )
             })
             .collect()
+    }
+
+    /// The `title` property when it is the heading's source.
+    fn title_property(&self) -> Option<&str> {
+        match self.event.properties.get("title") {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Properties a chat message already shows outside its fields.
+    fn shown_properties(&self) -> Vec<&'static str> {
+        let mut shown = Vec::new();
+        let tpl = self.template;
+        if tpl.and_then(|t| t.title.as_deref()).is_none() && self.title_property().is_some() {
+            shown.push("title");
+        }
+        if tpl.and_then(|t| t.body.as_deref()).is_none()
+            && matches!(self.event.properties.get("message"), Some(serde_json::Value::String(s)) if !s.trim().is_empty())
+        {
+            shown.push("message");
+        }
+        // `link()` takes the first string of `url`, `link`, and shows it only if it parsed.
+        if tpl.and_then(|t| t.link.as_deref()).is_none()
+            && self.link().is_some()
+            && let Some(key) = ["url", "link"]
+                .into_iter()
+                .find(|k| self.event.properties.get(*k).is_some_and(|v| v.is_string()))
+        {
+            shown.push(key);
+        }
+        shown
     }
 
     /// `Herald · <module> · <type>`.
@@ -342,6 +555,23 @@ pub(crate) mod tests_support {
             received_at: at,
         }
     }
+
+    /// The event behind the payload snapshots and `docs/messages.md`.
+    pub fn disk_full() -> Event {
+        event(
+            "ops",
+            "disk.full",
+            serde_json::json!({
+                "mount": "/var",
+                "usedPercent": 97.5,
+                "message": "/var is 97.5% full; oldest logs can go",
+                "host": "web-1",
+                "severity": "critical",
+                "url": "https://grafana.example.com/d/disk?var-host=web-1",
+                "region": "eu-west-1",
+            }),
+        )
+    }
 }
 
 #[cfg(test)]
@@ -355,6 +585,93 @@ mod tests {
         let c = module_colour("inventory");
         assert!(FALLBACK_PALETTE.contains(&c));
         assert_eq!(c, module_colour("inventory"));
+    }
+
+    #[test]
+    fn event_types_read_as_headings() {
+        assert_eq!(readable_type("disk.full"), "Disk full");
+        assert_eq!(
+            readable_type("invoice_payment.failed"),
+            "Invoice payment failed"
+        );
+        assert_eq!(readable_type("api.5xx-rate"), "Api 5xx rate");
+        assert_eq!(readable_type("SSL.expiring"), "SSL expiring");
+    }
+
+    #[test]
+    fn severity_comes_from_severity_level_or_priority_and_picks_the_colour() {
+        let colour = |props: serde_json::Value| {
+            let ev = tests_support::event("billing", "x", props);
+            let ctx = MessageContext {
+                event: &ev,
+                rule_key: None,
+                template: None,
+                delivery_id: DeliveryId::new(),
+            };
+            (ctx.severity(), ctx.colour())
+        };
+        assert_eq!(
+            colour(serde_json::json!({"severity": "CRITICAL"})),
+            (Some(Severity::Critical), 0xD0021B)
+        );
+        assert_eq!(
+            colour(serde_json::json!({"level": "warn"})),
+            (Some(Severity::Warning), 0xECB22E)
+        );
+        assert_eq!(
+            colour(serde_json::json!({"priority": "P2"})),
+            (Some(Severity::Error), 0xF2711C)
+        );
+        assert_eq!(
+            colour(serde_json::json!({"severity": "whatever", "level": "info"})),
+            (Some(Severity::Info), 0x1D9BD1)
+        );
+        assert_eq!(
+            colour(serde_json::json!({"severity": 3})),
+            (None, module_colour("billing")),
+            "no severity: the module's colour"
+        );
+    }
+
+    #[test]
+    fn well_known_fields_come_first_and_shown_properties_are_not_repeated() {
+        let ev = tests_support::event(
+            "ops",
+            "x",
+            serde_json::json!({
+                "b": 1, "a": 2, "host": "h", "severity": "info",
+                "title": "T", "message": "M", "url": "https://x.example.com", "link": "https://y.example.com",
+            }),
+        );
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
+        let names: Vec<String> = ctx.fields().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(names, ["severity", "host", "a", "b", "link"]);
+        assert_eq!(ctx.heading(Escape::Plain), "T");
+        assert_eq!(
+            ctx.summary(Escape::Plain),
+            "[ops] T — severity info, host h"
+        );
+
+        let tpl = Template {
+            title: Some("Custom".into()),
+            body: None,
+            link: Some("https://z.example.com".into()),
+        };
+        let ctx = MessageContext {
+            template: Some(&tpl),
+            ..ctx
+        };
+        let names: Vec<String> = ctx.fields().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(
+            names,
+            ["severity", "host", "a", "b", "link", "title", "url"],
+            "a template's title and link replace the properties, which stay as fields"
+        );
     }
 
     #[test]
@@ -376,7 +693,8 @@ mod tests {
         let slack =
             serde_json::from_slice::<serde_json::Value>(&render_for(Target::Slack, &ctx).body)
                 .expect("json");
-        assert_eq!(slack["attachments"][0]["title"], "herald.test");
+        assert_eq!(slack["attachments"][0]["title"], "Herald test");
+        assert_eq!(slack["text"], "[herald] Herald test");
         assert!(
             slack["attachments"][0]["text"]
                 .as_str()

@@ -6,34 +6,39 @@
 
 use serde_json::{Value, json};
 
+use super::MessageContext;
 use super::template::{Escape, escape_text};
-use super::{MessageContext, module_colour};
 
 /// The JSON body for a Slack incoming webhook.
 pub fn payload(ctx: &MessageContext<'_>) -> Value {
-    let title = ctx.title(Escape::Slack);
-    let module = escape_text(ctx.event.module.as_str(), Escape::Slack);
+    // The top-level `text` is what push notifications and the channel sidebar show; an
+    // attachment alone notifies with its `fallback`, so both carry the summary.
+    let summary = ctx.summary(Escape::Slack);
     let fields: Vec<Value> = ctx
         .fields()
         .into_iter()
         .map(|(k, v)| json!({ "title": escape_text(&k, Escape::Slack), "value": escape_text(&v, Escape::Slack), "short": true }))
         .collect();
     let mut attachment = json!({
-        "fallback": format!("[{module}] {title}"),
-        "color": format!("#{:06X}", module_colour(ctx.event.module.as_str())),
-        "title": title,
-        "fields": fields,
-        "footer": escape_text(&ctx.footer(), Escape::Slack),
-        "ts": ctx.event.occurred_at.timestamp(),
-        "mrkdwn_in": ["text"],
+        "fallback": summary,
+        "color": format!("#{:06X}", ctx.colour()),
+        "title": ctx.heading(Escape::Slack),
     });
     if let Some(link) = ctx.link() {
         attachment["title_link"] = Value::String(link.into());
     }
-    if let Some(text) = ctx.text(Escape::Slack) {
-        attachment["text"] = Value::String(text);
+    let text = ctx.text(Escape::Slack);
+    if let Some(text) = &text {
+        attachment["text"] = Value::String(text.clone());
     }
-    json!({ "attachments": [attachment] })
+    attachment["fields"] = Value::Array(fields);
+    attachment["footer"] = Value::String(escape_text(&ctx.footer(), Escape::Slack));
+    attachment["ts"] = json!(ctx.event.occurred_at.timestamp());
+    if text.is_some() {
+        // Field values are event data, shown verbatim; only the text is the rule writer's mrkdwn.
+        attachment["mrkdwn_in"] = json!(["text"]);
+    }
+    json!({ "text": summary, "attachments": [attachment] })
 }
 
 #[cfg(test)]
@@ -62,21 +67,29 @@ mod tests {
         };
         let p = payload(&ctx);
         let a = &p["attachments"][0];
-        assert_eq!(a["color"], "#E01E5A");
-        assert_eq!(a["title"], "deploy.failed");
-        assert_eq!(a["fallback"], "[ops] deploy.failed");
+        assert_eq!(a["color"], "#E01E5A", "no severity: the module's colour");
+        assert_eq!(a["title"], "Deploy failed");
+        assert_eq!(
+            a["fallback"],
+            "[ops] Deploy failed — service api &lt;prod&gt;"
+        );
+        assert_eq!(p["text"], a["fallback"]);
         assert_eq!(a["title_link"], "https://ci.example.com/run/1");
         assert_eq!(a["footer"], "Herald · ops · deploy.failed");
         assert_eq!(a["ts"], 1_777_636_800);
         assert_eq!(
-            a["fields"][0],
-            json!({"title": "meta", "value": "{\"a\":1}", "short": true})
-        );
-        assert_eq!(
-            a["fields"][1],
-            json!({"title": "service", "value": "api &lt;prod&gt;", "short": true})
+            a["fields"],
+            json!([
+                {"title": "service", "value": "api &lt;prod&gt;", "short": true},
+                {"title": "meta", "value": "{\"a\":1}", "short": true},
+            ]),
+            "well-known keys first; the url is the title link, not a field"
         );
         assert!(a.get("text").is_none());
+        assert!(
+            a.get("mrkdwn_in").is_none(),
+            "no text, so nothing to mark up"
+        );
     }
 
     #[test]
@@ -98,6 +111,14 @@ mod tests {
         assert_eq!(a["text"], "*a&amp;b* failed (login.failed)");
         assert_eq!(a["title_link"], "https://admin.example.com/users/7");
         assert_eq!(a["color"], "#6F42C1");
+        assert_eq!(a["mrkdwn_in"], json!(["text"]));
+        assert_eq!(
+            a["fields"],
+            json!([
+                {"title": "id", "value": "7", "short": true},
+                {"title": "user", "value": "a&amp;b", "short": true},
+            ])
+        );
     }
 
     #[test]
@@ -134,5 +155,40 @@ mod tests {
             delivery_id: DeliveryId::new(),
         };
         assert!(payload(&ctx)["attachments"][0].get("title_link").is_none());
+    }
+
+    /// The exact payload shown in `docs/messages.md`.
+    #[test]
+    fn the_disk_full_payload_snapshot() {
+        let ev = crate::delivery::format::tests_support::disk_full();
+        let ctx = MessageContext {
+            event: &ev,
+            rule_key: None,
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
+        assert_eq!(
+            payload(&ctx),
+            json!({
+                "text": "[ops] Disk full — severity critical, host web-1, region eu-west-1",
+                "attachments": [{
+                    "fallback": "[ops] Disk full — severity critical, host web-1, region eu-west-1",
+                    "color": "#D0021B",
+                    "title": "Disk full",
+                    "title_link": "https://grafana.example.com/d/disk?var-host=web-1",
+                    "text": "/var is 97.5% full; oldest logs can go",
+                    "fields": [
+                        {"title": "severity", "value": "critical", "short": true},
+                        {"title": "host", "value": "web-1", "short": true},
+                        {"title": "region", "value": "eu-west-1", "short": true},
+                        {"title": "mount", "value": "/var", "short": true},
+                        {"title": "usedPercent", "value": "97.5", "short": true},
+                    ],
+                    "footer": "Herald · ops · disk.full",
+                    "ts": 1_777_636_800,
+                    "mrkdwn_in": ["text"],
+                }],
+            })
+        );
     }
 }
