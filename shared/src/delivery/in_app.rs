@@ -14,7 +14,7 @@ use crate::repo::feeds::Feeds;
 use crate::store::Store;
 use herald_core::domain::delivery::ErrorClass;
 use herald_core::domain::{OrgId, UserId};
-use herald_core::feed::{FeedMessage, NewFeedItem};
+use herald_core::feed::{FeedMessage, NewFeedItem, humanize_event_type};
 
 /// One attempt to put the message in `user`'s feed.
 pub async fn deliver(
@@ -29,9 +29,16 @@ pub async fn deliver(
         return failed;
     }
     let started = Instant::now();
+    let event_type = ctx.event.event_type.as_str();
+    let mut title = ctx.title(Escape::Plain);
+    // No template and no `title` property: the title is the bare type (`invoice.overdue`),
+    // which people should not have to read; the item keeps it in `eventType`.
+    if title == event_type {
+        title = humanize_event_type(event_type);
+    }
     let item = NewFeedItem {
         delivery_id: Some(ctx.delivery_id),
-        title: ctx.title(Escape::Plain),
+        title,
         body: ctx.text(Escape::Plain),
         url: ctx.link().map(String::from),
         event_type: Some(ctx.event.event_type.to_string()),
