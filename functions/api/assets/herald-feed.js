@@ -201,7 +201,8 @@
       this._stopped = true;
       Object.values(this._timers).forEach(clearTimeout);
       this._timers = {};
-      if (this._ws) { this._ws.onclose = null; this._ws.close(); this._ws = null; }
+      // 1000: a normal close, which the server echoes (a bare close() is 1005, no status).
+      if (this._ws) { this._ws.onclose = null; this._ws.close(1000); this._ws = null; }
     }
 
     // ---- HTTP -------------------------------------------------------------------------------
