@@ -7,7 +7,8 @@
  *
  * Attributes: api-base (default: this page's origin), org-id, token (a feed token your backend
  * mints with POST /api/v1/orgs/{orgId}/feeds/tokens), socket-url (optional: the WebSocket API
- * URL on AWS; default: {api-base}/api/v1/orgs/{orgId}/feed/socket), limit (items shown, 20).
+ * URL on AWS; default: {api-base}/api/v1/orgs/{orgId}/feed/socket), limit (items shown, 20),
+ * theme (light | dark; default: the user's `prefers-color-scheme`).
  * Setting `token` again (e.g. after `herald-feed:token-expired`) reconnects.
  *
  * Events (bubbling, composed): herald-feed:update {badge, seq}, herald-feed:connection
@@ -16,7 +17,9 @@
  *
  * Theming: CSS variables on the element or any ancestor: --herald-accent, --herald-bg,
  * --herald-fg, --herald-muted, --herald-border, --herald-badge-bg, --herald-badge-fg,
- * --herald-radius, --herald-font, --herald-width, --herald-shadow, --herald-hover.
+ * --herald-radius, --herald-font, --herald-width, --herald-shadow, --herald-hover. The defaults
+ * follow `prefers-color-scheme` (a light and a dark palette); theme="light" or theme="dark" fixes
+ * one. The panel is at most the viewport's width less 8px a side and stays on screen.
  *
  * Protocol (docs/feeds.md): every socket message carries the user's seq, one more per change.
  * A message exactly one above what we hold is applied; a larger jump, a bulk "badge" message or
@@ -26,40 +29,59 @@
   'use strict';
   if (customElements.get('herald-feed')) return;
 
+  // Every colour goes through a private property: a light palette, a dark one under
+  // `prefers-color-scheme: dark` (or theme="dark"), and the page's --herald-* variables over both.
   const STYLE = `
     :host { position: relative; display: inline-block; font-family: var(--herald-font, system-ui, sans-serif);
-      color: var(--herald-fg, #1f2328); --_accent: var(--herald-accent, #4f46e5); }
+      --_accent: var(--herald-accent, #4f46e5); --_bg: var(--herald-bg, #fff); --_fg: var(--herald-fg, #1f2328);
+      --_muted: var(--herald-muted, #656d76); --_border: var(--herald-border, #d0d7de);
+      --_badge-bg: var(--herald-badge-bg, var(--_accent)); --_badge-fg: var(--herald-badge-fg, #fff);
+      --_shadow: var(--herald-shadow, 0 8px 24px rgba(0,0,0,.15)); --_hover: var(--herald-hover, rgba(127,127,127,.08));
+      color: var(--_fg); color-scheme: light; }
+    @media (prefers-color-scheme: dark) {
+      :host(:not([theme="light"])) { --_accent: var(--herald-accent, #a5b4fc); --_bg: var(--herald-bg, #161b22);
+        --_fg: var(--herald-fg, #e6edf3); --_muted: var(--herald-muted, #9ea7b3); --_border: var(--herald-border, #3d444d);
+        --_badge-fg: var(--herald-badge-fg, #0d1117); --_shadow: var(--herald-shadow, 0 8px 24px rgba(1,4,9,.6));
+        --_hover: var(--herald-hover, rgba(177,186,196,.12)); color-scheme: dark; }
+    }
+    :host([theme="dark"]) { --_accent: var(--herald-accent, #a5b4fc); --_bg: var(--herald-bg, #161b22);
+      --_fg: var(--herald-fg, #e6edf3); --_muted: var(--herald-muted, #9ea7b3); --_border: var(--herald-border, #3d444d);
+      --_badge-fg: var(--herald-badge-fg, #0d1117); --_shadow: var(--herald-shadow, 0 8px 24px rgba(1,4,9,.6));
+      --_hover: var(--herald-hover, rgba(177,186,196,.12)); color-scheme: dark; }
     button { font: inherit; color: inherit; }
     .bell { position: relative; display: inline-flex; align-items: center; justify-content: center; width: 2.5rem;
-      height: 2.5rem; border: 1px solid var(--herald-border, #d0d7de); border-radius: var(--herald-radius, 0.5rem);
-      background: var(--herald-bg, #fff); cursor: pointer; }
+      height: 2.5rem; border: 1px solid var(--_border); border-radius: var(--herald-radius, 0.5rem);
+      background: var(--_bg); cursor: pointer; }
     .bell:focus-visible, .item:focus-visible, .all:focus-visible { outline: 2px solid var(--_accent); outline-offset: 2px; }
     .bell svg { width: 1.25rem; height: 1.25rem; }
     .badge { position: absolute; top: -0.4rem; right: -0.4rem; min-width: 1.25rem; height: 1.25rem; padding: 0 0.3rem;
-      box-sizing: border-box; border-radius: 999px; background: var(--herald-badge-bg, var(--_accent));
-      color: var(--herald-badge-fg, #fff); font-size: 0.75rem; font-weight: 600; line-height: 1.25rem; text-align: center; }
+      box-sizing: border-box; border-radius: 999px; background: var(--_badge-bg);
+      color: var(--_badge-fg); font-size: 0.75rem; font-weight: 600; line-height: 1.25rem; text-align: center; }
     .badge[hidden] { display: none; }
-    .panel { position: absolute; right: 0; top: calc(100% + 0.5rem); z-index: 1000; width: var(--herald-width, 22rem);
-      max-height: 28rem; display: flex; flex-direction: column; background: var(--herald-bg, #fff);
-      border: 1px solid var(--herald-border, #d0d7de); border-radius: var(--herald-radius, 0.5rem);
-      box-shadow: var(--herald-shadow, 0 8px 24px rgba(0,0,0,.15)); overflow: hidden; }
+    /* Never wider than the screen less 8px a side, never taller than what is left below the bell;
+       placing it on open (_place) keeps it on screen wherever the bell sits. */
+    .panel { position: absolute; right: 0; top: calc(100% + 0.5rem); z-index: 1000; box-sizing: border-box;
+      width: min(var(--herald-width, 22rem), calc(100vw - 16px)); max-height: min(28rem, calc(100vh - 5rem));
+      display: flex; flex-direction: column; background: var(--_bg); color: var(--_fg);
+      border: 1px solid var(--_border); border-radius: var(--herald-radius, 0.5rem);
+      box-shadow: var(--_shadow); overflow: hidden; }
     .panel[hidden] { display: none; }
-    .head { display: flex; align-items: center; justify-content: space-between; padding: 0.6rem 0.8rem;
-      border-bottom: 1px solid var(--herald-border, #d0d7de); }
+    .head { display: flex; align-items: center; justify-content: space-between; gap: 0.5rem; padding: 0.6rem 0.8rem;
+      border-bottom: 1px solid var(--_border); }
     .head h2 { margin: 0; font-size: 0.95rem; }
     .all { border: 0; background: none; color: var(--_accent); cursor: pointer; font-size: 0.8rem; padding: 0.2rem; }
-    .all:disabled { color: var(--herald-muted, #656d76); cursor: default; }
-    ul { list-style: none; margin: 0; padding: 0; overflow-y: auto; }
-    .item { display: grid; grid-template-columns: 0.6rem 1fr; gap: 0.5rem; width: 100%; text-align: left;
-      padding: 0.6rem 0.8rem; border: 0; border-bottom: 1px solid var(--herald-border, #d0d7de); background: none; cursor: pointer; }
-    .item:hover { background: var(--herald-hover, rgba(127,127,127,.08)); }
+    .all:disabled { color: var(--_muted); cursor: default; }
+    ul { list-style: none; margin: 0; padding: 0; overflow-y: auto; min-height: 0; }
+    .item { display: grid; grid-template-columns: 0.6rem minmax(0, 1fr); gap: 0.5rem; width: 100%; text-align: left;
+      padding: 0.6rem 0.8rem; border: 0; border-bottom: 1px solid var(--_border); background: none; cursor: pointer; }
+    .item:hover { background: var(--_hover); }
     .dot { width: 0.5rem; height: 0.5rem; margin-top: 0.35rem; border-radius: 50%; background: var(--_accent); }
     .read .dot { visibility: hidden; }
-    .title { font-weight: 600; font-size: 0.9rem; }
+    .title { font-weight: 600; font-size: 0.9rem; overflow-wrap: anywhere; }
     .read .title { font-weight: 400; }
-    .body { font-size: 0.85rem; color: var(--herald-muted, #656d76); margin-top: 0.15rem; white-space: pre-line; }
-    time { display: block; font-size: 0.75rem; color: var(--herald-muted, #656d76); margin-top: 0.25rem; }
-    .empty, .status { padding: 1rem 0.8rem; font-size: 0.85rem; color: var(--herald-muted, #656d76); }
+    .body { font-size: 0.85rem; color: var(--_muted); margin-top: 0.15rem; white-space: pre-line; overflow-wrap: anywhere; }
+    time { display: block; font-size: 0.75rem; color: var(--_muted); margin-top: 0.25rem; }
+    .empty, .status { padding: 1rem 0.8rem; font-size: 0.85rem; color: var(--_muted); }
     .sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }
   `;
   const BELL = '<svg viewBox="0 0 24 24" fill="none" stroke="currentColor" stroke-width="2" aria-hidden="true"><path d="M18 8a6 6 0 0 0-12 0c0 7-3 9-3 9h18s-3-2-3-9"/><path d="M13.7 21a2 2 0 0 1-3.4 0"/></svg>';
@@ -104,6 +126,7 @@
         if (li) this._activate(li.dataset.id);
       });
       root.addEventListener('keydown', (e) => this._onKey(e));
+      this._onResize = () => { if (this._open) this._place(); };
       this._outside = (e) => { if (this._open && !e.composedPath().includes(this)) this.close(false); };
       this._render();
     }
@@ -123,8 +146,10 @@
     open() {
       this._open = true;
       this._el.panel.hidden = false;
+      this._place();
       this._el.bell.setAttribute('aria-expanded', 'true');
       document.addEventListener('click', this._outside, true);
+      window.addEventListener('resize', this._onResize);
       const first = this._el.list.querySelector('.item');
       if (first) first.focus();
       if (this._badge.unseen > 0) this._post('/feed/seen-all').then((r) => r && this._afterBulk(r)).catch(() => {});
@@ -135,6 +160,7 @@
       this._el.panel.hidden = true;
       this._el.bell.setAttribute('aria-expanded', 'false');
       document.removeEventListener('click', this._outside, true);
+      window.removeEventListener('resize', this._onResize);
       if (focusBell) this._el.bell.focus();
     }
 
@@ -175,7 +201,8 @@
       this._stopped = true;
       Object.values(this._timers).forEach(clearTimeout);
       this._timers = {};
-      if (this._ws) { this._ws.onclose = null; this._ws.close(); this._ws = null; }
+      // 1000: a normal close, which the server echoes (a bare close() is 1005, no status).
+      if (this._ws) { this._ws.onclose = null; this._ws.close(1000); this._ws = null; }
     }
 
     // ---- HTTP -------------------------------------------------------------------------------
@@ -331,6 +358,29 @@
     }
 
     // ---- view -------------------------------------------------------------------------------
+    /** Keeps the open panel inside the viewport (8px from each edge): it hangs from the bell's
+     *  right edge, and moves left or right when the bell is too close to a side of the screen. */
+    _place() {
+      const panel = this._el.panel;
+      const margin = 8;
+      panel.style.right = '';
+      panel.style.width = '';
+      panel.style.maxHeight = '';
+      const vw = document.documentElement.clientWidth || window.innerWidth;
+      const vh = window.innerHeight;
+      let r = panel.getBoundingClientRect();
+      if (r.width > vw - 2 * margin) {
+        panel.style.width = `${vw - 2 * margin}px`;
+        r = panel.getBoundingClientRect();
+      }
+      let shift = 0;
+      if (r.right > vw - margin) shift = vw - margin - r.right;
+      if (r.left + shift < margin) shift = margin - r.left;
+      if (shift) panel.style.right = `${-shift}px`;
+      const room = vh - r.top - margin;
+      if (room < r.height) panel.style.maxHeight = `${Math.max(160, room)}px`;
+    }
+
     _sorted() {
       // Item ids are UUIDv7: their text order is their time order.
       return [...this._items.values()].sort((a, b) => (a.id < b.id ? 1 : -1));

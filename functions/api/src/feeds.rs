@@ -50,6 +50,8 @@ pub const DEMO_HTML: &str = include_str!("../assets/demo-feed.html");
 /// it closes the connection as dead.
 const PING_EVERY: Duration = Duration::from_secs(25);
 const DEAD_AFTER: Duration = Duration::from_secs(70);
+/// How long answering a client's close frame may take before the connection is dropped.
+const CLOSE_WITHIN: Duration = Duration::from_secs(5);
 /// Close code sent when the socket's token expires: the client reconnects with a fresh token.
 pub const CLOSE_TOKEN_EXPIRED: u16 = 4401;
 
@@ -728,7 +730,16 @@ async fn run_socket(
                             break;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    // The client closes: tungstenite queues the answering close frame (the
+                    // client's code echoed) but writes it only on the next read or flush.
+                    // Dropping the socket now would leave the browser with 1006 (no close
+                    // frame); reading once more sends the answer and ends the stream, so the
+                    // closing handshake completes with the client's own code.
+                    Some(Ok(Message::Close(_))) => {
+                        let _ = tokio::time::timeout(CLOSE_WITHIN, ws.recv()).await;
+                        break;
+                    }
+                    None | Some(Err(_)) => break,
                     Some(Ok(_)) => {}
                 }
             }

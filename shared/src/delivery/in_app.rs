@@ -14,7 +14,7 @@ use crate::repo::feeds::Feeds;
 use crate::store::Store;
 use herald_core::domain::delivery::ErrorClass;
 use herald_core::domain::{OrgId, UserId};
-use herald_core::feed::{FeedMessage, NewFeedItem};
+use herald_core::feed::{FeedMessage, NewFeedItem, humanize_event_type};
 
 /// One attempt to put the message in `user`'s feed.
 pub async fn deliver(
@@ -29,9 +29,16 @@ pub async fn deliver(
         return failed;
     }
     let started = Instant::now();
+    let event_type = ctx.event.event_type.as_str();
+    let mut title = ctx.title(Escape::Plain);
+    // No template and no `title` property: the title is the bare type (`invoice.overdue`),
+    // which people should not have to read; the item keeps it in `eventType`.
+    if title == event_type {
+        title = humanize_event_type(event_type);
+    }
     let item = NewFeedItem {
         delivery_id: Some(ctx.delivery_id),
-        title: ctx.title(Escape::Plain),
+        title,
         body: ctx.text(Escape::Plain),
         url: ctx.link().map(String::from),
         event_type: Some(ctx.event.event_type.to_string()),
@@ -61,5 +68,80 @@ pub async fn deliver(
         message: Some(format!("in the feed of {user} (sequence {})", appended.seq)),
         latency: started.elapsed(),
         retry_after: None,
+    }
+}
+
+#[cfg(all(test, feature = "embedded"))]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+    use crate::feed::LocalFeedHub;
+    use crate::repo::feeds::ListFilter;
+    use crate::store::embedded::Embedded;
+    use herald_core::delivery::format;
+    use herald_core::domain::DeliveryId;
+    use herald_core::domain::event::EventType;
+
+    /// The titles of the items the given events put in one user's feed, oldest first.
+    async fn titles_of(events: &[(&str, Option<&str>)]) -> Vec<(String, Option<String>)> {
+        let store = Embedded::in_memory().expect("store");
+        let hub = LocalFeedHub::new();
+        let org = OrgId::new();
+        let user = UserId::parse("alice").expect("user");
+        for (event_type, title) in events {
+            let mut event = format::test_event(org, Utc::now());
+            event.event_type = EventType::parse(event_type).expect("type");
+            event.properties.clear();
+            if let Some(t) = title {
+                event.properties.insert("title".into(), (*t).into());
+            }
+            let ctx = MessageContext {
+                event: &event,
+                rule_key: None,
+                template: None,
+                delivery_id: DeliveryId::new(),
+            };
+            let outcome = deliver(&store, &hub, &org, &user, &ctx, Utc::now()).await;
+            assert!(outcome.error_class.is_none(), "{outcome:?}");
+        }
+        let page = Feeds::new(&store)
+            .list(
+                &org,
+                &user,
+                ListFilter {
+                    limit: 10,
+                    ..ListFilter::default()
+                },
+            )
+            .await
+            .expect("list");
+        page.items
+            .into_iter()
+            .rev()
+            .map(|i| (i.title, i.event_type))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_untitled_event_reads_as_a_sentence_and_keeps_its_type() {
+        let items = titles_of(&[
+            ("invoice.overdue", None),
+            ("invoice.paid", Some("Invoice #1042 paid")),
+        ])
+        .await;
+        assert_eq!(
+            items,
+            [
+                (
+                    "Invoice overdue".to_owned(),
+                    Some("invoice.overdue".to_owned())
+                ),
+                (
+                    "Invoice #1042 paid".to_owned(),
+                    Some("invoice.paid".to_owned())
+                ),
+            ]
+        );
     }
 }

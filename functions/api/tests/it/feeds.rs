@@ -507,6 +507,18 @@ impl Ws {
     /// The next text frame as JSON (skipping pings).
     async fn next_json(&mut self) -> Value {
         loop {
+            let (opcode, payload) = self.next_frame().await;
+            match opcode {
+                1 => return serde_json::from_slice(&payload).expect("json frame"),
+                8 => panic!("socket closed: {payload:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// The next frame: its opcode and payload.
+    async fn next_frame(&mut self) -> (u8, Vec<u8>) {
+        {
             let mut h = [0u8; 2];
             tokio::time::timeout(Duration::from_secs(3), self.stream.read_exact(&mut h))
                 .await
@@ -525,12 +537,22 @@ impl Ws {
             }
             let mut payload = vec![0u8; usize::try_from(len).expect("size")];
             self.stream.read_exact(&mut payload).await.expect("payload");
-            match opcode {
-                1 => return serde_json::from_slice(&payload).expect("json frame"),
-                8 => panic!("socket closed: {payload:?}"),
-                _ => {}
-            }
+            (opcode, payload)
         }
+    }
+
+    /// Sends a masked close frame with `code`, as a browser's `ws.close(code)` does.
+    async fn send_close(&mut self, code: u16) {
+        let mask = [1u8, 2, 3, 4];
+        let mut frame = vec![0x88, 0x80 | 2];
+        frame.extend_from_slice(&mask);
+        frame.extend(
+            code.to_be_bytes()
+                .iter()
+                .enumerate()
+                .map(|(i, b)| b ^ mask[i % 4]),
+        );
+        self.stream.write_all(&frame).await.expect("send close");
     }
 
     async fn send_text(&mut self, text: &str) {
@@ -645,6 +667,41 @@ async fn every_protocol_example_is_answered_as_the_shared_parser_says() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn the_socket_answers_the_clients_close_frame_with_its_code_and_hangs_up() {
+    let f = FeedApp::new().await;
+    let token = f.token("closer").await;
+    let addr = serve(&f).await;
+    let (_, ws) = Ws::open(
+        addr,
+        &f.app.path(&format!("/feed/socket?token={token}")),
+        None,
+    )
+    .await;
+    let mut ws = ws.expect("socket");
+    assert_eq!(ws.next_json().await["type"], "badge");
+
+    ws.send_close(1000).await;
+    let (opcode, payload) = loop {
+        let (opcode, payload) = ws.next_frame().await;
+        // A server ping may cross the close frame; anything else is a fault.
+        if opcode != 9 {
+            break (opcode, payload);
+        }
+    };
+    assert_eq!(opcode, 8, "a close frame answers the client's: {payload:?}");
+    assert_eq!(
+        payload.get(..2),
+        Some(&1000u16.to_be_bytes()[..]),
+        "the client's code is echoed, so the browser sees a clean 1000"
+    );
+    let mut rest = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(3), ws.stream.read(&mut rest))
+        .await
+        .expect("the server hangs up after answering");
+    assert_eq!(read.expect("read"), 0, "nothing follows the close frame");
 }
 
 #[tokio::test]
