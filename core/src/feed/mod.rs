@@ -229,72 +229,9 @@ pub fn origin_allowed(origin: &str, allowed: &[String]) -> bool {
     allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))
 }
 
-/// A title a person can read, made from an event type: `invoice.overdue` → "Invoice overdue",
-/// `user.signedUp` → "User signed up", `sms_delivery-failed` → "Sms delivery failed". Words in
-/// capitals stay as they are (`API.key_rotated` → "API key rotated"). The in-app feed shows it
-/// when an event has no title beyond its type; the raw type stays in the item's `eventType`.
-pub fn humanize_event_type(event_type: &str) -> String {
-    let mut words: Vec<String> = Vec::new();
-    for part in event_type.split(|c: char| c.is_whitespace() || ".:_-/".contains(c)) {
-        let mut word = String::new();
-        let mut prev_lower = false;
-        for c in part.chars() {
-            // A camelCase boundary starts a new word.
-            if c.is_uppercase() && prev_lower && !word.is_empty() {
-                words.push(std::mem::take(&mut word));
-            }
-            prev_lower = c.is_lowercase() || c.is_ascii_digit();
-            word.push(c);
-        }
-        if !word.is_empty() {
-            words.push(word);
-        }
-    }
-    let mut out = String::with_capacity(event_type.len());
-    for (n, word) in words.iter().enumerate() {
-        let acronym = word.chars().count() > 1 && !word.chars().any(char::is_lowercase);
-        let word = if acronym {
-            word.clone()
-        } else {
-            word.to_lowercase()
-        };
-        if n == 0 {
-            let mut chars = word.chars();
-            if let Some(first) = chars.next() {
-                out.extend(first.to_uppercase());
-                out.push_str(chars.as_str());
-            }
-        } else {
-            out.push(' ');
-            out.push_str(&word);
-        }
-    }
-    if out.is_empty() {
-        event_type.to_owned()
-    } else {
-        out
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn an_event_type_reads_as_a_sentence_case_title() {
-        for (raw, title) in [
-            ("invoice.overdue", "Invoice overdue"),
-            ("invoice.paid", "Invoice paid"),
-            ("user.signedUp", "User signed up"),
-            ("sms_delivery-failed", "Sms delivery failed"),
-            ("API.key_rotated", "API key rotated"),
-            ("ops:disk.full", "Ops disk full"),
-            ("Deploy", "Deploy"),
-            ("...", "..."),
-        ] {
-            assert_eq!(humanize_event_type(raw), title, "{raw}");
-        }
-    }
 
     #[test]
     fn origins_match_exactly_after_normalising() {

@@ -12,9 +12,10 @@ use super::{AttemptOutcome, MessageContext};
 use crate::feed::FeedNotifier;
 use crate::repo::feeds::Feeds;
 use crate::store::Store;
+use herald_core::delivery::format::readable_type;
 use herald_core::domain::delivery::ErrorClass;
 use herald_core::domain::{OrgId, UserId};
-use herald_core::feed::{FeedMessage, NewFeedItem, humanize_event_type};
+use herald_core::feed::{FeedMessage, NewFeedItem};
 
 /// One attempt to put the message in `user`'s feed.
 pub async fn deliver(
@@ -34,7 +35,7 @@ pub async fn deliver(
     // No template and no `title` property: the title is the bare type (`invoice.overdue`),
     // which people should not have to read; the item keeps it in `eventType`.
     if title == event_type {
-        title = humanize_event_type(event_type);
+        title = readable_type(event_type);
     }
     let item = NewFeedItem {
         delivery_id: Some(ctx.delivery_id),

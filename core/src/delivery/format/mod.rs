@@ -142,25 +142,51 @@ impl Severity {
     }
 }
 
-/// An event type as a heading: separators become spaces and the first letter is upper-cased
-/// (`disk.full` → "Disk full", `invoice_payment.failed` → "Invoice payment failed").
+/// An event type as a title a person can read: separators and camelCase boundaries become
+/// spaces, words are lower-cased but for the first letter, words in capitals stay
+/// (`disk.full` → "Disk full", `user.signedUp` → "User signed up", `API.key_rotated` → "API key
+/// rotated"). Chat messages and in-app items use it when nothing else titles the event; the raw
+/// type stays visible (the footer, the item's `eventType`).
 pub fn readable_type(event_type: &str) -> String {
-    let spaced: String = event_type
-        .chars()
-        .map(|c| {
-            if matches!(c, '.' | '_' | '-' | ':' | '/') {
-                ' '
-            } else {
-                c
+    let mut words: Vec<String> = Vec::new();
+    for part in event_type.split(|c: char| c.is_whitespace() || ".:_-/".contains(c)) {
+        let mut word = String::new();
+        let mut prev_lower = false;
+        for c in part.chars() {
+            // A camelCase boundary starts a new word.
+            if c.is_uppercase() && prev_lower && !word.is_empty() {
+                words.push(std::mem::take(&mut word));
             }
-        })
-        .collect();
-    let words: Vec<&str> = spaced.split_whitespace().collect();
-    let joined = words.join(" ");
-    let mut chars = joined.chars();
-    match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => event_type.to_owned(),
+            prev_lower = c.is_lowercase() || c.is_ascii_digit();
+            word.push(c);
+        }
+        if !word.is_empty() {
+            words.push(word);
+        }
+    }
+    let mut out = String::with_capacity(event_type.len());
+    for (n, word) in words.iter().enumerate() {
+        let acronym = word.chars().count() > 1 && !word.chars().any(char::is_lowercase);
+        let word = if acronym {
+            word.clone()
+        } else {
+            word.to_lowercase()
+        };
+        if n == 0 {
+            let mut chars = word.chars();
+            if let Some(first) = chars.next() {
+                out.extend(first.to_uppercase());
+                out.push_str(chars.as_str());
+            }
+        } else {
+            out.push(' ');
+            out.push_str(&word);
+        }
+    }
+    if out.is_empty() {
+        event_type.to_owned()
+    } else {
+        out
     }
 }
 
@@ -577,6 +603,22 @@ pub(crate) mod tests_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_type_reads_as_a_sentence_case_title() {
+        for (raw, title) in [
+            ("invoice.overdue", "Invoice overdue"),
+            ("invoice.paid", "Invoice paid"),
+            ("user.signedUp", "User signed up"),
+            ("sms_delivery-failed", "Sms delivery failed"),
+            ("API.key_rotated", "API key rotated"),
+            ("ops:disk.full", "Ops disk full"),
+            ("Deploy", "Deploy"),
+            ("...", "..."),
+        ] {
+            assert_eq!(readable_type(raw), title, "{raw}");
+        }
+    }
 
     #[test]
     fn known_modules_have_fixed_colours_and_others_a_stable_one() {
