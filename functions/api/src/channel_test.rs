@@ -143,6 +143,8 @@ pub async fn test_channel(
         reason,
         attempts: vec![attempt],
         engagement: Vec::new(),
+        next_attempt_at: None,
+        cap_slot: None,
         created_at: now,
         updated_at: now,
     };

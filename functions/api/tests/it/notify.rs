@@ -357,6 +357,8 @@ async fn email_opens_and_clicks_are_tracked_on_the_delivery_and_counted_once() {
         reason: None,
         attempts: Vec::new(),
         engagement: Vec::new(),
+        next_attempt_at: None,
+        cap_slot: None,
         created_at: now,
         updated_at: now,
     };
