@@ -273,6 +273,120 @@ async fn the_test_button_of_an_email_channel_fills_the_outbox() {
     );
 }
 
+/// The answer's `ok` and `message` to a test of `channel` sent to `to`.
+async fn test_to(app: &TestApp, channel: &str, to: &str) -> (bool, String) {
+    let a = app
+        .post(
+            &format!("/notifications/channels/{channel}/test"),
+            &serde_json::json!({ "to": to }).to_string(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    (
+        a.json["ok"].as_bool().expect("ok"),
+        a.json["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_test_button_of_a_push_channel_takes_a_token_or_a_user_and_explains_an_email() {
+    let app = serve_like().await;
+    let push = app.channel(r#"{"kind":"push","name":"app"}"#).await;
+    assert_eq!(
+        test_to(&app, &push, "alice@example.com").await,
+        (
+            false,
+            "`alice@example.com` looks like an email address; a push channel's `to` is a push \
+             token or a user id with a stored push token"
+                .to_owned()
+        )
+    );
+    let token = "a3f1c9e2b4d6a8f0a3f1c9e2b4d6a8f0a3f1c9e2b4d6a8f0a3f1c9e2b4d6a8f0";
+    let (ok, message) = test_to(&app, &push, token).await;
+    assert!(ok, "{message}");
+    let out = app.get("/outbox").await.expect(StatusCode::OK);
+    assert_eq!(out.json["items"][0]["to"][0], token);
+
+    app.call(
+        "PUT",
+        "/users/carol",
+        Some(r#"{"pushTokens":["tok-carol"]}"#),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (ok, message) = test_to(&app, &push, "carol").await;
+    assert!(ok, "{message}");
+    let out = app.get("/outbox").await.expect(StatusCode::OK);
+    assert_eq!(out.json["items"][0]["to"][0], "tok-carol");
+
+    let (ok, message) = test_to(&app, &push, "dave").await;
+    assert!(!ok);
+    assert_eq!(
+        message,
+        "`dave` is neither a user with a stored profile nor a push token (tokens are 32 \
+         characters or more); a push channel's `to` is a push token or a user id with a stored \
+         push token"
+    );
+    let (ok, message) = test_to(&app, &push, "+14155550123").await;
+    assert!(!ok);
+    assert!(message.starts_with("`+14155550123` looks like a phone number; a push channel's"));
+}
+
+#[tokio::test]
+async fn the_test_button_of_sms_and_email_channels_says_what_to_was_expected() {
+    let app = serve_like().await;
+    let sms = app.channel(r#"{"kind":"sms","name":"texts"}"#).await;
+    let (ok, message) = test_to(&app, &sms, "+14155550123").await;
+    assert!(ok, "{message}");
+    assert_eq!(
+        test_to(&app, &sms, "alice@example.com").await,
+        (
+            false,
+            "`alice@example.com` looks like an email address; an SMS channel's `to` is an E.164 \
+             phone number (e.g. +14155550123) or a user id with a stored phone number"
+                .to_owned()
+        )
+    );
+    let (ok, message) = test_to(&app, &sms, "415 555 0123").await;
+    assert!(!ok);
+    assert!(
+        message.starts_with("`415 555 0123` is not an E.164 phone number (e.g. +14155550123);"),
+        "{message}"
+    );
+
+    let email = app.channel(r#"{"kind":"email","name":"Customers"}"#).await;
+    let (ok, message) = test_to(&app, &email, "+14155550123").await;
+    assert!(!ok);
+    assert!(
+        message.starts_with(
+            "`+14155550123` looks like a phone number; an email channel's `to` is an email address"
+        ),
+        "{message}"
+    );
+    app.call("PUT", "/users/erin", Some(r#"{"phone":"+14155550123"}"#))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        test_to(&app, &email, "erin").await,
+        (
+            false,
+            "user `erin` has no stored email address; an email channel's `to` is an email \
+             address or a user id with a stored email address"
+                .to_owned()
+        )
+    );
+    // A user id shaped like an email address is still a user when a profile is on record.
+    app.call(
+        "PUT",
+        "/users/frank@corp.test",
+        Some(r#"{"phone":"+14155550199"}"#),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (ok, message) = test_to(&app, &sms, "frank@corp.test").await;
+    assert!(ok, "{message}");
+}
+
 /// `herald serve`'s wiring with email tracking under `http://herald.test`.
 async fn tracked_serve_like() -> (TestApp, herald_core::delivery::tracking::Tracker) {
     use std::sync::Arc;
