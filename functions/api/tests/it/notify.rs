@@ -174,6 +174,8 @@ async fn stats_group_the_counters_by_channel_rule_and_day() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(a.json["groups"][0]["key"], "deploy");
+    assert_eq!(a.json["groups"][0]["ruleKey"], "deploy");
+    assert!(a.json["groups"][0].get("channelName").is_none());
     let from = old.format("%Y-%m-%d").to_string();
     let a = app
         .get(&format!(
@@ -184,7 +186,110 @@ async fn stats_group_the_counters_by_channel_rule_and_day() {
     let groups = a.json["groups"].as_array().expect("groups");
     assert_eq!(groups.len(), 2);
     assert_eq!(groups[0]["key"], from);
+    assert!(groups[0].get("channelName").is_none() && groups[0].get("ruleKey").is_none());
     assert_eq!(a.json["totals"]["counts"]["delivered"], 10);
+}
+
+#[tokio::test]
+async fn stats_by_channel_name_each_channel_and_show_a_deleted_one_as_its_id() {
+    let app = TestApp::local().await;
+    let org: OrgId = app.org_id.parse().expect("org id");
+    let live: ChannelId = app
+        .channel(r#"{"kind":"email","name":"Customers"}"#)
+        .await
+        .parse()
+        .expect("channel id");
+    let gone: ChannelId = app
+        .channel(r#"{"kind":"email","name":"Old customers"}"#)
+        .await
+        .parse()
+        .expect("channel id");
+    let today = Utc::now().date_naive();
+    for ch in [live, gone] {
+        stats::add(
+            app.store.as_ref(),
+            org,
+            today,
+            ch,
+            None,
+            &stats::deltas(DeliveryStatus::Delivered, 1, Some(10)),
+        )
+        .await
+        .expect("add");
+    }
+    app.delete(&format!("/notifications/channels/{gone}"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    let a = app
+        .get("/notifications/logs/stats")
+        .await
+        .expect(StatusCode::OK);
+    let groups = a.json["groups"].as_array().expect("groups");
+    let group = |id: ChannelId| {
+        groups
+            .iter()
+            .find(|g| g["key"] == id.to_string())
+            .expect("a group per channel")
+    };
+    assert_eq!(group(live)["channelName"], "Customers");
+    let deleted = group(gone);
+    assert!(deleted["channelName"].is_null(), "{deleted}");
+    assert!(
+        deleted.get("channelName").is_some(),
+        "named null, not left out"
+    );
+}
+
+#[tokio::test]
+async fn a_retrying_delivery_in_the_logs_says_when_its_next_attempt_is_due() {
+    use herald_core::domain::channel::ChannelKind;
+    use herald_core::domain::delivery::{Delivery, Trigger};
+    use herald_core::domain::{DeliveryId, EventId};
+    use herald_shared::repo::deliveries;
+
+    let app = TestApp::local().await;
+    let org: OrgId = app.org_id.parse().expect("org id");
+    let channel = app
+        .channel(r#"{"kind":"slack","name":"ops","config":{"webhookUrl":"https://hooks.slack.com/services/T/B/x"}}"#)
+        .await;
+    let now = Utc::now();
+    let next: chrono::DateTime<Utc> = "2031-01-02T03:04:05Z".parse().expect("time");
+    let delivery = Delivery {
+        id: DeliveryId::new(),
+        org_id: org,
+        event_id: EventId::parse("evt-retrying").expect("id"),
+        event_type: "disk.full".into(),
+        rule_key: Some(RuleKey::parse("disk").expect("key")),
+        channel_id: channel.parse().expect("channel id"),
+        channel_kind: ChannelKind::Slack,
+        recipient: None,
+        trigger: Trigger::Event,
+        status: DeliveryStatus::Queued,
+        reason: Some("attempt 1 failed (503: unavailable); retrying in 226s".into()),
+        attempts: Vec::new(),
+        engagement: Vec::new(),
+        next_attempt_at: Some(next),
+        cap_slot: None,
+        created_at: now,
+        updated_at: now,
+    };
+    deliveries::create(
+        app.store.as_ref(),
+        &delivery,
+        (now + chrono::Duration::days(1)).timestamp(),
+    )
+    .await
+    .expect("create");
+    for path in [
+        "/notifications/logs".to_owned(),
+        format!("/notifications/channels/{channel}/logs"),
+    ] {
+        let logs = app.get(&path).await.expect(StatusCode::OK);
+        let row = &logs.json["items"][0];
+        assert_eq!(row["status"], "queued", "{path}");
+        assert_eq!(row["nextAttemptAt"], "2031-01-02T03:04:05Z", "{path}");
+    }
 }
 
 #[tokio::test]
