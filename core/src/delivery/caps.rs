@@ -12,6 +12,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::channel::FrequencyCap;
+use crate::domain::delivery::CapSlot;
 use crate::domain::rule::Rule;
 
 /// The cap in force: the rule's override, else the channel's default.
@@ -27,6 +28,17 @@ pub struct Window {
     pub start: DateTime<Utc>,
     /// Exclusive; the counter item's TTL.
     pub end: DateTime<Utc>,
+}
+
+impl Window {
+    /// What a delivery counted in this window of `cap` keeps, to give its slot back later.
+    pub fn slot(&self, cap: FrequencyCap) -> CapSlot {
+        CapSlot {
+            window_hours: cap.window_hours,
+            index: self.index,
+            ends_at: self.end,
+        }
+    }
 }
 
 /// The window of `cap` containing `now`.

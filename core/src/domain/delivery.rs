@@ -29,8 +29,28 @@ pub struct Delivery {
     /// at most [`MAX_ENGAGEMENT`].
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub engagement: Vec<Engagement>,
+    /// When the next attempt is due, while a failed attempt waits for its retry (`queued`):
+    /// the absolute time behind the reason's "retrying in 226s".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// The frequency-cap window this delivery was counted in, when a cap applied: the slot is
+    /// given back if the delivery ends `failed` without reaching the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_slot: Option<CapSlot>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The frequency-cap window a delivery was counted in (`herald_core::delivery::caps::window`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CapSlot {
+    /// The cap's window length.
+    pub window_hours: u32,
+    /// The window's index, `floor(epoch_hours / windowHours)`.
+    pub index: i64,
+    /// The window's end (exclusive): past it, the counter is gone and nothing is given back.
+    pub ends_at: DateTime<Utc>,
 }
 
 /// Most engagement entries kept on one delivery.

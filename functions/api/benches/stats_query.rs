@@ -71,6 +71,8 @@ fn populate(rt: &tokio::runtime::Runtime, store: &Embedded, org: OrgId, rows: u6
                     reason: None,
                     attempts: Vec::new(),
                     engagement: Vec::new(),
+                    next_attempt_at: None,
+                    cap_slot: None,
                     created_at,
                     updated_at: created_at,
                 },

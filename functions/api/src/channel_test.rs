@@ -10,8 +10,7 @@ use chrono::Utc;
 use herald_core::delivery::{format, format::MessageContext};
 use herald_core::domain::channel::ChannelKind;
 use herald_core::domain::delivery::{
-    Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, Trigger, contact_point,
-    on_success,
+    Delivery, DeliveryStatus, Destination, ErrorClass, Trigger, contact_point, on_success,
 };
 use herald_core::domain::email::EmailAddress;
 use herald_core::domain::event::Recipient;
@@ -40,8 +39,10 @@ pub fn router() -> Router<AppState> {
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TestRequest {
-    /// The test recipient: a user id or a contact point of the channel's kind. Slack and
-    /// webhooks ignore it.
+    /// The test recipient: an email address (email), an E.164 phone number (SMS), a push token
+    /// (push), or a user id whose stored profile has one; the user id whose feed receives it
+    /// (in-app). Slack and webhooks ignore it. Anything else is answered `ok: false` with a
+    /// message saying what was expected.
     pub to: Option<String>,
 }
 
@@ -69,7 +70,7 @@ pub struct TestResult {
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such channel", body = ErrorBody),
-        (status = 422, description = "`to` is not a recipient this channel can reach", body = ErrorBody),
+        (status = 422, description = "An in-app test without `to`, or `to` not a user id", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -87,8 +88,6 @@ pub async fn test_channel(
         .ok_or_else(|| ApiError::not_found("channel"))?;
     let to = request.to.filter(|t| !t.is_empty());
     let kind = channel.kind();
-    // Email, SMS and push need a contact point: `to` is one (an address, an E.164 number) or a
-    // user id whose stored profile has one. The in-app feed needs a user id.
     let (recipient, destination) = test_destination(&state, &auth, kind, to.as_deref()).await?;
 
     let now = Utc::now();
@@ -109,18 +108,7 @@ pub async fn test_channel(
             };
             delivery::deliver(ports, &channel, destination, &ctx, now).await
         }
-        Err(NoDestination::NoContactPoint { what }) => AttemptOutcome::not_sent(
-            ErrorClass::Configuration,
-            format!(
-                "no {what} to send the test to: pass `to` (a contact point, or a user id with a stored profile)"
-            ),
-        ),
-        Err(NoDestination::NoRecipient) => {
-            return Err(ApiError::invalid_field(
-                "to",
-                "an in_app test needs `to`: the user id whose feed receives it",
-            ));
-        }
+        Err(refusal) => AttemptOutcome::not_sent(ErrorClass::Configuration, refusal),
     };
     let attempt = outcome.to_attempt(1, now);
 
@@ -143,6 +131,8 @@ pub async fn test_channel(
         reason,
         attempts: vec![attempt],
         engagement: Vec::new(),
+        next_attempt_at: None,
+        cap_slot: None,
         created_at: now,
         updated_at: now,
     };
@@ -170,42 +160,133 @@ pub async fn test_channel(
     }))
 }
 
-/// The test's recipient and where it goes: `to` as a contact point of the channel's kind, else
-/// as a user id (the stored profile's contact points; the user's feed for in-app). Slack and
-/// webhooks ignore `to`. Opt-outs do not apply: the org is testing its own channel.
+/// The test's recipient and where it goes, or why `to` cannot be used (the answer's message).
+/// `to` is, in this order: a contact point of the channel's kind (an email address, an E.164
+/// number); a user id with a stored profile (its contact points; the user's feed for in-app,
+/// profile or not); for push, a push token. Slack and webhooks ignore `to`. Opt-outs do not
+/// apply: the org is testing its own channel.
 async fn test_destination(
     state: &AppState,
     auth: &OrgAuth,
     kind: ChannelKind,
     to: Option<&str>,
-) -> ApiResult<(Option<UserId>, Result<Destination, NoDestination>)> {
-    let Some(to) = to.filter(|_| kind.is_user_facing()) else {
-        let destination = match contact_point(kind) {
-            Some(what) => Err(NoDestination::NoContactPoint { what }),
-            None => Destination::resolve(kind, None),
+) -> ApiResult<(Option<UserId>, Result<Destination, String>)> {
+    let (Some(to), Some(what)) = (to, contact_point(kind)) else {
+        return match (to, kind) {
+            (Some(to), ChannelKind::InApp) => {
+                let user = UserId::parse(to).map_err(|e| {
+                    ApiError::invalid_field("to", format!("{}; {}", e.message, expected(kind)))
+                })?;
+                Ok((Some(user.clone()), Ok(Destination::Feed(user))))
+            }
+            (None, ChannelKind::InApp) => Err(ApiError::invalid_field(
+                "to",
+                "an in_app test needs `to`: the user id whose feed receives it",
+            )),
+            (_, _) => Ok((
+                None,
+                match contact_point(kind) {
+                    Some(what) => Err(format!(
+                        "no {what} to send the test to; pass `to`: {}",
+                        expected(kind)
+                    )),
+                    None => Ok(Destination::Channel),
+                },
+            )),
         };
-        return Ok((None, destination));
     };
-    let is_point = match kind {
-        ChannelKind::Email => to.contains('@') && EmailAddress::parse(to).is_ok(),
-        ChannelKind::Sms => user::validate_phone(to).is_ok(),
+    let shape = Shape::of(to);
+    let is_point = match (kind, shape) {
+        (ChannelKind::Email, Shape::Email) => EmailAddress::parse(to).is_ok(),
+        (ChannelKind::Sms, Shape::Phone) => user::validate_phone(to).is_ok(),
         _ => false,
     };
     if is_point {
         return Ok((None, Ok(Destination::ContactPoints(vec![to.to_owned()]))));
     }
-    let user = UserId::parse(to).map_err(|e| ApiError::invalid_field("to", e.message))?;
-    let mut recipient = Recipient {
-        user_id: user.clone(),
-        email: None,
-        phone: None,
-        push_tokens: Vec::new(),
-    };
-    if contact_point(kind).is_some() {
+    if let Ok(user) = UserId::parse(to) {
         let profile = users::get(state.store.as_ref(), &auth.org_id, &user)
             .await
             .map_err(|e| ApiError::from_repo(e, "user"))?;
-        recipient = user::contact(&recipient, profile.as_ref());
+        if let Some(profile) = profile {
+            let bare = Recipient {
+                user_id: user.clone(),
+                email: None,
+                phone: None,
+                push_tokens: Vec::new(),
+            };
+            let recipient = user::contact(&bare, Some(&profile));
+            let destination = Destination::resolve(kind, Some(&recipient))
+                .map_err(|_| format!("user `{to}` has no stored {what}; {}", expected(kind)));
+            return Ok((Some(user), destination));
+        }
     }
-    Ok((Some(user), Destination::resolve(kind, Some(&recipient))))
+    let refusal = match (kind, shape) {
+        (ChannelKind::Push, Shape::Other) if is_push_token(to) => {
+            return Ok((None, Ok(Destination::ContactPoints(vec![to.to_owned()]))));
+        }
+        (ChannelKind::Email, Shape::Email) => format!("`{to}` is not a valid email address"),
+        (ChannelKind::Sms, Shape::Phone) => {
+            format!("`{to}` is not an E.164 phone number (e.g. +14155550123)")
+        }
+        (_, Shape::Email) => format!("`{to}` looks like an email address"),
+        (_, Shape::Phone) => format!("`{to}` looks like a phone number"),
+        (ChannelKind::Push, Shape::Other) => format!(
+            "`{to}` is neither a user with a stored profile nor a push token (tokens are {MIN_PUSH_TOKEN} characters or more)"
+        ),
+        (_, Shape::Other) => format!("`{to}` is not a user with a stored profile"),
+    };
+    Ok((None, Err(format!("{refusal}; {}", expected(kind)))))
+}
+
+/// The shortest push token taken as one: APNs tokens are 64 hex digits, FCM's about 150
+/// characters, Expo's `ExponentPushToken[...]` over 40. Shorter text is more likely a user id
+/// without a profile than a token, and a test sent to it would only be refused by the provider.
+const MIN_PUSH_TOKEN: usize = 32;
+
+fn is_push_token(to: &str) -> bool {
+    to.len() >= MIN_PUSH_TOKEN && !to.chars().any(char::is_whitespace)
+}
+
+/// What `to` looks like, to say what was expected instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Email,
+    /// `+` or digits with the usual separators, at least 6 digits.
+    Phone,
+    Other,
+}
+
+impl Shape {
+    fn of(to: &str) -> Self {
+        let digits = to.chars().filter(char::is_ascii_digit).count();
+        let phone_chars = to
+            .trim_start_matches('+')
+            .chars()
+            .all(|c| c.is_ascii_digit() || " -().".contains(c));
+        if to.contains('@') {
+            Self::Email
+        } else if phone_chars && digits >= 6 {
+            Self::Phone
+        } else {
+            Self::Other
+        }
+    }
+}
+
+/// What `to` should be for `kind`.
+fn expected(kind: ChannelKind) -> &'static str {
+    match kind {
+        ChannelKind::Email => {
+            "an email channel's `to` is an email address or a user id with a stored email address"
+        }
+        ChannelKind::Sms => {
+            "an SMS channel's `to` is an E.164 phone number (e.g. +14155550123) or a user id with a stored phone number"
+        }
+        ChannelKind::Push => {
+            "a push channel's `to` is a push token or a user id with a stored push token"
+        }
+        ChannelKind::InApp => "an in_app channel's `to` is the user id whose feed receives it",
+        ChannelKind::Slack | ChannelKind::Webhook => "this channel ignores `to`",
+    }
 }

@@ -10,6 +10,8 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Days, NaiveDate, Utc};
+use herald_core::domain::{ChannelId, OrgId};
+use herald_shared::repo::Channels;
 use herald_shared::repo::stats::{self, Summary};
 use herald_shared::store::keys;
 use serde::{Deserialize, Serialize};
@@ -51,6 +53,13 @@ pub enum GroupBy {
 pub struct Group {
     /// The channel id, rule key or day (`YYYY-MM-DD`).
     pub key: String,
+    /// `groupBy=channel`: the channel's name as it is now; `null` for a deleted channel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, nullable = true)]
+    pub channel_name: Option<Option<String>>,
+    /// `groupBy=rule`: the rule's key (the name rules are addressed by).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule_key: Option<String>,
     #[serde(flatten)]
     pub summary: Summary,
 }
@@ -130,10 +139,36 @@ pub async fn get_stats(
             ));
         }
     };
-    let answer = read(state.store.as_ref(), auth.org_id, from, to, group_by)
+    let mut answer = read(state.store.as_ref(), auth.org_id, from, to, group_by)
         .await
         .map_err(ApiError::internal)?;
+    if group_by == GroupBy::Channel {
+        name_channels(state.store.as_ref(), auth.org_id, &mut answer.groups).await?;
+    }
     Ok(Json(answer))
+}
+
+/// Gives each channel group its channel's current name, in one batched read: `null` for a
+/// channel no longer on record.
+async fn name_channels(
+    store: &dyn herald_shared::store::Store,
+    org: OrgId,
+    groups: &mut [Group],
+) -> ApiResult<()> {
+    let ids: Vec<Option<ChannelId>> = groups.iter().map(|g| g.key.parse().ok()).collect();
+    let known: Vec<ChannelId> = ids.iter().flatten().copied().collect();
+    let mut channels = Channels::new(store)
+        .get_many(&org, &known)
+        .await?
+        .into_iter();
+    for (group, id) in groups.iter_mut().zip(ids) {
+        let channel = match id {
+            Some(_) => channels.next().flatten(),
+            None => None,
+        };
+        group.channel_name = Some(channel.map(|c| c.name.as_str().to_owned()));
+    }
+    Ok(())
 }
 
 /// Reads and aggregates the counters of `from..=to`.
@@ -182,6 +217,8 @@ pub async fn read(
         groups: groups
             .into_iter()
             .map(|(key, nums)| Group {
+                rule_key: (group_by == GroupBy::Rule).then(|| key.clone()),
+                channel_name: None,
                 key,
                 summary: stats::summarise(&nums),
             })

@@ -194,6 +194,7 @@ impl Dispatcher<'_> {
             .attempts
             .push(outcome.to_attempt(task.attempt, now));
         delivery.updated_at = now;
+        delivery.next_attempt_at = None;
         match outcome.error_class {
             None => {
                 (delivery.status, delivery.reason) =
@@ -216,6 +217,9 @@ impl Dispatcher<'_> {
                     Some(wait) => {
                         self.schedule(&task, wait, now).await?;
                         delivery.status = DeliveryStatus::Queued;
+                        delivery.next_attempt_at = chrono::Duration::from_std(wait)
+                            .ok()
+                            .and_then(|w| now.checked_add_signed(w));
                         delivery.reason = Some(format!(
                             "attempt {} failed ({}); retrying in {}s",
                             task.attempt,
@@ -265,6 +269,9 @@ impl Dispatcher<'_> {
         };
         if delivery.status.is_final() {
             stats::record(self.store, delivery).await?;
+            if deliveries::release_cap_slot(self.store, delivery, delivery.updated_at).await? {
+                info!("failed before reaching the user; frequency-cap slot given back");
+            }
         }
         Ok(())
     }
@@ -337,6 +344,7 @@ fn finish(delivery: &mut Delivery, status: DeliveryStatus, reason: &str, now: Da
     delivery.status = status;
     delivery.reason = Some(reason.to_owned());
     delivery.updated_at = now;
+    delivery.next_attempt_at = None;
 }
 
 /// `503: upstream timeout`, `network: connection refused`, ...

@@ -13,7 +13,7 @@ use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
 };
-use herald_core::domain::delivery::{Delivery, DeliveryStatus, ErrorClass, Trigger};
+use herald_core::domain::delivery::{CapSlot, Delivery, DeliveryStatus, ErrorClass, Trigger};
 use herald_core::domain::event::{Event, EventType, Module, Recipient};
 use herald_core::domain::rule::Template;
 use herald_core::domain::user::UserProfile;
@@ -49,11 +49,16 @@ struct World {
 }
 
 async fn world() -> World {
+    world_with_http(Arc::new(NoHttp)).await
+}
+
+/// The world with `http` answering Slack and webhooks.
+async fn world_with_http(http: Arc<dyn Sender>) -> World {
     let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().unwrap());
     let queues = EmbeddedQueues::in_memory().unwrap();
     let queue: Arc<dyn Queue> = Arc::new(queues.queue("dispatch", QueueSettings::default()));
     let sender = Senders::new(
-        Arc::new(NoHttp),
+        http,
         Some(Arc::new(OutboxSender::new(
             Arc::clone(&store),
             chrono::Duration::days(1),
@@ -96,6 +101,17 @@ impl World {
         recipient: Recipient,
         status: DeliveryStatus,
     ) -> Delivery {
+        self.dispatch_capped(channel, recipient, status, None).await
+    }
+
+    /// [`Self::dispatch`] of a delivery the matcher counted in the cap window `cap_slot`.
+    async fn dispatch_capped(
+        &self,
+        channel: &Channel,
+        recipient: Recipient,
+        status: DeliveryStatus,
+        cap_slot: Option<CapSlot>,
+    ) -> Delivery {
         let now = Utc::now();
         let mut properties = serde_json::Map::new();
         properties.insert("name".into(), "Alice".into());
@@ -124,6 +140,8 @@ impl World {
             reason: None,
             attempts: vec![],
             engagement: Vec::new(),
+            next_attempt_at: None,
+            cap_slot,
             created_at: now,
             updated_at: now,
         };
@@ -418,4 +436,107 @@ async fn an_unverified_ses_sender_fails_at_once_without_a_retry() {
 /// Seven random digits.
 fn random_digits() -> u32 {
     rand::random::<u32>() % 10_000_000
+}
+
+/// A Slack workspace having an outage: every attempt answers 503.
+#[derive(Debug)]
+struct Unavailable;
+
+#[async_trait]
+impl Sender for Unavailable {
+    async fn send(&self, _: &Channel, _: &OutboundMessage) -> AttemptOutcome {
+        AttemptOutcome::not_sent(ErrorClass::ServerError, "503: upstream unavailable")
+    }
+}
+
+#[tokio::test]
+async fn a_retrying_delivery_says_when_its_next_attempt_is_due() {
+    let w = world_with_http(Arc::new(Unavailable)).await;
+    let config: ChannelConfig = serde_json::from_value(serde_json::json!({
+        "kind": "slack", "webhookUrl": "https://hooks.slack.test/services/T/B/x"
+    }))
+    .unwrap();
+    let ch = w.channel(config).await;
+    let before = Utc::now();
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Queued);
+    assert!(
+        d.reason.as_deref().unwrap().contains("retrying in"),
+        "{d:?}"
+    );
+    let next = d.next_attempt_at.expect("nextAttemptAt while retrying");
+    assert!(
+        next > before && next < before + chrono::Duration::hours(1),
+        "{next}"
+    );
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(
+        json["nextAttemptAt"]
+            .as_str()
+            .unwrap()
+            .parse::<chrono::DateTime<Utc>>()
+            .unwrap(),
+        next
+    );
+}
+
+/// A 1-per-day cap's counter for alice on `channel`, already holding this delivery's count.
+async fn counted_once(w: &World, channel: &Channel) -> (CapSlot, herald_shared::store::Key) {
+    use herald_core::delivery::caps;
+    use herald_core::domain::channel::FrequencyCap;
+    use herald_shared::store::keys;
+    let cap = FrequencyCap {
+        per_user: 1,
+        window_hours: 24,
+    };
+    let window = caps::window(cap, Utc::now());
+    let key = keys::cap_counter(w.org, channel.id, "alice", cap, &window);
+    w.store
+        .add(
+            &key,
+            keys::entity::CAP_COUNTER,
+            &[(keys::CAP_COUNT_ATTR.to_owned(), 1)].into(),
+            herald_shared::store::Condition::None,
+        )
+        .await
+        .unwrap();
+    (window.slot(cap), key)
+}
+
+async fn cap_count(w: &World, key: &herald_shared::store::Key) -> i64 {
+    let item = w.store.get(key).await.unwrap().unwrap();
+    item.nums[herald_shared::store::keys::CAP_COUNT_ATTR]
+}
+
+#[tokio::test]
+async fn a_capped_delivery_that_never_reached_the_user_gives_its_cap_slot_back() {
+    let w = world().await;
+    let ch = w.channel(email_outbox()).await;
+    let (slot, key) = counted_once(&w, &ch).await;
+    let d = w
+        .dispatch_capped(&ch, alice(None), DeliveryStatus::Queued, Some(slot))
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    assert_eq!(
+        cap_count(&w, &key).await,
+        0,
+        "the failed delivery's slot is free again"
+    );
+}
+
+#[tokio::test]
+async fn a_capped_delivery_that_was_sent_keeps_its_cap_slot() {
+    let w = world().await;
+    let ch = w.channel(email_outbox()).await;
+    let (slot, key) = counted_once(&w, &ch).await;
+    let d = w
+        .dispatch_capped(
+            &ch,
+            alice(Some("a@example.com")),
+            DeliveryStatus::Queued,
+            Some(slot),
+        )
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Sent);
+    assert_eq!(cap_count(&w, &key).await, 1);
 }

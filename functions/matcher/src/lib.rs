@@ -172,6 +172,7 @@ impl Matcher<'_> {
             cap,
             &window,
         );
+        delivery.cap_slot = Some(window.slot(cap));
         let created = deliveries::create_within_cap(
             self.store,
             delivery,
@@ -185,6 +186,7 @@ impl Matcher<'_> {
             CappedCreate::Created => Ok(None),
             CappedCreate::Exists(existing) => Ok(Some(*existing)),
             CappedCreate::Capped => {
+                delivery.cap_slot = None;
                 delivery.status = DeliveryStatus::Suppressed;
                 delivery.reason = Some(caps::reason(cap, user.user_id.as_str()));
                 info!(rule = %rule.key, channel_id = %channel.id, "frequency cap reached; delivery suppressed");
@@ -289,6 +291,8 @@ fn new_delivery(
         reason,
         attempts: Vec::new(),
         engagement: Vec::new(),
+        next_attempt_at: None,
+        cap_slot: None,
         created_at: now,
         updated_at: now,
     }

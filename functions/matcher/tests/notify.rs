@@ -185,6 +185,15 @@ async fn a_cap_holds_under_concurrent_deliveries_to_one_user() {
         .filter(|d| d.status == DeliveryStatus::Suppressed)
         .collect();
     assert_eq!(suppressed.len(), 35);
+    // What the dispatcher needs to give a slot back if the delivery fails before reaching alice.
+    let window = herald_core::delivery::caps::window(cap, now);
+    assert!(
+        alice
+            .iter()
+            .filter(|d| d.status == DeliveryStatus::Queued)
+            .all(|d| d.cap_slot == Some(window.slot(cap)))
+    );
+    assert!(suppressed.iter().all(|d| d.cap_slot.is_none()));
     assert_eq!(
         suppressed[0].reason.as_deref(),
         Some("frequency cap: 5 per 24h reached for user alice")

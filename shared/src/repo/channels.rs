@@ -85,6 +85,22 @@ impl<'a> Channels<'a> {
             .collect())
     }
 
+    /// The channels of `ids` in the org, in the order of `ids` (`None`: not on record, e.g.
+    /// deleted): one batched read.
+    pub async fn get_many(
+        &self,
+        org: &OrgId,
+        ids: &[ChannelId],
+    ) -> Result<Vec<Option<Channel>>, RepoError> {
+        let keys: Vec<_> = ids.iter().map(|id| keys::channel(org, id)).collect();
+        self.store
+            .get_many(&keys)
+            .await?
+            .into_iter()
+            .map(|item| item.map(|i| decode(i, entity::CHANNEL)).transpose())
+            .collect()
+    }
+
     /// The org's channels, oldest first (ids are UUIDv7).
     pub async fn list(
         &self,

@@ -162,6 +162,43 @@ pub async fn save(
     Ok(next)
 }
 
+/// Gives back the frequency-cap slot of a delivery that ended `failed` without any attempt
+/// accepted: it never reached the user, so it does not use up their cap. `ADD n -1` on the
+/// counter it was counted in, only while that counter exists (within its window; an expired
+/// window has nothing to give back). Call once, by the writer whose save recorded the failure.
+/// Answers whether a slot was given back.
+pub async fn release_cap_slot(
+    store: &dyn Store,
+    delivery: &Delivery,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let (Some(slot), Some(user)) = (delivery.cap_slot, delivery.recipient.as_ref()) else {
+        return Ok(false);
+    };
+    let never_reached = delivery.status == DeliveryStatus::Failed
+        && delivery.attempts.iter().all(|a| a.error_class.is_some());
+    if !never_reached || now >= slot.ends_at {
+        return Ok(false);
+    }
+    let counter =
+        keys::cap_slot_counter(delivery.org_id, delivery.channel_id, user.as_str(), &slot);
+    let deltas = [(keys::CAP_COUNT_ATTR.to_owned(), -1)].into();
+    match store
+        .add(
+            &counter,
+            keys::entity::CAP_COUNTER,
+            &deltas,
+            Condition::Exists,
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        // The window ended (the counter expired) meanwhile: nothing to give back.
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// How often [`record_engagement`] re-reads a delivery another writer changed meanwhile.
 const ENGAGEMENT_TRIES: usize = 5;
 

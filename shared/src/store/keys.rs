@@ -8,6 +8,7 @@ use super::Key;
 use herald_core::delivery::caps;
 use herald_core::domain::api_key::KeyHash;
 use herald_core::domain::channel::FrequencyCap;
+use herald_core::domain::delivery::CapSlot;
 use herald_core::domain::{
     ApiKeyId, ChannelId, DeliveryId, EventId, FeedItemId, OrgId, RuleKey, UserId,
 };
@@ -255,9 +256,14 @@ pub fn cap_counter(
     cap: FrequencyCap,
     window: &caps::Window,
 ) -> Key {
+    cap_slot_counter(org, channel, user, &window.slot(cap))
+}
+
+/// The counter a delivery's recorded [`CapSlot`] was counted in (same key as [`cap_counter`]).
+pub fn cap_slot_counter(org: OrgId, channel: ChannelId, user: &str, slot: &CapSlot) -> Key {
     Key::new(
         format!("ORG#{org}#CAP#{channel}"),
-        format!("W{}#{}#U#{user}", cap.window_hours, window.index),
+        format!("W{}#{}#U#{user}", slot.window_hours, slot.index),
     )
 }
 

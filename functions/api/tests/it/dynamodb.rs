@@ -129,6 +129,8 @@ fn delivery(
         reason: None,
         attempts: Vec::new(),
         engagement: Vec::new(),
+        next_attempt_at: None,
+        cap_slot: None,
         created_at: now,
         updated_at: now,
     }

@@ -174,6 +174,8 @@ async fn stats_group_the_counters_by_channel_rule_and_day() {
         .await
         .expect(StatusCode::OK);
     assert_eq!(a.json["groups"][0]["key"], "deploy");
+    assert_eq!(a.json["groups"][0]["ruleKey"], "deploy");
+    assert!(a.json["groups"][0].get("channelName").is_none());
     let from = old.format("%Y-%m-%d").to_string();
     let a = app
         .get(&format!(
@@ -184,7 +186,110 @@ async fn stats_group_the_counters_by_channel_rule_and_day() {
     let groups = a.json["groups"].as_array().expect("groups");
     assert_eq!(groups.len(), 2);
     assert_eq!(groups[0]["key"], from);
+    assert!(groups[0].get("channelName").is_none() && groups[0].get("ruleKey").is_none());
     assert_eq!(a.json["totals"]["counts"]["delivered"], 10);
+}
+
+#[tokio::test]
+async fn stats_by_channel_name_each_channel_and_show_a_deleted_one_as_its_id() {
+    let app = TestApp::local().await;
+    let org: OrgId = app.org_id.parse().expect("org id");
+    let live: ChannelId = app
+        .channel(r#"{"kind":"email","name":"Customers"}"#)
+        .await
+        .parse()
+        .expect("channel id");
+    let gone: ChannelId = app
+        .channel(r#"{"kind":"email","name":"Old customers"}"#)
+        .await
+        .parse()
+        .expect("channel id");
+    let today = Utc::now().date_naive();
+    for ch in [live, gone] {
+        stats::add(
+            app.store.as_ref(),
+            org,
+            today,
+            ch,
+            None,
+            &stats::deltas(DeliveryStatus::Delivered, 1, Some(10)),
+        )
+        .await
+        .expect("add");
+    }
+    app.delete(&format!("/notifications/channels/{gone}"))
+        .await
+        .expect(StatusCode::NO_CONTENT);
+
+    let a = app
+        .get("/notifications/logs/stats")
+        .await
+        .expect(StatusCode::OK);
+    let groups = a.json["groups"].as_array().expect("groups");
+    let group = |id: ChannelId| {
+        groups
+            .iter()
+            .find(|g| g["key"] == id.to_string())
+            .expect("a group per channel")
+    };
+    assert_eq!(group(live)["channelName"], "Customers");
+    let deleted = group(gone);
+    assert!(deleted["channelName"].is_null(), "{deleted}");
+    assert!(
+        deleted.get("channelName").is_some(),
+        "named null, not left out"
+    );
+}
+
+#[tokio::test]
+async fn a_retrying_delivery_in_the_logs_says_when_its_next_attempt_is_due() {
+    use herald_core::domain::channel::ChannelKind;
+    use herald_core::domain::delivery::{Delivery, Trigger};
+    use herald_core::domain::{DeliveryId, EventId};
+    use herald_shared::repo::deliveries;
+
+    let app = TestApp::local().await;
+    let org: OrgId = app.org_id.parse().expect("org id");
+    let channel = app
+        .channel(r#"{"kind":"slack","name":"ops","config":{"webhookUrl":"https://hooks.slack.com/services/T/B/x"}}"#)
+        .await;
+    let now = Utc::now();
+    let next: chrono::DateTime<Utc> = "2031-01-02T03:04:05Z".parse().expect("time");
+    let delivery = Delivery {
+        id: DeliveryId::new(),
+        org_id: org,
+        event_id: EventId::parse("evt-retrying").expect("id"),
+        event_type: "disk.full".into(),
+        rule_key: Some(RuleKey::parse("disk").expect("key")),
+        channel_id: channel.parse().expect("channel id"),
+        channel_kind: ChannelKind::Slack,
+        recipient: None,
+        trigger: Trigger::Event,
+        status: DeliveryStatus::Queued,
+        reason: Some("attempt 1 failed (503: unavailable); retrying in 226s".into()),
+        attempts: Vec::new(),
+        engagement: Vec::new(),
+        next_attempt_at: Some(next),
+        cap_slot: None,
+        created_at: now,
+        updated_at: now,
+    };
+    deliveries::create(
+        app.store.as_ref(),
+        &delivery,
+        (now + chrono::Duration::days(1)).timestamp(),
+    )
+    .await
+    .expect("create");
+    for path in [
+        "/notifications/logs".to_owned(),
+        format!("/notifications/channels/{channel}/logs"),
+    ] {
+        let logs = app.get(&path).await.expect(StatusCode::OK);
+        let row = &logs.json["items"][0];
+        assert_eq!(row["status"], "queued", "{path}");
+        assert_eq!(row["nextAttemptAt"], "2031-01-02T03:04:05Z", "{path}");
+    }
 }
 
 #[tokio::test]
@@ -273,6 +378,120 @@ async fn the_test_button_of_an_email_channel_fills_the_outbox() {
     );
 }
 
+/// The answer's `ok` and `message` to a test of `channel` sent to `to`.
+async fn test_to(app: &TestApp, channel: &str, to: &str) -> (bool, String) {
+    let a = app
+        .post(
+            &format!("/notifications/channels/{channel}/test"),
+            &serde_json::json!({ "to": to }).to_string(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    (
+        a.json["ok"].as_bool().expect("ok"),
+        a.json["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn the_test_button_of_a_push_channel_takes_a_token_or_a_user_and_explains_an_email() {
+    let app = serve_like().await;
+    let push = app.channel(r#"{"kind":"push","name":"app"}"#).await;
+    assert_eq!(
+        test_to(&app, &push, "alice@example.com").await,
+        (
+            false,
+            "`alice@example.com` looks like an email address; a push channel's `to` is a push \
+             token or a user id with a stored push token"
+                .to_owned()
+        )
+    );
+    let token = "a3f1c9e2b4d6a8f0a3f1c9e2b4d6a8f0a3f1c9e2b4d6a8f0a3f1c9e2b4d6a8f0";
+    let (ok, message) = test_to(&app, &push, token).await;
+    assert!(ok, "{message}");
+    let out = app.get("/outbox").await.expect(StatusCode::OK);
+    assert_eq!(out.json["items"][0]["to"][0], token);
+
+    app.call(
+        "PUT",
+        "/users/carol",
+        Some(r#"{"pushTokens":["tok-carol"]}"#),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (ok, message) = test_to(&app, &push, "carol").await;
+    assert!(ok, "{message}");
+    let out = app.get("/outbox").await.expect(StatusCode::OK);
+    assert_eq!(out.json["items"][0]["to"][0], "tok-carol");
+
+    let (ok, message) = test_to(&app, &push, "dave").await;
+    assert!(!ok);
+    assert_eq!(
+        message,
+        "`dave` is neither a user with a stored profile nor a push token (tokens are 32 \
+         characters or more); a push channel's `to` is a push token or a user id with a stored \
+         push token"
+    );
+    let (ok, message) = test_to(&app, &push, "+14155550123").await;
+    assert!(!ok);
+    assert!(message.starts_with("`+14155550123` looks like a phone number; a push channel's"));
+}
+
+#[tokio::test]
+async fn the_test_button_of_sms_and_email_channels_says_what_to_was_expected() {
+    let app = serve_like().await;
+    let sms = app.channel(r#"{"kind":"sms","name":"texts"}"#).await;
+    let (ok, message) = test_to(&app, &sms, "+14155550123").await;
+    assert!(ok, "{message}");
+    assert_eq!(
+        test_to(&app, &sms, "alice@example.com").await,
+        (
+            false,
+            "`alice@example.com` looks like an email address; an SMS channel's `to` is an E.164 \
+             phone number (e.g. +14155550123) or a user id with a stored phone number"
+                .to_owned()
+        )
+    );
+    let (ok, message) = test_to(&app, &sms, "415 555 0123").await;
+    assert!(!ok);
+    assert!(
+        message.starts_with("`415 555 0123` is not an E.164 phone number (e.g. +14155550123);"),
+        "{message}"
+    );
+
+    let email = app.channel(r#"{"kind":"email","name":"Customers"}"#).await;
+    let (ok, message) = test_to(&app, &email, "+14155550123").await;
+    assert!(!ok);
+    assert!(
+        message.starts_with(
+            "`+14155550123` looks like a phone number; an email channel's `to` is an email address"
+        ),
+        "{message}"
+    );
+    app.call("PUT", "/users/erin", Some(r#"{"phone":"+14155550123"}"#))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        test_to(&app, &email, "erin").await,
+        (
+            false,
+            "user `erin` has no stored email address; an email channel's `to` is an email \
+             address or a user id with a stored email address"
+                .to_owned()
+        )
+    );
+    // A user id shaped like an email address is still a user when a profile is on record.
+    app.call(
+        "PUT",
+        "/users/frank@corp.test",
+        Some(r#"{"phone":"+14155550199"}"#),
+    )
+    .await
+    .expect(StatusCode::OK);
+    let (ok, message) = test_to(&app, &sms, "frank@corp.test").await;
+    assert!(ok, "{message}");
+}
+
 /// `herald serve`'s wiring with email tracking under `http://herald.test`.
 async fn tracked_serve_like() -> (TestApp, herald_core::delivery::tracking::Tracker) {
     use std::sync::Arc;
@@ -357,6 +576,8 @@ async fn email_opens_and_clicks_are_tracked_on_the_delivery_and_counted_once() {
         reason: None,
         attempts: Vec::new(),
         engagement: Vec::new(),
+        next_attempt_at: None,
+        cap_slot: None,
         created_at: now,
         updated_at: now,
     };
