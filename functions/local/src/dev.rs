@@ -71,6 +71,16 @@ impl Credentials {
 
 const FILE: &str = "dev-credentials.json";
 
+/// The admin key kept in `data_dir` by an earlier start.
+pub fn stored_admin_key(data_dir: &Path) -> anyhow::Result<String> {
+    let path = data_dir.join(FILE);
+    let saved: Credentials = serde_json::from_slice(
+        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+    )
+    .with_context(|| format!("reading {}", path.display()))?;
+    Ok(saved.admin_key)
+}
+
 /// Loads or creates the development credentials and makes sure the org and key exist.
 pub async fn bootstrap(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Credentials> {
     let path = data_dir.join(FILE);
@@ -149,7 +159,7 @@ pub async fn bootstrap(store: &dyn Store, data_dir: &Path) -> anyhow::Result<Cre
     Ok(credentials)
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

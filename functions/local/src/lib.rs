@@ -1,6 +1,7 @@
 //! Herald in one process: the library behind the `herald` binary, so end-to-end tests can start
 //! the same server in-process ([`serve::start`]).
 
+pub mod admin;
 pub mod conn;
 pub mod dev;
 pub mod serve;

@@ -24,7 +24,8 @@ struct Cli {
 enum Command {
     /// Run the whole system locally: API, ingest, matching, dispatch, feeds.
     Serve(Box<serve::ServeArgs>),
-    /// Inspect or redrive a dead-letter queue of a local data directory (stop `herald serve` first).
+    /// Inspect or redrive a dead-letter queue of a local data directory (`stats` and `redrive` go
+    /// through a `herald serve` running on it; `show` needs it stopped).
     Dlq {
         #[command(subcommand)]
         action: DlqAction,
@@ -71,7 +72,14 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(*args)),
         Command::Dlq { action, data_dir } => runtime.block_on(async {
-            let queues = serve::open_queues(&data_dir)?;
+            let queues = match serve::open_queues(&data_dir) {
+                Ok(queues) => queues,
+                // `herald serve` holds the queue database: ask it instead.
+                Err(e) if format!("{e:#}").contains("already open") => {
+                    return dlq_through_server(&data_dir, action).await;
+                }
+                Err(e) => return Err(e),
+            };
             match action {
                 DlqAction::Stats => {
                     for name in serve::QUEUES {
@@ -110,6 +118,34 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `herald dlq` while `herald serve` runs on the same data directory: through its operator
+/// routes (`/admin/dlq`).
+async fn dlq_through_server(data_dir: &std::path::Path, action: DlqAction) -> anyhow::Result<()> {
+    let server = herald::admin::Client::for_data_dir(data_dir)?;
+    match action {
+        DlqAction::Stats => {
+            for q in server.counts().await?.queues {
+                println!("{}: {}", q.dead_letter_queue, q.messages);
+            }
+        }
+        DlqAction::Redrive { queue, max } => {
+            known_queue(&queue)?;
+            let r = server.redrive(&queue, max).await?;
+            println!(
+                "moved {} message(s) from {} back to {queue}",
+                r.moved,
+                serve::dlq_name(&queue)
+            );
+        }
+        DlqAction::Show { .. } => anyhow::bail!(
+            "herald serve is running on {}: stop it to read messages from a DLQ \
+             (`herald dlq stats` and `redrive` work beside it)",
+            data_dir.display()
+        ),
+    }
+    Ok(())
 }
 
 fn known_queue(queue: &str) -> anyhow::Result<()> {

@@ -32,7 +32,7 @@ use herald_shared::telemetry::{self, LogFormat};
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::{conn, dev, worker};
+use crate::{admin, conn, dev, worker};
 use clap::Parser;
 
 /// Concurrent ingest and match workers (each handles a batch of up to 10 messages). More than
@@ -417,7 +417,14 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.
         feeds: Arc::new(feed_hub.clone()),
     };
-    let app = herald_api::router(state);
+    let app = herald_api::router(state).merge(admin::router(
+        queues.clone(),
+        AdminKey::new(&credentials.admin_key),
+    ));
+    dev::write_private(
+        &args.data_dir.join(admin::SERVER_FILE),
+        &serde_json::to_vec(&admin::ServerFile { url: url.clone() })?,
+    )?;
     let demo_user = UserId::parse("demo-user").map_err(|e| anyhow::anyhow!(e.message))?;
     let demo_token = FeedToken::new(
         credentials.org_id,
