@@ -6,6 +6,8 @@
 //! - [`classify::classify`] maps what came back to an
 //!   [`ErrorClass`](crate::domain::delivery::ErrorClass) (SPEC §3);
 //!   [`retry::RetryPolicy::next_attempt`] decides when, or whether, to try again;
+//! - [`pacing`] holds a channel's deliveries to its rate limit, through a 429's pause and while
+//!   its circuit is open;
 //! - [`quiet`] defers deliveries into a recipient's quiet hours; [`caps`] is the frequency-cap
 //!   window arithmetic;
 //! - [`outbound`] says which addresses may be reached ([`outbound::check_target`] at channel
@@ -19,6 +21,7 @@ pub mod caps;
 pub mod classify;
 pub mod format;
 pub mod outbound;
+pub mod pacing;
 pub mod quiet;
 pub mod retry;
 pub mod signing;

@@ -94,6 +94,7 @@ impl Dispatcher<'_> {
         }))
         .await;
         BatchOutcome {
+            deferred: Vec::new(),
             failed: results
                 .into_iter()
                 .filter(|(_, failed)| *failed)
@@ -108,10 +109,11 @@ impl Dispatcher<'_> {
             // A wait longer than the queue's maximum delay: another hop.
             let remaining = (not_before - now).to_std().unwrap_or(Duration::ZERO);
             self.dispatch_queue
-                .send_batch(vec![Outgoing {
-                    body: serde_json::to_string(&task)?,
-                    delay: remaining.min(MAX_DELAY),
-                }])
+                .send_batch(vec![
+                    Outgoing::now(serde_json::to_string(&task)?)
+                        .in_group(task.lane())
+                        .delayed(remaining),
+                ])
                 .await?;
             return Ok(());
         }
@@ -142,10 +144,11 @@ impl Dispatcher<'_> {
                 "previous attempt not on record yet; message re-queued"
             );
             self.dispatch_queue
-                .send_batch(vec![Outgoing {
-                    body: serde_json::to_string(&task)?,
-                    delay: PREVIOUS_ATTEMPT_WAIT,
-                }])
+                .send_batch(vec![
+                    Outgoing::now(serde_json::to_string(&task)?)
+                        .in_group(task.lane())
+                        .delayed(PREVIOUS_ATTEMPT_WAIT),
+                ])
                 .await?;
             return Ok(());
         }
@@ -331,10 +334,9 @@ impl Dispatcher<'_> {
                 .then(|| now + chrono::Duration::from_std(wait).unwrap_or_default()),
             ..task.clone()
         };
-        let message = Outgoing {
-            body: serde_json::to_string(&next)?,
-            delay: wait.min(MAX_DELAY),
-        };
+        let message = Outgoing::now(serde_json::to_string(&next)?)
+            .in_group(next.lane())
+            .delayed(wait);
         self.dispatch_queue.send_batch(vec![message]).await?;
         Ok(())
     }

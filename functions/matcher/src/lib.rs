@@ -15,7 +15,7 @@ use herald_core::domain::delivery::{Delivery, DeliveryStatus, Trigger};
 use herald_core::domain::event::{Event, Recipient};
 use herald_core::domain::rule::Rule;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
-use herald_shared::queue::{self, MAX_DELAY, Outgoing, Queue, QueueError};
+use herald_shared::queue::{self, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{CappedCreate, Versioned};
 use herald_shared::repo::{deliveries, events, stats};
 use herald_shared::store::{Store, StoreError, keys};
@@ -122,15 +122,13 @@ impl Matcher<'_> {
                             event: event.clone(),
                             template: rule.template.clone(),
                         };
-                        let body = serde_json::to_string(&task)?;
+                        let message =
+                            Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
                         tasks.push(match not_before {
                             // Longer than the queue's maximum delay: the dispatcher re-delays
                             // it in hops until `not_before` (docs/pipeline.md).
-                            Some(t) => Outgoing {
-                                body,
-                                delay: (t - now).to_std().unwrap_or_default().min(MAX_DELAY),
-                            },
-                            None => Outgoing::now(body),
+                            Some(t) => message.delayed((t - now).to_std().unwrap_or_default()),
+                            None => message,
                         });
                     }
                 }

@@ -32,10 +32,23 @@ pub struct QueueMessage {
     pub receive_count: u32,
 }
 
-/// Which messages of a batch failed and should be received again (SQS `batchItemFailures`).
+/// What became of a batch: which messages failed and should be received again (SQS
+/// `batchItemFailures`), and which were put off without being handled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BatchOutcome {
     pub failed: Vec<String>,
+    /// Messages the handler did not handle because their lane is held (paced, paused by a 429,
+    /// or its circuit open) until a known instant. They are not failures: the caller hands each
+    /// out again at `until` without counting a receive — the local scheduler in its place in
+    /// the lane (and holds the lane until then), on AWS as a new message with that delay.
+    pub deferred: Vec<Deferred>,
+}
+
+/// A message put off until its lane may go again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deferred {
+    pub message_id: String,
+    pub until: DateTime<Utc>,
 }
 
 /// Match-queue message: one accepted event, to be matched against its org's rules.
@@ -66,6 +79,15 @@ pub struct DispatchTask {
     /// The rule's template, carried so the dispatcher formats without reading the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
+}
+
+impl DispatchTask {
+    /// The queue lane of this task: `<org>/<channel>` ([`crate::queue::Outgoing::group`]).
+    /// Every delivery to one channel travels in one lane, so the channel's pacing, pause and
+    /// in-flight bound apply to the lane as a whole, and orgs are served fairly.
+    pub fn lane(&self) -> String {
+        format!("{}/{}", self.org_id, self.channel_id)
+    }
 }
 
 /// The id of the delivery of `event` by `rule` to `channel` (and `recipient`).

@@ -124,10 +124,7 @@ pub async fn a_delayed_message_stays_hidden_until_due(factory: &dyn QueueFactory
     let q = factory.create(spec(30, 5)).await;
     let sent_at = Instant::now();
     let messages = vec![
-        Outgoing {
-            body: "later".into(),
-            delay: Duration::from_secs(3),
-        },
+        Outgoing::now("later").delayed(Duration::from_secs(3)),
         Outgoing::now("now"),
     ];
     q.main.send_batch(messages).await.expect("send_batch");

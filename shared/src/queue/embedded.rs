@@ -831,6 +831,7 @@ impl<'txn> Tables<'txn> {
                     receipt: receipt(seq, record.receive_count),
                     body: record.body,
                     receive_count: record.receive_count,
+                    group: None,
                 });
             }
             if messages.len() >= max || !moved {

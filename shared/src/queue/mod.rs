@@ -24,6 +24,12 @@ pub struct Outgoing {
     pub body: String,
     /// Invisible until this much time has passed (at most [`MAX_DELAY`]).
     pub delay: Duration,
+    /// The message's lane, `<tenant>/<lane>` (for dispatch messages `<org>/<channel>`), or none.
+    /// SQS sends the tenant part as the `MessageGroupId` of a standard queue, which makes it a
+    /// fair queue (one tenant's backlog does not hold up another's). The embedded engine keeps
+    /// one FIFO per lane and serves tenants, then their lanes, round robin
+    /// ([`embedded::EmbeddedQueue::receive_lanes`]).
+    pub group: Option<String>,
 }
 
 impl Outgoing {
@@ -31,7 +37,29 @@ impl Outgoing {
         Self {
             body: body.into(),
             delay: Duration::ZERO,
+            group: None,
         }
+    }
+
+    /// The same message, invisible for `delay` (at most [`MAX_DELAY`]).
+    #[must_use]
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay.min(MAX_DELAY);
+        self
+    }
+
+    /// The same message, in lane `group` (see [`Outgoing::group`]).
+    #[must_use]
+    pub fn in_group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// The tenant part of the group: what SQS fair queues share capacity between.
+    pub fn tenant(&self) -> Option<&str> {
+        self.group
+            .as_deref()
+            .map(|g| g.split_once('/').map_or(g, |(tenant, _)| tenant))
     }
 }
 
@@ -44,6 +72,9 @@ pub struct Received {
     pub body: String,
     /// How many times it has been received, this time included.
     pub receive_count: u32,
+    /// The lane it was sent in, where the engine keeps it (the embedded engine does; SQS hands
+    /// back only the tenant, so it reports none).
+    pub group: Option<String>,
 }
 
 /// The handle a received message is deleted or re-timed with (SQS receipt handle).

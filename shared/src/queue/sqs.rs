@@ -197,6 +197,7 @@ impl Queue for SqsQueue {
                     receive_count: count.parse().map_err(|_| {
                         QueueError::engine(SqsError::BadReceiveCount(count.clone()))
                     })?,
+                    group: None,
                 })
             })
             .collect()
