@@ -40,7 +40,8 @@
 //! queue's waiting receivers; a receiver that finds nothing due also learns when the next message
 //! becomes visible and sleeps until then (or its deadline), so there is no busy polling.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -63,6 +64,14 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
 const VISIBILITY: TableDefinition<'_, (&str, u64, u64), ()> = TableDefinition::new("visibility");
 const META: TableDefinition<'_, &str, u64> = TableDefinition::new("meta");
+/// `(queue, seq)` → the lane of a message sent in one.
+const GROUPS: TableDefinition<'_, (&str, u64), &str> = TableDefinition::new("groups");
+/// `(queue, lane, seq)` → visible-at: each lane's messages in send order.
+const LANES: TableDefinition<'_, (&str, &str, u64), u64> = TableDefinition::new("lanes");
+/// `(queue, lane)` → held until (ms): a lane whose head was put off ([`EmbeddedQueue::defer`]).
+const HOLDS: TableDefinition<'_, (&str, &str), u64> = TableDefinition::new("holds");
+/// `(tenant, queue)` → messages the queue holds for the tenant (the part of the lane before '/').
+const TENANT_COUNTS: TableDefinition<'_, (&str, &str), u64> = TableDefinition::new("tenant_counts");
 const NEXT_SEQ: &str = "next_seq";
 
 /// How one named queue behaves. Settings belong to the handle, not the file: open a queue with
@@ -150,6 +159,7 @@ impl EmbeddedQueues {
             notify: self.inner.notifier(name),
             settings: Arc::new(settings),
             inner: Arc::clone(&self.inner),
+            last_tenant: Arc::default(),
         }
     }
 
@@ -166,6 +176,26 @@ impl EmbeddedQueues {
                 count += 1;
             }
             Ok(count)
+        })
+        .await
+    }
+
+    /// How many messages the queues `queues` hold for `tenant` (sent in a lane whose tenant part
+    /// is `tenant`): visible, in flight and delayed. Kept as counters, so cheap enough to ask
+    /// on every request.
+    pub async fn tenant_backlog(&self, tenant: &str, queues: &[&str]) -> Result<u64, QueueError> {
+        let tenant = tenant.to_owned();
+        let queues: Vec<String> = queues.iter().map(|q| (*q).to_owned()).collect();
+        self.read(move |db| {
+            let txn = db.begin_read()?;
+            let counts = txn.open_table(TENANT_COUNTS)?;
+            let mut total = 0u64;
+            for queue in &queues {
+                if let Some(n) = counts.get((tenant.as_str(), queue.as_str()))? {
+                    total = total.saturating_add(n.value());
+                }
+            }
+            Ok(total)
         })
         .await
     }
@@ -238,12 +268,78 @@ pub struct EmbeddedQueue {
     settings: Arc<QueueSettings>,
     notify: Arc<Notify>,
     inner: Arc<Inner>,
+    /// The tenant [`receive_lanes`](Self::receive_lanes) served last.
+    last_tenant: Arc<Mutex<Option<String>>>,
 }
 
 impl EmbeddedQueue {
     /// The queue's name in its database.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What sends (and visibility changes) to this queue notify: wait on it to be woken when
+    /// there may be new work.
+    pub fn notifier(&self) -> Arc<Notify> {
+        Arc::clone(&self.notify)
+    }
+
+    /// A fair receive across lanes ([`Outgoing::group`]), without waiting. Messages come in send
+    /// order within a lane, at most `per_lane` (or the lane's `allowance`) from each; tenants
+    /// (the part of a lane before '/') are served round robin, one message per tenant per round,
+    /// starting after the tenant this handle served last, and each tenant's lanes in turn. Held
+    /// lanes ([`defer`](Self::defer)) are passed over. Only messages sent in a lane are seen;
+    /// `max` may exceed SQS's 10.
+    pub async fn receive_lanes(&self, request: LaneRequest) -> Result<LaneBatch, QueueError> {
+        let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
+        let after = self
+            .last_tenant
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let polled = self
+            .inner
+            .submit(move |t, now| {
+                Ok(Ok(t.receive_lanes(
+                    &name,
+                    &settings,
+                    &request,
+                    after.as_deref(),
+                    now,
+                )?))
+            })
+            .await?;
+        if polled.dead_lettered
+            && let Some(dlq) = &self.settings.dead_letter
+        {
+            self.inner.wake(dlq);
+        }
+        if let Some(tenant) = polled.last_tenant {
+            *self
+                .last_tenant
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(tenant);
+        }
+        Ok(LaneBatch {
+            messages: polled.messages,
+            wake_at: polled
+                .wake_at
+                .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
+        })
+    }
+
+    /// Puts a received message off until `until`: back in its place in its lane, its receive
+    /// not counted (it was not handled), and the lane held until then — so the lane's later
+    /// messages do not overtake it. A message without a lane is just hidden until `until`.
+    pub async fn defer(&self, receipt: &Receipt, until: SystemTime) -> Result<(), QueueError> {
+        let (seq, count) = parse_receipt(receipt)?;
+        let name = Arc::clone(&self.name);
+        let until_ms = until
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        self.inner
+            .submit(move |t, _| t.defer(&name, seq, count, until_ms))
+            .await
     }
 
     /// One receive attempt, without waiting.
@@ -375,6 +471,43 @@ impl Queue for EmbeddedQueue {
     }
 }
 
+/// What [`EmbeddedQueue::receive_lanes`] may take.
+#[derive(Debug, Clone, Default)]
+pub struct LaneRequest {
+    /// Messages in all, at most.
+    pub max: usize,
+    /// Messages per lane, at most, unless `allowance` says otherwise.
+    pub per_lane: usize,
+    /// Lanes with another bound (0: skip the lane) — e.g. lanes with messages in flight.
+    pub allowance: HashMap<String, usize>,
+}
+
+/// What one lane receive found.
+#[derive(Debug, Default)]
+pub struct LaneBatch {
+    pub messages: Vec<Received>,
+    /// When a message now hidden or held becomes due (wall clock), if any: the caller's next
+    /// wake-up besides sends.
+    pub wake_at: Option<SystemTime>,
+}
+
+#[derive(Debug)]
+struct LanePoll {
+    messages: Vec<Received>,
+    wake_at: Option<u64>,
+    dead_lettered: bool,
+    last_tenant: Option<String>,
+}
+
+/// Entries looked at per lane and receive: a lane whose first entries are all hidden (in flight
+/// or waiting to be retried) is passed over until the next receive.
+const LANE_SCAN: usize = 64;
+
+/// The tenant of a lane: the part before the first '/'.
+fn tenant_of(group: &str) -> &str {
+    group.split_once('/').map_or(group, |(tenant, _)| tenant)
+}
+
 /// What one receive attempt found.
 #[derive(Debug)]
 struct Polled {
@@ -442,13 +575,14 @@ from_redb!(
     redb::SetDurabilityError
 );
 
-/// A stored message.
+/// A stored message. Its lane, if it has one, is kept in the `groups` table.
 #[derive(Debug)]
 struct Record {
     visible_at: u64,
     receive_count: u32,
     message_id: Uuid,
     body: String,
+    group: Option<String>,
 }
 
 impl Record {
@@ -481,6 +615,7 @@ impl Record {
             receive_count: u32::from_le_bytes(receive_count),
             message_id: Uuid::from_bytes(message_id),
             body: body.to_owned(),
+            group: None,
         })
     }
 }
@@ -490,6 +625,10 @@ fn create_tables(db: &Database) -> Result<(), EngineError> {
     txn.open_table(MESSAGES)?;
     txn.open_table(VISIBILITY)?;
     txn.open_table(META)?;
+    txn.open_table(GROUPS)?;
+    txn.open_table(LANES)?;
+    txn.open_table(HOLDS)?;
+    txn.open_table(TENANT_COUNTS)?;
     txn.commit()?;
     Ok(())
 }
@@ -693,6 +832,10 @@ struct Tables<'txn> {
     messages: Table<'txn, (&'static str, u64), &'static [u8]>,
     visibility: Table<'txn, (&'static str, u64, u64), ()>,
     meta: Table<'txn, &'static str, u64>,
+    groups: Table<'txn, (&'static str, u64), &'static str>,
+    lanes: Table<'txn, (&'static str, &'static str, u64), u64>,
+    holds: Table<'txn, (&'static str, &'static str), u64>,
+    tenant_counts: Table<'txn, (&'static str, &'static str), u64>,
     /// The next sequence number, kept here for the group and stored once by [`Self::finish`].
     next_seq: u64,
     seq_taken: bool,
@@ -708,6 +851,10 @@ impl<'txn> Tables<'txn> {
             messages: txn.open_table(MESSAGES)?,
             visibility: txn.open_table(VISIBILITY)?,
             meta,
+            groups: txn.open_table(GROUPS)?,
+            lanes: txn.open_table(LANES)?,
+            holds: txn.open_table(HOLDS)?,
+            tenant_counts: txn.open_table(TENANT_COUNTS)?,
             next_seq,
             seq_taken: false,
             dirty: false,
@@ -729,41 +876,79 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
+    /// Stores a message that is already in `queue` (a new visibility, a new receive count).
     fn put(&mut self, queue: &str, seq: u64, record: &Record) -> Result<(), EngineError> {
         self.messages
             .insert((queue, seq), record.encode().as_slice())?;
         self.visibility
             .insert((queue, record.visible_at, seq), ())?;
+        if let Some(group) = &record.group {
+            self.lanes
+                .insert((queue, group.as_str(), seq), record.visible_at)?;
+        }
         self.dirty = true;
         Ok(())
     }
 
-    fn get(&self, queue: &str, seq: u64) -> Result<Option<Record>, EngineError> {
-        self.messages
-            .get((queue, seq))?
-            .map(|raw| Record::decode(raw.value()))
-            .transpose()
+    /// Adds a message to `queue` under a new sequence number.
+    fn add(&mut self, queue: &str, record: &Record) -> Result<(), EngineError> {
+        let seq = self.next_seq();
+        if let Some(group) = &record.group {
+            self.groups.insert((queue, seq), group.as_str())?;
+            self.count(queue, group, 1)?;
+        }
+        self.put(queue, seq, record)
     }
 
-    /// Removes a message and its index entry.
+    fn get(&self, queue: &str, seq: u64) -> Result<Option<Record>, EngineError> {
+        let Some(raw) = self.messages.get((queue, seq))? else {
+            return Ok(None);
+        };
+        let mut record = Record::decode(raw.value())?;
+        record.group = self.groups.get((queue, seq))?.map(|g| g.value().to_owned());
+        Ok(Some(record))
+    }
+
+    /// Removes a message and its index entries.
     fn take(&mut self, queue: &str, seq: u64, record: &Record) -> Result<(), EngineError> {
         self.messages.remove((queue, seq))?;
         self.visibility.remove((queue, record.visible_at, seq))?;
+        if let Some(group) = &record.group {
+            self.groups.remove((queue, seq))?;
+            self.lanes.remove((queue, group.as_str(), seq))?;
+            self.count(queue, group, -1)?;
+        }
         self.dirty = true;
+        Ok(())
+    }
+
+    /// Moves the per-tenant count of `queue` by `delta`.
+    fn count(&mut self, queue: &str, group: &str, delta: i64) -> Result<(), EngineError> {
+        let tenant = tenant_of(group);
+        let current = self
+            .tenant_counts
+            .get((tenant, queue))?
+            .map_or(0, |v| v.value());
+        let next = current.saturating_add_signed(delta);
+        if next == 0 {
+            self.tenant_counts.remove((tenant, queue))?;
+        } else {
+            self.tenant_counts.insert((tenant, queue), next)?;
+        }
         Ok(())
     }
 
     fn send(&mut self, queue: &str, messages: Vec<Outgoing>, now: u64) -> Result<(), EngineError> {
         for m in messages {
-            let seq = self.next_seq();
             let delay = u64::try_from(m.delay.as_millis()).unwrap_or(u64::MAX);
             let record = Record {
                 visible_at: now.saturating_add(delay),
                 receive_count: 0,
                 message_id: Uuid::new_v4(),
                 body: m.body,
+                group: m.group,
             };
-            self.put(queue, seq, &record)?;
+            self.add(queue, &record)?;
         }
         Ok(())
     }
@@ -810,29 +995,16 @@ impl<'txn> Tables<'txn> {
                 let Some(mut record) = self.get(queue, seq)? else {
                     return Err(EngineError::Corrupt("index entry without a message"));
                 };
-                self.visibility.remove((queue, record.visible_at, seq))?;
                 if let Some(dlq) = &settings.dead_letter
                     && record.receive_count >= settings.max_receives
                 {
-                    self.messages.remove((queue, seq))?;
-                    let dlq_seq = self.next_seq();
-                    record.visible_at = now;
-                    self.put(dlq, dlq_seq, &record)?;
+                    self.dead_letter(queue, dlq, seq, record, now)?;
                     dead_lettered = true;
                     moved = true;
                     continue;
                 }
-                record.receive_count = record.receive_count.saturating_add(1);
-                record.visible_at = now.saturating_add(visibility);
-                self.put(queue, seq, &record)?;
+                messages.push(self.hand_out(queue, seq, &mut record, visibility, now)?);
                 taken.push(seq);
-                messages.push(Received {
-                    message_id: record.message_id.to_string(),
-                    receipt: receipt(seq, record.receive_count),
-                    body: record.body,
-                    receive_count: record.receive_count,
-                    group: None,
-                });
             }
             if messages.len() >= max || !moved {
                 break;
@@ -850,6 +1022,42 @@ impl<'txn> Tables<'txn> {
             messages,
             next_visible_at,
             dead_lettered,
+        })
+    }
+
+    /// Moves a message that used up its receives to the dead-letter queue, whole (lane kept).
+    fn dead_letter(
+        &mut self,
+        queue: &str,
+        dlq: &str,
+        seq: u64,
+        mut record: Record,
+        now: u64,
+    ) -> Result<(), EngineError> {
+        self.take(queue, seq, &record)?;
+        record.visible_at = now;
+        self.add(dlq, &record)
+    }
+
+    /// Receives a message: counts the receive and hides it for the visibility timeout.
+    fn hand_out(
+        &mut self,
+        queue: &str,
+        seq: u64,
+        record: &mut Record,
+        visibility: u64,
+        now: u64,
+    ) -> Result<Received, EngineError> {
+        self.visibility.remove((queue, record.visible_at, seq))?;
+        record.receive_count = record.receive_count.saturating_add(1);
+        record.visible_at = now.saturating_add(visibility);
+        self.put(queue, seq, record)?;
+        Ok(Received {
+            message_id: record.message_id.to_string(),
+            receipt: receipt(seq, record.receive_count),
+            body: record.body.clone(),
+            receive_count: record.receive_count,
+            group: record.group.clone(),
         })
     }
 
@@ -903,6 +1111,171 @@ impl<'txn> Tables<'txn> {
         })
     }
 
+    /// The distinct lanes of `queue` that hold messages, in key order (so a tenant's lanes are
+    /// next to each other). One seek per lane.
+    fn lanes_of(&self, queue: &str) -> Result<Vec<String>, EngineError> {
+        let mut lanes: Vec<String> = Vec::new();
+        loop {
+            let start = match lanes.last() {
+                Some(last) => Bound::Excluded((queue, last.as_str(), u64::MAX)),
+                None => Bound::Included((queue, "", 0)),
+            };
+            let Some(entry) = self
+                .lanes
+                .range::<(&str, &str, u64)>((start, Bound::Unbounded))?
+                .next()
+            else {
+                break;
+            };
+            let entry = entry?;
+            let (q, lane, _) = entry.0.value();
+            if q != queue {
+                break;
+            }
+            lanes.push(lane.to_owned());
+        }
+        Ok(lanes)
+    }
+
+    /// A fair receive over lanes: see [`EmbeddedQueue::receive_lanes`].
+    fn receive_lanes(
+        &mut self,
+        queue: &str,
+        settings: &QueueSettings,
+        request: &LaneRequest,
+        after_tenant: Option<&str>,
+        now: u64,
+    ) -> Result<LanePoll, EngineError> {
+        let visibility = u64::try_from(settings.visibility_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut wake_at: Option<u64> = None;
+        let mut wake = |at: u64| wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
+        // Each tenant's lanes, each lane's due messages (at most its allowance), in lane order.
+        let mut tenants: Vec<(String, Vec<VecDeque<(u64, u64)>>)> = Vec::new();
+        for lane in self.lanes_of(queue)? {
+            let allowance = request
+                .allowance
+                .get(&lane)
+                .copied()
+                .unwrap_or(request.per_lane);
+            if allowance == 0 {
+                continue;
+            }
+            let held = self.holds.get((queue, lane.as_str()))?.map(|v| v.value());
+            if let Some(until) = held {
+                if until > now {
+                    wake(until);
+                    continue;
+                }
+                self.holds.remove((queue, lane.as_str()))?;
+                self.dirty = true;
+            }
+            let mut due = VecDeque::new();
+            for entry in self
+                .lanes
+                .range((queue, lane.as_str(), 0)..=(queue, lane.as_str(), u64::MAX))?
+                .take(LANE_SCAN)
+            {
+                let entry = entry?;
+                let (_, _, seq) = entry.0.value();
+                let visible_at = entry.1.value();
+                if visible_at <= now {
+                    due.push_back((seq, visible_at));
+                    if due.len() >= allowance {
+                        break;
+                    }
+                } else {
+                    wake(visible_at);
+                }
+            }
+            if due.is_empty() {
+                continue;
+            }
+            let tenant = tenant_of(&lane);
+            match tenants.last_mut() {
+                Some((t, lanes)) if t == tenant => lanes.push(due),
+                _ => tenants.push((tenant.to_owned(), vec![due])),
+            }
+        }
+        // Round robin: start with the tenant after the one served last, one message per tenant
+        // per round, each tenant's lanes in turn.
+        if let Some(after) = after_tenant {
+            let first = tenants.partition_point(|(t, _)| t.as_str() <= after);
+            tenants.rotate_left(first);
+        }
+        let mut messages = Vec::new();
+        let mut dead_lettered = false;
+        let mut last_tenant = None;
+        let mut next_lane = vec![0usize; tenants.len()];
+        while messages.len() < request.max {
+            let mut progressed = false;
+            for (i, (tenant, lanes)) in tenants.iter_mut().enumerate() {
+                if messages.len() >= request.max {
+                    break;
+                }
+                let n = lanes.len();
+                for step in 0..n {
+                    let l = (next_lane[i] + step) % n;
+                    let Some((seq, _)) = lanes[l].pop_front() else {
+                        continue;
+                    };
+                    next_lane[i] = (l + 1) % n;
+                    let Some(mut record) = self.get(queue, seq)? else {
+                        return Err(EngineError::Corrupt("lane entry without a message"));
+                    };
+                    progressed = true;
+                    if let Some(dlq) = &settings.dead_letter
+                        && record.receive_count >= settings.max_receives
+                    {
+                        self.dead_letter(queue, dlq, seq, record, now)?;
+                        dead_lettered = true;
+                    } else {
+                        messages.push(self.hand_out(queue, seq, &mut record, visibility, now)?);
+                        last_tenant = Some(tenant.clone());
+                    }
+                    break;
+                }
+            }
+            if !progressed {
+                break;
+            }
+        }
+        Ok(LanePoll {
+            messages,
+            wake_at,
+            dead_lettered,
+            last_tenant,
+        })
+    }
+
+    /// Puts a received message back in its place without counting the receive, hidden until
+    /// `until`, and holds its lane until then.
+    fn defer(
+        &mut self,
+        queue: &str,
+        seq: u64,
+        count: u32,
+        until: u64,
+    ) -> Result<Result<(), QueueError>, EngineError> {
+        Ok(match self.owned(queue, seq, count)? {
+            Ok(Some(mut record)) => {
+                self.visibility.remove((queue, record.visible_at, seq))?;
+                record.visible_at = until;
+                record.receive_count = record.receive_count.saturating_sub(1);
+                self.put(queue, seq, &record)?;
+                if let Some(group) = &record.group {
+                    let held = self
+                        .holds
+                        .get((queue, group.as_str()))?
+                        .map_or(0, |v| v.value());
+                    self.holds
+                        .insert((queue, group.as_str()), held.max(until))?;
+                }
+                Ok(())
+            }
+            Ok(None) | Err(_) => Err(QueueError::UnknownReceipt),
+        })
+    }
+
     fn redrive(
         &mut self,
         from: &str,
@@ -918,8 +1291,7 @@ impl<'txn> Tables<'txn> {
             self.take(from, seq, &record)?;
             record.visible_at = now;
             record.receive_count = 0;
-            let new_seq = self.next_seq();
-            self.put(to, new_seq, &record)?;
+            self.add(to, &record)?;
         }
         Ok(due.len())
     }
@@ -938,6 +1310,7 @@ mod tests {
             receive_count: 7,
             message_id: Uuid::new_v4(),
             body: "{\"ünïcode\": true}".into(),
+            group: None,
         };
 
         let back = Record::decode(&record.encode()).expect("decode");

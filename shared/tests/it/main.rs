@@ -9,6 +9,7 @@ mod bus;
 mod delivery;
 mod fcm;
 mod queue_contract;
+mod queue_lanes;
 mod smtp;
 mod store_contract;
 mod store_durability;

@@ -1,0 +1,273 @@
+//! The embedded queue's lanes: per-lane FIFO order, round robin between tenants, deferral in
+//! place, per-tenant backlog counts — what the local delivery scheduler builds on.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
+
+use herald_shared::queue::embedded::{EmbeddedQueue, EmbeddedQueues, LaneRequest, QueueSettings};
+use herald_shared::queue::{Outgoing, Queue, Received};
+
+fn settings(max_receives: u32) -> QueueSettings {
+    QueueSettings {
+        visibility_timeout: Duration::from_secs(30),
+        max_receives,
+        dead_letter: Some("dispatch-dlq".into()),
+    }
+}
+
+async fn send(queue: &EmbeddedQueue, lane: &str, bodies: impl IntoIterator<Item = String>) {
+    let messages: Vec<Outgoing> = bodies
+        .into_iter()
+        .map(|b| Outgoing::now(b).in_group(lane))
+        .collect();
+    for chunk in messages.chunks(10) {
+        queue.send_batch(chunk.to_vec()).await.expect("send");
+    }
+}
+
+fn request(max: usize, per_lane: usize) -> LaneRequest {
+    LaneRequest {
+        max,
+        per_lane,
+        allowance: HashMap::new(),
+    }
+}
+
+fn bodies(messages: &[Received]) -> Vec<&str> {
+    messages.iter().map(|m| m.body.as_str()).collect()
+}
+
+#[tokio::test]
+async fn a_lane_gives_its_messages_in_send_order_no_more_than_its_allowance() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("dispatch", settings(5));
+    send(&q, "org-a/ch-1", (0..25).map(|i| format!("m{i}"))).await;
+
+    let first = q.receive_lanes(request(100, 3)).await.expect("receive");
+    assert_eq!(bodies(&first.messages), ["m0", "m1", "m2"]);
+    assert!(
+        first
+            .messages
+            .iter()
+            .all(|m| m.group.as_deref() == Some("org-a/ch-1"))
+    );
+
+    // With the first three in flight, a lane allowed one more gets the fourth, not a later one.
+    let next = q
+        .receive_lanes(LaneRequest {
+            max: 100,
+            per_lane: 3,
+            allowance: HashMap::from([("org-a/ch-1".to_owned(), 1)]),
+        })
+        .await
+        .expect("receive");
+    assert_eq!(bodies(&next.messages), ["m3"]);
+    let receipts: Vec<_> = first.messages.iter().map(|m| m.receipt.clone()).collect();
+    q.delete_batch(&receipts).await.expect("delete");
+    let after = q.receive_lanes(request(100, 2)).await.expect("receive");
+    assert_eq!(
+        bodies(&after.messages),
+        ["m4", "m5"],
+        "in-flight m3 is passed over"
+    );
+}
+
+#[tokio::test]
+async fn tenants_are_served_round_robin_whatever_their_backlog() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("dispatch", settings(5));
+    // Org A: a backlog over three channels; org B: two messages sent after all of it.
+    for ch in ["ch-1", "ch-2", "ch-3"] {
+        send(
+            &q,
+            &format!("org-a/{ch}"),
+            (0..200).map(|i| format!("a-{ch}-{i}")),
+        )
+        .await;
+    }
+    send(&q, "org-b/ch-9", ["b-0".to_owned(), "b-1".to_owned()]).await;
+
+    let got = q.receive_lanes(request(4, 10)).await.expect("receive");
+    let b: Vec<_> = bodies(&got.messages)
+        .into_iter()
+        .filter(|b| b.starts_with("b-"))
+        .collect();
+    assert_eq!(b, ["b-0", "b-1"], "{:?}", bodies(&got.messages));
+    // A's lanes take turns within A.
+    let a_lanes: Vec<_> = got
+        .messages
+        .iter()
+        .filter_map(|m| m.group.as_deref())
+        .filter(|g| g.starts_with("org-a/"))
+        .collect();
+    assert_eq!(a_lanes, ["org-a/ch-1", "org-a/ch-2"]);
+}
+
+#[tokio::test]
+async fn the_next_receive_starts_with_the_tenant_after_the_last_one_served() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("match", settings(5));
+    for org in ["org-a", "org-b", "org-c"] {
+        send(&q, org, (0..5).map(|i| format!("{org}-{i}"))).await;
+    }
+    let mut order = Vec::new();
+    for _ in 0..6 {
+        let got = q.receive_lanes(request(1, 100)).await.expect("receive");
+        order.extend(
+            got.messages
+                .into_iter()
+                .map(|m| m.group.unwrap_or_default()),
+        );
+    }
+    assert_eq!(
+        order,
+        ["org-a", "org-b", "org-c", "org-a", "org-b", "org-c"]
+    );
+}
+
+#[tokio::test]
+async fn a_deferred_message_keeps_its_place_and_holds_its_lane() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("dispatch", settings(2));
+    send(&q, "org-a/slack", (0..3).map(|i| format!("s{i}"))).await;
+    send(&q, "org-a/hook", ["h0".to_owned()]).await;
+
+    let got = q.receive_lanes(request(10, 1)).await.expect("receive");
+    assert_eq!(bodies(&got.messages), ["h0", "s0"], "one from each lane");
+    let until = SystemTime::now() + Duration::from_millis(400);
+    q.defer(&got.messages[1].receipt, until)
+        .await
+        .expect("defer");
+
+    let held = q.receive_lanes(request(10, 1)).await.expect("receive");
+    assert!(held.messages.is_empty(), "{:?}", bodies(&held.messages));
+    let wake = held.wake_at.expect("a wake-up at the hold's end");
+    assert!(wake >= until - Duration::from_millis(1) && wake <= until + Duration::from_millis(1));
+
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    // Deferred many times over, it is never dead-lettered: a deferral is not a receive.
+    for _ in 0..3 {
+        let again = q.receive_lanes(request(10, 1)).await.expect("receive");
+        assert_eq!(bodies(&again.messages), ["s0"]);
+        assert_eq!(again.messages[0].receive_count, 1);
+        q.defer(&again.messages[0].receipt, SystemTime::now())
+            .await
+            .expect("defer");
+    }
+}
+
+#[tokio::test]
+async fn tenant_backlogs_count_what_each_tenant_has_queued() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let ingest = queues.queue("ingest", settings(1));
+    let dispatch = queues.queue("dispatch", settings(1));
+    send(&ingest, "org-a", (0..7).map(|i| i.to_string())).await;
+    send(&dispatch, "org-a/ch-1", (0..5).map(|i| i.to_string())).await;
+    send(&dispatch, "org-b/ch-2", (0..2).map(|i| i.to_string())).await;
+    ingest
+        .send_batch(vec![Outgoing::now("no lane")])
+        .await
+        .expect("send");
+    let backlog = |org: &'static str| {
+        let queues = queues.clone();
+        async move {
+            queues
+                .tenant_backlog(org, &["ingest", "match", "dispatch"])
+                .await
+                .expect("backlog")
+        }
+    };
+    assert_eq!(backlog("org-a").await, 12);
+    assert_eq!(backlog("org-b").await, 2);
+    assert_eq!(backlog("org-c").await, 0);
+
+    let got = dispatch
+        .receive_lanes(request(3, 10))
+        .await
+        .expect("receive");
+    let a: Vec<_> = got
+        .messages
+        .iter()
+        .filter(|m| m.group.as_deref() == Some("org-a/ch-1"))
+        .map(|m| m.receipt.clone())
+        .collect();
+    dispatch.delete_batch(&a).await.expect("delete");
+    assert_eq!(backlog("org-a").await, 12 - a.len() as u64);
+}
+
+#[tokio::test]
+async fn messages_received_too_often_are_dead_lettered_with_their_lane_and_redriven_into_it() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("dispatch", settings(1));
+    send(&q, "org-a/ch-1", ["poison".to_owned()]).await;
+    let got = q.receive_lanes(request(10, 1)).await.expect("receive");
+    assert_eq!(bodies(&got.messages), ["poison"]);
+    q.change_visibility(&got.messages[0].receipt, Duration::ZERO)
+        .await
+        .expect("release");
+
+    let again = q.receive_lanes(request(10, 1)).await.expect("receive");
+    assert!(again.messages.is_empty(), "moved to the DLQ instead");
+    assert_eq!(
+        queues
+            .tenant_backlog("org-a", &["dispatch"])
+            .await
+            .expect("backlog"),
+        0
+    );
+    assert_eq!(
+        queues
+            .tenant_backlog("org-a", &["dispatch-dlq"])
+            .await
+            .expect("backlog"),
+        1
+    );
+    assert_eq!(
+        queues
+            .redrive("dispatch-dlq", "dispatch", 10)
+            .await
+            .expect("redrive"),
+        1
+    );
+    let back = q.receive_lanes(request(10, 1)).await.expect("receive");
+    assert_eq!(bodies(&back.messages), ["poison"]);
+    assert_eq!(back.messages[0].group.as_deref(), Some("org-a/ch-1"));
+}
+
+#[tokio::test]
+async fn lanes_and_holds_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queue.redb");
+    {
+        let queues = EmbeddedQueues::open(&path).expect("open");
+        let q = queues.queue("dispatch", settings(5));
+        send(&q, "org-a/ch-1", (0..3).map(|i| format!("m{i}"))).await;
+        let got = q.receive_lanes(request(1, 1)).await.expect("receive");
+        q.defer(
+            &got.messages[0].receipt,
+            SystemTime::now() + Duration::from_millis(300),
+        )
+        .await
+        .expect("defer");
+    }
+    let queues = EmbeddedQueues::open(&path).expect("reopen");
+    let q = queues.queue("dispatch", settings(5));
+    assert!(
+        q.receive_lanes(request(10, 10))
+            .await
+            .expect("receive")
+            .messages
+            .is_empty(),
+        "the hold outlives the process"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let got = q.receive_lanes(request(10, 10)).await.expect("receive");
+    assert_eq!(bodies(&got.messages), ["m0", "m1", "m2"]);
+    assert_eq!(
+        queues
+            .tenant_backlog("org-a", &["dispatch"])
+            .await
+            .expect("backlog"),
+        3
+    );
+}
