@@ -1150,7 +1150,7 @@ impl<'txn> Tables<'txn> {
         let mut wake_at: Option<u64> = None;
         let mut wake = |at: u64| wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
         // Each tenant's lanes, each lane's due messages (at most its allowance), in lane order.
-        let mut tenants: Vec<(String, Vec<VecDeque<(u64, u64)>>)> = Vec::new();
+        let mut tenants: Vec<(String, Vec<VecDeque<u64>>)> = Vec::new();
         for lane in self.lanes_of(queue)? {
             let allowance = request
                 .allowance
@@ -1179,7 +1179,7 @@ impl<'txn> Tables<'txn> {
                 let (_, _, seq) = entry.0.value();
                 let visible_at = entry.1.value();
                 if visible_at <= now {
-                    due.push_back((seq, visible_at));
+                    due.push_back(seq);
                     if due.len() >= allowance {
                         break;
                     }
@@ -1215,7 +1215,7 @@ impl<'txn> Tables<'txn> {
                 let n = lanes.len();
                 for step in 0..n {
                     let l = (next_lane[i] + step) % n;
-                    let Some((seq, _)) = lanes[l].pop_front() else {
+                    let Some(seq) = lanes[l].pop_front() else {
                         continue;
                     };
                     next_lane[i] = (l + 1) % n;
