@@ -44,15 +44,23 @@ impl Ingest<'_> {
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         let mut forward: Vec<(String, Outgoing)> = Vec::with_capacity(messages.len());
-        for message in messages {
-            match self.accept(&message, now).await {
-                Ok(Some(event)) => match serde_json::to_string(&MatchTask { event }) {
-                    Ok(body) => forward.push((message.id, Outgoing::now(body))),
-                    Err(e) => {
-                        warn!(message_id = %message.id, error = %e, "event not serialisable; retried");
-                        outcome.failed.push(message.id);
+        // Records concurrently (their store writes share commits), forwards in the batch's
+        // order: an org's events reach the match queue in the order they were accepted.
+        let accepted =
+            futures::future::join_all(messages.iter().map(|m| self.accept(m, now))).await;
+        for (message, result) in messages.into_iter().zip(accepted) {
+            match result {
+                Ok(Some(event)) => {
+                    // In its org's lane: orgs are matched fairly where the queue can.
+                    let lane = event.org_id.to_string();
+                    match serde_json::to_string(&MatchTask { event }) {
+                        Ok(body) => forward.push((message.id, Outgoing::now(body).in_group(lane))),
+                        Err(e) => {
+                            warn!(message_id = %message.id, error = %e, "event not serialisable; retried");
+                            outcome.failed.push(message.id);
+                        }
                     }
-                },
+                }
                 Ok(None) => {}
                 Err(Refusal::Invalid(invalid)) => {
                     error!(

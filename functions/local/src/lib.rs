@@ -4,5 +4,6 @@
 pub mod admin;
 pub mod conn;
 pub mod dev;
+mod scheduler;
 pub mod serve;
 mod worker;

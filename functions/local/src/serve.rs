@@ -25,14 +25,14 @@ use herald_shared::delivery::sender::HttpSender;
 use herald_shared::delivery::{OutboxSender, Senders};
 use herald_shared::feed::{FeedNotifier, LocalFeedHub};
 use herald_shared::queue::Queue;
-use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
+use herald_shared::queue::embedded::{EmbeddedQueue, EmbeddedQueues, QueueSettings};
 use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;
 use herald_shared::telemetry::{self, LogFormat};
 use tokio::sync::watch;
 use tracing::info;
 
-use crate::{admin, conn, dev, worker};
+use crate::{admin, conn, dev, scheduler, worker};
 use clap::Parser;
 
 /// Concurrent ingest and match workers (each handles a batch of up to 10 messages). More than
@@ -69,9 +69,14 @@ pub struct ServeArgs {
     /// Log lines as JSON instead of text.
     #[arg(long, env = "HERALD_LOG_JSON")]
     log_json: bool,
-    /// Concurrent dispatch workers (each handles a batch of up to 10 deliveries at once).
-    #[arg(long, env = "HERALD_DISPATCH_WORKERS", default_value_t = 16)]
-    dispatch_workers: usize,
+    /// Deliveries in flight at once, across all channels.
+    #[arg(long, env = "HERALD_DISPATCH_CONCURRENCY", default_value_t = 256)]
+    dispatch_concurrency: usize,
+    /// Deliveries in flight at once to one channel. 1 (the default) attempts a channel's
+    /// deliveries one after the other, in event order; more trades that order for throughput to
+    /// a slow receiver.
+    #[arg(long, env = "HERALD_LANE_CONCURRENCY", default_value_t = 1)]
+    lane_concurrency: usize,
     /// Attempts per delivery before it ends `failed`.
     #[arg(long, env = "HERALD_RETRY_MAX_ATTEMPTS", default_value_t = RetryPolicy::default().max_attempts)]
     retry_max_attempts: u32,
@@ -178,13 +183,13 @@ fn private_data_file(data_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> Arc<dyn Queue> {
+fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> EmbeddedQueue {
     let settings = QueueSettings {
         visibility_timeout: visibility,
         max_receives: 5,
         dead_letter: Some(dlq_name(name)),
     };
-    Arc::new(queues.queue(name, settings))
+    queues.queue(name, settings)
 }
 
 /// Runs `herald serve` until SIGINT or SIGTERM.
@@ -235,9 +240,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             .context("opening the embedded store")?,
     );
     let queues = open_queues(&args.data_dir)?;
-    let ingest_queue = queue(&queues, "ingest", Duration::from_secs(30));
-    let match_queue = queue(&queues, "match", Duration::from_secs(30));
-    let dispatch_queue = queue(&queues, "dispatch", Duration::from_secs(60));
+    let ingest = queue(&queues, "ingest", Duration::from_secs(30));
+    let matching = queue(&queues, "match", Duration::from_secs(30));
+    let dispatch = queue(&queues, "dispatch", Duration::from_secs(60));
+    let ingest_queue: Arc<dyn Queue> = Arc::new(ingest.clone());
+    let match_queue: Arc<dyn Queue> = Arc::new(matching.clone());
+    let dispatch_queue: Arc<dyn Queue> = Arc::new(dispatch.clone());
 
     let credentials = dev::bootstrap(store.as_ref(), &args.data_dir).await?;
     // Bound now (connections wait in the backlog until the router serves them): email tracking
@@ -323,7 +331,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
         workers.extend(worker::spawn(
             "ingest",
-            Arc::clone(&ingest_queue),
+            ingest,
             PIPELINE_WORKERS,
             move |messages| {
                 let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
@@ -347,7 +355,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         )));
         workers.extend(worker::spawn(
             "match",
-            Arc::clone(&match_queue),
+            matching,
             PIPELINE_WORKERS,
             move |messages| {
                 let (store, dispatch_queue, rules) = (
@@ -373,10 +381,13 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         let (store, queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
         let sender = Arc::clone(&sender);
         let feeds: Arc<dyn FeedNotifier> = Arc::new(feed_hub.clone());
-        workers.extend(worker::spawn(
-            "dispatch",
-            Arc::clone(&dispatch_queue),
-            args.dispatch_workers.max(1),
+        let limits = scheduler::Limits {
+            concurrency: args.dispatch_concurrency,
+            per_lane: args.lane_concurrency,
+        };
+        workers.push(scheduler::spawn(
+            dispatch,
+            limits,
             move |messages| {
                 let (store, queue, sender, feeds) = (
                     Arc::clone(&store),

@@ -19,7 +19,7 @@ use herald_shared::queue::{self, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{CappedCreate, Versioned};
 use herald_shared::repo::{deliveries, events, stats};
 use herald_shared::store::{Store, StoreError, keys};
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 pub use cache::RulesCache;
 
@@ -44,37 +44,80 @@ enum RouteError {
 }
 
 impl Matcher<'_> {
-    /// Handles one batch from the match queue.
+    /// Handles one batch from the match queue: records every event's deliveries concurrently
+    /// (their store writes share commits), then sends all their dispatch messages in the
+    /// batch's order — so each channel's lane receives them in event order — and only then
+    /// marks the events matched.
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
+        let mut tasks = Vec::with_capacity(messages.len());
         for message in messages {
-            let task: MatchTask = match serde_json::from_str(&message.body) {
-                Ok(task) => task,
+            match serde_json::from_str::<MatchTask>(&message.body) {
+                Ok(task) => tasks.push((message, task)),
+                // Only ingest writes this queue: a body it cannot have written is dropped, loudly.
                 Err(e) => {
-                    // Only ingest writes this queue: a body it cannot have written is dropped, loudly.
-                    warn!(message_id = %message.id, error = %e, "unreadable match task dropped");
-                    continue;
+                    warn!(message_id = %message.id, error = %e, "unreadable match task dropped")
                 }
-            };
-            // Only a message received again can follow a crash between recording a delivery
-            // and enqueueing it; a first receive that finds deliveries already on record is a
-            // duplicate event, whose deliveries the first copy enqueued.
-            let redelivered = message.receive_count > 1;
-            if let Err(e) = self.route(&task.event, redelivered, now).await {
-                warn!(message_id = %message.id, event_id = %task.event.id, error = %e, "matching failed; the event will be retried");
+            }
+        }
+        // Only a message received again can follow a crash between recording a delivery and
+        // enqueueing it; a first receive that finds deliveries already on record is a
+        // duplicate event, whose deliveries the first copy enqueued.
+        let routed = futures::future::join_all(
+            tasks
+                .iter()
+                .map(|(message, task)| self.route(&task.event, message.receive_count > 1, now)),
+        )
+        .await;
+        let mut matched = Vec::with_capacity(tasks.len());
+        let mut dispatch = Vec::new();
+        for ((message, task), result) in tasks.into_iter().zip(routed) {
+            match result {
+                Ok(routed) => {
+                    dispatch.extend(routed.messages);
+                    matched.push((message, task.event, routed.rules, routed.created));
+                }
+                Err(e) => {
+                    warn!(message_id = %message.id, event_id = %task.event.id, error = %e, "matching failed; the event will be retried");
+                    outcome.failed.push(message.id);
+                }
+            }
+        }
+        if let Err(e) = queue::send_all(self.dispatch_queue, dispatch).await {
+            // Received again, each event re-enqueues its deliveries not yet attempted.
+            warn!(error = %e, "dispatch queue refused the batch's deliveries; its events will be retried");
+            outcome
+                .failed
+                .extend(matched.into_iter().map(|(message, ..)| message.id));
+            return outcome;
+        }
+        let ttl = (now + self.retention).timestamp();
+        let marks = matched.iter().map(|(_, event, rules, created)| {
+            events::mark_matched(self.store, event, rules.clone(), *created, ttl, now)
+        });
+        let marked = futures::future::join_all(marks).await;
+        info!(
+            events = marked.len(),
+            deliveries = matched.iter().map(|(.., created)| created).sum::<u32>(),
+            "batch matched"
+        );
+        for ((message, event, ..), result) in matched.into_iter().zip(marked) {
+            if let Err(e) = result {
+                warn!(message_id = %message.id, event_id = %event.id, error = %e, "marking the event matched failed; it will be retried");
                 outcome.failed.push(message.id);
             }
         }
         outcome
     }
 
+    /// Records `event`'s deliveries and returns their dispatch messages, not yet sent.
     #[instrument(skip_all, fields(event_id = %event.id, org_id = %event.org_id, event_type = %event.event_type))]
     async fn route(
         &self,
         event: &Event,
         redelivered: bool,
         now: DateTime<Utc>,
-    ) -> Result<(), RouteError> {
+    ) -> Result<Routed, RouteError> {
         let org = self.rules.get(self.store, event.org_id).await?;
         let ttl = (now + self.retention).timestamp();
         let mut tasks = Vec::new();
@@ -134,15 +177,27 @@ impl Matcher<'_> {
                 }
             }
         }
-        queue::send_all(self.dispatch_queue, tasks).await?;
-        info!(
+        debug!(
             rules = matched_rules.len(),
             deliveries = created,
             "event matched"
         );
-        events::mark_matched(self.store, event, matched_rules, created, ttl, now).await?;
-        Ok(())
+        Ok(Routed {
+            messages: tasks,
+            rules: matched_rules,
+            created,
+        })
     }
+}
+
+/// What matching one event produced.
+struct Routed {
+    /// Its dispatch messages, in order.
+    messages: Vec<Outgoing>,
+    /// The keys of the rules it matched.
+    rules: Vec<String>,
+    /// Deliveries this call created.
+    created: u32,
 }
 
 impl Matcher<'_> {

@@ -48,8 +48,17 @@ impl EventBus for QueueBus {
         let messages = entries
             .into_iter()
             .map(|entry| {
+                // The org's lane, so that one org's flood does not hold up another's events.
+                let lane = entry
+                    .detail
+                    .get("orgId")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_owned);
                 serde_json::to_string(&Self::envelope(entry))
-                    .map(Outgoing::now)
+                    .map(|body| Outgoing {
+                        group: lane,
+                        ..Outgoing::now(body)
+                    })
                     .map_err(|e| BusError::Engine(Box::new(e)))
             })
             .collect::<Result<Vec<_>, _>>()?;

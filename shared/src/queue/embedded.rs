@@ -588,6 +588,12 @@ struct Record {
 impl Record {
     const HEADER: usize = 8 + 4 + 16;
 
+    /// The lane it is indexed in: its group, or the unnamed lane `""` (messages sent without a
+    /// group, and those stored before lanes existed — see [`migrate_to_lanes`]).
+    fn lane(&self) -> &str {
+        self.group.as_deref().unwrap_or("")
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::HEADER + self.body.len());
         out.extend_from_slice(&self.visible_at.to_le_bytes());
@@ -629,6 +635,33 @@ fn create_tables(db: &Database) -> Result<(), EngineError> {
     txn.open_table(LANES)?;
     txn.open_table(HOLDS)?;
     txn.open_table(TENANT_COUNTS)?;
+    txn.commit()?;
+    migrate_to_lanes(db)
+}
+
+/// Indexes in the unnamed lane the messages stored by a version without lanes (a data
+/// directory from before), so lane receivers see them. Runs once: afterwards every message
+/// has its lane entry.
+fn migrate_to_lanes(db: &Database) -> Result<(), EngineError> {
+    const MIGRATED: &str = "lanes_indexed";
+    let txn = db.begin_write()?;
+    {
+        let mut meta = txn.open_table(META)?;
+        if meta.get(MIGRATED)?.is_some() {
+            drop(meta);
+            txn.abort()?;
+            return Ok(());
+        }
+        let messages = txn.open_table(MESSAGES)?;
+        let mut lanes = txn.open_table(LANES)?;
+        for entry in messages.iter()? {
+            let (key, raw) = entry?;
+            let (queue, seq) = key.value();
+            let record = Record::decode(raw.value())?;
+            lanes.insert((queue, "", seq), record.visible_at)?;
+        }
+        meta.insert(MIGRATED, 1)?;
+    }
     txn.commit()?;
     Ok(())
 }
@@ -882,10 +915,8 @@ impl<'txn> Tables<'txn> {
             .insert((queue, seq), record.encode().as_slice())?;
         self.visibility
             .insert((queue, record.visible_at, seq), ())?;
-        if let Some(group) = &record.group {
-            self.lanes
-                .insert((queue, group.as_str(), seq), record.visible_at)?;
-        }
+        self.lanes
+            .insert((queue, record.lane(), seq), record.visible_at)?;
         self.dirty = true;
         Ok(())
     }
@@ -913,9 +944,9 @@ impl<'txn> Tables<'txn> {
     fn take(&mut self, queue: &str, seq: u64, record: &Record) -> Result<(), EngineError> {
         self.messages.remove((queue, seq))?;
         self.visibility.remove((queue, record.visible_at, seq))?;
+        self.lanes.remove((queue, record.lane(), seq))?;
         if let Some(group) = &record.group {
             self.groups.remove((queue, seq))?;
-            self.lanes.remove((queue, group.as_str(), seq))?;
             self.count(queue, group, -1)?;
         }
         self.dirty = true;

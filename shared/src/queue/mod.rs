@@ -127,12 +127,18 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     ) -> Result<(), QueueError>;
 }
 
-/// Sends any number of messages in batches of [`MAX_BATCH`].
+/// Sends any number of messages in batches of [`MAX_BATCH`], all batches at once. The embedded
+/// engine applies them in this order (one group commit); SQS standard queues keep no order.
 pub async fn send_all(queue: &dyn Queue, messages: Vec<Outgoing>) -> Result<(), QueueError> {
+    let mut batches = Vec::new();
     let mut messages = messages.into_iter().peekable();
     while messages.peek().is_some() {
-        let batch: Vec<Outgoing> = messages.by_ref().take(MAX_BATCH).collect();
-        queue.send_batch(batch).await?;
+        batches.push(messages.by_ref().take(MAX_BATCH).collect::<Vec<_>>());
     }
-    Ok(())
+    let sends = batches.into_iter().map(|batch| queue.send_batch(batch));
+    futures::future::join_all(sends)
+        .await
+        .into_iter()
+        .collect::<Result<Vec<()>, _>>()
+        .map(|_| ())
 }

@@ -1,0 +1,155 @@
+//! The delivery scheduler of `herald serve`: the dispatch stage, in lanes.
+//!
+//! Every dispatch message travels in its channel's lane (`<org>/<channel>`, see
+//! `DispatchTask::lane`). The scheduler keeps up to `concurrency` deliveries in flight in all
+//! and at most `per_lane` in each lane, and fills free slots with
+//! [`EmbeddedQueue::receive_lanes`]: orgs round robin, each org's lanes in turn, each lane in
+//! send order. So
+//!
+//! - one hung or slow receiver holds at most `per_lane` slots — its own lane — and every other
+//!   lane keeps going;
+//! - an org with a backlog of millions gets one turn per round like any other org, so a quiet
+//!   org's delivery waits for at most one round, not for the backlog;
+//! - with `per_lane` = 1 (the default) a channel's deliveries are attempted one after the other
+//!   in the order their messages were sent, i.e. event order, unless a retry intervenes (a retry
+//!   is a new message at the lane's end; it does not hold up later deliveries);
+//! - a delivery its lane cannot take yet (paced, paused by a 429, circuit open: the dispatcher
+//!   reports it deferred) goes back to its place and the lane is held until then, so nothing
+//!   behind it overtakes it and no worker spins on it.
+//!
+//! Each delivery is handled by the dispatcher function as its own batch of one; the messages of
+//! finished deliveries are deleted together. Nothing is deleted before the dispatcher has
+//! recorded the attempt, so a crash re-delivers rather than loses.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use herald_shared::pipeline::{BatchOutcome, QueueMessage};
+use herald_shared::queue::Received;
+use herald_shared::queue::embedded::{EmbeddedQueue, LaneRequest};
+use tokio::sync::{mpsc, watch};
+use tracing::{debug, error};
+
+use crate::worker;
+
+/// Messages taken from the queue in one receive, at most.
+const RECEIVE_MAX: usize = 256;
+
+/// How many deliveries may be in flight.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// In all lanes together.
+    pub concurrency: usize,
+    /// In one lane (one channel).
+    pub per_lane: usize,
+}
+
+/// A delivery that finished (or was put off).
+struct Done {
+    received: Received,
+    outcome: BatchOutcome,
+}
+
+/// Runs the scheduler over `queue` until `shutdown` turns true.
+pub fn spawn<H, F>(
+    queue: EmbeddedQueue,
+    limits: Limits,
+    handler: H,
+    mut shutdown: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()>
+where
+    H: Fn(Vec<QueueMessage>) -> F + Send + Sync + 'static,
+    F: Future<Output = BatchOutcome> + Send + 'static,
+{
+    let concurrency = limits.concurrency.max(1);
+    let per_lane = limits.per_lane.max(1);
+    tokio::spawn(async move {
+        let notifier = queue.notifier();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        // Deliveries in flight per lane; a lane is absent when it has none.
+        let mut in_flight: HashMap<String, usize> = HashMap::new();
+        let mut total = 0usize;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let notified = notifier.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+
+            let mut wake_at = None;
+            if total < concurrency {
+                let request = LaneRequest {
+                    max: (concurrency - total).min(RECEIVE_MAX),
+                    per_lane,
+                    allowance: in_flight
+                        .iter()
+                        .map(|(lane, n)| (lane.clone(), per_lane.saturating_sub(*n)))
+                        .collect(),
+                };
+                match queue.receive_lanes(request).await {
+                    Ok(batch) if batch.messages.is_empty() => wake_at = batch.wake_at,
+                    Ok(batch) => {
+                        debug!(deliveries = batch.messages.len(), "scheduled");
+                        for received in batch.messages {
+                            *in_flight.entry(worker::lane(&received)).or_default() += 1;
+                            total += 1;
+                            let task = handler(vec![worker::message(&received)]);
+                            let done_tx = done_tx.clone();
+                            tokio::spawn(async move {
+                                let outcome = match tokio::spawn(task).await {
+                                    Ok(outcome) => outcome,
+                                    Err(e) => {
+                                        error!(error = %e, "dispatch panicked; the delivery will be received again");
+                                        BatchOutcome {
+                                            failed: vec![received.message_id.clone()],
+                                            ..BatchOutcome::default()
+                                        }
+                                    }
+                                };
+                                let _ = done_tx.send(Done { received, outcome });
+                            });
+                        }
+                        continue;
+                    }
+                    Err(e) => error!(error = %e, "dispatch receive failed"),
+                }
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                Some(first) = done_rx.recv() => {
+                    // Everything that finished meanwhile, settled together.
+                    let mut finished = vec![first];
+                    while let Ok(more) = done_rx.try_recv() {
+                        finished.push(more);
+                    }
+                    for done in &finished {
+                        let lane = worker::lane(&done.received);
+                        if let Some(n) = in_flight.get_mut(&lane) {
+                            *n -= 1;
+                            if *n == 0 {
+                                in_flight.remove(&lane);
+                            }
+                        }
+                        total -= 1;
+                    }
+                    settle(&queue, finished).await;
+                }
+                () = tokio::time::sleep(worker::sleep_until(wake_at)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    })
+}
+
+/// Deletes, defers or leaves the finished deliveries' messages, as their outcomes say.
+async fn settle(queue: &EmbeddedQueue, finished: Vec<Done>) {
+    let mut outcome = BatchOutcome::default();
+    let mut batch = Vec::with_capacity(finished.len());
+    for done in finished {
+        outcome.failed.extend(done.outcome.failed);
+        outcome.deferred.extend(done.outcome.deferred);
+        batch.push(done.received);
+    }
+    worker::settle("dispatch", queue, batch, &outcome).await;
+}
