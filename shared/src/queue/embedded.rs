@@ -30,10 +30,19 @@
 //! fsync plus ~3 ms of applying. redb allows one write transaction at a time, so applying a group
 //! cannot overlap the previous group's fsync.
 //!
-//! Further ideas if the writer becomes the bottleneck: hold a group open for a few hundred
-//! microseconds when the previous group was large (trading latency for batch size), or commit
-//! receive-only groups with `Durability::None` followed by a durable commit (a lost receive only
-//! means an earlier redelivery, which at-least-once consumers tolerate).
+//! Groups made only of receives commit without an fsync (`Durability::None`; the next durable
+//! commit persists them): a receive lost in a crash only makes its messages visible again
+//! sooner, which at-least-once consumers tolerate, and an idle scheduler polling its lanes
+//! costs no disk flush.
+//!
+//! # Lanes
+//! A message sent with a group ([`Outgoing::group`]) is kept in that lane: `lanes` indexes every
+//! message by `(queue, lane, seq)` (messages without a group in the unnamed lane `""`), so a
+//! lane is a FIFO in send order. [`EmbeddedQueue::receive_lanes`] serves tenants (the part of a
+//! lane before '/') round robin and each tenant's lanes in turn, at most a given number per
+//! lane; [`EmbeddedQueue::defer`] puts a received message back in its place and holds its lane
+//! (`holds`) until a given instant; `tenant_counts` counts each tenant's messages per queue for
+//! admission control ([`EmbeddedQueues::tenant_backlog`]).
 //!
 //! # Long polling
 //! Each queue has a [`Notify`]. Sends, redrives, dead-letter moves and visibility changes wake the
@@ -299,7 +308,7 @@ impl EmbeddedQueue {
             .clone();
         let polled = self
             .inner
-            .submit(move |t, now| {
+            .submit_receive(move |t, now| {
                 Ok(Ok(t.receive_lanes(
                     &name,
                     &settings,
@@ -347,7 +356,7 @@ impl EmbeddedQueue {
         let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
         let polled = self
             .inner
-            .submit(move |t, now| Ok(Ok(t.receive(&name, &settings, max, now)?)))
+            .submit_receive(move |t, now| Ok(Ok(t.receive(&name, &settings, max, now)?)))
             .await?;
         if polled.dead_lettered
             && let Some(dlq) = &self.settings.dead_letter
@@ -715,13 +724,41 @@ impl Inner {
             + Send
             + 'static,
     {
+        self.submit_with(true, f).await
+    }
+
+    /// [`submit`](Self::submit) for a receive: a group of receives only is committed without
+    /// an fsync (persisted by the next durable commit). Losing it in a crash only makes its
+    /// messages visible again sooner, with one receive fewer counted — which at-least-once
+    /// consumers tolerate.
+    async fn submit_receive<T, F>(&self, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tables<'_>, u64) -> Result<Result<T, QueueError>, EngineError>
+            + Send
+            + 'static,
+    {
+        self.submit_with(false, f).await
+    }
+
+    async fn submit_with<T, F>(&self, durable: bool, f: F) -> Result<T, QueueError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Tables<'_>, u64) -> Result<Result<T, QueueError>, EngineError>
+            + Send
+            + 'static,
+    {
         let (reply, rx) = oneshot::channel();
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| QueueError::engine(EngineError::WriterStopped))?;
-        tx.send(Box::new(Op { apply: f, reply }))
-            .map_err(|_| QueueError::engine(EngineError::WriterStopped))?;
+        tx.send(Box::new(Op {
+            apply: f,
+            reply,
+            durable,
+        }))
+        .map_err(|_| QueueError::engine(EngineError::WriterStopped))?;
         rx.await
             .map_err(|_| QueueError::engine(EngineError::WriterStopped))?
     }
@@ -741,11 +778,14 @@ trait Job: Send {
     ) -> Result<Finish, Arc<EngineError>>;
     /// Answers the caller with the group's failure, without applying the operation.
     fn fail(self: Box<Self>, error: Arc<EngineError>);
+    /// Whether the group must reach the disk before this caller hears back.
+    fn durable(&self) -> bool;
 }
 
 struct Op<F, T> {
     apply: F,
     reply: oneshot::Sender<Result<T, QueueError>>,
+    durable: bool,
 }
 
 impl<F, T> Job for Op<F, T>
@@ -758,7 +798,7 @@ where
         tables: &mut Tables<'_>,
         now: u64,
     ) -> Result<Finish, Arc<EngineError>> {
-        let Op { apply, reply } = *self;
+        let Op { apply, reply, .. } = *self;
         match apply(tables, now) {
             Ok(result) => Ok(Box::new(move |committed: Result<(), Arc<EngineError>>| {
                 let answer = match committed {
@@ -781,6 +821,10 @@ where
             .reply
             .send(Err(QueueError::engine(EngineError::Group(error))));
     }
+
+    fn durable(&self) -> bool {
+        self.durable
+    }
 }
 
 fn run_writer(db: &Database, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
@@ -797,7 +841,8 @@ fn run_writer(db: &Database, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
 }
 
 fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
-    let txn = match begin(db) {
+    let durable = jobs.iter().any(|job| job.durable());
+    let txn = match begin(db, durable) {
         Ok(txn) => txn,
         Err(e) => return fail_all(jobs, &Arc::new(e)),
     };
@@ -849,9 +894,13 @@ fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
     }
 }
 
-fn begin(db: &Database) -> Result<redb::WriteTransaction, EngineError> {
+fn begin(db: &Database, durable: bool) -> Result<redb::WriteTransaction, EngineError> {
     let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
+    txn.set_durability(if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    })?;
     Ok(txn)
 }
 
