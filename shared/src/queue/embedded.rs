@@ -30,10 +30,10 @@
 //! fsync plus ~3 ms of applying. redb allows one write transaction at a time, so applying a group
 //! cannot overlap the previous group's fsync.
 //!
-//! Groups made only of receives commit without an fsync (`Durability::None`; the next durable
-//! commit persists them): a receive lost in a crash only makes its messages visible again
-//! sooner, which at-least-once consumers tolerate, and an idle scheduler polling its lanes
-//! costs no disk flush.
+//! A further idea if the writer becomes the bottleneck: hold a group open for a few hundred
+//! microseconds when the previous group was large (trading latency for batch size). Committing
+//! receive-only groups without an fsync was tried and dropped: a receive count lost in a crash
+//! lets a message that crashes its consumer come back forever instead of being dead-lettered.
 //!
 //! # Lanes
 //! A message sent with a group ([`Outgoing::group`]) is kept in that lane: `lanes` indexes every
@@ -308,7 +308,7 @@ impl EmbeddedQueue {
             .clone();
         let polled = self
             .inner
-            .submit_receive(move |t, now| {
+            .submit(move |t, now| {
                 Ok(Ok(t.receive_lanes(
                     &name,
                     &settings,
@@ -356,7 +356,7 @@ impl EmbeddedQueue {
         let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
         let polled = self
             .inner
-            .submit_receive(move |t, now| Ok(Ok(t.receive(&name, &settings, max, now)?)))
+            .submit(move |t, now| Ok(Ok(t.receive(&name, &settings, max, now)?)))
             .await?;
         if polled.dead_lettered
             && let Some(dlq) = &self.settings.dead_letter
@@ -597,12 +597,6 @@ struct Record {
 impl Record {
     const HEADER: usize = 8 + 4 + 16;
 
-    /// The lane it is indexed in: its group, or the unnamed lane `""` (messages sent without a
-    /// group, and those stored before lanes existed — see [`migrate_to_lanes`]).
-    fn lane(&self) -> &str {
-        self.group.as_deref().unwrap_or("")
-    }
-
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(Self::HEADER + self.body.len());
         out.extend_from_slice(&self.visible_at.to_le_bytes());
@@ -644,33 +638,6 @@ fn create_tables(db: &Database) -> Result<(), EngineError> {
     txn.open_table(LANES)?;
     txn.open_table(HOLDS)?;
     txn.open_table(TENANT_COUNTS)?;
-    txn.commit()?;
-    migrate_to_lanes(db)
-}
-
-/// Indexes in the unnamed lane the messages stored by a version without lanes (a data
-/// directory from before), so lane receivers see them. Runs once: afterwards every message
-/// has its lane entry.
-fn migrate_to_lanes(db: &Database) -> Result<(), EngineError> {
-    const MIGRATED: &str = "lanes_indexed";
-    let txn = db.begin_write()?;
-    {
-        let mut meta = txn.open_table(META)?;
-        if meta.get(MIGRATED)?.is_some() {
-            drop(meta);
-            txn.abort()?;
-            return Ok(());
-        }
-        let messages = txn.open_table(MESSAGES)?;
-        let mut lanes = txn.open_table(LANES)?;
-        for entry in messages.iter()? {
-            let (key, raw) = entry?;
-            let (queue, seq) = key.value();
-            let record = Record::decode(raw.value())?;
-            lanes.insert((queue, "", seq), record.visible_at)?;
-        }
-        meta.insert(MIGRATED, 1)?;
-    }
     txn.commit()?;
     Ok(())
 }
@@ -724,41 +691,13 @@ impl Inner {
             + Send
             + 'static,
     {
-        self.submit_with(true, f).await
-    }
-
-    /// [`submit`](Self::submit) for a receive: a group of receives only is committed without
-    /// an fsync (persisted by the next durable commit). Losing it in a crash only makes its
-    /// messages visible again sooner, with one receive fewer counted — which at-least-once
-    /// consumers tolerate.
-    async fn submit_receive<T, F>(&self, f: F) -> Result<T, QueueError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Tables<'_>, u64) -> Result<Result<T, QueueError>, EngineError>
-            + Send
-            + 'static,
-    {
-        self.submit_with(false, f).await
-    }
-
-    async fn submit_with<T, F>(&self, durable: bool, f: F) -> Result<T, QueueError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut Tables<'_>, u64) -> Result<Result<T, QueueError>, EngineError>
-            + Send
-            + 'static,
-    {
         let (reply, rx) = oneshot::channel();
         let tx = self
             .tx
             .as_ref()
             .ok_or_else(|| QueueError::engine(EngineError::WriterStopped))?;
-        tx.send(Box::new(Op {
-            apply: f,
-            reply,
-            durable,
-        }))
-        .map_err(|_| QueueError::engine(EngineError::WriterStopped))?;
+        tx.send(Box::new(Op { apply: f, reply }))
+            .map_err(|_| QueueError::engine(EngineError::WriterStopped))?;
         rx.await
             .map_err(|_| QueueError::engine(EngineError::WriterStopped))?
     }
@@ -778,14 +717,11 @@ trait Job: Send {
     ) -> Result<Finish, Arc<EngineError>>;
     /// Answers the caller with the group's failure, without applying the operation.
     fn fail(self: Box<Self>, error: Arc<EngineError>);
-    /// Whether the group must reach the disk before this caller hears back.
-    fn durable(&self) -> bool;
 }
 
 struct Op<F, T> {
     apply: F,
     reply: oneshot::Sender<Result<T, QueueError>>,
-    durable: bool,
 }
 
 impl<F, T> Job for Op<F, T>
@@ -798,7 +734,7 @@ where
         tables: &mut Tables<'_>,
         now: u64,
     ) -> Result<Finish, Arc<EngineError>> {
-        let Op { apply, reply, .. } = *self;
+        let Op { apply, reply } = *self;
         match apply(tables, now) {
             Ok(result) => Ok(Box::new(move |committed: Result<(), Arc<EngineError>>| {
                 let answer = match committed {
@@ -821,10 +757,6 @@ where
             .reply
             .send(Err(QueueError::engine(EngineError::Group(error))));
     }
-
-    fn durable(&self) -> bool {
-        self.durable
-    }
 }
 
 fn run_writer(db: &Database, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
@@ -841,8 +773,7 @@ fn run_writer(db: &Database, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
 }
 
 fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
-    let durable = jobs.iter().any(|job| job.durable());
-    let txn = match begin(db, durable) {
+    let txn = match begin(db) {
         Ok(txn) => txn,
         Err(e) => return fail_all(jobs, &Arc::new(e)),
     };
@@ -894,13 +825,9 @@ fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
     }
 }
 
-fn begin(db: &Database, durable: bool) -> Result<redb::WriteTransaction, EngineError> {
+fn begin(db: &Database) -> Result<redb::WriteTransaction, EngineError> {
     let mut txn = db.begin_write()?;
-    txn.set_durability(if durable {
-        Durability::Immediate
-    } else {
-        Durability::None
-    })?;
+    txn.set_durability(Durability::Immediate)?;
     Ok(txn)
 }
 
@@ -964,8 +891,10 @@ impl<'txn> Tables<'txn> {
             .insert((queue, seq), record.encode().as_slice())?;
         self.visibility
             .insert((queue, record.visible_at, seq), ())?;
-        self.lanes
-            .insert((queue, record.lane(), seq), record.visible_at)?;
+        if let Some(group) = &record.group {
+            self.lanes
+                .insert((queue, group.as_str(), seq), record.visible_at)?;
+        }
         self.dirty = true;
         Ok(())
     }
@@ -993,9 +922,9 @@ impl<'txn> Tables<'txn> {
     fn take(&mut self, queue: &str, seq: u64, record: &Record) -> Result<(), EngineError> {
         self.messages.remove((queue, seq))?;
         self.visibility.remove((queue, record.visible_at, seq))?;
-        self.lanes.remove((queue, record.lane(), seq))?;
         if let Some(group) = &record.group {
             self.groups.remove((queue, seq))?;
+            self.lanes.remove((queue, group.as_str(), seq))?;
             self.count(queue, group, -1)?;
         }
         self.dirty = true;
