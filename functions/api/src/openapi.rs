@@ -146,7 +146,7 @@ fn refine(doc: &mut Value) {
     }
     let nullable = |name: &str| json!({ "oneOf": [{ "type": "null" }, { "$ref": format!("#/components/schemas/{name}") }] });
     schemas["ChannelView"]["properties"]["config"] = json!({
-        "$ref": "#/components/schemas/ChannelConfig",
+        "$ref": "#/components/schemas/ChannelConfigView",
         "description": "The provider configuration, secrets redacted (`****`, URLs cut to host and last characters)."
     });
     schemas["UpdateChannel"]["properties"]["config"] = json!({

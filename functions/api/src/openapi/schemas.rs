@@ -173,7 +173,7 @@ fn channel_configs() -> Vec<(&'static str, Value)> {
                     "host": { "type": "string", "minLength": 1 },
                     "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
                     "username": maybe_string,
-                    "password": { "type": ["string", "null"], "writeOnly": true, "description": "Never echoed: answers show `****`." },
+                    "password": { "type": ["string", "null"], "writeOnly": true, "description": "Never echoed (answers show `****`: EmailSmtpConfigView)." },
                     "starttls": { "type": "boolean" }
                 }
             }),
@@ -249,7 +249,7 @@ fn channel_configs() -> Vec<(&'static str, Value)> {
                     "provider": provider("fcm"),
                     "projectId": { "type": "string", "minLength": 1 },
                     "clientEmail": { "type": "string", "minLength": 1 },
-                    "privateKey": { "type": "string", "minLength": 1, "writeOnly": true, "description": "The service account's RSA key (PEM). Never echoed: answers show `****`." },
+                    "privateKey": { "type": "string", "minLength": 1, "writeOnly": true, "description": "The service account's RSA key (PEM). Never echoed (answers show `****`: FcmConfigView)." },
                     "tokenUri": maybe_string
                 }
             }),
@@ -277,10 +277,78 @@ fn channel_configs() -> Vec<(&'static str, Value)> {
         (
             "ChannelConfig",
             json!({
-                "description": "A channel's provider configuration: the shape is the channel's `kind` (`slack`: SlackConfig, `webhook`: WebhookConfig, `email`: EmailConfig, `sms`: SmsConfig, `push`: PushConfig, `in_app`: `{}`). Answers redact secrets.",
+                "description": "A channel's provider configuration: the shape is the channel's `kind` (`slack`: SlackConfig, `webhook`: WebhookConfig, `email`: EmailConfig, `sms`: SmsConfig, `push`: PushConfig, `in_app`: `{}`).",
                 "anyOf": [
                     schema_ref("SlackConfig"), schema_ref("WebhookConfig"), schema_ref("EmailConfig"),
                     schema_ref("SmsConfig"), schema_ref("PushConfig"), schema_ref("InAppConfig")
+                ]
+            }),
+        ),
+        // Answers: the same shapes, but the write-only secrets come back as a `****` mask.
+        (
+            "EmailSmtpConfigView",
+            json!({
+                "type": "object",
+                "description": "An SMTP relay as answers show it: the password masked.",
+                "additionalProperties": false,
+                "required": ["provider", "from", "host", "port", "starttls"],
+                "properties": {
+                    "provider": provider("smtp"),
+                    "from": { "type": "string" },
+                    "host": { "type": "string" },
+                    "port": { "type": "integer", "minimum": 1, "maximum": 65535 },
+                    "username": maybe_string,
+                    "password": { "type": "string", "enum": ["****"], "readOnly": true, "description": "Always `****`, whether a password is set or not." },
+                    "starttls": { "type": "boolean" }
+                }
+            }),
+        ),
+        (
+            "FcmConfigView",
+            json!({
+                "type": "object",
+                "description": "FCM as answers show it: the private key masked.",
+                "additionalProperties": false,
+                "required": ["provider", "projectId", "clientEmail"],
+                "properties": {
+                    "provider": provider("fcm"),
+                    "projectId": { "type": "string" },
+                    "clientEmail": { "type": "string" },
+                    "privateKey": { "type": "string", "enum": ["****"], "readOnly": true },
+                    "tokenUri": maybe_string
+                }
+            }),
+        ),
+        (
+            "EmailConfigView",
+            json!({
+                "description": "An email channel's provider, as answers show it.",
+                "oneOf": [schema_ref("EmailSesConfig"), schema_ref("EmailSmtpConfigView"), schema_ref("EmailOutboxConfig")],
+                "discriminator": { "propertyName": "provider", "mapping": {
+                    "ses": "#/components/schemas/EmailSesConfig",
+                    "smtp": "#/components/schemas/EmailSmtpConfigView",
+                    "outbox": "#/components/schemas/EmailOutboxConfig"
+                } }
+            }),
+        ),
+        (
+            "PushConfigView",
+            json!({
+                "description": "A push channel's provider, as answers show it.",
+                "oneOf": [schema_ref("FcmConfigView"), schema_ref("OutboxConfig")],
+                "discriminator": { "propertyName": "provider", "mapping": {
+                    "fcm": "#/components/schemas/FcmConfigView",
+                    "outbox": "#/components/schemas/OutboxConfig"
+                } }
+            }),
+        ),
+        (
+            "ChannelConfigView",
+            json!({
+                "description": "A channel's provider configuration as answers show it, by the channel's `kind`: URLs cut to host and last characters, header values, the SMTP password and the FCM private key as `****`, the webhook signing secret as `whsec_****`.",
+                "anyOf": [
+                    schema_ref("SlackConfig"), schema_ref("WebhookConfig"), schema_ref("EmailConfigView"),
+                    schema_ref("SmsConfig"), schema_ref("PushConfigView"), schema_ref("InAppConfig")
                 ]
             }),
         ),
