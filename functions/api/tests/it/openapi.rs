@@ -266,6 +266,15 @@ async fn channel_config_is_one_of_by_kind_and_match_is_a_recursive_tree() {
         schemas["FcmConfig"]["properties"]["privateKey"]["writeOnly"],
         true
     );
+    // Answers carry the masks, in their own schemas: a writeOnly property is never in an answer.
+    assert_eq!(
+        schemas["ChannelView"]["properties"]["config"]["$ref"],
+        "#/components/schemas/ChannelConfigView"
+    );
+    assert_eq!(
+        schemas["EmailSmtpConfigView"]["properties"]["password"]["enum"],
+        serde_json::json!(["****"])
+    );
     assert_eq!(
         schemas["MatchAll"]["properties"]["all"]["items"]["$ref"],
         "#/components/schemas/Matcher"
