@@ -76,9 +76,12 @@ run() {
     local admin=ak_test_client_walkthrough_0001
     : >"$work/stdout"
     # Loopback receivers allowed; no HERALD_* value of the caller's environment but the admin key.
+    # Rules take effect at once (`--rules-cache-seconds 0`; by default within 2 s, docs/pipeline.md):
+    # the walk-through posts events right after creating their rules.
     env $(env | grep -o '^HERALD_[A-Z_]*' | sed 's/^/-u /') \
         HERALD_ADMIN_KEY=$admin \
         "$bin" serve --port 0 --data-dir "$work/data" --allow-private-targets 127.0.0.0/8 \
+        --rules-cache-seconds 0 \
         >"$work/stdout" 2>"$work/herald.log" &
     pid=$!
     local url=""

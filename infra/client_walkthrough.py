@@ -9,7 +9,8 @@ As an admin, it creates an org and an API key (README, "Deploy to AWS", step 3);
 a webhook channel to a receiver on loopback, the channel test, the README's rule and one with a
 matcher tree, the README's event (and a batch), then reads the delivery log until the event is
 delivered, and the stats. It also creates the product description's push channel and tests it
-with `to`, and lists every channel (one per config shape). Any unexpected status, any answer the
+with `to`, lists every channel (one per config shape), and runs docs/feeds.md's worked example
+(an in-app rule, a feed token, the feed, marking an item read). Any unexpected status, any answer the
 client cannot parse into its model, any wrong value: a non-zero exit with the step named.
 """
 
@@ -23,6 +24,7 @@ from herald_client import AuthenticatedClient
 from herald_client.api.api_keys import create_api_key
 from herald_client.api.channels import create_channel, list_channels, test_channel
 from herald_client.api.events import post_events
+from herald_client.api.feeds import create_token, list_feed, mark_item
 from herald_client.api.logs import get_stats, list_logs
 from herald_client.api.orgs import create_org
 from herald_client.api.rules import create_rule, get_rule
@@ -33,6 +35,7 @@ from herald_client.models import (
     CreatedApiKey,
     CreateEmailChannel,
     CreateEmailChannelKind,
+    CreateFeedToken,
     CreateInAppChannel,
     CreateInAppChannelKind,
     CreateOrg,
@@ -49,9 +52,13 @@ from herald_client.models import (
     Event,
     EventProperties,
     EventsAccepted,
+    FeedList,
+    FeedTokenView,
     FrequencyCap,
     GroupBy,
     LogPage,
+    MarkItemAction,
+    MarkResult,
     MatchAll,
     MatchAny,
     MatchCompare,
@@ -302,6 +309,51 @@ def walk(url, admin_key):
         check(f"{name} secrets redacted", "s3cret" not in json.dumps(shown) and "/B0/x" not in json.dumps(shown), shown)
     listed = step("list channels", list_channels.sync_detailed(org_id, client=api), ChannelList, 200)
     check("every channel listed", len(listed.items) == 5, [c.name for c in listed.items])
+
+    # docs/feeds.md's worked example: an in-app rule, an event for alice, her feed with her token.
+    feed_channel = next(c for c in listed.items if c.name == "Feed")
+    step(
+        "create in-app rule",
+        create_rule.sync_detailed(
+            org_id, client=api, body=CreateRule(key="invoice.paid", channel_ids=[str(feed_channel.id)])
+        ),
+        RuleView,
+        201,
+    )
+    step(
+        "post an event for alice",
+        post_events.sync_detailed(
+            org_id,
+            client=api,
+            body=Event(type_="invoice.paid", module="billing",
+                       properties=EventProperties.from_dict({"amount": 120}), user_id="alice"),
+        ),
+        EventsAccepted,
+        202,
+    )
+    token = step(
+        "mint a feed token",
+        create_token.sync_detailed(org_id, client=api, body=CreateFeedToken(user_id="alice", ttl_seconds=600)),
+        FeedTokenView,
+        200,
+    )
+    alice = AuthenticatedClient(base_url=url, token=token.token)  # Authorization: Bearer
+    deadline = time.monotonic() + 30
+    while True:
+        feed = step("read alice's feed", list_feed.sync_detailed(org_id, client=alice), FeedList, 200)
+        if feed.items:
+            break
+        check("the item arrived in time", time.monotonic() < deadline, feed.to_dict())
+        time.sleep(0.2)
+    item = feed.items[0]
+    check("item", item.event_type == "invoice.paid" and feed.badge.unread == 1, feed.to_dict())
+    marked = step(
+        "mark it read",
+        mark_item.sync_detailed(org_id, str(item.id), MarkItemAction.READ, client=alice),
+        MarkResult,
+        200,
+    )
+    check("read", marked.changed and marked.badge.unread == 0 and marked.seq == feed.seq + 1, marked.to_dict())
 
 
 def main():
