@@ -253,56 +253,101 @@ pub fn response(operation: &str) -> Option<Value> {
     })
 }
 
-/// The example of an error answer: the code its status stands for on this operation.
+/// The example of an error answer: what this operation answers with this status.
 pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
-    let (code, message, field) = match status {
-        "400" if has_body => (
-            "invalid_body",
-            "unknown field `nmae`, expected one of `kind`, `name`, `config`, `frequencyCap`, `enabled`",
-            json!("nmae"),
+    let feed_token = matches!(
+        operation,
+        "list_feed" | "mark_item" | "read_all" | "seen_all"
+    );
+    let (code, message, field) = match (status, operation) {
+        ("400", _) if has_body => (
+            "malformed_json",
+            "the body is not valid JSON: expected `,` or `}` (line 1, column 13)",
+            Value::Null,
         ),
-        "400" => ("invalid_query", "must be between 1 and 100", json!("limit")),
-        "401"
-            if operation.contains("feed")
-                || operation == "read_all"
-                || operation == "seen_all"
-                || operation == "mark_item" =>
-        {
-            (
-                "unauthorized",
-                "the feed token has expired",
-                json!("authorization"),
-            )
-        }
-        "401" => (
+        ("400", _) => (
+            "invalid_query",
+            "limit must be an integer from 1 to 100",
+            json!("limit"),
+        ),
+        ("401", _) if feed_token => (
             "unauthorized",
-            "missing or unknown API key",
+            "the feed token has expired: get a new one from your backend",
+            json!("authorization"),
+        ),
+        (
+            "401",
+            "create_org" | "get_org" | "create_api_key" | "list_api_keys" | "revoke_api_key",
+        ) => (
+            "unauthorized",
+            "this path needs the admin key in the x-admin-key header",
+            json!("x-admin-key"),
+        ),
+        ("401", _) => (
+            "unauthorized",
+            "missing API key: send it in the x-api-key header",
             json!("x-api-key"),
         ),
-        "403" => (
+        ("403", _) => (
             "origin_not_allowed",
             "this origin may not call the feed",
             Value::Null,
         ),
-        "404" => ("not_found", "channel not found", Value::Null),
-        "405" => ("method_not_allowed", "method not allowed", Value::Null),
-        "409" => (
+        ("404", _) => return not_found(operation),
+        ("409", "mark_item") => (
+            "conflict",
+            "too many concurrent changes to this feed; retry",
+            Value::Null,
+        ),
+        ("409", "create_rule") => (
+            "conflict",
+            "a rule with key `email.bounced` already exists",
+            json!("key"),
+        ),
+        ("409", _) => (
             "conflict",
             "the channel is used by rules `email.bounced`: remove it from them (or delete them) first",
             Value::Null,
         ),
-        "413" => ("payload_too_large", "the body is over 256 KB", Value::Null),
-        "422" => (
+        ("413", _) => (
+            "payload_too_large",
+            "request bodies are limited to 256 KB",
+            Value::Null,
+        ),
+        ("422", "create_rule" | "update_rule") => (
             "invalid_field",
             "unknown op `equals`: one of eq, ne, in, nin, prefix, suffix, contains, exists, gt, gte, lt, lte, regex",
             json!("match.all[0].op"),
         ),
-        "503" if operation == "post_events" => (
+        ("422", "create_channel" | "update_channel") => (
+            "invalid_field",
+            "must be an https URL",
+            json!("config.webhookUrl"),
+        ),
+        ("422", "test_channel") => (
+            "invalid_field",
+            "an in-app test needs `to`: the user id whose feed receives it",
+            json!("to"),
+        ),
+        ("422", "post_events") => ("invalid_field", "is required", json!("module")),
+        ("422", "create_token") => (
+            "invalid_field",
+            "must be between 1 and 86400",
+            json!("ttlSeconds"),
+        ),
+        ("422", "put_user") => ("invalid_field", "not an IANA time zone", json!("timezone")),
+        ("422", "get_user" | "delete_user") => ("invalid_field", "not a user id", json!("userId")),
+        ("422", _) => (
+            "invalid_field",
+            "must be 1–128 printable characters",
+            json!("name"),
+        ),
+        ("503", "post_events") => (
             "not_published",
             "the event bus is unavailable; retry",
             Value::Null,
         ),
-        "503" => (
+        ("503", _) => (
             "feeds_disabled",
             "feeds are not enabled on this deployment",
             Value::Null,
@@ -310,4 +355,19 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
         _ => ("internal", "internal error", Value::Null),
     };
     json!({"error": {"code": code, "message": message, "field": field}})
+}
+
+/// A 404 naming what the operation looks for.
+fn not_found(operation: &str) -> Value {
+    let what = [
+        ("channel", "channel"),
+        ("rule", "rule"),
+        ("user", "user"),
+        ("api_key", "API key"),
+        ("mark_item", "feed item"),
+    ]
+    .into_iter()
+    .find(|(part, _)| operation.contains(part))
+    .map_or("org", |(_, what)| what);
+    json!({"error": {"code": "not_found", "message": format!("{what} not found"), "field": null}})
 }
