@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Proves docs/openapi.json is a document a client generator can use: generates a Python client
-# from it with openapi-python-client (pinned, from PyPI into .tools/) and runs the README's
-# walk-through through that client (infra/client_walkthrough.py) against a real `herald serve` on
-# loopback: an org and an API key with the admin key, a webhook channel to a local receiver, the
-# channel test, a rule (and one with a matcher tree), an event, the delivery log until it is
-# delivered, the stats. Fails on any warning of the generator (a type it could not use) and on
-# any step that does not answer what the document says.
+# Proves docs/openapi.json is a document a client generator can use: checks its examples against
+# its schemas (jsonschema), generates a Python client from it with openapi-python-client (both
+# pinned, from PyPI into .tools/) and runs the README's walk-through through that client
+# (infra/client_walkthrough.py) against a real `herald serve` on loopback: an org and an API key
+# with the admin key, a webhook channel to a local receiver, the channel test, a rule (and one
+# with a matcher tree), an event, the delivery log until it is delivered, the stats; then
+# docs/feeds.md's feed example. Fails on any warning of the generator (a type it could not use),
+# on an example its schema refuses, and on any step that does not answer what the document says.
 #   infra/client-walkthrough.sh install   # venv under .tools/ (idempotent)
 #   infra/client-walkthrough.sh run       # generates the client, starts herald serve, walks, stops
 # The herald binary: $HERALD_BIN, else target/debug/herald (built by `cargo build -p herald`,
@@ -16,12 +17,21 @@ tools="$here/.tools"
 venv="$tools/openapi-client"
 
 OPENAPI_PYTHON_CLIENT_VERSION=0.29.1
+# Checks the document's examples against its schemas.
+JSONSCHEMA_VERSION=4.26.0
+
+installed() {
+    "$venv/bin/pip" show "$1" 2>/dev/null | grep -q "^Version: $2$"
+}
 
 install() {
-    if [ ! -x "$venv/bin/openapi-python-client" ] || ! "$venv/bin/pip" show openapi-python-client 2>/dev/null | grep -q "^Version: $OPENAPI_PYTHON_CLIENT_VERSION$"; then
+    if [ ! -x "$venv/bin/openapi-python-client" ] \
+        || ! installed openapi-python-client "$OPENAPI_PYTHON_CLIENT_VERSION" \
+        || ! installed jsonschema "$JSONSCHEMA_VERSION"; then
         mkdir -p "$tools"
         python3 -m venv "$venv"
-        "$venv/bin/pip" install --quiet --disable-pip-version-check "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION"
+        "$venv/bin/pip" install --quiet --disable-pip-version-check \
+            "openapi-python-client==$OPENAPI_PYTHON_CLIENT_VERSION" "jsonschema==$JSONSCHEMA_VERSION"
     fi
 }
 
@@ -93,7 +103,8 @@ run() {
     done
     [ -n "$url" ] || { echo "herald serve did not start" >&2; return 1; }
     local status=0
-    PYTHONPATH="$work/client" "$venv/bin/python" "$here/infra/client_walkthrough.py" "$url" "$admin" \
+    PYTHONPATH="$work/client" "$venv/bin/python" "$here/infra/client_walkthrough.py" \
+        "$here/docs/openapi.json" "$url" "$admin" \
         || status=$?
     if [ $status -ne 0 ]; then
         echo "== herald serve log (last 50 lines)" >&2

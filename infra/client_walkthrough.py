@@ -3,7 +3,10 @@
 Run by infra/client-walkthrough.sh, which generates the client (openapi-python-client, pinned)
 into a scratch directory on PYTHONPATH as `herald_client` and starts `herald serve`:
 
-    python client_walkthrough.py <server url> <admin key>
+    python client_walkthrough.py <openapi.json> <server url> <admin key>
+
+First, every example of the document (request bodies and JSON answers) must validate against its
+schema (jsonschema, Draft 2020-12, OpenAPI 3.1's dialect).
 
 As an admin, it creates an org and an API key (README, "Deploy to AWS", step 3); with that key,
 a webhook channel to a receiver on loopback, the channel test, the README's rule and one with a
@@ -79,6 +82,9 @@ from herald_client.models import (
     WebhookConfig,
     WebhookFormat,
 )
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 
 class StepFailed(Exception):
@@ -124,6 +130,35 @@ class Receiver:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_port}/hooks/incidents"
+
+
+def check_examples(doc_path):
+    """Every request and answer example of the document validates against its schema."""
+    with open(doc_path, encoding="utf-8") as f:
+        doc = json.load(f)
+    base = "urn:herald:openapi"
+    registry = Registry().with_resource(base, Resource.from_contents(doc, default_specification=DRAFT202012))
+    examples = []
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            media = op.get("requestBody", {}).get("content", {}).get("application/json")
+            if media:
+                for name, example in media.get("examples", {}).items():
+                    examples.append((f"{method.upper()} {path} request `{name}`", media["schema"], example["value"]))
+            for status, answer in op["responses"].items():
+                media = answer.get("content", {}).get("application/json")
+                if media and "example" in media:
+                    examples.append((f"{method.upper()} {path} {status}", media["schema"], media["example"]))
+    wrong = []
+    for label, schema, value in examples:
+        if "$ref" in schema:
+            schema = {"$ref": base + schema["$ref"]}
+        errors = list(Draft202012Validator(schema, registry=registry).iter_errors(value))
+        if errors:
+            wrong.append(f"{label}: {errors[0].message[:300]}")
+    check("examples match their schemas", not wrong, "\n  ".join(wrong))
+    check("the document has examples", len(examples) > 100, len(examples))
+    print(f"ok  {len(examples)} examples match their schemas")
 
 
 def walk(url, admin_key):
@@ -357,8 +392,9 @@ def walk(url, admin_key):
 
 
 def main():
-    url, admin_key = sys.argv[1], sys.argv[2]
+    doc_path, url, admin_key = sys.argv[1], sys.argv[2], sys.argv[3]
     try:
+        check_examples(doc_path)
         walk(url, admin_key)
     except StepFailed as e:
         print(f"FAILED {e}", file=sys.stderr)
