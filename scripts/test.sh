@@ -5,8 +5,8 @@
 # real `herald serve`, and the README's walk-through through a client generated from the OpenAPI
 # document. Installs and starts what the tests need — moto 5.2.5, aiosmtpd 1.4.6, schemathesis
 # 4.32.5, openapi-python-client 0.29.1, jsonschema 4.26.0, the template linters and cargo-lambda
-# (pinned, from PyPI), Chromium
-# (Debian) and playwright-core (npm, from the lockfile) — and stops it after.
+# (pinned, from PyPI), Chromium (Debian) and playwright-core (npm, from the lockfile) — and stops
+# it after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
