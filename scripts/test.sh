@@ -2,9 +2,11 @@
 # Runs every check and test Herald has, on a fresh machine: formatting, clippy (warnings are
 # errors), unit/property/contract/API/end-to-end tests, the browser tests of the feed widget, the
 # SAM template checks and the Lambda release builds, and schemathesis over every operation of a
-# real `herald serve`. Installs and starts what the tests need — moto 5.2.5, aiosmtpd 1.4.6,
-# schemathesis 4.32.5, the template linters and cargo-lambda (pinned, from PyPI), Chromium
-# (Debian) and playwright-core (npm, from the lockfile) — and stops it after.
+# real `herald serve`, and the README's walk-through through a client generated from the OpenAPI
+# document. Installs and starts what the tests need — moto 5.2.5, aiosmtpd 1.4.6, schemathesis
+# 4.32.5, openapi-python-client 0.29.1, jsonschema 4.26.0, the template linters and cargo-lambda
+# (pinned, from PyPI), Chromium (Debian) and playwright-core (npm, from the lockfile) — and stops
+# it after.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +29,8 @@ cargo test --workspace --all-features --locked --no-fail-fast
 echo "== schemathesis over every operation of herald serve (fixed seed, bounded examples)"
 # `cargo test` built target/debug/herald (the binary of the herald crate's integration tests).
 infra/schemathesis.sh run
+echo "== the README's walk-through through a client generated from docs/openapi.json (openapi-python-client)"
+infra/client-walkthrough.sh run
 echo "== AWS calls per routed event (the tables behind docs/cost.md)"
 cargo test -p herald-e2e --test aws --all-features --locked -- costs --nocapture --test-threads 1
 echo "== browser tests (the feed widget in headless Chromium)"

@@ -268,6 +268,8 @@ fn chrono_duration(d: Duration) -> chrono::Duration {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn at(ms: i64) -> DateTime<Utc> {

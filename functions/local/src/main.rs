@@ -114,7 +114,10 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Openapi => {
-            println!("{}", herald_api::openapi::document().to_pretty_json()?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&herald_api::openapi::document())?
+            );
             Ok(())
         }
     }

@@ -70,3 +70,220 @@ async fn openapi_document_covers_every_route() {
         }
     }
 }
+
+/// The served document.
+async fn document(app: &TestApp) -> serde_json::Value {
+    app.send("GET", "/openapi.json", &[], None)
+        .await
+        .expect(StatusCode::OK)
+        .json
+}
+
+#[tokio::test]
+async fn every_request_body_and_json_answer_of_the_document_has_an_example() {
+    let app = TestApp::local().await;
+    let doc = document(&app).await;
+    let mut missing = Vec::new();
+    for (path, methods) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in methods.as_object().expect("operations") {
+            let unexampled = |media: &serde_json::Value| {
+                media.get("example").is_none() && media.get("examples").is_none()
+            };
+            if op
+                .pointer("/requestBody/content/application~1json")
+                .is_some_and(unexampled)
+            {
+                missing.push(format!("{method} {path} request"));
+            }
+            for (status, response) in op["responses"].as_object().expect("responses") {
+                if response
+                    .pointer("/content/application~1json")
+                    .is_some_and(unexampled)
+                {
+                    missing.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "no example: {missing:#?}");
+}
+
+/// The named request examples of one operation, as JSON text, with the documents' channel id
+/// replaced by `channel`.
+fn request_examples(
+    doc: &serde_json::Value,
+    path: &str,
+    method: &str,
+    channel: &str,
+) -> Vec<(String, String)> {
+    let examples = doc["paths"][path][method]
+        .pointer("/requestBody/content/application~1json/examples")
+        .and_then(serde_json::Value::as_object)
+        .unwrap_or_else(|| panic!("{method} {path} has named examples"));
+    examples
+        .iter()
+        .map(|(name, e)| {
+            let body = e["value"]
+                .to_string()
+                .replace("01a249ce-eae7-7779-bc16-45b39dcdb4bf", channel);
+            (name.clone(), body)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_documents_request_examples_are_accepted_by_the_api() {
+    let app = TestApp::local().await;
+    let doc = document(&app).await;
+    let base = "/api/v1/orgs/{orgId}";
+
+    let admin = [("x-admin-key", crate::support::ADMIN_KEY)];
+    for (name, body) in request_examples(&doc, "/api/v1/orgs", "post", "") {
+        let a = app.send("POST", "/api/v1/orgs", &admin, Some(&body)).await;
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "create_org example {name}: {}",
+            a.text
+        );
+    }
+    for (name, body) in request_examples(&doc, &format!("{base}/api-keys"), "post", "") {
+        let a = app
+            .send("POST", &app.path("/api-keys"), &admin, Some(&body))
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "create_api_key example {name}: {}",
+            a.text
+        );
+    }
+
+    let channels = format!("{base}/notifications/channels");
+    let mut webhook = String::new();
+    for (name, body) in request_examples(&doc, &channels, "post", "") {
+        let a = app.post("/notifications/channels", &body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "create_channel example {name}: {}",
+            a.text
+        );
+        if name == "webhook" {
+            webhook = a.json["id"].as_str().expect("id").to_owned();
+        }
+    }
+    for (name, body) in request_examples(&doc, &format!("{channels}/{{id}}"), "patch", "") {
+        let a = app
+            .patch(&format!("/notifications/channels/{webhook}"), &body)
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "update_channel example {name}: {}",
+            a.text
+        );
+    }
+    let email = app.channel(r#"{"kind":"email","name":"outbox"}"#).await;
+    for (name, body) in request_examples(&doc, &format!("{channels}/{{id}}/test"), "post", "") {
+        let a = app
+            .post(&format!("/notifications/channels/{email}/test"), &body)
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "test_channel example {name}: {}",
+            a.text
+        );
+    }
+
+    let rules = format!("{base}/notifications/rules");
+    for (name, body) in request_examples(&doc, &rules, "post", &webhook) {
+        let a = app.post("/notifications/rules", &body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "create_rule example {name}: {}",
+            a.text
+        );
+    }
+    for (name, body) in request_examples(&doc, &format!("{rules}/{{key}}"), "patch", &webhook) {
+        let a = app.patch("/notifications/rules/disk.full", &body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "update_rule example {name}: {}",
+            a.text
+        );
+    }
+
+    for (name, body) in request_examples(&doc, &format!("{base}/events"), "post", "") {
+        let a = app.post("/events", &body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::ACCEPTED,
+            "post_events example {name}: {}",
+            a.text
+        );
+        assert_eq!(
+            a.json["rejected"], 0,
+            "post_events example {name}: {}",
+            a.text
+        );
+    }
+    for (name, body) in request_examples(&doc, &format!("{base}/users/{{userId}}"), "put", "") {
+        let a = app.call("PUT", "/users/alice", Some(&body)).await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "put_user example {name}: {}",
+            a.text
+        );
+    }
+}
+
+#[tokio::test]
+async fn channel_config_is_one_of_by_kind_and_match_is_a_recursive_tree() {
+    let app = TestApp::local().await;
+    let doc = document(&app).await;
+    let schemas = &doc["components"]["schemas"];
+    let create = &schemas["CreateChannel"];
+    assert_eq!(create["discriminator"]["propertyName"], "kind");
+    let kinds: Vec<&str> = create["discriminator"]["mapping"]
+        .as_object()
+        .expect("mapping")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for kind in ["slack", "webhook", "email", "sms", "push", "in_app"] {
+        assert!(kinds.contains(&kind), "no CreateChannel variant for {kind}");
+    }
+    assert_eq!(
+        schemas["EmailSmtpConfig"]["properties"]["password"]["writeOnly"],
+        true
+    );
+    assert_eq!(
+        schemas["FcmConfig"]["properties"]["privateKey"]["writeOnly"],
+        true
+    );
+    // Answers carry the masks, in their own schemas: a writeOnly property is never in an answer.
+    assert_eq!(
+        schemas["ChannelView"]["properties"]["config"]["$ref"],
+        "#/components/schemas/ChannelConfigView"
+    );
+    assert_eq!(
+        schemas["EmailSmtpConfigView"]["properties"]["password"]["enum"],
+        serde_json::json!(["****"])
+    );
+    assert_eq!(
+        schemas["MatchAll"]["properties"]["all"]["items"]["$ref"],
+        "#/components/schemas/Matcher"
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/orgs/{orgId}/events"]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"]["$ref"],
+        "#/components/schemas/EventsBody"
+    );
+    assert!(doc["servers"].as_array().is_some_and(|s| s.len() == 2));
+    assert!(doc["x-feed-socket"]["serverMessages"].is_object());
+}

@@ -1,0 +1,373 @@
+//! An example for every request body and every JSON answer of the document, by operation id.
+//! Request examples are the README's and the product description's calls, body for body (their
+//! `<CHANNEL_ID>` placeholders replaced by an id); answers are what `herald serve` answered them.
+//! Error answers get an example built from their status ([`error_example`]).
+
+use serde_json::{Value, json};
+
+const ORG: &str = "0193a0de-0000-7000-8000-000000000001";
+const CHANNEL: &str = "01a249ce-eae7-7779-bc16-45b39dcdb4bf";
+const EVENT: &str = "01a249ce-ebbe-7796-9775-3fbf0899f9f1";
+const ITEM: &str = "01a249cf-0cac-7e84-9ae3-ceae063b1d2e";
+const AT: &str = "2026-12-06T05:23:47.047106719Z";
+
+/// The named request examples of an operation: `(name, summary, value)`.
+pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
+    match operation {
+        "create_org" => vec![("acme", "README: your first org", json!({"name": "Acme"}))],
+        "create_api_key" => vec![("ci", "README: an API key", json!({"name": "ci"}))],
+        "create_channel" => vec![
+            (
+                "slack",
+                "README: a Slack channel",
+                json!({"kind": "slack", "name": "sendora-email", "config": {"webhookUrl": "https://hooks.slack.com/services/..."}}),
+            ),
+            (
+                "push",
+                "Product description: a push channel with a frequency cap",
+                json!({"kind": "push", "name": "transactional-push", "frequencyCap": {"perUser": 5, "windowHours": 24}}),
+            ),
+            (
+                "webhook",
+                "A webhook to an incident system, with a header",
+                json!({"kind": "webhook", "name": "incidents", "config": {"url": "https://oncall.example.com/hooks/herald", "format": "generic", "headers": {"authorization": "Bearer 3f9c..."}}}),
+            ),
+            (
+                "discord",
+                "A Discord channel (a webhook with the discord format)",
+                json!({"kind": "webhook", "name": "ops-discord", "config": {"url": "https://discord.com/api/webhooks/123/abc", "format": "discord"}}),
+            ),
+            (
+                "email_smtp",
+                "Email through an SMTP relay",
+                json!({"kind": "email", "name": "mail", "config": {"provider": "smtp", "from": "Herald <alerts@example.com>", "host": "smtp.example.com", "port": 587, "username": "herald", "password": "s3cret", "starttls": true}}),
+            ),
+            (
+                "email_ses",
+                "Email through Amazon SES",
+                json!({"kind": "email", "name": "mail-ses", "config": {"provider": "ses", "from": "alerts@example.com"}}),
+            ),
+            (
+                "sms_sns",
+                "SMS through Amazon SNS",
+                json!({"kind": "sms", "name": "sms", "config": {"provider": "sns", "senderId": "Acme"}}),
+            ),
+            (
+                "in_app",
+                "docs/feeds.md: an in-app feed",
+                json!({"kind": "in_app", "name": "Feed"}),
+            ),
+        ],
+        "update_channel" => vec![
+            ("rename", "A new name", json!({"name": "incidents-2"})),
+            ("disable", "Pause a channel", json!({"enabled": false})),
+        ],
+        "test_channel" => vec![
+            ("empty", "README: test a Slack channel", json!({})),
+            (
+                "to",
+                "Product description: a test recipient",
+                json!({"to": "alice@example.com"}),
+            ),
+        ],
+        "create_rule" => vec![
+            (
+                "by_type",
+                "README: fire on `email.bounced`",
+                json!({"key": "email.bounced", "channelIds": [CHANNEL]}),
+            ),
+            (
+                "welcome",
+                "Product description: caps and quiet hours",
+                json!({"key": "welcome", "channelIds": [CHANNEL], "frequencyCap": {"perUser": 1, "windowHours": 24}, "quietHoursTz": "America/New_York"}),
+            ),
+            (
+                "matcher",
+                "A matcher tree: ops events that are critical or not from a dev host",
+                json!({"key": "disk.full", "match": {"all": [
+                    {"field": "module", "op": "eq", "value": "ops"},
+                    {"any": [
+                        {"field": "properties.severity", "op": "in", "value": ["critical", "high"]},
+                        {"not": {"field": "properties.host", "op": "prefix", "value": "dev-"}}
+                    ]}
+                ]}, "channelIds": [CHANNEL]}),
+            ),
+        ],
+        "update_rule" => vec![
+            ("disable", "Pause a rule", json!({"enabled": false})),
+            (
+                "match",
+                "Narrow a rule to one module",
+                json!({"match": {"field": "module", "op": "eq", "value": "email"}}),
+            ),
+        ],
+        "post_events" => vec![
+            (
+                "one",
+                "README: one event",
+                json!({"type": "email.bounced", "module": "email", "properties": {"to": "a@example.com", "reason": "mailbox full"}}),
+            ),
+            (
+                "user",
+                "docs/feeds.md: an event for a user",
+                json!({"type": "invoice.paid", "module": "billing", "properties": {"amount": 120}, "userId": "alice"}),
+            ),
+            (
+                "batch",
+                "A batch, with every field",
+                json!([
+                    {"type": "disk.full", "module": "ops", "properties": {"host": "db-1", "severity": "critical", "used": 0.97}},
+                    {"id": "order-1042-shipped", "type": "order.shipped", "module": "shop", "properties": {"order": 1042},
+                     "recipients": ["bob", {"userId": "carol", "email": "carol@example.com"}], "occurredAt": "2026-12-06T05:20:00Z"}
+                ]),
+            ),
+        ],
+        "create_token" => vec![(
+            "token",
+            "docs/feeds.md: a token for the signed-in user",
+            json!({"userId": "alice@example.com", "ttlSeconds": 3600}),
+        )],
+        "put_user" => vec![(
+            "profile",
+            "Contact points, time zone and opt-outs",
+            json!({"email": "alice@example.com", "phone": "+15551234567", "pushTokens": ["fcm-token-1"], "timezone": "Europe/Paris", "optOuts": ["sms"]}),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn channel(kind: &str, name: &str, config: Value) -> Value {
+    json!({"id": CHANNEL, "orgId": ORG, "kind": kind, "name": name, "config": config,
+           "frequencyCap": null, "enabled": true, "health": {"status": "ok"},
+           "createdAt": AT, "updatedAt": AT})
+}
+
+fn rule(key: &str, matcher: Value) -> Value {
+    json!({"key": key, "orgId": ORG, "match": matcher, "channelIds": [CHANNEL], "frequencyCap": null,
+           "quietHoursTz": null, "quietHours": null, "recipients": [], "template": null,
+           "enabled": true, "createdAt": AT, "updatedAt": AT})
+}
+
+fn delivery() -> Value {
+    json!({"id": "01a249ce-ebc1-785c-ad6d-cdd515b21f91", "orgId": ORG, "eventId": EVENT,
+           "eventType": "email.bounced", "ruleKey": "email.bounced", "channelId": CHANNEL,
+           "channelKind": "webhook", "recipient": null, "trigger": "event", "status": "delivered",
+           "reason": null,
+           "attempts": [{"n": 1, "at": "2026-12-06T05:23:47.280391930Z", "statusCode": 200,
+                         "errorClass": null, "error": null, "latencyMs": 1}],
+           "createdAt": "2026-12-06T05:23:47.272683632Z", "updatedAt": "2026-12-06T05:23:47.280391930Z"})
+}
+
+fn feed_item(read: bool) -> Value {
+    let at = read.then_some("2026-12-06T05:23:57.939021119Z");
+    json!({"id": ITEM, "title": "Invoice paid", "body": "Invoice #1042 was paid.",
+           "url": "https://app.example.com/invoices/1042", "eventType": "invoice.paid",
+           "data": {"amount": 120, "message": "Invoice #1042 was paid.", "url": "https://app.example.com/invoices/1042"},
+           "createdAt": "2026-12-06T05:23:55.707211899Z", "readAt": at, "seenAt": at,
+           "archivedAt": null, "seq": if read { 2 } else { 1 }})
+}
+
+/// The example of an operation's successful JSON answer.
+pub fn response(operation: &str) -> Option<Value> {
+    let counts = json!({"attempts": 2, "clicked": 0, "deferred": 0, "delivered": 2, "failed": 0,
+                        "opened": 0, "read": 0, "sent": 0, "suppressed": 0});
+    let slack = channel(
+        "slack",
+        "sendora-email",
+        json!({"webhookUrl": "https://hooks.slack.com/…/..."}),
+    );
+    let matcher = json!({"all": [
+        {"field": "module", "op": "eq", "value": "ops"},
+        {"any": [
+            {"field": "properties.severity", "op": "in", "value": ["critical", "high"]},
+            {"not": {"field": "properties.host", "op": "prefix", "value": "dev-"}}
+        ]}
+    ]});
+    let user = json!({"userId": "alice", "orgId": ORG, "email": "alice@example.com",
+                      "phone": "+15551234567", "pushTokens": ["fcm-token-1"], "timezone": "Europe/Paris",
+                      "optOuts": ["sms"], "updatedAt": AT});
+    Some(match operation {
+        "create_org" => {
+            json!({"id": "01a249ce-eaab-7685-bdb7-ce10f261fe78", "name": "Acme", "createdAt": AT})
+        }
+        "get_org" => json!({"id": ORG, "name": "Development", "createdAt": AT}),
+        "create_api_key" => json!({
+            "id": "01a249ce-eabf-7570-b8ac-7feb649cbf14", "orgId": ORG, "name": "ci",
+            "prefix": "pk_test_a32c", "createdAt": AT,
+            "key": "pk_test_a32cc6a8883248f205841fbbc3479ea07d20c59baeee919c"}),
+        "list_api_keys" => json!({"items": [{
+            "id": "01a249ce-eabf-7570-b8ac-7feb649cbf14", "orgId": ORG, "name": "ci",
+            "prefix": "pk_test_a32c", "createdAt": AT}], "nextCursor": null}),
+        "create_channel" | "get_channel" => slack,
+        "list_channels" => json!({"items": [slack], "nextCursor": null}),
+        "update_channel" => {
+            let mut c = channel(
+                "webhook",
+                "incidents-2",
+                json!({"url": "https://oncall.example.com/…rald", "format": "generic",
+                       "headers": {"authorization": "****"}, "signingSecret": "whsec_****"}),
+            );
+            c["updatedAt"] = json!("2026-12-06T05:23:47.199834932Z");
+            c
+        }
+        "test_channel" => {
+            json!({"ok": true, "statusCode": 200, "errorClass": null, "message": "ok",
+                                 "latencyMs": 1, "logId": "01a249ce-eb8d-7569-a365-a4368dd16569"})
+        }
+        "create_rule" | "get_rule" => rule("email.bounced", Value::Null),
+        "list_rules" => {
+            json!({"items": [rule("email.bounced", Value::Null), rule("disk.full", matcher)],
+                               "nextCursor": null})
+        }
+        "update_rule" => {
+            let mut r = rule("disk.full", matcher);
+            r["enabled"] = json!(false);
+            r
+        }
+        "post_events" => {
+            json!({"items": [{"index": 0, "id": EVENT}], "accepted": 1, "rejected": 0})
+        }
+        "list_logs" | "list_channel_logs" => json!({"items": [delivery()], "nextCursor": null}),
+        "get_stats" => json!({"from": "2026-11-30", "to": "2026-12-06", "groupBy": "channel",
+            "groups": [{"key": CHANNEL, "channelName": "incidents", "counts": counts,
+                        "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}],
+            "totals": {"counts": counts, "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}}),
+        "put_user" | "get_user" => user,
+        "create_token" => json!({
+            "token": "hft_eyJvcmciOiIwMTkzYTBkZS0wMDAwLTcwMDAtODAwMC0wMDAwMDAwMDAwMDEiLCJ1c2VyIjoiYWxpY2UiLCJleHAiOjE3OTY1MzgyMjl9.83glGGGZR8lEQ6SwnjSz8k5GtDAP4Y2L6mgyxoaQpeA",
+            "expiresAt": "2026-12-06T06:23:49Z"}),
+        "list_feed" => json!({"items": [feed_item(false)], "badge": {"unread": 1, "unseen": 1},
+                              "nextCursor": null, "seq": 1}),
+        "mark_item" => json!({"item": feed_item(true), "badge": {"unread": 0, "unseen": 0},
+                              "seq": 2, "changed": true}),
+        "read_all" | "seen_all" => {
+            json!({"badge": {"unread": 0, "unseen": 0}, "seq": 3, "changes": 1})
+        }
+        "list_outbox" => json!({"items": [{
+            "id": "01a249cf-0cbc-727c-8f92-e76aaca96f7b", "deliveryId": "01a249cf-0cac-7ebc-b344-e81970a2447a",
+            "channelId": CHANNEL, "channelKind": "sms", "from": null, "to": ["+15551234567"],
+            "title": "Invoice paid", "body": "Invoice #1042 was paid.",
+            "link": "https://app.example.com/invoices/1042", "eventType": "invoice.paid",
+            "email": null, "createdAt": "2026-12-06T05:23:55.708168567Z"}], "nextCursor": null}),
+        _ => return None,
+    })
+}
+
+/// The example of an error answer: what this operation answers with this status.
+pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
+    let feed_token = matches!(
+        operation,
+        "list_feed" | "mark_item" | "read_all" | "seen_all"
+    );
+    let (code, message, field) = match (status, operation) {
+        ("400", _) if has_body => (
+            "malformed_json",
+            "the body is not valid JSON: expected `,` or `}` (line 1, column 13)",
+            Value::Null,
+        ),
+        ("400", _) => (
+            "invalid_query",
+            "limit must be an integer from 1 to 100",
+            json!("limit"),
+        ),
+        ("401", _) if feed_token => (
+            "unauthorized",
+            "the feed token has expired: get a new one from your backend",
+            json!("authorization"),
+        ),
+        (
+            "401",
+            "create_org" | "get_org" | "create_api_key" | "list_api_keys" | "revoke_api_key",
+        ) => (
+            "unauthorized",
+            "this path needs the admin key in the x-admin-key header",
+            json!("x-admin-key"),
+        ),
+        ("401", _) => (
+            "unauthorized",
+            "missing API key: send it in the x-api-key header",
+            json!("x-api-key"),
+        ),
+        ("403", _) => (
+            "origin_not_allowed",
+            "this origin may not call the feed",
+            Value::Null,
+        ),
+        ("404", _) => return not_found(operation),
+        ("409", "mark_item") => (
+            "conflict",
+            "too many concurrent changes to this feed; retry",
+            Value::Null,
+        ),
+        ("409", "create_rule") => (
+            "conflict",
+            "a rule with key `email.bounced` already exists",
+            json!("key"),
+        ),
+        ("409", _) => (
+            "conflict",
+            "the channel is used by rules `email.bounced`: remove it from them (or delete them) first",
+            Value::Null,
+        ),
+        ("413", _) => (
+            "payload_too_large",
+            "request bodies are limited to 256 KB",
+            Value::Null,
+        ),
+        ("422", "create_rule" | "update_rule") => (
+            "invalid_field",
+            "unknown op `equals`: one of eq, ne, in, nin, prefix, suffix, contains, exists, gt, gte, lt, lte, regex",
+            json!("match.all[0].op"),
+        ),
+        ("422", "create_channel" | "update_channel") => (
+            "invalid_field",
+            "must be an https URL",
+            json!("config.webhookUrl"),
+        ),
+        ("422", "test_channel") => (
+            "invalid_field",
+            "an in-app test needs `to`: the user id whose feed receives it",
+            json!("to"),
+        ),
+        ("422", "post_events") => ("invalid_field", "is required", json!("module")),
+        ("422", "create_token") => (
+            "invalid_field",
+            "must be between 1 and 86400",
+            json!("ttlSeconds"),
+        ),
+        ("422", "put_user") => ("invalid_field", "not an IANA time zone", json!("timezone")),
+        ("422", "get_user" | "delete_user") => ("invalid_field", "not a user id", json!("userId")),
+        ("422", _) => (
+            "invalid_field",
+            "must be 1–128 printable characters",
+            json!("name"),
+        ),
+        ("503", "post_events") => (
+            "not_published",
+            "the event bus is unavailable; retry",
+            Value::Null,
+        ),
+        ("503", _) => (
+            "feeds_disabled",
+            "feeds are not enabled on this deployment",
+            Value::Null,
+        ),
+        _ => ("internal", "internal error", Value::Null),
+    };
+    json!({"error": {"code": code, "message": message, "field": field}})
+}
+
+/// A 404 naming what the operation looks for.
+fn not_found(operation: &str) -> Value {
+    let what = [
+        ("channel", "channel"),
+        ("rule", "rule"),
+        ("user", "user"),
+        ("api_key", "API key"),
+        ("mark_item", "feed item"),
+    ]
+    .into_iter()
+    .find(|(part, _)| operation.contains(part))
+    .map_or("org", |(_, what)| what);
+    json!({"error": {"code": "not_found", "message": format!("{what} not found"), "field": null}})
+}
