@@ -186,13 +186,22 @@ mod tests {
 
     #[test]
     fn limits_are_checked() {
-        assert_eq!(IngestLimit::new(0.0, 1).unwrap_err().field, "perSecond");
         assert_eq!(
-            IngestLimit::new(f64::NAN, 1).unwrap_err().field,
+            IngestLimit::new(0.0, 1).expect_err("refused").field,
             "perSecond"
         );
-        assert_eq!(IngestLimit::new(2e6, 1).unwrap_err().field, "perSecond");
-        assert_eq!(IngestLimit::new(1.0, 0).unwrap_err().field, "burst");
+        assert_eq!(
+            IngestLimit::new(f64::NAN, 1).expect_err("refused").field,
+            "perSecond"
+        );
+        assert_eq!(
+            IngestLimit::new(2e6, 1).expect_err("refused").field,
+            "perSecond"
+        );
+        assert_eq!(
+            IngestLimit::new(1.0, 0).expect_err("refused").field,
+            "burst"
+        );
         assert!(IngestLimit::new(0.001, MAX_EVENTS_BURST).is_ok());
         // Far above a channel's bounds.
         assert!(IngestLimit::new(5_000.0, 50_000).is_ok());
