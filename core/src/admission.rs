@@ -18,6 +18,11 @@ pub const DEFAULT_EVENTS_BURST: u32 = 10_000;
 /// Messages queued for one org beyond which `herald serve` refuses its new events.
 pub const DEFAULT_MAX_BACKLOG: u64 = 100_000;
 
+/// The `Retry-After` of a refusal for a full backlog: the backlog drains at the speed of its
+/// receivers, which the API does not know; a few seconds lets a producer back off without
+/// polling.
+pub const BACKLOG_RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// The bounds of [`IngestLimit`].
 pub const MAX_EVENTS_PER_SECOND: f64 = 1_000_000.0;
 pub const MAX_EVENTS_BURST: u32 = 10_000_000;
