@@ -7,8 +7,10 @@
 //! - [`store`], [`queue`], [`bus`]: the ports to storage, queues and the event bus, with their
 //!   engines (embedded for `herald serve`, AWS for Lambda) behind cargo features;
 //! - [`repo`]: typed repositories that turn domain values into single-table items;
+//! - [`admission`]: the ports `POST /events` asks before it accepts events (ingest limit, backlog);
 //! - [`delivery`]: formatters, senders, retry policy and outbound safety.
 
+pub mod admission;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod bus;

@@ -111,19 +111,49 @@ impl RateLimit {
     /// GCRA: given the lane's theoretical arrival time (`None`: never sent), may a send go at
     /// `now_ms`? `Ok(new_tat)` to store, or `Err(at)`: not before `at`.
     pub fn admit(&self, tat_ms: Option<i64>, now_ms: i64) -> Result<i64, i64> {
-        let interval = self.interval_ms();
-        let tat = tat_ms.unwrap_or(now_ms).max(now_ms);
-        let allowed_at = tat - interval * i64::from(self.burst.saturating_sub(1));
-        if allowed_at <= now_ms {
-            Ok(tat + interval)
-        } else {
-            Err(allowed_at)
-        }
+        // A burst of 0 behaves as 1, as it always has; a cost of 1 then never exceeds it.
+        gcra(self.interval_ms(), self.burst.max(1), 1, tat_ms, now_ms).map_err(|r| match r {
+            Refused::Until(at) => at,
+            Refused::OverBurst => i64::MAX,
+        })
     }
 
     /// `1 per second, bursts of 3`.
     pub fn describe(&self) -> String {
         format!("{} per second, bursts of {}", self.per_second, self.burst)
+    }
+}
+
+/// Why [`gcra`] refused `cost` cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not before this instant (in the unit of `now`).
+    Until(i64),
+    /// More cells at once than the burst: no wait makes room for them.
+    OverBurst,
+}
+
+/// One GCRA step for `cost` cells at once (a batch of 100 events takes 100), in any unit of time
+/// (`interval`, `tat` and `now` share it: milliseconds for lanes, microseconds for ingest).
+/// The cells go at `now` when `tat + cost·interval − burst·interval ≤ now`, and move `tat` there;
+/// for one cell that is [`RateLimit::admit`]'s rule. `Ok(new_tat)` to store, or why not.
+pub fn gcra(
+    interval: i64,
+    burst: u32,
+    cost: u32,
+    tat: Option<i64>,
+    now: i64,
+) -> Result<i64, Refused> {
+    if cost > burst {
+        return Err(Refused::OverBurst);
+    }
+    let tat = tat.unwrap_or(now).max(now);
+    let new_tat = tat.saturating_add(interval.saturating_mul(i64::from(cost)));
+    let allowed_at = new_tat.saturating_sub(interval.saturating_mul(i64::from(burst)));
+    if allowed_at <= now {
+        Ok(new_tat)
+    } else {
+        Err(Refused::Until(allowed_at))
     }
 }
 
@@ -397,12 +427,66 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_takes_as_many_cells_as_it_holds() {
+        // 10 per ms-interval unit, burst 100: 60 + 40 go at once, then 1 waits 1 interval.
+        assert_eq!(gcra(10, 100, 60, None, 0), Ok(600));
+        assert_eq!(gcra(10, 100, 40, Some(600), 0), Ok(1000));
+        assert_eq!(gcra(10, 100, 1, Some(1000), 0), Err(Refused::Until(10)));
+        // Refilled at the rate: after 250 units, 25 cells, not 26.
+        assert_eq!(gcra(10, 100, 26, Some(1000), 250), Err(Refused::Until(260)));
+        assert_eq!(gcra(10, 100, 25, Some(1000), 250), Ok(1250));
+        // An idle bucket is full, never fuller.
+        assert_eq!(gcra(10, 100, 100, Some(1000), 1_000_000), Ok(1_001_000));
+        assert_eq!(gcra(10, 100, 101, None, 0), Err(Refused::OverBurst));
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_burst_is_refused_however_long_it_waits() {
+        for now in [0, 1_000, 1_000_000_000] {
+            assert_eq!(gcra(1, 5, 6, None, now), Err(Refused::OverBurst));
+        }
+        assert_eq!(gcra(1, 5, 5, None, 0), Ok(5));
+    }
+
+    #[test]
+    fn one_cell_of_the_batch_step_is_the_lane_step() {
+        let limit = RateLimit::new(3.0, 4).expect("limit");
+        let (mut a, mut b) = (None, None);
+        for now in (0..5_000).step_by(41) {
+            let lane = limit.admit(a, now);
+            let batch = gcra(limit.interval_ms(), limit.burst, 1, b, now);
+            assert_eq!(
+                lane,
+                batch.map_err(|r| match r {
+                    Refused::Until(at) => at,
+                    Refused::OverBurst => unreachable!("one cell"),
+                })
+            );
+            if let Ok(t) = lane {
+                (a, b) = (Some(t), Some(t));
+            }
+        }
+    }
+
+    #[test]
     fn limits_are_checked() {
-        assert_eq!(RateLimit::new(0.0, 1).unwrap_err().field, "perSecond");
-        assert_eq!(RateLimit::new(100.5, 1).unwrap_err().field, "perSecond");
-        assert_eq!(RateLimit::new(f64::NAN, 1).unwrap_err().field, "perSecond");
-        assert_eq!(RateLimit::new(1.0, 0).unwrap_err().field, "burst");
-        assert_eq!(RateLimit::new(1.0, 1001).unwrap_err().field, "burst");
+        assert_eq!(
+            RateLimit::new(0.0, 1).expect_err("refused").field,
+            "perSecond"
+        );
+        assert_eq!(
+            RateLimit::new(100.5, 1).expect_err("refused").field,
+            "perSecond"
+        );
+        assert_eq!(
+            RateLimit::new(f64::NAN, 1).expect_err("refused").field,
+            "perSecond"
+        );
+        assert_eq!(RateLimit::new(1.0, 0).expect_err("refused").field, "burst");
+        assert_eq!(
+            RateLimit::new(1.0, 1001).expect_err("refused").field,
+            "burst"
+        );
         assert!(RateLimit::new(0.01, 1000).is_ok());
     }
 }

@@ -26,6 +26,8 @@ use serde::Serialize;
 /// | `payload_too_large` | 413 | the body is over 256 KB |
 /// | `websocket_required` | 426 | the feed socket path takes a WebSocket upgrade |
 /// | `invalid_field` | 422 | well-formed but refused at `field` (an unknown channel, a bad time zone, an `http` URL, ...) |
+/// | `rate_limited` | 429 | over the org's ingest limit (`POST /events`): nothing of the request was accepted; retry after `Retry-After` seconds |
+/// | `backlog_full` | 429 | the org has too many messages waiting for delivery, at its backlog bound (`POST /events`, `herald serve`): nothing was accepted; retry after `Retry-After` seconds |
 /// | `internal` | 500 | Herald's fault; the cause is logged, not shown |
 /// | `not_published` | 503 | the event bus did not take the event; retry |
 /// | `feeds_disabled` | 503 | feeds are not configured on this deployment |
@@ -44,6 +46,8 @@ pub enum ErrorCode {
     PayloadTooLarge,
     WebsocketRequired,
     InvalidField,
+    RateLimited,
+    BacklogFull,
     Internal,
     NotPublished,
     FeedsDisabled,
@@ -51,7 +55,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 17] = [
         Self::MalformedJson,
         Self::InvalidBody,
         Self::InvalidQuery,
@@ -64,6 +68,8 @@ impl ErrorCode {
         Self::PayloadTooLarge,
         Self::WebsocketRequired,
         Self::InvalidField,
+        Self::RateLimited,
+        Self::BacklogFull,
         Self::Internal,
         Self::NotPublished,
         Self::FeedsDisabled,
@@ -84,6 +90,8 @@ impl ErrorCode {
             Self::PayloadTooLarge => "payload_too_large",
             Self::WebsocketRequired => "websocket_required",
             Self::InvalidField => "invalid_field",
+            Self::RateLimited => "rate_limited",
+            Self::BacklogFull => "backlog_full",
             Self::Internal => "internal",
             Self::NotPublished => "not_published",
             Self::FeedsDisabled => "feeds_disabled",
@@ -104,6 +112,8 @@ pub struct ApiError {
     code: ErrorCode,
     message: String,
     field: Option<String>,
+    /// `Retry-After`, whole seconds (429).
+    retry_after: Option<u64>,
     /// What went wrong inside, for the log only.
     cause: Option<Box<dyn std::error::Error + Send + Sync>>,
 }
@@ -130,8 +140,22 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
             cause: None,
         }
+    }
+
+    /// 429 with `Retry-After: seconds` (at least 1): come back later, nothing was taken.
+    pub fn too_many(code: ErrorCode, message: impl Into<String>, retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after.max(1)),
+            ..Self::new(StatusCode::TOO_MANY_REQUESTS, code, message)
+        }
+    }
+
+    /// The `Retry-After` this error answers with, in seconds.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
     }
 
     /// The same error, about one field.
@@ -251,13 +275,20 @@ impl From<RepoError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status;
-        (
+        let retry_after = self.retry_after;
+        let mut response = (
             status,
             Json(ErrorBody {
                 error: self.detail(),
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(seconds) = retry_after {
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+        }
+        response
     }
 }
 

@@ -3,14 +3,19 @@
 //! producer takes; the answer (`202`) holds one result per entry, in order: its `id`, or an
 //! error for that entry alone. An entry without `id` gets a fresh one: identical events are
 //! distinct events.
+//!
+//! Admission control comes first: beyond the org's ingest limit or its backlog bound the whole
+//! request is refused (429, `Retry-After`), so nothing of a refused batch is accepted
+//! (`docs/pipeline.md`, "Admission control").
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use herald_core::domain::EventId;
+use herald_core::admission::{BACKLOG_RETRY_AFTER, IngestRefusal, retry_after_seconds};
 use herald_core::domain::event::{Event, EventInput};
+use herald_core::domain::{EventId, OrgId};
 use herald_shared::bus::{API_SOURCE, BusEntry, MAX_PUT_BATCH};
 use serde::Serialize;
 use serde_json::Value;
@@ -65,6 +70,8 @@ pub struct EventsAccepted {
         (status = 400, description = "Malformed body, an unknown field, or `properties` deeper than 32 levels or over 64 KiB of JSON (for a batch, such an entry gets its own error in the 202)", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = crate::error::ErrorBody),
         (status = 413, description = "Body over 256 KB", body = crate::error::ErrorBody),
+        (status = 429, description = "Over the org's ingest limit (`rate_limited`) or its backlog bound (`backlog_full`): nothing of the request was accepted; retry after `Retry-After` seconds. A batch larger than the ingest burst never fits (`rate_limited`, the message says so): split it", body = crate::error::ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds to wait before retrying (at least 1)"))),
         (status = 422, description = "A single event that is well-formed but refused (its field is named); in a batch, that entry's `error`", body = crate::error::ErrorBody),
         (status = 503, description = "A single event the event bus did not take; retry", body = crate::error::ErrorBody),
     ),
@@ -127,6 +134,10 @@ pub async fn post_events(
         }
     }
 
+    if !valid.is_empty() {
+        admit(&state, auth.org_id, valid.len(), single).await?;
+    }
+
     for chunk in valid.chunks(MAX_PUT_BATCH) {
         let entries = chunk.iter().map(|(_, event)| bus_entry(event)).collect();
         let refused = match state.bus.put_events(entries).await {
@@ -181,6 +192,64 @@ pub async fn post_events(
             rejected,
         }),
     ))
+}
+
+/// Admission control: refuses the whole request (429) when the org's backlog is at its bound
+/// or its ingest bucket lacks `events` tokens; otherwise takes them.
+async fn admit(state: &AppState, org: OrgId, events: usize, single: bool) -> Result<(), ApiError> {
+    let what = if single {
+        "the event was not accepted".to_owned()
+    } else {
+        format!("none of the {events} events of this batch were accepted")
+    };
+    if let Some(bound) = &state.admission.backlog {
+        let depth = bound.backlog.depth(org).await.map_err(ApiError::internal)?;
+        if depth >= bound.max {
+            return Err(ApiError::too_many(
+                ErrorCode::BacklogFull,
+                format!(
+                    "this org has {depth} messages waiting for delivery, at its backlog bound of {}: {what}; retry after the Retry-After seconds",
+                    bound.max
+                ),
+                retry_after_seconds(BACKLOG_RETRY_AFTER),
+            ));
+        }
+    }
+    let Some(limiter) = &state.admission.ingest else {
+        return Ok(());
+    };
+    let limit = limiter.limit();
+    let cost = u32::try_from(events).unwrap_or(u32::MAX);
+    match limiter.take(org, cost, Utc::now()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(IngestRefusal::Later { retry_after })) => Err(ApiError::too_many(
+            ErrorCode::RateLimited,
+            format!(
+                "over this org's ingest limit ({}): {what}; retry after the Retry-After seconds",
+                limit.describe()
+            ),
+            retry_after_seconds(retry_after),
+        )),
+        Ok(Err(IngestRefusal::OverBurst)) => Err(ApiError::too_many(
+            ErrorCode::RateLimited,
+            format!(
+                "a batch of {events} events never fits this org's ingest limit ({}): send at most {} events per request; {what}",
+                limit.describe(),
+                limit.burst()
+            ),
+            retry_after_seconds(limit.refill_time()),
+        )),
+        Err(herald_shared::admission::AdmissionError::Repo(
+            herald_shared::repo::RepoError::Contended,
+        )) => Err(ApiError::too_many(
+            ErrorCode::RateLimited,
+            format!(
+                "too many concurrent requests for this org: {what}; retry after the Retry-After seconds"
+            ),
+            1,
+        )),
+        Err(e) => Err(ApiError::internal(e)),
+    }
 }
 
 /// The bus entry of an event: `detail-type` is its type, `detail` the rest, with its id.

@@ -30,6 +30,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use herald_core::delivery::tracking::TrackingKey;
 use herald_core::feed::FeedTokenSecret;
+use herald_shared::admission::Admission;
 use herald_shared::bus::EventBus;
 use herald_shared::delivery::Sender;
 use herald_shared::feed::{FeedNotifier, NoopFeedNotifier};
@@ -51,9 +52,14 @@ pub struct AppState {
     /// Pushes feed changes to the user's open connections: the local hub in `herald serve`
     /// (which also serves `GET .../feed/socket`), API Gateway on AWS.
     pub feeds: Arc<dyn FeedNotifier>,
+    /// What `POST /events` checks before it accepts: the per-org ingest limit (in memory in
+    /// `herald serve`, in the store on Lambda) and the backlog bound (`herald serve`).
+    pub admission: Admission,
 }
 
 impl AppState {
+    /// A state without admission control (see [`AppState::with_admission`]): every
+    /// deployment sets its limits; tests that are not about them need none.
     pub fn new(
         store: Arc<dyn Store>,
         bus: Arc<dyn EventBus>,
@@ -66,7 +72,14 @@ impl AppState {
             sender,
             config: Arc::new(config),
             feeds: Arc::new(NoopFeedNotifier),
+            admission: Admission::default(),
         }
+    }
+
+    /// The same state, with `POST /events` admitting events through `admission`.
+    pub fn with_admission(mut self, admission: Admission) -> Self {
+        self.admission = admission;
+        self
     }
 
     /// The same state, pushing feed changes through `feeds` (a `LocalFeedHub` in `herald serve`,

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use herald_api::{AdminKey, ApiConfig, AppState};
+use herald_core::admission::{DEFAULT_EVENTS_BURST, DEFAULT_EVENTS_PER_SECOND, IngestLimit};
 use herald_core::delivery::format::email::EmailRenderer;
 use herald_core::delivery::tracking::{self, TrackingKey};
 use herald_core::feed::{FeedTokenSecret, parse_allowed_origins};
+use herald_shared::admission::{Admission, StoreLimiter};
 use herald_shared::bus::eventbridge::EventBridgeBus;
 use herald_shared::delivery::senders;
 use herald_shared::env;
@@ -34,6 +36,8 @@ struct Config {
     websocket_endpoint: Option<String>,
     /// `HERALD_PUBLIC_URL`: where tracking links in test-button emails point (optional).
     public_url: Option<String>,
+    /// `HERALD_ORG_EVENTS_PER_SECOND` and `HERALD_ORG_EVENTS_BURST`: each org's ingest limit.
+    ingest_limit: IngestLimit,
 }
 
 impl Config {
@@ -56,8 +60,29 @@ impl Config {
             feed_allowed_origins: env::optional("HERALD_FEED_ALLOWED_ORIGINS").unwrap_or_default(),
             websocket_endpoint: env::optional("HERALD_WEBSOCKET_ENDPOINT"),
             public_url: env::optional("HERALD_PUBLIC_URL"),
+            ingest_limit: ingest_limit()?,
         })
     }
+}
+
+/// The per-org ingest limit from `HERALD_ORG_EVENTS_PER_SECOND` / `HERALD_ORG_EVENTS_BURST`,
+/// each defaulting to `herald_core::admission`'s.
+fn ingest_limit() -> anyhow::Result<IngestLimit> {
+    let per_second = match env::optional("HERALD_ORG_EVENTS_PER_SECOND") {
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .with_context(|| format!("HERALD_ORG_EVENTS_PER_SECOND: `{v}` is not a number"))?,
+        None => DEFAULT_EVENTS_PER_SECOND,
+    };
+    let burst = match env::optional("HERALD_ORG_EVENTS_BURST") {
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .with_context(|| format!("HERALD_ORG_EVENTS_BURST: `{v}` is not a whole number"))?,
+        None => DEFAULT_EVENTS_BURST,
+    };
+    IngestLimit::new(per_second, burst).context("the per-org ingest limit")
 }
 
 /// The admin key: from the environment, else read once from SSM at start-up.
@@ -100,6 +125,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         config.bus_name.clone(),
     );
     let store: Arc<dyn herald_shared::store::Store> = Arc::new(store);
+    let store_for_limits = Arc::clone(&store);
     let feed_token_secret = config
         .feed_token_secret
         .as_deref()
@@ -145,6 +171,15 @@ async fn main() -> Result<(), lambda_http::Error> {
             tracking_key,
         }),
         feeds,
+        // Many API instances run at once: the org's bucket is in the table. The backlog is
+        // bounded by this limit and SQS fair queues (docs/pipeline.md, "Admission control").
+        admission: Admission {
+            ingest: Some(Arc::new(StoreLimiter::new(
+                store_for_limits,
+                config.ingest_limit,
+            ))),
+            backlog: None,
+        },
     };
     lambda_http::run(herald_api::router(state)).await
 }

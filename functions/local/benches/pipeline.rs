@@ -98,6 +98,21 @@ struct Server {
     api_key: String,
 }
 
+/// The benchmark measures the pipeline, not admission control: unless the caller sets them, the
+/// org's ingest limit and backlog bound are far above any offered load (the defaults would
+/// answer the throughput run's 20,000 events in a few seconds with 429s).
+fn unlimited_admission() -> Vec<(&'static str, String)> {
+    [
+        ("HERALD_ORG_EVENTS_PER_SECOND", "1000000"),
+        ("HERALD_ORG_EVENTS_BURST", "10000000"),
+        ("HERALD_ORG_MAX_BACKLOG", "18446744073709551615"),
+    ]
+    .into_iter()
+    .filter(|(name, _)| std::env::var_os(name).is_none())
+    .map(|(name, value)| (name, value.to_owned()))
+    .collect()
+}
+
 impl Server {
     fn start(data_dir: &Path) -> anyhow::Result<Self> {
         let org = uuid::Uuid::new_v4().to_string();
@@ -114,6 +129,7 @@ impl Server {
             .arg(data_dir)
             .env("HERALD_DEV_ORG_ID", &org)
             .env("HERALD_DEV_API_KEY", &api_key)
+            .envs(unlimited_admission())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -2,6 +2,7 @@
 //! the same server in-process ([`serve::start`]).
 
 pub mod admin;
+pub mod admission;
 pub mod conn;
 pub mod dev;
 mod scheduler;

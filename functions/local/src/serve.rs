@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use herald_api::{AdminKey, ApiConfig, AppState};
+use herald_core::admission::{self, IngestLimit};
 use herald_core::delivery::format::email::EmailRenderer;
 use herald_core::delivery::outbound::AllowList;
 use herald_core::delivery::retry::RetryPolicy;
@@ -17,6 +18,7 @@ use herald_core::feed::{FeedToken, FeedTokenSecret, parse_allowed_origins};
 use herald_dispatcher::Dispatcher;
 use herald_ingest::Ingest;
 use herald_matcher::{Matcher, RulesCache};
+use herald_shared::admission::{Admission, BacklogBound, MemoryLimiter};
 use herald_shared::bus::local::QueueBus;
 use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
 use herald_shared::delivery::providers::fcm::FcmSender;
@@ -32,12 +34,13 @@ use herald_shared::telemetry::{self, LogFormat};
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::admission::QueueBacklog;
 use crate::{admin, conn, dev, scheduler, worker};
 use clap::Parser;
 
-/// Concurrent ingest and match workers (each handles a batch of up to 10 messages). More than
-/// the cores: a worker mostly waits for a commit of the embedded engines, and concurrent
-/// workers' writes share one commit (group commit).
+/// Concurrent ingest and match workers (each handles a batch of up to 100 messages, one batch
+/// per org at a time). More than the cores: a worker mostly waits for a commit of the embedded
+/// engines, and concurrent workers' writes share one commit (group commit).
 const PIPELINE_WORKERS: usize = 4;
 
 /// The pipeline's queues, in order.
@@ -116,6 +119,18 @@ pub struct ServeArgs {
     /// credentials, us-east-1). Unset: AWS itself, with the default credential chain and region.
     #[arg(long, env = "HERALD_AWS_ENDPOINT")]
     aws_endpoint: Option<String>,
+    /// Events per second each org may post, sustained (`POST /events`); more get 429 with
+    /// Retry-After. A batch counts one per event.
+    #[arg(long, env = "HERALD_ORG_EVENTS_PER_SECOND", default_value_t = admission::DEFAULT_EVENTS_PER_SECOND)]
+    org_events_per_second: f64,
+    /// Events each org may post at once before the rate applies; a batch larger than this is
+    /// always refused.
+    #[arg(long, env = "HERALD_ORG_EVENTS_BURST", default_value_t = admission::DEFAULT_EVENTS_BURST)]
+    org_events_burst: u32,
+    /// Messages queued for one org (all pipeline queues) beyond which its new events get 429
+    /// with Retry-After.
+    #[arg(long, env = "HERALD_ORG_MAX_BACKLOG", default_value_t = admission::DEFAULT_MAX_BACKLOG)]
+    org_max_backlog: u64,
 }
 
 impl ServeArgs {
@@ -235,6 +250,8 @@ impl Running {
 /// Opens the engines, bootstraps the development org, binds the listener, starts the workers and
 /// serves — a connection made early waits until the router is ready. Port 0 picks a free port.
 pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
+    let ingest_limit = IngestLimit::new(args.org_events_per_second, args.org_events_burst)
+        .context("--org-events-per-second / --org-events-burst")?;
     let store: Arc<dyn Store> = Arc::new(
         Embedded::open(private_data_file(&args.data_dir, "store.redb")?)
             .context("opening the embedded store")?,
@@ -427,6 +444,14 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         }),
         // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.
         feeds: Arc::new(feed_hub.clone()),
+        // One process: the buckets live in memory (docs/pipeline.md, "Admission control").
+        admission: Admission {
+            ingest: Some(Arc::new(MemoryLimiter::new(ingest_limit))),
+            backlog: Some(BacklogBound {
+                backlog: Arc::new(QueueBacklog::new(queues.clone(), &QUEUES)),
+                max: args.org_max_backlog,
+            }),
+        },
     };
     let app = herald_api::router(state).merge(admin::router(
         queues.clone(),

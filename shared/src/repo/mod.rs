@@ -4,6 +4,7 @@
 //! Each repository borrows a `&dyn Store` and is cheap to build per request. Keys come from
 //! [`crate::store::keys`]; the layout is documented in `docs/dynamodb.md`.
 
+pub mod admission;
 pub mod api_keys;
 pub mod channels;
 pub mod connections;
@@ -16,6 +17,7 @@ pub mod rules;
 pub mod stats;
 pub mod users;
 
+pub use admission::IngestBuckets;
 pub use api_keys::ApiKeys;
 pub use channels::Channels;
 pub use feeds::Feeds;

@@ -37,6 +37,7 @@ pub mod entity {
     pub const FEED_STATE: &str = "feedState";
     pub const FEED_CONNECTION: &str = "feedConnection";
     pub const FEED_CONNECTION_BY_ID: &str = "feedConnectionById";
+    pub const INGEST_BUCKET: &str = "ingestBucket";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -267,6 +268,17 @@ pub fn cap_slot_counter(org: OrgId, channel: ChannelId, user: &str, slot: &CapSl
     )
 }
 
+// ---- Admission control of `POST /events` (the arithmetic is `herald_core::admission`) ---------
+
+/// The integer attribute of an ingest bucket: the GCRA theoretical arrival time, Unix µs.
+pub const INGEST_TAT_ATTR: &str = "tat";
+
+/// An org's ingest bucket: `ORG#<org>#INGEST` / `BUCKET`. Its own partition, so the write every
+/// `POST /events` makes does not share the org partition's throughput with channels and rules.
+pub fn ingest_bucket(org: OrgId) -> Key {
+    Key::new(format!("{}#INGEST", org_pk(&org)), "BUCKET")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -383,6 +395,7 @@ mod tests {
             cap_counter(org, channel, "alice", DAY, &window(DAY, now)),
             k(&format!("{o}#CAP#{c}"), "W24#20793#U#alice")
         );
+        assert_eq!(ingest_bucket(org), k(&format!("{o}#INGEST"), "BUCKET"));
     }
 
     #[test]
@@ -404,6 +417,7 @@ mod tests {
             entity::FEED_STATE,
             entity::FEED_CONNECTION,
             entity::FEED_CONNECTION_BY_ID,
+            entity::INGEST_BUCKET,
         ] {
             let first = name.chars().next().expect("not empty");
             assert!(

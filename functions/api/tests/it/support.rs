@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Body;
 use herald_api::{AdminKey, ApiConfig, AppState};
+use herald_shared::admission::Admission;
 use herald_shared::bus::{BusEntry, BusError, EventBus};
 use herald_shared::store::Store;
 use http::{Request, StatusCode};
@@ -24,6 +25,32 @@ pub struct NullBus;
 #[async_trait::async_trait]
 impl EventBus for NullBus {
     async fn put_events(&self, _: Vec<BusEntry>) -> Result<(), BusError> {
+        Ok(())
+    }
+}
+
+/// A bus that keeps what it is given: what the API published.
+#[derive(Debug, Default)]
+pub struct RecordingBus {
+    entries: std::sync::Mutex<Vec<BusEntry>>,
+}
+
+impl RecordingBus {
+    /// The `orgId` of every entry published so far, in order.
+    pub fn orgs(&self) -> Vec<String> {
+        self.entries
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(|e| e.detail["orgId"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl EventBus for RecordingBus {
+    async fn put_events(&self, entries: Vec<BusEntry>) -> Result<(), BusError> {
+        self.entries.lock().expect("lock").extend(entries);
         Ok(())
     }
 }
@@ -147,12 +174,56 @@ impl TestApp {
         config: ApiConfig,
         make: impl FnOnce(Arc<dyn Store>) -> Arc<dyn herald_shared::delivery::Sender>,
     ) -> Self {
+        Self::build_with(store, config, make, Arc::new(NullBus), Admission::default()).await
+    }
+
+    /// Like `herald serve` (local configuration), with `POST /events` admitting through
+    /// `admission`; what the API publishes is in the returned bus.
+    pub async fn with_admission(admission: Admission) -> (Self, Arc<RecordingBus>) {
+        let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().expect("in-memory store"));
+        Self::over_store_with_admission(store, admission).await
+    }
+
+    /// [`TestApp::with_admission`] over `store` (a new org of its own on it).
+    pub async fn over_store_with_admission(
+        store: Arc<dyn Store>,
+        admission: Admission,
+    ) -> (Self, Arc<RecordingBus>) {
+        let bus = Arc::new(RecordingBus::default());
+        let config = ApiConfig {
+            default_outbox: true,
+            ..Self::base_config()
+        };
+        let app = Self::build_with(
+            store,
+            config,
+            |_| {
+                Arc::new(
+                    herald_shared::delivery::HttpSender::new(Default::default())
+                        .expect("an HTTP client builds"),
+                )
+            },
+            bus.clone(),
+            admission,
+        )
+        .await;
+        (app, bus)
+    }
+
+    async fn build_with(
+        store: Arc<dyn Store>,
+        config: ApiConfig,
+        make: impl FnOnce(Arc<dyn Store>) -> Arc<dyn herald_shared::delivery::Sender>,
+        bus: Arc<dyn EventBus>,
+        admission: Admission,
+    ) -> Self {
         let state = AppState {
             store: store.clone(),
-            bus: Arc::new(NullBus),
+            bus,
             sender: make(store.clone()),
             config: Arc::new(config),
             feeds: Arc::new(herald_shared::feed::LocalFeedHub::new()),
+            admission,
         };
         let mut app = Self {
             router: herald_api::router(state),

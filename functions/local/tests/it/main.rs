@@ -5,6 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod admission;
 mod dlq;
 mod expensive_queries;
 mod lanes;
