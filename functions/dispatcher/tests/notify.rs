@@ -82,6 +82,7 @@ impl World {
             name: ChannelName::parse("people").unwrap(),
             config,
             frequency_cap: None,
+            rate_limit: None,
             enabled: true,
             health: ChannelHealth::default(),
             created_at: now,
