@@ -396,11 +396,23 @@ mod tests {
 
     #[test]
     fn limits_are_checked() {
-        assert_eq!(RateLimit::new(0.0, 1).unwrap_err().field, "perSecond");
-        assert_eq!(RateLimit::new(100.5, 1).unwrap_err().field, "perSecond");
-        assert_eq!(RateLimit::new(f64::NAN, 1).unwrap_err().field, "perSecond");
-        assert_eq!(RateLimit::new(1.0, 0).unwrap_err().field, "burst");
-        assert_eq!(RateLimit::new(1.0, 1001).unwrap_err().field, "burst");
+        assert_eq!(
+            RateLimit::new(0.0, 1).expect_err("refused").field,
+            "perSecond"
+        );
+        assert_eq!(
+            RateLimit::new(100.5, 1).expect_err("refused").field,
+            "perSecond"
+        );
+        assert_eq!(
+            RateLimit::new(f64::NAN, 1).expect_err("refused").field,
+            "perSecond"
+        );
+        assert_eq!(RateLimit::new(1.0, 0).expect_err("refused").field, "burst");
+        assert_eq!(
+            RateLimit::new(1.0, 1001).expect_err("refused").field,
+            "burst"
+        );
         assert!(RateLimit::new(0.01, 1000).is_ok());
     }
 }

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use herald_shared::pipeline::{BatchOutcome, QueueMessage};
+use herald_shared::pipeline::{self, BatchOutcome, QueueMessage};
 use herald_shared::queue::{MAX_BATCH, Queue, Receipt, Received};
 use tokio::sync::watch;
 use tracing::{error, warn};
@@ -62,7 +62,7 @@ where
     H: Fn(Vec<QueueMessage>) -> F,
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
-    let messages = batch
+    let messages: Vec<QueueMessage> = batch
         .iter()
         .map(|r| QueueMessage {
             id: r.message_id.clone(),
@@ -70,13 +70,20 @@ where
             receive_count: r.receive_count,
         })
         .collect();
-    let outcome = match tokio::spawn(handler(messages)).await {
+    let mut outcome = match tokio::spawn(handler(messages.clone())).await {
         Ok(outcome) => outcome,
         Err(e) => {
             error!(queue = name, error = %e, "handler panicked; the batch will be received again");
             return;
         }
     };
+    // Held messages go back in their lane with their delay and are deleted like handled ones.
+    // (The lane scheduler will requeue them in place instead.)
+    let deferred = std::mem::take(&mut outcome.deferred);
+    let now = chrono::Utc::now();
+    outcome
+        .failed
+        .extend(pipeline::resend_deferred(queue, &messages, &deferred, now).await);
     // One delete for the batch: one commit of the embedded queue instead of one per message.
     let receipts: Vec<Receipt> = batch
         .into_iter()
