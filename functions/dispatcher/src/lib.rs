@@ -234,7 +234,8 @@ impl Dispatcher<'_> {
             outcome.error_class,
             outcome.retry_after,
             &error,
-            now,
+            // A pause runs from the answer, not from the batch's start.
+            now.max(Utc::now()),
         )
         .await
         {

@@ -7,6 +7,7 @@
 
 mod dlq;
 mod expensive_queries;
+mod lanes;
 mod rules_cache;
 mod slow_clients;
 
