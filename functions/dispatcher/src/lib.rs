@@ -71,7 +71,11 @@ enum Dispatched {
     /// Not handled; the queue should hand it out again (a store or queue error).
     Failed,
     /// Not attempted: the channel's lane is held until then. The caller hands it out again.
-    Held(DateTime<Utc>),
+    /// `paced`: the lane's send interval, when its rate limit is what holds it.
+    Held {
+        until: DateTime<Utc>,
+        paced: Option<chrono::Duration>,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -90,29 +94,46 @@ impl Dispatcher<'_> {
     /// Handles one batch from the dispatch queue; deliveries in a batch go out concurrently.
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
         let results = futures::future::join_all(messages.into_iter().map(|message| async move {
-            let result = match serde_json::from_str::<DispatchTask>(&message.body) {
-                Ok(task) => match self.dispatch(task, now).await {
-                    Ok(done) => done,
-                    Err(e) => {
-                        warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
-                        Dispatched::Failed
-                    }
-                },
+            let task = match serde_json::from_str::<DispatchTask>(&message.body) {
+                Ok(task) => task,
                 Err(e) => {
                     // Only the matcher and the dispatcher write this queue.
                     warn!(message_id = %message.id, error = %e, "unreadable dispatch task dropped");
-                    Dispatched::Done
+                    return (message.id, None, Dispatched::Done);
                 }
             };
-            (message.id, result)
+            let lane = Some(task.channel_id);
+            let result = match self.dispatch(task, now).await {
+                Ok(done) => done,
+                Err(e) => {
+                    warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
+                    Dispatched::Failed
+                }
+            };
+            (message.id, lane, result)
         }))
         .await;
         let mut outcome = BatchOutcome::default();
-        for (message_id, result) in results {
+        // Paced deliveries of one lane in this batch all got the lane's next slot; give them
+        // consecutive slots instead, so they do not come back as a herd only one of which goes.
+        let mut next_slot: std::collections::HashMap<_, DateTime<Utc>> =
+            std::collections::HashMap::new();
+        for (message_id, lane, result) in results {
             match result {
                 Dispatched::Done => {}
                 Dispatched::Failed => outcome.failed.push(message_id),
-                Dispatched::Held(until) => outcome.deferred.push(Deferred { message_id, until }),
+                Dispatched::Held { until, paced } => {
+                    let until = match (paced, lane) {
+                        (Some(interval), Some(lane)) => {
+                            let slot = next_slot.entry(lane).or_insert(until);
+                            let at = until.max(*slot);
+                            *slot = at + interval;
+                            at
+                        }
+                        _ => until,
+                    };
+                    outcome.deferred.push(Deferred { message_id, until });
+                }
             }
         }
         outcome
@@ -406,7 +427,10 @@ impl Dispatcher<'_> {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(Dispatched::Held(until))
+        let paced = (why == Hold::Paced)
+            .then(|| limit.map(|l| chrono::Duration::milliseconds(l.interval_ms())))
+            .flatten();
+        Ok(Dispatched::Held { until, paced })
     }
 
     /// Where the delivery goes: for user-facing kinds, the event's contact points over the stored

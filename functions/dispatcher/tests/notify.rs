@@ -654,7 +654,7 @@ async fn a_paced_channel_holds_deliveries_past_its_burst_without_attempting_them
     let w = world_with_http(http.clone()).await;
     let ch = slack(&w, Some(RateLimit::new(1.0, 2).unwrap())).await;
     let mut tasks = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         tasks.push(
             w.record(&ch, alice(None), DeliveryStatus::Queued, None)
                 .await,
@@ -663,9 +663,22 @@ async fn a_paced_channel_holds_deliveries_past_its_burst_without_attempting_them
     let now = Utc::now();
     let outcome = w.run(tasks.clone(), now, RetryPolicy::default()).await;
     assert!(outcome.failed.is_empty());
-    assert_eq!(http.calls(), 2, "the burst goes, the third waits");
-    assert_eq!(outcome.deferred.len(), 1, "{outcome:?}");
-    let held = &outcome.deferred[0];
+    assert_eq!(http.calls(), 2, "the burst goes, the others wait");
+    assert_eq!(outcome.deferred.len(), 3, "{outcome:?}");
+    // Held in one batch, they come back one slot apart, not all at the next slot.
+    let mut slots: Vec<_> = outcome.deferred.iter().map(|d| d.until).collect();
+    slots.sort();
+    for pair in slots.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::Duration::seconds(1),
+            "{slots:?}"
+        );
+    }
+    let held = outcome
+        .deferred
+        .iter()
+        .min_by_key(|d| d.until)
+        .expect("held");
     let wait = held.until - now;
     assert!(
         wait >= chrono::Duration::milliseconds(900) && wait <= chrono::Duration::milliseconds(1300),

@@ -151,7 +151,7 @@ async fn a_429_pauses_the_whole_channel_for_its_retry_after() {
         &herald,
         &slack,
         "queue.stalled",
-        json!({"perSecond": 50, "burst": 10}),
+        json!({"perSecond": 5, "burst": 1}),
     )
     .await;
     post_events(&herald, "queue.stalled", 10).await;
@@ -166,6 +166,8 @@ async fn a_429_pauses_the_whole_channel_for_its_retry_after() {
         .find(|a| a.status == 429)
         .expect("the injected 429 arrived")
         .at;
+    // Paced to one request at a time (burst 1), so nothing is in flight beside the refused one
+    // when its 429 comes back: any request in the next two seconds went out during the pause.
     let during: Vec<_> = arrivals
         .iter()
         .filter(|a| a.at > paused && a.at < paused + chrono::Duration::seconds(2))
