@@ -13,6 +13,7 @@
 //! attempt's message before this attempt is on record; it is then re-queued for a moment rather
 //! than sent (sending would race the record and lose one of the two outcomes).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -78,6 +79,24 @@ enum Dispatched {
     },
 }
 
+/// One lock per lane for the admissions of a batch.
+#[derive(Debug, Default)]
+struct AdmissionLocks(
+    std::sync::Mutex<
+        std::collections::HashMap<herald_core::domain::ChannelId, Arc<futures::lock::Mutex<()>>>,
+    >,
+);
+
+impl AdmissionLocks {
+    fn of(&self, lane: herald_core::domain::ChannelId) -> Arc<futures::lock::Mutex<()>> {
+        let mut locks = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(locks.entry(lane).or_default())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum DispatchError {
     #[error(transparent)]
@@ -93,6 +112,7 @@ enum DispatchError {
 impl Dispatcher<'_> {
     /// Handles one batch from the dispatch queue; deliveries in a batch go out concurrently.
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
+        let admissions = &AdmissionLocks::default();
         let results = futures::future::join_all(messages.into_iter().map(|message| async move {
             let task = match serde_json::from_str::<DispatchTask>(&message.body) {
                 Ok(task) => task,
@@ -103,7 +123,7 @@ impl Dispatcher<'_> {
                 }
             };
             let lane = Some(task.channel_id);
-            let result = match self.dispatch(task, now).await {
+            let result = match self.dispatch(task, now, admissions).await {
                 Ok(done) => done,
                 Err(e) => {
                     warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
@@ -144,6 +164,7 @@ impl Dispatcher<'_> {
         &self,
         task: DispatchTask,
         now: DateTime<Utc>,
+        admissions: &AdmissionLocks,
     ) -> Result<Dispatched, DispatchError> {
         if let Some(not_before) = task.not_before.filter(|t| *t > now) {
             // A wait longer than the queue's maximum delay: another hop.
@@ -212,13 +233,18 @@ impl Dispatcher<'_> {
             );
             return self.save(&delivery, version, ttl).await;
         }
-        // The lane reads the clock itself: `now` is the batch's, and a stale instant would let
-        // a paced lane send early by as much.
-        let lane_now = now.max(Utc::now());
         let limit = channel.rate_limit_in_force();
-        if let Admission::Hold { until, why } =
+        let admission = {
+            // One admission at a time per lane within the batch: concurrent ones would only
+            // conflict on the lane's version and retry (the sends still go concurrently).
+            let lock = admissions.of(task.channel_id);
+            let _turn = lock.lock().await;
+            // The lane reads the clock itself: `now` is the batch's, and a stale instant would
+            // let a paced lane send early by as much.
+            let lane_now = now.max(Utc::now());
             lanes::admit(self.store, &task.org_id, &task.channel_id, limit, lane_now).await?
-        {
+        };
+        if let Admission::Hold { until, why } = admission {
             return self
                 .hold(delivery, version, ttl, until, why, limit, now)
                 .await;
