@@ -425,6 +425,17 @@ impl Dispatcher<'_> {
                 "paused until {}: the provider answered 429",
                 until.to_rfc3339_opts(SecondsFormat::Secs, true)
             ),
+            Hold::CircuitOpen
+                if delivery.reason.as_deref().is_some_and(|r| {
+                    r.starts_with(&format!(
+                        "circuit open until {} ",
+                        until.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    ))
+                }) =>
+            {
+                // Held before for this very opening: the reason stands, no need to read why.
+                delivery.reason.clone().unwrap_or_default()
+            }
             Hold::CircuitOpen => {
                 let lane = lanes::get(self.store, &delivery.org_id, &delivery.channel_id).await?;
                 format!(

@@ -836,6 +836,14 @@ async fn five_failures_in_a_row_open_the_circuit_and_hold_the_channel() {
             && reason.ends_with("503: upstream unavailable"),
         "{reason}"
     );
+    // Held again while the same opening lasts: no delivery write.
+    let before = version(&w, sixth.delivery_id).await;
+    let again = w
+        .run(vec![sixth.clone()], now, RetryPolicy::default())
+        .await;
+    assert_eq!(again.deferred.len(), 1);
+    assert_eq!(version(&w, sixth.delivery_id).await, before);
+    assert_eq!(http.calls(), 5);
 }
 
 #[tokio::test]
