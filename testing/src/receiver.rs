@@ -73,11 +73,39 @@ enum Fallback {
     },
 }
 
+/// A provider's rate limit: GCRA (a token bucket of `burst` refilled at `per_second`), per
+/// path, with some tolerance for the jitter between a sender's clock and the arrival.
+#[derive(Debug)]
+struct RateLimit {
+    interval: Duration,
+    burst: u32,
+    tolerance: Duration,
+    /// Theoretical arrival time per path.
+    tat: std::collections::HashMap<String, Instant>,
+}
+
+impl RateLimit {
+    /// `None` when the request is within the limit (and takes its share), else how long until
+    /// it would have been.
+    fn check(&mut self, path: &str, now: Instant) -> Option<Duration> {
+        let tat = self.tat.get(path).copied().unwrap_or(now).max(now);
+        let allowance = self.interval * self.burst.saturating_sub(1) + self.tolerance;
+        let allowed_at = tat.checked_sub(allowance).unwrap_or(now);
+        if allowed_at <= now {
+            self.tat.insert(path.to_owned(), tat + self.interval);
+            None
+        } else {
+            Some(allowed_at - now)
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     kind: Kind,
     script: VecDeque<Reply>,
     fallback: Fallback,
+    rate_limit: Option<RateLimit>,
     signing_key: Option<Vec<u8>>,
     arrivals: Vec<Arrival>,
 }
@@ -104,6 +132,7 @@ impl Receiver {
             kind,
             script: VecDeque::new(),
             fallback: Fallback::Always(Reply::Ok),
+            rate_limit: None,
             signing_key: None,
             arrivals: Vec::new(),
         }));
@@ -144,6 +173,27 @@ impl Receiver {
             rng: Box::new(StdRng::seed_from_u64(seed)),
             rate,
         };
+    }
+
+    /// Enforces a provider's rate limit, per path: `per_second` on average, `burst` back to
+    /// back, with 25 ms of tolerance; a request beyond it is answered `429` with `Retry-After`
+    /// (whole seconds, at least 1), as Slack does. Scripted replies come first.
+    pub fn enforce_rate(&self, per_second: f64, burst: u32) {
+        self.lock().rate_limit = Some(RateLimit {
+            interval: Duration::from_secs_f64(1.0 / per_second),
+            burst,
+            tolerance: Duration::from_millis(25),
+            tat: std::collections::HashMap::new(),
+        });
+    }
+
+    /// How many requests were answered `429`.
+    pub fn rate_limited(&self) -> usize {
+        self.lock()
+            .arrivals
+            .iter()
+            .filter(|a| a.status == 429)
+            .count()
     }
 
     /// The channel's `whsec_…` signing secret, which a webhook receiver verifies every request
@@ -190,6 +240,7 @@ async fn handle(
     raw: Bytes,
 ) -> Response {
     let at = Utc::now();
+    let arrived = Instant::now();
     let mut inner = inner.lock().unwrap_or_else(|p| p.into_inner());
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
     let webhook_id = header(&headers, signing::HEADER_ID).map(str::to_owned);
@@ -220,17 +271,30 @@ async fn handle(
         }
     }
 
+    let path = uri.path().to_owned();
+    let over_limit = |inner: &mut Inner| {
+        inner
+            .rate_limit
+            .as_mut()
+            .and_then(|limit| limit.check(&path, arrived))
+            .map(|wait| Reply::RateLimited {
+                retry_after_secs: wait.as_secs_f64().ceil().max(1.0) as u64,
+            })
+    };
     let reply = match inner.script.pop_front() {
         Some(reply) => reply,
-        None => match &mut inner.fallback {
-            Fallback::Always(reply) => reply.clone(),
-            Fallback::Random { rng, rate } => {
-                if rng.random_bool(*rate) {
-                    Reply::ServerError
-                } else {
-                    Reply::Ok
+        None => match over_limit(&mut inner) {
+            Some(too_many) => too_many,
+            None => match &mut inner.fallback {
+                Fallback::Always(reply) => reply.clone(),
+                Fallback::Random { rng, rate } => {
+                    if rng.random_bool(*rate) {
+                        Reply::ServerError
+                    } else {
+                        Reply::Ok
+                    }
                 }
-            }
+            },
         },
     };
     let response = if problems.is_empty() {

@@ -364,7 +364,8 @@ impl Herald {
             .collect();
         let now = chrono::Utc::now();
         let retention = chrono::Duration::days(30);
-        let outcome: BatchOutcome = match f {
+        let handed = messages.clone();
+        let mut outcome: BatchOutcome = match f {
             Function::Ingest => {
                 Ingest {
                     store: &self.ingest_store,
@@ -398,6 +399,17 @@ impl Herald {
                 .await
             }
         };
+        // As the dispatcher's Lambda bootstrap does: held messages go back with their delay.
+        let deferred = std::mem::take(&mut outcome.deferred);
+        outcome.failed.extend(
+            herald_shared::pipeline::resend_deferred(
+                &self.dispatcher_dispatch_queue,
+                &handed,
+                &deferred,
+                chrono::Utc::now(),
+            )
+            .await,
+        );
         self.calls
             .record("esm", "Lambda", &format!("Invoke {}", f.origin()), 1);
         {

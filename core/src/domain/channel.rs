@@ -13,6 +13,7 @@ use url::Url;
 use super::email::EmailAddress;
 use super::{ChannelId, Invalid, OrgId, shape};
 use crate::delivery::outbound::{AllowList, check_relay, check_url};
+use crate::delivery::pacing::RateLimit;
 
 /// A notification channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +24,10 @@ pub struct Channel {
     pub name: ChannelName,
     pub config: ChannelConfig,
     pub frequency_cap: Option<FrequencyCap>,
+    /// The channel's own pacing, set through the API; `None`: the kind's default
+    /// ([`RateLimit::default_for`]). Channels stored before pacing existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     pub enabled: bool,
     pub health: ChannelHealth,
     pub created_at: DateTime<Utc>,
@@ -33,6 +38,41 @@ impl Channel {
     pub fn kind(&self) -> ChannelKind {
         self.config.kind()
     }
+
+    /// The rate limit in force: the channel's own, else its kind's default, else none.
+    pub fn rate_limit_in_force(&self) -> Option<RateLimit> {
+        self.rate_limit
+            .or_else(|| RateLimit::default_for(&self.config))
+    }
+}
+
+/// Checks a client's `rateLimit` for a channel of `kind`: only Slack and webhook channels are
+/// paced (email, SMS, push and in-app providers limit per account, not per channel), and the
+/// values must be within [`RateLimit::new`]'s bounds. `burst` is taken as a plain number so a
+/// negative or fractional one is a 422 naming `rateLimit.burst`, not a shape error.
+pub fn check_rate_limit(
+    kind: ChannelKind,
+    per_second: f64,
+    burst: f64,
+) -> Result<RateLimit, Invalid> {
+    if !matches!(kind, ChannelKind::Slack | ChannelKind::Webhook) {
+        return Err(Invalid::new(
+            "rateLimit",
+            format!(
+                "{} channels are not paced; only slack and webhook channels take a rateLimit",
+                kind.as_str()
+            ),
+        ));
+    }
+    let whole = burst.fract() == 0.0 && (0.0..=f64::from(u32::MAX)).contains(&burst);
+    if !whole {
+        return Err(Invalid::new(
+            "rateLimit.burst",
+            format!("must be a whole number from 1 to 1000 (got {burst})"),
+        ));
+    }
+    RateLimit::new(per_second, burst as u32)
+        .map_err(|e| Invalid::new(format!("rateLimit.{}", e.field), e.message))
 }
 
 /// The kinds of channel.
@@ -625,6 +665,34 @@ pub fn redact_url(url: &Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_limits_are_checked_per_kind_and_name_their_field() {
+        let ok = check_rate_limit(ChannelKind::Slack, 20.0, 3.0).expect("valid");
+        assert_eq!((ok.per_second, ok.burst), (20.0, 3));
+        let field = |kind, per_second, burst| {
+            check_rate_limit(kind, per_second, burst)
+                .expect_err("refused")
+                .field
+        };
+        assert_eq!(field(ChannelKind::Webhook, 0.0, 1.0), "rateLimit.perSecond");
+        assert_eq!(
+            field(ChannelKind::Webhook, 101.0, 1.0),
+            "rateLimit.perSecond"
+        );
+        assert_eq!(field(ChannelKind::Slack, 1.0, 0.0), "rateLimit.burst");
+        assert_eq!(field(ChannelKind::Slack, 1.0, -1.0), "rateLimit.burst");
+        assert_eq!(field(ChannelKind::Slack, 1.0, 1.5), "rateLimit.burst");
+        assert_eq!(field(ChannelKind::Slack, 1.0, 1001.0), "rateLimit.burst");
+        for kind in [
+            ChannelKind::Email,
+            ChannelKind::Sms,
+            ChannelKind::Push,
+            ChannelKind::InApp,
+        ] {
+            assert_eq!(field(kind, 1.0, 1.0), "rateLimit");
+        }
+    }
 
     #[test]
     fn slack_urls_are_redacted_to_host_and_tail() {

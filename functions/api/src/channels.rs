@@ -11,13 +11,14 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_core::delivery::outbound::AllowList;
+use herald_core::delivery::pacing::{Hold, LaneState, RateLimit};
 use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, ChannelPolicy, ConfigError,
-    FrequencyCap,
+    FrequencyCap, HealthStatus, check_rate_limit,
 };
 use herald_core::domain::{ChannelId, OrgId};
 use herald_shared::delivery::providers::fcm;
-use herald_shared::repo::{Channels, RepoError};
+use herald_shared::repo::{Channels, RepoError, lanes};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -55,8 +56,23 @@ pub struct CreateChannel {
     #[schema(value_type = Option<Object>)]
     pub config: Option<Value>,
     pub frequency_cap: Option<FrequencyCap>,
+    /// Slack and webhook channels only: at most `perSecond` sends per second, `burst` back to
+    /// back. Absent: the kind's default (Slack 1/s burst 3, Discord 0.5/s burst 5, Teams 4/s
+    /// burst 4, generic webhooks none).
+    pub rate_limit: Option<RateLimitInput>,
     /// Default `true`.
     pub enabled: Option<bool>,
+}
+
+/// A channel's `rateLimit` as sent: `perSecond` more than 0 and at most 100, `burst` a whole
+/// number from 1 to 1000.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimitInput {
+    #[schema(example = 1.0)]
+    pub per_second: f64,
+    #[schema(value_type = u32, example = 3)]
+    pub burst: f64,
 }
 
 /// `PATCH .../notifications/channels/{id}` body: the fields to change. `config` replaces the
@@ -74,6 +90,10 @@ pub struct UpdateChannel {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<FrequencyCap>)]
     pub frequency_cap: Option<Option<FrequencyCap>>,
+    /// `null` goes back to the kind's default.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<RateLimitInput>)]
+    pub rate_limit: Option<Option<RateLimitInput>>,
     pub enabled: Option<bool>,
 }
 
@@ -89,14 +109,73 @@ pub struct ChannelView {
     #[schema(value_type = Object)]
     pub config: Value,
     pub frequency_cap: Option<FrequencyCap>,
+    /// The rate limit in force (`null`: not paced): the channel's own, else its kind's default.
+    pub rate_limit: Option<RateLimit>,
+    /// Whether `rateLimit` is the kind's default (the channel sets none).
+    pub rate_limit_default: bool,
     pub enabled: bool,
-    pub health: ChannelHealth,
+    pub health: HealthView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// Webhook channels, in the creation answer only: the Standard Webhooks signing secret
     /// (`whsec_<base64>`). It cannot be shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
+}
+
+/// A channel's health: broken by a permanent refusal (`status`), and its lane.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthView {
+    pub status: HealthStatus,
+    /// The permanent error that broke it (e.g. `404 channel_not_found`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+    /// The channel's lane, when it is held (a 429's pause, an open circuit) or its last
+    /// attempts failed; absent when all is well.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lane: Option<LaneHealth>,
+}
+
+/// What holds a channel's deliveries back, from its lane (`docs/pipeline.md`, "Lanes").
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneHealth {
+    /// `paused` (the provider answered 429) or `circuit_open` (failures in a row); absent
+    /// when nothing holds the lane now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold: Option<Hold>,
+    /// Until when the hold lasts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    /// Retryable failures in a row (429s excluded); 5 open the circuit.
+    pub failures_in_a_row: u32,
+    /// The last failure or 429.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+impl LaneHealth {
+    fn of(lane: &LaneState, now: DateTime<Utc>) -> Option<Self> {
+        let hold = lane.hold_at(now);
+        (hold.is_some() || lane.failures > 0).then(|| Self {
+            hold: hold.map(|(why, _)| why),
+            until: hold.map(|(_, until)| until),
+            failures_in_a_row: lane.failures,
+            last_error: lane.last_error.clone(),
+        })
+    }
+}
+
+impl ChannelView {
+    /// The view with the lane's health as it stands at `now`.
+    fn with_lane(c: &Channel, lane: &LaneState, now: DateTime<Utc>) -> Self {
+        let mut view = Self::from(c);
+        view.health.lane = LaneHealth::of(lane, now);
+        view
+    }
 }
 
 impl From<&Channel> for ChannelView {
@@ -108,8 +187,15 @@ impl From<&Channel> for ChannelView {
             name: c.name.as_str().to_owned(),
             config: c.config.redacted(),
             frequency_cap: c.frequency_cap,
+            rate_limit: c.rate_limit_in_force(),
+            rate_limit_default: c.rate_limit.is_none(),
             enabled: c.enabled,
-            health: c.health.clone(),
+            health: HealthView {
+                status: c.health.status,
+                last_error: c.health.last_error.clone(),
+                since: c.health.since,
+                lane: None,
+            },
             created_at: c.created_at,
             updated_at: c.updated_at,
             signing_secret: None,
@@ -149,6 +235,12 @@ fn cap(cap: Option<FrequencyCap>) -> ApiResult<Option<FrequencyCap>> {
     Ok(cap.map(FrequencyCap::validate).transpose()?)
 }
 
+fn rate_limit(kind: ChannelKind, limit: Option<RateLimitInput>) -> ApiResult<Option<RateLimit>> {
+    Ok(limit
+        .map(|l| check_rate_limit(kind, l.per_second, l.burst))
+        .transpose()?)
+}
+
 /// Builds a channel's config from the request's `config` (already `None` for `null`) with
 /// [`ChannelConfig::parse`]: a wrong shape is a 400 `invalid_body`, a refused value a 422.
 /// `previous` is the config being replaced on update: a webhook keeps its signing secret.
@@ -180,7 +272,7 @@ fn parse_config(
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such org", body = ErrorBody),
         (status = 413, description = "Body over 256 KB", body = ErrorBody),
-        (status = 422, description = "Invalid value: name, URL (https only, at most 2048 characters, no private or loopback host), SMTP relay host, FCM tokenUri, headers (at most 20, name 128 and value 4096 bytes), missing config", body = ErrorBody),
+        (status = 422, description = "Invalid value: name, URL (https only, at most 2048 characters, no private or loopback host), SMTP relay host, FCM tokenUri, headers (at most 20, name 128 and value 4096 bytes), missing config, rateLimit (`rateLimit.perSecond`, `rateLimit.burst`; `rateLimit` on email, SMS, push and in-app channels)", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -203,6 +295,7 @@ pub async fn create_channel(
         name,
         config,
         frequency_cap: cap(body.frequency_cap)?,
+        rate_limit: rate_limit(body.kind, body.rate_limit)?,
         enabled: body.enabled.unwrap_or(true),
         health: ChannelHealth::default(),
         created_at: now,
@@ -245,8 +338,18 @@ pub async fn list_channels(
         .list(&auth.org_id, page.limit, page.cursor)
         .await
         .map_err(repo_error)?;
+    let ids: Vec<ChannelId> = page.items.iter().map(|c| c.id).collect();
+    let lanes = lanes::get_many(state.store.as_ref(), &auth.org_id, &ids)
+        .await
+        .map_err(repo_error)?;
+    let now = Utc::now();
     Ok(Json(ChannelList {
-        items: page.items.iter().map(ChannelView::from).collect(),
+        items: page
+            .items
+            .iter()
+            .zip(&lanes)
+            .map(|(c, lane)| ChannelView::with_lane(c, &lane.state, now))
+            .collect(),
         next_cursor: page.next.map(|c| c.as_str().to_owned()),
     }))
 }
@@ -271,11 +374,16 @@ pub async fn get_channel(
     let channel = Channels::new(state.store.as_ref())
         .get(&auth.org_id, &id)
         .await
+        .map_err(repo_error)?
+        .ok_or_else(|| ApiError::not_found("channel"))?;
+    let lane = lanes::get(state.store.as_ref(), &auth.org_id, &id)
+        .await
         .map_err(repo_error)?;
-    channel
-        .as_ref()
-        .map(|c| Json(ChannelView::from(c)))
-        .ok_or_else(|| ApiError::not_found("channel"))
+    Ok(Json(ChannelView::with_lane(
+        &channel,
+        &lane.state,
+        Utc::now(),
+    )))
 }
 
 /// Changes a channel.
@@ -325,6 +433,9 @@ pub async fn update_channel(
     if let Some(c) = body.frequency_cap {
         channel.frequency_cap = cap(c)?;
     }
+    if let Some(limit) = body.rate_limit {
+        channel.rate_limit = rate_limit(channel.kind(), limit)?;
+    }
     if let Some(enabled) = body.enabled {
         channel.enabled = enabled;
     }
@@ -332,7 +443,14 @@ pub async fn update_channel(
     channel.updated_at = Utc::now();
     repo.update(&channel).await.map_err(repo_error)?;
     tracing::info!(org_id = %channel.org_id, channel_id = %channel.id, "channel updated");
-    Ok(Json(ChannelView::from(&channel)))
+    let lane = lanes::get(state.store.as_ref(), &auth.org_id, &id)
+        .await
+        .map_err(repo_error)?;
+    Ok(Json(ChannelView::with_lane(
+        &channel,
+        &lane.state,
+        Utc::now(),
+    )))
 }
 
 /// Deletes a channel. Refused (409, naming them) while rules reference it.

@@ -13,10 +13,12 @@
 //! attempt's message before this attempt is on record; it is then re-queued for a moment rather
 //! than sent (sending would race the record and lose one of the two outcomes).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use herald_core::delivery::format::MessageContext;
+use herald_core::delivery::pacing::{Admission, Hold, LaneState, RateLimit};
 use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::delivery::{
     Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
@@ -25,10 +27,10 @@ use herald_core::domain::user;
 use herald_shared::delivery;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
 use herald_shared::feed::FeedNotifier;
-use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
+use herald_shared::pipeline::{BatchOutcome, Deferred, DispatchTask, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
-use herald_shared::repo::{Channels, RepoError, stats, users};
+use herald_shared::repo::{Channels, RepoError, lanes, stats, users};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
 use tracing::{info, instrument, warn};
@@ -38,6 +40,8 @@ const PREVIOUS_ATTEMPT_WAIT: Duration = Duration::from_secs(1);
 /// After this long without a change to the delivery, a missing previous attempt is taken as lost
 /// (its dispatcher died and its message was dead-lettered) and the next attempt goes ahead.
 const PREVIOUS_ATTEMPT_GRACE: chrono::Duration = chrono::Duration::minutes(15);
+/// Up to this much is added to a paced delivery's wait, so a lane's backlog does not wake as one.
+const PACED_JITTER_MS: i64 = 250;
 
 /// What the dispatcher needs.
 #[derive(Clone, Copy)]
@@ -60,6 +64,39 @@ impl std::fmt::Debug for Dispatcher<'_> {
     }
 }
 
+/// What became of one dispatch message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dispatched {
+    /// Handled: attempted, finished, dropped as a duplicate, or re-sent by the dispatcher itself.
+    Done,
+    /// Not handled; the queue should hand it out again (a store or queue error).
+    Failed,
+    /// Not attempted: the channel's lane is held until then. The caller hands it out again.
+    /// `paced`: the lane's send interval, when its rate limit is what holds it.
+    Held {
+        until: DateTime<Utc>,
+        paced: Option<chrono::Duration>,
+    },
+}
+
+/// One lock per lane for the admissions of a batch.
+#[derive(Debug, Default)]
+struct AdmissionLocks(
+    std::sync::Mutex<
+        std::collections::HashMap<herald_core::domain::ChannelId, Arc<futures::lock::Mutex<()>>>,
+    >,
+);
+
+impl AdmissionLocks {
+    fn of(&self, lane: herald_core::domain::ChannelId) -> Arc<futures::lock::Mutex<()>> {
+        let mut locks = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(locks.entry(lane).or_default())
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum DispatchError {
     #[error(transparent)]
@@ -75,36 +112,60 @@ enum DispatchError {
 impl Dispatcher<'_> {
     /// Handles one batch from the dispatch queue; deliveries in a batch go out concurrently.
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
+        let admissions = &AdmissionLocks::default();
         let results = futures::future::join_all(messages.into_iter().map(|message| async move {
-            let failed = match serde_json::from_str::<DispatchTask>(&message.body) {
-                Ok(task) => match self.dispatch(task, now).await {
-                    Ok(()) => false,
-                    Err(e) => {
-                        warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
-                        true
-                    }
-                },
+            let task = match serde_json::from_str::<DispatchTask>(&message.body) {
+                Ok(task) => task,
                 Err(e) => {
                     // Only the matcher and the dispatcher write this queue.
                     warn!(message_id = %message.id, error = %e, "unreadable dispatch task dropped");
-                    false
+                    return (message.id, None, Dispatched::Done);
                 }
             };
-            (message.id, failed)
+            let lane = Some(task.channel_id);
+            let result = match self.dispatch(task, now, admissions).await {
+                Ok(done) => done,
+                Err(e) => {
+                    warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
+                    Dispatched::Failed
+                }
+            };
+            (message.id, lane, result)
         }))
         .await;
-        BatchOutcome {
-            deferred: Vec::new(),
-            failed: results
-                .into_iter()
-                .filter(|(_, failed)| *failed)
-                .map(|(id, _)| id)
-                .collect(),
+        let mut outcome = BatchOutcome::default();
+        // Paced deliveries of one lane in this batch all got the lane's next slot; give them
+        // consecutive slots instead, so they do not come back as a herd only one of which goes.
+        let mut next_slot: std::collections::HashMap<_, DateTime<Utc>> =
+            std::collections::HashMap::new();
+        for (message_id, lane, result) in results {
+            match result {
+                Dispatched::Done => {}
+                Dispatched::Failed => outcome.failed.push(message_id),
+                Dispatched::Held { until, paced } => {
+                    let until = match (paced, lane) {
+                        (Some(interval), Some(lane)) => {
+                            let slot = next_slot.entry(lane).or_insert(until);
+                            let at = until.max(*slot);
+                            *slot = at + interval;
+                            at
+                        }
+                        _ => until,
+                    };
+                    outcome.deferred.push(Deferred { message_id, until });
+                }
+            }
         }
+        outcome
     }
 
     #[instrument(skip_all, fields(delivery_id = %task.delivery_id, org_id = %task.org_id, channel_id = %task.channel_id, attempt = task.attempt))]
-    async fn dispatch(&self, task: DispatchTask, now: DateTime<Utc>) -> Result<(), DispatchError> {
+    async fn dispatch(
+        &self,
+        task: DispatchTask,
+        now: DateTime<Utc>,
+        admissions: &AdmissionLocks,
+    ) -> Result<Dispatched, DispatchError> {
         if let Some(not_before) = task.not_before.filter(|t| *t > now) {
             // A wait longer than the queue's maximum delay: another hop.
             let remaining = (not_before - now).to_std().unwrap_or(Duration::ZERO);
@@ -115,7 +176,7 @@ impl Dispatcher<'_> {
                         .delayed(remaining),
                 ])
                 .await?;
-            return Ok(());
+            return Ok(Dispatched::Done);
         }
         let Some(Versioned {
             mut delivery,
@@ -123,14 +184,14 @@ impl Dispatcher<'_> {
         }) = deliveries::get(self.store, task.org_id, task.delivery_id).await?
         else {
             warn!("delivery not on record (expired?); message dropped");
-            return Ok(());
+            return Ok(Dispatched::Done);
         };
         if delivery.status.is_final() || delivery.attempts.len() >= task.attempt as usize {
             info!(
                 status = delivery.status.as_str(),
                 "attempt already on record; duplicate message dropped"
             );
-            return Ok(());
+            return Ok(Dispatched::Done);
         }
         if delivery.attempts.len() + 1 < task.attempt as usize
             && now - delivery.updated_at < PREVIOUS_ATTEMPT_GRACE
@@ -150,7 +211,7 @@ impl Dispatcher<'_> {
                         .delayed(PREVIOUS_ATTEMPT_WAIT),
                 ])
                 .await?;
-            return Ok(());
+            return Ok(Dispatched::Done);
         }
         let ttl = (now + self.retention).timestamp();
         let channels = Channels::new(self.store);
@@ -171,6 +232,22 @@ impl Dispatcher<'_> {
                 now,
             );
             return self.save(&delivery, version, ttl).await;
+        }
+        let limit = channel.rate_limit_in_force();
+        let admission = {
+            // One admission at a time per lane within the batch: concurrent ones would only
+            // conflict on the lane's version and retry (the sends still go concurrently).
+            let lock = admissions.of(task.channel_id);
+            let _turn = lock.lock().await;
+            // The lane reads the clock itself: `now` is the batch's, and a stale instant would
+            // let a paced lane send early by as much.
+            let lane_now = now.max(Utc::now());
+            lanes::admit(self.store, &task.org_id, &task.channel_id, limit, lane_now).await?
+        };
+        if let Admission::Hold { until, why } = admission {
+            return self
+                .hold(delivery, version, ttl, until, why, limit, now)
+                .await;
         }
         let destination = match self.destination(&channel, &task).await? {
             Ok(destination) => destination,
@@ -193,6 +270,29 @@ impl Dispatcher<'_> {
             feeds: self.feeds,
         };
         let outcome = delivery::deliver(ports, &channel, destination, &ctx, now).await;
+        let error = outcome
+            .error_class
+            .map(|c| describe(c, &outcome))
+            .unwrap_or_default();
+        let lane = match lanes::record(
+            self.store,
+            &task.org_id,
+            &task.channel_id,
+            outcome.error_class,
+            outcome.retry_after,
+            &error,
+            // A pause runs from the answer, not from the batch's start.
+            now.max(Utc::now()),
+        )
+        .await
+        {
+            Ok(lane) => lane,
+            Err(e) => {
+                // The attempt is made; its record must not be lost for the lane's sake.
+                warn!(error = %e, "the lane could not take in this attempt's outcome");
+                LaneState::default()
+            }
+        };
         delivery
             .attempts
             .push(outcome.to_attempt(task.attempt, now));
@@ -210,11 +310,24 @@ impl Dispatcher<'_> {
             }
             Some(class) if class.is_retryable() => {
                 let first = delivery.attempts.first().map_or(now, |a| a.at);
+                // 429s count toward the age limit, not the attempt limit: a paced backlog must
+                // never fail for being rate limited.
+                let counted = delivery
+                    .attempts
+                    .iter()
+                    .filter(|a| a.error_class != Some(ErrorClass::RateLimited))
+                    .count();
+                let counted = u32::try_from(counted).unwrap_or(u32::MAX);
+                // Not before the lane's pause ends: the next attempt would only be held.
+                let paused = lane
+                    .paused_until
+                    .and_then(|until| (until - now).to_std().ok());
+                let retry_after = outcome.retry_after.max(paused);
                 match self.retry.next_attempt(
-                    task.attempt,
+                    counted,
                     first,
                     now,
-                    outcome.retry_after,
+                    retry_after,
                     rand::random::<f64>(),
                 ) {
                     Some(wait) => {
@@ -233,11 +346,20 @@ impl Dispatcher<'_> {
                     }
                     None => {
                         delivery.status = DeliveryStatus::Failed;
-                        delivery.reason = Some(format!(
-                            "gave up after {} attempts: {}",
-                            task.attempt,
-                            describe(class, &outcome)
-                        ));
+                        delivery.reason = Some(if counted >= self.retry.max_attempts {
+                            format!(
+                                "gave up after {} attempts: {}",
+                                task.attempt,
+                                describe(class, &outcome)
+                            )
+                        } else {
+                            format!(
+                                "gave up after {} attempts over {}s (the retry age limit): {}",
+                                task.attempt,
+                                (now - first).num_seconds(),
+                                describe(class, &outcome)
+                            )
+                        });
                         warn!(error_class = ?class, "attempts exhausted; delivery failed");
                     }
                 }
@@ -248,10 +370,6 @@ impl Dispatcher<'_> {
                 warn!(error_class = ?class, status_code = ?outcome.status_code, "permanent failure; delivery failed");
             }
         }
-        let error = outcome
-            .error_class
-            .map(|c| describe(c, &outcome))
-            .unwrap_or_default();
         channels
             .record_health(&channel, outcome.error_class, &error, now)
             .await?;
@@ -261,12 +379,17 @@ impl Dispatcher<'_> {
     /// Saves the delivery if nobody else changed it, and counts it in the stats once it reached
     /// a final status — only the copy whose save won counts, so a duplicate message never
     /// counts twice.
-    async fn save(&self, delivery: &Delivery, version: i64, ttl: i64) -> Result<(), DispatchError> {
+    async fn save(
+        &self,
+        delivery: &Delivery,
+        version: i64,
+        ttl: i64,
+    ) -> Result<Dispatched, DispatchError> {
         match deliveries::save(self.store, delivery, version, ttl).await {
             // Another dispatcher recorded this attempt first (a duplicate message in flight).
             Err(StoreError::Conflict) => {
                 warn!("delivery changed concurrently; this copy's attempt is not recorded");
-                return Ok(());
+                return Ok(Dispatched::Done);
             }
             other => other?,
         };
@@ -276,7 +399,75 @@ impl Dispatcher<'_> {
                 info!("failed before reaching the user; frequency-cap slot given back");
             }
         }
-        Ok(())
+        Ok(Dispatched::Done)
+    }
+
+    /// A delivery its lane holds: not attempted, nothing logged as an attempt. The first time
+    /// it is held for a given reason the delivery says so (`reason`, `nextAttemptAt`; still
+    /// `queued`) — one write when the reason changes, none per hop.
+    #[allow(clippy::too_many_arguments)]
+    async fn hold(
+        &self,
+        mut delivery: Delivery,
+        version: i64,
+        ttl: i64,
+        until: DateTime<Utc>,
+        why: Hold,
+        limit: Option<RateLimit>,
+        now: DateTime<Utc>,
+    ) -> Result<Dispatched, DispatchError> {
+        let reason = match why {
+            Hold::Paced => format!(
+                "paced: channel limit {}",
+                limit.map_or_else(|| "reached".to_owned(), |l| l.describe())
+            ),
+            Hold::Paused => format!(
+                "paused until {}: the provider answered 429",
+                until.to_rfc3339_opts(SecondsFormat::Secs, true)
+            ),
+            Hold::CircuitOpen
+                if delivery.reason.as_deref().is_some_and(|r| {
+                    r.starts_with(&format!(
+                        "circuit open until {} ",
+                        until.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    ))
+                }) =>
+            {
+                // Held before for this very opening: the reason stands, no need to read why.
+                delivery.reason.clone().unwrap_or_default()
+            }
+            Hold::CircuitOpen => {
+                let lane = lanes::get(self.store, &delivery.org_id, &delivery.channel_id).await?;
+                format!(
+                    "circuit open until {} after {} failures in a row: {}",
+                    until.to_rfc3339_opts(SecondsFormat::Secs, true),
+                    lane.state.failures,
+                    lane.state.last_error.as_deref().unwrap_or("unknown error")
+                )
+            }
+        };
+        // Paced deliveries of one lane all wake at the lane's next slot; a little jitter keeps
+        // them from arriving as one herd.
+        let until = if why == Hold::Paced {
+            until + chrono::Duration::milliseconds(rand::random_range(0..=PACED_JITTER_MS))
+        } else {
+            until
+        };
+        info!(hold = why.as_str(), until = %until, "lane held; delivery not attempted");
+        if delivery.reason.as_deref() != Some(reason.as_str()) {
+            delivery.reason = Some(reason);
+            delivery.next_attempt_at = Some(until);
+            delivery.updated_at = now;
+            match deliveries::save(self.store, &delivery, version, ttl).await {
+                // Someone else moved it meanwhile; the reason is cosmetic, the hold is not.
+                Ok(_) | Err(StoreError::Conflict) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let paced = (why == Hold::Paced)
+            .then(|| limit.map(|l| chrono::Duration::milliseconds(l.interval_ms())))
+            .flatten();
+        Ok(Dispatched::Held { until, paced })
     }
 
     /// Where the delivery goes: for user-facing kinds, the event's contact points over the stored

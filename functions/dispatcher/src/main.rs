@@ -13,7 +13,7 @@ use std::sync::Arc;
 use herald_core::delivery::retry::RetryPolicy;
 use herald_shared::env;
 use herald_shared::feed::apigateway::ApiGatewayNotifier;
-use herald_shared::pipeline::lambda;
+use herald_shared::pipeline::{self, lambda};
 use herald_shared::queue::sqs::SqsQueue;
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
@@ -92,9 +92,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         retention: chrono::Duration::days(config.retention_days),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        let outcome = dispatcher
-            .handle(lambda::messages(event.payload), chrono::Utc::now())
+        let messages = lambda::messages(event.payload);
+        let mut outcome = dispatcher
+            .handle(messages.clone(), chrono::Utc::now())
             .await;
+        // Messages whose lane is held go back on the queue with the hold as their delay, and
+        // count as handled (SQS deletes them), so a paced backlog never nears maxReceiveCount.
+        let deferred = std::mem::take(&mut outcome.deferred);
+        outcome.failed.extend(
+            pipeline::resend_deferred(&dispatch_queue, &messages, &deferred, chrono::Utc::now())
+                .await,
+        );
         Ok::<SqsBatchResponse, lambda_runtime::Error>(lambda::response(outcome))
     }))
     .await

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::Utc;
 use herald_core::delivery::format::OutboundMessage;
+use herald_core::delivery::pacing::RateLimit;
 use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
@@ -20,7 +21,7 @@ use herald_core::domain::user::UserProfile;
 use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::{AttemptOutcome, OutboxSender, Sender, Senders};
-use herald_shared::pipeline::{DispatchTask, QueueMessage};
+use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::repo::outbox;
@@ -82,6 +83,7 @@ impl World {
             name: ChannelName::parse("people").unwrap(),
             config,
             frequency_cap: None,
+            rate_limit: None,
             enabled: true,
             health: ChannelHealth::default(),
             created_at: now,
@@ -112,6 +114,23 @@ impl World {
         status: DeliveryStatus,
         cap_slot: Option<CapSlot>,
     ) -> Delivery {
+        let now = Utc::now();
+        let task = self.record(channel, recipient, status, cap_slot).await;
+        let outcome = self
+            .run(vec![task.clone()], now, RetryPolicy::default())
+            .await;
+        assert!(outcome.failed.is_empty());
+        self.delivery(task.delivery_id).await
+    }
+
+    /// Records a delivery in `status`; returns its first attempt's task.
+    async fn record(
+        &self,
+        channel: &Channel,
+        recipient: Recipient,
+        status: DeliveryStatus,
+        cap_slot: Option<CapSlot>,
+    ) -> DispatchTask {
         let now = Utc::now();
         let mut properties = serde_json::Map::new();
         properties.insert("name".into(), "Alice".into());
@@ -149,7 +168,7 @@ impl World {
         deliveries::create(self.store.as_ref(), &delivery, ttl)
             .await
             .unwrap();
-        let task = DispatchTask {
+        DispatchTask {
             delivery_id: delivery.id,
             org_id: self.org,
             rule_key: rule,
@@ -163,26 +182,30 @@ impl World {
                 body: Some("Glad you are here.".into()),
                 link: None,
             }),
-        };
-        let outcome = Dispatcher {
+        }
+    }
+
+    /// Hands `tasks` to the dispatcher as one batch (message ids `m0`, `m1`, ...) at `now`.
+    async fn run(
+        &self,
+        tasks: Vec<DispatchTask>,
+        now: chrono::DateTime<Utc>,
+        retry: RetryPolicy,
+    ) -> BatchOutcome {
+        Dispatcher {
             store: self.store.as_ref(),
             dispatch_queue: self.queue.as_ref(),
             sender: &self.sender,
             feeds: &herald_shared::feed::NoopFeedNotifier,
-            retry: RetryPolicy::default(),
+            retry,
             retention: chrono::Duration::days(1),
         }
-        .handle(
-            vec![QueueMessage {
-                id: "m".into(),
-                body: serde_json::to_string(&task).unwrap(),
-                receive_count: 1,
-            }],
-            now,
-        )
-        .await;
-        assert!(outcome.failed.is_empty());
-        deliveries::get(self.store.as_ref(), self.org, delivery.id)
+        .handle(messages(&tasks), now)
+        .await
+    }
+
+    async fn delivery(&self, id: DeliveryId) -> Delivery {
+        deliveries::get(self.store.as_ref(), self.org, id)
             .await
             .unwrap()
             .unwrap()
@@ -203,6 +226,18 @@ impl World {
             .await
             .unwrap()
     }
+}
+
+fn messages(tasks: &[DispatchTask]) -> Vec<QueueMessage> {
+    tasks
+        .iter()
+        .enumerate()
+        .map(|(i, task)| QueueMessage {
+            id: format!("m{i}"),
+            body: serde_json::to_string(task).unwrap(),
+            receive_count: 1,
+        })
+        .collect()
 }
 
 fn alice(email: Option<&str>) -> Recipient {
@@ -539,4 +574,366 @@ async fn a_capped_delivery_that_was_sent_keeps_its_cap_slot() {
         .await;
     assert_eq!(d.status, DeliveryStatus::Sent);
     assert_eq!(cap_count(&w, &key).await, 1);
+}
+
+// ---- Lanes: pacing, 429 pauses, the circuit breaker (docs/pipeline.md) ----------------------
+
+/// A Slack endpoint answering every request with `answer`, counting them.
+#[derive(Debug)]
+struct Scripted {
+    answer: AttemptOutcome,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl Scripted {
+    fn new(answer: AttemptOutcome) -> Arc<Self> {
+        Arc::new(Self {
+            answer,
+            calls: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    fn ok() -> Arc<Self> {
+        Self::new(AttemptOutcome {
+            status_code: Some(200),
+            error_class: None,
+            message: Some("ok".into()),
+            latency: std::time::Duration::ZERO,
+            retry_after: None,
+        })
+    }
+
+    fn too_many(retry_after_s: u64) -> Arc<Self> {
+        Self::new(AttemptOutcome {
+            status_code: Some(429),
+            error_class: Some(ErrorClass::RateLimited),
+            message: Some("rate_limited".into()),
+            latency: std::time::Duration::ZERO,
+            retry_after: Some(std::time::Duration::from_secs(retry_after_s)),
+        })
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Sender for Scripted {
+    async fn send(&self, _: &Channel, _: &OutboundMessage) -> AttemptOutcome {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.answer.clone()
+    }
+}
+
+async fn slack(w: &World, rate_limit: Option<RateLimit>) -> Channel {
+    let config: ChannelConfig = serde_json::from_value(serde_json::json!({
+        "kind": "slack", "webhookUrl": "https://hooks.slack.test/services/T/B/x"
+    }))
+    .unwrap();
+    let mut channel = w.channel(config).await;
+    channel.rate_limit = rate_limit;
+    Channels::new(w.store.as_ref())
+        .update(&channel)
+        .await
+        .unwrap();
+    channel
+}
+
+async fn version(w: &World, id: DeliveryId) -> i64 {
+    deliveries::get(w.store.as_ref(), w.org, id)
+        .await
+        .unwrap()
+        .unwrap()
+        .version
+}
+
+#[tokio::test]
+async fn a_paced_channel_holds_deliveries_past_its_burst_without_attempting_them() {
+    let http = Scripted::ok();
+    let w = world_with_http(http.clone()).await;
+    let ch = slack(&w, Some(RateLimit::new(1.0, 2).unwrap())).await;
+    let mut tasks = Vec::new();
+    for _ in 0..5 {
+        tasks.push(
+            w.record(&ch, alice(None), DeliveryStatus::Queued, None)
+                .await,
+        );
+    }
+    let now = Utc::now();
+    let outcome = w.run(tasks.clone(), now, RetryPolicy::default()).await;
+    assert!(outcome.failed.is_empty());
+    assert_eq!(http.calls(), 2, "the burst goes, the others wait");
+    assert_eq!(outcome.deferred.len(), 3, "{outcome:?}");
+    // Held in one batch, they come back one slot apart, not all at the next slot.
+    let mut slots: Vec<_> = outcome.deferred.iter().map(|d| d.until).collect();
+    slots.sort();
+    for pair in slots.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= chrono::Duration::seconds(1),
+            "{slots:?}"
+        );
+    }
+    let held = outcome
+        .deferred
+        .iter()
+        .min_by_key(|d| d.until)
+        .expect("held");
+    let wait = held.until - now;
+    assert!(
+        wait >= chrono::Duration::milliseconds(900) && wait <= chrono::Duration::milliseconds(1300),
+        "held until the next slot: {wait}"
+    );
+    let index: usize = held.message_id[1..].parse().unwrap();
+    let d = w.delivery(tasks[index].delivery_id).await;
+    assert_eq!(d.status, DeliveryStatus::Queued);
+    assert!(d.attempts.is_empty(), "a held delivery is not attempted");
+    assert_eq!(
+        d.reason.as_deref(),
+        Some("paced: channel limit 1 per second, bursts of 2")
+    );
+    assert_eq!(d.next_attempt_at, Some(held.until));
+
+    // Held again for the same reason: no delivery write.
+    let before = version(&w, d.id).await;
+    let again = w
+        .run(
+            vec![tasks[index].clone()],
+            Utc::now(),
+            RetryPolicy::default(),
+        )
+        .await;
+    assert_eq!(again.deferred.len(), 1);
+    assert_eq!(version(&w, d.id).await, before);
+    assert_eq!(http.calls(), 2);
+
+    // Its slot comes: it goes.
+    let later = w
+        .run(
+            vec![tasks[index].clone()],
+            held.until,
+            RetryPolicy::default(),
+        )
+        .await;
+    assert!(
+        later.deferred.is_empty() && later.failed.is_empty(),
+        "{later:?}"
+    );
+    assert_eq!(http.calls(), 3);
+    let d = w.delivery(d.id).await;
+    assert_eq!(d.status, DeliveryStatus::Delivered, "{d:?}");
+    assert_eq!(d.attempts.len(), 1);
+}
+
+#[tokio::test]
+async fn a_429_pauses_the_whole_channel_and_does_not_count_toward_max_attempts() {
+    let http = Scripted::too_many(2);
+    let w = world_with_http(http.clone()).await;
+    let ch = slack(&w, None).await;
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        ..RetryPolicy::default()
+    };
+    let first = w
+        .record(&ch, alice(None), DeliveryStatus::Queued, None)
+        .await;
+    let other = w
+        .record(&ch, alice(None), DeliveryStatus::Queued, None)
+        .await;
+    let t0 = Utc::now();
+    assert!(
+        w.run(vec![first.clone()], t0, retry)
+            .await
+            .deferred
+            .is_empty()
+    );
+    let d = w.delivery(first.delivery_id).await;
+    assert_eq!(d.attempts.len(), 1, "a 429 is logged as an attempt");
+    assert_eq!(d.attempts[0].error_class, Some(ErrorClass::RateLimited));
+    assert_eq!(d.status, DeliveryStatus::Queued);
+    let next = d.next_attempt_at.unwrap();
+    assert!(
+        next >= t0 + chrono::Duration::seconds(2),
+        "not before the pause ends: {next}"
+    );
+
+    // Another delivery to the channel during the pause: held, not attempted.
+    let outcome = w
+        .run(
+            vec![other.clone()],
+            t0 + chrono::Duration::seconds(1),
+            retry,
+        )
+        .await;
+    assert_eq!(outcome.deferred.len(), 1);
+    let until = outcome.deferred[0].until;
+    assert!(
+        until >= t0 + chrono::Duration::seconds(2)
+            && until < t0 + chrono::Duration::milliseconds(2500),
+        "held until the pause ends: {until}"
+    );
+    assert_eq!(http.calls(), 1);
+    let held = w.delivery(other.delivery_id).await;
+    assert!(held.attempts.is_empty());
+    assert!(
+        held.reason.as_deref().unwrap().starts_with("paused until ")
+            && held
+                .reason
+                .as_deref()
+                .unwrap()
+                .ends_with(": the provider answered 429"),
+        "{held:?}"
+    );
+
+    // More 429s than max attempts: still queued, never failed for being rate limited.
+    let mut task = first.clone();
+    let mut at = t0;
+    for n in 2..=4 {
+        at += chrono::Duration::seconds(3);
+        task.attempt = n;
+        let outcome = w.run(vec![task.clone()], at, retry).await;
+        assert!(outcome.deferred.is_empty(), "attempt {n}: {outcome:?}");
+    }
+    let d = w.delivery(first.delivery_id).await;
+    assert_eq!(d.attempts.len(), 4);
+    assert_eq!(d.status, DeliveryStatus::Queued, "{d:?}");
+}
+
+#[tokio::test]
+async fn five_failures_in_a_row_open_the_circuit_and_hold_the_channel() {
+    let http = Scripted::new(AttemptOutcome::not_sent(
+        ErrorClass::ServerError,
+        "503: upstream unavailable",
+    ));
+    let w = world_with_http(http.clone()).await;
+    let ch = slack(&w, Some(RateLimit::new(100.0, 100).unwrap())).await;
+    let now = Utc::now();
+    for _ in 0..5 {
+        let task = w
+            .record(&ch, alice(None), DeliveryStatus::Queued, None)
+            .await;
+        assert!(
+            w.run(vec![task], now, RetryPolicy::default())
+                .await
+                .deferred
+                .is_empty()
+        );
+    }
+    let sixth = w
+        .record(&ch, alice(None), DeliveryStatus::Queued, None)
+        .await;
+    let outcome = w
+        .run(vec![sixth.clone()], now, RetryPolicy::default())
+        .await;
+    assert_eq!(outcome.deferred.len(), 1, "{outcome:?}");
+    assert_eq!(http.calls(), 5);
+    let d = w.delivery(sixth.delivery_id).await;
+    assert!(d.attempts.is_empty());
+    let reason = d.reason.unwrap();
+    assert!(
+        reason.starts_with("circuit open until ")
+            && reason.contains(" after 5 failures in a row: ")
+            && reason.ends_with("503: upstream unavailable"),
+        "{reason}"
+    );
+    // Held again while the same opening lasts: no delivery write.
+    let before = version(&w, sixth.delivery_id).await;
+    let again = w
+        .run(vec![sixth.clone()], now, RetryPolicy::default())
+        .await;
+    assert_eq!(again.deferred.len(), 1);
+    assert_eq!(version(&w, sixth.delivery_id).await, before);
+    assert_eq!(http.calls(), 5);
+}
+
+#[tokio::test]
+async fn deferred_messages_go_back_in_their_lane_with_their_delay() {
+    use herald_shared::pipeline::{Deferred, resend_deferred};
+    let w = world().await;
+    let ch = slack(&w, None).await;
+    let soon = w
+        .record(&ch, alice(None), DeliveryStatus::Queued, None)
+        .await;
+    let late = w
+        .record(&ch, alice(None), DeliveryStatus::Queued, None)
+        .await;
+    let batch = messages(&[soon.clone(), late.clone()]);
+    let now = Utc::now();
+    let deferred = [
+        Deferred {
+            message_id: "m0".into(),
+            until: now + chrono::Duration::milliseconds(300),
+        },
+        Deferred {
+            message_id: "m1".into(),
+            until: now + chrono::Duration::minutes(40),
+        },
+    ];
+    let failed = resend_deferred(w.queue.as_ref(), &batch, &deferred, now).await;
+    assert!(failed.is_empty());
+    let none = w
+        .queue
+        .receive(10, std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert!(none.is_empty(), "nothing before its time");
+    let back = w
+        .queue
+        .receive(10, std::time::Duration::from_secs(3))
+        .await
+        .unwrap();
+    assert_eq!(back.len(), 1);
+    let task: DispatchTask = serde_json::from_str(&back[0].body).unwrap();
+    assert_eq!(task.delivery_id, soon.delivery_id);
+    assert_eq!(task.attempt, 1, "the same attempt: it was never made");
+    assert_eq!(back[0].receive_count, 1, "a deferral is not a receive");
+    // Beyond the queue's 15-minute delay, the task carries the rest as notBefore.
+    let sent = Capture::default();
+    assert!(
+        resend_deferred(&sent, &batch, &deferred[1..], now)
+            .await
+            .is_empty()
+    );
+    let sent = sent.0.lock().unwrap();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].delay, herald_shared::queue::MAX_DELAY);
+    assert_eq!(sent[0].group.as_deref(), Some(late.lane().as_str()));
+    let task: DispatchTask = serde_json::from_str(&sent[0].body).unwrap();
+    assert_eq!(task.delivery_id, late.delivery_id);
+    assert_eq!(task.not_before, Some(deferred[1].until));
+}
+
+/// A queue that keeps what is sent to it.
+#[derive(Debug, Default)]
+struct Capture(std::sync::Mutex<Vec<herald_shared::queue::Outgoing>>);
+
+#[async_trait]
+impl Queue for Capture {
+    async fn send_batch(
+        &self,
+        messages: Vec<herald_shared::queue::Outgoing>,
+    ) -> Result<(), herald_shared::queue::QueueError> {
+        self.0.lock().unwrap().extend(messages);
+        Ok(())
+    }
+    async fn receive(
+        &self,
+        _: usize,
+        _: std::time::Duration,
+    ) -> Result<Vec<herald_shared::queue::Received>, herald_shared::queue::QueueError> {
+        Ok(Vec::new())
+    }
+    async fn delete(
+        &self,
+        _: &herald_shared::queue::Receipt,
+    ) -> Result<(), herald_shared::queue::QueueError> {
+        Ok(())
+    }
+    async fn change_visibility(
+        &self,
+        _: &herald_shared::queue::Receipt,
+        _: std::time::Duration,
+    ) -> Result<(), herald_shared::queue::QueueError> {
+        Ok(())
+    }
 }

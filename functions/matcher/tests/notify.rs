@@ -43,6 +43,7 @@ async fn world(cap: Option<FrequencyCap>, quiet: Option<QuietHours>) -> World {
         name: ChannelName::parse("email").unwrap(),
         config: ChannelConfig::Email(EmailConfig::Outbox { from: None }),
         frequency_cap: cap,
+        rate_limit: None,
         enabled: true,
         health: ChannelHealth::default(),
         created_at: now,

@@ -189,11 +189,18 @@ impl OutboundClient {
         }
         let mut resp = req.body(body).send().await.map_err(describe)?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+        let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after = header(reqwest::header::RETRY_AFTER.as_str())
+            .map(str::to_owned)
+            .or_else(|| {
+                // Discord may answer a 429 with only its bucket's reset
+                // (`X-RateLimit-Reset-After`); every Discord answer carries one, so it is a
+                // wait only on a 429.
+                (status == 429)
+                    .then(|| header("x-ratelimit-reset-after"))
+                    .flatten()
+                    .and_then(reset_after_seconds)
+            });
         // Only the host: a Location's path and query can carry tokens.
         let redirect_host = resp
             .status()
@@ -273,8 +280,26 @@ fn describe(err: reqwest::Error) -> SendError {
     SendError { kind, message }
 }
 
+/// `X-RateLimit-Reset-After` (fractional seconds, `1.234`) as a `Retry-After` value: whole
+/// seconds, rounded up.
+fn reset_after_seconds(value: &str) -> Option<String> {
+    let secs: f64 = value.trim().parse().ok()?;
+    (secs.is_finite() && secs >= 0.0).then(|| format!("{}", secs.ceil() as u64))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn discords_reset_after_becomes_whole_seconds_rounded_up() {
+        use super::reset_after_seconds as r;
+        assert_eq!(r("1.234").as_deref(), Some("2"));
+        assert_eq!(r("2").as_deref(), Some("2"));
+        assert_eq!(r("0").as_deref(), Some("0"));
+        assert_eq!(r("-1"), None);
+        assert_eq!(r("soon"), None);
+        assert_eq!(r("NaN"), None);
+    }
+
     use super::*;
 
     #[tokio::test]

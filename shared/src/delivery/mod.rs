@@ -152,6 +152,7 @@ mod tests {
             name: ChannelName::parse("mail").expect("name"),
             config: ChannelConfig::Email(EmailConfig::Outbox { from: None }),
             frequency_cap: None,
+            rate_limit: None,
             enabled: true,
             health: Default::default(),
             created_at: now,

@@ -198,6 +198,7 @@ mod tests {
             name: ChannelName::parse("c").expect("name"),
             config,
             frequency_cap: None,
+            rate_limit: None,
             enabled: true,
             health: ChannelHealth::default(),
             created_at: now,

@@ -23,6 +23,8 @@ use herald_core::domain::event::{Event, Recipient};
 use herald_core::domain::rule::Template;
 use herald_core::domain::{ChannelId, DeliveryId, OrgId, RuleKey, UserId};
 
+use crate::queue::{MAX_BATCH, MAX_DELAY, Outgoing, Queue};
+
 /// A message as a handler receives it, whatever queue engine carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueMessage {
@@ -49,6 +51,53 @@ pub struct BatchOutcome {
 pub struct Deferred {
     pub message_id: String,
     pub until: DateTime<Utc>,
+}
+
+/// Hands each deferred message of a batch out again at its `until`: a new message with the same
+/// body, in the same lane, delayed by `until − now` (at most the queue's maximum delay; a longer
+/// wait sets the dispatch task's `notBefore`, so the dispatcher's hops carry it the rest of the
+/// way). The caller then deletes the originals like handled messages, so a deferral never counts
+/// as a receive. Returns the ids of the messages that could not be re-sent: report those failed,
+/// and the queue hands them out again after the visibility timeout.
+///
+/// The Lambda dispatcher's way of applying [`BatchOutcome::deferred`] (and, for now, the local
+/// worker's).
+pub async fn resend_deferred(
+    queue: &dyn Queue,
+    messages: &[QueueMessage],
+    deferred: &[Deferred],
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut failed = Vec::new();
+    let mut batch: Vec<(String, Outgoing)> = Vec::new();
+    for d in deferred {
+        let Some(message) = messages.iter().find(|m| m.id == d.message_id) else {
+            continue;
+        };
+        let wait = (d.until - now).to_std().unwrap_or_default();
+        let outgoing = match serde_json::from_str::<DispatchTask>(&message.body) {
+            Ok(mut task) => {
+                if wait > MAX_DELAY {
+                    task.not_before = Some(task.not_before.map_or(d.until, |t| t.max(d.until)));
+                }
+                match serde_json::to_string(&task) {
+                    Ok(body) => Outgoing::now(body).in_group(task.lane()),
+                    Err(_) => Outgoing::now(message.body.clone()),
+                }
+            }
+            // Only dispatch tasks are deferred today; anything else goes back as it came.
+            Err(_) => Outgoing::now(message.body.clone()),
+        };
+        batch.push((message.id.clone(), outgoing.delayed(wait)));
+    }
+    for chunk in batch.chunks(MAX_BATCH) {
+        let (ids, outgoing): (Vec<String>, Vec<Outgoing>) = chunk.iter().cloned().unzip();
+        if let Err(e) = queue.send_batch(outgoing).await {
+            tracing::warn!(error = %e, messages = ids.len(), "deferred messages not re-sent; they will be received again");
+            failed.extend(ids);
+        }
+    }
+    failed
 }
 
 /// Match-queue message: one accepted event, to be matched against its org's rules.

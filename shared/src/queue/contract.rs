@@ -95,6 +95,28 @@ pub async fn sent_messages_are_all_received(factory: &dyn QueueFactory) {
     assert_eq!(ids.len(), 3, "message ids are distinct: {got:?}");
 }
 
+/// Messages sent in lanes (a tenant and a lane each; on SQS the tenant is the `MessageGroupId`
+/// of a standard queue, which makes it a fair queue) and messages without one all arrive.
+pub async fn messages_in_lanes_are_all_received(factory: &dyn QueueFactory) {
+    let q = factory.create(spec(30, 5)).await;
+    let sent = bodies("lane", 6);
+    let messages = sent
+        .iter()
+        .enumerate()
+        .map(|(i, body)| match i % 3 {
+            0 => Outgoing::now(body).in_group("org-a/channel-1"),
+            1 => Outgoing::now(body).in_group("org-b/channel-2"),
+            _ => Outgoing::now(body),
+        })
+        .collect();
+    q.main.send_batch(messages).await.expect("send_batch");
+
+    let got = receive_n(q.main.as_ref(), 6).await;
+
+    let got_bodies: BTreeSet<_> = got.iter().map(|m| m.body.clone()).collect();
+    assert_eq!(got_bodies, sent.into_iter().collect::<BTreeSet<_>>());
+}
+
 /// A batch of [`MAX_BATCH`] is one call and all of it arrives; one more is refused.
 pub async fn a_batch_of_ten_is_delivered_and_eleven_is_refused(factory: &dyn QueueFactory) {
     let q = factory.create(spec(30, 5)).await;

@@ -190,6 +190,11 @@ impl<'a> Channels<'a> {
                     key: keys::channel(org, id),
                     condition: Condition::Exists,
                 },
+                // Its lane (pacing, pause, breaker) goes with it, if it has one.
+                WriteOp::Delete {
+                    key: keys::lane(org, id),
+                    condition: Condition::None,
+                },
                 WriteOp::Check {
                     key: keys::rules_version(org),
                     condition: Condition::NumEquals {

@@ -11,6 +11,7 @@ pub mod connections;
 pub mod deliveries;
 pub mod events;
 pub mod feeds;
+pub mod lanes;
 pub mod orgs;
 pub mod outbox;
 pub mod rules;

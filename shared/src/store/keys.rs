@@ -32,6 +32,7 @@ pub mod entity {
     pub const DELIVERY: &str = "delivery";
     pub const STATS: &str = "stats";
     pub const CAP_COUNTER: &str = "capCounter";
+    pub const LANE: &str = "lane";
     pub const OUTBOX_MESSAGE: &str = "outboxMessage";
     pub const FEED_ITEM: &str = "feedItem";
     pub const FEED_STATE: &str = "feedState";
@@ -72,6 +73,17 @@ pub fn api_key_by_hash(hash: &KeyHash) -> Key {
 /// A channel: `ORG#<org>` / `CHANNEL#<id>`.
 pub fn channel(org: &OrgId, id: &ChannelId) -> Key {
     Key::new(org_pk(org), format!("{CHANNEL_PREFIX}{id}"))
+}
+
+/// Sort-key prefix of an org's lanes (one per channel that has been paced, paused or failing).
+/// Not under `CHANNEL#`: listing channels must not meet them.
+pub const LANE_PREFIX: &str = "LANE#";
+/// The integer attribute lane writes are conditioned on (optimistic concurrency).
+pub const LANE_VERSION_ATTR: &str = "version";
+
+/// A channel's lane state (pacing, 429 pause, circuit breaker): `ORG#<org>` / `LANE#<channel>`.
+pub fn lane(org: &OrgId, channel: &ChannelId) -> Key {
+    Key::new(org_pk(org), format!("{LANE_PREFIX}{channel}"))
 }
 
 /// A rule: `ORG#<org>` / `RULE#<key>`.
@@ -345,6 +357,7 @@ mod tests {
             k(&format!("APIKEY#{}", hash.as_str()), "APIKEY")
         );
         assert_eq!(self::channel(&org, &channel), k(o, &format!("CHANNEL#{c}")));
+        assert_eq!(self::lane(&org, &channel), k(o, &format!("LANE#{c}")));
         assert_eq!(self::rule(&org, &rule), k(o, "RULE#disk.full"));
         assert_eq!(rules_version(&org), k(o, "RULESVERSION"));
         assert_eq!(self::user(&org, &user), k(o, "USER#alice"));
@@ -412,6 +425,7 @@ mod tests {
             entity::DELIVERY,
             entity::STATS,
             entity::CAP_COUNTER,
+            entity::LANE,
             entity::OUTBOX_MESSAGE,
             entity::FEED_ITEM,
             entity::FEED_STATE,

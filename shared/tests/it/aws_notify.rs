@@ -61,6 +61,7 @@ fn channel(config: ChannelConfig) -> Channel {
         name: ChannelName::parse("alerts").unwrap(),
         config,
         frequency_cap: None,
+        rate_limit: None,
         enabled: true,
         health: ChannelHealth::default(),
         created_at: now,

@@ -276,6 +276,7 @@ fn channel(config: ChannelConfig) -> Channel {
         name: ChannelName::parse("alerts").expect("name"),
         config,
         frequency_cap: None,
+        rate_limit: None,
         enabled: true,
         health: ChannelHealth::default(),
         created_at: at,

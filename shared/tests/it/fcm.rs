@@ -342,6 +342,7 @@ fn channel_with(peer: &Peer, client_email: &str, private_key: &str) -> Channel {
             token_uri: Some(format!("{}/token", peer.base)),
         }),
         frequency_cap: None,
+        rate_limit: None,
         enabled: true,
         health: ChannelHealth::default(),
         created_at: at,

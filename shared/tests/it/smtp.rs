@@ -112,6 +112,7 @@ fn channel(relay: Relay<'_>) -> Channel {
             starttls: relay.starttls,
         }),
         frequency_cap: None,
+        rate_limit: None,
         enabled: true,
         health: ChannelHealth::default(),
         created_at: at,

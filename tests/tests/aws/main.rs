@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 mod costs;
 mod dlq;
+mod lanes;
 mod provisioning;
 
 /// The test retry policy: base 1 s, so a retry comes back within the test's time.

@@ -495,3 +495,163 @@ async fn overlong_urls_and_headers_are_refused_at_save() {
         .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(a.field(), Some("config.headers"), "{}", a.text);
 }
+
+#[tokio::test]
+async fn a_channel_shows_the_rate_limit_in_force_and_null_goes_back_to_the_default() {
+    let app = TestApp::local().await;
+    let slack = json!({"kind": "slack", "name": "ops", "config": {"webhookUrl": "http://127.0.0.1:9000/slack"}});
+    let a = app
+        .post("/notifications/channels", &slack.to_string())
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(a.json["rateLimit"], json!({"perSecond": 1.0, "burst": 3}));
+    assert_eq!(a.json["rateLimitDefault"], true);
+    let id = a.json["id"].as_str().expect("id").to_owned();
+    let a = app
+        .patch(
+            &format!("/notifications/channels/{id}"),
+            r#"{"rateLimit":{"perSecond":20,"burst":3}}"#,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(a.json["rateLimit"], json!({"perSecond": 20.0, "burst": 3}));
+    assert_eq!(a.json["rateLimitDefault"], false);
+    let again = app
+        .get(&format!("/notifications/channels/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(again.json["rateLimit"]["perSecond"], 20.0);
+    let a = app
+        .patch(
+            &format!("/notifications/channels/{id}"),
+            r#"{"rateLimit":null}"#,
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(a.json["rateLimit"], json!({"perSecond": 1.0, "burst": 3}));
+    assert_eq!(a.json["rateLimitDefault"], true);
+
+    let generic =
+        json!({"kind": "webhook", "name": "hook", "config": {"url": "http://127.0.0.1:9000/hook"}});
+    let a = app
+        .post("/notifications/channels", &generic.to_string())
+        .await
+        .expect(StatusCode::CREATED);
+    assert!(
+        a.json["rateLimit"].is_null(),
+        "generic webhooks are not paced: {}",
+        a.text
+    );
+    let discord = json!({"kind": "webhook", "name": "d", "config": {"url": "http://127.0.0.1:9000/d", "format": "discord"}, "rateLimit": {"perSecond": 0.2, "burst": 2}});
+    let a = app
+        .post("/notifications/channels", &discord.to_string())
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(a.json["rateLimit"], json!({"perSecond": 0.2, "burst": 2}));
+}
+
+#[tokio::test]
+async fn a_bad_rate_limit_is_refused_naming_its_field() {
+    let app = TestApp::local().await;
+    for (limit, field) in [
+        (json!({"perSecond": 0, "burst": 3}), "rateLimit.perSecond"),
+        (json!({"perSecond": 101, "burst": 3}), "rateLimit.perSecond"),
+        (json!({"perSecond": 1, "burst": 0}), "rateLimit.burst"),
+        (json!({"perSecond": 1, "burst": -2}), "rateLimit.burst"),
+        (json!({"perSecond": 1, "burst": 1001}), "rateLimit.burst"),
+    ] {
+        let body = json!({"kind": "slack", "name": "ops", "config": {"webhookUrl": "http://127.0.0.1:9000/slack"}, "rateLimit": limit});
+        let a = app
+            .post("/notifications/channels", &body.to_string())
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some(field), "{limit}");
+    }
+    for kind in ["email", "sms", "push", "in_app"] {
+        let body =
+            json!({"kind": kind, "name": "people", "rateLimit": {"perSecond": 1, "burst": 1}});
+        let a = app
+            .post("/notifications/channels", &body.to_string())
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some("rateLimit"), "{kind}");
+    }
+    let id = app.in_app_channel("feed").await;
+    let a = app
+        .patch(
+            &format!("/notifications/channels/{id}"),
+            r#"{"rateLimit":{"perSecond":1,"burst":1}}"#,
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("rateLimit"));
+}
+
+#[tokio::test]
+async fn channel_health_shows_a_paused_lane_and_an_open_circuit() {
+    use herald_core::domain::delivery::ErrorClass;
+    use herald_shared::repo::lanes;
+    let app = TestApp::local().await;
+    let slack = json!({"kind": "slack", "name": "ops", "config": {"webhookUrl": "http://127.0.0.1:9000/slack"}});
+    let id = app.channel(&slack.to_string()).await;
+    let a = app
+        .get(&format!("/notifications/channels/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert!(a.json["health"].get("lane").is_none(), "{}", a.text);
+
+    let (org, channel) = (
+        app.org_id.parse().expect("org"),
+        id.parse().expect("channel"),
+    );
+    let now = chrono::Utc::now();
+    lanes::record(
+        app.store.as_ref(),
+        &org,
+        &channel,
+        Some(ErrorClass::RateLimited),
+        Some(std::time::Duration::from_secs(60)),
+        "429: slow down",
+        now,
+    )
+    .await
+    .expect("record");
+    let a = app
+        .get(&format!("/notifications/channels/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    let lane = &a.json["health"]["lane"];
+    assert_eq!(lane["hold"], "paused", "{}", a.text);
+    assert_eq!(lane["lastError"], "429: slow down");
+    assert_eq!(lane["failuresInARow"], 0);
+
+    let other = app.channel(&slack.to_string()).await;
+    let other_id = other.parse().expect("channel");
+    for _ in 0..5 {
+        lanes::record(
+            app.store.as_ref(),
+            &org,
+            &other_id,
+            Some(ErrorClass::ServerError),
+            None,
+            "503: down",
+            now,
+        )
+        .await
+        .expect("record");
+    }
+    let list = app
+        .get("/notifications/channels")
+        .await
+        .expect(StatusCode::OK);
+    let shown = list.json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|c| c["id"] == other.as_str())
+        .expect("listed")
+        .clone();
+    assert_eq!(shown["health"]["lane"]["hold"], "circuit_open", "{shown}");
+    assert_eq!(shown["health"]["lane"]["failuresInARow"], 5);
+    assert!(shown["health"]["lane"]["until"].is_string());
+}

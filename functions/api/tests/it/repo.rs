@@ -25,6 +25,7 @@ fn channel(org: OrgId) -> Channel {
         name: ChannelName::parse("feed").expect("name"),
         config: ChannelConfig::InApp,
         frequency_cap: None,
+        rate_limit: None,
         enabled: true,
         health: ChannelHealth::default(),
         created_at: now,

@@ -725,6 +725,7 @@ mod tests {
                 starttls: true,
             }),
             frequency_cap: None,
+            rate_limit: None,
             enabled: true,
             health: Default::default(),
             created_at: at,
