@@ -33,7 +33,7 @@ use herald_shared::repo::deliveries::{self, Versioned};
 use herald_shared::repo::{Channels, RepoError, lanes, stats, users};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
-use tracing::{info, instrument, warn};
+use tracing::{debug, info, instrument, warn};
 
 /// How long a message for attempt `n` waits, re-queued, for attempt `n - 1` to be on record.
 const PREVIOUS_ATTEMPT_WAIT: Duration = Duration::from_secs(1);
@@ -187,7 +187,7 @@ impl Dispatcher<'_> {
             return Ok(Dispatched::Done);
         };
         if delivery.status.is_final() || delivery.attempts.len() >= task.attempt as usize {
-            info!(
+            debug!(
                 status = delivery.status.as_str(),
                 "attempt already on record; duplicate message dropped"
             );
@@ -303,9 +303,9 @@ impl Dispatcher<'_> {
                 (delivery.status, delivery.reason) =
                     on_success(channel.kind(), outcome.message.clone());
                 if delivery.status == DeliveryStatus::Sent {
-                    info!(latency_ms = outcome.latency.as_millis() as u64, "sent");
+                    debug!(latency_ms = outcome.latency.as_millis() as u64, "sent");
                 } else {
-                    info!(status_code = ?outcome.status_code, latency_ms = outcome.latency.as_millis() as u64, "delivered");
+                    debug!(status_code = ?outcome.status_code, latency_ms = outcome.latency.as_millis() as u64, "delivered");
                 }
             }
             Some(class) if class.is_retryable() => {
@@ -453,7 +453,7 @@ impl Dispatcher<'_> {
         } else {
             until
         };
-        info!(hold = why.as_str(), until = %until, "lane held; delivery not attempted");
+        debug!(hold = why.as_str(), until = %until, "lane held; delivery not attempted");
         if delivery.reason.as_deref() != Some(reason.as_str()) {
             delivery.reason = Some(reason);
             delivery.next_attempt_at = Some(until);

@@ -99,6 +99,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         // Messages whose lane is held go back on the queue with the hold as their delay, and
         // count as handled (SQS deletes them), so a paced backlog never nears maxReceiveCount.
         let deferred = std::mem::take(&mut outcome.deferred);
+        tracing::info!(
+            messages = messages.len(),
+            failed = outcome.failed.len(),
+            deferred = deferred.len(),
+            "batch dispatched"
+        );
         outcome.failed.extend(
             pipeline::resend_deferred(&dispatch_queue, &messages, &deferred, chrono::Utc::now())
                 .await,

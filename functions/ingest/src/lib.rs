@@ -18,7 +18,7 @@ use herald_shared::queue::{self, Outgoing, Queue};
 use herald_shared::repo::events::{self, Recorded, Stage};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
-use tracing::{error, info, instrument, warn};
+use tracing::{debug, error, info, instrument, warn};
 
 /// Why a message could not become a forwarded event.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,8 @@ impl Ingest<'_> {
     /// Handles one batch from the ingest queue.
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
-        let mut forward: Vec<(String, Outgoing)> = Vec::with_capacity(messages.len());
+        let received = messages.len();
+        let mut forward: Vec<(String, Outgoing)> = Vec::with_capacity(received);
         // Records concurrently (their store writes share commits), forwards in the batch's
         // order: an org's events reach the match queue in the order they were accepted.
         let accepted =
@@ -78,6 +79,12 @@ impl Ingest<'_> {
                 }
             }
         }
+        info!(
+            events = received,
+            forwarded = forward.len(),
+            failed = outcome.failed.len(),
+            "batch recorded"
+        );
         // One send per chunk; a chunk that fails fails exactly its messages.
         for chunk in forward.chunks(queue::MAX_BATCH) {
             let bodies = chunk.iter().map(|(_, m)| m.clone()).collect();
@@ -105,17 +112,17 @@ impl Ingest<'_> {
         let ttl = (now + self.retention).timestamp();
         match events::record(self.store, &event, ttl, now).await? {
             Recorded::New => {
-                info!(event_type = %event.event_type, module = %event.module, "event accepted");
+                debug!(event_type = %event.event_type, module = %event.module, "event accepted");
                 Ok(Some(event))
             }
             Recorded::Duplicate(record) if record.stage == Stage::Matched => {
-                info!("duplicate of an event already matched; dropped");
+                debug!("duplicate of an event already matched; dropped");
                 Ok(None)
             }
             Recorded::Duplicate(record) => {
                 // Seen but not yet matched (a retry after a failure, or a quick duplicate):
                 // forward the first record's event; the matcher's deliveries are idempotent.
-                info!("duplicate of an event not yet matched; forwarded again");
+                debug!("duplicate of an event not yet matched; forwarded again");
                 Ok(Some(record.event))
             }
         }

@@ -18,22 +18,26 @@
 //!   behind it overtakes it and no worker spins on it.
 //!
 //! Each delivery is handled by the dispatcher function as its own batch of one; the messages of
-//! finished deliveries are deleted together. Nothing is deleted before the dispatcher has
-//! recorded the attempt, so a crash re-delivers rather than loses.
+//! finished deliveries are deleted together, in the background, while the scheduler goes on
+//! receiving. Nothing is deleted before the dispatcher has recorded the attempt, so a crash
+//! re-delivers rather than loses.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
 use herald_shared::queue::Received;
 use herald_shared::queue::embedded::{EmbeddedQueue, LaneRequest};
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, error};
+use tracing::{debug, error, info};
 
 use crate::worker;
 
 /// Messages taken from the queue in one receive, at most.
 const RECEIVE_MAX: usize = 256;
+/// How often the scheduler logs what it dispatched (per-delivery detail is at `debug`).
+const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
 /// How many deliveries may be in flight.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +52,41 @@ pub struct Limits {
 struct Done {
     received: Received,
     outcome: BatchOutcome,
+}
+
+/// What the scheduler settled since its last summary.
+#[derive(Debug, Default)]
+struct Tally {
+    handled: usize,
+    failed: usize,
+    deferred: usize,
+    since: Option<Instant>,
+}
+
+impl Tally {
+    fn count(&mut self, finished: &[Done]) {
+        self.since.get_or_insert_with(Instant::now);
+        for done in finished {
+            self.handled += 1;
+            self.failed += done.outcome.failed.len();
+            self.deferred += done.outcome.deferred.len();
+        }
+    }
+
+    /// Logs the tally and starts a new one, once it is `SUMMARY_EVERY` old.
+    fn log_if_due(&mut self) {
+        let Some(since) = self.since.filter(|t| t.elapsed() >= SUMMARY_EVERY) else {
+            return;
+        };
+        info!(
+            messages = self.handled,
+            failed = self.failed,
+            deferred = self.deferred,
+            seconds = since.elapsed().as_secs(),
+            "dispatched"
+        );
+        *self = Self::default();
+    }
 }
 
 /// Runs the scheduler over `queue` until `shutdown` turns true.
@@ -66,13 +105,17 @@ where
     tokio::spawn(async move {
         let notifier = queue.notifier();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
+        // Lanes whose deferred deliveries are back in place, once settled.
+        let (settled_tx, mut settled_rx) = mpsc::unbounded_channel::<Vec<String>>();
         // Deliveries in flight per lane; a lane is absent when it has none.
         let mut in_flight: HashMap<String, usize> = HashMap::new();
         let mut total = 0usize;
+        let mut tally = Tally::default();
         loop {
             if *shutdown.borrow() {
                 return;
             }
+            tally.log_if_due();
             let notified = notifier.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
@@ -118,28 +161,52 @@ where
             tokio::select! {
                 () = &mut notified => {}
                 Some(first) = done_rx.recv() => {
-                    // Everything that finished meanwhile, settled together.
+                    // Everything that finished meanwhile, settled together, in the background:
+                    // the loop goes on receiving while the deletes commit.
                     let mut finished = vec![first];
                     while let Ok(more) = done_rx.try_recv() {
                         finished.push(more);
                     }
+                    tally.count(&finished);
+                    // A finished delivery frees its slot now (its message is invisible until
+                    // deleted, so nothing receives it twice); a deferred one only once it is back
+                    // in its place and its lane held, so that nothing behind it overtakes it.
+                    let mut held = Vec::new();
                     for done in &finished {
                         let lane = worker::lane(&done.received);
-                        if let Some(n) = in_flight.get_mut(&lane) {
-                            *n -= 1;
-                            if *n == 0 {
-                                in_flight.remove(&lane);
-                            }
+                        if done.outcome.deferred.is_empty() {
+                            release(&mut in_flight, &mut total, &lane);
+                        } else {
+                            held.push(lane);
                         }
-                        total -= 1;
                     }
-                    settle(&queue, finished).await;
+                    let (queue, settled_tx) = (queue.clone(), settled_tx.clone());
+                    tokio::spawn(async move {
+                        settle(&queue, finished).await;
+                        let _ = settled_tx.send(held);
+                    });
+                }
+                Some(lanes) = settled_rx.recv() => {
+                    for lane in lanes {
+                        release(&mut in_flight, &mut total, &lane);
+                    }
                 }
                 () = tokio::time::sleep(worker::sleep_until(wake_at)) => {}
                 _ = shutdown.changed() => return,
             }
         }
     })
+}
+
+/// Gives back a slot of `lane` and of the total.
+fn release(in_flight: &mut HashMap<String, usize>, total: &mut usize, lane: &str) {
+    if let Some(n) = in_flight.get_mut(lane) {
+        *n -= 1;
+        if *n == 0 {
+            in_flight.remove(lane);
+        }
+    }
+    *total -= 1;
 }
 
 /// Deletes, defers or leaves the finished deliveries' messages, as their outcomes say.

@@ -137,8 +137,14 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
 }
 
 fn channel(kind: &str, name: &str, config: Value) -> Value {
+    // Slack is paced by default (docs/pipeline.md, "Lanes"); a generic webhook is not.
+    let rate_limit = match kind {
+        "slack" => json!({"perSecond": 1.0, "burst": 3}),
+        _ => Value::Null,
+    };
     json!({"id": CHANNEL, "orgId": ORG, "kind": kind, "name": name, "config": config,
-           "frequencyCap": null, "enabled": true, "health": {"status": "ok"},
+           "frequencyCap": null, "rateLimit": rate_limit, "rateLimitDefault": true,
+           "enabled": true, "health": {"status": "ok"},
            "createdAt": AT, "updatedAt": AT})
 }
 
