@@ -1,8 +1,8 @@
 //! The delivery scheduler of `herald serve`: the dispatch stage, in lanes.
 //!
 //! Every dispatch message travels in its channel's lane (`<org>/<channel>`, see
-//! `DispatchTask::lane`). The scheduler keeps up to `concurrency` deliveries in flight in all
-//! and at most `per_lane` in each lane, and fills free slots with
+//! `DispatchTask::lane`). The scheduler keeps up to `concurrency` runs (see below) in flight in
+//! all and at most `per_lane` in each lane, and fills free slots with
 //! [`EmbeddedQueue::receive_lanes`]: orgs round robin, each org's lanes in turn, each lane in
 //! send order. So
 //!
@@ -17,16 +17,22 @@
 //!   reports it deferred) goes back to its place and the lane is held until then, so nothing
 //!   behind it overtakes it and no worker spins on it.
 //!
-//! Each delivery is handled by the dispatcher function as its own batch of one; the messages of
-//! finished deliveries are deleted together, in the background, while the scheduler goes on
-//! receiving. Nothing is deleted before the dispatcher has recorded the attempt, so a crash
-//! re-delivers rather than loses.
+//! A slot holds a **run**: up to 32 consecutive messages of one lane, received together and
+//! dispatched one after the other, each as its own batch of one of the dispatcher function.
+//! So a busy lane pays one queue commit per run for its receive and one for its deletes, not
+//! one per delivery, and the deliveries of a run still go out in order. When one is deferred
+//! the rest of the run goes back behind it unattempted. The messages of finished runs are
+//! deleted together, in the background, while the scheduler goes on receiving. Nothing is
+//! deleted before the dispatcher has recorded the attempt, so a crash re-delivers rather than
+//! loses (at most a run's worth of deliveries, each of which the dispatcher drops as a duplicate
+//! when its attempt is already on record).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_shared::pipeline::{BatchOutcome, QueueMessage};
+use herald_shared::pipeline::{BatchOutcome, Deferred, QueueMessage};
 use herald_shared::queue::Received;
 use herald_shared::queue::embedded::{EmbeddedQueue, LaneRequest};
 use tokio::sync::{mpsc, watch};
@@ -35,7 +41,10 @@ use tracing::{debug, error, info};
 use crate::worker;
 
 /// Messages taken from the queue in one receive, at most.
-const RECEIVE_MAX: usize = 256;
+const RECEIVE_MAX: usize = 1024;
+/// Messages of one lane handed to one run, at most: a run is received, and its messages
+/// deleted, together, so a busy lane pays one queue commit per run, not per delivery.
+const RUN_MAX: usize = 32;
 /// How often the scheduler logs what it dispatched (per-delivery detail is at `debug`).
 const SUMMARY_EVERY: Duration = Duration::from_secs(10);
 
@@ -48,9 +57,10 @@ pub struct Limits {
     pub per_lane: usize,
 }
 
-/// A delivery that finished (or was put off).
+/// A run of one lane's deliveries that finished (or was put off).
 struct Done {
-    received: Received,
+    lane: String,
+    received: Vec<Received>,
     outcome: BatchOutcome,
 }
 
@@ -67,7 +77,7 @@ impl Tally {
     fn count(&mut self, finished: &[Done]) {
         self.since.get_or_insert_with(Instant::now);
         for done in finished {
-            self.handled += 1;
+            self.handled += done.received.len();
             self.failed += done.outcome.failed.len();
             self.deferred += done.outcome.deferred.len();
         }
@@ -102,12 +112,13 @@ where
 {
     let concurrency = limits.concurrency.max(1);
     let per_lane = limits.per_lane.max(1);
+    let handler = Arc::new(handler);
     tokio::spawn(async move {
         let notifier = queue.notifier();
         let (done_tx, mut done_rx) = mpsc::unbounded_channel::<Done>();
         // Lanes whose deferred deliveries are back in place, once settled.
         let (settled_tx, mut settled_rx) = mpsc::unbounded_channel::<Vec<String>>();
-        // Deliveries in flight per lane; a lane is absent when it has none.
+        // Runs in flight per lane; a lane is absent when it has none.
         let mut in_flight: HashMap<String, usize> = HashMap::new();
         let mut total = 0usize;
         let mut tally = Tally::default();
@@ -122,36 +133,29 @@ where
 
             let mut wake_at = None;
             if total < concurrency {
+                let free = concurrency - total;
                 let request = LaneRequest {
-                    max: (concurrency - total).min(RECEIVE_MAX),
-                    per_lane,
+                    max: free.saturating_mul(RUN_MAX).min(RECEIVE_MAX),
+                    per_lane: RUN_MAX,
                     allowance: in_flight
                         .iter()
-                        .map(|(lane, n)| (lane.clone(), per_lane.saturating_sub(*n)))
+                        .map(|(lane, n)| (lane.clone(), if *n < per_lane { RUN_MAX } else { 0 }))
                         .collect(),
+                    max_lanes: free,
                 };
                 match queue.receive_lanes(request).await {
                     Ok(batch) if batch.messages.is_empty() => wake_at = batch.wake_at,
                     Ok(batch) => {
                         debug!(deliveries = batch.messages.len(), "scheduled");
-                        for received in batch.messages {
-                            *in_flight.entry(worker::lane(&received)).or_default() += 1;
+                        for (lane, run) in runs(batch.messages) {
+                            *in_flight.entry(lane.clone()).or_default() += 1;
                             total += 1;
-                            let task = handler(vec![worker::message(&received)]);
-                            let done_tx = done_tx.clone();
-                            tokio::spawn(async move {
-                                let outcome = match tokio::spawn(task).await {
-                                    Ok(outcome) => outcome,
-                                    Err(e) => {
-                                        error!(error = %e, "dispatch panicked; the delivery will be received again");
-                                        BatchOutcome {
-                                            failed: vec![received.message_id.clone()],
-                                            ..BatchOutcome::default()
-                                        }
-                                    }
-                                };
-                                let _ = done_tx.send(Done { received, outcome });
-                            });
+                            tokio::spawn(dispatch_run(
+                                lane,
+                                run,
+                                Arc::clone(&handler),
+                                done_tx.clone(),
+                            ));
                         }
                         continue;
                     }
@@ -168,16 +172,16 @@ where
                         finished.push(more);
                     }
                     tally.count(&finished);
-                    // A finished delivery frees its slot now (its message is invisible until
-                    // deleted, so nothing receives it twice); a deferred one only once it is back
-                    // in its place and its lane held, so that nothing behind it overtakes it.
+                    // A finished run frees its slot now (its messages are invisible until
+                    // deleted, so nothing receives them twice); a deferred one only once its
+                    // messages are back in their place and its lane held, so that nothing behind
+                    // them overtakes them.
                     let mut held = Vec::new();
                     for done in &finished {
-                        let lane = worker::lane(&done.received);
                         if done.outcome.deferred.is_empty() {
-                            release(&mut in_flight, &mut total, &lane);
+                            release(&mut in_flight, &mut total, &done.lane);
                         } else {
-                            held.push(lane);
+                            held.push(done.lane.clone());
                         }
                     }
                     let (queue, settled_tx) = (queue.clone(), settled_tx.clone());
@@ -198,6 +202,66 @@ where
     })
 }
 
+/// The received messages grouped by lane, each lane's in the order they came (send order).
+fn runs(messages: Vec<Received>) -> Vec<(String, Vec<Received>)> {
+    let mut runs: Vec<(String, Vec<Received>)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for received in messages {
+        let lane = worker::lane(&received);
+        match index.get(&lane) {
+            Some(&i) => runs[i].1.push(received),
+            None => {
+                index.insert(lane.clone(), runs.len());
+                runs.push((lane, vec![received]));
+            }
+        }
+    }
+    runs
+}
+
+/// Dispatches a lane's run one delivery after the other, each as its own batch of one. Once
+/// one is deferred (its lane is held), the rest of the run is deferred to the same instant
+/// without being attempted: they go back behind it, in order.
+async fn dispatch_run<H, F>(
+    lane: String,
+    run: Vec<Received>,
+    handler: Arc<H>,
+    done_tx: mpsc::UnboundedSender<Done>,
+) where
+    H: Fn(Vec<QueueMessage>) -> F + Send + Sync + 'static,
+    F: Future<Output = BatchOutcome> + Send + 'static,
+{
+    let mut outcome = BatchOutcome::default();
+    let mut held_until = None;
+    for received in &run {
+        if let Some(until) = held_until {
+            outcome.deferred.push(Deferred {
+                message_id: received.message_id.clone(),
+                until,
+            });
+            continue;
+        }
+        let one = match tokio::spawn(handler(vec![worker::message(received)])).await {
+            Ok(one) => one,
+            Err(e) => {
+                error!(error = %e, "dispatch panicked; the delivery will be received again");
+                BatchOutcome {
+                    failed: vec![received.message_id.clone()],
+                    ..BatchOutcome::default()
+                }
+            }
+        };
+        held_until = one.deferred.first().map(|d| d.until);
+        outcome.failed.extend(one.failed);
+        outcome.deferred.extend(one.deferred);
+    }
+    let _ = done_tx.send(Done {
+        lane,
+        received: run,
+        outcome,
+    });
+}
+
 /// Gives back a slot of `lane` and of the total.
 fn release(in_flight: &mut HashMap<String, usize>, total: &mut usize, lane: &str) {
     if let Some(n) = in_flight.get_mut(lane) {
@@ -216,7 +280,7 @@ async fn settle(queue: &EmbeddedQueue, finished: Vec<Done>) {
     for done in finished {
         outcome.failed.extend(done.outcome.failed);
         outcome.deferred.extend(done.outcome.deferred);
-        batch.push(done.received);
+        batch.extend(done.received);
     }
     worker::settle("dispatch", queue, batch, &outcome).await;
 }

@@ -64,6 +64,7 @@ where
                             max: BATCH,
                             per_lane: BATCH,
                             allowance: busy.iter().map(|lane| (lane.clone(), 0)).collect(),
+                            max_lanes: usize::MAX,
                         };
                         let batch = queue.receive_lanes(request).await;
                         if let Ok(batch) = &batch {

@@ -489,6 +489,8 @@ pub struct LaneRequest {
     pub per_lane: usize,
     /// Lanes with another bound (0: skip the lane) — e.g. lanes with messages in flight.
     pub allowance: HashMap<String, usize>,
+    /// Lanes served, at most (`usize::MAX`: no bound) — e.g. a caller's free worker slots.
+    pub max_lanes: usize,
 }
 
 /// What one lane receive found.
@@ -1215,6 +1217,11 @@ impl<'txn> Tables<'txn> {
         let mut dead_lettered = false;
         let mut last_tenant = None;
         let mut next_lane = vec![0usize; tenants.len()];
+        let mut started: Vec<Vec<bool>> = tenants
+            .iter()
+            .map(|(_, lanes)| vec![false; lanes.len()])
+            .collect();
+        let mut lanes_started = 0usize;
         while messages.len() < request.max {
             let mut progressed = false;
             for (i, (tenant, lanes)) in tenants.iter_mut().enumerate() {
@@ -1224,9 +1231,16 @@ impl<'txn> Tables<'txn> {
                 let n = lanes.len();
                 for step in 0..n {
                     let l = (next_lane[i] + step) % n;
+                    if !started[i][l] && lanes_started >= request.max_lanes {
+                        continue;
+                    }
                     let Some(seq) = lanes[l].pop_front() else {
                         continue;
                     };
+                    if !started[i][l] {
+                        started[i][l] = true;
+                        lanes_started += 1;
+                    }
                     next_lane[i] = (l + 1) % n;
                     let Some(mut record) = self.get(queue, seq)? else {
                         return Err(EngineError::Corrupt("lane entry without a message"));

@@ -30,6 +30,7 @@ fn request(max: usize, per_lane: usize) -> LaneRequest {
         max,
         per_lane,
         allowance: HashMap::new(),
+        max_lanes: usize::MAX,
     }
 }
 
@@ -58,6 +59,7 @@ async fn a_lane_gives_its_messages_in_send_order_no_more_than_its_allowance() {
             max: 100,
             per_lane: 3,
             allowance: HashMap::from([("org-a/ch-1".to_owned(), 1)]),
+            max_lanes: usize::MAX,
         })
         .await
         .expect("receive");
@@ -270,4 +272,42 @@ async fn lanes_and_holds_survive_a_restart() {
             .expect("backlog"),
         3
     );
+}
+
+#[tokio::test]
+async fn a_receive_serves_no_more_lanes_than_asked_and_the_rest_wait_their_turn() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("dispatch", settings(5));
+    for lane in ["org-a/ch-1", "org-a/ch-2", "org-b/ch-3"] {
+        send(&q, lane, (0..4).map(|i| format!("{lane}:{i}"))).await;
+    }
+
+    let two = q
+        .receive_lanes(LaneRequest {
+            max_lanes: 2,
+            ..request(100, 4)
+        })
+        .await
+        .expect("receive");
+    let mut lanes: Vec<_> = two
+        .messages
+        .iter()
+        .filter_map(|m| m.group.clone())
+        .collect();
+    lanes.sort();
+    lanes.dedup();
+    assert_eq!(lanes.len(), 2, "two lanes served: {lanes:?}");
+    assert_eq!(
+        two.messages.len(),
+        8,
+        "every due message of those two lanes"
+    );
+    assert!(
+        lanes.iter().any(|l| l.starts_with("org-a"))
+            && lanes.iter().any(|l| l.starts_with("org-b")),
+        "round robin between orgs comes first: {lanes:?}"
+    );
+
+    let rest = q.receive_lanes(request(100, 4)).await.expect("receive");
+    assert_eq!(rest.messages.len(), 4, "the third lane's turn");
 }
