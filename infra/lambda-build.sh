@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Builds the five Lambda bootstraps the way `sam build` does — `cargo lambda build --release` —
-# for this machine's architecture, and prints each bootstrap's size against SPEC §5's 8 MB target.
-# Fails if a build fails; a bootstrap over the target is reported, not fatal (see
-# docs/benchmarks.md for where the bytes go).
+# Builds the five Lambda bootstraps the way `sam build` does — `cargo lambda build --release`,
+# the release profile being the Lambda profile (fat LTO, `opt-level = "z"`, `panic = "abort"`;
+# root Cargo.toml) — in one cargo run for this machine's architecture, prints each bootstrap's
+# size against SPEC §5's 8 MB target, then measures each one's cold init against a loopback Lambda
+# Runtime API (`infra/lambda-init.py`: process start -> first `next`, and the first invocation).
+# Fails if a build fails or a bootstrap does not answer its event; a bootstrap over a target is
+# reported, not fatal (see docs/benchmarks.md for where the bytes go).
 #
-#   bash infra/lambda-build.sh            # install cargo-lambda if needed, build, print sizes
+#   bash infra/lambda-build.sh            # install cargo-lambda if needed, build, sizes, init
 #   bash infra/lambda-build.sh install    # only install cargo-lambda
+#   bash infra/lambda-build.sh init       # only the init measurement of the last build
 #
 # cargo-lambda comes pinned from PyPI into its own venv (.tools/lambda-venv). Nothing else is
 # downloaded: the host target is the toolchain's own (`--compiler cargo`: plain cargo and the
@@ -40,7 +44,7 @@ build() {
     local started=$SECONDS
     "$venv/bin/cargo-lambda" lambda build --release --compiler cargo --skip-target-check \
         --target "$(rustc -vV | sed -n 's/^host: //p')" "${packages[@]}"
-    echo "built in $((SECONDS - started)) s ($(uname -m), release profile)"
+    echo "built in $((SECONDS - started)) s ($(uname -m), release profile = Lambda profile)"
 
     local out="${CARGO_TARGET_DIR:-$root/target}/lambda"
     printf '%-20s %12s %9s  %s\n' "function" "bytes" "MiB" "8 MB target"
@@ -50,10 +54,16 @@ build() {
         [ "$size" -lt "$LIMIT_BYTES" ] || verdict=MISSED
         printf '%-20s %12d %9.2f  %s\n' "$f" "$size" "$(awk -v s="$size" 'BEGIN { print s / 1048576 }')" "$verdict"
     done
+    init
+}
+
+init() {
+    python3 "$root/infra/lambda-init.py" "${CARGO_TARGET_DIR:-$root/target}/lambda"
 }
 
 case "${1:-build}" in
     install) install ;;
     build) build ;;
-    *) echo "usage: $0 [install|build]" >&2; exit 2 ;;
+    init) init ;;
+    *) echo "usage: $0 [install|build|init]" >&2; exit 2 ;;
 esac

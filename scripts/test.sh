@@ -37,5 +37,5 @@ echo "== browser tests (the feed widget in headless Chromium)"
 tests/browser/run.sh
 echo "== template checks"
 infra/check-template.sh
-echo "== Lambda builds (cargo lambda build --release, host architecture; bootstrap sizes)"
+echo "== Lambda builds (cargo lambda build --release, host architecture; bootstrap sizes and cold init)"
 infra/lambda-build.sh

@@ -1,33 +1,60 @@
-//! AWS SDK configuration shared by the AWS engines (DynamoDB, SQS, EventBridge).
+//! AWS SDK configuration shared by the AWS engines (DynamoDB, SQS, EventBridge, ...).
 //!
-//! On Lambda the default provider chain supplies region and credentials. Tests and `infra`
-//! scripts point the SDK at an emulator instead; the emulator accepts any static credentials.
+//! On Lambda the function's environment supplies the region (`AWS_REGION`) and the role's
+//! credentials (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`): that is all
+//! the bootstraps read. No default provider chain — profile files, SSO, web identity and STS,
+//! IMDS, the ECS endpoint — so none of it is linked, and nothing here touches the network. Tests
+//! and `infra` scripts point the SDK at an emulator instead, with static credentials it accepts.
+//!
+//! Every client shares one HTTPS client: rustls over ring, the crypto reqwest and lettre use, so
+//! a bootstrap links one TLS stack (the SDK's default client would bring aws-lc as well). Its
+//! trust roots load on the first request.
 
-use aws_config::{BehaviorVersion, Region};
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The region used with an endpoint override (the emulator's default).
 pub const EMULATOR_REGION: &str = "us-east-1";
 
-/// SDK configuration: the default chain, or — when `endpoint` is given — that endpoint with
-/// static credentials `test`/`test` and region `us-east-1`.
-pub async fn sdk_config(endpoint: Option<&str>) -> aws_config::SdkConfig {
-    let loader = aws_config::defaults(BehaviorVersion::latest());
+/// The SDK's HTTPS client over rustls with ring, for clients built without [`sdk_config`].
+pub fn http_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
+/// SDK configuration: the Lambda environment's region and credentials, or — when `endpoint` is
+/// given — that endpoint with static credentials `test`/`test` and region `us-east-1`.
+pub async fn sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    let builder = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client());
     match endpoint {
-        None => loader.load().await,
-        Some(url) => {
-            loader
-                .endpoint_url(url)
-                .region(Region::new(EMULATOR_REGION))
-                .credentials_provider(Credentials::new(
-                    "test",
-                    "test",
-                    None,
-                    None,
-                    "herald-static",
-                ))
-                .load()
-                .await
-        }
+        None => builder
+            .region(
+                std::env::var("AWS_REGION")
+                    .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+                    .ok()
+                    .map(Region::new),
+            )
+            .credentials_provider(SharedCredentialsProvider::new(
+                EnvironmentVariableCredentialsProvider::new(),
+            ))
+            .build(),
+        Some(url) => builder
+            .endpoint_url(url)
+            .region(Region::new(EMULATOR_REGION))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test",
+                "test",
+                None,
+                None,
+                "herald-static",
+            )))
+            .build(),
     }
 }

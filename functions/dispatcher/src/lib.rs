@@ -113,6 +113,8 @@ impl Dispatcher<'_> {
     /// Handles one batch from the dispatch queue; deliveries in a batch go out concurrently.
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
         let admissions = &AdmissionLocks::default();
+        // Counters of the deliveries this batch finishes, written once per item after it.
+        let tally = &stats::Tally::default();
         let results = futures::future::join_all(messages.into_iter().map(|message| async move {
             let task = match serde_json::from_str::<DispatchTask>(&message.body) {
                 Ok(task) => task,
@@ -123,7 +125,7 @@ impl Dispatcher<'_> {
                 }
             };
             let lane = Some(task.channel_id);
-            let result = match self.dispatch(task, now, admissions).await {
+            let result = match self.dispatch(task, now, admissions, tally).await {
                 Ok(done) => done,
                 Err(e) => {
                     warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
@@ -133,6 +135,10 @@ impl Dispatcher<'_> {
             (message.id, lane, result)
         }))
         .await;
+        if let Err(e) = tally.flush(self.store).await {
+            // The deliveries are on record; a re-run would drop them as duplicates, uncounted.
+            tracing::error!(error = %e, "stats counters of this batch not written");
+        }
         let mut outcome = BatchOutcome::default();
         // Paced deliveries of one lane in this batch all got the lane's next slot; give them
         // consecutive slots instead, so they do not come back as a herd only one of which goes.
@@ -165,6 +171,7 @@ impl Dispatcher<'_> {
         task: DispatchTask,
         now: DateTime<Utc>,
         admissions: &AdmissionLocks,
+        tally: &stats::Tally,
     ) -> Result<Dispatched, DispatchError> {
         if let Some(not_before) = task.not_before.filter(|t| *t > now) {
             // A wait longer than the queue's maximum delay: another hop.
@@ -222,7 +229,7 @@ impl Dispatcher<'_> {
                 "the channel was deleted",
                 now,
             );
-            return self.save(&delivery, version, ttl).await;
+            return self.save(&delivery, version, ttl, tally).await;
         };
         if !channel.enabled {
             finish(
@@ -231,7 +238,7 @@ impl Dispatcher<'_> {
                 "channel is disabled",
                 now,
             );
-            return self.save(&delivery, version, ttl).await;
+            return self.save(&delivery, version, ttl, tally).await;
         }
         let limit = channel.rate_limit_in_force();
         let admission = {
@@ -254,7 +261,7 @@ impl Dispatcher<'_> {
             Err((status, reason)) => {
                 info!(status = status.as_str(), reason = %reason, "delivery not attempted");
                 finish(&mut delivery, status, &reason, now);
-                return self.save(&delivery, version, ttl).await;
+                return self.save(&delivery, version, ttl, tally).await;
             }
         };
 
@@ -373,17 +380,18 @@ impl Dispatcher<'_> {
         channels
             .record_health(&channel, outcome.error_class, &error, now)
             .await?;
-        self.save(&delivery, version, ttl).await
+        self.save(&delivery, version, ttl, tally).await
     }
 
-    /// Saves the delivery if nobody else changed it, and counts it in the stats once it reached
-    /// a final status — only the copy whose save won counts, so a duplicate message never
-    /// counts twice.
+    /// Saves the delivery if nobody else changed it, and counts it in the batch's stats once it
+    /// reached a final status — only the copy whose save won counts, so a duplicate message
+    /// never counts twice.
     async fn save(
         &self,
         delivery: &Delivery,
         version: i64,
         ttl: i64,
+        tally: &stats::Tally,
     ) -> Result<Dispatched, DispatchError> {
         match deliveries::save(self.store, delivery, version, ttl).await {
             // Another dispatcher recorded this attempt first (a duplicate message in flight).
@@ -394,7 +402,7 @@ impl Dispatcher<'_> {
             other => other?,
         };
         if delivery.status.is_final() {
-            stats::record(self.store, delivery).await?;
+            tally.record(delivery);
             if deliveries::release_cap_slot(self.store, delivery, delivery.updated_at).await? {
                 info!("failed before reaching the user; frequency-cap slot given back");
             }

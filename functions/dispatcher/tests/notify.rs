@@ -937,3 +937,105 @@ impl Queue for Capture {
         Ok(())
     }
 }
+
+/// Counts the counter `ADD`s (entity type `stats`) made through it.
+#[derive(Debug)]
+struct CountingStats {
+    inner: Arc<dyn Store>,
+    stats_adds: std::sync::Mutex<Vec<herald_shared::store::Key>>,
+}
+
+#[async_trait]
+impl Store for CountingStats {
+    async fn get(
+        &self,
+        key: &herald_shared::store::Key,
+    ) -> Result<Option<herald_shared::store::Item>, herald_shared::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        item: herald_shared::store::Item,
+        condition: herald_shared::store::Condition,
+    ) -> Result<(), herald_shared::store::StoreError> {
+        self.inner.put(item, condition).await
+    }
+    async fn delete(
+        &self,
+        key: &herald_shared::store::Key,
+        condition: herald_shared::store::Condition,
+    ) -> Result<(), herald_shared::store::StoreError> {
+        self.inner.delete(key, condition).await
+    }
+    async fn add(
+        &self,
+        key: &herald_shared::store::Key,
+        entity_type: &str,
+        deltas: &std::collections::BTreeMap<String, i64>,
+        condition: herald_shared::store::Condition,
+    ) -> Result<std::collections::BTreeMap<String, i64>, herald_shared::store::StoreError> {
+        if entity_type == "stats" {
+            self.stats_adds.lock().unwrap().push(key.clone());
+        }
+        self.inner.add(key, entity_type, deltas, condition).await
+    }
+    async fn query(
+        &self,
+        query: herald_shared::store::Query,
+    ) -> Result<herald_shared::store::Page, herald_shared::store::StoreError> {
+        self.inner.query(query).await
+    }
+    async fn transact(
+        &self,
+        ops: Vec<herald_shared::store::WriteOp>,
+    ) -> Result<(), herald_shared::store::StoreError> {
+        self.inner.transact(ops).await
+    }
+}
+
+#[tokio::test]
+async fn a_batch_adds_to_each_stats_counter_once_whatever_the_number_of_deliveries() {
+    let mut w = world().await;
+    let counting = Arc::new(CountingStats {
+        inner: Arc::clone(&w.store),
+        stats_adds: std::sync::Mutex::new(Vec::new()),
+    });
+    w.store = counting.clone();
+    let ch = w.channel(email_outbox()).await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        tasks.push(
+            w.record(
+                &ch,
+                alice(Some("alice@example.com")),
+                DeliveryStatus::Queued,
+                None,
+            )
+            .await,
+        );
+    }
+    let outcome = w
+        .run(tasks.clone(), Utc::now(), RetryPolicy::default())
+        .await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    for task in &tasks {
+        assert_eq!(
+            w.delivery(task.delivery_id).await.status,
+            DeliveryStatus::Sent
+        );
+    }
+    let stats = w.today().await;
+    assert_eq!(stats["ALL"]["sent"], 4);
+    assert_eq!(stats["ALL"]["attempts"], 4);
+    assert_eq!(stats[&format!("CH#{}", ch.id)]["sent"], 4);
+    assert_eq!(stats["RULE#user.welcome"]["sent"], 4);
+    // Day, channel and rule: one `ADD` each for the batch, not one per delivery.
+    let adds = counting.stats_adds.lock().unwrap().clone();
+    assert_eq!(adds.len(), 3, "{adds:?}");
+
+    // The same deliveries handed out again (a duplicate batch) count nothing more.
+    let again = w.run(tasks, Utc::now(), RetryPolicy::default()).await;
+    assert!(again.failed.is_empty(), "{again:?}");
+    assert_eq!(w.today().await["ALL"]["sent"], 4);
+    assert_eq!(counting.stats_adds.lock().unwrap().len(), 3);
+}

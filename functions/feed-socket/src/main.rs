@@ -40,7 +40,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_span_list(false)
         .init();
     let config = Config::from_env()?;
-    let sdk = aws_config::load_from_env().await;
+    let sdk = herald_shared::aws::sdk_config(None).await;
     let store: Arc<dyn herald_shared::store::Store> = Arc::new(DynamoStore::new(
         aws_sdk_dynamodb::Client::new(&sdk),
         config.table,

@@ -4,6 +4,13 @@
 //! ingest, matcher and dispatcher handler functions as local workers over embedded durable
 //! queues, all on the embedded store under `--data-dir`.
 
+// `release` is the Lambda profile (`panic = "abort"`); the server must outlive a panic in one
+// request, so it is built with `--profile serve` (or the dev profile).
+#[cfg(panic = "abort")]
+compile_error!(
+    "herald serve must unwind on panic: build it with `--profile serve`, not `--release`"
+);
+
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};

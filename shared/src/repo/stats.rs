@@ -9,6 +9,10 @@
 //! time from the event's receipt to the delivery's final attempt. `opened` and `clicked` are read
 //! from the same items when the tracking endpoints add them.
 //!
+//! The dispatcher gathers a batch's increments in a [`Tally`] and writes each counter item once
+//! per batch (one `ADD` per item, whatever the number of deliveries it counts); the matcher and
+//! the tracking endpoints add through [`record`] and [`add`] directly.
+//!
 //! A stats query reads one partition per day — a handful of items each, whatever the number of
 //! deliveries — so its cost grows with the days asked for, not with the rows logged.
 
@@ -137,6 +141,73 @@ pub async fn record(store: &dyn Store, delivery: &Delivery) -> Result<(), StoreE
         &deltas_of(delivery),
     )
     .await
+}
+
+/// Counter increments gathered over a batch and written once per counter item: a dispatcher
+/// batch of ten deliveries to one channel and rule makes three `ADD`s, not thirty.
+///
+/// Safe to share between the concurrent deliveries of a batch. [`Tally::flush`] after the
+/// deliveries are saved: a delivery is counted once its final status is on record, as
+/// [`record`] does.
+#[derive(Debug, Default)]
+pub struct Tally(std::sync::Mutex<BTreeMap<Key, BTreeMap<String, i64>>>);
+
+impl Tally {
+    /// Counts a delivery that just reached its current status (what [`record`] writes).
+    pub fn record(&self, delivery: &Delivery) {
+        let ops = add_ops(
+            delivery.org_id,
+            delivery.created_at.date_naive(),
+            delivery.channel_id,
+            delivery.rule_key.as_ref(),
+            &deltas_of(delivery),
+        );
+        let mut pending = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for op in ops {
+            if let WriteOp::Add { key, deltas, .. } = op {
+                merge(pending.entry(key).or_default(), &deltas);
+            }
+        }
+    }
+
+    /// The counter items with increments waiting.
+    pub fn len(&self) -> usize {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether nothing was counted.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Writes the gathered increments: one `ADD` per counter item, concurrently. Every item is
+    /// tried; the first error is returned (those increments are lost, as a failed [`record`]'s
+    /// are: the deliveries are on record and a re-run would not count them again).
+    pub async fn flush(&self, store: &dyn Store) -> Result<(), StoreError> {
+        let pending = std::mem::take(
+            &mut *self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let results =
+            futures::future::join_all(pending.into_iter().map(|(key, deltas)| async move {
+                store
+                    .add(&key, keys::entity::STATS, &deltas, Condition::None)
+                    .await
+            }))
+            .await;
+        results
+            .into_iter()
+            .find_map(Result::err)
+            .map_or(Ok(()), Err)
+    }
 }
 
 /// The counter items of one day: sort key (`ALL`, `CH#…`, `RULE#…`) → attributes.

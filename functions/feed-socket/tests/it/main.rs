@@ -83,6 +83,7 @@ async fn peer() -> (Arc<Peer>, aws_sdk_apigatewaymanagement::Client) {
 fn client(endpoint: &str) -> aws_sdk_apigatewaymanagement::Client {
     let config = aws_sdk_apigatewaymanagement::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(herald_shared::aws::http_client())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
         .endpoint_url(endpoint)
