@@ -191,6 +191,7 @@ mod tests {
             recipients: Vec::new(),
             occurred_at: now,
             received_at: now,
+            alert: None,
         }
     }
 
