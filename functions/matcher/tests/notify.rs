@@ -60,6 +60,7 @@ async fn world(cap: Option<FrequencyCap>, quiet: Option<QuietHours>) -> World {
         channel_ids: vec![channel.id],
         frequency_cap: None,
         quiet_hours: quiet,
+        alerting: None,
         recipients: vec![],
         template: None,
         enabled: true,
@@ -93,6 +94,7 @@ fn event(org: OrgId, user: &str) -> Event {
         }],
         occurred_at: now,
         received_at: now,
+        alert: None,
     }
 }
 
@@ -101,6 +103,7 @@ fn message(event: &Event) -> QueueMessage {
         id: event.id.to_string(),
         body: serde_json::to_string(&MatchTask {
             event: event.clone(),
+            auto_resolve: None,
         })
         .unwrap(),
         receive_count: 1,
@@ -112,6 +115,7 @@ impl World {
         let outcome = Matcher {
             store: self.store.as_ref(),
             dispatch_queue: self.queue.as_ref(),
+            match_queue: None,
             rules: &self.rules,
             // Long enough that records made at fixed past instants are not yet expired.
             retention: chrono::Duration::days(3650),
