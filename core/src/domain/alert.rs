@@ -198,6 +198,13 @@ pub fn transition(current: Option<AlertState>, action: AlertAction) -> Transitio
     }
 }
 
+/// The id of the event that carries a resolved instance's follow-ups through the pipeline
+/// when it was resolved outside it (the API): `resolved:<instance>`. The matcher sends the
+/// follow-ups of an already resolved instance only for this event (or a redelivery).
+pub fn resolution_event_id(instance: AlertInstanceId) -> String {
+    format!("resolved:{instance}")
+}
+
 /// A (rule, channel) an instance's trigger was delivered through: where its resolved follow-up
 /// goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

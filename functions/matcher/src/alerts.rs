@@ -17,7 +17,7 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use herald_core::domain::alert::{AlertAction, AlertSignal, DedupKey};
+use herald_core::domain::alert::{AlertAction, AlertSignal, DedupKey, resolution_event_id};
 use herald_core::domain::delivery::DeliveryStatus;
 use herald_core::domain::event::Event;
 use herald_core::domain::rule::Rule;
@@ -164,8 +164,10 @@ impl Matcher<'_> {
             }
             // A resolve received again after it resolved the instance: its follow-ups may not
             // all be on record (a crash in between); creating them again is idempotent.
+            // The resolution event of an instance the API resolved carries its follow-ups.
             Applied::Ignored(_, Some(record))
-                if redelivered
+                if (redelivered
+                    || event.id.as_str() == resolution_event_id(record.alert.instance_id))
                     && event.action() == AlertAction::Resolve
                     && record.alert.state == herald_core::domain::alert::AlertState::Resolved =>
             {

@@ -196,6 +196,13 @@ impl Matcher<'_> {
                 }
             }
         }
+        // An acknowledge or resolve naming its key acts on that alert whatever rules match:
+        // the follow-ups go where the trigger went, not where this event would.
+        if event.action() != AlertAction::Trigger
+            && let Some(key) = event.dedup_key()
+        {
+            keyed.entry(key.clone()).or_default();
+        }
         for (key, rules) in keyed {
             self.route_alert(
                 &mut routed,
