@@ -44,9 +44,10 @@ pub struct Instance<'a> {
     pub key: &'a DedupKey,
     pub instance: AlertInstanceId,
     pub stage: Stage,
-    /// The instant the delivery id's timestamp carries: the instance's opening for a
-    /// trigger, its resolution for a follow-up.
-    pub at: DateTime<Utc>,
+    /// When the instance opened: the timestamp of its trigger deliveries' ids.
+    pub opened_at: DateTime<Utc>,
+    /// When it resolved: the timestamp of its follow-ups' ids.
+    pub resolved_at: Option<DateTime<Utc>>,
     /// The silence that suppresses this trigger: its delivery gets an id of its own, so that
     /// once the silence ends the next trigger still notifies.
     pub silence: Option<SilenceId>,
@@ -74,7 +75,10 @@ pub fn delivery_id(
         channel,
         &stage,
         recipient,
-        instance.at,
+        match instance.stage {
+            Stage::Trigger => instance.opened_at,
+            Stage::Resolve => instance.resolved_at.unwrap_or(instance.opened_at),
+        },
     )
 }
 
@@ -207,7 +211,8 @@ impl Matcher<'_> {
                     key,
                     instance: record.alert.instance_id,
                     stage: Stage::Trigger,
-                    at: record.alert.first_event_at,
+                    opened_at: record.alert.first_event_at,
+                    resolved_at: None,
                     silence: org.silence_for(&event, &rule.key, channel.id, now),
                 };
                 let out = self
@@ -267,7 +272,8 @@ impl Matcher<'_> {
             key,
             instance: alert.instance_id,
             stage: Stage::Resolve,
-            at: alert.resolved_at.unwrap_or(now),
+            opened_at: alert.first_event_at,
+            resolved_at: Some(alert.resolved_at.unwrap_or(now)),
             silence: None,
         };
         for target in &alert.targets {
