@@ -140,6 +140,17 @@ impl Matcher<'_> {
                 record
             }
             Applied::Counted(record) => {
+                // A retried message may be the one whose check was never scheduled; a second
+                // check of one instance is harmless (each re-delays or resolves once).
+                if redelivered && let Some(after) = record.alert.auto_resolve_seconds {
+                    routed.checks.push(auto_resolve_check(
+                        event,
+                        key,
+                        record.alert.instance_id,
+                        after,
+                        after,
+                    )?);
+                }
                 if record.alert.state != herald_core::domain::alert::AlertState::Firing {
                     // Acknowledged: counted, no notification.
                     routed.deduplicated += 1;

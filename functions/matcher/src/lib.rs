@@ -101,11 +101,13 @@ impl Matcher<'_> {
         let mut matched = Vec::with_capacity(tasks.len());
         let mut dispatch = Vec::new();
         let mut checks = Vec::new();
+        let mut deduplicated = 0u32;
         for ((message, task), result) in tasks.into_iter().zip(routed) {
             match result {
                 Ok(routed) => {
                     dispatch.extend(routed.messages);
                     checks.extend(routed.checks);
+                    deduplicated += routed.deduplicated;
                     matched.push((message, task.event, routed.rules, routed.created));
                 }
                 Err(e) => {
@@ -113,6 +115,15 @@ impl Matcher<'_> {
                     outcome.failed.push(message.id);
                 }
             }
+        }
+        if let Err(e) = self.send_checks(checks).await {
+            // Before the dispatch messages: received again, an event of an open alert schedules its
+            // check again, and nothing was enqueued twice.
+            warn!(error = %e, "auto-resolve checks not scheduled; the batch's events will be retried");
+            outcome
+                .failed
+                .extend(matched.into_iter().map(|(message, ..)| message.id));
+            return outcome;
         }
         if let Err(e) = queue::send_all(self.dispatch_queue, dispatch).await {
             // Received again, each event re-enqueues its deliveries not yet attempted.
@@ -122,10 +133,6 @@ impl Matcher<'_> {
                 .extend(matched.into_iter().map(|(message, ..)| message.id));
             return outcome;
         }
-        if let Err(e) = self.send_checks(checks).await {
-            // The alerts stay open; they resolve when an event resolves them.
-            warn!(error = %e, "auto-resolve checks not scheduled");
-        }
         let ttl = (now + self.retention).timestamp();
         let marks = matched.iter().map(|(_, event, rules, created)| {
             events::mark_matched(self.store, event, rules.clone(), *created, ttl, now)
@@ -134,6 +141,7 @@ impl Matcher<'_> {
         info!(
             events = marked.len(),
             deliveries = matched.iter().map(|(.., created)| created).sum::<u32>(),
+            deduplicated,
             "batch matched"
         );
         for ((message, event, ..), result) in matched.into_iter().zip(marked) {
