@@ -358,3 +358,38 @@ fn stand_in_event(
 fn resolution_event(org: OrgId, record: &AlertRecord) -> ApiResult<Event> {
     stand_in_event(org, record, AlertAction::Resolve, Utc::now())
 }
+
+/// The message of an acknowledge or resolve that has no dedup key.
+pub const NEEDS_KEY: &str = "acknowledge and resolve need a dedupKey (on the event, or from a matching rule's alerting.dedupKey)";
+
+/// Which of `events` are an acknowledge or resolve with no dedup key: none on the event and none
+/// from a matching rule's `alerting.dedupKey` template. The org's rules are read only when
+/// such an event is present.
+pub(crate) async fn keyless_actions(
+    state: &AppState,
+    org: OrgId,
+    events: &[(usize, Event)],
+) -> ApiResult<Vec<usize>> {
+    let candidates: Vec<&(usize, Event)> = events
+        .iter()
+        .filter(|(_, e)| e.action() != AlertAction::Trigger && e.dedup_key().is_none())
+        .collect();
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rules = herald_shared::repo::rules::list_all(state.store.as_ref(), org)
+        .await
+        .map_err(ApiError::internal)?;
+    let set = herald_core::rules::RuleSet::compile(&rules);
+    Ok(candidates
+        .into_iter()
+        .filter(|(_, e)| {
+            !set.matching(e).iter().any(|r| {
+                r.alerting
+                    .as_ref()
+                    .is_some_and(|a| a.key_for(e, &r.key).is_some())
+            })
+        })
+        .map(|(i, _)| *i)
+        .collect())
+}

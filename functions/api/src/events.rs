@@ -134,6 +134,26 @@ pub async fn post_events(
         }
     }
 
+    let keyless = crate::alerts::keyless_actions(&state, auth.org_id, &valid).await?;
+    if !keyless.is_empty() {
+        let error = |index: usize| {
+            let field = if single {
+                "dedupKey".to_owned()
+            } else {
+                format!("[{index}].dedupKey")
+            };
+            ApiError::invalid_field(field, crate::alerts::NEEDS_KEY)
+        };
+        if single {
+            return Err(error(0));
+        }
+        valid.retain(|(index, _)| !keyless.contains(index));
+        items.extend(keyless.into_iter().map(|index| EventResult {
+            index,
+            id: None,
+            error: Some(error(index).detail()),
+        }));
+    }
     if !valid.is_empty() {
         admit(&state, auth.org_id, valid.len(), single).await?;
     }

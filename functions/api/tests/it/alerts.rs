@@ -280,8 +280,46 @@ async fn bad_alert_input_names_the_offending_field() {
         "{}",
         a.text
     );
-    // A rule's alerting block is checked at write time.
+    // Acknowledge and resolve need a key: on the event, or from a matching rule's template.
+    let a = app
+        .post(
+            "/events",
+            r#"{"type":"disk.full","module":"ops","properties":{"host":"web-1"},"action":"resolve"}"#,
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("dedupKey"), "{}", a.text);
     let channel = app.in_app_channel("feed").await;
+    app.post(
+        "/notifications/rules",
+        &json!({"key": "disk.full", "channelIds": [channel],
+                "alerting": {"dedupKey": "{{type}}:{{properties.host}}"}})
+        .to_string(),
+    )
+    .await
+    .expect(StatusCode::CREATED);
+    let a = app
+        .post(
+            "/events",
+            &json!([
+                {"type": "disk.full", "module": "ops", "properties": {"host": "web-1"}, "action": "resolve"},
+                {"type": "disk.full", "module": "ops", "action": "acknowledge"},
+            ])
+            .to_string(),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    assert_eq!(
+        a.json["accepted"], 1,
+        "the template gives the first a key: {}",
+        a.text
+    );
+    assert_eq!(
+        a.json["items"][1]["error"]["field"], "[1].dedupKey",
+        "{}",
+        a.text
+    );
+    // A rule's alerting block is checked at write time.
     for (alerting, field) in [
         (json!({"dedupKey": "{{properties.}}"}), "alerting.dedupKey"),
         (
@@ -292,7 +330,7 @@ async fn bad_alert_input_names_the_offending_field() {
         let a = app
             .post(
                 "/notifications/rules",
-                &json!({"key": "disk.full", "channelIds": [channel], "alerting": alerting})
+                &json!({"key": "disk.full.2", "channelIds": [channel], "alerting": alerting})
                     .to_string(),
             )
             .await
