@@ -150,6 +150,7 @@ fn rules(n: usize) -> Vec<Rule> {
             channel_ids: vec![],
             frequency_cap: None,
             quiet_hours: None,
+            alerting: None,
             recipients: vec![],
             template: None,
             enabled: true,
@@ -197,6 +198,7 @@ fn events(count: usize) -> Vec<Event> {
                 recipients: vec![],
                 occurred_at: at,
                 received_at: at,
+                alert: None,
             }
         })
         .collect()

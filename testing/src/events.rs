@@ -29,5 +29,6 @@ pub fn event(module: &str, ty: &str, properties: serde_json::Value) -> Event {
         recipients: vec![],
         occurred_at: at(),
         received_at: at(),
+        alert: None,
     }
 }

@@ -379,6 +379,8 @@ impl Herald {
                 Matcher {
                     store: &self.matcher_store,
                     dispatch_queue: &self.matcher_dispatch_queue,
+                    // Auto-resolve is not exercised by the AWS end-to-end run.
+                    match_queue: None,
                     rules: &self.rules,
                     retention,
                 }

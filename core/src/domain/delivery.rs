@@ -97,6 +97,8 @@ pub enum Trigger {
     Event,
     /// The channel's test button.
     Test,
+    /// An alert resolved: the follow-up to a trigger delivered to this channel.
+    Resolve,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::alert::{AlertAction, AlertSignal, DedupKey};
 use super::{EventId, Invalid, OrgId, UserId};
 
 /// An accepted event, as the matcher sees it.
@@ -20,6 +21,9 @@ pub struct Event {
     pub recipients: Vec<Recipient>,
     pub occurred_at: DateTime<Utc>,
     pub received_at: DateTime<Utc>,
+    /// Its dedup key and action, when it names either (docs/alerts.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<AlertSignal>,
 }
 
 /// A user an event is for, with contact points that override the stored profile. Unknown
@@ -114,6 +118,13 @@ pub struct EventInput {
     pub recipients: Option<Vec<serde_json::Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<String>,
+    /// The alert this event belongs to: 1–255 printable characters, case-sensitive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
+    /// `trigger` (the default), `acknowledge` or `resolve`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<AlertAction>)]
+    pub action: Option<String>,
 }
 
 /// Most recipients one event may name.
@@ -268,6 +279,19 @@ impl EventInput {
                 })?
                 .with_timezone(&Utc),
         };
+        let dedup_key = self.dedup_key.as_deref().map(DedupKey::parse).transpose()?;
+        let action = self
+            .action
+            .as_deref()
+            .map(AlertAction::parse)
+            .transpose()?
+            .unwrap_or_default();
+        let alert =
+            (dedup_key.is_some() || action != AlertAction::Trigger).then_some(AlertSignal {
+                dedup_key,
+                action,
+                firing_since: None,
+            });
         Ok(Event {
             id,
             org_id,
@@ -277,6 +301,7 @@ impl EventInput {
             recipients,
             occurred_at,
             received_at,
+            alert,
         })
     }
 }

@@ -77,6 +77,15 @@ uuid_id!(
     AttemptId
 );
 uuid_id!(
+    /// One instance of an alert: what a dedup key names from its first trigger until it resolves.
+    /// A trigger after a resolve opens a new instance.
+    AlertInstanceId
+);
+uuid_id!(
+    /// A silence.
+    SilenceId
+);
+uuid_id!(
     /// A feed item: the id of the delivery that put it in the feed (so appending the same
     /// delivery twice is a no-op), or a fresh UUIDv7.
     FeedItemId

@@ -1,5 +1,6 @@
 //! Domain types. Constructors refuse bad values; fields are private where an invariant holds.
 
+pub mod alert;
 pub mod api_key;
 pub mod channel;
 pub mod delivery;
@@ -10,6 +11,7 @@ pub mod matcher;
 pub mod org;
 pub mod rule;
 pub mod shape;
+pub mod silence;
 pub mod user;
 
 pub use ids::*;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, NaiveTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::alert::Alerting;
 use super::channel::FrequencyCap;
 use super::matcher::Matcher;
 use super::{ChannelId, Invalid, OrgId, RuleKey, UserId};
@@ -27,6 +28,7 @@ pub struct NewRule {
     pub quiet_hours: Option<(String, String)>,
     pub recipients: Vec<String>,
     pub template: Option<Template>,
+    pub alerting: Option<Alerting>,
     pub enabled: bool,
 }
 
@@ -45,6 +47,9 @@ pub struct Rule {
     #[serde(default)]
     pub recipients: Vec<UserId>,
     pub template: Option<Template>,
+    /// Alert lifecycle: dedup key template, resolved follow-ups, auto-resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alerting: Option<Alerting>,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -52,7 +57,7 @@ pub struct Rule {
 
 impl Rule {
     /// A new rule from what a client wrote, every field checked (in this order: `key`, `match`,
-    /// `frequencyCap`, quiet hours, `recipients`, `template`, `channelIds`); the first refused
+    /// `frequencyCap`, quiet hours, `recipients`, `template`, `alerting`, `channelIds`); the first refused
     /// field is the error. Whether the channels exist is the caller's to check.
     pub fn new(org_id: OrgId, input: NewRule, now: DateTime<Utc>) -> Result<Self, Invalid> {
         let key = RuleKey::parse(input.key.as_str()).map_err(|e| Invalid::new("key", e.message))?;
@@ -70,6 +75,7 @@ impl Rule {
         )?;
         let recipients = Self::parse_recipients(&input.recipients)?;
         let template = input.template.map(Template::check).transpose()?;
+        let alerting = input.alerting.map(Alerting::check).transpose()?;
         let channel_ids = Self::parse_channel_ids(&input.channel_ids)?;
         Ok(Self {
             key,
@@ -80,6 +86,7 @@ impl Rule {
             quiet_hours,
             recipients,
             template,
+            alerting,
             enabled: input.enabled,
             created_at: now,
             updated_at: now,

@@ -37,6 +37,7 @@ pub(crate) fn event(event_type: &str, module: &str, properties: Value) -> Event 
         recipients: vec![],
         occurred_at: at,
         received_at: at,
+        alert: None,
     }
 }
 
@@ -50,6 +51,7 @@ pub(crate) fn rule(key: &str, matcher: Option<Matcher>) -> Rule {
         channel_ids: vec![],
         frequency_cap: None,
         quiet_hours: None,
+        alerting: None,
         recipients: vec![],
         template: None,
         enabled: true,

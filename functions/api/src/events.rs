@@ -134,6 +134,26 @@ pub async fn post_events(
         }
     }
 
+    let keyless = crate::alerts::keyless_actions(&state, auth.org_id, &valid).await?;
+    if !keyless.is_empty() {
+        let error = |index: usize| {
+            let field = if single {
+                "dedupKey".to_owned()
+            } else {
+                format!("[{index}].dedupKey")
+            };
+            ApiError::invalid_field(field, crate::alerts::NEEDS_KEY)
+        };
+        if single {
+            return Err(error(0));
+        }
+        valid.retain(|(index, _)| !keyless.contains(index));
+        items.extend(keyless.into_iter().map(|index| EventResult {
+            index,
+            id: None,
+            error: Some(error(index).detail()),
+        }));
+    }
     if !valid.is_empty() {
         admit(&state, auth.org_id, valid.len(), single).await?;
     }
@@ -253,7 +273,7 @@ async fn admit(state: &AppState, org: OrgId, events: usize, single: bool) -> Res
 }
 
 /// The bus entry of an event: `detail-type` is its type, `detail` the rest, with its id.
-fn bus_entry(event: &Event) -> BusEntry {
+pub(crate) fn bus_entry(event: &Event) -> BusEntry {
     let mut detail = serde_json::json!({
         "orgId": event.org_id,
         "id": event.id,
@@ -263,6 +283,12 @@ fn bus_entry(event: &Event) -> BusEntry {
     });
     if !event.recipients.is_empty() {
         detail["recipients"] = serde_json::to_value(&event.recipients).unwrap_or(Value::Null);
+    }
+    if let Some(alert) = &event.alert {
+        if let Some(key) = &alert.dedup_key {
+            detail["dedupKey"] = Value::String(key.to_string());
+        }
+        detail["action"] = Value::String(alert.action.as_str().to_owned());
     }
     BusEntry {
         source: API_SOURCE.to_owned(),

@@ -5,6 +5,7 @@
 //! [`orgs`] and [`api_keys`] (admin key), [`channels`] and [`rules`] (org API key).
 //! [`openapi`] documents them all and serves the document at `GET /openapi.json`.
 
+pub mod alerts;
 pub mod api_keys;
 pub mod auth;
 pub mod body;
@@ -20,6 +21,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod pagination;
 pub mod rules;
+pub mod silences;
 pub mod stats;
 pub mod tracking;
 pub mod users;
@@ -138,6 +140,8 @@ pub fn router(state: AppState) -> Router {
         .merge(api_keys::router())
         .merge(channels::router())
         .merge(rules::router())
+        .merge(alerts::router())
+        .merge(silences::router())
         .merge(events::router())
         .merge(channel_test::router())
         .merge(logs::router())

@@ -19,8 +19,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
 use crate::{
-    api_keys, channel_test, channels, error, events, feeds, logs, orgs, outbox, rules, stats,
-    tracking, users,
+    alerts, api_keys, channel_test, channels, error, events, feeds, logs, orgs, outbox, rules,
+    silences, stats, tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -66,6 +66,15 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         rules::update_rule,
         rules::delete_rule,
         events::post_events,
+        alerts::list_alerts,
+        alerts::get_alert,
+        alerts::acknowledge_alert,
+        alerts::resolve_alert,
+        silences::create_silence,
+        silences::list_silences,
+        silences::get_silence,
+        silences::update_silence,
+        silences::delete_silence,
         logs::list_logs,
         logs::list_channel_logs,
         feeds::create_token,
@@ -89,6 +98,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         (name = "channels", description = "Where notifications go"),
         (name = "rules", description = "Which events go to which channels"),
         (name = "events", description = "Publishing events"),
+        (name = "alerts", description = "Alert instances: events with a dedup key, triggered, acknowledged and resolved (docs/alerts.md)"),
+        (name = "silences", description = "Muting matching deliveries for a while, with an audit trail (docs/alerts.md)"),
         (name = "logs", description = "Delivery logs: every delivery and attempt; stats"),
         (name = "users", description = "Recipients: contact points, time zone, opt-outs"),
         (name = "outbox", description = "The local outbox of herald serve"),
@@ -156,6 +167,9 @@ fn refine(doc: &mut Value) {
     for rule in ["CreateRule", "UpdateRule", "RuleView"] {
         schemas[rule]["properties"]["match"] = nullable("Matcher");
     }
+    for silence in ["CreateSilence", "SilenceView"] {
+        schemas[silence]["properties"]["match"] = nullable("Matcher");
+    }
 
     let events = "/api/v1/orgs/{orgId}/events";
     doc["paths"][events]["post"]["requestBody"]["content"]["application/json"]["schema"] =
@@ -190,6 +204,18 @@ fn refine(doc: &mut Value) {
             "get",
             "groupBy",
             json!({ "$ref": "#/components/schemas/GroupBy" }),
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/alerts",
+            "get",
+            "state",
+            json!({ "$ref": "#/components/schemas/AlertState" }),
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/silences",
+            "get",
+            "state",
+            json!({ "$ref": "#/components/schemas/SilenceState" }),
         ),
     ];
     for (path, method, name, schema) in closed {

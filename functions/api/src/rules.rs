@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
+use herald_core::domain::alert::Alerting;
 use herald_core::domain::channel::FrequencyCap;
 use herald_core::domain::rule::{NewRule, QuietHours, Rule, Template};
 use herald_core::domain::{ChannelId, OrgId, RuleKey, UserId};
@@ -64,6 +65,9 @@ pub struct CreateRule {
     #[serde(default)]
     pub recipients: Vec<String>,
     pub template: Option<Template>,
+    /// Alert lifecycle (docs/alerts.md): a dedup key template, resolved follow-ups,
+    /// auto-resolve.
+    pub alerting: Option<Alerting>,
     /// Default `true`.
     pub enabled: Option<bool>,
 }
@@ -91,6 +95,9 @@ pub struct UpdateRule {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Template>)]
     pub template: Option<Option<Template>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Alerting>)]
+    pub alerting: Option<Option<Alerting>>,
     pub enabled: Option<bool>,
 }
 
@@ -109,6 +116,8 @@ pub struct RuleView {
     pub quiet_hours: Option<QuietWindow>,
     pub recipients: Vec<UserId>,
     pub template: Option<Template>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerting: Option<Alerting>,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -137,6 +146,7 @@ impl From<Rule> for RuleView {
             quiet_hours,
             recipients: r.recipients,
             template: r.template,
+            alerting: r.alerting,
             enabled: r.enabled,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -240,6 +250,7 @@ pub async fn create_rule(
         quiet_hours: body.quiet_hours.map(|w| (w.start, w.end)),
         recipients: body.recipients,
         template: body.template,
+        alerting: body.alerting,
         enabled: body.enabled.unwrap_or(true),
     };
     let raw_channels = input.channel_ids.clone();
@@ -364,6 +375,9 @@ pub async fn update_rule(
     }
     if let Some(r) = &body.recipients {
         rule.recipients = Rule::parse_recipients(r)?;
+    }
+    if let Some(a) = body.alerting {
+        rule.alerting = a.map(Alerting::check).transpose()?;
     }
     if let Some(t) = body.template {
         rule.template = t.map(Template::check).transpose()?;

@@ -143,6 +143,7 @@ impl World {
             recipients: vec![recipient.clone()],
             occurred_at: now,
             received_at: now,
+            alert: None,
         };
         let rule = RuleKey::parse("user.welcome").unwrap();
         let delivery = Delivery {

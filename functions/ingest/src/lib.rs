@@ -54,7 +54,10 @@ impl Ingest<'_> {
                 Ok(Some(event)) => {
                     // In its org's lane: orgs are matched fairly where the queue can.
                     let lane = event.org_id.to_string();
-                    match serde_json::to_string(&MatchTask { event }) {
+                    match serde_json::to_string(&MatchTask {
+                        event,
+                        auto_resolve: None,
+                    }) {
                         Ok(body) => forward.push((message.id, Outgoing::now(body).in_group(lane))),
                         Err(e) => {
                             warn!(message_id = %message.id, error = %e, "event not serialisable; retried");

@@ -367,6 +367,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     }
     {
         let (store, dispatch_queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
+        let match_queue = Arc::clone(&match_queue);
         let rules = Arc::new(RulesCache::new(Duration::from_secs(
             args.rules_cache_seconds,
         )));
@@ -375,15 +376,18 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             matching,
             PIPELINE_WORKERS,
             move |messages| {
-                let (store, dispatch_queue, rules) = (
+                let (store, dispatch_queue, match_queue, rules) = (
                     Arc::clone(&store),
                     Arc::clone(&dispatch_queue),
+                    Arc::clone(&match_queue),
                     Arc::clone(&rules),
                 );
                 async move {
                     Matcher {
                         store: store.as_ref(),
                         dispatch_queue: dispatch_queue.as_ref(),
+                        // Auto-resolve checks: delayed messages on the match queue.
+                        match_queue: Some(match_queue.as_ref()),
                         rules: &rules,
                         retention,
                     }

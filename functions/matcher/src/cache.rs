@@ -1,6 +1,6 @@
-//! The rules cache: each org's compiled rule set and channels, reloaded when older than a bound.
+//! The rules cache: each org's compiled rule set, channels and silences, reloaded when older than a bound.
 //!
-//! A rule or channel change takes effect within `max_age` (default 5 s) on every matcher
+//! A rule, channel or silence change takes effect within `max_age` (default 5 s) on every matcher
 //! instance: the staleness bound documented in `docs/pipeline.md`. Loading happens outside the
 //! lock; two concurrent misses for one org both load, and the later one wins — harmless.
 
@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use herald_core::domain::channel::Channel;
-use herald_core::domain::{ChannelId, OrgId};
-use herald_core::rules::RuleSet;
+use herald_core::domain::event::Event;
+use herald_core::domain::rule::Rule;
+use herald_core::domain::silence::Silence;
+use herald_core::domain::{ChannelId, OrgId, RuleKey, SilenceId};
+use herald_core::rules::{CompiledMatcher, RuleSet};
 use herald_shared::repo;
 use herald_shared::store::{Store, StoreError};
 
@@ -18,7 +21,28 @@ use herald_shared::store::{Store, StoreError};
 #[derive(Debug)]
 pub struct OrgRules {
     pub rules: RuleSet,
+    /// The same rules by key: where a resolved follow-up finds the rule that notified.
+    pub by_key: HashMap<RuleKey, Rule>,
     pub channels: HashMap<ChannelId, Channel>,
+    /// Silences that had not ended when loaded, matchers compiled. Their start and end are
+    /// checked at each use, so one that begins or ends between reloads does so on time.
+    pub silences: Vec<(Silence, Option<CompiledMatcher>)>,
+}
+
+impl OrgRules {
+    /// The first silence that silences `event`'s delivery by `rule` to `channel` at `now`.
+    pub fn silence_for(
+        &self,
+        event: &Event,
+        rule: &RuleKey,
+        channel: ChannelId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<SilenceId> {
+        self.silences
+            .iter()
+            .find(|(s, m)| s.silences(m.as_ref(), event, rule, channel, now))
+            .map(|(s, _)| s.id)
+    }
 }
 
 /// Orgs kept at most; past it the cache starts over (a bound, not an LRU: orgs reload in ms).
@@ -45,9 +69,24 @@ impl RulesCache {
         }
         let rules = repo::rules::list_all(store, org).await?;
         let channels = repo::channels::list_all(store, org).await?;
+        let silences = repo::silences::live(store, org, chrono::Utc::now())
+            .await
+            .map_err(repo::RepoError::into_store)?
+            .into_iter()
+            .filter_map(|s| match s.compile() {
+                Ok(m) => Some((s, m)),
+                // Checked when written: a stored matcher that no longer compiles is a bug.
+                Err(e) => {
+                    tracing::warn!(silence_id = %s.id, error = %e, "silence matcher does not compile; ignored");
+                    None
+                }
+            })
+            .collect();
         let loaded = Arc::new(OrgRules {
             rules: RuleSet::compile(&rules),
+            by_key: rules.into_iter().map(|r| (r.key.clone(), r)).collect(),
             channels: channels.into_iter().map(|c| (c.id, c)).collect(),
+            silences,
         });
         let mut orgs = self
             .orgs

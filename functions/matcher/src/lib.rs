@@ -6,10 +6,15 @@
 //! are deterministic ([`delivery_id`]), and a delivery is created only if absent, so a match
 //! message handled twice, or a duplicate event, never makes a second delivery.
 
+pub mod alerts;
 pub mod cache;
 
 use chrono::{DateTime, Utc};
 use herald_core::delivery::{caps, quiet};
+use std::collections::BTreeMap;
+
+use herald_core::domain::SilenceId;
+use herald_core::domain::alert::{AlertAction, DedupKey};
 use herald_core::domain::channel::Channel;
 use herald_core::domain::delivery::{Delivery, DeliveryStatus, Trigger};
 use herald_core::domain::event::{Event, Recipient};
@@ -28,6 +33,9 @@ pub use cache::RulesCache;
 pub struct Matcher<'a> {
     pub store: &'a dyn Store,
     pub dispatch_queue: &'a dyn Queue,
+    /// Where the matcher schedules its own delayed auto-resolve checks (the match queue);
+    /// `None` turns `autoResolveSeconds` off.
+    pub match_queue: Option<&'a dyn Queue>,
     pub rules: &'a RulesCache,
     /// How long delivery records are kept.
     pub retention: chrono::Duration,
@@ -63,6 +71,27 @@ impl Matcher<'_> {
         // Only a message received again can follow a crash between recording a delivery and
         // enqueueing it; a first receive that finds deliveries already on record is a
         // duplicate event, whose deliveries the first copy enqueued.
+        // Auto-resolve checks that are not due (or whose instance is gone) end here; a due
+        // one goes on as the resolve it carries.
+        let mut due = Vec::with_capacity(tasks.len());
+        for (message, mut task) in tasks {
+            let Some(check) = task.auto_resolve.clone() else {
+                due.push((message, task));
+                continue;
+            };
+            match self.auto_resolve(&task, &check, now).await {
+                Ok(Some(event)) => {
+                    task.event = event;
+                    due.push((message, task));
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    warn!(message_id = %message.id, error = %e, "auto-resolve check failed; it will be retried");
+                    outcome.failed.push(message.id);
+                }
+            }
+        }
+        let tasks = due;
         let routed = futures::future::join_all(
             tasks
                 .iter()
@@ -71,10 +100,14 @@ impl Matcher<'_> {
         .await;
         let mut matched = Vec::with_capacity(tasks.len());
         let mut dispatch = Vec::new();
+        let mut checks = Vec::new();
+        let mut deduplicated = 0u32;
         for ((message, task), result) in tasks.into_iter().zip(routed) {
             match result {
                 Ok(routed) => {
                     dispatch.extend(routed.messages);
+                    checks.extend(routed.checks);
+                    deduplicated += routed.deduplicated;
                     matched.push((message, task.event, routed.rules, routed.created));
                 }
                 Err(e) => {
@@ -82,6 +115,15 @@ impl Matcher<'_> {
                     outcome.failed.push(message.id);
                 }
             }
+        }
+        if let Err(e) = self.send_checks(checks).await {
+            // Before the dispatch messages: received again, an event of an open alert schedules its
+            // check again, and nothing was enqueued twice.
+            warn!(error = %e, "auto-resolve checks not scheduled; the batch's events will be retried");
+            outcome
+                .failed
+                .extend(matched.into_iter().map(|(message, ..)| message.id));
+            return outcome;
         }
         if let Err(e) = queue::send_all(self.dispatch_queue, dispatch).await {
             // Received again, each event re-enqueues its deliveries not yet attempted.
@@ -99,6 +141,7 @@ impl Matcher<'_> {
         info!(
             events = marked.len(),
             deliveries = matched.iter().map(|(.., created)| created).sum::<u32>(),
+            deduplicated,
             "batch matched"
         );
         for ((message, event, ..), result) in matched.into_iter().zip(marked) {
@@ -111,6 +154,10 @@ impl Matcher<'_> {
     }
 
     /// Records `event`'s deliveries and returns their dispatch messages, not yet sent.
+    ///
+    /// Rules that give the event a dedup key (its own, or their `alerting.dedupKey` template)
+    /// route it through its alert ([`alerts`]); the others make one delivery per channel as
+    /// they always did. Either way an active silence turns a delivery into a `suppressed` one.
     #[instrument(skip_all, fields(event_id = %event.id, org_id = %event.org_id, event_type = %event.event_type))]
     async fn route(
         &self,
@@ -120,80 +167,214 @@ impl Matcher<'_> {
     ) -> Result<Routed, RouteError> {
         let org = self.rules.get(self.store, event.org_id).await?;
         let ttl = (now + self.retention).timestamp();
-        let mut tasks = Vec::new();
-        let mut matched_rules = Vec::new();
-        let mut created = 0u32;
+        let mut routed = Routed::default();
+        let mut keyed: BTreeMap<DedupKey, Vec<&Rule>> = BTreeMap::new();
         for rule in org.rules.matching(event) {
-            matched_rules.push(rule.key.to_string());
-            for channel_id in &rule.channel_ids {
-                let Some(channel) = org.channels.get(channel_id) else {
-                    // Deleting a referenced channel is refused; this is a race with a delete.
-                    warn!(rule = %rule.key, channel_id = %channel_id, "rule names a channel that no longer exists");
-                    continue;
-                };
-                for recipient in recipients(event, rule, channel) {
-                    let mut delivery = new_delivery(event, rule, channel, recipient.as_ref(), now);
-                    let not_before = defer_for_quiet_hours(&mut delivery, rule, now);
-                    let recorded = self
-                        .record(&mut delivery, rule, channel, recipient.as_ref(), ttl, now)
-                        .await?;
-                    let enqueue = match recorded {
-                        None => {
-                            created += 1;
-                            self.count(&delivery).await?;
-                            pending(delivery.status)
-                        }
-                        // Already on record: re-enqueue only after a crash between record
-                        // and enqueue (this message is received again and no attempt was ever
-                        // made); otherwise its dispatch message exists, and a second one could
-                        // send the same attempt twice concurrently.
-                        Some(existing) => {
-                            redelivered
-                                && pending(existing.delivery.status)
-                                && existing.delivery.attempts.is_empty()
-                        }
-                    };
-                    if enqueue {
-                        let task = DispatchTask {
-                            delivery_id: delivery.id,
-                            org_id: event.org_id,
-                            rule_key: rule.key.clone(),
-                            channel_id: channel.id,
-                            recipient,
-                            attempt: 1,
-                            not_before,
-                            event: event.clone(),
-                            template: rule.template.clone(),
+            routed.rules.push(rule.key.to_string());
+            let key = match &rule.alerting {
+                Some(alerting) => alerting.key_for(event, &rule.key),
+                None => event.dedup_key().cloned(),
+            };
+            match key {
+                Some(key) => keyed.entry(key).or_default().push(rule),
+                None if event.action() != AlertAction::Trigger => {
+                    info!(rule = %rule.key, action = event.action().as_str(), "no dedup key for this rule: the action is ignored");
+                }
+                None => {
+                    for channel_id in &rule.channel_ids {
+                        let Some(channel) = org.channels.get(channel_id) else {
+                            // Deleting a referenced channel is refused; this is a race with a delete.
+                            warn!(rule = %rule.key, channel_id = %channel_id, "rule names a channel that no longer exists");
+                            continue;
                         };
-                        let message =
-                            Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
-                        tasks.push(match not_before {
-                            // Longer than the queue's maximum delay: the dispatcher re-delays
-                            // it in hops until `not_before` (docs/pipeline.md).
-                            Some(t) => message.delayed((t - now).to_std().unwrap_or_default()),
-                            None => message,
-                        });
+                        let silence = org.silence_for(event, &rule.key, channel.id, now);
+                        let phase = Phase::Event { silence };
+                        self.fan_out(
+                            &mut routed,
+                            event,
+                            rule,
+                            channel,
+                            &phase,
+                            redelivered,
+                            ttl,
+                            now,
+                        )
+                        .await?;
                     }
                 }
             }
         }
+        // An acknowledge or resolve naming its key acts on that alert whatever rules match:
+        // the follow-ups go where the trigger went, not where this event would.
+        if event.action() != AlertAction::Trigger
+            && let Some(key) = event.dedup_key()
+        {
+            keyed.entry(key.clone()).or_default();
+        }
+        for (key, rules) in keyed {
+            self.route_alert(
+                &mut routed,
+                &org,
+                event,
+                &key,
+                &rules,
+                redelivered,
+                ttl,
+                now,
+            )
+            .await?;
+        }
         debug!(
-            rules = matched_rules.len(),
-            deliveries = created,
+            rules = routed.rules.len(),
+            deliveries = routed.created,
             "event matched"
         );
-        Ok(Routed {
-            messages: tasks,
-            rules: matched_rules,
-            created,
-        })
+        Ok(routed)
+    }
+
+    /// Records the deliveries of `event` by `rule` to `channel` — one per recipient for
+    /// user-facing kinds — in `phase`, and adds their dispatch messages to `routed`. Returns
+    /// whether a delivery that will reach the channel (not silenced) exists now, and whether
+    /// this call created one.
+    #[allow(clippy::too_many_arguments)]
+    async fn fan_out(
+        &self,
+        routed: &mut Routed,
+        event: &Event,
+        rule: &Rule,
+        channel: &Channel,
+        phase: &Phase<'_>,
+        redelivered: bool,
+        ttl: i64,
+        now: DateTime<Utc>,
+    ) -> Result<FanOut, RouteError> {
+        let mut out = FanOut::default();
+        for recipient in recipients(event, rule, channel) {
+            let user = recipient.as_ref().map(|r| &r.user_id);
+            let mut delivery = new_delivery(event, rule, channel, recipient.as_ref(), now);
+            match phase {
+                Phase::Event { silence } => {
+                    if let Some(id) = silence {
+                        silence_delivery(&mut delivery, *id);
+                    }
+                }
+                Phase::Alert(a) => {
+                    if let Some(silenced) = a.silence {
+                        silence_delivery(&mut delivery, silenced);
+                    }
+                    delivery.id = alerts::delivery_id(event.org_id, a, &rule.key, channel.id, user);
+                    if a.stage == alerts::Stage::Resolve {
+                        delivery.trigger = Trigger::Resolve;
+                        // A follow-up only where the trigger reached (or is on its way to) the
+                        // channel: never a "resolved" for an alert nobody was told about.
+                        let trigger = alerts::Instance {
+                            stage: alerts::Stage::Trigger,
+                            silence: None,
+                            ..**a
+                        };
+                        let trigger_id = alerts::delivery_id(
+                            event.org_id,
+                            &trigger,
+                            &rule.key,
+                            channel.id,
+                            user,
+                        );
+                        let notified = deliveries::get(self.store, event.org_id, trigger_id)
+                            .await?
+                            .is_some_and(|t| alerts::notified(t.delivery.status));
+                        if !notified {
+                            continue;
+                        }
+                    }
+                }
+            }
+            let silenced = delivery.status == DeliveryStatus::Suppressed;
+            let not_before = defer_for_quiet_hours(&mut delivery, rule, now);
+            let recorded = self
+                .record(&mut delivery, rule, channel, recipient.as_ref(), ttl, now)
+                .await?;
+            let status = recorded
+                .as_ref()
+                .map_or(delivery.status, |e| e.delivery.status);
+            out.notified |= alerts::notified(status);
+            let enqueue = match recorded {
+                None => {
+                    routed.created += 1;
+                    out.created |= !silenced;
+                    self.count(&delivery).await?;
+                    pending(delivery.status)
+                }
+                // Already on record: re-enqueue only after a crash between record
+                // and enqueue (this message is received again and no attempt was ever
+                // made); otherwise its dispatch message exists, and a second one could
+                // send the same attempt twice concurrently.
+                Some(existing) => {
+                    redelivered
+                        && pending(existing.delivery.status)
+                        && existing.delivery.attempts.is_empty()
+                }
+            };
+            if enqueue {
+                let task = DispatchTask {
+                    delivery_id: delivery.id,
+                    org_id: event.org_id,
+                    rule_key: rule.key.clone(),
+                    channel_id: channel.id,
+                    recipient,
+                    attempt: 1,
+                    not_before,
+                    event: event.clone(),
+                    template: rule.template.clone(),
+                };
+                let message = Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
+                routed.messages.push(match not_before {
+                    // Longer than the queue's maximum delay: the dispatcher re-delays
+                    // it in hops until `not_before` (docs/pipeline.md).
+                    Some(t) => message.delayed((t - now).to_std().unwrap_or_default()),
+                    None => message,
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// What one fan-out did.
+#[derive(Debug, Default, Clone, Copy)]
+struct FanOut {
+    /// A delivery that reaches the channel exists (created now or before).
+    notified: bool,
+    /// This call created such a delivery.
+    created: bool,
+}
+
+/// What a delivery stands for.
+enum Phase<'a> {
+    /// An event without an alert: one delivery per (event, rule, channel, recipient).
+    Event { silence: Option<SilenceId> },
+    /// A trigger or resolved follow-up of an alert instance.
+    Alert(&'a alerts::Instance<'a>),
+}
+
+/// The start of the reason of a delivery a silence suppressed: `silenced by <id>`.
+pub const SILENCED_BY: &str = "silenced by ";
+
+fn silence_delivery(delivery: &mut Delivery, silence: SilenceId) {
+    if delivery.status == DeliveryStatus::Queued {
+        delivery.status = DeliveryStatus::Suppressed;
+        delivery.reason = Some(format!("{SILENCED_BY}{silence}"));
     }
 }
 
 /// What matching one event produced.
+#[derive(Default)]
 struct Routed {
     /// Its dispatch messages, in order.
     messages: Vec<Outgoing>,
+    /// Delayed auto-resolve checks for the match queue.
+    checks: Vec<Outgoing>,
+    /// Alerts this event was a duplicate trigger of (counted, not sent).
+    deduplicated: u32,
     /// The keys of the rules it matched.
     rules: Vec<String>,
     /// Deliveries this call created.

@@ -60,6 +60,7 @@ async fn world(cap: Option<FrequencyCap>, quiet: Option<QuietHours>) -> World {
         channel_ids: vec![channel.id],
         frequency_cap: None,
         quiet_hours: quiet,
+        alerting: None,
         recipients: vec![],
         template: None,
         enabled: true,
@@ -93,6 +94,7 @@ fn event(org: OrgId, user: &str) -> Event {
         }],
         occurred_at: now,
         received_at: now,
+        alert: None,
     }
 }
 
@@ -101,6 +103,7 @@ fn message(event: &Event) -> QueueMessage {
         id: event.id.to_string(),
         body: serde_json::to_string(&MatchTask {
             event: event.clone(),
+            auto_resolve: None,
         })
         .unwrap(),
         receive_count: 1,
@@ -112,6 +115,7 @@ impl World {
         let outcome = Matcher {
             store: self.store.as_ref(),
             dispatch_queue: self.queue.as_ref(),
+            match_queue: None,
             rules: &self.rules,
             // Long enough that records made at fixed past instants are not yet expired.
             retention: chrono::Duration::days(3650),
@@ -265,4 +269,55 @@ async fn deliveries_inside_quiet_hours_are_deferred_to_the_window_end() {
     );
     // Not dispatchable now: it waits in the queue with the maximum delay and `notBefore`.
     assert!(w.dispatched().await.is_empty());
+}
+
+fn alert_event(org: OrgId, action: herald_core::domain::alert::AlertAction) -> Event {
+    use herald_core::domain::alert::{AlertSignal, DedupKey};
+    let mut e = event(org, "alice");
+    e.alert = Some(AlertSignal {
+        dedup_key: Some(DedupKey::parse("digest:alice").unwrap()),
+        action,
+        firing_since: None,
+    });
+    e
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn matchers_racing_on_duplicates_of_one_alert_create_one_delivery_and_one_follow_up() {
+    use herald_core::domain::alert::AlertAction;
+    use herald_core::domain::delivery::Trigger;
+    let w = Arc::new(world(None, None).await);
+    let now = Utc::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..30 {
+        let w = Arc::clone(&w);
+        tasks.spawn(async move {
+            // Each call is a matcher of its own over the shared store, as Lambda runs them.
+            w.handle(&alert_event(w.org, AlertAction::Trigger), now)
+                .await;
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.expect("task");
+    }
+    let all = w.deliveries().await;
+    assert_eq!(all.len(), 1, "one delivery for thirty duplicates: {all:#?}");
+    assert_eq!(all[0].status, DeliveryStatus::Queued);
+    assert_eq!(w.dispatched().await.len(), 1, "sent once");
+
+    // Two resolves at once: one follow-up.
+    let (first, second) = (
+        alert_event(w.org, AlertAction::Resolve),
+        alert_event(w.org, AlertAction::Resolve),
+    );
+    tokio::join!(w.handle(&first, now), w.handle(&second, now));
+    let all = w.deliveries().await;
+    let follow_ups: Vec<_> = all
+        .iter()
+        .filter(|d| d.trigger == Trigger::Resolve)
+        .collect();
+    assert_eq!(follow_ups.len(), 1, "{all:#?}");
+    let tasks = w.dispatched().await;
+    assert_eq!(tasks.len(), 1);
+    assert!(tasks[0].event.is_resolve());
 }

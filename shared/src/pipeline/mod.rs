@@ -105,6 +105,18 @@ pub async fn resend_deferred(
 #[serde(rename_all = "camelCase")]
 pub struct MatchTask {
     pub event: Event,
+    /// Set on the matcher's own delayed check of an alert's `autoResolveSeconds`: `event` is
+    /// then the resolve it posts if the instance stopped firing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_resolve: Option<AutoResolveCheck>,
+}
+
+/// A delayed check of one alert instance: resolve it if no trigger arrived for `afterSeconds`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AutoResolveCheck {
+    pub instance_id: herald_core::domain::AlertInstanceId,
+    pub after_seconds: u32,
 }
 
 /// Dispatch-queue message: the next attempt of one delivery. It carries the event, so the
@@ -151,19 +163,57 @@ pub fn delivery_id(
     channel: ChannelId,
     recipient: Option<&UserId>,
 ) -> DeliveryId {
+    hashed_id(
+        &[
+            event.org_id.to_string().as_str(),
+            event.id.as_str(),
+            rule.as_str(),
+            channel.to_string().as_str(),
+            recipient.map_or("", UserId::as_str),
+        ],
+        event.received_at,
+    )
+}
+
+/// The id of an alert delivery: like [`delivery_id`], with the alert instance in place of the
+/// event — (org, dedup key, instance, rule, channel, stage, recipient) — at `at` (the
+/// instance's opening for a trigger, its resolution for a follow-up). Every duplicate trigger
+/// of an open instance lands on the same delivery (docs/alerts.md).
+#[allow(clippy::too_many_arguments)]
+pub fn alert_delivery_id(
+    org: OrgId,
+    dedup_key: &str,
+    instance: herald_core::domain::AlertInstanceId,
+    rule: &RuleKey,
+    channel: ChannelId,
+    stage: &str,
+    recipient: Option<&UserId>,
+    at: DateTime<Utc>,
+) -> DeliveryId {
+    hashed_id(
+        &[
+            org.to_string().as_str(),
+            "alert",
+            dedup_key,
+            instance.to_string().as_str(),
+            rule.as_str(),
+            channel.to_string().as_str(),
+            stage,
+            recipient.map_or("", UserId::as_str),
+        ],
+        at,
+    )
+}
+
+/// A UUIDv7 at `at` whose random bits hash `parts` (each length-prefixed).
+fn hashed_id(parts: &[&str], at: DateTime<Utc>) -> DeliveryId {
     let mut hash = Sha256::new();
-    for part in [
-        event.org_id.to_string().as_str(),
-        event.id.as_str(),
-        rule.as_str(),
-        channel.to_string().as_str(),
-        recipient.map_or("", UserId::as_str),
-    ] {
+    for part in parts {
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part.as_bytes());
     }
     let digest = hash.finalize();
-    let millis = u64::try_from(event.received_at.timestamp_millis()).unwrap_or(0);
+    let millis = u64::try_from(at.timestamp_millis()).unwrap_or(0);
     let mut bytes = [0u8; 16];
     bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
     bytes[6..].copy_from_slice(&digest[..10]);
@@ -191,6 +241,7 @@ mod tests {
             recipients: Vec::new(),
             occurred_at: now,
             received_at: now,
+            alert: None,
         }
     }
 

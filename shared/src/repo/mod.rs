@@ -5,6 +5,7 @@
 //! [`crate::store::keys`]; the layout is documented in `docs/dynamodb.md`.
 
 pub mod admission;
+pub mod alerts;
 pub mod api_keys;
 pub mod channels;
 pub mod connections;
@@ -15,6 +16,7 @@ pub mod lanes;
 pub mod orgs;
 pub mod outbox;
 pub mod rules;
+pub mod silences;
 pub mod stats;
 pub mod users;
 

@@ -39,6 +39,9 @@ pub mod entity {
     pub const FEED_CONNECTION: &str = "feedConnection";
     pub const FEED_CONNECTION_BY_ID: &str = "feedConnectionById";
     pub const INGEST_BUCKET: &str = "ingestBucket";
+    pub const ALERT: &str = "alert";
+    pub const ALERT_COUNT: &str = "alertCount";
+    pub const SILENCE: &str = "silence";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -291,6 +294,66 @@ pub fn ingest_bucket(org: OrgId) -> Key {
     Key::new(format!("{}#INGEST", org_pk(&org)), "BUCKET")
 }
 
+// ---- Alerts and silences (docs/alerts.md) --------------------------------------------------
+
+/// The integer attribute alert writes are conditioned on (optimistic concurrency).
+pub const ALERT_VERSION_ATTR: &str = "version";
+/// Integer attributes of an alert instance's occurrence counter.
+pub const ALERT_EVENT_COUNT_ATTR: &str = "eventCount";
+pub const ALERT_LAST_EVENT_ATTR: &str = "lastEventMs";
+
+/// The partition of one alert (its dedup key, hashed: keys are up to 255 characters of anything).
+pub fn alert_pk(org: OrgId, dedup_key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    format!(
+        "ORG#{org}#ALERT#{}",
+        hex::encode(Sha256::digest(dedup_key.as_bytes()))
+    )
+}
+
+/// An alert's current (or last) instance: `ORG#<org>#ALERT#<sha256(key)>` / `ALERT`.
+pub fn alert(org: OrgId, dedup_key: &str) -> Key {
+    Key::new(alert_pk(org, dedup_key), "ALERT")
+}
+
+/// An instance's occurrence counter, beside it: `…#ALERT#<sha256(key)>` / `COUNT#<instance>`.
+/// Not in any index: duplicate triggers write only this item.
+pub fn alert_count(org: OrgId, dedup_key: &str, instance: &impl std::fmt::Display) -> Key {
+    Key::new(alert_pk(org, dedup_key), format!("COUNT#{instance}"))
+}
+
+/// GSI1 partition of an org's alerts in one state.
+pub fn alerts_in_state(org: OrgId, state: &str) -> String {
+    format!("ORG#{org}#ALERTS#{state}")
+}
+
+/// GSI1 key of an alert in its state's list, newest first by `firstEventAt`:
+/// `ORG#<org>#ALERTS#<state>` / `<firstEventAt, RFC 3339 ms>#<sha256(key)>`.
+pub fn alert_in_state(
+    org: OrgId,
+    state: &str,
+    first_event_at: DateTime<Utc>,
+    dedup_key: &str,
+) -> Key {
+    let pk = alert_pk(org, dedup_key);
+    let hash = pk.rsplit('#').next().unwrap_or_default();
+    Key::new(
+        alerts_in_state(org, state),
+        format!(
+            "{}#{hash}",
+            first_event_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        ),
+    )
+}
+
+/// Sort-key prefix of an org's silences.
+pub const SILENCE_PREFIX: &str = "SILENCE#";
+
+/// A silence: `ORG#<org>` / `SILENCE#<id>` (ids are UUIDv7: listed oldest first).
+pub fn silence(org: &OrgId, id: &impl std::fmt::Display) -> Key {
+    Key::new(org_pk(org), format!("{SILENCE_PREFIX}{id}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -439,5 +502,35 @@ mod tests {
                 "{name} is not camelCase"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod alert_key_tests {
+    use super::*;
+
+    /// The alert and silence key formats, pinned like the others.
+    #[test]
+    fn alert_and_silence_key_formats_are_pinned() {
+        let org: OrgId = "01a24b39-aa00-7000-8000-0000000000aa".parse().expect("org");
+        let o = "ORG#01a24b39-aa00-7000-8000-0000000000aa";
+        let h = "e086558cb8fd43a9c9440bd141d3aad79bbb12ffb132197345f5ee29899a317a";
+        let at: DateTime<Utc> = "2026-12-06T12:00:00Z".parse().expect("time");
+        assert_eq!(
+            alert(org, "disk.full:web-1"),
+            Key::new(format!("{o}#ALERT#{h}"), "ALERT")
+        );
+        assert_eq!(
+            alert_count(org, "disk.full:web-1", &"i-1"),
+            Key::new(format!("{o}#ALERT#{h}"), "COUNT#i-1")
+        );
+        assert_eq!(
+            alert_in_state(org, "firing", at, "disk.full:web-1"),
+            Key::new(
+                format!("{o}#ALERTS#firing"),
+                format!("2026-12-06T12:00:00.000Z#{h}")
+            )
+        );
+        assert_eq!(silence(&org, &"s-1"), Key::new(o, "SILENCE#s-1"));
     }
 }

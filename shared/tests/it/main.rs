@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admission;
+mod alerts;
 mod aws_notify;
 mod bus;
 mod delivery;

@@ -237,6 +237,20 @@ impl Target {
     }
 }
 
+/// The colour of a resolved follow-up: green.
+pub const RESOLVED_COLOUR: u32 = 0x2E_B6_7D;
+
+/// How long an alert fired, as on-call reads it: `45s`, `14m`, `3h 5m`, `2d 4h`.
+pub fn firing_for(d: chrono::Duration) -> String {
+    let s = d.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h {}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 /// Everything a formatter needs.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageContext<'a> {
@@ -355,8 +369,16 @@ impl MessageContext<'_> {
         Ok(())
     }
 
-    /// The message title, escaped.
+    /// The message title, escaped: `RESOLVED: <title>` for a resolved follow-up.
     pub fn title(&self, escape: Escape) -> String {
+        let title = self.plain_title(escape);
+        if self.event.is_resolve() {
+            return format!("RESOLVED: {title}");
+        }
+        title
+    }
+
+    fn plain_title(&self, escape: Escape) -> String {
         if let Some(t) = self.template.and_then(|t| t.title.as_deref()) {
             return template::render_lenient(t, &self.scope(), escape);
         }
@@ -406,7 +428,11 @@ impl MessageContext<'_> {
         {
             return self.title(escape);
         }
-        template::escape_text(&readable_type(self.event.event_type.as_str()), escape)
+        let heading = template::escape_text(&readable_type(self.event.event_type.as_str()), escape);
+        if self.event.is_resolve() {
+            return format!("RESOLVED: {heading}");
+        }
+        heading
     }
 
     /// The severity the event states, if any.
@@ -422,6 +448,9 @@ impl MessageContext<'_> {
 
     /// The message colour, as `0xRRGGBB`: by severity, else by module.
     pub fn colour(&self) -> u32 {
+        if self.event.is_resolve() {
+            return RESOLVED_COLOUR;
+        }
         self.severity().map_or_else(
             || module_colour(self.event.module.as_str()),
             Severity::colour,
@@ -445,6 +474,15 @@ impl MessageContext<'_> {
             })
             .take(SUMMARY_KEYS)
             .collect();
+        let mut facts = facts;
+        if let Some(since) = self.event.alert.as_ref().and_then(|a| a.firing_since)
+            && self.event.is_resolve()
+        {
+            facts.insert(
+                0,
+                format!("firing for {}", firing_for(self.event.received_at - since)),
+            );
+        }
         (!facts.is_empty()).then(|| facts.join(", "))
     }
 
@@ -544,6 +582,7 @@ pub fn test_event(org_id: OrgId, now: DateTime<Utc>) -> Event {
         recipients: Vec::new(),
         occurred_at: now,
         received_at: now,
+        alert: None,
     }
 }
 
@@ -579,6 +618,7 @@ pub(crate) mod tests_support {
             recipients: vec![],
             occurred_at: at,
             received_at: at,
+            alert: None,
         }
     }
 
@@ -603,6 +643,56 @@ pub(crate) mod tests_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_resolved_follow_up_says_resolved_in_green_with_how_long_it_fired() {
+        use crate::domain::alert::{AlertAction, AlertSignal, DedupKey};
+        let mut event = tests_support::disk_full();
+        event.alert = Some(AlertSignal {
+            dedup_key: Some(DedupKey::parse("disk.full:web-1").expect("key")),
+            action: AlertAction::Resolve,
+            firing_since: Some(event.received_at - chrono::Duration::minutes(14)),
+        });
+        let key = RuleKey::parse("disk").expect("key");
+        let ctx = MessageContext {
+            event: &event,
+            rule_key: Some(&key),
+            template: None,
+            delivery_id: DeliveryId::new(),
+        };
+        assert_eq!(ctx.colour(), RESOLVED_COLOUR);
+        assert!(ctx.heading(Escape::Plain).starts_with("RESOLVED: "));
+        let slack: serde_json::Value =
+            serde_json::from_slice(&render_for(Target::Slack, &ctx).body).expect("json");
+        let attachment = &slack["attachments"][0];
+        assert_eq!(attachment["color"], "#2EB67D");
+        assert!(
+            attachment["title"]
+                .as_str()
+                .expect("title")
+                .starts_with("RESOLVED: "),
+            "{attachment}"
+        );
+        assert!(ctx.summary(Escape::Plain).contains("firing for 14m"));
+        let discord: serde_json::Value =
+            serde_json::from_slice(&render_for(Target::Webhook(WebhookFormat::Discord), &ctx).body)
+                .expect("json");
+        assert_eq!(discord["embeds"][0]["color"], RESOLVED_COLOUR);
+        let generic: serde_json::Value =
+            serde_json::from_slice(&render_for(Target::Webhook(WebhookFormat::Generic), &ctx).body)
+                .expect("json");
+        assert_eq!(generic["alert"]["action"], "resolve");
+        assert_eq!(generic["alert"]["dedupKey"], "disk.full:web-1");
+    }
+
+    #[test]
+    fn firing_durations_read_in_the_largest_units() {
+        use chrono::Duration;
+        assert_eq!(firing_for(Duration::seconds(45)), "45s");
+        assert_eq!(firing_for(Duration::minutes(14)), "14m");
+        assert_eq!(firing_for(Duration::minutes(185)), "3h 5m");
+        assert_eq!(firing_for(Duration::hours(52)), "2d 4h");
+    }
 
     #[test]
     fn an_event_type_reads_as_a_sentence_case_title() {

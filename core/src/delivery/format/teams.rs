@@ -21,7 +21,11 @@ pub fn payload(ctx: &MessageContext<'_>) -> Value {
     })];
     let mut body = vec![json!({
         "type": "Container",
-        "style": ctx.severity().map_or("emphasis", |s| s.card_style()),
+        "style": if ctx.event.is_resolve() {
+            "good"
+        } else {
+            ctx.severity().map_or("emphasis", |s| s.card_style())
+        },
         "bleed": true,
         "items": head,
     })];

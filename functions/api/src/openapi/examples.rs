@@ -92,6 +92,12 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
                     ]}
                 ]}, "channelIds": [CHANNEL]}),
             ),
+            (
+                "storm_safe",
+                "docs/alerts.md: one Slack message per host until it resolves",
+                json!({"key": "disk-full-slack", "match": {"field": "type", "op": "eq", "value": "disk.full"}, "channelIds": [CHANNEL],
+                       "alerting": {"dedupKey": "{{type}}:{{properties.host}}", "autoResolveSeconds": 900}}),
+            ),
         ],
         "update_rule" => vec![
             ("disable", "Pause a rule", json!({"enabled": false})),
@@ -113,6 +119,12 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
                 json!({"type": "invoice.paid", "module": "billing", "properties": {"amount": 120}, "userId": "alice"}),
             ),
             (
+                "alert",
+                "docs/alerts.md: a trigger with a dedup key; the same key with `resolve` ends it",
+                json!({"type": "disk.full", "module": "ops", "properties": {"host": "web-1", "pct": 97},
+                       "dedupKey": "disk.full:web-1", "action": "trigger"}),
+            ),
+            (
                 "batch",
                 "A batch, with every field",
                 json!([
@@ -122,6 +134,21 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
                 ]),
             ),
         ],
+        "acknowledge_alert" => vec![("by", "Who is on it", json!({"by": "alice@example.com"}))],
+        "resolve_alert" => vec![("by", "Who resolved it", json!({"by": "alice@example.com"}))],
+        "create_silence" => vec![(
+            "drill",
+            "docs/alerts.md: mute a cluster's db alerts during a drill",
+            json!({"match": {"all": [{"field": "module", "op": "eq", "value": "db"},
+                                     {"field": "properties.cluster", "op": "eq", "value": "eu-1"}]},
+                   "startsAt": "2030-06-01T22:00:00Z", "endsAt": "2030-06-02T02:00:00Z",
+                   "comment": "failover drill CHG-1234", "createdBy": "alice@example.com"}),
+        )],
+        "update_silence" => vec![(
+            "extend",
+            "Extend a silence",
+            json!({"endsAt": "2030-06-02T04:00:00Z", "comment": "drill overran"}),
+        )],
         "create_token" => vec![(
             "token",
             "docs/feeds.md: a token for the signed-in user",
@@ -152,6 +179,25 @@ fn rule(key: &str, matcher: Value) -> Value {
     json!({"key": key, "orgId": ORG, "match": matcher, "channelIds": [CHANNEL], "frequencyCap": null,
            "quietHoursTz": null, "quietHours": null, "recipients": [], "template": null,
            "enabled": true, "createdAt": AT, "updatedAt": AT})
+}
+
+fn alert() -> Value {
+    json!({"dedupKey": "disk.full:web-1", "instanceId": "01a249ce-f000-7a10-8c5e-0d2b6f1e9a01",
+           "state": "firing", "eventCount": 297, "firstEventAt": "2026-12-06T05:23:47Z",
+           "lastEventAt": "2026-12-06T05:38:12Z", "acknowledgedAt": null, "acknowledgedBy": null,
+           "resolvedAt": null, "resolvedBy": null, "type": "disk.full", "module": "ops",
+           "autoResolveSeconds": 900, "ruleKeys": ["disk.full"],
+           "targets": [{"ruleKey": "disk.full", "channelId": CHANNEL}]})
+}
+
+fn silence(state: &str) -> Value {
+    json!({"id": "01a249ce-f100-7b20-9d6f-1e3c7a2f0b02", "orgId": ORG,
+           "match": {"all": [{"field": "module", "op": "eq", "value": "db"},
+                             {"field": "properties.cluster", "op": "eq", "value": "eu-1"}]},
+           "ruleKeys": ["disk.full"], "channelIds": [],
+           "startsAt": "2026-12-06T05:30:00Z", "endsAt": "2026-12-06T09:30:00Z",
+           "comment": "failover drill CHG-1234", "createdBy": "alice@example.com",
+           "state": state, "createdAt": "2026-12-06T05:30:00Z", "updatedAt": "2026-12-06T05:30:00Z"})
 }
 
 fn delivery() -> Value {
@@ -233,6 +279,31 @@ pub fn response(operation: &str) -> Option<Value> {
         "post_events" => {
             json!({"items": [{"index": 0, "id": EVENT}], "accepted": 1, "rejected": 0})
         }
+        "get_alert" | "acknowledge_alert" | "resolve_alert" => {
+            let mut a = alert();
+            match operation {
+                "acknowledge_alert" => {
+                    a["state"] = json!("acknowledged");
+                    a["acknowledgedAt"] = json!("2026-12-06T05:40:00Z");
+                    a["acknowledgedBy"] = json!("alice@example.com");
+                }
+                "resolve_alert" => {
+                    a["state"] = json!("resolved");
+                    a["resolvedAt"] = json!("2026-12-06T05:52:00Z");
+                    a["resolvedBy"] = json!("alice@example.com");
+                }
+                _ => {}
+            }
+            a
+        }
+        "list_alerts" => json!({"items": [alert()], "nextCursor": null}),
+        "create_silence" | "get_silence" | "update_silence" => silence("active"),
+        "delete_silence" => {
+            let mut s = silence("expired");
+            s["endsAt"] = json!("2026-12-06T05:50:00Z");
+            s
+        }
+        "list_silences" => json!({"items": [silence("active")], "nextCursor": null}),
         "list_logs" | "list_channel_logs" => json!({"items": [delivery()], "nextCursor": null}),
         "get_stats" => json!({"from": "2026-11-30", "to": "2026-12-06", "groupBy": "channel",
             "groups": [{"key": CHANNEL, "channelName": "incidents", "counts": counts,
@@ -371,6 +442,8 @@ fn not_found(operation: &str) -> Value {
         ("user", "user"),
         ("api_key", "API key"),
         ("mark_item", "feed item"),
+        ("alert", "alert"),
+        ("silence", "silence"),
     ]
     .into_iter()
     .find(|(part, _)| operation.contains(part))

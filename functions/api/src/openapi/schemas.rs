@@ -59,7 +59,9 @@ fn events() -> Vec<(&'static str, Value)> {
                             schema_ref("Recipient")
                         ] }
                     },
-                    "occurredAt": { "type": "string", "format": "date-time", "description": "When it happened (RFC 3339); default: when Herald received it." }
+                    "occurredAt": { "type": "string", "format": "date-time", "description": "When it happened (RFC 3339); default: when Herald received it." },
+                    "dedupKey": { "type": "string", "minLength": 1, "maxLength": 255, "description": "The alert this event belongs to (1–255 printable characters, case-sensitive): one open instance per key; duplicate triggers are counted, not sent again (docs/alerts.md). A rule's `alerting.dedupKey` template can derive it instead." },
+                    "action": { "type": "string", "enum": ["trigger", "acknowledge", "resolve"], "default": "trigger", "description": "What the event does to its alert: `trigger` opens it (or counts a duplicate), `acknowledge` stops further notifications, `resolve` sends a resolved follow-up to every channel the trigger reached. `acknowledge` and `resolve` need a dedup key." }
                 }
             }),
         ),

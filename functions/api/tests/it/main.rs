@@ -1,6 +1,7 @@
 //! Integration tests of the REST API: the router driven in-process, as a client sees it.
 #![allow(clippy::unwrap_used)]
 
+mod alerts;
 mod auth;
 #[cfg(feature = "lambda")]
 mod aws_notify;

@@ -56,6 +56,27 @@ async fn openapi_document_covers_every_route() {
             &["get", "patch", "delete"],
         ),
         ("/api/v1/orgs/{orgId}/events", &["post"]),
+        ("/api/v1/orgs/{orgId}/notifications/alerts", &["get"]),
+        (
+            "/api/v1/orgs/{orgId}/notifications/alerts/{dedupKey}",
+            &["get"],
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/alerts/{dedupKey}/acknowledge",
+            &["post"],
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/alerts/{dedupKey}/resolve",
+            &["post"],
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/silences",
+            &["post", "get"],
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/silences/{id}",
+            &["get", "patch", "delete"],
+        ),
         ("/api/v1/orgs/{orgId}/notifications/logs", &["get"]),
         (
             "/api/v1/orgs/{orgId}/notifications/channels/{id}/logs",
@@ -204,6 +225,29 @@ async fn the_documents_request_examples_are_accepted_by_the_api() {
             a.status,
             StatusCode::CREATED,
             "create_rule example {name}: {}",
+            a.text
+        );
+    }
+    let silences = format!("{base}/notifications/silences");
+    let mut silence = String::new();
+    for (name, body) in request_examples(&doc, &silences, "post", &webhook) {
+        let a = app.post("/notifications/silences", &body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::CREATED,
+            "create_silence example {name}: {}",
+            a.text
+        );
+        silence = a.json["id"].as_str().expect("id").to_owned();
+    }
+    for (name, body) in request_examples(&doc, &format!("{silences}/{{id}}"), "patch", "") {
+        let a = app
+            .patch(&format!("/notifications/silences/{silence}"), &body)
+            .await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "update_silence example {name}: {}",
             a.text
         );
     }

@@ -42,6 +42,7 @@ fn rule(org: OrgId, key: &str, channels: &[ChannelId]) -> Rule {
         channel_ids: channels.to_vec(),
         frequency_cap: None,
         quiet_hours: None,
+        alerting: None,
         recipients: Vec::new(),
         template: None,
         enabled: true,

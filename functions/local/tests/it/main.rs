@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod admission;
+mod alerts;
 mod dlq;
 mod expensive_queries;
 mod lanes;
