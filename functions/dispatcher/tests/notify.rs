@@ -182,6 +182,7 @@ impl World {
                 body: Some("Glad you are here.".into()),
                 link: None,
             }),
+            manual: None,
         }
     }
 

@@ -9,6 +9,7 @@
 pub mod cache;
 
 use chrono::{DateTime, Utc};
+use herald_core::delivery::plan::recipients;
 use herald_core::delivery::{caps, quiet};
 use herald_core::domain::channel::Channel;
 use herald_core::domain::delivery::{Delivery, DeliveryStatus, Trigger};
@@ -17,6 +18,7 @@ use herald_core::domain::rule::Rule;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
 use herald_shared::queue::{self, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{CappedCreate, Versioned};
+use herald_shared::repo::events::{RoutedDelivery, RuleRoute};
 use herald_shared::repo::{deliveries, events, stats};
 use herald_shared::store::{Store, StoreError, keys};
 use tracing::{debug, info, instrument, warn};
@@ -75,7 +77,7 @@ impl Matcher<'_> {
             match result {
                 Ok(routed) => {
                     dispatch.extend(routed.messages);
-                    matched.push((message, task.event, routed.rules, routed.created));
+                    matched.push((message, task.event, routed.routes, routed.created));
                 }
                 Err(e) => {
                     warn!(message_id = %message.id, event_id = %task.event.id, error = %e, "matching failed; the event will be retried");
@@ -121,10 +123,13 @@ impl Matcher<'_> {
         let org = self.rules.get(self.store, event.org_id).await?;
         let ttl = (now + self.retention).timestamp();
         let mut tasks = Vec::new();
-        let mut matched_rules = Vec::new();
+        let mut routes = Vec::new();
         let mut created = 0u32;
         for rule in org.rules.matching(event) {
-            matched_rules.push(rule.key.to_string());
+            let mut route = RuleRoute {
+                rule_key: rule.key.to_string(),
+                deliveries: Vec::new(),
+            };
             for channel_id in &rule.channel_ids {
                 let Some(channel) = org.channels.get(channel_id) else {
                     // Deleting a referenced channel is refused; this is a race with a delete.
@@ -137,6 +142,14 @@ impl Matcher<'_> {
                     let recorded = self
                         .record(&mut delivery, rule, channel, recipient.as_ref(), ttl, now)
                         .await?;
+                    let stands = recorded.as_ref().map_or(&delivery, |e| &e.delivery);
+                    route.deliveries.push(RoutedDelivery {
+                        delivery_id: stands.id,
+                        channel_id: stands.channel_id,
+                        recipient: stands.recipient.clone(),
+                        status: stands.status,
+                        reason: stands.reason.clone(),
+                    });
                     let enqueue = match recorded {
                         None => {
                             created += 1;
@@ -164,6 +177,7 @@ impl Matcher<'_> {
                             not_before,
                             event: event.clone(),
                             template: rule.template.clone(),
+                            manual: None,
                         };
                         let message =
                             Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
@@ -176,15 +190,12 @@ impl Matcher<'_> {
                     }
                 }
             }
+            routes.push(route);
         }
-        debug!(
-            rules = matched_rules.len(),
-            deliveries = created,
-            "event matched"
-        );
+        debug!(rules = routes.len(), deliveries = created, "event matched");
         Ok(Routed {
             messages: tasks,
-            rules: matched_rules,
+            routes,
             created,
         })
     }
@@ -194,8 +205,8 @@ impl Matcher<'_> {
 struct Routed {
     /// Its dispatch messages, in order.
     messages: Vec<Outgoing>,
-    /// The keys of the rules it matched.
-    rules: Vec<String>,
+    /// The rules it matched, each with the deliveries it made.
+    routes: Vec<RuleRoute>,
     /// Deliveries this call created.
     created: u32,
 }
@@ -280,30 +291,6 @@ fn defer_for_quiet_hours(
         until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     ));
     Some(until)
-}
-
-/// Who a channel delivers to: nobody in particular for Slack and webhooks; each recipient the
-/// event or the rule names for user-facing kinds. A user-facing channel with no recipient still
-/// gets one (recipient-less) delivery, which fails with that reason — nothing vanishes unlogged.
-fn recipients(event: &Event, rule: &Rule, channel: &Channel) -> Vec<Option<Recipient>> {
-    if !channel.kind().is_user_facing() {
-        return vec![None];
-    }
-    let mut out: Vec<Option<Recipient>> = event.recipients.iter().cloned().map(Some).collect();
-    for user in &rule.recipients {
-        if !event.recipients.iter().any(|r| &r.user_id == user) {
-            out.push(Some(Recipient {
-                user_id: user.clone(),
-                email: None,
-                phone: None,
-                push_tokens: Vec::new(),
-            }));
-        }
-    }
-    if out.is_empty() {
-        out.push(None);
-    }
-    out
 }
 
 fn new_delivery(
