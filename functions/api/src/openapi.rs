@@ -19,8 +19,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
 use crate::{
-    api_keys, channel_test, channels, error, events, feeds, logs, orgs, outbox, rules, stats,
-    tracking, users,
+    api_keys, channel_test, channels, deliveries, error, event_detail, events, explain, feeds,
+    logs, orgs, outbox, rules, stats, tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -65,9 +65,13 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         rules::get_rule,
         rules::update_rule,
         rules::delete_rule,
+        explain::explain_rules,
         events::post_events,
+        event_detail::get_event,
         logs::list_logs,
         logs::list_channel_logs,
+        deliveries::get_delivery,
+        deliveries::resend_delivery,
         feeds::create_token,
         feeds::list_feed,
         feeds::mark_item,

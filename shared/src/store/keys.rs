@@ -39,6 +39,7 @@ pub mod entity {
     pub const FEED_CONNECTION: &str = "feedConnection";
     pub const FEED_CONNECTION_BY_ID: &str = "feedConnectionById";
     pub const INGEST_BUCKET: &str = "ingestBucket";
+    pub const IDEMPOTENCY: &str = "idempotency";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -289,6 +290,12 @@ pub const INGEST_TAT_ATTR: &str = "tat";
 /// `POST /events` makes does not share the org partition's throughput with channels and rules.
 pub fn ingest_bucket(org: OrgId) -> Key {
     Key::new(format!("{}#INGEST", org_pk(&org)), "BUCKET")
+}
+
+/// The stored answer of a request made with an `Idempotency-Key`:
+/// `ORG#<org>#IDEM#<sha256(method, path, key) in hex>` / `IDEM`, one partition per key.
+pub fn idempotency(org: OrgId, scope_hash: &str) -> Key {
+    Key::new(format!("{}#IDEM#{scope_hash}", org_pk(&org)), "IDEM")
 }
 
 #[cfg(test)]

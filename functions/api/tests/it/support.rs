@@ -224,6 +224,7 @@ impl TestApp {
             config: Arc::new(config),
             feeds: Arc::new(herald_shared::feed::LocalFeedHub::new()),
             admission,
+            dispatch: None,
         };
         let mut app = Self {
             router: herald_api::router(state),
