@@ -1,8 +1,8 @@
 //! The `Idempotency-Key` header of the POSTs that start work (resend): the same key with the
 //! same request within 24 h answers the stored answer again, with `Idempotent-Replayed: true`;
 //! the same key with another request is a 422 `idempotency_key_reused`; a repeat while the first
-//! is still running is a 409 `idempotency_in_progress`. Keys are scoped to the org, the method
-//! and the path. Only successful answers are stored: an error frees the key, so the client can
+//! is still running is a 409 `idempotency_in_progress`. Keys are scoped to the org and the
+//! method; the path is part of the request (the same key on another delivery's resend is a 422). Only successful answers are stored: an error frees the key, so the client can
 //! fix the cause and retry with the same key (`herald_shared::repo::idempotency`).
 
 use std::marker::PhantomData;
@@ -26,7 +26,8 @@ pub const REPLAYED: &str = "idempotent-replayed";
 /// The longest key.
 pub const MAX_KEY_CHARS: usize = 255;
 
-/// A request made with an `Idempotency-Key`: its scope (org aside) and its content's hash.
+/// A request made with an `Idempotency-Key`: its scope (the method and the key; the org aside)
+/// and its content's hash (the path and the body).
 #[derive(Debug, Clone)]
 pub struct Request {
     scope: String,
@@ -67,9 +68,11 @@ impl Request {
             }
             hex(&h.finalize())
         };
+        // The key is the org's, whatever the path: the same key on another path is another
+        // request (422), as with the same key and another body.
         Ok(Some(Self {
-            scope: digest(&[method.as_bytes(), path.as_bytes(), key.as_bytes()]),
-            hash: digest(&[body]),
+            scope: digest(&[method.as_bytes(), key.as_bytes()]),
+            hash: digest(&[path.as_bytes(), body]),
         }))
     }
 }
