@@ -124,9 +124,8 @@ pub async fn resend_delivery(
     auth: OrgAuth,
     Path((_, id)): Path<(String, String)>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<EmptyBody>,
+    JsonBody(EmptyBody {}): JsonBody<EmptyBody>,
 ) -> ApiResult<Idempotent<ResendAccepted>> {
-    let _ = body;
     let request = idempotency::Request::new(&headers, "POST", &format!("resend/{id}"), b"{}")?;
     idempotency::run(&state, auth.org_id, request, StatusCode::ACCEPTED, || {
         resend_once(&state, auth.org_id, &id)

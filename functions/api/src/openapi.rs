@@ -160,6 +160,15 @@ fn refine(doc: &mut Value) {
     for rule in ["CreateRule", "UpdateRule", "RuleView"] {
         schemas[rule]["properties"]["match"] = nullable("Matcher");
     }
+    schemas["ExplainRequest"]["properties"]["event"] = json!({
+        "description": "An event as `POST /events` takes it (one, not a batch). Either this or `eventId`.",
+        "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/Event" }]
+    });
+    schemas["Failure"]["properties"]["expected"] =
+        json!({ "description": "The leaf's value: any JSON value." });
+    schemas["Failure"]["properties"]["actual"] = json!({
+        "description": "The event's value of the field, any JSON value (absent when the field is missing)."
+    });
 
     let events = "/api/v1/orgs/{orgId}/events";
     doc["paths"][events]["post"]["requestBody"]["content"]["application/json"]["schema"] =

@@ -9,6 +9,7 @@ mod admission;
 mod dlq;
 mod expensive_queries;
 mod lanes;
+mod operator;
 mod pacing;
 mod rules_cache;
 mod slow_clients;
