@@ -61,12 +61,12 @@ pub struct ExplainRequest {
     #[schema(value_type = Option<Vec<CreateRule>>)]
     pub rules: Option<Vec<Value>>,
     /// `all` (default) or `matched`: only the rules that match.
-    pub include: Option<Include>,
+    pub include: Option<ExplainInclude>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Include {
+pub enum ExplainInclude {
     #[default]
     All,
     Matched,
@@ -84,7 +84,7 @@ pub struct Explanation {
     #[schema(value_type = Object)]
     pub event: Value,
     pub rules: Vec<RuleExplanation>,
-    pub summary: Summary,
+    pub summary: ExplainSummary,
     /// More deliveries would be made than are detailed (1,000).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub truncated: bool,
@@ -132,7 +132,7 @@ pub struct WouldDeliver {
 /// Counts over the rules explained.
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct Summary {
+pub struct ExplainSummary {
     pub evaluated: usize,
     pub matched: usize,
     pub would_send: usize,
@@ -221,7 +221,7 @@ pub async fn explain_rules(
         rules_source: source.to_owned(),
         event: serde_json::to_value(&event).map_err(ApiError::internal)?,
         rules: Vec::new(),
-        summary: Summary::default(),
+        summary: ExplainSummary::default(),
         truncated: false,
         note: "nothing was written or sent; the live matcher caches rules and channels for up to 5 s, so a change made in the last seconds may not route yet as explained".to_owned(),
     };
@@ -301,7 +301,7 @@ pub async fn explain_rules(
                 }
             }
         }
-        if include == Include::All || explained.matched {
+        if include == ExplainInclude::All || explained.matched {
             out.rules.push(explained);
         }
     }

@@ -156,8 +156,11 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
 }
 
 fn channel(kind: &str, name: &str, config: Value) -> Value {
+    // Slack is paced by default (1 a second, bursts of 3); a generic webhook is not.
+    let rate_limit = (kind == "slack").then(|| json!({"perSecond": 1.0, "burst": 3}));
     json!({"id": CHANNEL, "orgId": ORG, "kind": kind, "name": name, "config": config,
-           "frequencyCap": null, "enabled": true, "health": {"status": "ok"},
+           "frequencyCap": null, "rateLimit": rate_limit, "rateLimitDefault": true,
+           "enabled": true, "health": {"status": "ok"},
            "createdAt": AT, "updatedAt": AT})
 }
 
