@@ -102,7 +102,7 @@ pub fn decide(rule: &Rule, channel: &Channel, facts: Facts<'_>, at: DateTime<Utc
     }
     let until = kind
         .honours_quiet_hours()
-        .then(|| rule.quiet_hours.as_ref())
+        .then_some(rule.quiet_hours.as_ref())
         .flatten()
         .and_then(|q| quiet::next_allowed(at, q));
     if let (Some(cap), Some(r)) = (
