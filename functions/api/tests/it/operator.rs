@@ -4,8 +4,8 @@
 //! records are written through the repositories exactly as the matcher and dispatcher write
 //! them; the real pipeline runs in `functions/local/tests/it/operator.rs`.
 //!
-//! Each scenario runs over the embedded store here and over DynamoDB (the emulator) in
-//! [`over_dynamodb`].
+//! Resend and the event page also run over DynamoDB and SQS on the emulator (`over_dynamodb`),
+//! the engines of the api Lambda.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,8 +46,15 @@ fn ttl() -> i64 {
 }
 
 async fn ops(store: Arc<dyn Store>) -> Ops {
+    ops_over(store, embedded_queue()).await
+}
+
+fn embedded_queue() -> Arc<dyn Queue> {
     let queues = EmbeddedQueues::in_memory().expect("an in-memory queue");
-    let queue: Arc<dyn Queue> = Arc::new(queues.queue("dispatch", QueueSettings::default()));
+    Arc::new(queues.queue("dispatch", QueueSettings::default()))
+}
+
+async fn ops_over(store: Arc<dyn Store>, queue: Arc<dyn Queue>) -> Ops {
     let app = TestApp::local_with_dispatch(store, Arc::clone(&queue)).await;
     let channel = app
         .channel(r#"{"kind":"webhook","name":"incidents","config":{"url":"http://127.0.0.1:9/hook","format":"generic"}}"#)
@@ -168,8 +175,11 @@ impl Ops {
     }
 }
 
-async fn a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt(store: Arc<dyn Store>) {
-    let ops = ops(store).await;
+async fn a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt(
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+) {
+    let ops = ops_over(store, queue).await;
     let event = ops.event("evt-resend");
     let d = ops.delivered(&event, DeliveryStatus::Failed, 404).await;
 
@@ -234,7 +244,8 @@ async fn a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt(store: A
 
 #[tokio::test]
 async fn a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt_embedded() {
-    a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt(embedded()).await;
+    a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt(embedded(), embedded_queue())
+        .await;
 }
 
 fn embedded() -> Arc<dyn Store> {
@@ -920,9 +931,26 @@ mod over_dynamodb {
         Arc::new(DynamoStore::new(client, &table))
     }
 
+    /// The dispatch queue as the api Lambda has it: SQS, on the emulator.
+    async fn sqs() -> Arc<dyn Queue> {
+        use herald_shared::queue::sqs::{SqsQueue, create_queue_with_dlq};
+        let config = herald_testing::emulator::sdk_config().await;
+        let client = aws_sdk_sqs::Client::new(&config);
+        let name = format!("herald-ops-{}", uuid::Uuid::new_v4().simple());
+        let urls = create_queue_with_dlq(&client, &name, Duration::from_secs(30), 5)
+            .await
+            .expect("create queue on the emulator");
+        Arc::new(SqsQueue::new(client, urls.main))
+    }
+
     #[tokio::test]
-    async fn over_dynamodb_a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt() {
-        a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt(dynamodb().await).await;
+    async fn over_dynamodb_and_sqs_a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt()
+    {
+        a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt(
+            dynamodb().await,
+            sqs().await,
+        )
+        .await;
     }
 
     #[tokio::test]
