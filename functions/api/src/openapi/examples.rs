@@ -361,6 +361,11 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
             Value::Null,
         ),
         ("404", _) => return not_found(operation),
+        ("409", "test_channel") => (
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still being handled; retry in a moment",
+            json!("Idempotency-Key"),
+        ),
         ("409", "resend_delivery") => (
             "in_progress",
             "the delivery is queued and its next attempt is pending (due 2026-12-06T05:27:33Z); resend it once it has ended",

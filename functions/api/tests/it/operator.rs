@@ -958,3 +958,49 @@ mod over_dynamodb {
         an_event_shows_per_rule_what_routing_did(dynamodb().await).await;
     }
 }
+
+#[tokio::test]
+async fn the_test_button_with_an_idempotency_key_sends_once() {
+    let app = TestApp::local().await;
+    let feed = app.in_app_channel("feed").await;
+    let test = |to: &'static str| {
+        let app = app.clone();
+        let feed = feed.clone();
+        async move {
+            app.send(
+                "POST",
+                &app.path(&format!("/notifications/channels/{feed}/test")),
+                &[
+                    ("x-api-key", app.api_key.as_str()),
+                    ("idempotency-key", "test-1"),
+                ],
+                Some(&format!(r#"{{"to":"{to}"}}"#)),
+            )
+            .await
+        }
+    };
+    let first = test("alice").await.expect(StatusCode::OK);
+    assert_eq!(first.json["ok"], true, "{}", first.text);
+    let again = test("alice").await.expect(StatusCode::OK);
+    assert_eq!(
+        again
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(again.json["logId"], first.json["logId"]);
+    let logs = app
+        .get(&format!("/notifications/channels/{feed}/logs"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(
+        logs.json["items"].as_array().unwrap().len(),
+        1,
+        "one test delivery, not two"
+    );
+    let other = test("bob")
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(other.code(), Some("idempotency_key_reused"));
+}
