@@ -201,7 +201,9 @@ impl Herald {
                 allowed_private_targets: vec!["127.0.0.0/8".parse()?],
                 ..ApiConfig::default()
             },
-        );
+        )
+        // As the api Lambda: resends go to the stack's dispatch queue.
+        .with_dispatch_queue(Arc::new(queue("api", "DispatchQueue")));
         let router = herald_api::router(state);
         let match_queue_down = Arc::new(AtomicBool::new(false));
         let mut herald = Self {

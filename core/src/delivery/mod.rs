@@ -22,6 +22,7 @@ pub mod classify;
 pub mod format;
 pub mod outbound;
 pub mod pacing;
+pub mod plan;
 pub mod quiet;
 pub mod retry;
 pub mod signing;

@@ -145,6 +145,21 @@ pub struct Attempt {
     /// The response body or transport error, truncated.
     pub error: Option<String>,
     pub latency_ms: u64,
+    /// What made the attempt: the pipeline (`scheduled`: the first attempt and its retries) or
+    /// an operator's resend (`manual`). Attempts recorded before this field are `scheduled`.
+    #[serde(default)]
+    pub trigger: AttemptTrigger,
+}
+
+/// What made one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptTrigger {
+    /// The pipeline: a delivery's first attempt and its retries.
+    #[default]
+    Scheduled,
+    /// `POST /notifications/logs/{deliveryId}/resend`: one attempt, never retried.
+    Manual,
 }
 
 /// How an attempt failed, which decides whether it is retried (SPEC §3).

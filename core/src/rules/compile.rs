@@ -276,7 +276,7 @@ pub(super) enum Test {
 }
 
 impl Test {
-    fn eval(&self, v: Val<'_>) -> bool {
+    pub(super) fn eval(&self, v: Val<'_>) -> bool {
         match self {
             Test::Eq(s) => s.equals(v),
             Test::Ne(s) => !s.equals(v),

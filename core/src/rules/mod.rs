@@ -45,6 +45,7 @@
 //! the order the rules were given.
 
 mod compile;
+pub mod explain;
 mod parse;
 mod set;
 

@@ -3,9 +3,10 @@
 //! with trigger `test`. Always `200` once the attempt was made, `ok: false` for a refused,
 //! blocked or failed one: the answer to "will a 3am page reach us?".
 
+use axum::Router;
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::{Json, Router};
 use chrono::Utc;
 use herald_core::delivery::{format, format::MessageContext};
 use herald_core::domain::channel::ChannelKind;
@@ -25,6 +26,7 @@ use crate::AppState;
 use crate::auth::OrgAuth;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::idempotency::{self, Idempotent};
 
 const PATH: &str = "/api/v1/orgs/{orgId}/notifications/channels/{id}/test";
 
@@ -63,14 +65,16 @@ pub struct TestResult {
 /// Sends a test message through the channel, once.
 #[utoipa::path(
     post, path = PATH, tag = "channels",
-    params(("orgId" = String, Path, description = "Org id"), ("id" = String, Path, description = "Channel id")),
+    params(("orgId" = String, Path, description = "Org id"), ("id" = String, Path, description = "Channel id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1–255 printable characters: a repeat of the same test within 24 h answers the stored answer (`Idempotent-Replayed: true`) and sends nothing")),
     request_body = TestRequest,
     responses(
         (status = 200, description = "The attempt was made; `ok` says whether it reached the channel", body = TestResult),
         (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such channel", body = ErrorBody),
-        (status = 422, description = "An in-app test without `to`, or `to` not a user id", body = ErrorBody),
+        (status = 409, description = "`idempotency_in_progress`: a test with this `Idempotency-Key` is still running", body = ErrorBody),
+        (status = 422, description = "An in-app test without `to`, or `to` not a user id; `idempotency_key_reused`", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -78,8 +82,30 @@ pub async fn test_channel(
     State(state): State<AppState>,
     auth: OrgAuth,
     Path((_, id)): Path<(String, String)>,
+    headers: HeaderMap,
     JsonBody(request): JsonBody<TestRequest>,
-) -> ApiResult<Json<TestResult>> {
+) -> ApiResult<Idempotent<TestResult>> {
+    // The request as the key remembers it: the channel and the recipient.
+    let content = serde_json::json!({ "to": request.to }).to_string();
+    let key = idempotency::Request::new(
+        &headers,
+        "POST",
+        &format!("channels/{id}/test"),
+        content.as_bytes(),
+    )?;
+    let org = auth.org_id;
+    idempotency::run(&state, org, key, StatusCode::OK, || {
+        test_once(&state, auth, id, request)
+    })
+    .await
+}
+
+async fn test_once(
+    state: &AppState,
+    auth: OrgAuth,
+    id: String,
+    request: TestRequest,
+) -> ApiResult<TestResult> {
     let id: ChannelId = id.parse().map_err(|_| ApiError::not_found("channel"))?;
     let channels = Channels::new(state.store.as_ref());
     let channel = channels
@@ -88,7 +114,7 @@ pub async fn test_channel(
         .ok_or_else(|| ApiError::not_found("channel"))?;
     let to = request.to.filter(|t| !t.is_empty());
     let kind = channel.kind();
-    let (recipient, destination) = test_destination(&state, &auth, kind, to.as_deref()).await?;
+    let (recipient, destination) = test_destination(state, &auth, kind, to.as_deref()).await?;
 
     let now = Utc::now();
     let event = format::test_event(auth.org_id, now);
@@ -150,14 +176,14 @@ pub async fn test_channel(
         .await?;
     tracing::info!(channel_id = %channel.id, ok = outcome.is_delivered(), status_code = ?outcome.status_code, "channel test");
 
-    Ok(Json(TestResult {
+    Ok(TestResult {
         ok: outcome.is_delivered(),
         status_code: outcome.status_code,
         error_class: outcome.error_class,
         message: outcome.message,
         latency_ms: u64::try_from(outcome.latency.as_millis()).unwrap_or(u64::MAX),
         log_id: delivery_id,
-    }))
+    })
 }
 
 /// The test's recipient and where it goes, or why `to` cannot be used (the answer's message).

@@ -31,6 +31,14 @@ use serde::Serialize;
 /// | `internal` | 500 | Herald's fault; the cause is logged, not shown |
 /// | `not_published` | 503 | the event bus did not take the event; retry |
 /// | `feeds_disabled` | 503 | feeds are not configured on this deployment |
+/// | `in_progress` | 409 | resend: the delivery is still queued or deferred (an attempt is pending), or another resend of it just started |
+/// | `not_resendable` | 409 | resend: the delivery was suppressed (consent and caps are never bypassed) or is a test-button delivery |
+/// | `channel_deleted` | 409 | resend: the delivery's channel no longer exists |
+/// | `channel_disabled` | 409 | resend: the delivery's channel is disabled |
+/// | `event_expired` | 409 | resend: the event record is past its retention; there is nothing to render |
+/// | `idempotency_key_reused` | 422 | this `Idempotency-Key` was used with another request body within 24 h |
+/// | `idempotency_in_progress` | 409 | a request with this `Idempotency-Key` is still being handled; retry later |
+/// | `dispatch_unavailable` | 503 | this deployment has no dispatch queue for resends, or it did not take the message; retry |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -51,11 +59,19 @@ pub enum ErrorCode {
     Internal,
     NotPublished,
     FeedsDisabled,
+    InProgress,
+    NotResendable,
+    ChannelDeleted,
+    ChannelDisabled,
+    EventExpired,
+    IdempotencyKeyReused,
+    IdempotencyInProgress,
+    DispatchUnavailable,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::MalformedJson,
         Self::InvalidBody,
         Self::InvalidQuery,
@@ -73,6 +89,14 @@ impl ErrorCode {
         Self::Internal,
         Self::NotPublished,
         Self::FeedsDisabled,
+        Self::InProgress,
+        Self::NotResendable,
+        Self::ChannelDeleted,
+        Self::ChannelDisabled,
+        Self::EventExpired,
+        Self::IdempotencyKeyReused,
+        Self::IdempotencyInProgress,
+        Self::DispatchUnavailable,
     ];
 
     /// The code as it appears in `error.code`.
@@ -95,6 +119,14 @@ impl ErrorCode {
             Self::Internal => "internal",
             Self::NotPublished => "not_published",
             Self::FeedsDisabled => "feeds_disabled",
+            Self::InProgress => "in_progress",
+            Self::NotResendable => "not_resendable",
+            Self::ChannelDeleted => "channel_deleted",
+            Self::ChannelDisabled => "channel_disabled",
+            Self::EventExpired => "event_expired",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::IdempotencyInProgress => "idempotency_in_progress",
+            Self::DispatchUnavailable => "dispatch_unavailable",
         }
     }
 }

@@ -12,9 +12,13 @@ pub mod body;
 pub mod channel_test;
 pub mod channels;
 mod dates;
+pub mod deliveries;
 pub mod error;
+pub mod event_detail;
 pub mod events;
+pub mod explain;
 pub mod feeds;
+pub mod idempotency;
 pub mod logs;
 pub mod openapi;
 pub mod orgs;
@@ -36,6 +40,7 @@ use herald_shared::admission::Admission;
 use herald_shared::bus::EventBus;
 use herald_shared::delivery::Sender;
 use herald_shared::feed::{FeedNotifier, NoopFeedNotifier};
+use herald_shared::queue::Queue;
 use herald_shared::store::Store;
 use tower_http::trace::TraceLayer;
 
@@ -57,6 +62,9 @@ pub struct AppState {
     /// What `POST /events` checks before it accepts: the per-org ingest limit (in memory in
     /// `herald serve`, in the store on Lambda) and the backlog bound (`herald serve`).
     pub admission: Admission,
+    /// The dispatch queue, where a resend queues its manual attempt (the normal dispatch path);
+    /// without one, resend answers 503.
+    pub dispatch: Option<Arc<dyn Queue>>,
 }
 
 impl AppState {
@@ -75,7 +83,14 @@ impl AppState {
             config: Arc::new(config),
             feeds: Arc::new(NoopFeedNotifier),
             admission: Admission::default(),
+            dispatch: None,
         }
+    }
+
+    /// The same state, queueing resends on `queue` (the dispatch queue).
+    pub fn with_dispatch_queue(mut self, queue: Arc<dyn Queue>) -> Self {
+        self.dispatch = Some(queue);
+        self
     }
 
     /// The same state, with `POST /events` admitting events through `admission`.
@@ -145,6 +160,9 @@ pub fn router(state: AppState) -> Router {
         .merge(events::router())
         .merge(channel_test::router())
         .merge(logs::router())
+        .merge(deliveries::router())
+        .merge(event_detail::router())
+        .merge(explain::router())
         .merge(feeds::router(&state))
         .merge(stats::router())
         .merge(users::router())

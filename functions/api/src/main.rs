@@ -15,6 +15,7 @@ use herald_shared::delivery::senders;
 use herald_shared::env;
 use herald_shared::feed::apigateway::ApiGatewayNotifier;
 use herald_shared::feed::{FeedNotifier, NoopFeedNotifier};
+use herald_shared::queue::sqs::SqsQueue;
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
 
@@ -22,6 +23,8 @@ use herald_shared::telemetry::{self, LogFormat};
 struct Config {
     table: String,
     bus_name: String,
+    /// `HERALD_DISPATCH_QUEUE_URL`: where a resend queues its manual attempt.
+    dispatch_queue_url: String,
     /// `HERALD_ADMIN_KEY` itself (tests, scripts), or the SSM SecureString parameter naming it
     /// (`HERALD_ADMIN_KEY_PARAM`, what the SAM template sets).
     admin_key: Option<String>,
@@ -52,6 +55,7 @@ impl Config {
         Ok(Self {
             table: env::required("HERALD_TABLE")?,
             bus_name: env::required("HERALD_BUS_NAME")?,
+            dispatch_queue_url: env::required("HERALD_DISPATCH_QUEUE_URL")?,
             admin_key: env::optional("HERALD_ADMIN_KEY"),
             admin_key_param: env::optional("HERALD_ADMIN_KEY_PARAM"),
             allowed_private_targets,
@@ -180,6 +184,10 @@ async fn main() -> Result<(), lambda_http::Error> {
             ))),
             backlog: None,
         },
+        dispatch: Some(Arc::new(SqsQueue::new(
+            aws_sdk_sqs::Client::new(&sdk),
+            config.dispatch_queue_url.clone(),
+        ))),
     };
     lambda_http::run(herald_api::router(state)).await
 }

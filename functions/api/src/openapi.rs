@@ -19,8 +19,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 
 use crate::AppState;
 use crate::{
-    alerts, api_keys, channel_test, channels, error, events, feeds, logs, orgs, outbox, rules,
-    silences, stats, tracking, users,
+    alerts, api_keys, channel_test, channels, deliveries, error, event_detail, events, explain,
+    feeds, logs, orgs, outbox, rules, silences, stats, tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -65,6 +65,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         rules::get_rule,
         rules::update_rule,
         rules::delete_rule,
+        explain::explain_rules,
         events::post_events,
         alerts::list_alerts,
         alerts::get_alert,
@@ -75,8 +76,11 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         silences::get_silence,
         silences::update_silence,
         silences::delete_silence,
+        event_detail::get_event,
         logs::list_logs,
         logs::list_channel_logs,
+        deliveries::get_delivery,
+        deliveries::resend_delivery,
         feeds::create_token,
         feeds::list_feed,
         feeds::mark_item,
@@ -170,6 +174,15 @@ fn refine(doc: &mut Value) {
     for silence in ["CreateSilence", "SilenceView"] {
         schemas[silence]["properties"]["match"] = nullable("Matcher");
     }
+    schemas["ExplainRequest"]["properties"]["event"] = json!({
+        "description": "An event as `POST /events` takes it (one, not a batch). Either this or `eventId`.",
+        "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/Event" }]
+    });
+    schemas["Failure"]["properties"]["expected"] =
+        json!({ "description": "The leaf's value: any JSON value." });
+    schemas["Failure"]["properties"]["actual"] = json!({
+        "description": "The event's value of the field, any JSON value (absent when the field is missing)."
+    });
 
     let events = "/api/v1/orgs/{orgId}/events";
     doc["paths"][events]["post"]["requestBody"]["content"]["application/json"]["schema"] =

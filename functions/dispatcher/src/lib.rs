@@ -21,13 +21,13 @@ use herald_core::delivery::format::MessageContext;
 use herald_core::delivery::pacing::{Admission, Hold, LaneState, RateLimit};
 use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::delivery::{
-    Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
+    AttemptTrigger, Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
 };
 use herald_core::domain::user;
 use herald_shared::delivery;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
 use herald_shared::feed::FeedNotifier;
-use herald_shared::pipeline::{BatchOutcome, Deferred, DispatchTask, QueueMessage};
+use herald_shared::pipeline::{BatchOutcome, Deferred, DispatchTask, ManualResend, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
 use herald_shared::repo::{Channels, RepoError, lanes, stats, users};
@@ -229,7 +229,7 @@ impl Dispatcher<'_> {
                 "the channel was deleted",
                 now,
             );
-            return self.save(&delivery, version, ttl, tally).await;
+            return self.save(&delivery, version, ttl, tally, task.manual).await;
         };
         if !channel.enabled {
             finish(
@@ -238,7 +238,7 @@ impl Dispatcher<'_> {
                 "channel is disabled",
                 now,
             );
-            return self.save(&delivery, version, ttl, tally).await;
+            return self.save(&delivery, version, ttl, tally, task.manual).await;
         }
         let limit = channel.rate_limit_in_force();
         let admission = {
@@ -261,7 +261,7 @@ impl Dispatcher<'_> {
             Err((status, reason)) => {
                 info!(status = status.as_str(), reason = %reason, "delivery not attempted");
                 finish(&mut delivery, status, &reason, now);
-                return self.save(&delivery, version, ttl, tally).await;
+                return self.save(&delivery, version, ttl, tally, task.manual).await;
             }
         };
 
@@ -300,9 +300,11 @@ impl Dispatcher<'_> {
                 LaneState::default()
             }
         };
-        delivery
-            .attempts
-            .push(outcome.to_attempt(task.attempt, now));
+        let mut attempt = outcome.to_attempt(task.attempt, now);
+        if task.manual.is_some() {
+            attempt.trigger = AttemptTrigger::Manual;
+        }
+        delivery.attempts.push(attempt);
         delivery.updated_at = now;
         delivery.next_attempt_at = None;
         match outcome.error_class {
@@ -314,6 +316,16 @@ impl Dispatcher<'_> {
                 } else {
                     debug!(status_code = ?outcome.status_code, latency_ms = outcome.latency.as_millis() as u64, "delivered");
                 }
+            }
+            // A resend is one attempt, never retried (like the test button).
+            Some(class) if task.manual.is_some() => {
+                delivery.status = DeliveryStatus::Failed;
+                delivery.reason = Some(format!(
+                    "resend (attempt {}) failed: {}",
+                    task.attempt,
+                    describe(class, &outcome)
+                ));
+                warn!(error_class = ?class, status_code = ?outcome.status_code, "manual attempt failed");
             }
             Some(class) if class.is_retryable() => {
                 let first = delivery.attempts.first().map_or(now, |a| a.at);
@@ -380,18 +392,23 @@ impl Dispatcher<'_> {
         channels
             .record_health(&channel, outcome.error_class, &error, now)
             .await?;
-        self.save(&delivery, version, ttl, tally).await
+        self.save(&delivery, version, ttl, tally, task.manual).await
     }
 
     /// Saves the delivery if nobody else changed it, and counts it in the batch's stats once it
     /// reached a final status — only the copy whose save won counts, so a duplicate message
     /// never counts twice.
+    ///
+    /// A resent delivery (`manual`) was counted when it first ended: its count moves to the new
+    /// status instead (written at once: resends are rare), and its frequency-cap slot is left
+    /// alone (given back when it first failed, or used by the message that reached the user).
     async fn save(
         &self,
         delivery: &Delivery,
         version: i64,
         ttl: i64,
         tally: &stats::Tally,
+        manual: Option<ManualResend>,
     ) -> Result<Dispatched, DispatchError> {
         match deliveries::save(self.store, delivery, version, ttl).await {
             // Another dispatcher recorded this attempt first (a duplicate message in flight).
@@ -401,7 +418,9 @@ impl Dispatcher<'_> {
             }
             other => other?,
         };
-        if delivery.status.is_final() {
+        if let (true, Some(manual)) = (delivery.status.is_final(), manual) {
+            stats::record_resent(self.store, delivery, manual.previous).await?;
+        } else if delivery.status.is_final() {
             tally.record(delivery);
             if deliveries::release_cap_slot(self.store, delivery, delivery.updated_at).await? {
                 info!("failed before reaching the user; frequency-cap slot given back");

@@ -183,6 +183,7 @@ impl World {
                 body: Some("Glad you are here.".into()),
                 link: None,
             }),
+            manual: None,
         }
     }
 
@@ -1039,4 +1040,53 @@ async fn a_batch_adds_to_each_stats_counter_once_whatever_the_number_of_deliveri
     assert!(again.failed.is_empty(), "{again:?}");
     assert_eq!(w.today().await["ALL"]["sent"], 4);
     assert_eq!(counting.stats_adds.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_manual_attempt_that_fails_is_not_retried_keeps_its_cap_slot_and_moves_no_count() {
+    use herald_core::domain::delivery::AttemptTrigger;
+    use herald_shared::pipeline::ManualResend;
+    let w = world_with_http(Arc::new(Unavailable)).await;
+    let config: ChannelConfig = serde_json::from_value(serde_json::json!({
+        "kind": "slack", "webhookUrl": "https://hooks.slack.test/services/T/B/x"
+    }))
+    .unwrap();
+    let ch = w.channel(config).await;
+    let (slot, key) = counted_once(&w, &ch).await;
+    let mut task = w
+        .record(&ch, alice(None), DeliveryStatus::Queued, Some(slot))
+        .await;
+    // What resend queues for a delivery that had ended `failed`.
+    task.manual = Some(ManualResend {
+        previous: DeliveryStatus::Failed,
+    });
+    let outcome = w
+        .run(vec![task.clone()], Utc::now(), RetryPolicy::default())
+        .await;
+    assert!(outcome.failed.is_empty());
+    let d = w.delivery(task.delivery_id).await;
+    assert_eq!(d.status, DeliveryStatus::Failed, "a 503 is not retried");
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("resend (attempt 1) failed: "),
+        "{d:?}"
+    );
+    assert_eq!(d.attempts[0].trigger, AttemptTrigger::Manual);
+    assert!(d.next_attempt_at.is_none());
+    let queued = w
+        .queue
+        .receive(10, std::time::Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(queued.is_empty(), "no retry scheduled");
+    assert_eq!(
+        cap_count(&w, &key).await,
+        1,
+        "the slot is not given back twice"
+    );
+    let all = &w.today().await["ALL"];
+    assert_eq!(all.get("failed").copied().unwrap_or(0), 0, "{all:?}");
+    assert_eq!(all.get("attempts").copied(), Some(1), "{all:?}");
 }

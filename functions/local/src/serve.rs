@@ -456,6 +456,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
                 max: args.org_max_backlog,
             }),
         },
+        // Resends go through the dispatch queue like every attempt.
+        dispatch: Some(Arc::clone(&dispatch_queue)),
     };
     let app = herald_api::router(state).merge(admin::router(
         queues.clone(),

@@ -10,9 +10,11 @@ pub mod alerts;
 pub mod cache;
 
 use chrono::{DateTime, Utc};
+use herald_core::delivery::plan::recipients;
 use herald_core::delivery::{caps, quiet};
 use std::collections::BTreeMap;
 
+use herald_core::domain::RuleKey;
 use herald_core::domain::SilenceId;
 use herald_core::domain::alert::{AlertAction, DedupKey};
 use herald_core::domain::channel::Channel;
@@ -22,6 +24,7 @@ use herald_core::domain::rule::Rule;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
 use herald_shared::queue::{self, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{CappedCreate, Versioned};
+use herald_shared::repo::events::{RoutedDelivery, RuleRoute};
 use herald_shared::repo::{deliveries, events, stats};
 use herald_shared::store::{Store, StoreError, keys};
 use tracing::{debug, info, instrument, warn};
@@ -108,7 +111,7 @@ impl Matcher<'_> {
                     dispatch.extend(routed.messages);
                     checks.extend(routed.checks);
                     deduplicated += routed.deduplicated;
-                    matched.push((message, task.event, routed.rules, routed.created));
+                    matched.push((message, task.event, routed.routes, routed.created));
                 }
                 Err(e) => {
                     warn!(message_id = %message.id, event_id = %task.event.id, error = %e, "matching failed; the event will be retried");
@@ -170,7 +173,7 @@ impl Matcher<'_> {
         let mut routed = Routed::default();
         let mut keyed: BTreeMap<DedupKey, Vec<&Rule>> = BTreeMap::new();
         for rule in org.rules.matching(event) {
-            routed.rules.push(rule.key.to_string());
+            routed.route_of(&rule.key);
             let key = match &rule.alerting {
                 Some(alerting) => alerting.key_for(event, &rule.key),
                 None => event.dedup_key().cloned(),
@@ -225,7 +228,7 @@ impl Matcher<'_> {
             .await?;
         }
         debug!(
-            rules = routed.rules.len(),
+            rules = routed.routes.len(),
             deliveries = routed.created,
             "event matched"
         );
@@ -296,6 +299,14 @@ impl Matcher<'_> {
             let status = recorded
                 .as_ref()
                 .map_or(delivery.status, |e| e.delivery.status);
+            let stands = recorded.as_ref().map_or(&delivery, |e| &e.delivery);
+            routed.route_of(&rule.key).deliveries.push(RoutedDelivery {
+                delivery_id: stands.id,
+                channel_id: stands.channel_id,
+                recipient: stands.recipient.clone(),
+                status: stands.status,
+                reason: stands.reason.clone(),
+            });
             out.notified |= alerts::notified(status);
             let enqueue = match recorded {
                 None => {
@@ -325,6 +336,7 @@ impl Matcher<'_> {
                     not_before,
                     event: event.clone(),
                     template: rule.template.clone(),
+                    manual: None,
                 };
                 let message = Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
                 routed.messages.push(match not_before {
@@ -375,10 +387,28 @@ struct Routed {
     checks: Vec<Outgoing>,
     /// Alerts this event was a duplicate trigger of (counted, not sent).
     deduplicated: u32,
-    /// The keys of the rules it matched.
-    rules: Vec<String>,
+    /// The rules it matched (and those an acknowledge or resolve acted through), each with
+    /// the deliveries it made.
+    routes: Vec<RuleRoute>,
     /// Deliveries this call created.
     created: u32,
+}
+
+impl Routed {
+    /// The route of `rule`, added (with no deliveries yet) on first use.
+    fn route_of(&mut self, rule: &RuleKey) -> &mut RuleRoute {
+        let i = match self.routes.iter().position(|r| r.rule_key == rule.as_str()) {
+            Some(i) => i,
+            None => {
+                self.routes.push(RuleRoute {
+                    rule_key: rule.to_string(),
+                    deliveries: Vec::new(),
+                });
+                self.routes.len() - 1
+            }
+        };
+        &mut self.routes[i]
+    }
 }
 
 impl Matcher<'_> {
@@ -461,30 +491,6 @@ fn defer_for_quiet_hours(
         until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     ));
     Some(until)
-}
-
-/// Who a channel delivers to: nobody in particular for Slack and webhooks; each recipient the
-/// event or the rule names for user-facing kinds. A user-facing channel with no recipient still
-/// gets one (recipient-less) delivery, which fails with that reason — nothing vanishes unlogged.
-fn recipients(event: &Event, rule: &Rule, channel: &Channel) -> Vec<Option<Recipient>> {
-    if !channel.kind().is_user_facing() {
-        return vec![None];
-    }
-    let mut out: Vec<Option<Recipient>> = event.recipients.iter().cloned().map(Some).collect();
-    for user in &rule.recipients {
-        if !event.recipients.iter().any(|r| &r.user_id == user) {
-            out.push(Some(Recipient {
-                user_id: user.clone(),
-                email: None,
-                phone: None,
-                push_tokens: Vec::new(),
-            }));
-        }
-    }
-    if out.is_empty() {
-        out.push(None);
-    }
-    out
 }
 
 fn new_delivery(

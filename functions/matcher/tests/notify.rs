@@ -1,5 +1,5 @@
 //! The matcher's user-facing rules through the real code path (embedded store and queue):
-//! frequency caps under concurrency, quiet-hours deferral.
+//! frequency caps under concurrency, quiet-hours deferral, and explain agreeing with routing.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -320,4 +320,153 @@ async fn matchers_racing_on_duplicates_of_one_alert_create_one_delivery_and_one_
     let tasks = w.dispatched().await;
     assert_eq!(tasks.len(), 1);
     assert!(tasks[0].event.is_resolve());
+}
+
+/// Explain (`herald_core::rules::explain` and `delivery::plan`) says, for 20 hand-written
+/// events, exactly what the matcher then records: no delivery when the rule does not match;
+/// `queued` for would-send, `deferred` for would-defer, `suppressed` when the cap is reached,
+/// `failed` without a recipient — the cap counter read (never added to) before each event.
+#[tokio::test]
+async fn explain_says_what_routing_then_does_for_each_event() {
+    use herald_core::delivery::caps;
+    use herald_core::delivery::plan::{self, Facts, Outcome};
+    use herald_core::rules::explain::explain;
+    use herald_shared::pipeline::delivery_id;
+    use herald_shared::store::keys;
+
+    let cap = FrequencyCap {
+        per_user: 2,
+        window_hours: 24,
+    };
+    let quiet = QuietHours::parse("Europe/Paris", None).unwrap();
+    let w = world(Some(cap), Some(quiet)).await;
+    let rule = Rules::new(w.store.as_ref())
+        .get(&w.org, &RuleKey::parse("digest").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let channel = Channels::new(w.store.as_ref())
+        .get(&w.org, &w.channel)
+        .await
+        .unwrap()
+        .unwrap();
+    let noon: DateTime<Utc> = "2026-06-01T10:00:00Z".parse().unwrap();
+    let night: DateTime<Utc> = "2026-06-01T23:30:00Z".parse().unwrap();
+    // (type, recipient, instant)
+    let cases: [(&str, Option<&str>, DateTime<Utc>); 20] = [
+        ("digest", Some("alice"), noon),
+        ("digest", Some("bob"), night),
+        ("other", Some("alice"), noon),
+        ("digest", Some("alice"), night),
+        ("digest", Some("alice"), noon),
+        ("digest", None, noon),
+        ("digest", Some("bob"), noon),
+        ("other", None, night),
+        ("digest", Some("bob"), night),
+        ("digest", Some("carol"), night),
+        ("digest.weekly", Some("carol"), noon),
+        ("digest", Some("carol"), noon),
+        ("digest", Some("carol"), noon),
+        ("digest", None, night),
+        ("Digest", Some("dave"), noon),
+        ("digest", Some("dave"), night),
+        ("digest", Some("dave"), noon),
+        ("other", Some("dave"), noon),
+        ("digest", Some("erin"), noon),
+        ("digest", Some("dave"), night),
+    ];
+    let mut seen = std::collections::BTreeMap::new();
+    for (i, (event_type, user, at)) in cases.into_iter().enumerate() {
+        let mut e = event(w.org, user.unwrap_or("x"));
+        e.event_type = EventType::parse(event_type).unwrap();
+        if user.is_none() {
+            e.recipients.clear();
+        }
+        e.received_at = at;
+        e.occurred_at = at;
+
+        let trace = explain(&rule, &e);
+        let mut expected = Vec::new();
+        if trace.matched {
+            for r in plan::recipients(&e, &rule, &channel) {
+                let used = match &r {
+                    Some(r) => {
+                        let key = keys::cap_counter(
+                            w.org,
+                            w.channel,
+                            r.user_id.as_str(),
+                            cap,
+                            &caps::window(cap, at),
+                        );
+                        w.store
+                            .get(&key)
+                            .await
+                            .unwrap()
+                            .and_then(|item| item.nums.get(keys::CAP_COUNT_ATTR).copied())
+                            .unwrap_or(0)
+                    }
+                    None => 0,
+                };
+                let decision = plan::decide(
+                    &rule,
+                    &channel,
+                    Facts {
+                        recipient: r.as_ref(),
+                        profile: None,
+                        cap_used: u32::try_from(used).unwrap(),
+                    },
+                    at,
+                );
+                expected.push((r.map(|r| r.user_id), decision.outcome));
+            }
+        }
+
+        w.handle(&e, at).await;
+
+        let mut recorded = Vec::new();
+        for (user, outcome) in &expected {
+            let id = delivery_id(&e, &rule.key, w.channel, user.as_ref());
+            let d = deliveries::get(w.store.as_ref(), w.org, id)
+                .await
+                .unwrap()
+                .unwrap_or_else(|| panic!("case {i}: explain said {outcome:?}, routing made none"))
+                .delivery;
+            let as_explained = match d.status {
+                DeliveryStatus::Queued => Outcome::WouldSend,
+                DeliveryStatus::Deferred => Outcome::WouldDefer,
+                DeliveryStatus::Suppressed => Outcome::WouldSuppress,
+                DeliveryStatus::Failed => Outcome::WouldFail,
+                other => panic!("case {i}: the matcher recorded {other:?}"),
+            };
+            recorded.push((user.clone(), as_explained));
+        }
+        assert_eq!(
+            recorded, expected,
+            "case {i}: {event_type} {user:?} at {at}"
+        );
+        if !trace.matched {
+            let none = delivery_id(
+                &e,
+                &rule.key,
+                w.channel,
+                user.map(|u| UserId::parse(u).unwrap()).as_ref(),
+            );
+            assert!(
+                deliveries::get(w.store.as_ref(), w.org, none)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "case {i}: explain said no match, routing made a delivery"
+            );
+        }
+        for (_, outcome) in expected {
+            *seen.entry(format!("{outcome:?}")).or_insert(0) += 1;
+        }
+    }
+    // The cases cover every outcome routing can record at match time.
+    assert_eq!(
+        seen.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["WouldDefer", "WouldFail", "WouldSend", "WouldSuppress"],
+        "{seen:?}"
+    );
 }

@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use herald_core::domain::channel::{Channel, ChannelKind};
-use herald_core::domain::delivery::{Attempt, ErrorClass};
+use herald_core::domain::delivery::{Attempt, AttemptTrigger, ErrorClass};
 
 use super::format::{OutboundMessage, Target, UserMessage};
 
@@ -59,6 +59,7 @@ impl AttemptOutcome {
             error_class: self.error_class,
             error: self.message.clone().filter(|_| self.error_class.is_some()),
             latency_ms: u64::try_from(self.latency.as_millis()).unwrap_or(u64::MAX),
+            trigger: AttemptTrigger::Scheduled,
         }
     }
 }

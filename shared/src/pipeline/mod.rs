@@ -140,6 +140,19 @@ pub struct DispatchTask {
     /// The rule's template, carried so the dispatcher formats without reading the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
+    /// Set on an operator's resend (`POST /notifications/logs/{deliveryId}/resend`): this is
+    /// one manual attempt, logged `trigger: manual` and never retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual: Option<ManualResend>,
+}
+
+/// What a resend's dispatch message carries about the delivery it re-opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ManualResend {
+    /// The final status the delivery had before the resend, whose stats count moves to the
+    /// status the manual attempt ends in.
+    pub previous: herald_core::domain::delivery::DeliveryStatus,
 }
 
 impl DispatchTask {

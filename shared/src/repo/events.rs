@@ -1,11 +1,20 @@
 //! Event records: one per accepted event, written by ingest (its idempotency key) and marked
-//! `matched` by the matcher once its deliveries are on record.
+//! `matched` by the matcher once its deliveries are on record — with, per matched rule, the
+//! deliveries it made and what each was when recorded (`routes`), in the same write. That is
+//! what `GET /events/{eventId}` reads: one `GetItem` for the record and one `BatchGetItem` for
+//! the deliveries' current state, never a scan.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{Condition, Item, Store, StoreError, keys};
+use herald_core::domain::delivery::DeliveryStatus;
 use herald_core::domain::event::Event;
+use herald_core::domain::{ChannelId, DeliveryId, OrgId, UserId};
+
+/// Most deliveries an event record lists under its rules; beyond, the record says `truncated`
+/// (an event to 1,000 recipients through several channels would outgrow a DynamoDB item).
+pub const MAX_ROUTED: usize = 250;
 
 /// How far an event has gone through the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +37,48 @@ pub struct EventRecord {
     pub matched_rules: Vec<String>,
     #[serde(default)]
     pub deliveries: u32,
+    /// Per matched rule, the deliveries it made as recorded at match time (at most
+    /// [`MAX_ROUTED`] in all). Records matched before this field have none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<RuleRoute>,
+    /// More deliveries were made than `routes` lists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub routes_truncated: bool,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What one matched rule did with the event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RuleRoute {
+    pub rule_key: String,
+    pub deliveries: Vec<RoutedDelivery>,
+}
+
+/// One delivery a rule made, as the matcher recorded it: `queued`, `deferred` (quiet hours),
+/// `suppressed` (frequency cap, disabled channel) or `failed` (no recipient).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoutedDelivery {
+    pub delivery_id: DeliveryId,
+    pub channel_id: ChannelId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<UserId>,
+    pub status: DeliveryStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The event record of `id`, if on record (and not expired).
+pub async fn get(
+    store: &dyn Store,
+    org: OrgId,
+    id: &herald_core::domain::EventId,
+) -> Result<Option<EventRecord>, StoreError> {
+    match store.get(&keys::event(org, id)).await? {
+        Some(item) => Ok(Some(from_doc(item.doc)?)),
+        None => Ok(None),
+    }
 }
 
 /// What recording an event found.
@@ -52,6 +102,8 @@ pub async fn record(
         stage: Stage::Accepted,
         matched_rules: Vec::new(),
         deliveries: 0,
+        routes: Vec::new(),
+        routes_truncated: false,
         updated_at: now,
     };
     let key = keys::event(event.org_id, &event.id);
@@ -67,20 +119,33 @@ pub async fn record(
     }
 }
 
-/// Marks the event matched, with what it matched.
+/// Marks the event matched, with what it matched and the deliveries each rule made (`routes`,
+/// kept up to [`MAX_ROUTED`] deliveries).
 pub async fn mark_matched(
     store: &dyn Store,
     event: &Event,
-    matched_rules: Vec<String>,
+    mut routes: Vec<RuleRoute>,
     deliveries: u32,
     ttl: i64,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    let matched_rules = routes.iter().map(|r| r.rule_key.clone()).collect();
+    let mut room = MAX_ROUTED;
+    let mut routes_truncated = false;
+    for route in &mut routes {
+        if route.deliveries.len() > room {
+            route.deliveries.truncate(room);
+            routes_truncated = true;
+        }
+        room -= route.deliveries.len();
+    }
     let record = EventRecord {
         event: event.clone(),
         stage: Stage::Matched,
         matched_rules,
         deliveries,
+        routes,
+        routes_truncated,
         updated_at: now,
     };
     let item = Item::new(

@@ -210,6 +210,30 @@ impl Tally {
     }
 }
 
+/// Counts a resent delivery's new final status: it was counted under `previous` when it first
+/// ended, so that count moves (`previous − 1`, new status `+ 1`, unless they are the same) and
+/// its one manual attempt is added. Latency is not counted again.
+pub async fn record_resent(
+    store: &dyn Store,
+    delivery: &Delivery,
+    previous: DeliveryStatus,
+) -> Result<(), StoreError> {
+    let mut deltas = BTreeMap::from([(ATTEMPTS.to_owned(), 1)]);
+    if previous != delivery.status {
+        deltas.insert(previous.as_str().to_owned(), -1);
+        deltas.insert(delivery.status.as_str().to_owned(), 1);
+    }
+    add(
+        store,
+        delivery.org_id,
+        delivery.created_at.date_naive(),
+        delivery.channel_id,
+        delivery.rule_key.as_ref(),
+        &deltas,
+    )
+    .await
+}
+
 /// The counter items of one day: sort key (`ALL`, `CH#…`, `RULE#…`) → attributes.
 pub async fn read_day(
     store: &dyn Store,

@@ -42,6 +42,7 @@ pub mod entity {
     pub const ALERT: &str = "alert";
     pub const ALERT_COUNT: &str = "alertCount";
     pub const SILENCE: &str = "silence";
+    pub const IDEMPOTENCY: &str = "idempotency";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -352,6 +353,12 @@ pub const SILENCE_PREFIX: &str = "SILENCE#";
 /// A silence: `ORG#<org>` / `SILENCE#<id>` (ids are UUIDv7: listed oldest first).
 pub fn silence(org: &OrgId, id: &impl std::fmt::Display) -> Key {
     Key::new(org_pk(org), format!("{SILENCE_PREFIX}{id}"))
+}
+
+/// The stored answer of a request made with an `Idempotency-Key`:
+/// `ORG#<org>#IDEM#<sha256(method, path, key) in hex>` / `IDEM`, one partition per key.
+pub fn idempotency(org: OrgId, scope_hash: &str) -> Key {
+    Key::new(format!("{}#IDEM#{scope_hash}", org_pk(&org)), "IDEM")
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! The pipeline through the AWS adapters against the emulator (`HERALD_TEST_AWS_ENDPOINT`):
 //! resources from `template.yaml`, `POST /events` → EventBridge → rule → ingest queue → ingest →
 //! match queue → matcher → dispatch queue → dispatcher → receivers on loopback; the DLQ and its
-//! redrive; and the AWS calls per routed event (`docs/cost.md`). See the table with
+//! redrive; a resend through the api's dispatch queue; and the AWS calls per routed event
+//! (`docs/cost.md`). See the table with
 //! `cargo test -p herald-e2e --test aws -- --nocapture`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -230,4 +231,52 @@ async fn a_500_is_retried_after_a_delay_and_then_delivered() {
         2,
         "one message per attempt"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_delivery_resent_through_sqs_arrives_again_with_the_same_webhook_id() {
+    use herald_core::domain::delivery::AttemptTrigger;
+    let herald = Herald::deploy(&Overrides::default(), fast_retry())
+        .await
+        .expect("deploy");
+    let (hook, receiver) = webhook(&herald, "incidents").await;
+    herald
+        .rule(json!({"key": "invoice.failed", "channelIds": [hook.to_string()]}))
+        .await
+        .expect("rule");
+    receiver.script([Reply::ChannelNotFound]);
+    post_event(&herald, "invoice.failed", json!({"invoice": 1042})).await;
+    until_final(&herald, &[hook], 1, Duration::from_secs(30)).await;
+    let d = herald.deliveries(hook).await.expect("deliveries")[0].clone();
+    assert_eq!(d.status, DeliveryStatus::Failed, "{d:?}");
+
+    let (status, body) = herald
+        .api(
+            "POST",
+            &format!("/notifications/logs/{}/resend", d.id),
+            Some(&json!({})),
+        )
+        .await;
+    assert_eq!(status, http::StatusCode::ACCEPTED, "{body}");
+    herald
+        .run_until(Duration::from_secs(30), || async {
+            herald.deliveries(hook).await.expect("deliveries")[0].status
+                == DeliveryStatus::Delivered
+        })
+        .await
+        .expect("pipeline");
+
+    let arrivals = receiver.arrivals();
+    assert_eq!(arrivals.len(), 2, "{arrivals:?}");
+    assert_eq!(arrivals[1].webhook_id, arrivals[0].webhook_id);
+    assert_eq!(arrivals[1].webhook_id, Some(d.id.to_string()));
+    assert!(
+        arrivals[1].problems.is_empty(),
+        "{:?}",
+        arrivals[1].problems
+    );
+    let d = &herald.deliveries(hook).await.expect("deliveries")[0];
+    assert_eq!(d.attempts.len(), 2, "{d:?}");
+    assert_eq!(d.attempts[1].trigger, AttemptTrigger::Manual);
+    assert_eq!(d.attempts[1].status_code, Some(200));
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 const ORG: &str = "0193a0de-0000-7000-8000-000000000001";
 const CHANNEL: &str = "01a249ce-eae7-7779-bc16-45b39dcdb4bf";
 const EVENT: &str = "01a249ce-ebbe-7796-9775-3fbf0899f9f1";
+const DELIVERY: &str = "01a249ce-ebc1-785c-ad6d-cdd515b21f91";
 const ITEM: &str = "01a249cf-0cac-7e84-9ae3-ceae063b1d2e";
 const AT: &str = "2026-12-06T05:23:47.047106719Z";
 
@@ -61,6 +62,24 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
         "update_channel" => vec![
             ("rename", "A new name", json!({"name": "incidents-2"})),
             ("disable", "Pause a channel", json!({"enabled": false})),
+        ],
+        "resend_delivery" => vec![("empty", "Resend a failed delivery", json!({}))],
+        "explain_rules" => vec![
+            (
+                "event",
+                "Why would this event page, or not, at 23:30 UTC?",
+                json!({"event": {"type": "disk.full", "module": "ops", "properties": {"host": "web-1", "severity": "warning"}, "userId": "alice"},
+                       "at": "2026-06-01T23:30:00Z"}),
+            ),
+            (
+                "draft",
+                "An event against a draft rule, before saving it",
+                json!({"event": {"type": "disk.full", "module": "ops", "properties": {"host": "db-1", "severity": "critical"}},
+                       "rules": [{"key": "db-disks", "channelIds": [CHANNEL],
+                                  "match": {"all": [{"field": "type", "op": "eq", "value": "disk.full"},
+                                                    {"field": "properties.host", "op": "prefix", "value": "db-"}]}}],
+                       "include": "matched"}),
+            ),
         ],
         "test_channel" => vec![
             ("empty", "README: test a Slack channel", json!({})),
@@ -164,11 +183,8 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
 }
 
 fn channel(kind: &str, name: &str, config: Value) -> Value {
-    // Slack is paced by default (docs/pipeline.md, "Lanes"); a generic webhook is not.
-    let rate_limit = match kind {
-        "slack" => json!({"perSecond": 1.0, "burst": 3}),
-        _ => Value::Null,
-    };
+    // Slack is paced by default (1 a second, bursts of 3); a generic webhook is not.
+    let rate_limit = (kind == "slack").then(|| json!({"perSecond": 1.0, "burst": 3}));
     json!({"id": CHANNEL, "orgId": ORG, "kind": kind, "name": name, "config": config,
            "frequencyCap": null, "rateLimit": rate_limit, "rateLimitDefault": true,
            "enabled": true, "health": {"status": "ok"},
@@ -206,8 +222,22 @@ fn delivery() -> Value {
            "channelKind": "webhook", "recipient": null, "trigger": "event", "status": "delivered",
            "reason": null,
            "attempts": [{"n": 1, "at": "2026-12-06T05:23:47.280391930Z", "statusCode": 200,
-                         "errorClass": null, "error": null, "latencyMs": 1}],
+                         "errorClass": null, "error": null, "latencyMs": 1, "trigger": "scheduled"}],
            "createdAt": "2026-12-06T05:23:47.272683632Z", "updatedAt": "2026-12-06T05:23:47.280391930Z"})
+}
+
+/// A webhook delivery that failed (404), then was resent by hand and delivered.
+fn resent_delivery() -> Value {
+    json!({"id": DELIVERY, "orgId": ORG, "eventId": "evt-disk-1",
+           "eventType": "disk.full", "ruleKey": "disk.full", "channelId": CHANNEL,
+           "channelKind": "webhook", "recipient": null, "trigger": "event", "status": "delivered",
+           "reason": null,
+           "attempts": [
+               {"n": 1, "at": "2026-12-06T05:23:47.280391930Z", "statusCode": 404,
+                "errorClass": "channel_gone", "error": "no such hook", "latencyMs": 3, "trigger": "scheduled"},
+               {"n": 2, "at": "2026-12-06T05:41:02.118207411Z", "statusCode": 200,
+                "errorClass": null, "error": null, "latencyMs": 2, "trigger": "manual"}],
+           "createdAt": "2026-12-06T05:23:47.272683632Z", "updatedAt": "2026-12-06T05:41:02.118207411Z"})
 }
 
 fn feed_item(read: bool) -> Value {
@@ -305,6 +335,37 @@ pub fn response(operation: &str) -> Option<Value> {
         }
         "list_silences" => json!({"items": [silence("active")], "nextCursor": null}),
         "list_logs" | "list_channel_logs" => json!({"items": [delivery()], "nextCursor": null}),
+        "get_delivery" => resent_delivery(),
+        "resend_delivery" => json!({"deliveryId": DELIVERY, "attempt": 2, "status": "queued",
+                                    "trigger": "manual", "template": "default"}),
+        "get_event" => json!({
+            "event": {"id": "evt-disk-1", "orgId": ORG, "type": "disk.full", "module": "ops",
+                      "properties": {"host": "web-1", "severity": "warning"},
+                      "occurredAt": "2026-12-06T05:23:47.047106719Z", "receivedAt": AT},
+            "stage": "matched", "matchedAt": "2026-12-06T05:23:47.272683632Z", "deliveries": 1,
+            "rules": [
+                {"ruleKey": "disk.full", "outcome": "matched",
+                 "deliveries": [{"deliveryId": DELIVERY, "channelId": CHANNEL, "routed": "queued", "status": "delivered"}]},
+                {"ruleKey": "disk.critical", "outcome": "not_matched"}]}),
+        "explain_rules" => json!({
+            "evaluatedAt": "2026-06-01T23:30:00Z", "rulesSource": "live",
+            "event": {"id": "0197f0c2-5a10-7b7e-9d43-2b1f0e6c7a11", "orgId": ORG, "type": "disk.full", "module": "ops",
+                      "properties": {"host": "web-1", "severity": "warning"},
+                      "recipients": [{"userId": "alice"}],
+                      "occurredAt": "2026-12-06T05:23:47Z", "receivedAt": "2026-12-06T05:23:47Z"},
+            "rules": [
+                {"key": "disk.critical", "enabled": true, "matched": false,
+                 "because": [{"path": "match.all[1]", "field": "properties.severity", "op": "in",
+                              "expected": ["critical"], "actual": "warning",
+                              "message": "`properties.severity` is \"warning\", expected `in [\"critical\"]`"}]},
+                {"key": "disk.full", "enabled": true, "matched": true,
+                 "deliveries": [
+                     {"channelId": CHANNEL, "kind": "slack", "outcome": "would_send"},
+                     {"channelId": "01a249ce-eae7-7779-bc16-45b39dcdb4c0", "kind": "email", "recipient": "alice",
+                      "outcome": "would_defer", "reason": "quiet hours until 2026-06-02T06:00:00Z",
+                      "until": "2026-06-02T06:00:00Z"}]}],
+            "summary": {"evaluated": 2, "matched": 1, "wouldSend": 1, "wouldDefer": 1, "wouldSuppress": 0, "wouldFail": 0},
+            "note": "nothing was written or sent; the live matcher caches rules and channels for up to 5 s, so a change made in the last seconds may not route yet as explained"}),
         "get_stats" => json!({"from": "2026-11-30", "to": "2026-12-06", "groupBy": "channel",
             "groups": [{"key": CHANNEL, "channelName": "incidents", "counts": counts,
                         "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}],
@@ -371,6 +432,31 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
             Value::Null,
         ),
         ("404", _) => return not_found(operation),
+        ("409", "test_channel") => (
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still being handled; retry in a moment",
+            json!("Idempotency-Key"),
+        ),
+        ("409", "resend_delivery") => (
+            "in_progress",
+            "the delivery is queued and its next attempt is pending (due 2026-12-06T05:27:33Z); resend it once it has ended",
+            Value::Null,
+        ),
+        ("422", "resend_delivery") => (
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with another request within 24 hours: use a new key",
+            json!("Idempotency-Key"),
+        ),
+        ("503", "resend_delivery") => (
+            "dispatch_unavailable",
+            "the dispatch queue did not take the attempt; nothing changed, retry",
+            Value::Null,
+        ),
+        ("422", "explain_rules") => (
+            "invalid_field",
+            "unknown op `equals`: one of eq, ne, in, nin, prefix, suffix, contains, exists, gt, gte, lt, lte, regex",
+            json!("rules[1].match.all[0].op"),
+        ),
         ("409", "mark_item") => (
             "conflict",
             "too many concurrent changes to this feed; retry",
@@ -437,6 +523,9 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
 /// A 404 naming what the operation looks for.
 fn not_found(operation: &str) -> Value {
     let what = [
+        ("explain", "event"),
+        ("get_event", "event"),
+        ("delivery", "delivery"),
         ("channel", "channel"),
         ("rule", "rule"),
         ("user", "user"),

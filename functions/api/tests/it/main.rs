@@ -14,6 +14,7 @@ mod feeds;
 mod logs;
 mod notify;
 mod openapi;
+mod operator;
 mod pagination;
 mod repo;
 mod rules;

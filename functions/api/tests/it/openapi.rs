@@ -82,6 +82,19 @@ async fn openapi_document_covers_every_route() {
             "/api/v1/orgs/{orgId}/notifications/channels/{id}/logs",
             &["get"],
         ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/logs/{deliveryId}",
+            &["get"],
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/logs/{deliveryId}/resend",
+            &["post"],
+        ),
+        ("/api/v1/orgs/{orgId}/events/{eventId}", &["get"]),
+        (
+            "/api/v1/orgs/{orgId}/notifications/rules/explain",
+            &["post"],
+        ),
     ] {
         for m in methods {
             assert!(
@@ -272,6 +285,15 @@ async fn the_documents_request_examples_are_accepted_by_the_api() {
         assert_eq!(
             a.json["rejected"], 0,
             "post_events example {name}: {}",
+            a.text
+        );
+    }
+    for (name, body) in request_examples(&doc, &format!("{rules}/explain"), "post", &webhook) {
+        let a = app.post("/notifications/rules/explain", &body).await;
+        assert_eq!(
+            a.status,
+            StatusCode::OK,
+            "explain_rules example {name}: {}",
             a.text
         );
     }

@@ -224,7 +224,34 @@ impl TestApp {
             config: Arc::new(config),
             feeds: Arc::new(herald_shared::feed::LocalFeedHub::new()),
             admission,
+            dispatch: None,
         };
+        let mut app = Self {
+            router: herald_api::router(state),
+            store,
+            org_id: String::new(),
+            api_key: String::new(),
+        };
+        let (org_id, api_key) = app.new_org("Acme").await;
+        app.org_id = org_id;
+        app.api_key = api_key;
+        app
+    }
+
+    /// The local configuration over `store`, resends queued on `dispatch`.
+    pub async fn local_with_dispatch(
+        store: Arc<dyn Store>,
+        dispatch: Arc<dyn herald_shared::queue::Queue>,
+    ) -> Self {
+        let config = ApiConfig {
+            default_outbox: true,
+            allowed_private_targets: vec!["127.0.0.0/8".parse().expect("cidr")],
+            ..Self::base_config()
+        };
+        let sender = herald_shared::delivery::HttpSender::new(Default::default())
+            .expect("an HTTP client builds");
+        let state = AppState::new(store.clone(), Arc::new(NullBus), Arc::new(sender), config)
+            .with_dispatch_queue(dispatch);
         let mut app = Self {
             router: herald_api::router(state),
             store,

@@ -10,6 +10,7 @@ mod alerts;
 mod dlq;
 mod expensive_queries;
 mod lanes;
+mod operator;
 mod pacing;
 mod rules_cache;
 mod slow_clients;

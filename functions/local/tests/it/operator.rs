@@ -1,0 +1,172 @@
+//! Operator tools against the real `herald serve` and a loopback webhook receiver that verifies
+//! Standard Webhooks signatures: a delivery that failed is resent, arrives again with the same
+//! `webhook-id`, and its log shows the manual attempt; the event page and explain agree with
+//! what routing did.
+
+use std::time::Duration;
+
+use herald_testing::{Kind, Receiver, Reply};
+use serde_json::{Value, json};
+
+use super::Herald;
+
+/// `POST` with an `Idempotency-Key`: status, the `Idempotent-Replayed` header, body.
+async fn post_with_key(herald: &Herald, path: &str, key: &str) -> (u16, bool, Value) {
+    let r = reqwest::Client::new()
+        .post(herald.org_url(path))
+        .header("x-api-key", &herald.started.api_key)
+        .header("idempotency-key", key)
+        .body("{}")
+        .send()
+        .await
+        .expect("herald answers");
+    let replayed = r
+        .headers()
+        .get("idempotent-replayed")
+        .is_some_and(|v| v == "true");
+    (
+        r.status().as_u16(),
+        replayed,
+        r.json().await.expect("a JSON answer"),
+    )
+}
+
+/// Reads the delivery until `done` holds for it.
+async fn delivery_until(herald: &Herald, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, d) = herald.get(&format!("/notifications/logs/{id}")).await;
+        assert_eq!(status, 200, "{d}");
+        if done(&d) {
+            return d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the delivery never got there: {d}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_failed_webhook_delivery_resent_arrives_with_the_same_webhook_id_and_logs_a_manual_attempt()
+ {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let herald = Herald::start_with(
+        &dir.path().join("data"),
+        &[("HERALD_RULES_CACHE_SECONDS", "0")],
+        &["--allow-private-targets", "127.0.0.0/8"],
+    );
+    let receiver = Receiver::start(Kind::Webhook).await;
+    // The endpoint is gone at first (404: not retried), then fixed.
+    receiver.script([Reply::ChannelNotFound]);
+    let (status, channel) = herald
+        .post(
+            "/notifications/channels",
+            json!({"kind": "webhook", "name": "incidents",
+                   "config": {"url": format!("{}/hooks/ops", receiver.url), "format": "generic"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    receiver.set_signing_secret(channel["signingSecret"].as_str().expect("a secret"));
+    let channel_id = channel["id"].as_str().expect("an id").to_owned();
+    let (status, rule) = herald
+        .post(
+            "/notifications/rules",
+            json!({"key": "disk.full", "channelIds": [channel_id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let (status, accepted) = herald
+        .post(
+            "/events",
+            json!({"id": "evt-disk-1", "type": "disk.full", "module": "ops", "properties": {"host": "web-1"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+
+    let first = receiver.wait_for(1, Duration::from_secs(20)).await;
+    assert!(first[0].problems.is_empty(), "{:?}", first[0].problems);
+    let delivery_id = first[0].webhook_id.clone().expect("a webhook-id");
+    let failed = delivery_until(&herald, &delivery_id, |d| d["status"] == "failed").await;
+    assert_eq!(failed["attempts"][0]["statusCode"], 404);
+    assert_eq!(failed["attempts"][0]["trigger"], "scheduled");
+
+    // The event page says which rule made which delivery; explain agrees.
+    let (status, event) = herald.get("/events/evt-disk-1").await;
+    assert_eq!(status, 200, "{event}");
+    assert_eq!(event["stage"], "matched");
+    assert_eq!(event["rules"][0]["ruleKey"], "disk.full");
+    assert_eq!(
+        event["rules"][0]["deliveries"][0]["deliveryId"],
+        delivery_id
+    );
+    assert_eq!(event["rules"][0]["deliveries"][0]["status"], "failed");
+    let (status, explained) = herald
+        .post(
+            "/notifications/rules/explain",
+            json!({"eventId": "evt-disk-1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{explained}");
+    let would = &explained["rules"][0]["deliveries"][0];
+    assert_eq!(would["deliveryId"], delivery_id);
+    assert_eq!(would["outcome"], "would_send");
+    assert!(
+        would["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("marked broken"),
+        "{would}"
+    );
+
+    let resend = format!("/notifications/logs/{delivery_id}/resend");
+    let (status, replayed, answer) = post_with_key(&herald, &resend, "oncall-1").await;
+    assert_eq!(status, 202, "{answer}");
+    assert!(!replayed);
+    assert_eq!(answer["attempt"], 2);
+    assert_eq!(answer["trigger"], "manual");
+
+    let both = receiver.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        both[1].webhook_id.as_deref(),
+        Some(delivery_id.as_str()),
+        "the same webhook-id"
+    );
+    assert!(
+        both[1].problems.is_empty(),
+        "signed: {:?}",
+        both[1].problems
+    );
+    assert_eq!(both[1].status, 200);
+    assert_eq!(both[1].body, both[0].body, "the same event payload");
+
+    let delivered = delivery_until(&herald, &delivery_id, |d| d["status"] == "delivered").await;
+    let attempts = delivered["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 2, "{delivered}");
+    assert_eq!(attempts[1]["n"], 2);
+    assert_eq!(attempts[1]["statusCode"], 200);
+    assert_eq!(attempts[1]["trigger"], "manual");
+    let (_, channel) = herald
+        .get(&format!("/notifications/channels/{channel_id}"))
+        .await;
+    assert_eq!(channel["health"]["status"], "ok", "a success clears broken");
+
+    // The same key again: the stored answer, and nothing sent.
+    let (status, replayed, again) = post_with_key(&herald, &resend, "oncall-1").await;
+    assert_eq!(status, 202, "{again}");
+    assert!(replayed);
+    assert_eq!(again, answer);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.arrivals().len(), 2, "the replay sent nothing");
+
+    // The stats count the delivery once, under its new status.
+    let (status, stats) = herald
+        .get("/notifications/logs/stats?groupBy=channel")
+        .await;
+    assert_eq!(status, 200, "{stats}");
+    let counts = &stats["groups"][0]["counts"];
+    assert_eq!(counts["delivered"], 1, "{stats}");
+    assert_eq!(counts["failed"], 0, "{stats}");
+    assert_eq!(counts["attempts"], 2, "{stats}");
+}
