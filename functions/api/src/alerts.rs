@@ -6,7 +6,7 @@
 //! resolve then publishes the instance's resolution event, from which the matcher sends the
 //! resolved follow-ups — through the pipeline like every other message.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
@@ -23,6 +23,7 @@ use crate::auth::OrgAuth;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::pagination::ListParams;
+use crate::query::QueryParams;
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/alerts";
 const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/alerts/{dedupKey}";
@@ -138,7 +139,7 @@ pub async fn list_alerts(
     State(state): State<AppState>,
     auth: OrgAuth,
     page: ListParams,
-    Query(param): Query<StateParam>,
+    QueryParams(param): QueryParams<StateParam>,
 ) -> ApiResult<Json<AlertList>> {
     let wanted = match param.state.as_deref().filter(|s| !s.is_empty()) {
         None => AlertState::Firing,
@@ -196,6 +197,7 @@ pub async fn get_alert(
     request_body(content = AlertActionBody, description = "Optional (an empty body is `{}`): who acknowledged it"),
     responses(
         (status = 200, description = "The alert, acknowledged", body = AlertView),
+        (status = 400, description = "Malformed JSON or wrong shape", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such org or alert", body = ErrorBody),
         (status = 409, description = "The alert is resolved", body = ErrorBody),
@@ -230,6 +232,7 @@ pub async fn acknowledge_alert(
     request_body(content = AlertActionBody, description = "Optional (an empty body is `{}`): who resolved it"),
     responses(
         (status = 200, description = "The alert, resolved", body = AlertView),
+        (status = 400, description = "Malformed JSON or wrong shape", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such org or alert", body = ErrorBody),
         (status = 422, description = "Invalid `by`", body = ErrorBody),

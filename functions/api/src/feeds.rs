@@ -318,9 +318,7 @@ pub async fn list_feed(
     user: FeedUser,
     parts: Parts,
 ) -> ApiResult<Json<FeedList>> {
-    let Query(raw) = Query::<RawListQuery>::try_from_uri(&parts.uri).map_err(|e| {
-        ApiError::invalid_query("", format!("invalid query string: {}", e.body_text()))
-    })?;
+    let raw: RawListQuery = crate::query::parse(&parts)?;
     let limit = match raw.limit.as_deref().filter(|s| !s.is_empty()) {
         None => DEFAULT_PAGE,
         Some(s) => s

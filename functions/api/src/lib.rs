@@ -24,6 +24,7 @@ pub mod openapi;
 pub mod orgs;
 pub mod outbox;
 pub mod pagination;
+pub mod query;
 pub mod rules;
 pub mod silences;
 pub mod stats;

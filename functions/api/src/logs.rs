@@ -3,7 +3,7 @@
 //! newest first, each with every attempt (status code, error class, truncated response body,
 //! latency) — the answer to "did we get paged for X?".
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -58,9 +58,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Filter {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Query(raw) = Query::<RawFilter>::try_from_uri(&parts.uri).map_err(|e| {
-            ApiError::invalid_query("", format!("invalid query string: {}", e.body_text()))
-        })?;
+        let raw: RawFilter = crate::query::parse(parts)?;
         let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
         let channel_id = match non_empty(raw.channel_id) {
             None => None,

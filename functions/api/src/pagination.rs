@@ -1,6 +1,6 @@
 //! `?limit=&cursor=` on every list, and the `{"items", "nextCursor"}` shape of its answer.
 
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use herald_shared::repo::{DEFAULT_PAGE, MAX_PAGE};
 use herald_shared::store::Cursor;
@@ -25,9 +25,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListParams {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let Query(raw) = Query::<Raw>::try_from_uri(&parts.uri).map_err(|e| {
-            ApiError::invalid_query("", format!("invalid query string: {}", e.body_text()))
-        })?;
+        let raw: Raw = crate::query::parse(parts)?;
         let limit = match raw.limit.as_deref().filter(|s| !s.is_empty()) {
             None => DEFAULT_PAGE,
             Some(s) => match s.parse::<usize>() {

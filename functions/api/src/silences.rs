@@ -7,7 +7,7 @@
 //! follow-ups of alerts already notified are never muted. A deleted silence ends now and stays
 //! listed as `expired` (docs/alerts.md).
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -24,6 +24,7 @@ use crate::auth::OrgAuth;
 use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::pagination::ListParams;
+use crate::query::QueryParams;
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/silences";
 const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/silences/{id}";
@@ -239,7 +240,7 @@ pub async fn list_silences(
     State(state): State<AppState>,
     auth: OrgAuth,
     page: ListParams,
-    Query(param): Query<StateParam>,
+    QueryParams(param): QueryParams<StateParam>,
 ) -> ApiResult<Json<SilenceList>> {
     let wanted = match param.state.as_deref().filter(|s| !s.is_empty()) {
         None => None,

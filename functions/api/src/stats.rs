@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{Days, NaiveDate, Utc};
@@ -20,6 +20,7 @@ use crate::AppState;
 use crate::auth::OrgAuth;
 use crate::dates::day;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::query::QueryParams;
 
 const STATS: &str = "/api/v1/orgs/{orgId}/notifications/logs/stats";
 /// The longest range one query reads.
@@ -103,11 +104,8 @@ pub struct StatsAnswer {
 pub async fn get_stats(
     State(state): State<AppState>,
     auth: OrgAuth,
-    params: Result<Query<RawParams>, axum::extract::rejection::QueryRejection>,
+    QueryParams(raw): QueryParams<RawParams>,
 ) -> ApiResult<Json<StatsAnswer>> {
-    let Query(raw) = params.map_err(|e| {
-        ApiError::invalid_query("", format!("invalid query string: {}", e.body_text()))
-    })?;
     let non_empty = |v: Option<String>| v.filter(|s| !s.is_empty());
     let to = match non_empty(raw.to) {
         Some(v) => day(&v, "to")?,

@@ -40,7 +40,9 @@ const PREVIOUS_ATTEMPT_WAIT: Duration = Duration::from_secs(1);
 /// After this long without a change to the delivery, a missing previous attempt is taken as lost
 /// (its dispatcher died and its message was dead-lettered) and the next attempt goes ahead.
 const PREVIOUS_ATTEMPT_GRACE: chrono::Duration = chrono::Duration::minutes(15);
-/// Up to this much is added to a paced delivery's wait, so a lane's backlog does not wake as one.
+/// Up to this much is added to a paced delivery's wait, so a lane's backlog does not wake as one;
+/// never more than a quarter of the lane's send interval, since with burst 1 every send is late
+/// by its jitter and the lane's rate drops by as much (250 ms on a 50 ms interval: to a quarter).
 const PACED_JITTER_MS: i64 = 250;
 
 /// What the dispatcher needs.
@@ -476,7 +478,10 @@ impl Dispatcher<'_> {
         // Paced deliveries of one lane all wake at the lane's next slot; a little jitter keeps
         // them from arriving as one herd.
         let until = if why == Hold::Paced {
-            until + chrono::Duration::milliseconds(rand::random_range(0..=PACED_JITTER_MS))
+            let jitter_max = limit.map_or(PACED_JITTER_MS, |l| {
+                (l.interval_ms() / 4).min(PACED_JITTER_MS)
+            });
+            until + chrono::Duration::milliseconds(rand::random_range(0..=jitter_max))
         } else {
             until
         };

@@ -119,3 +119,23 @@ async fn unknown_paths_are_a_json_404_and_wrong_methods_a_json_405() {
         .expect_error(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(a.code(), Some("method_not_allowed"));
 }
+
+#[tokio::test]
+async fn a_repeated_query_parameter_is_a_json_400_on_every_list() {
+    let app = TestApp::local().await;
+    for path in [
+        "/notifications/alerts?state=firing&state=resolved",
+        "/notifications/silences?state=active&state=active",
+        "/notifications/channels?limit=2&limit=3",
+        "/notifications/logs?status=sent&status=failed",
+        "/notifications/logs/stats?groupBy=rule&groupBy=day",
+    ] {
+        let answer = app.get(path).await.expect_error(StatusCode::BAD_REQUEST);
+        assert_eq!(answer.code(), Some("invalid_query"), "{path}");
+        assert!(
+            answer.message().contains("duplicate field"),
+            "{path}: {}",
+            answer.message()
+        );
+    }
+}
