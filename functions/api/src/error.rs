@@ -67,11 +67,12 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     IdempotencyInProgress,
     DispatchUnavailable,
+    LimitReached,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::MalformedJson,
         Self::InvalidBody,
         Self::InvalidQuery,
@@ -97,6 +98,7 @@ impl ErrorCode {
         Self::IdempotencyKeyReused,
         Self::IdempotencyInProgress,
         Self::DispatchUnavailable,
+        Self::LimitReached,
     ];
 
     /// The code as it appears in `error.code`.
@@ -127,6 +129,7 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::DispatchUnavailable => "dispatch_unavailable",
+            Self::LimitReached => "limit_reached",
         }
     }
 }
@@ -282,7 +285,7 @@ impl ApiError {
             RepoError::Contended => Self::new(
                 StatusCode::CONFLICT,
                 ErrorCode::Conflict,
-                "concurrent changes to this org's rules; retry the request",
+                format!("concurrent changes to this {what}; retry the request"),
             ),
             e @ (RepoError::ChannelInUse(_) | RepoError::UnknownChannel(_)) => {
                 Self::conflict(e.to_string())
