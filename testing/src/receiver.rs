@@ -29,6 +29,9 @@ pub enum Kind {
     Discord,
     /// A Teams Workflows webhook: an Adaptive Card; answers `202`.
     Teams,
+    /// PagerDuty's Events API v2 (`/v2/enqueue`): a routing key, an action, a dedup key and,
+    /// on a trigger, a payload; answers `202 {"status":"success",...}`.
+    PagerDuty,
 }
 
 /// How to answer one request.
@@ -289,6 +292,7 @@ async fn handle(
             ),
             Kind::Discord => check_discord(uri.query(), &body, &mut problems),
             Kind::Teams => check_teams(&body, &mut problems),
+            Kind::PagerDuty => check_pagerduty(&body, &mut problems),
         }
     }
 
@@ -354,6 +358,12 @@ fn render(kind: Kind, reply: &Reply) -> Response {
             )
                 .into_response(),
             Kind::Teams => StatusCode::ACCEPTED.into_response(),
+            Kind::PagerDuty => (
+                StatusCode::ACCEPTED,
+                [("content-type", "application/json")],
+                r#"{"status":"success","message":"Event processed"}"#,
+            )
+                .into_response(),
         },
         Reply::RateLimited { retry_after_secs } => (
             StatusCode::TOO_MANY_REQUESTS,
@@ -504,6 +514,52 @@ fn check_discord(query: Option<&str>, body: &Value, problems: &mut Vec<String>) 
             "mentions are not switched off: allowed_mentions = {}",
             body["allowed_mentions"]
         ));
+    }
+}
+
+/// The Events API v2 rules PagerDuty answers 400 for.
+fn check_pagerduty(body: &Value, problems: &mut Vec<String>) {
+    let key_ok = body["routing_key"]
+        .as_str()
+        .is_some_and(|k| k.len() == 32 && k.chars().all(|c| c.is_ascii_alphanumeric()));
+    if !key_ok {
+        problems.push("routing_key is not a 32-character integration key".to_owned());
+    }
+    let action = body["event_action"].as_str().unwrap_or_default();
+    if !matches!(action, "trigger" | "acknowledge" | "resolve") {
+        problems.push(format!(
+            "event_action {} is not trigger, acknowledge or resolve",
+            body["event_action"]
+        ));
+    }
+    match body["dedup_key"].as_str() {
+        Some(k) if !k.is_empty() && k.chars().count() <= 255 => {}
+        None if action == "trigger" => {}
+        _ => problems.push(format!(
+            "dedup_key {} is not 1-255 characters",
+            body["dedup_key"]
+        )),
+    }
+    if action == "trigger" {
+        let payload = &body["payload"];
+        if payload["summary"]
+            .as_str()
+            .is_none_or(|s| s.is_empty() || s.chars().count() > 1024)
+        {
+            problems.push("payload.summary is not 1-1024 characters".to_owned());
+        }
+        if payload["source"].as_str().is_none_or(str::is_empty) {
+            problems.push("payload.source is missing".to_owned());
+        }
+        if !matches!(
+            payload["severity"].as_str(),
+            Some("critical" | "error" | "warning" | "info")
+        ) {
+            problems.push(format!(
+                "payload.severity {} is not one of PagerDuty's four",
+                payload["severity"]
+            ));
+        }
     }
 }
 

@@ -87,7 +87,8 @@ impl RateLimit {
     }
 
     /// The limit a channel gets when it sets none: the providers' published per-webhook limits
-    /// for chat (Slack 1/s with short bursts, Discord 5 per 2–10 s, Teams 4/s), none for generic
+    /// for chat (Slack 1/s with short bursts, Discord 5 per 2–10 s, Teams 4/s) and PagerDuty (120 a
+    /// minute per routing key), none for generic
     /// webhooks (the receiver's own limit is unknown: set one) and for email, SMS and push
     /// (provider account limits are not per channel).
     pub fn default_for(config: &ChannelConfig) -> Option<Self> {
@@ -96,6 +97,8 @@ impl RateLimit {
             ChannelConfig::Webhook(w) => match w.format {
                 WebhookFormat::Discord => (0.5, 5),
                 WebhookFormat::Teams => (4.0, 4),
+                // Events API v2: 120 events a minute per routing key.
+                WebhookFormat::PagerDuty => (2.0, 4),
                 WebhookFormat::Generic => return None,
             },
             _ => return None,

@@ -205,6 +205,12 @@ pub fn resolution_event_id(instance: AlertInstanceId) -> String {
     format!("resolved:{instance}")
 }
 
+/// The id of the event the API publishes when it acknowledges an instance: it carries the
+/// acknowledgements to PagerDuty channels. One per instance, so a retried call is a duplicate.
+pub fn acknowledgement_event_id(instance: AlertInstanceId) -> String {
+    format!("acknowledged:{instance}")
+}
+
 /// A (rule, channel) an instance's trigger was delivered through: where its resolved follow-up
 /// goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

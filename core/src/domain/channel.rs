@@ -222,7 +222,11 @@ impl ChannelConfig {
                 let url = redact_url(&c.url);
                 let headers: BTreeMap<&str, &str> =
                     c.headers.keys().map(|k| (k.as_str(), "****")).collect();
-                json!({ "url": url, "format": c.format, "headers": headers, "signingSecret": "whsec_****" })
+                let mut shown = json!({ "url": url, "format": c.format, "headers": headers, "signingSecret": "whsec_****" });
+                if c.routing_key.is_some() {
+                    shown["routingKey"] = json!("****");
+                }
+                shown
             }
             Self::Email(EmailConfig::Ses {
                 from,
@@ -351,7 +355,39 @@ impl ChannelConfig {
                 let config = config.ok_or_else(|| missing("{\"url\": \"https://...\", \"format\": \"generic|discord|teams\", \"headers\": {}}"))?;
                 let input: WebhookInput =
                     shape::from_value(config, "config").map_err(ConfigError::Shape)?;
-                let url = check_url(&input.url, "config.url", allowed)?;
+                let url = match (&input.url, input.format) {
+                    (Some(url), _) => check_url(url, "config.url", allowed)?,
+                    (None, WebhookFormat::PagerDuty) => {
+                        check_url(PAGERDUTY_EVENTS_URL, "config.url", &AllowList::default())?
+                    }
+                    (None, _) => {
+                        return Err(ConfigError::Shape(Invalid::new(
+                            "config.url",
+                            "missing field `url`",
+                        )));
+                    }
+                };
+                let routing_key = match (input.routing_key, input.format) {
+                    (Some(key), WebhookFormat::PagerDuty) => {
+                        Some(RoutingKey::parse(&key, "config.routingKey")?)
+                    }
+                    (None, WebhookFormat::PagerDuty) => {
+                        return Err(ConfigError::Invalid(Invalid::new(
+                            "config.routingKey",
+                            "a pagerduty webhook needs the routingKey of the service's Events API v2 integration",
+                        )));
+                    }
+                    (Some(_), format) => {
+                        return Err(ConfigError::Invalid(Invalid::new(
+                            "config.routingKey",
+                            format!(
+                                "only pagerduty webhooks take a routingKey, not {}",
+                                format.as_str()
+                            ),
+                        )));
+                    }
+                    (None, _) => None,
+                };
                 let headers = check_headers(input.headers)?;
                 // An update keeps the secret and any rotated-out secrets in their grace period.
                 let (signing_secret, previous_secrets, signing_secret_created_at) = match previous {
@@ -369,6 +405,7 @@ impl ChannelConfig {
                     signing_secret,
                     previous_secrets,
                     signing_secret_created_at,
+                    routing_key,
                 }))
             }
             ChannelKind::Email => match config {
@@ -532,11 +569,14 @@ struct SlackInput {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct WebhookInput {
-    url: String,
+    /// Required but for PagerDuty, which defaults to [`PAGERDUTY_EVENTS_URL`].
+    url: Option<String>,
     #[serde(default)]
     format: WebhookFormat,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// PagerDuty only, and required there.
+    routing_key: Option<String>,
 }
 
 /// Slack incoming webhook. The URL carries the token.
@@ -563,6 +603,9 @@ pub struct WebhookConfig {
     /// When `signing_secret` was made by a rotation; absent: at the channel's creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signing_secret_created_at: Option<DateTime<Utc>>,
+    /// PagerDuty's routing key (the `pagerduty` format only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key: Option<RoutingKey>,
 }
 
 /// How many rotated-out secrets may be in their grace period at once (as Svix).
@@ -654,6 +697,9 @@ pub enum WebhookFormat {
     Generic,
     Discord,
     Teams,
+    /// PagerDuty Events API v2: trigger, acknowledge and resolve keyed by the alert's dedup key.
+    #[serde(rename = "pagerduty")]
+    PagerDuty,
 }
 
 impl WebhookFormat {
@@ -662,7 +708,40 @@ impl WebhookFormat {
             Self::Generic => "generic",
             Self::Discord => "discord",
             Self::Teams => "teams",
+            Self::PagerDuty => "pagerduty",
         }
+    }
+}
+
+/// Where PagerDuty webhooks post when the config names no `url` (EU accounts use
+/// `https://events.eu.pagerduty.com/v2/enqueue`).
+pub const PAGERDUTY_EVENTS_URL: &str = "https://events.pagerduty.com/v2/enqueue";
+
+/// A PagerDuty Events API v2 routing (integration) key: 32 letters and digits. A secret: it is
+/// all anyone needs to open incidents on the service. Shown as `****`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoutingKey(String);
+
+impl std::fmt::Debug for RoutingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoutingKey(****)")
+    }
+}
+
+impl RoutingKey {
+    pub fn parse(raw: &str, field: &str) -> Result<Self, Invalid> {
+        if raw.len() != 32 || !raw.chars().all(|c| c.is_ascii_alphanumeric()) {
+            return Err(Invalid::new(
+                field,
+                "a PagerDuty routing key is the 32 letters and digits of the service's Events API v2 integration",
+            ));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
@@ -844,6 +923,7 @@ mod tests {
             signing_secret: SigningSecret::generate(),
             previous_secrets: Vec::new(),
             signing_secret_created_at: None,
+            routing_key: None,
         });
         let shown = config.redacted().to_string();
         assert!(!shown.contains("AzureS3cret"), "{shown}");
@@ -862,6 +942,7 @@ mod tests {
             signing_secret: SigningSecret::generate(),
             previous_secrets: Vec::new(),
             signing_secret_created_at: None,
+            routing_key: None,
         }
     }
 

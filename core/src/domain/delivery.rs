@@ -99,6 +99,9 @@ pub enum Trigger {
     Test,
     /// An alert resolved: the follow-up to a trigger delivered to this channel.
     Resolve,
+    /// An alert acknowledged: passed on to a PagerDuty channel its trigger reached, so the
+    /// incident there is acknowledged too (chat channels get nothing).
+    Acknowledge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

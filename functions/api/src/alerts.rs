@@ -11,7 +11,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_core::domain::alert::{
-    AlertAction, AlertSignal, AlertState, AlertTarget, DedupKey, parse_by, resolution_event_id,
+    AlertAction, AlertSignal, AlertState, AlertTarget, DedupKey, acknowledgement_event_id,
+    parse_by, resolution_event_id,
 };
 use herald_core::domain::event::{Event, EventType, Module};
 use herald_core::domain::{AlertInstanceId, EventId, OrgId, RuleKey};
@@ -189,7 +190,8 @@ pub async fn get_alert(
         .ok_or_else(|| ApiError::not_found("alert"))
 }
 
-/// Acknowledges an open alert: no further notifications for this instance. Acknowledging an
+/// Acknowledges an open alert: no further notifications for this instance; PagerDuty
+/// channels its trigger reached get an `acknowledge` for their incident. Acknowledging an
 /// acknowledged alert changes nothing.
 #[utoipa::path(
     post, path = "/api/v1/orgs/{orgId}/notifications/alerts/{dedupKey}/acknowledge", tag = "alerts",
@@ -202,6 +204,7 @@ pub async fn get_alert(
         (status = 404, description = "No such org or alert", body = ErrorBody),
         (status = 409, description = "The alert is resolved", body = ErrorBody),
         (status = 422, description = "Invalid `by`", body = ErrorBody),
+        (status = 503, description = "The acknowledgements to PagerDuty could not be published; retry", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -221,6 +224,7 @@ pub async fn acknowledge_alert(
         by.as_deref(),
     )
     .await?;
+    publish_follow_ups(&state, auth.org_id, &record, AlertAction::Acknowledge).await?;
     Ok(Json(record.into()))
 }
 
@@ -256,23 +260,40 @@ pub async fn resolve_alert(
         by.as_deref(),
     )
     .await?;
-    // The instance is resolved (now or by an earlier call): its resolution event carries the
-    // follow-ups through the pipeline. Its id is the instance's, so a retried call publishes
-    // an event ingest already has, and nothing is sent twice.
-    let event = resolution_event(auth.org_id, &record)?;
+    publish_follow_ups(&state, auth.org_id, &record, AlertAction::Resolve).await?;
+    Ok(Json(record.into()))
+}
+
+/// Publishes the event that carries the follow-ups of an acknowledge or resolve made here
+/// through the pipeline: resolved messages, acknowledgements to PagerDuty channels. Its id is
+/// the instance's (`resolved:<instance>`, `acknowledged:<instance>`), so a retried call
+/// publishes an event ingest already has, and nothing is sent twice.
+async fn publish_follow_ups(
+    state: &AppState,
+    org: OrgId,
+    record: &AlertRecord,
+    action: AlertAction,
+) -> ApiResult<()> {
+    let event = stand_in_event(org, record, action, Utc::now())?;
     state
         .bus
         .put_events(vec![crate::events::bus_entry(&event)])
         .await
         .map_err(|e| {
-            tracing::error!(error = %e, "resolution event not published");
+            tracing::error!(error = %e, action = action.as_str(), "follow-up event not published");
             ApiError::new(
                 axum::http::StatusCode::SERVICE_UNAVAILABLE,
                 crate::error::ErrorCode::NotPublished,
-                "the alert is resolved but its follow-ups could not be published; retry",
+                format!(
+                    "the alert is {} but its follow-ups could not be published; retry",
+                    match action {
+                        AlertAction::Acknowledge => "acknowledged",
+                        _ => "resolved",
+                    }
+                ),
             )
         })?;
-    Ok(Json(record.into()))
+    Ok(())
 }
 
 /// Applies an acknowledge or resolve with who did it.
@@ -340,8 +361,12 @@ fn stand_in_event(
 ) -> ApiResult<Event> {
     let a = &record.alert;
     let corrupt = |_| ApiError::internal(herald_shared::repo::RepoError::Contended);
+    let id = match action {
+        AlertAction::Acknowledge => acknowledgement_event_id(a.instance_id),
+        _ => resolution_event_id(a.instance_id),
+    };
     Ok(Event {
-        id: EventId::parse(resolution_event_id(a.instance_id)).map_err(corrupt)?,
+        id: EventId::parse(id).map_err(corrupt)?,
         org_id: org,
         event_type: EventType::parse(&a.event_type).map_err(corrupt)?,
         module: Module::parse(&a.module).map_err(corrupt)?,
@@ -355,11 +380,6 @@ fn stand_in_event(
             firing_since: None,
         }),
     })
-}
-
-/// The event that carries a resolved instance's follow-ups through the pipeline.
-fn resolution_event(org: OrgId, record: &AlertRecord) -> ApiResult<Event> {
-    stand_in_event(org, record, AlertAction::Resolve, Utc::now())
 }
 
 /// The message of an acknowledge or resolve that has no dedup key.

@@ -17,8 +17,10 @@
 use chrono::{DateTime, Utc};
 use tracing::{info, warn};
 
-use herald_core::domain::alert::{AlertAction, AlertSignal, DedupKey, resolution_event_id};
-use herald_core::domain::delivery::DeliveryStatus;
+use herald_core::domain::alert::{
+    AlertAction, AlertSignal, AlertState, DedupKey, acknowledgement_event_id, resolution_event_id,
+};
+use herald_core::domain::delivery::{DeliveryStatus, Trigger};
 use herald_core::domain::event::Event;
 use herald_core::domain::rule::Rule;
 use herald_core::domain::{
@@ -35,7 +37,28 @@ use crate::{Matcher, Phase, RouteError, Routed};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Trigger,
+    /// Passed on to PagerDuty channels only: chat channels are not told of an acknowledge.
+    Acknowledge,
     Resolve,
+}
+
+impl Stage {
+    /// What starts a follow-up of this stage; `None` for the trigger itself.
+    pub fn follow_up_trigger(self) -> Option<Trigger> {
+        match self {
+            Self::Trigger => None,
+            Self::Acknowledge => Some(Trigger::Acknowledge),
+            Self::Resolve => Some(Trigger::Resolve),
+        }
+    }
+
+    fn of(action: AlertAction) -> Self {
+        match action {
+            AlertAction::Trigger => Self::Trigger,
+            AlertAction::Acknowledge => Self::Acknowledge,
+            AlertAction::Resolve => Self::Resolve,
+        }
+    }
 }
 
 /// One instance of an alert, as its deliveries need it.
@@ -46,8 +69,8 @@ pub struct Instance<'a> {
     pub stage: Stage,
     /// When the instance opened: the timestamp of its trigger deliveries' ids.
     pub opened_at: DateTime<Utc>,
-    /// When it resolved: the timestamp of its follow-ups' ids.
-    pub resolved_at: Option<DateTime<Utc>>,
+    /// When it was acknowledged or resolved: the timestamp of its follow-ups' ids.
+    pub followed_up_at: Option<DateTime<Utc>>,
     /// The silence that suppresses this trigger: its delivery gets an id of its own, so that
     /// once the silence ends the next trigger still notifies.
     pub silence: Option<SilenceId>,
@@ -65,6 +88,7 @@ pub fn delivery_id(
     let stage = match (instance.stage, instance.silence) {
         (Stage::Trigger, None) => "trigger".to_owned(),
         (Stage::Trigger, Some(s)) => format!("silenced:{s}"),
+        (Stage::Acknowledge, _) => "acknowledge".to_owned(),
         (Stage::Resolve, _) => "resolve".to_owned(),
     };
     alert_delivery_id(
@@ -77,7 +101,9 @@ pub fn delivery_id(
         recipient,
         match instance.stage {
             Stage::Trigger => instance.opened_at,
-            Stage::Resolve => instance.resolved_at.unwrap_or(instance.opened_at),
+            Stage::Acknowledge | Stage::Resolve => {
+                instance.followed_up_at.unwrap_or(instance.opened_at)
+            }
         },
     )
 }
@@ -160,7 +186,18 @@ impl Matcher<'_> {
             }
             Applied::Acknowledged(record) => {
                 info!(dedup_key = %key, instance_id = %record.alert.instance_id, "alert acknowledged");
-                return Ok(());
+                return self
+                    .follow_up(
+                        routed,
+                        org,
+                        event,
+                        key,
+                        &record.alert,
+                        redelivered,
+                        ttl,
+                        now,
+                    )
+                    .await;
             }
             Applied::Resolved(record) => {
                 info!(dedup_key = %key, instance_id = %record.alert.instance_id, "alert resolved");
@@ -180,11 +217,13 @@ impl Matcher<'_> {
             // A resolve received again after it resolved the instance: its follow-ups may not
             // all be on record (a crash in between); creating them again is idempotent.
             // The resolution event of an instance the API resolved carries its follow-ups.
+            // Likewise an acknowledge, and the acknowledgement event of an instance the API
+            // acknowledged.
             Applied::Ignored(_, Some(record))
                 if (redelivered
-                    || event.id.as_str() == resolution_event_id(record.alert.instance_id))
-                    && event.action() == AlertAction::Resolve
-                    && record.alert.state == herald_core::domain::alert::AlertState::Resolved =>
+                    || event.id.as_str()
+                        == follow_up_event_id(event.action(), record.alert.instance_id))
+                    && follow_up_due(event.action(), record.alert.state) =>
             {
                 return self
                     .follow_up(
@@ -223,7 +262,7 @@ impl Matcher<'_> {
                     instance: record.alert.instance_id,
                     stage: Stage::Trigger,
                     opened_at: record.alert.first_event_at,
-                    resolved_at: None,
+                    followed_up_at: None,
                     silence: org.silence_for(&event, &rule.key, channel.id, now),
                 };
                 let out = self
@@ -259,8 +298,9 @@ impl Matcher<'_> {
         Ok(())
     }
 
-    /// The resolved follow-ups of `alert`: one per (rule, channel) its trigger reached, for
-    /// rules that send them.
+    /// The follow-ups of `event`'s action on `alert`, one per (rule, channel) its trigger
+    /// reached: resolved messages for rules that send them; acknowledgements to PagerDuty
+    /// channels only.
     #[allow(clippy::too_many_arguments)]
     async fn follow_up(
         &self,
@@ -273,18 +313,24 @@ impl Matcher<'_> {
         ttl: i64,
         now: DateTime<Utc>,
     ) -> Result<(), RouteError> {
+        let action = event.action();
+        let stage = Stage::of(action);
         let mut event = event.clone();
         event.alert = Some(AlertSignal {
             dedup_key: Some(key.clone()),
-            action: AlertAction::Resolve,
+            action,
             firing_since: Some(alert.first_event_at),
         });
+        let followed_up_at = match stage {
+            Stage::Acknowledge => alert.acknowledged_at,
+            _ => alert.resolved_at,
+        };
         let instance = Instance {
             key,
             instance: alert.instance_id,
-            stage: Stage::Resolve,
+            stage,
             opened_at: alert.first_event_at,
-            resolved_at: Some(alert.resolved_at.unwrap_or(now)),
+            followed_up_at: Some(followed_up_at.unwrap_or(now)),
             silence: None,
         };
         for target in &alert.targets {
@@ -295,12 +341,15 @@ impl Matcher<'_> {
                 .get(&target.rule_key)
                 .cloned()
                 .unwrap_or_else(|| stand_in_rule(event.org_id, &target.rule_key, now));
-            if !rule.alerting.as_ref().is_none_or(|a| a.send_resolved) {
+            if stage == Stage::Resolve && !rule.alerting.as_ref().is_none_or(|a| a.send_resolved) {
                 continue;
             }
             let Some(channel) = org.channels.get(&target.channel_id) else {
                 continue;
             };
+            if stage == Stage::Acknowledge && !takes_acknowledgements(channel) {
+                continue;
+            }
             self.fan_out(
                 routed,
                 &event,
@@ -402,6 +451,34 @@ fn auto_resolve_check(
     Ok(Outgoing::now(serde_json::to_string(&task)?)
         .in_group(event.org_id.to_string())
         .delayed(delay))
+}
+
+/// Whether `channel` is told of an acknowledge: PagerDuty's incidents are acknowledged
+/// there; a chat message saying "acknowledged" would be noise.
+fn takes_acknowledgements(channel: &herald_core::domain::channel::Channel) -> bool {
+    matches!(
+        &channel.config,
+        herald_core::domain::channel::ChannelConfig::Webhook(w)
+            if w.format == herald_core::domain::channel::WebhookFormat::PagerDuty
+    )
+}
+
+/// The id of the event that carries an instance's follow-ups when the API acted on it.
+fn follow_up_event_id(action: AlertAction, instance: AlertInstanceId) -> String {
+    match action {
+        AlertAction::Acknowledge => acknowledgement_event_id(instance),
+        _ => resolution_event_id(instance),
+    }
+}
+
+/// Whether an `action` that changed nothing (the instance was already in its state) still has
+/// follow-ups to make: a redelivered message, or the API's event for an instance it acted on.
+fn follow_up_due(action: AlertAction, state: AlertState) -> bool {
+    matches!(
+        (action, state),
+        (AlertAction::Resolve, AlertState::Resolved)
+            | (AlertAction::Acknowledge, AlertState::Acknowledged)
+    )
 }
 
 /// A rule deleted since it notified an instance: its follow-up still goes to the channel.

@@ -266,8 +266,8 @@ impl Matcher<'_> {
                         silence_delivery(&mut delivery, silenced);
                     }
                     delivery.id = alerts::delivery_id(event.org_id, a, &rule.key, channel.id, user);
-                    if a.stage == alerts::Stage::Resolve {
-                        delivery.trigger = Trigger::Resolve;
+                    if let Some(trigger) = a.stage.follow_up_trigger() {
+                        delivery.trigger = trigger;
                         // A follow-up only where the trigger reached (or is on its way to) the
                         // channel: never a "resolved" for an alert nobody was told about.
                         let trigger = alerts::Instance {

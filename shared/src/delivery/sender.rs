@@ -383,6 +383,7 @@ mod http_sender {
     use std::time::Instant;
 
     use async_trait::async_trait;
+    use bytes::Bytes;
     use chrono::Utc;
     use tracing::{debug, warn};
     use url::Url;
@@ -428,6 +429,24 @@ mod http_sender {
         provider: Provider,
         headers: Vec<(String, String)>,
         secrets: Vec<String>,
+        /// The body to send when it is not the message's own: PagerDuty's, with the channel's
+        /// routing key added at attempt time.
+        body: Option<Bytes>,
+    }
+
+    /// A PagerDuty body with `routing_key` first, as PagerDuty's own examples write it.
+    fn with_routing_key(body: &[u8], key: &str) -> Result<Bytes, AttemptOutcome> {
+        let rendered: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|e| {
+                AttemptOutcome::not_sent(
+                    ErrorClass::Configuration,
+                    format!("the message is not a PagerDuty event: {e}"),
+                )
+            })?;
+        let mut event = serde_json::Map::with_capacity(rendered.len() + 1);
+        event.insert("routing_key".to_owned(), key.into());
+        event.extend(rendered);
+        Ok(Bytes::from(serde_json::Value::Object(event).to_string()))
     }
 
     fn prepare(channel: &Channel, message: &OutboundMessage) -> Result<Request, AttemptOutcome> {
@@ -452,6 +471,7 @@ mod http_sender {
                 provider: Provider::Slack,
                 headers: vec![],
                 secrets: url_secrets(&c.webhook_url, true),
+                body: None,
             }),
             ChannelConfig::Webhook(c) => {
                 let mut url = c.url.clone();
@@ -473,6 +493,7 @@ mod http_sender {
                     .filter(|v| v.len() >= 8)
                     .cloned()
                     .collect();
+                let mut body = None;
                 let provider = match c.format {
                     WebhookFormat::Generic => {
                         let now = Utc::now();
@@ -511,12 +532,25 @@ mod http_sender {
                         secrets.extend(url_secrets(&c.url, true));
                         Provider::Teams
                     }
+                    WebhookFormat::PagerDuty => {
+                        let key = c.routing_key.as_ref().ok_or_else(|| {
+                            AttemptOutcome::not_sent(
+                                ErrorClass::Configuration,
+                                "the pagerduty channel has no routing key: set config.routingKey",
+                            )
+                        })?;
+                        body = Some(with_routing_key(&message.body, key.expose())?);
+                        secrets.push(key.expose().to_owned());
+                        secrets.extend(url_secrets(&c.url, false));
+                        Provider::Webhook
+                    }
                 };
                 Ok(Request {
                     url,
                     provider,
                     headers,
                     secrets,
+                    body,
                 })
             }
             _ => Err(AttemptOutcome::not_sent(
@@ -573,7 +607,11 @@ mod http_sender {
             let started = Instant::now();
             let result = self
                 .client
-                .post(&req.url, &req.headers, message.body.clone())
+                .post(
+                    &req.url,
+                    &req.headers,
+                    req.body.clone().unwrap_or_else(|| message.body.clone()),
+                )
                 .await;
             let latency = started.elapsed();
             let outcome = match result {

@@ -299,6 +299,7 @@ fn webhook_channel(url: &str, format: WebhookFormat, secret: SigningSecret) -> C
         signing_secret: secret,
         previous_secrets: Vec::new(),
         signing_secret_created_at: None,
+        routing_key: None,
     }))
 }
 

@@ -7,6 +7,7 @@
 //! | Discord webhook | `embeds` with an integer colour, `allowed_mentions: {parse: []}` ([`discord`]) |
 //! | Teams Workflows webhook | a `message` carrying an Adaptive Card 1.4 ([`teams`]) |
 //! | generic webhook | the event JSON plus `deliveryId` and `ruleKey` ([`generic`]) |
+//! | PagerDuty Events API v2 | `event_action` and `dedup_key` from the alert, `payload` on a trigger ([`pagerduty`]) |
 //!
 //! What every chat format (Slack, Discord, Teams) shows:
 //! - heading: the template's `title`, else a string property `title`, else the event type made
@@ -52,6 +53,7 @@
 pub mod discord;
 pub mod email;
 pub mod generic;
+pub mod pagerduty;
 pub mod slack;
 pub mod teams;
 pub mod template;
@@ -293,6 +295,7 @@ pub fn render_for(target: Target, ctx: &MessageContext<'_>) -> OutboundMessage {
         Target::Webhook(WebhookFormat::Discord) => discord::payload(ctx),
         Target::Webhook(WebhookFormat::Teams) => teams::payload(ctx),
         Target::Webhook(WebhookFormat::Generic) => generic::payload(ctx),
+        Target::Webhook(WebhookFormat::PagerDuty) => pagerduty::payload(ctx),
         Target::Recipient(kind) => return render_user(kind, ctx, Vec::new()),
     };
     OutboundMessage {

@@ -39,6 +39,11 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
                 json!({"kind": "webhook", "name": "ops-discord", "config": {"url": "https://discord.com/api/webhooks/123/abc", "format": "discord"}}),
             ),
             (
+                "pagerduty",
+                "PagerDuty (Events API v2): incidents follow alerts by dedup key",
+                json!({"kind": "webhook", "name": "pagerduty-ops", "config": {"format": "pagerduty", "routingKey": "R0UT1NGKEY0123456789abcdefABCDEF"}}),
+            ),
+            (
                 "email_smtp",
                 "Email through an SMTP relay",
                 json!({"kind": "email", "name": "mail", "config": {"provider": "smtp", "from": "Herald <alerts@example.com>", "host": "smtp.example.com", "port": 587, "username": "herald", "password": "s3cret", "starttls": true}}),
@@ -565,6 +570,16 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
             "invalid_field",
             "must be 1–128 printable characters",
             json!("name"),
+        ),
+        ("503", "acknowledge_alert") => (
+            "not_published",
+            "the alert is acknowledged but its follow-ups could not be published; retry",
+            Value::Null,
+        ),
+        ("503", "resolve_alert") => (
+            "not_published",
+            "the alert is resolved but its follow-ups could not be published; retry",
+            Value::Null,
         ),
         ("503", "post_events") => (
             "not_published",

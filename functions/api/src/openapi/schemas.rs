@@ -123,19 +123,22 @@ fn channel_configs() -> Vec<(&'static str, Value)> {
             "WebhookFormat",
             json!({
                 "type": "string",
-                "enum": ["generic", "discord", "teams"],
-                "description": "`generic`: the event as JSON, signed with Standard Webhooks headers; `discord`: an embed for a Discord webhook URL; `teams`: an Adaptive Card for a Teams workflow URL."
+                "enum": ["generic", "discord", "teams", "pagerduty"],
+                "description": "`generic`: the event as JSON, signed with Standard Webhooks headers; `discord`: an embed for a Discord webhook URL; `teams`: an Adaptive Card for a Teams workflow URL; `pagerduty`: PagerDuty Events API v2 (trigger, acknowledge and resolve keyed by the alert's dedup key; docs/alerts.md)."
             }),
         ),
         (
             "WebhookConfig",
             json!({
                 "type": "object",
-                "description": "A generic HTTPS webhook, or a Discord/Teams adapter. Answers show the URL cut to host and last characters and header values as `****`.",
+                "description": "A generic HTTPS webhook, or a Discord, Teams or PagerDuty adapter. Answers show the URL cut to host and last characters, header values and the routing key as `****`. `url` is required but for `pagerduty`, which requires `routingKey` instead.",
                 "additionalProperties": false,
-                "required": ["url"],
+                "if": { "required": ["format"], "properties": { "format": { "const": "pagerduty" } } },
+                "then": { "required": ["routingKey"] },
+                "else": { "required": ["url"] },
                 "properties": {
-                    "url": { "type": "string", "maxLength": 2048, "description": "https only (http for the deployment's allowed private ranges)" },
+                    "url": { "type": "string", "maxLength": 2048, "description": "https only (http for the deployment's allowed private ranges). PagerDuty: default `https://events.pagerduty.com/v2/enqueue` (EU accounts: `https://events.eu.pagerduty.com/v2/enqueue`)." },
+                    "routingKey": { "type": "string", "pattern": "^[A-Za-z0-9]{32}$", "description": "`pagerduty` only: the 32-character integration key of the service's Events API v2 integration. A secret, shown as `****`." },
                     "format": { "allOf": [schema_ref("WebhookFormat")], "default": "generic" },
                     "headers": {
                         "type": "object",

@@ -93,6 +93,76 @@ async fn slack_and_webhook_channels_need_a_config() {
 }
 
 #[tokio::test]
+async fn a_pagerduty_webhook_needs_a_routing_key_and_defaults_its_url() {
+    let app = TestApp::aws_like().await;
+    let key = "R0UT1NGKEY0123456789abcdefABCDEF";
+    let created = app
+        .post(
+            "/notifications/channels",
+            &format!(r#"{{"kind":"webhook","name":"pd","config":{{"format":"pagerduty","routingKey":"{key}"}}}}"#),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(
+        created.json["config"]["routingKey"], "****",
+        "{}",
+        created.text
+    );
+    assert!(
+        !created.text.contains(key),
+        "the routing key is never shown"
+    );
+    assert!(
+        created.json["config"]["url"]
+            .as_str()
+            .is_some_and(|u| u.contains("events.pagerduty.com")),
+        "{}",
+        created.text
+    );
+    assert!(
+        created.json.get("signing").is_none(),
+        "PagerDuty requests are not signed"
+    );
+    for (config, field, status) in [
+        (
+            r#"{"format":"pagerduty"}"#,
+            "config.routingKey",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"format":"pagerduty","routingKey":"short"}"#,
+            "config.routingKey",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"url":"https://hooks.example.com/h","routingKey":"R0UT1NGKEY0123456789abcdefABCDEF"}"#,
+            "config.routingKey",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"{"format":"generic"}"#,
+            "config.url",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            r#"{"format":"pagerduty","routingKey":"R0UT1NGKEY0123456789abcdefABCDEF","url":"http://events.pagerduty.com/v2/enqueue"}"#,
+            "config.url",
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let a = app
+            .post(
+                "/notifications/channels",
+                &format!(r#"{{"kind":"webhook","name":"pd","config":{config}}}"#),
+            )
+            .await
+            .expect_error(status);
+        assert_eq!(a.field(), Some(field), "{config}: {}", a.text);
+        assert!(!a.text.contains("R0UT1NGKEY"), "{}", a.text);
+    }
+}
+
+#[tokio::test]
 async fn an_http_webhook_url_is_refused() {
     let app = TestApp::aws_like().await;
     let a = app

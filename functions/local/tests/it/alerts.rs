@@ -292,3 +292,117 @@ async fn an_alert_that_stops_firing_resolves_itself() {
     );
     assert_eq!(resolved["eventCount"], 2);
 }
+
+#[tokio::test]
+async fn pagerduty_gets_trigger_acknowledge_and_resolve_keyed_by_the_dedup_key() {
+    // A rule sending disk.full to Slack and PagerDuty: PagerDuty's incident follows the alert
+    // (one trigger for duplicates, the acknowledge, the resolve, all on one dedup_key); Slack
+    // is not told of the acknowledge.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let herald = start(&dir);
+    let slack = Receiver::start(Kind::Slack).await;
+    let pagerduty = Receiver::start(Kind::PagerDuty).await;
+    let routing_key = "R0UT1NGKEY0123456789abcdefABCDEF";
+    let (status, pd) = herald
+        .post(
+            "/notifications/channels",
+            json!({"kind": "webhook", "name": "pd", "config": {"format": "pagerduty", "routingKey": routing_key, "url": format!("{}/v2/enqueue", pagerduty.url)}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{pd}");
+    assert_eq!(
+        pd["config"]["routingKey"], "****",
+        "the routing key is a secret: {pd}"
+    );
+    assert!(!pd.to_string().contains(routing_key));
+    assert_eq!(
+        pd["rateLimit"],
+        json!({"perSecond": 2.0, "burst": 4}),
+        "{pd}"
+    );
+    let (status, chat) = herald
+        .post(
+            "/notifications/channels",
+            json!({"kind": "slack", "name": "ops", "config": {"webhookUrl": format!("{}/services/T/B/ops", slack.url)}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{chat}");
+    let (status, rule) = herald
+        .post(
+            "/notifications/rules",
+            json!({"key": "disk.full", "channelIds": [chat["id"], pd["id"]],
+                   "alerting": {"dedupKey": "{{type}}:{{properties.host}}"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+
+    // Three duplicate triggers (the key comes from the rule's template): one PagerDuty trigger.
+    let trigger = json!({"type": "disk.full", "module": "ops",
+                         "properties": {"host": "web-1", "severity": "critical", "title": "Disk 97% full on web-1"}});
+    let (status, _) = herald.post("/events", Value::from(vec![trigger; 3])).await;
+    assert_eq!(status, 202);
+    alert_when(&herald, "disk.full:web-1", |a| a["eventCount"] == 3).await;
+    let events = pagerduty.wait_for(1, Duration::from_secs(20)).await;
+    let first = &events[0];
+    assert!(first.problems.is_empty(), "{:?}", first.problems);
+    assert_eq!(first.status, 202);
+    assert_eq!(first.body["routing_key"], routing_key);
+    assert_eq!(first.body["event_action"], "trigger");
+    assert_eq!(first.body["dedup_key"], "disk.full:web-1");
+    assert_eq!(
+        first.body["payload"]["summary"],
+        "[ops] Disk 97% full on web-1 — severity critical, host web-1"
+    );
+    assert_eq!(first.body["payload"]["severity"], "critical");
+    assert_eq!(first.body["payload"]["source"], "web-1");
+
+    // Acknowledged by an event: PagerDuty is told, Slack is not.
+    let (status, _) = herald
+        .post("/events", disk_full("web-1", "acknowledge"))
+        .await;
+    assert_eq!(status, 202);
+    let events = pagerduty.wait_for(2, Duration::from_secs(20)).await;
+    assert_eq!(
+        events[1].body,
+        json!({"routing_key": routing_key, "event_action": "acknowledge", "dedup_key": "disk.full:web-1", "client": "Herald"})
+    );
+
+    // Resolved through the API: both get the follow-up.
+    let (status, resolved) = herald
+        .post(
+            "/notifications/alerts/disk.full%3Aweb-1/resolve",
+            json!({"by": "alice"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{resolved}");
+    let events = pagerduty.wait_for(3, Duration::from_secs(20)).await;
+    assert_eq!(events[2].body["event_action"], "resolve");
+    assert_eq!(events[2].body["dedup_key"], "disk.full:web-1");
+    let chat = slack.wait_for(2, Duration::from_secs(20)).await;
+    assert!(
+        title(&chat[1]).starts_with("RESOLVED: "),
+        "{}",
+        title(&chat[1])
+    );
+    assert_eq!(quiet(&pagerduty).await.len(), 3, "nothing sent twice");
+    assert_eq!(
+        quiet(&slack).await.len(),
+        2,
+        "trigger and resolved, no acknowledge"
+    );
+
+    // A new instance acknowledged through the API: PagerDuty gets that acknowledge too.
+    let (status, _) = herald.post("/events", disk_full("web-1", "trigger")).await;
+    assert_eq!(status, 202);
+    pagerduty.wait_for(4, Duration::from_secs(20)).await;
+    let (status, acked) = herald
+        .post(
+            "/notifications/alerts/disk.full%3Aweb-1/acknowledge",
+            json!({"by": "bob"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{acked}");
+    let events = pagerduty.wait_for(5, Duration::from_secs(20)).await;
+    assert_eq!(events[4].body["event_action"], "acknowledge");
+    assert!(events.iter().all(|e| e.problems.is_empty()), "{events:?}");
+}
