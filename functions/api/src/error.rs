@@ -39,6 +39,7 @@ use serde::Serialize;
 /// | `idempotency_key_reused` | 422 | this `Idempotency-Key` was used with another request body within 24 h |
 /// | `idempotency_in_progress` | 409 | a request with this `Idempotency-Key` is still being handled; retry later |
 /// | `dispatch_unavailable` | 503 | this deployment has no dispatch queue for resends, or it did not take the message; retry |
+/// | `rules_changed` | 409 | rule set apply: the org's rules changed since the replay (`expectedRulesVersion` is stale); nothing was written — replay again |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -67,11 +68,12 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     IdempotencyInProgress,
     DispatchUnavailable,
+    RulesChanged,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::MalformedJson,
         Self::InvalidBody,
         Self::InvalidQuery,
@@ -97,6 +99,7 @@ impl ErrorCode {
         Self::IdempotencyKeyReused,
         Self::IdempotencyInProgress,
         Self::DispatchUnavailable,
+        Self::RulesChanged,
     ];
 
     /// The code as it appears in `error.code`.
@@ -127,6 +130,7 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::DispatchUnavailable => "dispatch_unavailable",
+            Self::RulesChanged => "rules_changed",
         }
     }
 }
@@ -283,6 +287,16 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 ErrorCode::Conflict,
                 "concurrent changes to this org's rules; retry the request",
+            ),
+            e @ RepoError::RulesChanged { .. } => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::RulesChanged,
+                format!("{e} (`expectedRulesVersion`): nothing was written; replay the draft against the current rules and apply again"),
+            )
+            .field("expectedRulesVersion"),
+            e @ RepoError::TooLarge { .. } => Self::invalid_field(
+                "rules",
+                format!("batch too large: {e} (DynamoDB's limit; a put per changed rule, a check per channel they name, a delete per removed rule, and the version): apply it in smaller steps"),
             ),
             e @ (RepoError::ChannelInUse(_) | RepoError::UnknownChannel(_)) => {
                 Self::conflict(e.to_string())
