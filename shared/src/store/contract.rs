@@ -1118,7 +1118,7 @@ pub async fn events_are_indexed_by_time_and_read_by_window(store: &dyn Store) {
     let other = OrgId::new();
     let start: DateTime<Utc> = "2026-12-05T23:59:59.990Z".parse().unwrap();
     let event = |org: OrgId, i: i64| Event {
-        id: herald_core::domain::EventId::parse(&format!("evt-{i:02}")).unwrap(),
+        id: herald_core::domain::EventId::parse(format!("evt-{i:02}")).unwrap(),
         org_id: org,
         event_type: EventType::parse("disk.full").unwrap(),
         module: Module::parse("ops").unwrap(),
