@@ -219,7 +219,10 @@ pub async fn in_window(
         Some(t) if t > since => t.date_naive(),
         _ => since.date_naive(),
     };
-    let last_day = (until - chrono::Duration::milliseconds(1)).date_naive();
+    let last_day = until
+        .checked_sub_signed(chrono::Duration::milliseconds(1))
+        .unwrap_or(until)
+        .date_naive();
     let mut day = first_day;
     while day <= last_day {
         let mut shards: Vec<ShardRead> = (0..keys::EVENT_INDEX_SHARDS)
