@@ -63,6 +63,27 @@ pub struct Arrival {
     pub status: u16,
 }
 
+impl Arrival {
+    /// Whether the Standard Webhooks reference verifier (the `standardwebhooks` crate) accepts
+    /// this request with the `whsec_…` secret `secret`: a signature in `webhook-signature`
+    /// matches, and `webhook-timestamp` is within its tolerance of now.
+    pub fn verifies_with(&self, secret: &str) -> bool {
+        let Ok(webhook) = standardwebhooks::Webhook::new(secret) else {
+            return false;
+        };
+        webhook.verify(&self.raw, &self.headers).is_ok()
+    }
+
+    /// The `v1,` signatures of `webhook-signature`, in order.
+    pub fn signatures(&self) -> Vec<String> {
+        self.headers
+            .get(signing::HEADER_SIGNATURE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(' ').map(str::to_owned).collect())
+            .unwrap_or_default()
+    }
+}
+
 #[derive(Debug)]
 enum Fallback {
     Always(Reply),

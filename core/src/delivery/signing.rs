@@ -50,12 +50,24 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     )
 }
 
-/// The three Standard Webhooks headers for one attempt, as `(name, value)`.
-pub fn headers(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> [(&'static str, String); 3] {
+/// The three Standard Webhooks headers for one attempt, as `(name, value)`, signed with every
+/// key of `keys` in order (the current secret first, then those a rotation keeps in their grace
+/// period): `webhook-signature: v1,<current> v1,<previous>`. A receiver holding any of the
+/// secrets verifies the request.
+pub fn headers<K: AsRef<[u8]>>(
+    keys: &[K],
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> [(&'static str, String); 3] {
+    let signatures: Vec<String> = keys
+        .iter()
+        .map(|key| sign(key.as_ref(), id, timestamp, body))
+        .collect();
     [
         (HEADER_ID, id.to_owned()),
         (HEADER_TIMESTAMP, timestamp.to_string()),
-        (HEADER_SIGNATURE, sign(key, id, timestamp, body)),
+        (HEADER_SIGNATURE, signatures.join(" ")),
     ]
 }
 
@@ -178,9 +190,30 @@ mod tests {
 
     #[test]
     fn headers_name_the_delivery_and_the_time() {
-        let [id, ts, sig] = headers(b"k", "d-1", 42, b"{}");
+        let [id, ts, sig] = headers(&[b"k"], "d-1", 42, b"{}");
         assert_eq!(id, (HEADER_ID, "d-1".to_owned()));
         assert_eq!(ts, (HEADER_TIMESTAMP, "42".to_owned()));
         assert_eq!(sig.1, sign(b"k", "d-1", 42, b"{}"));
+    }
+
+    #[test]
+    fn during_a_rotation_the_signature_header_lists_every_key_in_order_and_each_verifies() {
+        let [_, _, (_, sig)] = headers(&[b"new".as_slice(), b"old"], "d-1", 42, b"{}");
+        assert_eq!(
+            sig,
+            format!(
+                "{} {}",
+                sign(b"new", "d-1", 42, b"{}"),
+                sign(b"old", "d-1", 42, b"{}")
+            ),
+            "the exact `v1,<new> v1,<old>` form"
+        );
+        for key in [b"new".as_slice(), b"old"] {
+            assert_eq!(verify(key, "d-1", "42", &sig, b"{}", 42, 300), Ok(()));
+        }
+        assert_eq!(
+            verify(b"other", "d-1", "42", &sig, b"{}", 42, 300),
+            Err(VerifyError::NoMatch)
+        );
     }
 }

@@ -353,15 +353,22 @@ impl ChannelConfig {
                     shape::from_value(config, "config").map_err(ConfigError::Shape)?;
                 let url = check_url(&input.url, "config.url", allowed)?;
                 let headers = check_headers(input.headers)?;
-                let signing_secret = match previous {
-                    Some(Self::Webhook(w)) => w.signing_secret.clone(),
-                    _ => SigningSecret::generate(),
+                // An update keeps the secret and any rotated-out secrets in their grace period.
+                let (signing_secret, previous_secrets, signing_secret_created_at) = match previous {
+                    Some(Self::Webhook(w)) => (
+                        w.signing_secret.clone(),
+                        w.previous_secrets.clone(),
+                        w.signing_secret_created_at,
+                    ),
+                    _ => (SigningSecret::generate(), Vec::new(), None),
                 };
                 Ok(Self::Webhook(WebhookConfig {
                     url,
                     format: input.format,
                     headers,
                     signing_secret,
+                    previous_secrets,
+                    signing_secret_created_at,
                 }))
             }
             ChannelKind::Email => match config {
@@ -548,6 +555,96 @@ pub struct WebhookConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     pub signing_secret: SigningSecret,
+    /// Secrets a rotation replaced that still sign every request until they expire, newest
+    /// first; at most [`MAX_PREVIOUS_SECRETS`]. Expired ones are ignored and pruned on the next
+    /// rotation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets: Vec<PreviousSecret>,
+    /// When `signing_secret` was made by a rotation; absent: at the channel's creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signing_secret_created_at: Option<DateTime<Utc>>,
+}
+
+/// How many rotated-out secrets may be in their grace period at once (as Svix).
+pub const MAX_PREVIOUS_SECRETS: usize = 5;
+/// The longest grace period a rotation may give the secret it replaces: 7 days.
+pub const MAX_SECRET_GRACE_HOURS: u32 = 7 * 24;
+
+/// A signing secret replaced by a rotation, still signing until `expires_at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSecret {
+    pub secret: SigningSecret,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Why a rotation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RotateError {
+    /// Only generic webhooks are signed (Slack, Discord and Teams carry their token in the URL).
+    #[error(
+        "only generic webhooks are signed; a {0} webhook carries its token in its URL: change the URL instead"
+    )]
+    NotSigned(&'static str),
+    #[error(
+        "{MAX_PREVIOUS_SECRETS} previous secrets are still in their grace period; expire them first (POST .../secret/expire-previous)"
+    )]
+    LimitReached,
+}
+
+impl WebhookConfig {
+    /// The HMAC keys every request is signed with at `now`: the current secret, then each
+    /// previous secret still in its grace period, newest first.
+    pub fn signing_keys(&self, now: DateTime<Utc>) -> Vec<Vec<u8>> {
+        std::iter::once(self.signing_secret.key_bytes())
+            .chain(
+                self.previous_secrets
+                    .iter()
+                    .filter(|p| p.expires_at > now)
+                    .map(|p| p.secret.key_bytes()),
+            )
+            .collect()
+    }
+
+    /// Replaces the signing secret with `new`; the replaced one keeps signing for `grace`
+    /// (none: it stops at once, as for a leaked secret). Expired previous secrets are pruned.
+    pub fn rotate(
+        &mut self,
+        new: SigningSecret,
+        grace: chrono::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<(), RotateError> {
+        if self.format != WebhookFormat::Generic {
+            return Err(RotateError::NotSigned(self.format.as_str()));
+        }
+        self.previous_secrets.retain(|p| p.expires_at > now);
+        if grace > chrono::Duration::zero() {
+            if self.previous_secrets.len() >= MAX_PREVIOUS_SECRETS {
+                return Err(RotateError::LimitReached);
+            }
+            let replaced = std::mem::replace(&mut self.signing_secret, new);
+            self.previous_secrets.insert(
+                0,
+                PreviousSecret {
+                    secret: replaced,
+                    expires_at: now + grace,
+                },
+            );
+        } else {
+            self.signing_secret = new;
+        }
+        self.signing_secret_created_at = Some(now);
+        Ok(())
+    }
+
+    /// Ends every previous secret's grace period now: only the current secret signs.
+    pub fn expire_previous(&mut self) -> Result<(), RotateError> {
+        if self.format != WebhookFormat::Generic {
+            return Err(RotateError::NotSigned(self.format.as_str()));
+        }
+        self.previous_secrets.clear();
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -557,6 +654,16 @@ pub enum WebhookFormat {
     Generic,
     Discord,
     Teams,
+}
+
+impl WebhookFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Discord => "discord",
+            Self::Teams => "teams",
+        }
+    }
 }
 
 /// A Standard Webhooks signing secret: `whsec_` + standard base64 of 32 random bytes.
@@ -580,9 +687,33 @@ impl SigningSecret {
         ))
     }
 
-    /// The secret as shown once at creation.
+    /// A secret a client chose for a rotation: `whsec_` + standard base64 of 24 to 64 bytes,
+    /// as Standard Webhooks requires. Errors name `field`.
+    pub fn parse(raw: &str, field: &str) -> Result<Self, Invalid> {
+        let invalid = || {
+            Invalid::new(
+                field,
+                "a signing secret is `whsec_` followed by the standard base64 of 24 to 64 random bytes",
+            )
+        };
+        let b64 = raw.strip_prefix("whsec_").ok_or_else(invalid)?;
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|_| invalid())?;
+        if !(24..=64).contains(&key.len()) {
+            return Err(invalid());
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The secret as shown once, at creation or rotation.
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The first characters (`whsec_MfKQ`): enough to tell secrets apart, never enough to use one.
+    pub fn prefix(&self) -> &str {
+        self.0.get(..10).unwrap_or("whsec_")
     }
 
     /// The HMAC key: the base64-decoded part after `whsec_`.
@@ -711,6 +842,8 @@ mod tests {
             format: WebhookFormat::Generic,
             headers: BTreeMap::new(),
             signing_secret: SigningSecret::generate(),
+            previous_secrets: Vec::new(),
+            signing_secret_created_at: None,
         });
         let shown = config.redacted().to_string();
         assert!(!shown.contains("AzureS3cret"), "{shown}");
@@ -719,6 +852,98 @@ mod tests {
             shown.contains("https://fn.azurewebsites.net/…hook"),
             "{shown}"
         );
+    }
+
+    fn generic_webhook() -> WebhookConfig {
+        WebhookConfig {
+            url: Url::parse("https://hooks.example.com/h").expect("url"),
+            format: WebhookFormat::Generic,
+            headers: BTreeMap::new(),
+            signing_secret: SigningSecret::generate(),
+            previous_secrets: Vec::new(),
+            signing_secret_created_at: None,
+        }
+    }
+
+    #[test]
+    fn a_rotated_out_secret_signs_until_its_grace_ends_then_only_the_new_one_does() {
+        let t0 = Utc::now();
+        let mut w = generic_webhook();
+        let old = w.signing_secret.clone();
+        let new = SigningSecret::generate();
+        w.rotate(new.clone(), chrono::Duration::hours(24), t0)
+            .expect("rotate");
+        assert_eq!(w.signing_secret, new);
+        assert_eq!(w.signing_secret_created_at, Some(t0));
+        assert_eq!(
+            w.signing_keys(t0 + chrono::Duration::hours(23)),
+            [new.key_bytes(), old.key_bytes()],
+            "during grace: the new key first, then the old"
+        );
+        assert_eq!(
+            w.signing_keys(t0 + chrono::Duration::hours(24)),
+            [new.key_bytes()],
+            "after grace: only the new key"
+        );
+    }
+
+    #[test]
+    fn a_rotation_without_grace_or_an_expiry_stops_the_old_secrets_at_once() {
+        let t0 = Utc::now();
+        let mut w = generic_webhook();
+        w.rotate(SigningSecret::generate(), chrono::Duration::hours(1), t0)
+            .expect("rotate");
+        w.rotate(SigningSecret::generate(), chrono::Duration::zero(), t0)
+            .expect("rotate without grace");
+        assert_eq!(w.previous_secrets.len(), 1, "the leaked secret is not kept");
+        w.expire_previous().expect("expire");
+        assert_eq!(w.signing_keys(t0), [w.signing_secret.key_bytes()]);
+    }
+
+    #[test]
+    fn at_most_five_previous_secrets_are_in_grace_and_expired_ones_are_pruned() {
+        let t0 = Utc::now();
+        let mut w = generic_webhook();
+        for _ in 0..MAX_PREVIOUS_SECRETS {
+            w.rotate(SigningSecret::generate(), chrono::Duration::hours(1), t0)
+                .expect("rotate");
+        }
+        assert_eq!(
+            w.rotate(SigningSecret::generate(), chrono::Duration::hours(1), t0),
+            Err(RotateError::LimitReached)
+        );
+        let later = t0 + chrono::Duration::hours(2);
+        w.rotate(SigningSecret::generate(), chrono::Duration::hours(1), later)
+            .expect("the expired five are pruned first");
+        assert_eq!(w.previous_secrets.len(), 1);
+    }
+
+    #[test]
+    fn only_generic_webhooks_rotate_and_chosen_secrets_must_be_standard() {
+        let mut w = generic_webhook();
+        w.format = WebhookFormat::Discord;
+        assert_eq!(
+            w.rotate(
+                SigningSecret::generate(),
+                chrono::Duration::hours(1),
+                Utc::now()
+            ),
+            Err(RotateError::NotSigned("discord"))
+        );
+        assert!(SigningSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "key").is_ok());
+        for bad in [
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_not base64!",
+            "whsec_c2hvcnQ=",
+            "whsec_",
+        ] {
+            let e = SigningSecret::parse(bad, "key").expect_err(bad);
+            assert_eq!(e.field, "key");
+            assert!(
+                bad.len() < 8 || !e.message.contains(bad),
+                "the error never echoes a secret"
+            );
+        }
     }
 
     #[test]

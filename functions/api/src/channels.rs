@@ -14,7 +14,7 @@ use herald_core::delivery::outbound::AllowList;
 use herald_core::delivery::pacing::{Hold, LaneState, RateLimit};
 use herald_core::domain::channel::{
     Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, ChannelPolicy, ConfigError,
-    FrequencyCap, HealthStatus, check_rate_limit,
+    FrequencyCap, HealthStatus, WebhookFormat, check_rate_limit,
 };
 use herald_core::domain::{ChannelId, OrgId};
 use herald_shared::delivery::providers::fcm;
@@ -117,10 +117,64 @@ pub struct ChannelView {
     pub health: HealthView,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    /// Webhook channels, in the creation answer only: the Standard Webhooks signing secret
-    /// (`whsec_<base64>`). It cannot be shown again.
+    /// Webhook channels, in the creation answer and a rotation's answer only: the Standard
+    /// Webhooks signing secret (`whsec_<base64>`). It cannot be shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<String>,
+    /// Generic webhooks: which secrets sign requests now, by prefix (never the secrets).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing: Option<SigningView>,
+}
+
+/// The secrets a generic webhook's requests are signed with, by prefix: the current one and,
+/// after a rotation, the previous ones still in their grace period (newest first). Each request
+/// carries one `v1,` signature per secret listed.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SigningView {
+    pub current: CurrentSecretView,
+    pub previous: Vec<PreviousSecretView>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CurrentSecretView {
+    /// The secret's first characters, e.g. `whsec_MfKQ`.
+    pub prefix: String,
+    /// When it was made: at the channel's creation or by the last rotation.
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSecretView {
+    pub prefix: String,
+    /// When it stops signing.
+    pub expires_at: DateTime<Utc>,
+}
+
+impl SigningView {
+    /// The view of a generic webhook's secrets at `now`; `None` for other channels.
+    pub fn of(c: &Channel, now: DateTime<Utc>) -> Option<Self> {
+        let ChannelConfig::Webhook(w) = &c.config else {
+            return None;
+        };
+        (w.format == WebhookFormat::Generic).then(|| Self {
+            current: CurrentSecretView {
+                prefix: w.signing_secret.prefix().to_owned(),
+                created_at: w.signing_secret_created_at.unwrap_or(c.created_at),
+            },
+            previous: w
+                .previous_secrets
+                .iter()
+                .filter(|p| p.expires_at > now)
+                .map(|p| PreviousSecretView {
+                    prefix: p.secret.prefix().to_owned(),
+                    expires_at: p.expires_at,
+                })
+                .collect(),
+        })
+    }
 }
 
 /// A channel's health: broken by a permanent refusal (`status`), and its lane.
@@ -171,7 +225,7 @@ impl LaneHealth {
 
 impl ChannelView {
     /// The view with the lane's health as it stands at `now`.
-    fn with_lane(c: &Channel, lane: &LaneState, now: DateTime<Utc>) -> Self {
+    pub(crate) fn with_lane(c: &Channel, lane: &LaneState, now: DateTime<Utc>) -> Self {
         let mut view = Self::from(c);
         view.health.lane = LaneHealth::of(lane, now);
         view
@@ -199,6 +253,7 @@ impl From<&Channel> for ChannelView {
             created_at: c.created_at,
             updated_at: c.updated_at,
             signing_secret: None,
+            signing: SigningView::of(c, Utc::now()),
         }
     }
 }
@@ -211,11 +266,11 @@ pub struct ChannelList {
     pub next_cursor: Option<String>,
 }
 
-fn channel_id(raw: &str) -> ApiResult<ChannelId> {
+pub(crate) fn channel_id(raw: &str) -> ApiResult<ChannelId> {
     raw.parse().map_err(|_| ApiError::not_found("channel"))
 }
 
-fn repo_error(e: RepoError) -> ApiError {
+pub(crate) fn repo_error(e: RepoError) -> ApiError {
     match e {
         RepoError::ChannelInUse(rules) => {
             let keys: Vec<&str> = rules.iter().map(|k| k.as_str()).collect();
@@ -407,12 +462,31 @@ pub async fn update_channel(
     JsonBody(body): JsonBody<UpdateChannel>,
 ) -> ApiResult<Json<ChannelView>> {
     let id = channel_id(&id)?;
-    let repo = Channels::new(state.store.as_ref());
-    let mut channel = repo
-        .get(&auth.org_id, &id)
+    let now = Utc::now();
+    let (channel, ()) = Channels::new(state.store.as_ref())
+        .modify(&auth.org_id, &id, |channel| {
+            apply_update(channel, &body, &state.config, now)
+        })
         .await
-        .map_err(repo_error)?
-        .ok_or_else(|| ApiError::not_found("channel"))?;
+        .map_err(repo_error)??;
+    tracing::info!(org_id = %channel.org_id, channel_id = %channel.id, "channel updated");
+    let lane = lanes::get(state.store.as_ref(), &auth.org_id, &id)
+        .await
+        .map_err(repo_error)?;
+    Ok(Json(ChannelView::with_lane(
+        &channel,
+        &lane.state,
+        Utc::now(),
+    )))
+}
+
+/// Applies a PATCH body to the channel as stored. Any update clears `health`.
+fn apply_update(
+    channel: &mut Channel,
+    body: &UpdateChannel,
+    settings: &ApiConfig,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
     if body.kind.is_some_and(|kind| kind != channel.kind()) {
         return Err(ApiError::invalid_field(
             "kind",
@@ -422,12 +496,12 @@ pub async fn update_channel(
     if let Some(name) = &body.name {
         channel.name = ChannelName::parse(name)?;
     }
-    if let Some(config) = body.config {
+    if let Some(config) = &body.config {
         channel.config = parse_config(
             channel.kind(),
-            config.filter(|v| !v.is_null()),
+            config.clone().filter(|v| !v.is_null()),
             Some(&channel.config),
-            &state.config,
+            settings,
         )?;
     }
     if let Some(c) = body.frequency_cap {
@@ -440,17 +514,8 @@ pub async fn update_channel(
         channel.enabled = enabled;
     }
     channel.health = ChannelHealth::default();
-    channel.updated_at = Utc::now();
-    repo.update(&channel).await.map_err(repo_error)?;
-    tracing::info!(org_id = %channel.org_id, channel_id = %channel.id, "channel updated");
-    let lane = lanes::get(state.store.as_ref(), &auth.org_id, &id)
-        .await
-        .map_err(repo_error)?;
-    Ok(Json(ChannelView::with_lane(
-        &channel,
-        &lane.state,
-        Utc::now(),
-    )))
+    channel.updated_at = now;
+    Ok(())
 }
 
 /// Deletes a channel. Refused (409, naming them) while rules reference it.

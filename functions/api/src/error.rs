@@ -39,6 +39,7 @@ use serde::Serialize;
 /// | `idempotency_key_reused` | 422 | this `Idempotency-Key` was used with another request body within 24 h |
 /// | `idempotency_in_progress` | 409 | a request with this `Idempotency-Key` is still being handled; retry later |
 /// | `dispatch_unavailable` | 503 | this deployment has no dispatch queue for resends, or it did not take the message; retry |
+/// | `limit_reached` | 409 | signing-secret rotation: 5 previous secrets are still in their grace period; expire them first |
 /// | `rules_changed` | 409 | rule set apply: the org's rules changed since the replay (`expectedRulesVersion` is stale); nothing was written — replay again |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -68,12 +69,13 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     IdempotencyInProgress,
     DispatchUnavailable,
+    LimitReached,
     RulesChanged,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::MalformedJson,
         Self::InvalidBody,
         Self::InvalidQuery,
@@ -99,6 +101,7 @@ impl ErrorCode {
         Self::IdempotencyKeyReused,
         Self::IdempotencyInProgress,
         Self::DispatchUnavailable,
+        Self::LimitReached,
         Self::RulesChanged,
     ];
 
@@ -130,6 +133,7 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::DispatchUnavailable => "dispatch_unavailable",
+            Self::LimitReached => "limit_reached",
             Self::RulesChanged => "rules_changed",
         }
     }
@@ -286,7 +290,7 @@ impl ApiError {
             RepoError::Contended => Self::new(
                 StatusCode::CONFLICT,
                 ErrorCode::Conflict,
-                "concurrent changes to this org's rules; retry the request",
+                format!("concurrent changes to this {what}; retry the request"),
             ),
             e @ RepoError::RulesChanged { .. } => Self::new(
                 StatusCode::CONFLICT,

@@ -27,6 +27,7 @@ pub mod pagination;
 pub mod query;
 pub mod replay;
 pub mod rules;
+pub mod secret_rotation;
 pub mod silences;
 pub mod stats;
 pub mod tracking;
@@ -160,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .merge(orgs::router())
         .merge(api_keys::router())
         .merge(channels::router())
+        .merge(secret_rotation::router())
         .merge(rules::router())
         .merge(alerts::router())
         .merge(silences::router())

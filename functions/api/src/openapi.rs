@@ -20,7 +20,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use crate::AppState;
 use crate::{
     alerts, api_keys, channel_test, channels, deliveries, error, event_detail, events, explain,
-    feeds, logs, orgs, outbox, replay, rules, silences, stats, tracking, users,
+    feeds, logs, orgs, outbox, replay, rules, secret_rotation, silences, stats, tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -59,6 +59,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         channels::get_channel,
         channels::update_channel,
         channels::delete_channel,
+        secret_rotation::rotate_secret,
+        secret_rotation::expire_previous,
         channel_test::test_channel,
         rules::create_rule,
         rules::list_rules,

@@ -633,10 +633,12 @@ async fn slack(w: &World, rate_limit: Option<RateLimit>) -> Channel {
         "kind": "slack", "webhookUrl": "https://hooks.slack.test/services/T/B/x"
     }))
     .unwrap();
-    let mut channel = w.channel(config).await;
-    channel.rate_limit = rate_limit;
-    Channels::new(w.store.as_ref())
-        .update(&channel)
+    let channel = w.channel(config).await;
+    let Ok((channel, ())) = Channels::new(w.store.as_ref())
+        .modify(&channel.org_id, &channel.id, |c| {
+            c.rate_limit = rate_limit;
+            Ok::<_, std::convert::Infallible>(())
+        })
         .await
         .unwrap();
     channel

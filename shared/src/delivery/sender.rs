@@ -475,17 +475,21 @@ mod http_sender {
                     .collect();
                 let provider = match c.format {
                     WebhookFormat::Generic => {
-                        let ts = Utc::now().timestamp();
-                        let key = c.signing_secret.key_bytes();
+                        let now = Utc::now();
+                        let keys = c.signing_keys(now);
                         let id = message.delivery_id.to_string();
                         headers.extend(
-                            signing::headers(&key, &id, ts, &message.body)
+                            signing::headers(&keys, &id, now.timestamp(), &message.body)
                                 .into_iter()
                                 .map(|(k, v)| (k.to_owned(), v)),
                         );
-                        let exposed = c.signing_secret.expose();
-                        secrets.push(exposed.to_owned());
-                        secrets.push(exposed.trim_start_matches("whsec_").to_owned());
+                        for secret in std::iter::once(&c.signing_secret)
+                            .chain(c.previous_secrets.iter().map(|p| &p.secret))
+                        {
+                            let exposed = secret.expose();
+                            secrets.push(exposed.to_owned());
+                            secrets.push(exposed.trim_start_matches("whsec_").to_owned());
+                        }
                         secrets.extend(url_secrets(&c.url, false));
                         Provider::Webhook
                     }

@@ -7,6 +7,11 @@
 //! reads the version, finds no rule referencing the channel, then deletes the channel in a
 //! transaction that checks the version is unchanged. Whichever commits second fails its
 //! condition, so neither order leaves a dangling reference.
+//!
+//! Every other channel write is a read-modify-write ([`Channels::modify`]) conditioned on the
+//! item's `version`: a PATCH, a secret rotation and the dispatcher marking a channel broken each
+//! apply their change to the channel as stored, so none of them puts back what another just
+//! replaced (a rotation's new secret, a PATCH's new URL).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +24,9 @@ use herald_core::domain::delivery::ErrorClass;
 use herald_core::domain::{ChannelId, OrgId};
 
 use super::{Page, RepoError, Rules, decode, encode, list_prefix};
+
+/// How many times [`Channels::modify`] re-reads a channel another writer changed meanwhile.
+const MODIFY_ATTEMPTS: usize = 5;
 
 /// How many times a delete re-reads the rules when concurrent rule writes keep moving the version.
 const DELETE_ATTEMPTS: usize = 4;
@@ -46,19 +54,22 @@ impl<'a> Channels<'a> {
         Self { store }
     }
 
-    fn item(channel: &Channel) -> Result<Item, RepoError> {
-        Ok(Item::new(
+    fn item(channel: &Channel, version: i64) -> Result<Item, RepoError> {
+        let mut item = Item::new(
             keys::channel(&channel.org_id, &channel.id),
             entity::CHANNEL,
             encode(channel, entity::CHANNEL)?,
-        ))
+        );
+        item.nums
+            .insert(keys::CHANNEL_VERSION_ATTR.to_owned(), version);
+        Ok(item)
     }
 
     /// Stores a new channel.
     pub async fn create(&self, channel: &Channel) -> Result<(), RepoError> {
         match self
             .store
-            .put(Self::item(channel)?, Condition::NotExists)
+            .put(Self::item(channel, 0)?, Condition::NotExists)
             .await
         {
             Err(StoreError::Conflict) => Err(RepoError::AlreadyExists),
@@ -119,21 +130,52 @@ impl<'a> Channels<'a> {
         .await
     }
 
-    /// Replaces a stored channel; [`RepoError::NotFound`] when it was deleted meanwhile.
-    pub async fn update(&self, channel: &Channel) -> Result<(), RepoError> {
-        match self
-            .store
-            .put(Self::item(channel)?, Condition::Exists)
-            .await
-        {
-            Err(StoreError::Conflict) => Err(RepoError::NotFound),
-            r => Ok(r?),
+    /// Applies `change` to the channel as stored and saves it if no other write came between;
+    /// otherwise reads it again and re-applies `change`, a few times, then gives up with
+    /// [`RepoError::Contended`]. [`RepoError::NotFound`] when there is no such channel (or it
+    /// was deleted meanwhile). A refusal from `change` is the inner `Err`, with nothing written;
+    /// otherwise the inner `Ok` holds the channel as saved and what `change` answered.
+    pub async fn modify<T, E>(
+        &self,
+        org: &OrgId,
+        id: &ChannelId,
+        mut change: impl FnMut(&mut Channel) -> Result<T, E>,
+    ) -> Result<Result<(Channel, T), E>, RepoError> {
+        let key = keys::channel(org, id);
+        for _ in 0..MODIFY_ATTEMPTS {
+            let item = self.store.get(&key).await?.ok_or(RepoError::NotFound)?;
+            let version = item.nums.get(keys::CHANNEL_VERSION_ATTR).copied();
+            let mut channel: Channel = decode(item, entity::CHANNEL)?;
+            let answer = match change(&mut channel) {
+                Ok(answer) => answer,
+                Err(refused) => return Ok(Err(refused)),
+            };
+            // Channels stored before versions existed have none: their first versioned write
+            // is conditioned on existence only, and gives them version 1.
+            let (condition, next) = match version {
+                Some(v) => (
+                    Condition::NumEquals {
+                        attr: keys::CHANNEL_VERSION_ATTR.to_owned(),
+                        value: v,
+                    },
+                    v + 1,
+                ),
+                None => (Condition::Exists, 1),
+            };
+            match self.store.put(Self::item(&channel, next)?, condition).await {
+                Ok(()) => return Ok(Ok((channel, answer))),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(RepoError::Contended)
     }
 
     /// Updates the channel's health after an attempt: a permanent 401/403/404/410 marks it
-    /// broken, with the error; a delivered attempt mends a broken one. Anything else leaves it.
-    /// A channel deleted meanwhile is left alone.
+    /// broken, with the error; a delivered attempt mends a broken one. Anything else leaves it,
+    /// without a write. `channel` is the channel as the attempt read it; the change is applied
+    /// to the channel as stored ([`Self::modify`]), so a PATCH or a secret rotation made during
+    /// the attempt is kept. A channel deleted meanwhile is left alone.
     pub async fn record_health(
         &self,
         channel: &Channel,
@@ -141,22 +183,29 @@ impl<'a> Channels<'a> {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), RepoError> {
-        let health = match (error_class, channel.health.status) {
-            (None, HealthStatus::Broken) => ChannelHealth::default(),
-            (Some(class), HealthStatus::Ok) if class.breaks_channel() => ChannelHealth {
+        let next = |health: &ChannelHealth| match (error_class, health.status) {
+            (None, HealthStatus::Broken) => Some(ChannelHealth::default()),
+            (Some(class), HealthStatus::Ok) if class.breaks_channel() => Some(ChannelHealth {
                 status: HealthStatus::Broken,
                 last_error: Some(error.to_owned()),
                 since: Some(now),
-            },
-            _ => return Ok(()),
+            }),
+            _ => None,
         };
-        let changed = Channel {
-            health,
-            ..channel.clone()
-        };
-        match self.update(&changed).await {
+        if next(&channel.health).is_none() {
+            return Ok(());
+        }
+        let changed = self
+            .modify(&channel.org_id, &channel.id, |stored| {
+                if let Some(health) = next(&stored.health) {
+                    stored.health = health;
+                }
+                Ok::<_, std::convert::Infallible>(())
+            })
+            .await;
+        match changed {
             Err(RepoError::NotFound) => Ok(()),
-            other => other,
+            other => other.map(|_| ()),
         }
     }
 

@@ -76,6 +76,9 @@ pub fn api_key_by_hash(hash: &KeyHash) -> Key {
     Key::new(format!("{API_KEY_PREFIX}{}", hash.as_str()), "APIKEY")
 }
 
+/// The integer attribute channel writes are conditioned on (optimistic concurrency).
+pub const CHANNEL_VERSION_ATTR: &str = "version";
+
 /// A channel: `ORG#<org>` / `CHANNEL#<id>`.
 pub fn channel(org: &OrgId, id: &ChannelId) -> Key {
     Key::new(org_pk(org), format!("{CHANNEL_PREFIX}{id}"))

@@ -297,6 +297,8 @@ fn webhook_channel(url: &str, format: WebhookFormat, secret: SigningSecret) -> C
         format,
         headers,
         signing_secret: secret,
+        previous_secrets: Vec::new(),
+        signing_secret_created_at: None,
     }))
 }
 

@@ -280,3 +280,60 @@ async fn a_failed_delivery_resent_through_sqs_arrives_again_with_the_same_webhoo
     assert_eq!(d.attempts[1].trigger, AttemptTrigger::Manual);
     assert_eq!(d.attempts[1].status_code, Some(200));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_secret_signs_beside_the_old_one_through_dynamodb_until_expired() {
+    let herald = Herald::deploy(&Overrides::default(), fast_retry())
+        .await
+        .expect("deploy");
+    let receiver = Receiver::start(Kind::Webhook).await;
+    let created = herald
+        .create_channel(json!({"kind": "webhook", "name": "billing", "config": {"url": format!("{}/hooks/billing", receiver.url)}}))
+        .await
+        .expect("webhook channel");
+    let old = created["signingSecret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    let hook: ChannelId = created["id"].as_str().expect("id").parse().expect("id");
+    receiver.set_signing_secret(&old);
+    herald
+        .rule(json!({"key": "invoice.paid", "channelIds": [hook.to_string()]}))
+        .await
+        .expect("rule");
+
+    let (status, rotated) = herald
+        .api(
+            "POST",
+            &format!("/notifications/channels/{hook}/secret/rotate"),
+            Some(&json!({"graceHours": 1})),
+        )
+        .await;
+    assert_eq!(status, http::StatusCode::OK, "{rotated}");
+    let new = rotated["signingSecret"]
+        .as_str()
+        .expect("new secret")
+        .to_owned();
+    post_event(&herald, "invoice.paid", json!({"n": 1})).await;
+    until_final(&herald, &[hook], 1, Duration::from_secs(30)).await;
+
+    let (status, expired) = herald
+        .api(
+            "POST",
+            &format!("/notifications/channels/{hook}/secret/expire-previous"),
+            None,
+        )
+        .await;
+    assert_eq!(status, http::StatusCode::OK, "{expired}");
+    assert_eq!(expired["signing"]["previous"], json!([]), "{expired}");
+    receiver.set_signing_secret(&new);
+    post_event(&herald, "invoice.paid", json!({"n": 2})).await;
+    until_final(&herald, &[hook], 2, Duration::from_secs(30)).await;
+
+    let arrivals = receiver.arrivals();
+    assert_eq!(arrivals.len(), 2, "{arrivals:?}");
+    assert_eq!(arrivals[0].signatures().len(), 2);
+    assert!(arrivals[0].verifies_with(&new) && arrivals[0].verifies_with(&old));
+    assert_eq!(arrivals[1].signatures().len(), 1);
+    assert!(arrivals[1].verifies_with(&new) && !arrivals[1].verifies_with(&old));
+}

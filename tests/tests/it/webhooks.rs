@@ -188,3 +188,216 @@ async fn teams_gets_an_adaptive_card_and_its_202_counts_as_delivered() {
         json!([{ "title": "amount", "value": "12.5" }])
     );
 }
+
+#[tokio::test]
+async fn a_rotated_secret_signs_beside_the_old_one_until_the_old_one_is_expired() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let receiver = Receiver::start(Kind::Webhook).await;
+    let channel = api
+        .webhook_channel(
+            "billing",
+            &format!("{}/hooks/billing", receiver.url),
+            "generic",
+        )
+        .await;
+    let old = channel["signingSecret"]
+        .as_str()
+        .expect("secret")
+        .to_owned();
+    receiver.set_signing_secret(&old);
+    let channel_id = id(&channel);
+    let rotate = format!("/notifications/channels/{channel_id}/secret/rotate");
+    api.rule("invoice.paid", &[&channel_id]).await;
+    let send = |n: u32| {
+        let api = &api;
+        async move {
+            api.events(
+                &json!({"id": format!("inv-{n}"), "type": "invoice.paid", "module": "billing"}),
+            )
+            .await;
+        }
+    };
+
+    send(1).await;
+    let one = receiver.wait_for(1, WAIT).await;
+    assert_eq!(one[0].signatures().len(), 1, "one secret, one signature");
+    assert!(
+        one[0].verifies_with(&old),
+        "the reference verifier accepts it"
+    );
+
+    let rotated = api.post(&rotate, &json!({"graceHours": 24})).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    let new = rotated.body["signingSecret"]
+        .as_str()
+        .expect("the new secret is shown once")
+        .to_owned();
+    assert_ne!(new, old);
+    assert_eq!(rotated.body["signing"]["current"]["prefix"], new[..10]);
+    let previous = &rotated.body["signing"]["previous"];
+    assert_eq!(previous.as_array().map(Vec::len), Some(1), "{previous}");
+    assert_eq!(previous[0]["prefix"], old[..10]);
+    let shown = api.channel(&channel_id).await;
+    assert!(shown.get("signingSecret").is_none(), "shown once: {shown}");
+    assert_eq!(shown["signing"], rotated.body["signing"]);
+    // A PATCH of the config keeps both secrets.
+    let patched = api
+        .raw(
+            reqwest::Method::PATCH,
+            &api.url(&format!("/notifications/channels/{channel_id}")),
+            Some("application/json"),
+            Some(
+                json!({"config": {"url": format!("{}/hooks/billing-v2", receiver.url)}})
+                    .to_string(),
+            ),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.body["signing"], rotated.body["signing"]);
+
+    send(2).await;
+    let two = receiver.wait_for(2, WAIT).await;
+    let during = &two[1];
+    assert_eq!(during.path, "/hooks/billing-v2");
+    let signatures = during.signatures();
+    assert_eq!(signatures.len(), 2, "{signatures:?}");
+    assert!(
+        signatures.iter().all(|s| s.starts_with("v1,")),
+        "{signatures:?}"
+    );
+    assert!(
+        during.verifies_with(&new),
+        "the new secret verifies during grace"
+    );
+    assert!(
+        during.verifies_with(&old),
+        "the old secret verifies during grace"
+    );
+
+    let expired = api
+        .post(
+            &format!("/notifications/channels/{channel_id}/secret/expire-previous"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(expired.status, 200, "{}", expired.body);
+    assert_eq!(expired.body["signing"]["previous"], json!([]));
+    receiver.set_signing_secret(&new);
+
+    send(3).await;
+    let three = receiver.wait_for(3, WAIT).await;
+    let after = &three[2];
+    assert_eq!(after.signatures().len(), 1);
+    assert!(
+        after.verifies_with(&new),
+        "only the new secret verifies after expiry"
+    );
+    assert!(
+        !after.verifies_with(&old),
+        "the old secret no longer verifies"
+    );
+    assert!(three.iter().all(|a| a.status == 200), "{three:?}");
+}
+
+#[tokio::test]
+async fn a_rotation_is_refused_with_its_field_or_a_conflict_and_never_echoes_a_secret() {
+    let server = TestServer::start().await;
+    let api = server.api();
+    let receiver = Receiver::start(Kind::Webhook).await;
+    let generic = id(&api
+        .webhook_channel("hook", &format!("{}/h", receiver.url), "generic")
+        .await);
+    let discord = id(&api
+        .webhook_channel(
+            "discord",
+            &format!(
+                "{}/api/webhooks/123/abcdefghijklmnopqrstuvwxyz",
+                receiver.url
+            ),
+            "discord",
+        )
+        .await);
+    let slack = id(&api
+        .slack_channel("slack", &format!("{}/services/T/B/x", receiver.url))
+        .await);
+    let rotate = |channel: &str| format!("/notifications/channels/{channel}/secret/rotate");
+    let refused = |r: herald_e2e::api::Response, status: u16, code: &str, field: Option<&str>| {
+        assert_eq!(r.status, status, "{}", r.body);
+        assert_eq!(r.body["error"]["code"], code, "{}", r.body);
+        if let Some(field) = field {
+            assert_eq!(r.body["error"]["field"], field, "{}", r.body);
+        }
+    };
+
+    refused(
+        api.post(&rotate(&slack), &json!({})).await,
+        422,
+        "invalid_field",
+        Some("kind"),
+    );
+    refused(
+        api.post(&rotate(&discord), &json!({})).await,
+        422,
+        "invalid_field",
+        Some("config.format"),
+    );
+    for grace in [json!(-1), json!(169), json!(1.5)] {
+        refused(
+            api.post(&rotate(&generic), &json!({"graceHours": grace}))
+                .await,
+            422,
+            "invalid_field",
+            Some("graceHours"),
+        );
+    }
+    let short = "whsec_c2hvcnQgc2VjcmV0";
+    let r = api.post(&rotate(&generic), &json!({"key": short})).await;
+    assert!(
+        !r.body.to_string().contains("c2hvcnQgc2VjcmV0"),
+        "{}",
+        r.body
+    );
+    refused(r, 422, "invalid_field", Some("key"));
+    refused(
+        api.post(&rotate(&generic), &json!({"grace": 1})).await,
+        400,
+        "invalid_body",
+        Some("grace"),
+    );
+    refused(
+        api.post(
+            &format!(
+                "/notifications/channels/{}/secret/rotate",
+                uuid::Uuid::now_v7()
+            ),
+            &json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+        None,
+    );
+
+    // A chosen key is taken as is; five rotations in grace, then the sixth is a conflict.
+    let chosen = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let r = api.post(&rotate(&generic), &json!({"key": chosen})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["signingSecret"], chosen);
+    for _ in 0..4 {
+        assert_eq!(api.post(&rotate(&generic), &json!({})).await.status, 200);
+    }
+    refused(
+        api.post(&rotate(&generic), &json!({})).await,
+        409,
+        "limit_reached",
+        None,
+    );
+    // Without grace the replaced secret is not kept, so the limit does not apply.
+    let r = api.post(&rotate(&generic), &json!({"graceHours": 0})).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["signing"]["previous"].as_array().map(Vec::len),
+        Some(5)
+    );
+}

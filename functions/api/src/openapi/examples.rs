@@ -64,6 +64,23 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
             ("disable", "Pause a channel", json!({"enabled": false})),
         ],
         "resend_delivery" => vec![("empty", "Resend a failed delivery", json!({}))],
+        "rotate_secret" => vec![
+            (
+                "grace",
+                "Rotate; the old secret keeps signing for 24 hours",
+                json!({"graceHours": 24}),
+            ),
+            (
+                "leaked",
+                "The secret leaked: rotate, the old one stops at once",
+                json!({"graceHours": 0}),
+            ),
+        ],
+        "expire_previous" => vec![(
+            "empty",
+            "Every receiver has the new secret: stop signing with the old ones",
+            json!({}),
+        )],
         "explain_rules" => vec![
             (
                 "event",
@@ -217,6 +234,19 @@ fn channel(kind: &str, name: &str, config: Value) -> Value {
            "createdAt": AT, "updatedAt": AT})
 }
 
+/// A generic webhook as answers show it, with the secrets signing now (`previous`).
+fn webhook(name: &str, previous: Value) -> Value {
+    let mut c = channel(
+        "webhook",
+        name,
+        json!({"url": "https://oncall.example.com/…rald", "format": "generic",
+               "headers": {"authorization": "****"}, "signingSecret": "whsec_****"}),
+    );
+    c["signing"] =
+        json!({"current": {"prefix": "whsec_MfKQ", "createdAt": AT}, "previous": previous});
+    c
+}
+
 fn rule(key: &str, matcher: Value) -> Value {
     json!({"key": key, "orgId": ORG, "match": matcher, "channelIds": [CHANNEL], "frequencyCap": null,
            "quietHoursTz": null, "quietHours": null, "recipients": [], "template": null,
@@ -309,12 +339,23 @@ pub fn response(operation: &str) -> Option<Value> {
         "create_channel" | "get_channel" => slack,
         "list_channels" => json!({"items": [slack], "nextCursor": null}),
         "update_channel" => {
-            let mut c = channel(
-                "webhook",
-                "incidents-2",
-                json!({"url": "https://oncall.example.com/…rald", "format": "generic",
-                       "headers": {"authorization": "****"}, "signingSecret": "whsec_****"}),
+            let mut c = webhook("incidents-2", json!([]));
+            c["updatedAt"] = json!("2026-12-06T05:23:47.199834932Z");
+            c
+        }
+        "rotate_secret" => {
+            let mut c = webhook(
+                "incidents",
+                json!([{"prefix": "whsec_MfKQ", "expiresAt": "2026-12-07T05:23:47.199834932Z"}]),
             );
+            c["signing"]["current"] = json!({"prefix": "whsec_Rk3y",
+                                             "createdAt": "2026-12-06T05:23:47.199834932Z"});
+            c["signingSecret"] = json!("whsec_Rk3yqL0v9dT2nC8bW5mZpA1sGfH4jK7xQeUiOr6tYw0=");
+            c["updatedAt"] = json!("2026-12-06T05:23:47.199834932Z");
+            c
+        }
+        "expire_previous" => {
+            let mut c = webhook("incidents", json!([]));
             c["updatedAt"] = json!("2026-12-06T05:23:47.199834932Z");
             c
         }
@@ -498,6 +539,26 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
             "the dispatch queue did not take the attempt; nothing changed, retry",
             Value::Null,
         ),
+        ("409", "rotate_secret") => (
+            "limit_reached",
+            "5 previous secrets are still in their grace period; expire them first (POST .../secret/expire-previous)",
+            Value::Null,
+        ),
+        ("409", "expire_previous") => (
+            "conflict",
+            "concurrent changes to this channel; retry the request",
+            Value::Null,
+        ),
+        ("422", "rotate_secret") => (
+            "invalid_field",
+            "must be a whole number of hours from 0 to 168 (7 days)",
+            json!("graceHours"),
+        ),
+        ("422", "expire_previous") => (
+            "invalid_field",
+            "only generic webhooks are signed; a discord webhook carries its token in its URL: change the URL instead",
+            json!("config.format"),
+        ),
         ("409", "apply_rules") => (
             "rules_changed",
             "the rules changed: version 43, expected 42 (`expectedRulesVersion`): nothing was written; replay the draft against the current rules and apply again",
@@ -583,6 +644,8 @@ fn not_found(operation: &str) -> Value {
         ("get_event", "event"),
         ("delivery", "delivery"),
         ("channel", "channel"),
+        ("secret", "channel"),
+        ("expire_previous", "channel"),
         ("rule", "rule"),
         ("user", "user"),
         ("api_key", "API key"),

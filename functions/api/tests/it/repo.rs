@@ -217,3 +217,92 @@ async fn ensuring_a_fixed_key_twice_changes_nothing() {
         .expect_err("other org");
     assert!(matches!(err, RepoError::AlreadyExists), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_health_change_from_an_attempt_keeps_a_change_made_while_it_ran() {
+    // The dispatcher read the channel before its attempt; meanwhile a PATCH renamed it. Marking
+    // it broken afterwards must apply to the stored channel, not put the stale copy back.
+    let store = store();
+    let org = OrgId::new();
+    let c = channel(org);
+    let channels = Channels::new(store.as_ref());
+    channels.create(&c).await.expect("create");
+    let stale = channels
+        .get(&org, &c.id)
+        .await
+        .expect("get")
+        .expect("channel");
+    let Ok((renamed, ())) = channels
+        .modify(&org, &c.id, |stored| {
+            stored.name = ChannelName::parse("renamed").expect("name");
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await
+        .expect("modify");
+    assert_eq!(renamed.name.as_str(), "renamed");
+    channels
+        .record_health(
+            &stale,
+            Some(herald_core::domain::delivery::ErrorClass::ChannelGone),
+            "404 channel_not_found",
+            Utc::now(),
+        )
+        .await
+        .expect("health");
+    let stored = channels
+        .get(&org, &c.id)
+        .await
+        .expect("get")
+        .expect("channel");
+    assert_eq!(stored.name.as_str(), "renamed", "the rename is kept");
+    assert_eq!(
+        stored.health.status,
+        herald_core::domain::channel::HealthStatus::Broken
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_channel_modifications_lose_no_update() {
+    // Each writer appends one `x` to the name through a read-modify-write; a lost update (two
+    // writers saving what they read from the same version) would drop an `x`.
+    let store = store();
+    let org = OrgId::new();
+    let c = channel(org);
+    Channels::new(store.as_ref())
+        .create(&c)
+        .await
+        .expect("create");
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                Channels::new(store.as_ref())
+                    .modify(&org, &c.id, |stored| {
+                        let name = format!("{}x", stored.name.as_str());
+                        stored.name = ChannelName::parse(&name).expect("name");
+                        Ok::<_, std::convert::Infallible>(())
+                    })
+                    .await
+            })
+        })
+        .collect();
+    let mut saved = 0;
+    for w in writers {
+        match w.await.expect("task") {
+            Ok(_) => saved += 1,
+            Err(RepoError::Contended) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(saved >= 1);
+    let stored = Channels::new(store.as_ref())
+        .get(&org, &c.id)
+        .await
+        .expect("get")
+        .expect("channel");
+    assert_eq!(
+        stored.name.as_str(),
+        format!("feed{}", "x".repeat(saved)),
+        "every saved change is in the stored channel"
+    );
+}
