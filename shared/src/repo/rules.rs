@@ -264,7 +264,7 @@ impl<'a> Rules<'a> {
             condition: guard,
         });
         match self.store.transact(ops).await {
-            Ok(()) => Ok(expected + 1),
+            Ok(()) => Ok(expected.saturating_add(1)),
             Err(StoreError::Conflict) => {
                 let current = self.version(org).await?;
                 if current != expected {
