@@ -47,6 +47,7 @@
 mod compile;
 pub mod explain;
 mod parse;
+pub mod replay;
 mod set;
 
 #[cfg(test)]

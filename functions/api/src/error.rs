@@ -39,6 +39,8 @@ use serde::Serialize;
 /// | `idempotency_key_reused` | 422 | this `Idempotency-Key` was used with another request body within 24 h |
 /// | `idempotency_in_progress` | 409 | a request with this `Idempotency-Key` is still being handled; retry later |
 /// | `dispatch_unavailable` | 503 | this deployment has no dispatch queue for resends, or it did not take the message; retry |
+/// | `limit_reached` | 409 | signing-secret rotation: 5 previous secrets are still in their grace period; expire them first |
+/// | `rules_changed` | 409 | rule set apply: the org's rules changed since the replay (`expectedRulesVersion` is stale); nothing was written — replay again |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -68,11 +70,12 @@ pub enum ErrorCode {
     IdempotencyInProgress,
     DispatchUnavailable,
     LimitReached,
+    RulesChanged,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [ErrorCode; 26] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::MalformedJson,
         Self::InvalidBody,
         Self::InvalidQuery,
@@ -99,6 +102,7 @@ impl ErrorCode {
         Self::IdempotencyInProgress,
         Self::DispatchUnavailable,
         Self::LimitReached,
+        Self::RulesChanged,
     ];
 
     /// The code as it appears in `error.code`.
@@ -130,6 +134,7 @@ impl ErrorCode {
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::DispatchUnavailable => "dispatch_unavailable",
             Self::LimitReached => "limit_reached",
+            Self::RulesChanged => "rules_changed",
         }
     }
 }
@@ -286,6 +291,16 @@ impl ApiError {
                 StatusCode::CONFLICT,
                 ErrorCode::Conflict,
                 format!("concurrent changes to this {what}; retry the request"),
+            ),
+            e @ RepoError::RulesChanged { .. } => Self::new(
+                StatusCode::CONFLICT,
+                ErrorCode::RulesChanged,
+                format!("{e} (`expectedRulesVersion`): nothing was written; replay the draft against the current rules and apply again"),
+            )
+            .field("expectedRulesVersion"),
+            e @ RepoError::TooLarge { .. } => Self::invalid_field(
+                "rules",
+                format!("batch too large: {e} (DynamoDB's limit; a put per changed rule, a check per channel they name, a delete per removed rule, and the version): apply it in smaller steps"),
             ),
             e @ (RepoError::ChannelInUse(_) | RepoError::UnknownChannel(_)) => {
                 Self::conflict(e.to_string())

@@ -310,7 +310,7 @@ pub async fn explain_rules(
 
 /// The draft rules, each checked as `POST /notifications/rules` checks it: errors name
 /// `rules[i].<field>`; a channel must be one of the org's; keys are unique within the draft.
-fn draft_rules(
+pub(crate) fn draft_rules(
     org: OrgId,
     draft: Vec<Value>,
     channels: &HashMap<ChannelId, Channel>,

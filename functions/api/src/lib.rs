@@ -25,6 +25,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod pagination;
 pub mod query;
+pub mod replay;
 pub mod rules;
 pub mod secret_rotation;
 pub mod silences;
@@ -132,6 +133,9 @@ pub struct ApiConfig {
     /// Checks email open/click tracking links (a key derived from the token secret); without
     /// it tracking links answer 404.
     pub tracking_key: Option<TrackingKey>,
+    /// How long event records are kept (ingest's retention): rule replay refuses a window
+    /// starting before `now - event_retention`.
+    pub event_retention: chrono::Duration,
 }
 
 impl Default for ApiConfig {
@@ -145,6 +149,7 @@ impl Default for ApiConfig {
             feed_token_secret: None,
             feed_allowed_origins: Vec::new(),
             tracking_key: None,
+            event_retention: chrono::Duration::days(30),
         }
     }
 }
@@ -166,6 +171,7 @@ pub fn router(state: AppState) -> Router {
         .merge(deliveries::router())
         .merge(event_detail::router())
         .merge(explain::router())
+        .merge(replay::router())
         .merge(feeds::router(&state))
         .merge(stats::router())
         .merge(users::router())

@@ -31,6 +31,9 @@ struct Config {
     admin_key_param: Option<String>,
     allowed_private_targets: Vec<ipnet::IpNet>,
     key_env: String,
+    /// How long event records are kept (`HERALD_LOG_RETENTION_DAYS`, as ingest): rule replay
+    /// refuses a window starting earlier.
+    retention_days: i64,
     /// `HERALD_FEED_TOKEN_SECRET`: without it the feed paths answer 503.
     feed_token_secret: Option<String>,
     /// `HERALD_FEED_ALLOWED_ORIGINS`, comma-separated.
@@ -60,6 +63,7 @@ impl Config {
             admin_key_param: env::optional("HERALD_ADMIN_KEY_PARAM"),
             allowed_private_targets,
             key_env: env::optional("HERALD_KEY_ENV").unwrap_or_else(|| "live".to_owned()),
+            retention_days: env::parsed_or("HERALD_LOG_RETENTION_DAYS", 30, "a number of days")?,
             feed_token_secret: env::optional("HERALD_FEED_TOKEN_SECRET"),
             feed_allowed_origins: env::optional("HERALD_FEED_ALLOWED_ORIGINS").unwrap_or_default(),
             websocket_endpoint: env::optional("HERALD_WEBSOCKET_ENDPOINT"),
@@ -173,6 +177,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             feed_token_secret,
             feed_allowed_origins: parse_allowed_origins(&config.feed_allowed_origins),
             tracking_key,
+            event_retention: chrono::Duration::days(config.retention_days),
         }),
         feeds,
         // Many API instances run at once: the org's bucket is in the table. The backlog is

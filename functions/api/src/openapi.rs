@@ -20,7 +20,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use crate::AppState;
 use crate::{
     alerts, api_keys, channel_test, channels, deliveries, error, event_detail, events, explain,
-    feeds, logs, orgs, outbox, rules, secret_rotation, silences, stats, tracking, users,
+    feeds, logs, orgs, outbox, replay, rules, secret_rotation, silences, stats, tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -68,6 +68,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         rules::update_rule,
         rules::delete_rule,
         explain::explain_rules,
+        replay::replay_rules,
+        replay::apply_rules,
         events::post_events,
         alerts::list_alerts,
         alerts::get_alert,

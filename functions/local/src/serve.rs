@@ -445,6 +445,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             feed_token_secret: Some(feed_token_secret.clone()),
             feed_allowed_origins: parse_allowed_origins(&args.feed_allowed_origins.join(",")),
             tracking_key: Some(tracker.key().clone()),
+            event_retention: retention,
         }),
         // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.
         feeds: Arc::new(feed_hub.clone()),

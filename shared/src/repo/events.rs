@@ -3,11 +3,21 @@
 //! deliveries it made and what each was when recorded (`routes`), in the same write. That is
 //! what `GET /events/{eventId}` reads: one `GetItem` for the record and one `BatchGetItem` for
 //! the deliveries' current state, never a scan.
+//!
+//! Ingest also writes each event into the org's by-time index
+//! (`ORG#<org>#EVTIDX#<day>#<shard>` / `<receivedAt ms>#<eventId>`, [`keys::event_in_index`]):
+//! the event document and the record's TTL, a plain idempotent put after the record's
+//! conditional create. Rule replay reads a window of it ([`in_window`]), the 8 shards of each
+//! day merged in time order.
+
+use std::collections::VecDeque;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::store::{Condition, Item, Store, StoreError, keys};
+use crate::store::{
+    Condition, Cursor, Item, MAX_QUERY_LIMIT, Query, SortKeyRange, Store, StoreError, keys,
+};
 use herald_core::domain::delivery::DeliveryStatus;
 use herald_core::domain::event::Event;
 use herald_core::domain::{ChannelId, DeliveryId, OrgId, UserId};
@@ -109,14 +119,189 @@ pub async fn record(
     let key = keys::event(event.org_id, &event.id);
     let item = Item::new(key.clone(), keys::entity::EVENT, to_doc(&record)?).with_ttl(ttl);
     match store.put(item, Condition::NotExists).await {
-        Ok(()) => Ok(Recorded::New),
+        Ok(()) => {
+            index(store, event, ttl).await?;
+            Ok(Recorded::New)
+        }
         Err(StoreError::Conflict) => match store.get(&key).await? {
-            Some(existing) => Ok(Recorded::Duplicate(Box::new(from_doc(existing.doc)?))),
+            Some(existing) => {
+                let existing_ttl = existing.ttl.unwrap_or(ttl);
+                let existing: EventRecord = from_doc(existing.doc)?;
+                if existing.stage == Stage::Accepted {
+                    // A retry: the first attempt may have stopped between the record and its
+                    // index item. The put is idempotent (same key, same event).
+                    index(store, &existing.event, existing_ttl).await?;
+                }
+                Ok(Recorded::Duplicate(Box::new(existing)))
+            }
             // Expired between the write and the read: nothing to de-duplicate against.
-            None => Ok(Recorded::New),
+            None => {
+                index(store, event, ttl).await?;
+                Ok(Recorded::New)
+            }
         },
         Err(e) => Err(e),
     }
+}
+
+/// Writes `event` into its org's by-time index, expiring with its record (`ttl`): one plain put
+/// (1 WRU for an event up to 1 KB; docs/cost.md).
+async fn index(store: &dyn Store, event: &Event, ttl: i64) -> Result<(), StoreError> {
+    let item = Item::new(
+        keys::event_in_index(event.org_id, event.received_at, &event.id),
+        keys::entity::EVENT_INDEX,
+        to_doc(event)?,
+    )
+    .with_ttl(ttl);
+    store.put(item, Condition::None).await
+}
+
+/// One event read from the by-time index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Indexed {
+    /// Its place in the index (`<receivedAt ms>#<eventId>`): what a resumed read starts after.
+    pub position: String,
+    pub event: Event,
+}
+
+/// A window of an org's events, oldest first.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Window {
+    pub events: Vec<Indexed>,
+    /// More events of the window follow the last one returned (the read stopped at `limit`).
+    pub more: bool,
+}
+
+/// Whether `position` has the shape of an index position (`<13 digits>#<id>`), and its instant.
+pub fn position_time(position: &str) -> Option<DateTime<Utc>> {
+    let (ms, id) = position.split_once('#')?;
+    if ms.len() != 13 || !ms.bytes().all(|b| b.is_ascii_digit()) || id.is_empty() {
+        return None;
+    }
+    DateTime::from_timestamp_millis(ms.parse().ok()?)
+}
+
+/// One shard partition of a day being merged: its buffered page and where it goes on.
+#[derive(Debug)]
+struct ShardRead {
+    partition: String,
+    items: VecDeque<Item>,
+    next: Option<Cursor>,
+    done: bool,
+}
+
+/// The org's events received in `[since, until)` — after `after` (a [`Indexed::position`])
+/// when resuming — oldest first, at most `limit`. Reads only this org's index partitions: the
+/// days the window touches, their 8 shards each queried (in parallel) and merged by sort key.
+pub async fn in_window(
+    store: &dyn Store,
+    org: herald_core::domain::OrgId,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<Window, StoreError> {
+    let mut out = Window::default();
+    if until <= since || limit == 0 {
+        return Ok(out);
+    }
+    let mut low = keys::event_time_sk(since);
+    let high = keys::event_time_sk(until);
+    if let Some(after) = after
+        && after > low.as_str()
+    {
+        low = after.to_owned();
+    }
+    if low >= high {
+        return Ok(out);
+    }
+    let first_day = match after.and_then(position_time) {
+        Some(t) if t > since => t.date_naive(),
+        _ => since.date_naive(),
+    };
+    let last_day = until
+        .checked_sub_signed(chrono::Duration::milliseconds(1))
+        .unwrap_or(until)
+        .date_naive();
+    let mut day = first_day;
+    while day <= last_day {
+        let mut shards: Vec<ShardRead> = (0..keys::EVENT_INDEX_SHARDS)
+            .map(|s| ShardRead {
+                partition: keys::events_of_day(org, day, s),
+                items: VecDeque::new(),
+                next: None,
+                done: false,
+            })
+            .collect();
+        loop {
+            let remaining = limit + 1 - out.events.len();
+            let page = (remaining.div_ceil(usize::from(keys::EVENT_INDEX_SHARDS)) + 1)
+                .min(MAX_QUERY_LIMIT);
+            let reads = shards
+                .iter_mut()
+                .filter(|s| s.items.is_empty() && !s.done)
+                .map(|s| fill(store, s, &low, &high, page));
+            futures::future::try_join_all(reads).await?;
+            let Some(at) = shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.items.front().map(|item| (i, &item.key.sk)))
+                .min_by(|a, b| a.1.cmp(b.1))
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let Some(item) = shards[at].items.pop_front() else {
+                break;
+            };
+            if after.is_some_and(|a| item.key.sk.as_str() <= a) {
+                continue;
+            }
+            let event: Event = from_doc(item.doc)?;
+            if event.org_id != org {
+                continue;
+            }
+            if out.events.len() == limit {
+                out.more = true;
+                return Ok(out);
+            }
+            out.events.push(Indexed {
+                position: item.key.sk,
+                event,
+            });
+        }
+        match day.succ_opt() {
+            Some(next) => day = next,
+            None => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Reads the next items of one shard of the window into its buffer: pages until one holds an
+/// item or the shard is exhausted (a page may come back empty with a cursor, its items expired).
+async fn fill(
+    store: &dyn Store,
+    shard: &mut ShardRead,
+    low: &str,
+    high: &str,
+    limit: usize,
+) -> Result<(), StoreError> {
+    while shard.items.is_empty() && !shard.done {
+        let page = store
+            .query(Query {
+                partition: shard.partition.clone(),
+                range: SortKeyRange::Between(low.to_owned(), high.to_owned()),
+                limit,
+                cursor: shard.next.take(),
+                ..Query::default()
+            })
+            .await?;
+        shard.items.extend(page.items);
+        shard.done = page.next.is_none();
+        shard.next = page.next;
+    }
+    Ok(())
 }
 
 /// Marks the event matched, with what it matched and the deliveries each rule made (`routes`,

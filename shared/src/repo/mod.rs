@@ -55,6 +55,13 @@ pub enum RepoError {
     UnknownChannel(ChannelId),
     #[error("invalid pagination cursor")]
     BadCursor,
+    /// The org's rules version is no longer the one the caller expected: its rules changed
+    /// (rule set apply). Nothing was written.
+    #[error("the rules changed: version {current}, expected {expected}")]
+    RulesChanged { expected: i64, current: i64 },
+    /// More writes than one transaction holds.
+    #[error("{writes} writes, at most {max} in one transaction")]
+    TooLarge { writes: usize, max: usize },
     /// Concurrent writes kept a multi-item change from committing; the caller may retry.
     #[error("concurrent change, retry")]
     Contended,

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::store::keys::{self, entity};
-use crate::store::{Condition, Cursor, Item, Store, StoreError, WriteOp};
+use crate::store::{Condition, Cursor, Item, MAX_TRANSACTION_WRITES, Store, StoreError, WriteOp};
 use herald_core::domain::rule::Rule;
 use herald_core::domain::{ChannelId, OrgId, RuleKey};
 
@@ -196,6 +196,89 @@ impl<'a> Rules<'a> {
             .filter(|r| r.channel_ids.contains(channel))
             .map(|r| r.key)
             .collect())
+    }
+
+    /// The writes [`Rules::apply`] makes for `upserts` and `deletes`: a put per rule, a check
+    /// per distinct channel they name, a delete per key, and the version bump.
+    pub fn apply_writes(upserts: &[Rule], deletes: &[RuleKey]) -> usize {
+        let channels: BTreeSet<&ChannelId> =
+            upserts.iter().flat_map(|r| r.channel_ids.iter()).collect();
+        upserts.len() + channels.len() + deletes.len() + 1
+    }
+
+    /// Puts `upserts` and deletes `deletes` — rules of `org`, no key in both — in one
+    /// transaction with the version bump, if the org's rules version is still `expected`:
+    /// [`RepoError::RulesChanged`] (nothing written) when it moved,
+    /// [`RepoError::UnknownChannel`] when a channel an upsert names does not exist,
+    /// [`RepoError::TooLarge`] beyond DynamoDB's 100 writes. Returns the new version.
+    pub async fn apply(
+        &self,
+        org: &OrgId,
+        upserts: &[Rule],
+        deletes: &[RuleKey],
+        expected: i64,
+    ) -> Result<i64, RepoError> {
+        let writes = Self::apply_writes(upserts, deletes);
+        if writes > MAX_TRANSACTION_WRITES {
+            return Err(RepoError::TooLarge {
+                writes,
+                max: MAX_TRANSACTION_WRITES,
+            });
+        }
+        let mut ops = Vec::with_capacity(writes);
+        let mut channels: BTreeSet<&ChannelId> = BTreeSet::new();
+        for rule in upserts {
+            debug_assert_eq!(&rule.org_id, org);
+            ops.push(WriteOp::Put {
+                item: Item::new(
+                    keys::rule(org, &rule.key),
+                    entity::RULE,
+                    encode(rule, entity::RULE)?,
+                ),
+                condition: Condition::None,
+            });
+            channels.extend(rule.channel_ids.iter());
+        }
+        ops.extend(channels.into_iter().map(|c| WriteOp::Check {
+            key: keys::channel(org, c),
+            condition: Condition::Exists,
+        }));
+        ops.extend(deletes.iter().map(|key| WriteOp::Delete {
+            key: keys::rule(org, key),
+            condition: Condition::None,
+        }));
+        // The version is the guard: every rule write bumps it, so an unchanged version means
+        // unchanged rules. Before the first rule write there is no version item (version 0).
+        let guard = if expected == 0 {
+            Condition::NotExists
+        } else {
+            Condition::NumEquals {
+                attr: keys::RULES_VERSION_ATTR.to_owned(),
+                value: expected,
+            }
+        };
+        ops.push(WriteOp::Add {
+            key: keys::rules_version(org),
+            entity_type: entity::RULES_VERSION.to_owned(),
+            deltas: BTreeMap::from([(keys::RULES_VERSION_ATTR.to_owned(), 1)]),
+            condition: guard,
+        });
+        match self.store.transact(ops).await {
+            Ok(()) => Ok(expected.saturating_add(1)),
+            Err(StoreError::Conflict) => {
+                let current = self.version(org).await?;
+                if current != expected {
+                    return Err(RepoError::RulesChanged { expected, current });
+                }
+                for rule in upserts {
+                    if let Some(c) = self.missing_channel(rule).await? {
+                        return Err(RepoError::UnknownChannel(c));
+                    }
+                }
+                Err(RepoError::Contended)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The org's rules version: 0 before any rule write, then one more per create, update and

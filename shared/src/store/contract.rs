@@ -67,6 +67,7 @@ macro_rules! store_contract_tests {
             expired_items_are_invisible_and_overwritable,
             bad_cursors_are_refused,
             invalid_requests_are_refused_before_writing,
+            events_are_indexed_by_time_and_read_by_window,
         );
         $crate::store_contract_tests!(@cases $subject; [$(ignore = $reason)?];
             concurrent_adds_under_a_bound_succeed_exactly_up_to_it,
@@ -1102,4 +1103,87 @@ pub async fn invalid_requests_are_refused_before_writing(store: &dyn Store) {
         None,
         "nothing was written"
     );
+}
+
+/// Recording an event also writes it into its org's by-time index, expiring with the record;
+/// a window read returns the org's events oldest first across days and shards — inclusive at
+/// `since`, exclusive at `until`, never another org's — and resumes after a position.
+pub async fn events_are_indexed_by_time_and_read_by_window(store: &dyn Store) {
+    use crate::repo::events;
+    use chrono::{DateTime, Duration, Utc};
+    use herald_core::domain::OrgId;
+    use herald_core::domain::event::{Event, EventType, Module};
+
+    let org = OrgId::new();
+    let other = OrgId::new();
+    let start: DateTime<Utc> = "2026-12-05T23:59:59.990Z".parse().unwrap();
+    let event = |org: OrgId, i: i64| Event {
+        id: herald_core::domain::EventId::parse(format!("evt-{i:02}")).unwrap(),
+        org_id: org,
+        event_type: EventType::parse("disk.full").unwrap(),
+        module: Module::parse("ops").unwrap(),
+        properties: serde_json::Map::new(),
+        recipients: Vec::new(),
+        occurred_at: start,
+        // 5 ms apart, across midnight: 2 on the 5th, 18 on the 6th.
+        received_at: start + Duration::milliseconds(5 * i),
+        alert: None,
+    };
+    let ttl = now() + 3600;
+    for i in 0..20 {
+        for org in [org, other] {
+            let e = event(org, i);
+            events::record(store, &e, ttl, Utc::now()).await.unwrap();
+        }
+    }
+    let first = event(org, 0);
+    let indexed = store
+        .get(&super::keys::event_in_index(
+            org,
+            first.received_at,
+            &first.id,
+        ))
+        .await
+        .unwrap()
+        .expect("the index item");
+    assert_eq!(indexed.ttl, Some(ttl), "expires with the record");
+    assert_eq!(indexed.entity_type, super::keys::entity::EVENT_INDEX);
+
+    let ids = |w: &events::Window| -> Vec<String> {
+        w.events.iter().map(|e| e.event.id.to_string()).collect()
+    };
+    let at = |i: i64| start + Duration::milliseconds(5 * i);
+    let all = events::in_window(store, org, at(0), at(20), None, 100)
+        .await
+        .unwrap();
+    let expected: Vec<String> = (0..20).map(|i| format!("evt-{i:02}")).collect();
+    assert_eq!(ids(&all), expected, "oldest first across days and shards");
+    assert!(!all.more);
+    assert!(all.events.iter().all(|e| e.event.org_id == org));
+
+    let window = events::in_window(store, org, at(3), at(7), None, 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&window), ["evt-03", "evt-04", "evt-05", "evt-06"]);
+
+    let page = events::in_window(store, org, at(0), at(20), None, 7)
+        .await
+        .unwrap();
+    assert_eq!(ids(&page), expected[..7]);
+    assert!(page.more, "the window goes on");
+    let last = page.events.last().unwrap().position.clone();
+    let rest = events::in_window(store, org, at(0), at(20), Some(&last), 100)
+        .await
+        .unwrap();
+    assert_eq!(ids(&rest), expected[7..]);
+    assert!(!rest.more);
+    let exact = events::in_window(store, org, at(0), at(20), None, 20)
+        .await
+        .unwrap();
+    assert!(!exact.more, "exactly the limit: nothing more");
+
+    let empty = events::in_window(store, org, at(20), at(40), None, 100)
+        .await
+        .unwrap();
+    assert!(empty.events.is_empty());
 }

@@ -28,6 +28,8 @@ pub mod entity {
     pub const USER: &str = "user";
     /// Written as `Event` before December 2026.
     pub const EVENT: &str = "event";
+    /// An event in its org's by-time index (rule replay).
+    pub const EVENT_INDEX: &str = "eventIndex";
     /// Written as `Delivery` before December 2026.
     pub const DELIVERY: &str = "delivery";
     pub const STATS: &str = "stats";
@@ -113,6 +115,43 @@ pub fn user(org: &OrgId, user: &UserId) -> Key {
 /// Event record (ingest idempotency, "did this event arrive?"): one item per event.
 pub fn event(org: OrgId, event: &EventId) -> Key {
     Key::new(format!("ORG#{org}#EVT#{event}"), "EVT")
+}
+
+/// How many partitions one org's day of events is spread over in the by-time index: a busy org
+/// stays off a single hot partition; replay queries them all and merges.
+pub const EVENT_INDEX_SHARDS: u8 = 8;
+
+/// The index shard of an event: FNV-1a (32 bits) of its id, modulo [`EVENT_INDEX_SHARDS`] —
+/// stable across builds and platforms (`std`'s hasher is not).
+pub fn event_index_shard(event: &EventId) -> u8 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in event.as_str().bytes() {
+        hash ^= u32::from(byte);
+        hash = hash.wrapping_mul(0x0100_0193);
+    }
+    u8::try_from(hash % u32::from(EVENT_INDEX_SHARDS)).unwrap_or(0)
+}
+
+/// Partition of one shard of one org's events received on one UTC day (`yyyy-mm-dd`):
+/// `ORG#<org>#EVTIDX#<day>#<shard>`.
+pub fn events_of_day(org: OrgId, day: NaiveDate, shard: u8) -> String {
+    format!("ORG#{org}#EVTIDX#{}#{shard}", day.format("%Y-%m-%d"))
+}
+
+/// The by-time sort key of an instant: its epoch milliseconds, 13 digits (fixed width, so the
+/// string order is the time order until the year 2286). A bare time sorts before every event
+/// of its millisecond (`<ms>#<id>`): the bounds of a time-range read.
+pub fn event_time_sk(at: DateTime<Utc>) -> String {
+    format!("{:013}", at.timestamp_millis().max(0))
+}
+
+/// An event in the by-time index (rule replay): `ORG#<org>#EVTIDX#<day>#<shard>` /
+/// `<receivedAt ms, 13 digits>#<eventId>`, the day and the time its `receivedAt`.
+pub fn event_in_index(org: OrgId, received_at: DateTime<Utc>, event: &EventId) -> Key {
+    Key::new(
+        events_of_day(org, received_at.date_naive(), event_index_shard(event)),
+        format!("{}#{event}", event_time_sk(received_at)),
+    )
 }
 
 /// The UTC day a delivery belongs to: the timestamp of its UUIDv7.
@@ -438,6 +477,12 @@ mod tests {
             self::event(org, &event),
             k(&format!("{o}#EVT#evt-1"), "EVT")
         );
+        assert_eq!(event_index_shard(&event), 4);
+        assert_eq!(
+            event_in_index(org, at("2026-12-06T12:00:00.123Z"), &event),
+            k(&format!("{o}#EVTIDX#2026-12-06#4"), "1796558400123#evt-1")
+        );
+        assert_eq!(event_time_sk(at("1970-01-01T00:00:01Z")), "0000000001000");
         assert_eq!(delivery_day(delivery), "2026-12-06");
         assert_eq!(
             self::delivery(org, delivery),
@@ -495,6 +540,7 @@ mod tests {
             entity::RULES_VERSION,
             entity::USER,
             entity::EVENT,
+            entity::EVENT_INDEX,
             entity::DELIVERY,
             entity::STATS,
             entity::CAP_COUNTER,

@@ -103,6 +103,32 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
                        "include": "matched"}),
             ),
         ],
+        "replay_rules" => vec![
+            (
+                "narrow",
+                "Narrow `disk.full` to database hosts: what would that have changed over a day?",
+                json!({"rules": json!([{"key": "disk.full", "channelIds": [CHANNEL],
+                   "match": {"all": [{"field": "type", "op": "eq", "value": "disk.full"},
+                                     {"field": "properties.host", "op": "prefix", "value": "db-"}]}}]),
+                       "since": "2026-12-05T00:00:00Z", "until": "2026-12-06T00:00:00Z", "examples": 2}),
+            ),
+            (
+                "resume",
+                "Go on after a truncated replay",
+                json!({"rules": json!([{"key": "disk.full", "channelIds": [CHANNEL],
+                   "match": {"all": [{"field": "type", "op": "eq", "value": "disk.full"},
+                                     {"field": "properties.host", "op": "prefix", "value": "db-"}]}}]),
+                       "since": "2026-12-05T00:00:00Z", "until": "2026-12-06T00:00:00Z",
+                       "resumeFrom": "1796515200123#evt-disk-8841"}),
+            ),
+        ],
+        "apply_rules" => vec![(
+            "narrow",
+            "Apply the replayed draft, unless the rules changed since version 42",
+            json!({"rules": json!([{"key": "disk.full", "channelIds": [CHANNEL],
+                   "match": {"all": [{"field": "type", "op": "eq", "value": "disk.full"},
+                                     {"field": "properties.host", "op": "prefix", "value": "db-"}]}}]), "expectedRulesVersion": 42}),
+        )],
         "test_channel" => vec![
             ("empty", "README: test a Slack channel", json!({})),
             (
@@ -412,6 +438,26 @@ pub fn response(operation: &str) -> Option<Value> {
                       "until": "2026-06-02T06:00:00Z"}]}],
             "summary": {"evaluated": 2, "matched": 1, "wouldSend": 1, "wouldDefer": 1, "wouldSuppress": 0, "wouldFail": 0},
             "note": "nothing was written or sent; the live matcher caches rules and channels for up to 5 s, so a change made in the last seconds may not route yet as explained"}),
+        "replay_rules" => json!({
+            "rulesVersion": 42, "since": "2026-12-05T00:00:00Z", "until": "2026-12-06T00:00:00Z",
+            "eventsScanned": 8421, "truncated": false, "resumeFrom": null,
+            "totals": {"eventsChanged": 1203, "live": 1203, "draft": 0, "added": 0, "removed": 1203,
+                       "unchanged": 0, "reattributed": 0},
+            "byRule": [{"key": "disk.full", "live": 1203, "draft": 0, "newlyMatched": 0, "noLongerMatched": 1203,
+                        "routesAdded": 0, "routesRemoved": 1203, "channelsAdded": [], "channelsRemoved": [CHANNEL],
+                        "newlyMatchedSample": [], "noLongerMatchedSample": ["evt-disk-1", "evt-disk-2"]}],
+            "byChannel": [{"channelId": CHANNEL, "live": 1203, "draft": 0, "added": 0, "removed": 1203}],
+            "examples": {"added": [],
+                         "removed": [{"eventId": "evt-disk-1", "type": "disk.full",
+                                      "routes": [{"ruleKey": "disk.full", "channelId": CHANNEL}]},
+                                     {"eventId": "evt-disk-2", "type": "disk.full",
+                                      "routes": [{"ruleKey": "disk.full", "channelId": CHANNEL}]}]},
+            "notSimulated": ["frequencyCap", "quietHours", "silences", "alertDedup", "optOuts",
+                             "disabledChannels", "channelHealth"],
+            "note": "nothing was written or sent; both sides routed now from the stored events; events stored before the by-time index existed are not replayed"}),
+        "apply_rules" => {
+            json!({"rulesVersion": 43, "upserted": ["disk.full"], "deleted": [], "unchanged": 0})
+        }
         "get_stats" => json!({"from": "2026-11-30", "to": "2026-12-06", "groupBy": "channel",
             "groups": [{"key": CHANNEL, "channelName": "incidents", "counts": counts,
                         "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}],
@@ -518,7 +564,17 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
             "only generic webhooks are signed; a discord webhook carries its token in its URL: change the URL instead",
             json!("config.format"),
         ),
-        ("422", "explain_rules") => (
+        ("409", "apply_rules") => (
+            "rules_changed",
+            "the rules changed: version 43, expected 42 (`expectedRulesVersion`): nothing was written; replay the draft against the current rules and apply again",
+            json!("expectedRulesVersion"),
+        ),
+        ("422", "replay_rules") => (
+            "invalid_field",
+            "a replay window is at most 7 days: replay a longer period in several calls",
+            json!("until"),
+        ),
+        ("422", "explain_rules" | "apply_rules") => (
             "invalid_field",
             "unknown op `equals`: one of eq, ne, in, nin, prefix, suffix, contains, exists, gt, gte, lt, lte, regex",
             json!("rules[1].match.all[0].op"),

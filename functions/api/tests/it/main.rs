@@ -16,6 +16,7 @@ mod notify;
 mod openapi;
 mod operator;
 mod pagination;
+mod replay;
 mod repo;
 mod rules;
 mod support;

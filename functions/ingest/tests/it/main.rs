@@ -138,3 +138,66 @@ async fn a_malformed_envelope_is_dead_lettered() {
     let (dead, matched) = ingest("{\"not\": \"an envelope\"}".to_owned()).await;
     assert_eq!((dead.len(), matched), (1, 0));
 }
+
+/// What replay reads: an accepted event is in its org's by-time index, with the record's
+/// expiry, and a redelivery of the same message adds nothing.
+#[tokio::test]
+async fn an_accepted_event_is_indexed_by_time_once_with_its_records_expiry() {
+    use herald_shared::repo::events;
+    let store = Embedded::in_memory().unwrap();
+    let queues = EmbeddedQueues::in_memory().unwrap();
+    let match_queue = queues.queue("match", QueueSettings::default());
+    let handler = Ingest {
+        store: &store,
+        match_queue: &match_queue,
+        retention: chrono::Duration::days(1),
+    };
+    let org = OrgId::new();
+    let body = envelope(json!({"orgId": org.to_string(), "id": "evt-1", "module": "email"}));
+    let now = Utc::now();
+    for n in 1..=2 {
+        let outcome = handler
+            .handle(
+                vec![QueueMessage {
+                    id: format!("m-{n}"),
+                    body: body.clone(),
+                    receive_count: 1,
+                }],
+                now,
+            )
+            .await;
+        assert!(outcome.failed.is_empty());
+    }
+    let window = events::in_window(
+        &store,
+        org,
+        now - chrono::Duration::minutes(1),
+        now + chrono::Duration::minutes(1),
+        None,
+        10,
+    )
+    .await
+    .unwrap();
+    assert_eq!(window.events.len(), 1, "{window:?}");
+    let event = &window.events[0].event;
+    assert_eq!(event.id.as_str(), "evt-1");
+    let record = herald_shared::store::Store::get(
+        &store,
+        &herald_shared::store::keys::event(org, &event.id),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let indexed = herald_shared::store::Store::get(
+        &store,
+        &herald_shared::store::keys::event_in_index(org, event.received_at, &event.id),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(indexed.ttl, record.ttl);
+    assert_eq!(
+        indexed.ttl,
+        Some((now + chrono::Duration::days(1)).timestamp())
+    );
+}
