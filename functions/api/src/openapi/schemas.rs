@@ -138,7 +138,7 @@ fn channel_configs() -> Vec<(&'static str, Value)> {
                 "else": { "required": ["url"] },
                 "properties": {
                     "url": { "type": "string", "maxLength": 2048, "description": "https only (http for the deployment's allowed private ranges). PagerDuty: default `https://events.pagerduty.com/v2/enqueue` (EU accounts: `https://events.eu.pagerduty.com/v2/enqueue`)." },
-                    "routingKey": { "type": "string", "pattern": "^[A-Za-z0-9]{32}$", "description": "`pagerduty` only: the 32-character integration key of the service's Events API v2 integration. A secret, shown as `****`." },
+                    "routingKey": { "type": "string", "description": "`pagerduty` only: the 32 letters and digits of the service's Events API v2 integration key (another value is a 422). A secret: answers show `****`." },
                     "format": { "allOf": [schema_ref("WebhookFormat")], "default": "generic" },
                     "headers": {
                         "type": "object",
