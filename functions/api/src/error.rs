@@ -34,11 +34,12 @@ use serde::Serialize;
 /// | `in_progress` | 409 | resend: the delivery is still queued or deferred (an attempt is pending), or another resend of it just started |
 /// | `not_resendable` | 409 | resend: the delivery was suppressed (consent and caps are never bypassed) or is a test-button delivery |
 /// | `channel_deleted` | 409 | resend: the delivery's channel no longer exists |
-/// | `channel_disabled` | 409 | resend: the delivery's channel is disabled |
+/// | `channel_disabled` | 409 | resend or recover: the channel is disabled |
 /// | `event_expired` | 409 | resend: the event record is past its retention; there is nothing to render |
 /// | `idempotency_key_reused` | 422 | this `Idempotency-Key` was used with another request body within 24 h |
 /// | `idempotency_in_progress` | 409 | a request with this `Idempotency-Key` is still being handled; retry later |
-/// | `dispatch_unavailable` | 503 | this deployment has no dispatch queue for resends, or it did not take the message; retry |
+/// | `dispatch_unavailable` | 503 | this deployment has no dispatch queue for resends and recoveries, or it did not take the message; retry |
+/// | `recovery_running` | 409 | recover: a recovery of this channel is running (the message names it); wait for it to end |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -67,11 +68,12 @@ pub enum ErrorCode {
     IdempotencyKeyReused,
     IdempotencyInProgress,
     DispatchUnavailable,
+    RecoveryRunning,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 26] = [
         Self::MalformedJson,
         Self::InvalidBody,
         Self::InvalidQuery,
@@ -97,6 +99,7 @@ impl ErrorCode {
         Self::IdempotencyKeyReused,
         Self::IdempotencyInProgress,
         Self::DispatchUnavailable,
+        Self::RecoveryRunning,
     ];
 
     /// The code as it appears in `error.code`.
@@ -127,6 +130,7 @@ impl ErrorCode {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::IdempotencyInProgress => "idempotency_in_progress",
             Self::DispatchUnavailable => "dispatch_unavailable",
+            Self::RecoveryRunning => "recovery_running",
         }
     }
 }

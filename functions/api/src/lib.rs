@@ -25,6 +25,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod pagination;
 pub mod query;
+pub mod recoveries;
 pub mod rules;
 pub mod silences;
 pub mod stats;
@@ -162,6 +163,7 @@ pub fn router(state: AppState) -> Router {
         .merge(channel_test::router())
         .merge(logs::router())
         .merge(deliveries::router())
+        .merge(recoveries::router())
         .merge(event_detail::router())
         .merge(explain::router())
         .merge(feeds::router(&state))

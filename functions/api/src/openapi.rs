@@ -20,7 +20,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use crate::AppState;
 use crate::{
     alerts, api_keys, channel_test, channels, deliveries, error, event_detail, events, explain,
-    feeds, logs, orgs, outbox, rules, silences, stats, tracking, users,
+    feeds, logs, orgs, outbox, recoveries, rules, silences, stats, tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -60,6 +60,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         channels::update_channel,
         channels::delete_channel,
         channel_test::test_channel,
+        recoveries::recover_channel,
+        recoveries::get_recovery,
         rules::create_rule,
         rules::list_rules,
         rules::get_rule,

@@ -337,6 +337,7 @@ impl Matcher<'_> {
                     event: event.clone(),
                     template: rule.template.clone(),
                     manual: None,
+                    recovered: None,
                 };
                 let message = Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
                 routed.messages.push(match not_before {

@@ -218,7 +218,19 @@ pub async fn record_resent(
     delivery: &Delivery,
     previous: DeliveryStatus,
 ) -> Result<(), StoreError> {
-    let mut deltas = BTreeMap::from([(ATTEMPTS.to_owned(), 1)]);
+    record_reopened(store, delivery, previous, 1).await
+}
+
+/// Counts a re-opened delivery's new final status — a resend's (one attempt) or a recovery's
+/// (the attempts made since the recovery): its count moves from `previous` to the new status,
+/// and `attempts` are added. Latency is not counted again.
+pub async fn record_reopened(
+    store: &dyn Store,
+    delivery: &Delivery,
+    previous: DeliveryStatus,
+    attempts: i64,
+) -> Result<(), StoreError> {
+    let mut deltas = BTreeMap::from([(ATTEMPTS.to_owned(), attempts)]);
     if previous != delivery.status {
         deltas.insert(previous.as_str().to_owned(), -1);
         deltas.insert(delivery.status.as_str().to_owned(), 1);
