@@ -33,15 +33,22 @@ impl RecoveryWindow {
         until: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Self, Invalid> {
-        let oldest = now - Duration::days(MAX_LOOKBACK_DAYS) - Duration::minutes(LOOKBACK_SLACK_MINUTES);
+        let oldest =
+            now - Duration::days(MAX_LOOKBACK_DAYS) - Duration::minutes(LOOKBACK_SLACK_MINUTES);
         if since < oldest {
             return Err(Invalid::new(
                 "since",
-                format!("since must be within the last {MAX_LOOKBACK_DAYS} days (the oldest allowed now is {})", fmt(oldest)),
+                format!(
+                    "since must be within the last {MAX_LOOKBACK_DAYS} days (the oldest allowed now is {})",
+                    fmt(oldest)
+                ),
             ));
         }
         if since > now {
-            return Err(Invalid::new("since", "since is in the future: nothing to recover yet"));
+            return Err(Invalid::new(
+                "since",
+                "since is in the future: nothing to recover yet",
+            ));
         }
         if let Some(until) = until
             && until < since
@@ -129,7 +136,12 @@ pub struct Recovery {
 impl Recovery {
     /// A new recovery of `channel`'s window, started at `now`. An open window ends at `now`:
     /// deliveries created after the call are the pipeline's, not the recovery's.
-    pub fn start(org: OrgId, channel: ChannelId, window: RecoveryWindow, now: DateTime<Utc>) -> Self {
+    pub fn start(
+        org: OrgId,
+        channel: ChannelId,
+        window: RecoveryWindow,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             id: RecoveryId::new(),
             org_id: org,
@@ -152,7 +164,8 @@ impl Recovery {
     /// The exclusive end of the window: `until`, but never past the start of the recovery
     /// (what fails later is the pipeline's, not this recovery's).
     pub fn window_end(&self) -> DateTime<Utc> {
-        self.until.map_or(self.started_at, |u| u.min(self.started_at))
+        self.until
+            .map_or(self.started_at, |u| u.min(self.started_at))
     }
 
     /// Ends the recovery at `now` in `state`.
@@ -184,11 +197,19 @@ mod tests {
     #[test]
     fn until_before_since_is_refused_on_until() {
         let now = at("2026-12-15T12:00:00Z");
-        let e = RecoveryWindow::new(at("2026-12-14T00:00:00Z"), Some(at("2026-12-13T00:00:00Z")), now)
-            .unwrap_err();
+        let e = RecoveryWindow::new(
+            at("2026-12-14T00:00:00Z"),
+            Some(at("2026-12-13T00:00:00Z")),
+            now,
+        )
+        .unwrap_err();
         assert_eq!(e.field, "until");
-        let w = RecoveryWindow::new(at("2026-12-14T00:00:00Z"), Some(at("2026-12-14T00:00:00Z")), now)
-            .expect("an empty window is allowed");
+        let w = RecoveryWindow::new(
+            at("2026-12-14T00:00:00Z"),
+            Some(at("2026-12-14T00:00:00Z")),
+            now,
+        )
+        .expect("an empty window is allowed");
         assert_eq!(w.until(), Some(at("2026-12-14T00:00:00Z")));
     }
 }

@@ -86,7 +86,8 @@ pub async fn recover_channel(
 ) -> ApiResult<Idempotent<Recovery>> {
     // The request as parsed, so the same window written differently is the same request.
     let canonical = serde_json::to_vec(&body).map_err(ApiError::internal)?;
-    let request = idempotency::Request::new(&headers, "POST", &format!("recover/{id}"), &canonical)?;
+    let request =
+        idempotency::Request::new(&headers, "POST", &format!("recover/{id}"), &canonical)?;
     idempotency::run(&state, auth.org_id, request, StatusCode::ACCEPTED, || {
         recover_once(&state, auth.org_id, &id, body)
     })

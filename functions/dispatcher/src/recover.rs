@@ -278,7 +278,9 @@ impl Dispatcher<'_> {
             recovery_id: v.recovery.id,
             page: v.pages,
         };
-        self.dispatch_queue.send_batch(vec![next.message()?]).await?;
+        self.dispatch_queue
+            .send_batch(vec![next.message()?])
+            .await?;
         Ok(())
     }
 }

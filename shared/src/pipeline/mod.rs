@@ -191,7 +191,9 @@ impl RecoverPageTask {
         if !body.starts_with(Self::PREFIX) {
             return None;
         }
-        serde_json::from_str::<Self>(body).ok().map(|t| t.recover_page)
+        serde_json::from_str::<Self>(body)
+            .ok()
+            .map(|t| t.recover_page)
     }
 }
 
@@ -199,7 +201,9 @@ impl RecoverPage {
     /// The message for this page, in the recovery's own lane (`<org>/recover-<channel>`): not
     /// the channel's, so a paced or paused channel holds its deliveries, not the re-queueing.
     pub fn message(&self) -> Result<Outgoing, serde_json::Error> {
-        let body = serde_json::to_string(&RecoverPageTask { recover_page: *self })?;
+        let body = serde_json::to_string(&RecoverPageTask {
+            recover_page: *self,
+        })?;
         Ok(Outgoing::now(body).in_group(format!("{}/recover-{}", self.org_id, self.channel_id)))
     }
 }
