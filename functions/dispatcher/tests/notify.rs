@@ -55,7 +55,11 @@ async fn world() -> World {
 
 /// The world with `http` answering Slack and webhooks.
 async fn world_with_http(http: Arc<dyn Sender>) -> World {
-    let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().unwrap());
+    world_over(Arc::new(Embedded::in_memory().unwrap()), http)
+}
+
+/// The world over `store`.
+fn world_over(store: Arc<dyn Store>, http: Arc<dyn Sender>) -> World {
     let queues = EmbeddedQueues::in_memory().unwrap();
     let queue: Arc<dyn Queue> = Arc::new(queues.queue("dispatch", QueueSettings::default()));
     let sender = Senders::new(
@@ -1294,8 +1298,30 @@ async fn recovery_now(
 #[tokio::test]
 async fn a_recovery_page_handled_twice_requeues_nothing_twice_and_the_next_continues_from_its_cursor()
  {
+    recovery_pages_continue_from_their_cursor_and_requeue_nothing_twice(world().await).await;
+}
+
+/// The pages over DynamoDB on the emulator (`HERALD_TEST_AWS_ENDPOINT`): the channel log on
+/// GSI1 oldest first, its cursor, and the save that ends a recovery and frees its channel.
+#[cfg(feature = "lambda")]
+#[tokio::test]
+async fn over_dynamodb_a_recovery_page_handled_twice_requeues_nothing_twice_and_the_next_continues_from_its_cursor()
+ {
+    use herald_shared::store::dynamodb::{DynamoStore, create_table};
+    let config = herald_testing::emulator::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = herald_testing::emulator::unique("herald-recover");
+    create_table(&client, &table).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(client, &table));
+    recovery_pages_continue_from_their_cursor_and_requeue_nothing_twice(world_over(
+        store,
+        Arc::new(NoHttp),
+    ))
+    .await;
+}
+
+async fn recovery_pages_continue_from_their_cursor_and_requeue_nothing_twice(w: World) {
     use herald_core::domain::recovery::RecoveryState;
-    let w = world().await;
     let ch = slack(&w, None).await;
     // 250 rows: every fifth delivered, 200 failed.
     let failed = outage(&w, &ch, 250, 5).await;
