@@ -12,6 +12,9 @@
 //! "attempt already on record" check drops. The flip side: a short backoff can bring the next
 //! attempt's message before this attempt is on record; it is then re-queued for a moment rather
 //! than sent (sending would race the record and lose one of the two outcomes).
+//!
+//! The dispatch queue also carries the pages of a recovery (`recoverPage`, see `recover.rs`):
+//! a channel's failed deliveries re-queued 100 at a time, each then dispatched like any attempt.
 
 mod recover;
 
