@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use herald_core::domain::recovery::{Recovery, RecoveryState, RecoveryWindow};
+use herald_core::domain::recovery::{MAX_REQUEUED, Recovery, RecoveryState, RecoveryWindow};
 use herald_core::domain::{ChannelId, OrgId, RecoveryId};
 use herald_shared::pipeline::RecoverPage;
 use herald_shared::repo::Channels;
@@ -124,7 +124,7 @@ async fn recover_once(
         )
     })?;
     let mut recovery = Recovery::start(org, channel_id, window, now);
-    match recoveries::start(store, &recovery, now)
+    match recoveries::start(store, &recovery, MAX_REQUEUED, now)
         .await
         .map_err(ApiError::internal)?
     {

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use herald_core::domain::delivery::{DeliveryStatus, Trigger};
 use herald_core::domain::event::{Event, Recipient};
-use herald_core::domain::recovery::{MAX_REQUEUED, PAGE_ROWS, Recovery, RecoveryState};
+use herald_core::domain::recovery::{PAGE_ROWS, Recovery, RecoveryState};
 use herald_core::domain::rule::Template;
 use herald_core::domain::{DeliveryId, EventId, RuleKey};
 use herald_shared::pipeline::{DispatchTask, RecoverPage, Recovered};
@@ -116,7 +116,7 @@ impl Dispatcher<'_> {
         // The first row not handled, when the limit stopped the page.
         let mut stopped_at = None;
         for item in &rows.items {
-            if v.recovery.requeued >= MAX_REQUEUED {
+            if v.recovery.requeued >= v.limit {
                 stopped_at = Some(item.key.sk.clone());
                 break;
             }
@@ -223,7 +223,7 @@ impl Dispatcher<'_> {
         // Where the next page starts, or why there is none.
         let next_row = match (&stopped_at, &rows.next) {
             (Some(sk), _) => Some(sk.clone()),
-            (None, Some(next)) if v.recovery.requeued >= MAX_REQUEUED => store
+            (None, Some(next)) if v.recovery.requeued >= v.limit => store
                 .query(query(Some(next.clone()), 1))
                 .await?
                 .items

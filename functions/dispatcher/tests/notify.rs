@@ -1274,11 +1274,19 @@ async fn drain(w: &World) -> (Vec<DispatchTask>, Vec<u32>) {
 }
 
 async fn started_recovery(w: &World, channel: &Channel) -> herald_core::domain::recovery::Recovery {
+    limited_recovery(w, channel, herald_core::domain::recovery::MAX_REQUEUED).await
+}
+
+async fn limited_recovery(
+    w: &World,
+    channel: &Channel,
+    limit: u32,
+) -> herald_core::domain::recovery::Recovery {
     use herald_core::domain::recovery::{Recovery, RecoveryWindow};
     let now = Utc::now() + chrono::Duration::milliseconds(5);
     let window = RecoveryWindow::new(now - chrono::Duration::hours(1), None, now).unwrap();
     let recovery = Recovery::start(w.org, channel.id, window, now);
-    let started = herald_shared::repo::recoveries::start(w.store.as_ref(), &recovery, now)
+    let started = herald_shared::repo::recoveries::start(w.store.as_ref(), &recovery, limit, now)
         .await
         .unwrap();
     assert_eq!(started, herald_shared::repo::recoveries::Started::Started);
@@ -1499,4 +1507,62 @@ async fn a_recovered_delivery_retries_with_a_budget_counted_from_its_recovery_an
     assert_eq!(all.get("failed").copied(), Some(-1), "{all:?}");
     assert_eq!(all.get("delivered").copied(), Some(1), "{all:?}");
     assert_eq!(all.get("attempts").copied(), Some(1), "{all:?}");
+}
+
+/// The creation time of a delivery: its UUIDv7's milliseconds.
+fn created(id: DeliveryId) -> chrono::DateTime<Utc> {
+    let (secs, nanos) = id.as_uuid().get_timestamp().unwrap().to_unix();
+    chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap(), nanos).unwrap()
+}
+
+#[tokio::test]
+async fn a_recovery_stops_at_its_limit_truncated_with_the_time_to_resume_from() {
+    use herald_core::domain::recovery::RecoveryState;
+    let w = world().await;
+    // The limit reached within a page.
+    let ch = slack(&w, None).await;
+    let failed = outage(&w, &ch, 30, 0).await;
+    let recovery = limited_recovery(&w, &ch, 12).await;
+    let d = dispatcher(&w, w.store.as_ref());
+    d.handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    let (tasks, pages) = drain(&w).await;
+    assert_eq!(
+        tasks.iter().map(|t| t.delivery_id).collect::<Vec<_>>(),
+        failed[..12].to_vec()
+    );
+    assert!(pages.is_empty());
+    let done = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(done.state, RecoveryState::Done);
+    assert_eq!((done.scanned, done.requeued), (12, 12));
+    assert!(done.truncated);
+    assert_eq!(done.resume_since, Some(created(failed[12])));
+    assert_eq!(w.delivery(failed[12]).await.status, DeliveryStatus::Failed);
+
+    // The limit reached on a page's last row, more rows after it.
+    let ch = slack(&w, None).await;
+    let failed = outage(&w, &ch, 105, 0).await;
+    let recovery = limited_recovery(&w, &ch, 100).await;
+    d.handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    let (tasks, pages) = drain(&w).await;
+    assert_eq!(tasks.len(), 100);
+    assert!(pages.is_empty(), "no page after the limit");
+    let done = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(done.state, RecoveryState::Done);
+    assert!(done.truncated);
+    assert_eq!(done.resume_since, Some(created(failed[100])));
+
+    // Exactly the limit and nothing after: done, not truncated.
+    let ch = slack(&w, None).await;
+    outage(&w, &ch, 5, 0).await;
+    let recovery = limited_recovery(&w, &ch, 5).await;
+    d.handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    let done = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(
+        (done.state, done.requeued, done.truncated),
+        (RecoveryState::Done, 5, false)
+    );
+    assert_eq!(done.resume_since, None);
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::events::{from_doc, to_doc};
 use crate::store::keys::{self, entity};
 use crate::store::{Condition, Item, Store, StoreError, WriteOp};
-use herald_core::domain::recovery::{Recovery, RecoveryState};
+use herald_core::domain::recovery::{MAX_REQUEUED, Recovery, RecoveryState};
 use herald_core::domain::{ChannelId, OrgId, RecoveryId};
 
 /// How long a recovery is kept after it started.
@@ -31,6 +31,8 @@ pub struct Versioned {
     pub cursor: Option<String>,
     /// Pages handled so far: the next page message carries this number.
     pub pages: u32,
+    /// Most deliveries it re-queues ([`MAX_REQUEUED`] for every recovery the API starts).
+    pub limit: u32,
     pub version: i64,
 }
 
@@ -43,6 +45,12 @@ struct Doc {
     cursor: Option<String>,
     #[serde(default)]
     pages: u32,
+    #[serde(default = "max_requeued")]
+    limit: u32,
+}
+
+fn max_requeued() -> u32 {
+    MAX_REQUEUED
 }
 
 #[derive(Serialize, Deserialize)]
@@ -57,6 +65,7 @@ fn item(v: &Versioned, version: i64) -> Result<Item, StoreError> {
         recovery: r.clone(),
         cursor: v.cursor.clone(),
         pages: v.pages,
+        limit: v.limit,
     })?;
     let mut item = Item::new(keys::recovery(r.org_id, r.id), entity::RECOVERY, doc)
         .with_ttl((r.started_at + Duration::days(KEPT_DAYS)).timestamp());
@@ -74,11 +83,13 @@ pub enum Started {
     Running(Box<Recovery>),
 }
 
-/// Records a new recovery, unless another one of its channel is running. A running one that
-/// made no progress for [`STALE_AFTER`] is ended `failed` and replaced.
+/// Records a new recovery that re-queues at most `limit` deliveries, unless another one of its
+/// channel is running. A running one that made no progress for [`STALE_AFTER`] is ended
+/// `failed` and replaced.
 pub async fn start(
     store: &dyn Store,
     recovery: &Recovery,
+    limit: u32,
     now: DateTime<Utc>,
 ) -> Result<Started, StoreError> {
     let lock_key = keys::channel_recovery(recovery.org_id, recovery.channel_id);
@@ -86,6 +97,7 @@ pub async fn start(
         recovery: recovery.clone(),
         cursor: None,
         pages: 0,
+        limit,
         version: 0,
     };
     for _ in 0..3 {
@@ -165,6 +177,7 @@ pub async fn get(
         recovery: doc.recovery,
         cursor: doc.cursor,
         pages: doc.pages,
+        limit: doc.limit,
         version,
     }))
 }
