@@ -188,9 +188,11 @@ mod tests {
     fn since_within_fourteen_days_and_five_minutes_is_accepted_older_is_refused() {
         let now = at("2026-12-15T12:00:00Z");
         assert!(RecoveryWindow::new(at("2026-12-01T11:56:00Z"), None, now).is_ok());
-        let e = RecoveryWindow::new(at("2026-12-01T11:54:00Z"), None, now).unwrap_err();
+        let e = RecoveryWindow::new(at("2026-12-01T11:54:00Z"), None, now)
+            .expect_err("older than 14 days and 5 minutes");
         assert_eq!(e.field, "since");
-        let e = RecoveryWindow::new(at("2026-12-15T12:00:01Z"), None, now).unwrap_err();
+        let e =
+            RecoveryWindow::new(at("2026-12-15T12:00:01Z"), None, now).expect_err("in the future");
         assert_eq!(e.field, "since");
     }
 
@@ -202,7 +204,7 @@ mod tests {
             Some(at("2026-12-13T00:00:00Z")),
             now,
         )
-        .unwrap_err();
+        .expect_err("until before since");
         assert_eq!(e.field, "until");
         let w = RecoveryWindow::new(
             at("2026-12-14T00:00:00Z"),

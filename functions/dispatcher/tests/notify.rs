@@ -1185,7 +1185,7 @@ async fn outage(w: &World, channel: &Channel, n: usize, delivered_every: usize) 
         let mut task = w
             .record(channel, alice(None), DeliveryStatus::Queued, None)
             .await;
-        task.event.id = EventId::parse(&format!("evt-{i}")).unwrap();
+        task.event.id = EventId::parse(format!("evt-{i}")).unwrap();
         let ttl = (Utc::now() + chrono::Duration::days(1)).timestamp();
         herald_shared::repo::events::record(w.store.as_ref(), &task.event, ttl, Utc::now())
             .await
