@@ -1566,3 +1566,87 @@ async fn a_recovery_stops_at_its_limit_truncated_with_the_time_to_resume_from() 
     );
     assert_eq!(done.resume_since, None);
 }
+
+#[tokio::test]
+async fn a_recovery_whose_channel_was_disabled_meanwhile_fails_and_frees_the_channel() {
+    use herald_core::domain::recovery::RecoveryState;
+    let w = world().await;
+    let mut ch = slack(&w, None).await;
+    outage(&w, &ch, 3, 0).await;
+    let recovery = started_recovery(&w, &ch).await;
+    ch.enabled = false;
+    Channels::new(w.store.as_ref()).update(&ch).await.unwrap();
+    let d = dispatcher(&w, w.store.as_ref());
+    let outcome = d
+        .handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let (tasks, pages) = drain(&w).await;
+    assert!(tasks.is_empty() && pages.is_empty());
+    let failed = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(failed.state, RecoveryState::Failed);
+    assert_eq!(failed.requeued, 0);
+    assert!(
+        failed.error.as_deref().unwrap().contains("disabled"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        herald_shared::repo::recoveries::running_on(w.store.as_ref(), w.org, ch.id)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn one_recovery_runs_per_channel_and_one_without_progress_for_15_minutes_is_replaced() {
+    use herald_core::domain::recovery::{Recovery, RecoveryState, RecoveryWindow};
+    use herald_shared::repo::recoveries::{self, Started};
+    let w = world().await;
+    let ch = slack(&w, None).await;
+    let first = started_recovery(&w, &ch).await;
+    let now = Utc::now();
+    let window = RecoveryWindow::new(now - chrono::Duration::hours(1), None, now).unwrap();
+    let second = Recovery::start(w.org, ch.id, window, now);
+    let refused = recoveries::start(w.store.as_ref(), &second, 10, now)
+        .await
+        .unwrap();
+    match refused {
+        Started::Running(running) => assert_eq!(running.id, first.id),
+        other => panic!("{other:?}"),
+    }
+    // Another channel is not held.
+    let other = slack(&w, None).await;
+    let elsewhere = Recovery::start(w.org, other.id, window, now);
+    assert_eq!(
+        recoveries::start(w.store.as_ref(), &elsewhere, 10, now)
+            .await
+            .unwrap(),
+        Started::Started
+    );
+    // 15 minutes without progress (its page was dead-lettered): the next recovery replaces it.
+    let later = now + chrono::Duration::minutes(16);
+    let third = Recovery::start(w.org, ch.id, window, later);
+    assert_eq!(
+        recoveries::start(w.store.as_ref(), &third, 10, later)
+            .await
+            .unwrap(),
+        Started::Started
+    );
+    let replaced = recovery_now(&w, first.id).await.recovery;
+    assert_eq!(replaced.state, RecoveryState::Failed);
+    assert!(
+        replaced
+            .error
+            .as_deref()
+            .unwrap()
+            .contains(&third.id.to_string()),
+        "{replaced:?}"
+    );
+    assert_eq!(
+        recoveries::running_on(w.store.as_ref(), w.org, ch.id)
+            .await
+            .unwrap(),
+        Some(third.id)
+    );
+}
