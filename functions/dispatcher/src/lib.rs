@@ -424,7 +424,8 @@ impl Dispatcher<'_> {
     /// alone (given back when it first failed, or used by the message that reached the user).
     ///
     /// A recovered delivery was counted `failed` when it first ended: likewise its count moves
-    /// to the new status, with the attempts made since the recovery.
+    /// to the new status, with the attempts made since the recovery — in the batch's counts
+    /// (recoveries come by the thousand), its cap slot also left alone.
     async fn save(
         &self,
         delivery: &Delivery,
@@ -446,7 +447,7 @@ impl Dispatcher<'_> {
         } else if let (true, Some(_)) = (delivery.status.is_final(), task.recovered) {
             let since = delivery.attempts.len() - recovered_from(task, delivery);
             let attempts = i64::try_from(since).unwrap_or(i64::MAX);
-            stats::record_reopened(self.store, delivery, DeliveryStatus::Failed, attempts).await?;
+            tally.record_reopened(delivery, DeliveryStatus::Failed, attempts);
         } else if delivery.status.is_final() {
             tally.record(delivery);
             if deliveries::release_cap_slot(self.store, delivery, delivery.updated_at).await? {
