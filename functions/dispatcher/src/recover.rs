@@ -3,8 +3,8 @@
 //! window, oldest first, 100 rows of the channel log (GSI1) per page.
 //!
 //! A page: reads the recovery (a copy of a page already handled — its number is behind — is
-//! dropped), reads the next rows after the saved cursor, moves each `failed` delivery to
-//! `queued` with its versioned conditional write (so nothing is re-queued twice, and a resend
+//! dropped), reads the next rows after the saved cursor and their events (one batch read),
+//! moves each `failed` delivery to `queued` with its versioned conditional write (concurrently) (so nothing is re-queued twice, and a resend
 //! racing it wins or loses cleanly), sends their dispatch messages (the normal retry path, the
 //! budget counted from the recovery), saves the cursor and the counts on the recovery, then
 //! sends the next page's message. A crash anywhere re-runs the page: deliveries it already
@@ -37,6 +37,10 @@ fn requeued_reason(recovery: &Recovery, attempt: usize) -> String {
         "recovered (recovery {}): attempt {attempt} is queued",
         recovery.id
     )
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// The instant a delivery id (a UUIDv7) was made at.
@@ -110,21 +114,28 @@ impl Dispatcher<'_> {
             store.query(query(cursor, PAGE_ROWS)).await?
         };
 
-        let mut tasks = Vec::new();
-        let mut event_cache: HashMap<EventId, Option<Event>> = HashMap::new();
-        let mut template_cache: HashMap<RuleKey, Option<Template>> = HashMap::new();
+        // The rows to re-queue, in log order: classified first, their events and templates read
+        // in bulk, then their conditional writes made concurrently.
+        struct Candidate {
+            versioned: Versioned,
+            ttl: Option<i64>,
+            rule_key: RuleKey,
+            /// Re-queued by an earlier run of this page (it crashed before its save).
+            already: bool,
+        }
+        let mut candidates = Vec::new();
         // The first row not handled, when the limit stopped the page.
         let mut stopped_at = None;
         for item in &rows.items {
-            if v.recovery.requeued >= v.limit {
+            if v.recovery.requeued + count(candidates.len()) >= v.limit {
                 stopped_at = Some(item.key.sk.clone());
                 break;
             }
             v.recovery.scanned += 1;
             let ttl = item.ttl;
-            let Versioned { delivery, version } = deliveries::from_item(item.clone())?;
-            let attempts = delivery.attempts.len();
-            let marker = requeued_reason(&v.recovery, attempts + 1);
+            let versioned = deliveries::from_item(item.clone())?;
+            let delivery = &versioned.delivery;
+            let marker = requeued_reason(&v.recovery, delivery.attempts.len() + 1);
             let already = delivery.status == DeliveryStatus::Queued
                 && delivery.reason.as_deref() == Some(marker.as_str());
             if delivery.status != DeliveryStatus::Failed && !already {
@@ -136,52 +147,75 @@ impl Dispatcher<'_> {
                 v.recovery.skipped.not_recoverable += 1;
                 continue;
             };
-            let event = match event_cache.get(&delivery.event_id) {
-                Some(e) => e.clone(),
-                None => {
-                    let e = events::get(store, page.org_id, &delivery.event_id)
-                        .await?
-                        .map(|r| r.event);
-                    event_cache.insert(delivery.event_id.clone(), e.clone());
-                    e
-                }
-            };
-            let Some(event) = event else {
+            candidates.push(Candidate {
+                versioned,
+                ttl,
+                rule_key,
+                already,
+            });
+        }
+
+        let mut event_ids: Vec<EventId> = candidates
+            .iter()
+            .map(|c| c.versioned.delivery.event_id.clone())
+            .collect();
+        event_ids.sort();
+        event_ids.dedup();
+        let records = events::get_many(store, page.org_id, &event_ids).await?;
+        let events: HashMap<EventId, Event> = event_ids
+            .into_iter()
+            .zip(records)
+            .filter_map(|(id, record)| record.map(|r| (id, r.event)))
+            .collect();
+        let mut templates: HashMap<RuleKey, Option<Template>> = HashMap::new();
+        for c in &candidates {
+            if !templates.contains_key(&c.rule_key) {
+                let template = Rules::new(store)
+                    .get(&page.org_id, &c.rule_key)
+                    .await?
+                    .and_then(|r| r.template);
+                templates.insert(c.rule_key.clone(), template);
+            }
+        }
+
+        let saves = candidates.iter().map(|c| async {
+            let Versioned { delivery, version } = &c.versioned;
+            if c.already || !events.contains_key(&delivery.event_id) {
+                return Ok(());
+            }
+            let mut reopened = delivery.clone();
+            reopened.status = DeliveryStatus::Queued;
+            reopened.reason = Some(requeued_reason(&v.recovery, delivery.attempts.len() + 1));
+            reopened.next_attempt_at = None;
+            reopened.updated_at = now;
+            // Every delivery is written with an expiry; one without keeps a month from its
+            // creation rather than never expiring.
+            let ttl = c
+                .ttl
+                .unwrap_or_else(|| (delivery.created_at + chrono::Duration::days(30)).timestamp());
+            deliveries::save(store, &reopened, *version, ttl)
+                .await
+                .map(|_| ())
+        });
+        let saved = futures::future::join_all(saves).await;
+
+        let mut tasks = Vec::new();
+        for (c, saved) in candidates.into_iter().zip(saved) {
+            let delivery = c.versioned.delivery;
+            let Some(event) = events.get(&delivery.event_id).cloned() else {
                 v.recovery.skipped.event_expired += 1;
                 continue;
             };
-            let template = match template_cache.get(&rule_key) {
-                Some(t) => t.clone(),
-                None => {
-                    let t = Rules::new(store)
-                        .get(&page.org_id, &rule_key)
-                        .await?
-                        .and_then(|r| r.template);
-                    template_cache.insert(rule_key.clone(), t.clone());
-                    t
+            match saved {
+                Ok(()) => {}
+                Err(StoreError::Conflict) => {
+                    v.recovery.skipped.changed += 1;
+                    continue;
                 }
-            };
-            if !already {
-                let mut reopened = delivery.clone();
-                reopened.status = DeliveryStatus::Queued;
-                reopened.reason = Some(marker);
-                reopened.next_attempt_at = None;
-                reopened.updated_at = now;
-                // Every delivery is written with an expiry; one without keeps a month from its
-                // creation rather than never expiring.
-                let ttl = ttl.unwrap_or_else(|| {
-                    (delivery.created_at + chrono::Duration::days(30)).timestamp()
-                });
-                match deliveries::save(store, &reopened, version, ttl).await {
-                    Ok(_) => {}
-                    Err(StoreError::Conflict) => {
-                        v.recovery.skipped.changed += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                Err(e) => return Err(e.into()),
             }
             v.recovery.requeued += 1;
+            let attempts = delivery.attempts.len();
             let recipient = delivery.recipient.as_ref().map(|user| {
                 event
                     .recipients
@@ -198,13 +232,13 @@ impl Dispatcher<'_> {
             tasks.push(DispatchTask {
                 delivery_id: delivery.id,
                 org_id: page.org_id,
-                rule_key,
+                template: templates.get(&c.rule_key).cloned().flatten(),
+                rule_key: c.rule_key,
                 channel_id: page.channel_id,
                 recipient,
                 attempt: u32::try_from(attempts + 1).unwrap_or(u32::MAX),
                 not_before: None,
                 event,
-                template,
                 manual: None,
                 recovered: Some(Recovered {
                     recovery_id: v.recovery.id,
