@@ -8,14 +8,14 @@
 //! racing it wins or loses cleanly), sends their dispatch messages (the normal retry path, the
 //! budget counted from the recovery), saves the cursor and the counts on the recovery, then
 //! sends the next page's message. A crash anywhere re-runs the page: deliveries it already
-//! re-queued are recognised by their reason and their messages sent again (the dispatcher drops
-//! an attempt already on record); a crash after the save re-sends the next page's message when
+//! re-queued are recognised by their `recovered` mark, counted, and — while their attempt is
+//! not made — their messages sent again (the dispatcher drops an attempt already on record); a crash after the save re-sends the next page's message when
 //! the page message comes back.
 
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use herald_core::domain::delivery::{DeliveryStatus, Trigger};
+use herald_core::domain::delivery::{DeliveryStatus, RecoveredBy, Trigger};
 use herald_core::domain::event::{Event, Recipient};
 use herald_core::domain::recovery::{PAGE_ROWS, Recovery, RecoveryState};
 use herald_core::domain::rule::Template;
@@ -30,8 +30,8 @@ use tracing::{debug, info, instrument, warn};
 
 use crate::{DispatchError, Dispatcher};
 
-/// The reason a recovered delivery carries until its attempt is made: how a re-run of its page
-/// recognises it.
+/// The reason a recovered delivery carries until its attempt is made (its `recovered` mark
+/// stays after).
 fn requeued_reason(recovery: &Recovery, attempt: usize) -> String {
     format!(
         "recovered (recovery {}): attempt {attempt} is queued",
@@ -120,8 +120,9 @@ impl Dispatcher<'_> {
             versioned: Versioned,
             ttl: Option<i64>,
             rule_key: RuleKey,
-            /// Re-queued by an earlier run of this page (it crashed before its save).
-            already: bool,
+            /// Re-queued by this recovery in an earlier run of this page (it crashed before its
+            /// save): counted, and its message sent again while its attempt is not made yet.
+            ours: Option<RecoveredBy>,
         }
         let mut candidates = Vec::new();
         // The first row not handled, when the limit stopped the page.
@@ -135,10 +136,10 @@ impl Dispatcher<'_> {
             let ttl = item.ttl;
             let versioned = deliveries::from_item(item.clone())?;
             let delivery = &versioned.delivery;
-            let marker = requeued_reason(&v.recovery, delivery.attempts.len() + 1);
-            let already = delivery.status == DeliveryStatus::Queued
-                && delivery.reason.as_deref() == Some(marker.as_str());
-            if delivery.status != DeliveryStatus::Failed && !already {
+            let ours = delivery
+                .recovered
+                .filter(|r| r.recovery_id == v.recovery.id);
+            if delivery.status != DeliveryStatus::Failed && ours.is_none() {
                 v.recovery.skipped.not_failed += 1;
                 continue;
             }
@@ -151,7 +152,7 @@ impl Dispatcher<'_> {
                 versioned,
                 ttl,
                 rule_key,
-                already,
+                ours,
             });
         }
 
@@ -180,12 +181,17 @@ impl Dispatcher<'_> {
 
         let saves = candidates.iter().map(|c| async {
             let Versioned { delivery, version } = &c.versioned;
-            if c.already || !events.contains_key(&delivery.event_id) {
+            if c.ours.is_some() || !events.contains_key(&delivery.event_id) {
                 return Ok(());
             }
             let mut reopened = delivery.clone();
             reopened.status = DeliveryStatus::Queued;
             reopened.reason = Some(requeued_reason(&v.recovery, delivery.attempts.len() + 1));
+            reopened.recovered = Some(RecoveredBy {
+                recovery_id: v.recovery.id,
+                at: now,
+                after_attempts: count(delivery.attempts.len()),
+            });
             reopened.next_attempt_at = None;
             reopened.updated_at = now;
             // Every delivery is written with an expiry; one without keeps a month from its
@@ -202,6 +208,15 @@ impl Dispatcher<'_> {
         let mut tasks = Vec::new();
         for (c, saved) in candidates.into_iter().zip(saved) {
             let delivery = c.versioned.delivery;
+            if let Some(ours) = c.ours {
+                v.recovery.requeued += 1;
+                // Its attempt made (or under way with a retry scheduled): nothing to send.
+                let waiting = delivery.status == DeliveryStatus::Queued
+                    && delivery.attempts.len() == ours.after_attempts as usize;
+                if !waiting {
+                    continue;
+                }
+            }
             let Some(event) = events.get(&delivery.event_id).cloned() else {
                 v.recovery.skipped.event_expired += 1;
                 continue;
@@ -214,7 +229,9 @@ impl Dispatcher<'_> {
                 }
                 Err(e) => return Err(e.into()),
             }
-            v.recovery.requeued += 1;
+            if c.ours.is_none() {
+                v.recovery.requeued += 1;
+            }
             let attempts = delivery.attempts.len();
             let recipient = delivery.recipient.as_ref().map(|user| {
                 event

@@ -534,6 +534,7 @@ fn new_delivery(
         engagement: Vec::new(),
         next_attempt_at: None,
         cap_slot: None,
+        recovered: None,
         created_at: now,
         updated_at: now,
     }

@@ -131,6 +131,7 @@ impl Ops {
             next_attempt_at: (status == DeliveryStatus::Queued)
                 .then(|| at + chrono::Duration::seconds(226)),
             cap_slot: None,
+            recovered: None,
             created_at: at,
             updated_at: at,
         };

@@ -316,6 +316,8 @@ async fn after_the_receiver_is_fixed_a_recovery_delivers_each_of_200_failed_deli
     assert_eq!(d["status"], "delivered", "{d}");
     assert_eq!(d["attempts"].as_array().map(Vec::len), Some(2), "{d}");
     assert_eq!(d["attempts"][1]["trigger"], "scheduled", "{d}");
+    assert_eq!(d["recovered"]["recoveryId"], id.as_str(), "{d}");
+    assert_eq!(d["recovered"]["afterAttempts"], 1, "{d}");
 
     // The same call with the same key: the stored answer, and nothing more recovered.
     let (status, replayed, again) = post_json_with_key(&herald, &recover, "recover-1", &body).await;
