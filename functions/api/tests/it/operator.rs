@@ -1,6 +1,7 @@
 //! Operator tools, as on-call uses them: one delivery with its attempts, one event and what each
 //! rule did with it, resend (through the dispatch queue, refused where unsafe or where consent
-//! would be bypassed, idempotent with a key), and rule explain (no writes). The pipeline's
+//! would be bypassed, idempotent with a key), recover (checked, one per channel, idempotent;
+//! its pages run in the dispatcher's tests), and rule explain (no writes). The pipeline's
 //! records are written through the repositories exactly as the matcher and dispatcher write
 //! them; the real pipeline runs in `functions/local/tests/it/operator.rs`.
 //!

@@ -1,7 +1,8 @@
 //! Operator tools against the real `herald serve` and a loopback webhook receiver that verifies
 //! Standard Webhooks signatures: a delivery that failed is resent, arrives again with the same
 //! `webhook-id`, and its log shows the manual attempt; the event page and explain agree with
-//! what routing did.
+//! what routing did. Recover after an outage delivers every failed delivery exactly once, and a
+//! recovery interrupted by `kill -9` resumes after a restart.
 
 use std::time::Duration;
 
@@ -199,7 +200,17 @@ async fn post_json_with_key(
 
 /// Reads `path` until `done` holds for the answer.
 async fn until(herald: &Herald, path: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    until_within(herald, path, Duration::from_secs(60), done).await
+}
+
+/// [`until`], waiting at most `wait`.
+async fn until_within(
+    herald: &Herald,
+    path: &str,
+    wait: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + wait;
     loop {
         let (status, v) = herald.get(path).await;
         assert_eq!(status, 200, "{v}");
@@ -346,4 +357,104 @@ async fn after_the_receiver_is_fixed_a_recovery_delivers_each_of_200_failed_deli
     .await;
     assert_eq!(status, 422, "{bad}");
     assert_eq!(bad["error"]["field"], "until", "{bad}");
+}
+
+#[tokio::test]
+async fn a_recovery_interrupted_by_kill_9_resumes_after_a_restart_and_its_counts_add_up() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_dir = dir.path().join("data");
+    let env = [
+        ("HERALD_RULES_CACHE_SECONDS", "0"),
+        ("HERALD_RETRY_MAX_ATTEMPTS", "1"),
+    ];
+    let args = ["--allow-private-targets", "127.0.0.0/8"];
+    let herald = Herald::start_with(&data_dir, &env, &args);
+    let receiver = Receiver::start(Kind::Webhook).await;
+    receiver.always(Reply::ChannelNotFound);
+    let (status, channel) = herald
+        .post(
+            "/notifications/channels",
+            json!({"kind": "webhook", "name": "incidents",
+                   "config": {"url": format!("{}/hooks/ops", receiver.url), "format": "generic"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{channel}");
+    receiver.set_signing_secret(channel["signingSecret"].as_str().expect("a secret"));
+    let channel_id = channel["id"].as_str().expect("an id").to_owned();
+    let (status, rule) = herald
+        .post(
+            "/notifications/rules",
+            json!({"key": "disk.full", "channelIds": [channel_id]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{rule}");
+    let since = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let total = 500;
+    for batch in 0..total / 100 {
+        let events: Vec<Value> = (0..100)
+            .map(|i| {
+                json!({"id": format!("evt-{batch}-{i}"), "type": "disk.full", "module": "ops",
+                            "properties": {"host": format!("web-{i}")}})
+            })
+            .collect();
+        let (status, accepted) = herald.post("/events", Value::Array(events)).await;
+        assert_eq!(status, 202, "{accepted}");
+    }
+    let stats_path = "/notifications/logs/stats?groupBy=channel";
+    until(&herald, stats_path, |s| {
+        s["groups"][0]["counts"]["failed"] == total
+    })
+    .await;
+    let failed_ids: std::collections::BTreeSet<String> = receiver
+        .arrivals()
+        .iter()
+        .map(|a| a.webhook_id.clone().expect("a webhook-id"))
+        .collect();
+    assert_eq!(failed_ids.len(), total);
+
+    receiver.always(Reply::Ok);
+    let recover = format!("/notifications/channels/{channel_id}/recover");
+    let (status, started) = herald
+        .post(&recover, json!({"since": since.to_rfc3339()}))
+        .await;
+    assert_eq!(status, 202, "{started}");
+    let id = started["id"].as_str().expect("an id").to_owned();
+    // Killed while the recovery runs (its pages, or the attempts they queued).
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let (_, midway) = herald.get(&format!("{recover}/{id}")).await;
+    herald.kill();
+    let before = receiver.arrivals().len() - total;
+
+    // Restarted on the same data: what was in flight comes back after its visibility timeout.
+    let herald = Herald::start_with(&data_dir, &env, &args);
+    let done = until_within(
+        &herald,
+        &format!("{recover}/{id}"),
+        Duration::from_secs(150),
+        |r| r["state"] != "running",
+    )
+    .await;
+    assert_eq!(done["state"], "done", "{done} (midway: {midway})");
+    assert_eq!(done["scanned"], total, "{done}");
+    assert_eq!(done["requeued"], total, "{done}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(150);
+    loop {
+        let recovered: std::collections::BTreeSet<String> = receiver
+            .arrivals()
+            .iter()
+            .skip(total)
+            .filter(|a| a.status == 200)
+            .filter_map(|a| a.webhook_id.clone())
+            .collect();
+        if recovered == failed_ids {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {total} delivered after the restart ({before} before the kill; midway: {midway})",
+            recovered.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    herald.kill();
 }
