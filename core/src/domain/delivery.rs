@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::channel::ChannelKind;
 use super::event::Recipient;
-use super::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
+use super::{ChannelId, DeliveryId, EventId, OrgId, RecoveryId, RuleKey, UserId};
 
 /// One (event, rule, channel) — and recipient, for user-facing kinds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -37,8 +37,22 @@ pub struct Delivery {
     /// given back if the delivery ends `failed` without reaching the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cap_slot: Option<CapSlot>,
+    /// Set when a recovery (`POST /notifications/channels/{id}/recover`) re-queued it: which,
+    /// when, and how many attempts it had before (its retry budget counts those after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<RecoveredBy>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// The recovery that last re-queued a delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoveredBy {
+    pub recovery_id: RecoveryId,
+    pub at: DateTime<Utc>,
+    /// Attempts on record when it was re-queued: the recovered attempts are those after.
+    pub after_attempts: u32,
 }
 
 /// The frequency-cap window a delivery was counted in (`herald_core::delivery::caps::window`).

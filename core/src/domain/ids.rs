@@ -86,6 +86,10 @@ uuid_id!(
     SilenceId
 );
 uuid_id!(
+    /// A recovery: one bulk re-queue of a channel's failed deliveries.
+    RecoveryId
+);
+uuid_id!(
     /// A feed item: the id of the delivery that put it in the feed (so appending the same
     /// delivery twice is a no-op), or a fresh UUIDv7.
     FeedItemId

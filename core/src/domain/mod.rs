@@ -9,6 +9,7 @@ pub mod event;
 pub mod ids;
 pub mod matcher;
 pub mod org;
+pub mod recovery;
 pub mod rule;
 pub mod shape;
 pub mod silence;

@@ -73,6 +73,7 @@ fn populate(rt: &tokio::runtime::Runtime, store: &Embedded, org: OrgId, rows: u6
                     engagement: Vec::new(),
                     next_attempt_at: None,
                     cap_slot: None,
+                    recovered: None,
                     created_at,
                     updated_at: created_at,
                 },

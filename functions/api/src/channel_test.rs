@@ -159,6 +159,7 @@ async fn test_once(
         engagement: Vec::new(),
         next_attempt_at: None,
         cap_slot: None,
+        recovered: None,
         created_at: now,
         updated_at: now,
     };

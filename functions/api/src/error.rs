@@ -34,13 +34,14 @@ use serde::Serialize;
 /// | `in_progress` | 409 | resend: the delivery is still queued or deferred (an attempt is pending), or another resend of it just started |
 /// | `not_resendable` | 409 | resend: the delivery was suppressed (consent and caps are never bypassed) or is a test-button delivery |
 /// | `channel_deleted` | 409 | resend: the delivery's channel no longer exists |
-/// | `channel_disabled` | 409 | resend: the delivery's channel is disabled |
+/// | `channel_disabled` | 409 | resend or recover: the channel is disabled |
 /// | `event_expired` | 409 | resend: the event record is past its retention; there is nothing to render |
 /// | `idempotency_key_reused` | 422 | this `Idempotency-Key` was used with another request body within 24 h |
 /// | `idempotency_in_progress` | 409 | a request with this `Idempotency-Key` is still being handled; retry later |
-/// | `dispatch_unavailable` | 503 | this deployment has no dispatch queue for resends, or it did not take the message; retry |
+/// | `dispatch_unavailable` | 503 | this deployment has no dispatch queue for resends and recoveries, or it did not take the message; retry |
 /// | `limit_reached` | 409 | signing-secret rotation: 5 previous secrets are still in their grace period; expire them first |
 /// | `rules_changed` | 409 | rule set apply: the org's rules changed since the replay (`expectedRulesVersion` is stale); nothing was written — replay again |
+/// | `recovery_running` | 409 | recover: a recovery of this channel is running (the message names it); wait for it to end |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -71,11 +72,12 @@ pub enum ErrorCode {
     DispatchUnavailable,
     LimitReached,
     RulesChanged,
+    RecoveryRunning,
 }
 
 impl ErrorCode {
     /// Every code, in the order of the table above.
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::MalformedJson,
         Self::InvalidBody,
         Self::InvalidQuery,
@@ -103,6 +105,7 @@ impl ErrorCode {
         Self::DispatchUnavailable,
         Self::LimitReached,
         Self::RulesChanged,
+        Self::RecoveryRunning,
     ];
 
     /// The code as it appears in `error.code`.
@@ -135,6 +138,7 @@ impl ErrorCode {
             Self::DispatchUnavailable => "dispatch_unavailable",
             Self::LimitReached => "limit_reached",
             Self::RulesChanged => "rules_changed",
+            Self::RecoveryRunning => "recovery_running",
         }
     }
 }

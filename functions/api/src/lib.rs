@@ -25,6 +25,7 @@ pub mod orgs;
 pub mod outbox;
 pub mod pagination;
 pub mod query;
+pub mod recoveries;
 pub mod replay;
 pub mod rules;
 pub mod secret_rotation;
@@ -169,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .merge(channel_test::router())
         .merge(logs::router())
         .merge(deliveries::router())
+        .merge(recoveries::router())
         .merge(event_detail::router())
         .merge(explain::router())
         .merge(replay::router())

@@ -20,7 +20,8 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use crate::AppState;
 use crate::{
     alerts, api_keys, channel_test, channels, deliveries, error, event_detail, events, explain,
-    feeds, logs, orgs, outbox, replay, rules, secret_rotation, silences, stats, tracking, users,
+    feeds, logs, orgs, outbox, recoveries, replay, rules, secret_rotation, silences, stats,
+    tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -62,6 +63,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         secret_rotation::rotate_secret,
         secret_rotation::expire_previous,
         channel_test::test_channel,
+        recoveries::recover_channel,
+        recoveries::get_recovery,
         rules::create_rule,
         rules::list_rules,
         rules::get_rule,

@@ -12,6 +12,11 @@
 //! "attempt already on record" check drops. The flip side: a short backoff can bring the next
 //! attempt's message before this attempt is on record; it is then re-queued for a moment rather
 //! than sent (sending would race the record and lose one of the two outcomes).
+//!
+//! The dispatch queue also carries the pages of a recovery (`recoverPage`, see `recover.rs`):
+//! a channel's failed deliveries re-queued 100 at a time, each then dispatched like any attempt.
+
+mod recover;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +32,9 @@ use herald_core::domain::user;
 use herald_shared::delivery;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
 use herald_shared::feed::FeedNotifier;
-use herald_shared::pipeline::{BatchOutcome, Deferred, DispatchTask, ManualResend, QueueMessage};
+use herald_shared::pipeline::{
+    BatchOutcome, Deferred, DispatchTask, QueueMessage, RecoverPageTask,
+};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
 use herald_shared::repo::{Channels, RepoError, lanes, stats, users};
@@ -118,6 +125,16 @@ impl Dispatcher<'_> {
         // Counters of the deliveries this batch finishes, written once per item after it.
         let tally = &stats::Tally::default();
         let results = futures::future::join_all(messages.into_iter().map(|message| async move {
+            if let Some(page) = RecoverPageTask::parse(&message.body) {
+                let result = match self.recover_page(page, message.receive_count, now).await {
+                    Ok(()) => Dispatched::Done,
+                    Err(e) => {
+                        warn!(message_id = %message.id, recovery_id = %page.recovery_id, error = %e, "recovery page failed; the message will be retried");
+                        Dispatched::Failed
+                    }
+                };
+                return (message.id, None, result);
+            }
             let task = match serde_json::from_str::<DispatchTask>(&message.body) {
                 Ok(task) => task,
                 Err(e) => {
@@ -231,7 +248,7 @@ impl Dispatcher<'_> {
                 "the channel was deleted",
                 now,
             );
-            return self.save(&delivery, version, ttl, tally, task.manual).await;
+            return self.save(&delivery, version, ttl, tally, &task).await;
         };
         if !channel.enabled {
             finish(
@@ -240,7 +257,7 @@ impl Dispatcher<'_> {
                 "channel is disabled",
                 now,
             );
-            return self.save(&delivery, version, ttl, tally, task.manual).await;
+            return self.save(&delivery, version, ttl, tally, &task).await;
         }
         let limit = channel.rate_limit_in_force();
         let admission = {
@@ -263,7 +280,7 @@ impl Dispatcher<'_> {
             Err((status, reason)) => {
                 info!(status = status.as_str(), reason = %reason, "delivery not attempted");
                 finish(&mut delivery, status, &reason, now);
-                return self.save(&delivery, version, ttl, tally, task.manual).await;
+                return self.save(&delivery, version, ttl, tally, &task).await;
             }
         };
 
@@ -330,11 +347,12 @@ impl Dispatcher<'_> {
                 warn!(error_class = ?class, status_code = ?outcome.status_code, "manual attempt failed");
             }
             Some(class) if class.is_retryable() => {
-                let first = delivery.attempts.first().map_or(now, |a| a.at);
+                // A recovered delivery's budget counts from its recovery.
+                let budget = &delivery.attempts[recovered_from(&task, &delivery)..];
+                let first = budget.first().map_or(now, |a| a.at);
                 // 429s count toward the age limit, not the attempt limit: a paced backlog must
                 // never fail for being rate limited.
-                let counted = delivery
-                    .attempts
+                let counted = budget
                     .iter()
                     .filter(|a| a.error_class != Some(ErrorClass::RateLimited))
                     .count();
@@ -394,7 +412,7 @@ impl Dispatcher<'_> {
         channels
             .record_health(&channel, outcome.error_class, &error, now)
             .await?;
-        self.save(&delivery, version, ttl, tally, task.manual).await
+        self.save(&delivery, version, ttl, tally, &task).await
     }
 
     /// Saves the delivery if nobody else changed it, and counts it in the batch's stats once it
@@ -404,13 +422,17 @@ impl Dispatcher<'_> {
     /// A resent delivery (`manual`) was counted when it first ended: its count moves to the new
     /// status instead (written at once: resends are rare), and its frequency-cap slot is left
     /// alone (given back when it first failed, or used by the message that reached the user).
+    ///
+    /// A recovered delivery was counted `failed` when it first ended: likewise its count moves
+    /// to the new status, with the attempts made since the recovery — in the batch's counts
+    /// (recoveries come by the thousand), its cap slot also left alone.
     async fn save(
         &self,
         delivery: &Delivery,
         version: i64,
         ttl: i64,
         tally: &stats::Tally,
-        manual: Option<ManualResend>,
+        task: &DispatchTask,
     ) -> Result<Dispatched, DispatchError> {
         match deliveries::save(self.store, delivery, version, ttl).await {
             // Another dispatcher recorded this attempt first (a duplicate message in flight).
@@ -420,8 +442,12 @@ impl Dispatcher<'_> {
             }
             other => other?,
         };
-        if let (true, Some(manual)) = (delivery.status.is_final(), manual) {
+        if let (true, Some(manual)) = (delivery.status.is_final(), task.manual) {
             stats::record_resent(self.store, delivery, manual.previous).await?;
+        } else if let (true, Some(_)) = (delivery.status.is_final(), task.recovered) {
+            let since = delivery.attempts.len() - recovered_from(task, delivery);
+            let attempts = i64::try_from(since).unwrap_or(i64::MAX);
+            tally.record_reopened(delivery, DeliveryStatus::Failed, attempts);
         } else if delivery.status.is_final() {
             tally.record(delivery);
             if deliveries::release_cap_slot(self.store, delivery, delivery.updated_at).await? {
@@ -563,6 +589,14 @@ impl Dispatcher<'_> {
         self.dispatch_queue.send_batch(vec![message]).await?;
         Ok(())
     }
+}
+
+/// Where a recovered delivery's attempts since its recovery start in `delivery.attempts`
+/// (0 for any other delivery).
+fn recovered_from(task: &DispatchTask, delivery: &Delivery) -> usize {
+    task.recovered
+        .map_or(0, |r| r.after_attempts as usize)
+        .min(delivery.attempts.len())
 }
 
 fn finish(delivery: &mut Delivery, status: DeliveryStatus, reason: &str, now: DateTime<Utc>) {

@@ -55,7 +55,11 @@ async fn world() -> World {
 
 /// The world with `http` answering Slack and webhooks.
 async fn world_with_http(http: Arc<dyn Sender>) -> World {
-    let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().unwrap());
+    world_over(Arc::new(Embedded::in_memory().unwrap()), http)
+}
+
+/// The world over `store`.
+fn world_over(store: Arc<dyn Store>, http: Arc<dyn Sender>) -> World {
     let queues = EmbeddedQueues::in_memory().unwrap();
     let queue: Arc<dyn Queue> = Arc::new(queues.queue("dispatch", QueueSettings::default()));
     let sender = Senders::new(
@@ -162,6 +166,7 @@ impl World {
             engagement: Vec::new(),
             next_attempt_at: None,
             cap_slot,
+            recovered: None,
             created_at: now,
             updated_at: now,
         };
@@ -184,6 +189,7 @@ impl World {
                 link: None,
             }),
             manual: None,
+            recovered: None,
         }
     }
 
@@ -736,6 +742,8 @@ async fn a_429_pauses_the_whole_channel_and_does_not_count_toward_max_attempts()
     let ch = slack(&w, None).await;
     let retry = RetryPolicy {
         max_attempts: 2,
+        base: std::time::Duration::from_millis(1),
+        max_wait: std::time::Duration::from_millis(1),
         ..RetryPolicy::default()
     };
     let first = w
@@ -1091,4 +1099,578 @@ async fn a_manual_attempt_that_fails_is_not_retried_keeps_its_cap_slot_and_moves
     let all = &w.today().await["ALL"];
     assert_eq!(all.get("failed").copied().unwrap_or(0), 0, "{all:?}");
     assert_eq!(all.get("attempts").copied(), Some(1), "{all:?}");
+}
+
+// ---- Recover: pages of a recovery, and the retry path of a recovered delivery ---------------
+
+/// A store that refuses the next save of a running recovery: a crash between a page's re-queue
+/// and its save.
+#[derive(Debug)]
+struct RecoverySaveFails {
+    inner: Arc<dyn Store>,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Store for RecoverySaveFails {
+    async fn get(
+        &self,
+        key: &herald_shared::store::Key,
+    ) -> Result<Option<herald_shared::store::Item>, herald_shared::store::StoreError> {
+        self.inner.get(key).await
+    }
+    async fn put(
+        &self,
+        item: herald_shared::store::Item,
+        condition: herald_shared::store::Condition,
+    ) -> Result<(), herald_shared::store::StoreError> {
+        if item.key.sk.starts_with("RECOVERY#")
+            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(herald_shared::store::StoreError::Engine(Box::new(
+                std::io::Error::other("injected: the process died before the save"),
+            )));
+        }
+        self.inner.put(item, condition).await
+    }
+    async fn delete(
+        &self,
+        key: &herald_shared::store::Key,
+        condition: herald_shared::store::Condition,
+    ) -> Result<(), herald_shared::store::StoreError> {
+        self.inner.delete(key, condition).await
+    }
+    async fn add(
+        &self,
+        key: &herald_shared::store::Key,
+        entity_type: &str,
+        deltas: &std::collections::BTreeMap<String, i64>,
+        condition: herald_shared::store::Condition,
+    ) -> Result<std::collections::BTreeMap<String, i64>, herald_shared::store::StoreError> {
+        self.inner.add(key, entity_type, deltas, condition).await
+    }
+    async fn query(
+        &self,
+        query: herald_shared::store::Query,
+    ) -> Result<herald_shared::store::Page, herald_shared::store::StoreError> {
+        self.inner.query(query).await
+    }
+    async fn transact(
+        &self,
+        ops: Vec<herald_shared::store::WriteOp>,
+    ) -> Result<(), herald_shared::store::StoreError> {
+        let saves_recovery = ops.iter().any(|op| {
+            matches!(op, herald_shared::store::WriteOp::Put { item, .. } if item.key.sk.starts_with("RECOVERY#"))
+        });
+        if saves_recovery && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(herald_shared::store::StoreError::Engine(Box::new(
+                std::io::Error::other("injected: the process died before the save"),
+            )));
+        }
+        let saves_recovery = ops.iter().any(|op| {
+            matches!(op, herald_shared::store::WriteOp::Put { item, .. } if item.key.sk.starts_with("RECOVERY#"))
+        });
+        if saves_recovery && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(herald_shared::store::StoreError::Engine(Box::new(
+                std::io::Error::other("injected: the process died before the save"),
+            )));
+        }
+        self.inner.transact(ops).await
+    }
+}
+
+/// Records `n` deliveries to `channel`, every `delivered_every`-th delivered and the others
+/// failed after one 500, each with its event on record; answers the failed ones' ids.
+async fn outage(w: &World, channel: &Channel, n: usize, delivered_every: usize) -> Vec<DeliveryId> {
+    use herald_core::domain::delivery::{Attempt, AttemptTrigger};
+    let mut failed = Vec::new();
+    for i in 0..n {
+        let mut task = w
+            .record(channel, alice(None), DeliveryStatus::Queued, None)
+            .await;
+        task.event.id = EventId::parse(format!("evt-{i}")).unwrap();
+        let ttl = (Utc::now() + chrono::Duration::days(1)).timestamp();
+        herald_shared::repo::events::record(w.store.as_ref(), &task.event, ttl, Utc::now())
+            .await
+            .unwrap();
+        let stored = deliveries::get(w.store.as_ref(), w.org, task.delivery_id)
+            .await
+            .unwrap()
+            .unwrap();
+        let mut d = stored.delivery;
+        d.event_id = task.event.id.clone();
+        let ok = delivered_every > 0 && i % delivered_every == 0;
+        d.status = if ok {
+            DeliveryStatus::Delivered
+        } else {
+            DeliveryStatus::Failed
+        };
+        d.attempts = vec![Attempt {
+            n: 1,
+            at: Utc::now(),
+            status_code: Some(if ok { 200 } else { 500 }),
+            error_class: (!ok).then_some(ErrorClass::ServerError),
+            error: None,
+            latency_ms: 5,
+            trigger: AttemptTrigger::Scheduled,
+        }];
+        deliveries::save(w.store.as_ref(), &d, stored.version, ttl)
+            .await
+            .unwrap();
+        if !ok {
+            failed.push(d.id);
+        }
+    }
+    failed
+}
+
+fn dispatcher<'a>(w: &'a World, store: &'a dyn Store) -> Dispatcher<'a> {
+    Dispatcher {
+        store,
+        dispatch_queue: w.queue.as_ref(),
+        sender: &w.sender,
+        feeds: &herald_shared::feed::NoopFeedNotifier,
+        retry: RetryPolicy::default(),
+        retention: chrono::Duration::days(1),
+    }
+}
+
+fn page_message(
+    recovery: &herald_core::domain::recovery::Recovery,
+    page: u32,
+    receive_count: u32,
+) -> QueueMessage {
+    let page = herald_shared::pipeline::RecoverPage {
+        org_id: recovery.org_id,
+        channel_id: recovery.channel_id,
+        recovery_id: recovery.id,
+        page,
+    };
+    QueueMessage {
+        id: format!("page-{}", page.page),
+        body: page.message().unwrap().body,
+        receive_count,
+    }
+}
+
+/// Everything on the dispatch queue now: dispatch tasks and recovery pages.
+async fn drain(w: &World) -> (Vec<DispatchTask>, Vec<u32>) {
+    let (mut tasks, mut pages) = (Vec::new(), Vec::new());
+    loop {
+        let got = w
+            .queue
+            .receive(10, std::time::Duration::from_millis(20))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            return (tasks, pages);
+        }
+        for m in got {
+            if let Some(p) = herald_shared::pipeline::RecoverPageTask::parse(&m.body) {
+                pages.push(p.page);
+            } else {
+                tasks.push(serde_json::from_str(&m.body).unwrap());
+            }
+            w.queue.delete(&m.receipt).await.unwrap();
+        }
+    }
+}
+
+async fn started_recovery(w: &World, channel: &Channel) -> herald_core::domain::recovery::Recovery {
+    limited_recovery(w, channel, herald_core::domain::recovery::MAX_REQUEUED).await
+}
+
+async fn limited_recovery(
+    w: &World,
+    channel: &Channel,
+    limit: u32,
+) -> herald_core::domain::recovery::Recovery {
+    use herald_core::domain::recovery::{Recovery, RecoveryWindow};
+    let now = Utc::now() + chrono::Duration::milliseconds(5);
+    let window = RecoveryWindow::new(now - chrono::Duration::hours(1), None, now).unwrap();
+    let recovery = Recovery::start(w.org, channel.id, window, now);
+    let started = herald_shared::repo::recoveries::start(w.store.as_ref(), &recovery, limit, now)
+        .await
+        .unwrap();
+    assert_eq!(started, herald_shared::repo::recoveries::Started::Started);
+    recovery
+}
+
+async fn recovery_now(
+    w: &World,
+    id: herald_core::domain::RecoveryId,
+) -> herald_shared::repo::recoveries::Versioned {
+    herald_shared::repo::recoveries::get(w.store.as_ref(), w.org, id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_recovery_page_handled_twice_requeues_nothing_twice_and_the_next_continues_from_its_cursor()
+ {
+    recovery_pages_continue_from_their_cursor_and_requeue_nothing_twice(world().await).await;
+}
+
+/// The pages over DynamoDB on the emulator (`HERALD_TEST_AWS_ENDPOINT`): the channel log on
+/// GSI1 oldest first, its cursor, and the save that ends a recovery and frees its channel.
+#[cfg(feature = "lambda")]
+#[tokio::test]
+async fn over_dynamodb_a_recovery_page_handled_twice_requeues_nothing_twice_and_the_next_continues_from_its_cursor()
+ {
+    use herald_shared::store::dynamodb::{DynamoStore, create_table};
+    let config = herald_testing::emulator::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = herald_testing::emulator::unique("herald-recover");
+    create_table(&client, &table).await.unwrap();
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(client, &table));
+    recovery_pages_continue_from_their_cursor_and_requeue_nothing_twice(world_over(
+        store,
+        Arc::new(NoHttp),
+    ))
+    .await;
+}
+
+async fn recovery_pages_continue_from_their_cursor_and_requeue_nothing_twice(w: World) {
+    use herald_core::domain::recovery::RecoveryState;
+    let ch = slack(&w, None).await;
+    // 250 rows: every fifth delivered, 200 failed.
+    let failed = outage(&w, &ch, 250, 5).await;
+    assert_eq!(failed.len(), 200);
+    let recovery = started_recovery(&w, &ch).await;
+    let d = dispatcher(&w, w.store.as_ref());
+
+    let outcome = d
+        .handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let after_first = recovery_now(&w, recovery.id).await;
+    assert_eq!(after_first.pages, 1);
+    assert_eq!(after_first.recovery.scanned, 100);
+    assert_eq!(after_first.recovery.requeued, 80);
+    assert_eq!(after_first.recovery.skipped.not_failed, 20);
+    assert_eq!(after_first.recovery.state, RecoveryState::Running);
+    let (tasks, pages) = drain(&w).await;
+    assert_eq!(tasks.len(), 80);
+    assert_eq!(pages, vec![1], "the next page is queued");
+    // Oldest first: the first page holds the oldest failures, in order.
+    let ids: Vec<DeliveryId> = tasks.iter().map(|t| t.delivery_id).collect();
+    assert_eq!(ids, failed[..80].to_vec());
+    for t in &tasks {
+        assert_eq!(t.attempt, 2);
+        assert_eq!(t.recovered.unwrap().after_attempts, 1);
+        assert_eq!(t.recovered.unwrap().recovery_id, recovery.id);
+    }
+
+    // The same page again (a duplicate message): nothing re-queued, nothing counted, nothing sent.
+    let outcome = d
+        .handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let again = recovery_now(&w, recovery.id).await;
+    assert_eq!(again.version, after_first.version, "not saved again");
+    let (tasks, pages) = drain(&w).await;
+    assert!(tasks.is_empty() && pages.is_empty(), "{tasks:?} {pages:?}");
+
+    // The next pages continue from the saved cursor, to the end of the window.
+    d.handle(vec![page_message(&recovery, 1, 1)], Utc::now())
+        .await;
+    let (tasks, pages) = drain(&w).await;
+    assert_eq!(
+        tasks.iter().map(|t| t.delivery_id).collect::<Vec<_>>(),
+        failed[80..160].to_vec()
+    );
+    assert_eq!(pages, vec![2]);
+    d.handle(vec![page_message(&recovery, 2, 1)], Utc::now())
+        .await;
+    let (tasks, pages) = drain(&w).await;
+    assert_eq!(
+        tasks.iter().map(|t| t.delivery_id).collect::<Vec<_>>(),
+        failed[160..].to_vec()
+    );
+    assert!(pages.is_empty(), "the last page queues no other");
+    let done = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(done.state, RecoveryState::Done);
+    assert_eq!((done.scanned, done.requeued), (250, 200));
+    assert_eq!(done.skipped.not_failed, 50);
+    assert!(!done.truncated && done.finished_at.is_some());
+    assert_eq!(
+        herald_shared::repo::recoveries::running_on(w.store.as_ref(), w.org, ch.id)
+            .await
+            .unwrap(),
+        None,
+        "the channel is free for another recovery"
+    );
+    for id in &failed {
+        let d = w.delivery(*id).await;
+        assert_eq!(d.status, DeliveryStatus::Queued, "{d:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_recovery_page_that_crashed_before_its_save_runs_again_and_its_counts_add_up() {
+    use herald_core::domain::recovery::RecoveryState;
+    let w = world().await;
+    let ch = slack(&w, None).await;
+    let failed = outage(&w, &ch, 30, 0).await;
+    let recovery = started_recovery(&w, &ch).await;
+    let failing = RecoverySaveFails {
+        inner: Arc::clone(&w.store),
+        armed: std::sync::atomic::AtomicBool::new(true),
+    };
+    let d = dispatcher(&w, &failing);
+    let outcome = d
+        .handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    assert_eq!(
+        outcome.failed,
+        vec!["page-0".to_owned()],
+        "the page is retried"
+    );
+    let (tasks, _) = drain(&w).await;
+    assert_eq!(tasks.len(), 30, "re-queued before the crash");
+    assert_eq!(recovery_now(&w, recovery.id).await.pages, 0, "not saved");
+    let marked = w.delivery(failed[0]).await;
+    assert_eq!(marked.recovered.unwrap().recovery_id, recovery.id);
+    assert_eq!(marked.recovered.unwrap().after_attempts, 1);
+    // Another dispatcher (Lambda) attempts the first ten meanwhile; they end (failed again:
+    // this world's HTTP sender refuses).
+    // (Slack's default pacing lets three through at once; the others are held, not attempted.)
+    let out = d.handle(messages(&tasks[..10]), Utc::now()).await;
+    assert!(out.failed.is_empty(), "{out:?}");
+    assert_eq!(w.delivery(failed[0]).await.attempts.len(), 2);
+    let mut waiting = Vec::new();
+    for id in &failed {
+        if w.delivery(*id).await.attempts.len() == 1 {
+            waiting.push(*id);
+        }
+    }
+    assert!(
+        waiting.len() < 30 && waiting.len() >= 20,
+        "{}",
+        waiting.len()
+    );
+
+    // The page comes back: the deliveries it re-queued are recognised by their mark and
+    // counted, attempted or not; those not attempted yet get their message again (the
+    // dispatcher drops an attempt already on record).
+    let outcome = d
+        .handle(vec![page_message(&recovery, 0, 2)], Utc::now())
+        .await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let (tasks, pages) = drain(&w).await;
+    assert_eq!(
+        tasks.iter().map(|t| t.delivery_id).collect::<Vec<_>>(),
+        waiting
+    );
+    assert!(pages.is_empty());
+    let done = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(done.state, RecoveryState::Done);
+    assert_eq!((done.scanned, done.requeued), (30, 30), "{done:?}");
+    assert_eq!(done.skipped.not_failed, 0);
+}
+
+#[tokio::test]
+async fn a_recovered_delivery_retries_with_a_budget_counted_from_its_recovery_and_moves_its_count()
+{
+    let w = world_with_http(Arc::new(Unavailable)).await;
+    let ch = slack(&w, None).await;
+    let failed = outage(&w, &ch, 1, 0).await;
+    let recovery = started_recovery(&w, &ch).await;
+    let d = dispatcher(&w, w.store.as_ref());
+    d.handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    let (tasks, _) = drain(&w).await;
+    assert_eq!(tasks.len(), 1);
+    // One attempt allowed in all: the delivery used it before the recovery, yet the recovered
+    // attempt is retried — its budget starts at the recovery.
+    let retry = RetryPolicy {
+        max_attempts: 2,
+        base: std::time::Duration::from_millis(1),
+        max_wait: std::time::Duration::from_millis(1),
+        ..RetryPolicy::default()
+    };
+    let mut one = d;
+    one.retry = retry;
+    let outcome = one.handle(messages(&tasks), Utc::now()).await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let after = w.delivery(failed[0]).await;
+    assert_eq!(after.status, DeliveryStatus::Queued, "{after:?}");
+    assert_eq!(after.attempts.len(), 2);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (next, _) = drain(&w).await;
+    assert_eq!(next.len(), 1, "a retry is scheduled");
+    assert_eq!(next[0].attempt, 3);
+    assert_eq!(
+        next[0].recovered, tasks[0].recovered,
+        "the retry is still the recovery's"
+    );
+    // Its second attempt since the recovery exhausts the budget of two.
+    one.handle(messages(&next), Utc::now()).await;
+    let after = w.delivery(failed[0]).await;
+    assert_eq!(after.status, DeliveryStatus::Failed, "{after:?}");
+    assert_eq!(after.attempts.len(), 3);
+    let all = &w.today().await["ALL"];
+    // Failed before and after: the count stays, the two new attempts are added.
+    assert_eq!(all.get("failed").copied().unwrap_or(0), 0, "{all:?}");
+    assert_eq!(all.get("attempts").copied(), Some(2), "{all:?}");
+
+    // Recovered again, the receiver back: it ends delivered, and its count moves.
+    let w2 = world_with_http(Scripted::ok()).await;
+    let ch2 = slack(&w2, None).await;
+    let failed2 = outage(&w2, &ch2, 1, 0).await;
+    let recovery2 = started_recovery(&w2, &ch2).await;
+    let d2 = dispatcher(&w2, w2.store.as_ref());
+    d2.handle(vec![page_message(&recovery2, 0, 1)], Utc::now())
+        .await;
+    let (tasks2, _) = drain(&w2).await;
+    d2.handle(messages(&tasks2), Utc::now()).await;
+    let delivered = w2.delivery(failed2[0]).await;
+    assert_eq!(delivered.status, DeliveryStatus::Delivered, "{delivered:?}");
+    let all = &w2.today().await["ALL"];
+    assert_eq!(all.get("failed").copied(), Some(-1), "{all:?}");
+    assert_eq!(all.get("delivered").copied(), Some(1), "{all:?}");
+    assert_eq!(all.get("attempts").copied(), Some(1), "{all:?}");
+}
+
+/// The creation time of a delivery: its UUIDv7's milliseconds.
+fn created(id: DeliveryId) -> chrono::DateTime<Utc> {
+    let (secs, nanos) = id.as_uuid().get_timestamp().unwrap().to_unix();
+    chrono::DateTime::from_timestamp(i64::try_from(secs).unwrap(), nanos).unwrap()
+}
+
+#[tokio::test]
+async fn a_recovery_stops_at_its_limit_truncated_with_the_time_to_resume_from() {
+    use herald_core::domain::recovery::RecoveryState;
+    let w = world().await;
+    // The limit reached within a page.
+    let ch = slack(&w, None).await;
+    let failed = outage(&w, &ch, 30, 0).await;
+    let recovery = limited_recovery(&w, &ch, 12).await;
+    let d = dispatcher(&w, w.store.as_ref());
+    d.handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    let (tasks, pages) = drain(&w).await;
+    assert_eq!(
+        tasks.iter().map(|t| t.delivery_id).collect::<Vec<_>>(),
+        failed[..12].to_vec()
+    );
+    assert!(pages.is_empty());
+    let done = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(done.state, RecoveryState::Done);
+    assert_eq!((done.scanned, done.requeued), (12, 12));
+    assert!(done.truncated);
+    assert_eq!(done.resume_since, Some(created(failed[12])));
+    assert_eq!(w.delivery(failed[12]).await.status, DeliveryStatus::Failed);
+
+    // The limit reached on a page's last row, more rows after it.
+    let ch = slack(&w, None).await;
+    let failed = outage(&w, &ch, 105, 0).await;
+    let recovery = limited_recovery(&w, &ch, 100).await;
+    d.handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    let (tasks, pages) = drain(&w).await;
+    assert_eq!(tasks.len(), 100);
+    assert!(pages.is_empty(), "no page after the limit");
+    let done = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(done.state, RecoveryState::Done);
+    assert!(done.truncated);
+    assert_eq!(done.resume_since, Some(created(failed[100])));
+
+    // Exactly the limit and nothing after: done, not truncated.
+    let ch = slack(&w, None).await;
+    outage(&w, &ch, 5, 0).await;
+    let recovery = limited_recovery(&w, &ch, 5).await;
+    d.handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    let done = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(
+        (done.state, done.requeued, done.truncated),
+        (RecoveryState::Done, 5, false)
+    );
+    assert_eq!(done.resume_since, None);
+}
+
+#[tokio::test]
+async fn a_recovery_whose_channel_was_disabled_meanwhile_fails_and_frees_the_channel() {
+    use herald_core::domain::recovery::RecoveryState;
+    let w = world().await;
+    let mut ch = slack(&w, None).await;
+    outage(&w, &ch, 3, 0).await;
+    let recovery = started_recovery(&w, &ch).await;
+    ch.enabled = false;
+    Channels::new(w.store.as_ref()).update(&ch).await.unwrap();
+    let d = dispatcher(&w, w.store.as_ref());
+    let outcome = d
+        .handle(vec![page_message(&recovery, 0, 1)], Utc::now())
+        .await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    let (tasks, pages) = drain(&w).await;
+    assert!(tasks.is_empty() && pages.is_empty());
+    let failed = recovery_now(&w, recovery.id).await.recovery;
+    assert_eq!(failed.state, RecoveryState::Failed);
+    assert_eq!(failed.requeued, 0);
+    assert!(
+        failed.error.as_deref().unwrap().contains("disabled"),
+        "{failed:?}"
+    );
+    assert_eq!(
+        herald_shared::repo::recoveries::running_on(w.store.as_ref(), w.org, ch.id)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn one_recovery_runs_per_channel_and_one_without_progress_for_15_minutes_is_replaced() {
+    use herald_core::domain::recovery::{Recovery, RecoveryState, RecoveryWindow};
+    use herald_shared::repo::recoveries::{self, Started};
+    let w = world().await;
+    let ch = slack(&w, None).await;
+    let first = started_recovery(&w, &ch).await;
+    let now = Utc::now();
+    let window = RecoveryWindow::new(now - chrono::Duration::hours(1), None, now).unwrap();
+    let second = Recovery::start(w.org, ch.id, window, now);
+    let refused = recoveries::start(w.store.as_ref(), &second, 10, now)
+        .await
+        .unwrap();
+    match refused {
+        Started::Running(running) => assert_eq!(running.id, first.id),
+        other => panic!("{other:?}"),
+    }
+    // Another channel is not held.
+    let other = slack(&w, None).await;
+    let elsewhere = Recovery::start(w.org, other.id, window, now);
+    assert_eq!(
+        recoveries::start(w.store.as_ref(), &elsewhere, 10, now)
+            .await
+            .unwrap(),
+        Started::Started
+    );
+    // 15 minutes without progress (its page was dead-lettered): the next recovery replaces it.
+    let later = now + chrono::Duration::minutes(16);
+    let third = Recovery::start(w.org, ch.id, window, later);
+    assert_eq!(
+        recoveries::start(w.store.as_ref(), &third, 10, later)
+            .await
+            .unwrap(),
+        Started::Started
+    );
+    let replaced = recovery_now(&w, first.id).await.recovery;
+    assert_eq!(replaced.state, RecoveryState::Failed);
+    assert!(
+        replaced
+            .error
+            .as_deref()
+            .unwrap()
+            .contains(&third.id.to_string()),
+        "{replaced:?}"
+    );
+    assert_eq!(
+        recoveries::running_on(w.store.as_ref(), w.org, ch.id)
+            .await
+            .unwrap(),
+        Some(third.id)
+    );
 }

@@ -337,6 +337,7 @@ impl Matcher<'_> {
                     event: event.clone(),
                     template: rule.template.clone(),
                     manual: None,
+                    recovered: None,
                 };
                 let message = Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
                 routed.messages.push(match not_before {
@@ -533,6 +534,7 @@ fn new_delivery(
         engagement: Vec::new(),
         next_attempt_at: None,
         cap_slot: None,
+        recovered: None,
         created_at: now,
         updated_at: now,
     }

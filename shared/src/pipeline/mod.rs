@@ -5,6 +5,7 @@
 //! ingest queue   BusEnvelope (EventBridge's SQS target shape)     → ingest
 //! match queue    MatchTask   (one validated, de-duplicated event)  → matcher
 //! dispatch queue DispatchTask (one delivery's next attempt)        → dispatcher
+//!                RecoverPageTask (one page of a recovery)          → dispatcher
 //! ```
 //!
 //! A handler takes a batch of [`QueueMessage`]s and answers which of them failed
@@ -21,7 +22,7 @@ use uuid::Uuid;
 
 use herald_core::domain::event::{Event, Recipient};
 use herald_core::domain::rule::Template;
-use herald_core::domain::{ChannelId, DeliveryId, OrgId, RuleKey, UserId};
+use herald_core::domain::{ChannelId, DeliveryId, OrgId, RecoveryId, RuleKey, UserId};
 
 use crate::queue::{MAX_BATCH, MAX_DELAY, Outgoing, Queue};
 
@@ -144,6 +145,67 @@ pub struct DispatchTask {
     /// one manual attempt, logged `trigger: manual` and never retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual: Option<ManualResend>,
+    /// Set on the attempts of a delivery a recovery re-queued
+    /// (`POST /notifications/channels/{id}/recover`): the normal retry path, with the attempt
+    /// budget and age limit counted from the recovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered: Option<Recovered>,
+}
+
+/// What the dispatch messages of a recovered delivery carry about its recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recovered {
+    pub recovery_id: RecoveryId,
+    /// Attempts on record before the recovery: the retry budget counts only those after.
+    pub after_attempts: u32,
+}
+
+/// Dispatch-queue message: one page of a recovery, handled by the dispatcher (see
+/// `docs/operator-tools.md`, "Recover").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverPageTask {
+    pub recover_page: RecoverPage,
+}
+
+/// Which page of which recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecoverPage {
+    pub org_id: OrgId,
+    pub channel_id: ChannelId,
+    pub recovery_id: RecoveryId,
+    /// The page's number (0-based); the recovery item counts the pages done, so a page whose
+    /// number is behind is a copy already handled.
+    pub page: u32,
+}
+
+impl RecoverPageTask {
+    /// The message body starts so (`serde_json` writes the one field first): the dispatcher
+    /// tells a page from an attempt without parsing every attempt twice.
+    const PREFIX: &'static str = "{\"recoverPage\"";
+
+    /// A page message, or `None` for any other body.
+    pub fn parse(body: &str) -> Option<RecoverPage> {
+        if !body.starts_with(Self::PREFIX) {
+            return None;
+        }
+        serde_json::from_str::<Self>(body)
+            .ok()
+            .map(|t| t.recover_page)
+    }
+}
+
+impl RecoverPage {
+    /// The message for this page, in the recovery's own lane (`<org>/recover-<channel>`): not
+    /// the channel's, so a paced or paused channel holds its deliveries, not the re-queueing.
+    pub fn message(&self) -> Result<Outgoing, serde_json::Error> {
+        let body = serde_json::to_string(&RecoverPageTask {
+            recover_page: *self,
+        })?;
+        Ok(Outgoing::now(body).in_group(format!("{}/recover-{}", self.org_id, self.channel_id)))
+    }
 }
 
 /// What a resend's dispatch message carries about the delivery it re-opened.

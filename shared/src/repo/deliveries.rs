@@ -135,11 +135,17 @@ pub async fn get(
     let Some(item) = store.get(&keys::delivery(org, id)).await? else {
         return Ok(None);
     };
+    from_item(item).map(Some)
+}
+
+/// A delivery item as read (from its day partition or its channel's log on GSI1) with its
+/// version.
+pub fn from_item(item: Item) -> Result<Versioned, StoreError> {
     let version = item.nums.get(VERSION).copied().unwrap_or(0);
-    Ok(Some(Versioned {
+    Ok(Versioned {
         delivery: from_doc(item.doc)?,
         version,
-    }))
+    })
 }
 
 /// Saves `delivery` if its stored version is still `expected`; `Conflict` otherwise.
@@ -458,12 +464,12 @@ fn day_of_partition(key: &Key) -> Option<NaiveDate> {
 }
 
 /// The smallest UUIDv7 text at `t` (its 48-bit millisecond prefix, then zeros).
-fn id_floor(t: DateTime<Utc>) -> String {
+pub fn id_floor(t: DateTime<Utc>) -> String {
     uuid_prefix(t, "0000-0000-000000000000")
 }
 
 /// The largest UUIDv7 text at `t`.
-fn id_ceiling(t: DateTime<Utc>) -> String {
+pub fn id_ceiling(t: DateTime<Utc>) -> String {
     uuid_prefix(t, "ffff-ffff-ffffffffffff")
 }
 

@@ -91,6 +91,22 @@ pub async fn get(
     }
 }
 
+/// The records of `ids`, in their order (`None` where absent or past retention): one
+/// `BatchGetItem` per 100.
+pub async fn get_many(
+    store: &dyn Store,
+    org: OrgId,
+    ids: &[herald_core::domain::EventId],
+) -> Result<Vec<Option<EventRecord>>, StoreError> {
+    let keys: Vec<_> = ids.iter().map(|id| keys::event(org, id)).collect();
+    store
+        .get_many(&keys)
+        .await?
+        .into_iter()
+        .map(|item| item.map(|i| from_doc(i.doc)).transpose())
+        .collect()
+}
+
 /// What recording an event found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Recorded {

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod lanes;
 pub mod orgs;
 pub mod outbox;
+pub mod recoveries;
 pub mod resend;
 pub mod rules;
 pub mod silences;

@@ -155,12 +155,22 @@ pub struct Tally(std::sync::Mutex<BTreeMap<Key, BTreeMap<String, i64>>>);
 impl Tally {
     /// Counts a delivery that just reached its current status (what [`record`] writes).
     pub fn record(&self, delivery: &Delivery) {
+        self.gather(delivery, &deltas_of(delivery));
+    }
+
+    /// Counts a re-opened delivery's new final status (what [`record_reopened`] writes): a
+    /// recovery re-opens deliveries by the thousand, so their counts go with the batch's.
+    pub fn record_reopened(&self, delivery: &Delivery, previous: DeliveryStatus, attempts: i64) {
+        self.gather(delivery, &reopened_deltas(delivery, previous, attempts));
+    }
+
+    fn gather(&self, delivery: &Delivery, deltas: &BTreeMap<String, i64>) {
         let ops = add_ops(
             delivery.org_id,
             delivery.created_at.date_naive(),
             delivery.channel_id,
             delivery.rule_key.as_ref(),
-            &deltas_of(delivery),
+            deltas,
         );
         let mut pending = self
             .0
@@ -218,20 +228,42 @@ pub async fn record_resent(
     delivery: &Delivery,
     previous: DeliveryStatus,
 ) -> Result<(), StoreError> {
-    let mut deltas = BTreeMap::from([(ATTEMPTS.to_owned(), 1)]);
-    if previous != delivery.status {
-        deltas.insert(previous.as_str().to_owned(), -1);
-        deltas.insert(delivery.status.as_str().to_owned(), 1);
-    }
+    record_reopened(store, delivery, previous, 1).await
+}
+
+/// Counts a re-opened delivery's new final status — a resend's (one attempt) or a recovery's
+/// (the attempts made since the recovery): its count moves from `previous` to the new status,
+/// and `attempts` are added. Latency is not counted again.
+pub async fn record_reopened(
+    store: &dyn Store,
+    delivery: &Delivery,
+    previous: DeliveryStatus,
+    attempts: i64,
+) -> Result<(), StoreError> {
     add(
         store,
         delivery.org_id,
         delivery.created_at.date_naive(),
         delivery.channel_id,
         delivery.rule_key.as_ref(),
-        &deltas,
+        &reopened_deltas(delivery, previous, attempts),
     )
     .await
+}
+
+/// What re-opening `delivery` (counted `previous` when it first ended) changes once it ends
+/// again: the count moves to its new status, and its new `attempts` are added.
+fn reopened_deltas(
+    delivery: &Delivery,
+    previous: DeliveryStatus,
+    attempts: i64,
+) -> BTreeMap<String, i64> {
+    let mut deltas = BTreeMap::from([(ATTEMPTS.to_owned(), attempts)]);
+    if previous != delivery.status {
+        deltas.insert(previous.as_str().to_owned(), -1);
+        deltas.insert(delivery.status.as_str().to_owned(), 1);
+    }
+    deltas
 }
 
 /// The counter items of one day: sort key (`ALL`, `CH#…`, `RULE#…`) → attributes.

@@ -10,7 +10,7 @@ use herald_core::domain::api_key::KeyHash;
 use herald_core::domain::channel::FrequencyCap;
 use herald_core::domain::delivery::CapSlot;
 use herald_core::domain::{
-    ApiKeyId, ChannelId, DeliveryId, EventId, FeedItemId, OrgId, RuleKey, UserId,
+    ApiKeyId, ChannelId, DeliveryId, EventId, FeedItemId, OrgId, RecoveryId, RuleKey, UserId,
 };
 
 // ---- Orgs, API keys, channels, rules (repositories in `crate::repo`) -------------------------
@@ -45,6 +45,8 @@ pub mod entity {
     pub const ALERT_COUNT: &str = "alertCount";
     pub const SILENCE: &str = "silence";
     pub const IDEMPOTENCY: &str = "idempotency";
+    pub const RECOVERY: &str = "recovery";
+    pub const RECOVERY_LOCK: &str = "recoveryLock";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -403,6 +405,23 @@ pub fn idempotency(org: OrgId, scope_hash: &str) -> Key {
     Key::new(format!("{}#IDEM#{scope_hash}", org_pk(&org)), "IDEM")
 }
 
+/// Sort-key prefix of an org's recoveries.
+pub const RECOVERY_PREFIX: &str = "RECOVERY#";
+/// The integer attribute recovery writes are conditioned on (optimistic concurrency).
+pub const RECOVERY_VERSION_ATTR: &str = "version";
+
+/// A recovery (a bulk re-queue of a channel's failed deliveries): `ORG#<org>` / `RECOVERY#<id>`.
+pub fn recovery(org: OrgId, id: RecoveryId) -> Key {
+    Key::new(org_pk(&org), format!("{RECOVERY_PREFIX}{id}"))
+}
+
+/// The running recovery of a channel, at most one: `ORG#<org>` / `RECOVERING#<channel>`,
+/// created with the recovery and deleted when it ends. Not under `CHANNEL#`: listing channels
+/// must not meet it.
+pub fn channel_recovery(org: OrgId, channel: ChannelId) -> Key {
+    Key::new(org_pk(&org), format!("RECOVERING#{channel}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -527,6 +546,15 @@ mod tests {
             k(&format!("{o}#CAP#{c}"), "W24#20793#U#alice")
         );
         assert_eq!(ingest_bucket(org), k(&format!("{o}#INGEST"), "BUCKET"));
+        let recovery_id: RecoveryId = "01a24b39-aa00-7000-8000-0000000000ee".parse().expect("id");
+        assert_eq!(
+            recovery(org, recovery_id),
+            k(o, "RECOVERY#01a24b39-aa00-7000-8000-0000000000ee")
+        );
+        assert_eq!(
+            channel_recovery(org, channel),
+            k(o, &format!("RECOVERING#{c}"))
+        );
     }
 
     #[test]

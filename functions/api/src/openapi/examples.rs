@@ -11,6 +11,7 @@ const EVENT: &str = "01a249ce-ebbe-7796-9775-3fbf0899f9f1";
 const DELIVERY: &str = "01a249ce-ebc1-785c-ad6d-cdd515b21f91";
 const ITEM: &str = "01a249cf-0cac-7e84-9ae3-ceae063b1d2e";
 const AT: &str = "2026-12-06T05:23:47.047106719Z";
+const RECOVERY: &str = "01a249d0-1f00-7a3e-9c51-6f0e2b8d4c21";
 
 /// The named request examples of an operation: `(name, summary, value)`.
 pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
@@ -86,6 +87,18 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
             "Every receiver has the new secret: stop signing with the old ones",
             json!({}),
         )],
+        "recover_channel" => vec![
+            (
+                "since",
+                "Recover everything that failed since the receiver went down",
+                json!({"since": "2026-12-06T01:00:00Z"}),
+            ),
+            (
+                "window",
+                "Recover one outage's failures",
+                json!({"since": "2026-12-06T01:00:00Z", "until": "2026-12-06T04:30:00Z"}),
+            ),
+        ],
         "explain_rules" => vec![
             (
                 "event",
@@ -410,6 +423,17 @@ pub fn response(operation: &str) -> Option<Value> {
         "get_delivery" => resent_delivery(),
         "resend_delivery" => json!({"deliveryId": DELIVERY, "attempt": 2, "status": "queued",
                                     "trigger": "manual", "template": "default"}),
+        "recover_channel" => json!({
+            "id": RECOVERY, "orgId": ORG, "channelId": CHANNEL, "state": "running",
+            "since": "2026-12-06T01:00:00Z", "scanned": 0, "requeued": 0,
+            "skipped": {"notFailed": 0, "eventExpired": 0, "notRecoverable": 0, "changed": 0},
+            "truncated": false, "startedAt": AT, "updatedAt": AT}),
+        "get_recovery" => json!({
+            "id": RECOVERY, "orgId": ORG, "channelId": CHANNEL, "state": "done",
+            "since": "2026-12-06T01:00:00Z", "scanned": 1450, "requeued": 212,
+            "skipped": {"notFailed": 1236, "eventExpired": 2, "notRecoverable": 0, "changed": 0},
+            "truncated": false, "startedAt": AT, "finishedAt": "2026-12-06T05:23:49.318264102Z",
+            "updatedAt": "2026-12-06T05:23:49.318264102Z"}),
         "get_event" => json!({
             "event": {"id": "evt-disk-1", "orgId": ORG, "type": "disk.full", "module": "ops",
                       "properties": {"host": "web-1", "severity": "warning"},
@@ -532,6 +556,21 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
         ("409", "resend_delivery") => (
             "in_progress",
             "the delivery is queued and its next attempt is pending (due 2026-12-06T05:27:33Z); resend it once it has ended",
+            Value::Null,
+        ),
+        ("409", "recover_channel") => (
+            "recovery_running",
+            "recovery 01a249d0-1f00-7a3e-9c51-6f0e2b8d4c21 of this channel is running (212 re-queued so far); wait for it to end",
+            Value::Null,
+        ),
+        ("422", "recover_channel") => (
+            "invalid_field",
+            "until (2026-12-05T00:00:00Z) is before since (2026-12-06T01:00:00Z)",
+            json!("until"),
+        ),
+        ("503", "recover_channel") => (
+            "dispatch_unavailable",
+            "the dispatch queue did not take the recovery; nothing was re-queued, retry",
             Value::Null,
         ),
         ("422", "resend_delivery") => (
@@ -658,6 +697,7 @@ fn not_found(operation: &str) -> Value {
         ("explain", "event"),
         ("get_event", "event"),
         ("delivery", "delivery"),
+        ("get_recovery", "recovery"),
         ("channel", "channel"),
         ("secret", "channel"),
         ("expire_previous", "channel"),

@@ -131,6 +131,7 @@ fn delivery(
         engagement: Vec::new(),
         next_attempt_at: None,
         cap_slot: None,
+        recovered: None,
         created_at: now,
         updated_at: now,
     }

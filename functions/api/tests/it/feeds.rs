@@ -825,6 +825,7 @@ async fn reading_an_in_app_item_is_recorded_on_its_delivery_and_counted() {
         engagement: Vec::new(),
         next_attempt_at: None,
         cap_slot: None,
+        recovered: None,
         created_at: now,
         updated_at: now,
     };

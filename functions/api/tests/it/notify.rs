@@ -271,6 +271,7 @@ async fn a_retrying_delivery_in_the_logs_says_when_its_next_attempt_is_due() {
         engagement: Vec::new(),
         next_attempt_at: Some(next),
         cap_slot: None,
+        recovered: None,
         created_at: now,
         updated_at: now,
     };
@@ -578,6 +579,7 @@ async fn email_opens_and_clicks_are_tracked_on_the_delivery_and_counted_once() {
         engagement: Vec::new(),
         next_attempt_at: None,
         cap_slot: None,
+        recovered: None,
         created_at: now,
         updated_at: now,
     };

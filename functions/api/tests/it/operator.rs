@@ -1,6 +1,7 @@
 //! Operator tools, as on-call uses them: one delivery with its attempts, one event and what each
 //! rule did with it, resend (through the dispatch queue, refused where unsafe or where consent
-//! would be bypassed, idempotent with a key), and rule explain (no writes). The pipeline's
+//! would be bypassed, idempotent with a key), recover (checked, one per channel, idempotent;
+//! its pages run in the dispatcher's tests), and rule explain (no writes). The pipeline's
 //! records are written through the repositories exactly as the matcher and dispatcher write
 //! them; the real pipeline runs in `functions/local/tests/it/operator.rs`.
 //!
@@ -131,6 +132,7 @@ impl Ops {
             next_attempt_at: (status == DeliveryStatus::Queued)
                 .then(|| at + chrono::Duration::seconds(226)),
             cap_slot: None,
+            recovered: None,
             created_at: at,
             updated_at: at,
         };
@@ -917,6 +919,196 @@ async fn explain_takes_a_stored_event_or_a_draft_and_refuses_bad_input_with_its_
     assert_eq!(a.code(), Some("not_found"), "another org's event");
 }
 
+/// Every recovery page waiting in the queue (received and left invisible).
+async fn queued_pages(queue: &dyn Queue) -> Vec<herald_shared::pipeline::RecoverPage> {
+    let got = queue
+        .receive(10, Duration::from_millis(50))
+        .await
+        .expect("receive");
+    got.iter()
+        .map(|m| herald_shared::pipeline::RecoverPageTask::parse(&m.body).expect("a recovery page"))
+        .collect()
+}
+
+async fn a_recovery_is_checked_started_once_per_channel_and_idempotent(
+    store: Arc<dyn Store>,
+    queue: Arc<dyn Queue>,
+) {
+    let ops = ops_over(store, queue).await;
+    let recover = format!("/notifications/channels/{}/recover", ops.channel);
+    let since = now() - chrono::Duration::hours(2);
+    let post = |path: String, key: Option<&'static str>, body: serde_json::Value| {
+        let app = ops.app.clone();
+        async move {
+            let mut headers = vec![("x-api-key", app.api_key.clone())];
+            if let Some(k) = key {
+                headers.push(("idempotency-key", k.to_owned()));
+            }
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            app.send("POST", &app.path(&path), &headers, Some(&body.to_string()))
+                .await
+        }
+    };
+
+    // Bad windows and bodies: 422 (or 400 for the wrong shape) naming the field, nothing started.
+    let bad = [
+        (
+            json!({"since": (now() - chrono::Duration::days(15)).to_rfc3339()}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "since",
+        ),
+        (
+            json!({"since": (now() + chrono::Duration::hours(1)).to_rfc3339()}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "since",
+        ),
+        (
+            json!({"since": since.to_rfc3339(), "until": (since - chrono::Duration::seconds(1)).to_rfc3339()}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "until",
+        ),
+        (json!({}), StatusCode::BAD_REQUEST, "since"),
+        (
+            json!({"since": "yesterday"}),
+            StatusCode::BAD_REQUEST,
+            "since",
+        ),
+        (
+            json!({"since": since.to_rfc3339(), "status": "failed"}),
+            StatusCode::BAD_REQUEST,
+            "status",
+        ),
+    ];
+    for (body, status, field) in bad {
+        let a = post(recover.clone(), None, body.clone())
+            .await
+            .expect_error(status);
+        assert_eq!(a.field(), Some(field), "{body}: {}", a.text);
+    }
+    // Unknown, malformed or another org's channel: 404.
+    for path in [
+        format!("/notifications/channels/{}/recover", ChannelId::new()),
+        "/notifications/channels/not-a-uuid/recover".to_owned(),
+    ] {
+        let a = post(path, None, json!({"since": since.to_rfc3339()}))
+            .await
+            .expect_error(StatusCode::NOT_FOUND);
+        assert_eq!(a.code(), Some("not_found"));
+    }
+    let (other, other_key) = ops.app.new_org("Other").await;
+    ops.app
+        .send(
+            "POST",
+            &format!(
+                "/api/v1/orgs/{other}/notifications/channels/{}/recover",
+                ops.channel
+            ),
+            &[("x-api-key", other_key.as_str())],
+            Some(&json!({"since": since.to_rfc3339()}).to_string()),
+        )
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+    assert!(
+        queued_pages(ops.queue.as_ref()).await.is_empty(),
+        "nothing started"
+    );
+
+    // A disabled channel is refused.
+    ops.app
+        .patch(
+            &format!("/notifications/channels/{}", ops.channel),
+            r#"{"enabled":false}"#,
+        )
+        .await
+        .expect(StatusCode::OK);
+    let a = post(recover.clone(), None, json!({"since": since.to_rfc3339()}))
+        .await
+        .expect_error(StatusCode::CONFLICT);
+    assert_eq!(a.code(), Some("channel_disabled"));
+    ops.app
+        .patch(
+            &format!("/notifications/channels/{}", ops.channel),
+            r#"{"enabled":true}"#,
+        )
+        .await
+        .expect(StatusCode::OK);
+
+    // Started: 202 with the recovery, and its first page on the dispatch queue.
+    let body = json!({"since": since.to_rfc3339()});
+    let first = post(recover.clone(), Some("rec-1"), body.clone())
+        .await
+        .expect(StatusCode::ACCEPTED);
+    assert_eq!(first.json["state"], "running", "{}", first.text);
+    assert_eq!(first.json["channelId"], ops.channel.to_string());
+    assert_eq!(first.json["requeued"], 0);
+    let id = first.json["id"].as_str().expect("an id").to_owned();
+    let pages = queued_pages(ops.queue.as_ref()).await;
+    assert_eq!(pages.len(), 1);
+    assert_eq!(pages[0].recovery_id.to_string(), id);
+    assert_eq!(pages[0].page, 0);
+
+    // The same key and body: the stored answer, nothing started again.
+    let replay = post(recover.clone(), Some("rec-1"), body.clone())
+        .await
+        .expect(StatusCode::ACCEPTED);
+    assert_eq!(
+        replay
+            .headers
+            .get("idempotent-replayed")
+            .map(|v| v.as_bytes()),
+        Some(&b"true"[..])
+    );
+    assert_eq!(replay.json, first.json);
+    // The same key with another window: refused.
+    let reused = post(
+        recover.clone(),
+        Some("rec-1"),
+        json!({"since": (since + chrono::Duration::minutes(1)).to_rfc3339()}),
+    )
+    .await
+    .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(reused.code(), Some("idempotency_key_reused"));
+
+    // A second recovery while the first runs: 409 naming it.
+    let second = post(recover.clone(), Some("rec-2"), body.clone())
+        .await
+        .expect_error(StatusCode::CONFLICT);
+    assert_eq!(second.code(), Some("recovery_running"));
+    assert!(second.message().contains(&id), "{}", second.text);
+    assert!(
+        queued_pages(ops.queue.as_ref()).await.is_empty(),
+        "nothing more queued"
+    );
+
+    // Its progress; under another channel it does not exist.
+    let got = ops
+        .app
+        .get(&format!("{recover}/{id}"))
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(got.json["state"], "running");
+    assert_eq!(got.json["since"], first.json["since"]);
+    let other_channel = ops
+        .app
+        .channel(r#"{"kind":"webhook","name":"other","config":{"url":"http://127.0.0.1:9/other","format":"generic"}}"#)
+        .await;
+    for path in [
+        format!("/notifications/channels/{other_channel}/recover/{id}"),
+        format!("{recover}/{}", ChannelId::new()),
+        format!("{recover}/nope"),
+    ] {
+        let a = ops.app.get(&path).await.expect_error(StatusCode::NOT_FOUND);
+        assert_eq!(a.code(), Some("not_found"), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_recovery_is_checked_started_once_per_channel_and_idempotent_embedded() {
+    a_recovery_is_checked_started_once_per_channel_and_idempotent(embedded(), embedded_queue())
+        .await;
+}
+
 #[cfg(feature = "lambda")]
 mod over_dynamodb {
     use super::*;
@@ -948,6 +1140,15 @@ mod over_dynamodb {
     async fn over_dynamodb_and_sqs_a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt()
     {
         a_failed_delivery_is_read_then_resent_once_as_a_manual_attempt(
+            dynamodb().await,
+            sqs().await,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn over_dynamodb_and_sqs_a_recovery_is_checked_started_once_per_channel_and_idempotent() {
+        a_recovery_is_checked_started_once_per_channel_and_idempotent(
             dynamodb().await,
             sqs().await,
         )
