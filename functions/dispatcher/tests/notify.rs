@@ -1595,11 +1595,16 @@ async fn a_recovery_stops_at_its_limit_truncated_with_the_time_to_resume_from() 
 async fn a_recovery_whose_channel_was_disabled_meanwhile_fails_and_frees_the_channel() {
     use herald_core::domain::recovery::RecoveryState;
     let w = world().await;
-    let mut ch = slack(&w, None).await;
+    let ch = slack(&w, None).await;
     outage(&w, &ch, 3, 0).await;
     let recovery = started_recovery(&w, &ch).await;
-    ch.enabled = false;
-    Channels::new(w.store.as_ref()).update(&ch).await.unwrap();
+    let Ok((ch, ())) = Channels::new(w.store.as_ref())
+        .modify(&ch.org_id, &ch.id, |c| {
+            c.enabled = false;
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await
+        .unwrap();
     let d = dispatcher(&w, w.store.as_ref());
     let outcome = d
         .handle(vec![page_message(&recovery, 0, 1)], Utc::now())
