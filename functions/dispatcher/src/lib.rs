@@ -272,6 +272,7 @@ impl Dispatcher<'_> {
             rule_key: Some(&task.rule_key),
             template: task.template.as_ref(),
             delivery_id: task.delivery_id,
+            group: None,
         };
         let ports = delivery::Ports {
             sender: self.sender,
