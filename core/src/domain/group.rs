@@ -121,12 +121,18 @@ pub struct GroupLog {
 }
 
 /// When the group wants its next tick after a member joined or resolved at `now`: at the end
-/// of the wait for a group never notified, else a group interval after the last message (and
-/// not before now).
+/// of the wait for a group never notified, else on the first group-interval boundary after the
+/// last message that is not before now — Alertmanager's group timer fires every interval from
+/// the group's flush, so a change waits for the next boundary rather than going out at once.
 pub fn wanted_tick(log: &GroupLog, windows: &Windows, now: DateTime<Utc>) -> DateTime<Utc> {
     match log.last_sent_at {
         None => log.first_at.unwrap_or(now) + windows.wait,
-        Some(sent) => (sent + windows.interval).max(now),
+        Some(sent) => {
+            let interval = windows.interval.num_milliseconds().max(1);
+            let elapsed = (now - sent).num_milliseconds().max(1);
+            let intervals = (elapsed + interval - 1) / interval;
+            sent + Duration::milliseconds(intervals * interval)
+        }
     }
 }
 
@@ -508,9 +514,9 @@ mod tests {
         let mut log = sent(at(30), &["a"], &[]);
         log.tick_at = Some(at(3630));
         assert_eq!(reschedule(&log, &w, at(40)), Some(at(330)));
-        // Long after the interval: now.
-        log.tick_at = Some(at(3630));
-        assert_eq!(reschedule(&log, &w, at(1000)), Some(at(1000)));
+        // Long after the interval: the next interval boundary (330, 630, 930, 1230).
+        assert_eq!(reschedule(&log, &w, at(1000)), Some(at(1230)));
+        assert_eq!(reschedule(&log, &w, at(930)), Some(at(930)));
     }
 
     #[test]

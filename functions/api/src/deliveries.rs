@@ -271,6 +271,7 @@ async fn resend_once(state: &AppState, org: OrgId, id: &str) -> ApiResult<Resend
         event: record.event,
         template: rule.and_then(|r| r.template),
         manual: Some(ManualResend { previous }),
+        group: None,
     };
     let body = serde_json::to_string(&task).map_err(ApiError::internal)?;
     if let Err(e) = queue

@@ -184,6 +184,7 @@ impl World {
                 link: None,
             }),
             manual: None,
+            group: None,
         }
     }
 

@@ -104,6 +104,7 @@ fn message(event: &Event) -> QueueMessage {
         body: serde_json::to_string(&MatchTask {
             event: event.clone(),
             auto_resolve: None,
+            group_tick: None,
         })
         .unwrap(),
         receive_count: 1,

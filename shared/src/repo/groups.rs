@@ -45,6 +45,9 @@ pub struct Group {
     pub tick_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tick_at: Option<DateTime<Utc>>,
+    /// The tick before it: a message of that tick received again re-sends the pending one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_tick_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -66,6 +69,7 @@ impl Group {
             seq: 0,
             tick_id: None,
             tick_at: None,
+            previous_tick_id: None,
             first_at: None,
             last_sent_at: None,
             sent_firing: BTreeSet::new(),
@@ -170,6 +174,28 @@ pub async fn put(
     };
     store.put(item, condition).await?;
     Ok(version)
+}
+
+/// Bumps the version of an existing group without any other change (atomic `ADD`, never a
+/// conflict unless the group is gone): what a member change that needs no new tick writes, so
+/// a storm of joins does not contend on the group, while a tick that read the group before the
+/// change still fails its conditional write.
+pub async fn touch(
+    store: &dyn Store,
+    org: OrgId,
+    rule: &RuleKey,
+    group: &str,
+) -> Result<(), RepoError> {
+    let deltas = BTreeMap::from([(keys::GROUP_VERSION_ATTR.to_owned(), 1)]);
+    store
+        .add(
+            &keys::group(org, rule, group),
+            entity::ALERT_GROUP,
+            &deltas,
+            Condition::Exists,
+        )
+        .await?;
+    Ok(())
 }
 
 /// Writes a member (joining, or re-firing as a new instance), expiring at `ttl`.

@@ -389,6 +389,28 @@ async fn group_storage(store: Arc<dyn Store>) {
         .expect("stored");
     assert_eq!(read.version, v2);
     assert_eq!(read.group, group);
+    // A touch bumps the version (a tick that read v2 then fails) and keeps the group.
+    groups::touch(store, org, &rule, &group.group)
+        .await
+        .expect("touch");
+    assert!(matches!(
+        groups::put(store, org, &group, Some(v2), ttl).await,
+        Err(herald_shared::repo::RepoError::Store(StoreError::Conflict))
+    ));
+    let read = groups::get(store, org, &rule, &group.group)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(read.version, v2 + 1);
+    assert_eq!(read.group, group);
+    // No group: a touch creates nothing.
+    assert!(groups::touch(store, org, &rule, "absent").await.is_err());
+    assert!(
+        groups::get(store, org, &rule, "absent")
+            .await
+            .expect("get")
+            .is_none()
+    );
 
     // Members: 1,200 of them (more than one page), one resolved, then dropped.
     for i in 0..1200 {
