@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::channel::{ChannelConfig, WebhookFormat};
 use super::event::Event;
 use crate::delivery::format::template::value_text;
 
@@ -51,6 +52,17 @@ pub fn check_group_path(path: &str) -> Result<(), &'static str> {
                 Err("`properties.` followed by dot-separated names of letters, digits, `_`, `-`")
             }
         }
+    }
+}
+
+/// Whether a channel with `config` gets a grouped rule's group messages: Slack and webhooks
+/// other than PagerDuty (which groups by dedup key itself and keeps per-alert events). People's
+/// channels (email, SMS, push, in-app) keep per-alert messages too.
+pub fn takes_groups(config: &ChannelConfig) -> bool {
+    match config {
+        ChannelConfig::Slack(_) => true,
+        ChannelConfig::Webhook(w) => w.format != WebhookFormat::PagerDuty,
+        _ => false,
     }
 }
 

@@ -23,7 +23,7 @@ use herald_core::delivery::format::MessageContext;
 use herald_core::delivery::format::template::Escape;
 use herald_core::domain::DeliveryId;
 use herald_core::domain::alert::{Alert, DedupKey};
-use herald_core::domain::channel::{Channel, ChannelConfig, WebhookFormat};
+use herald_core::domain::channel::Channel;
 use herald_core::domain::delivery::Trigger;
 use herald_core::domain::event::Event;
 use herald_core::domain::group::{
@@ -43,14 +43,9 @@ use crate::{Matcher, RouteError, Routed, new_delivery, pending};
 /// How many times a group write that lost a race reads again.
 const RETRIES: usize = 16;
 
-/// Whether `channel` gets a grouped rule's group messages: Slack and webhooks other than
-/// PagerDuty (which groups by dedup key itself and keeps per-alert events).
+/// Whether `channel` gets a grouped rule's group messages ([`domain::takes_groups`]).
 pub fn takes_groups(channel: &Channel) -> bool {
-    match &channel.config {
-        ChannelConfig::Slack(_) => true,
-        ChannelConfig::Webhook(w) => w.format != WebhookFormat::PagerDuty,
-        _ => false,
-    }
+    domain::takes_groups(&channel.config)
 }
 
 fn store_err(e: RepoError) -> RouteError {

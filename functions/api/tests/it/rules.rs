@@ -282,7 +282,10 @@ async fn a_template_with_an_unknown_variable_or_broken_placeholder_is_refused_at
 #[tokio::test]
 async fn grouping_fields_out_of_bounds_are_refused_with_their_field() {
     let app = TestApp::local().await;
-    let channel = app.in_app_channel("feed").await;
+    let feed = app.in_app_channel("feed").await;
+    let channel = app
+        .channel(r#"{"kind":"webhook","name":"ops","config":{"url":"https://example.com/hook"}}"#)
+        .await;
     let nine: Vec<String> = (0..9).map(|i| format!("properties.p{i}")).collect();
     for (alerting, field) in [
         (
@@ -339,6 +342,16 @@ async fn grouping_fields_out_of_bounds_are_refused_with_their_field() {
             .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(a.field(), Some(field), "{alerting}: {}", a.text);
     }
+    // A grouped rule needs a channel that takes group messages.
+    let a = app
+        .post(
+            "/notifications/rules",
+            &json!({"key": "disk.full", "channelIds": [feed], "alerting": {"groupBy": []}})
+                .to_string(),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("alerting.groupBy"), "{}", a.text);
     // A grouped rule is stored with its windows' defaults filled in.
     let a = app
         .post(
