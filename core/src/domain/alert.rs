@@ -252,6 +252,18 @@ pub struct Alert {
     pub rule_keys: Vec<RuleKey>,
     #[serde(default)]
     pub targets: Vec<AlertTarget>,
+    /// The groups of grouped rules this instance joined: where its resolve is reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<AlertGroupRef>,
+}
+
+/// A group (of a grouped rule) an instance is a member of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertGroupRef {
+    pub rule_key: RuleKey,
+    /// The hash of the group's `groupBy` values.
+    pub group: String,
 }
 
 impl Alert {
@@ -271,6 +283,7 @@ impl Alert {
             auto_resolve_seconds: None,
             rule_keys: Vec::new(),
             targets: Vec::new(),
+            groups: Vec::new(),
         }
     }
 
@@ -284,6 +297,19 @@ impl Alert {
         self.state = AlertState::Resolved;
         self.resolved_at = Some(now);
         self.resolved_by = by;
+    }
+
+    /// Records that the instance joined `group` of `rule`; false when already recorded.
+    pub fn add_group(&mut self, rule: &RuleKey, group: &str) -> bool {
+        let r = AlertGroupRef {
+            rule_key: rule.clone(),
+            group: group.to_owned(),
+        };
+        if self.groups.contains(&r) || self.groups.len() >= MAX_TARGETS {
+            return false;
+        }
+        self.groups.push(r);
+        true
     }
 
     /// Records that `rule` notified `channel` for this instance; false when already recorded
@@ -336,6 +362,22 @@ pub struct Alerting {
     /// Resolve the alert when no trigger arrived for this long (1 s – 7 days).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_resolve_seconds: Option<u32>,
+    /// Group the rule's alerts by these fields (`type`, `module`, `properties.<name>`; `[]`:
+    /// one group for the rule); absent: no grouping (docs/alerts.md, "Grouping").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<Vec<String>>,
+    /// Wait before a new group's first message (0–3,600 s, default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_wait_seconds: Option<u32>,
+    /// Least time between a group's messages when its alerts change (10 s – 24 h, default 300).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_interval_seconds: Option<u32>,
+    /// Repeat a group's message while it fires (1 min – 7 days, ≥ the interval, default 4 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat_interval_seconds: Option<u32>,
+    /// Alerts a group message lists (1–100, default 20); the rest are counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_alerts_per_message: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -368,7 +410,105 @@ impl Alerting {
                 ),
             ));
         }
+        self.check_grouping()
+    }
+
+    /// The grouping fields: paths under `alerting.groupBy[i]`, windows within their bounds; a
+    /// grouped block gets its defaults filled in (so a read shows them).
+    fn check_grouping(mut self) -> Result<Self, Invalid> {
+        use super::group::*;
+        let windows = [
+            (
+                "alerting.groupWaitSeconds",
+                self.group_wait_seconds,
+                GROUP_WAIT_SECONDS,
+            ),
+            (
+                "alerting.groupIntervalSeconds",
+                self.group_interval_seconds,
+                GROUP_INTERVAL_SECONDS,
+            ),
+            (
+                "alerting.repeatIntervalSeconds",
+                self.repeat_interval_seconds,
+                REPEAT_INTERVAL_SECONDS,
+            ),
+            (
+                "alerting.maxAlertsPerMessage",
+                self.max_alerts_per_message,
+                MAX_ALERTS_PER_MESSAGE,
+            ),
+        ];
+        let Some(by) = &self.group_by else {
+            if let Some((field, ..)) = windows.iter().find(|(_, v, _)| v.is_some()) {
+                return Err(Invalid::new(*field, "only with alerting.groupBy"));
+            }
+            return Ok(self);
+        };
+        if by.len() > MAX_GROUP_BY {
+            return Err(Invalid::new(
+                format!("alerting.groupBy[{MAX_GROUP_BY}]"),
+                format!("at most {MAX_GROUP_BY} fields"),
+            ));
+        }
+        for (i, path) in by.iter().enumerate() {
+            check_group_path(path)
+                .map_err(|m| Invalid::new(format!("alerting.groupBy[{i}]"), m))?;
+            if by[..i].contains(path) {
+                return Err(Invalid::new(
+                    format!("alerting.groupBy[{i}]"),
+                    "this field is already listed",
+                ));
+            }
+        }
+        for (field, value, range) in &windows {
+            if let Some(v) = value
+                && !range.contains(v)
+            {
+                return Err(Invalid::new(
+                    *field,
+                    format!("must be {} to {}", range.start(), range.end()),
+                ));
+            }
+        }
+        let interval = *self
+            .group_interval_seconds
+            .get_or_insert(DEFAULT_GROUP_INTERVAL_SECONDS);
+        let repeat = *self
+            .repeat_interval_seconds
+            .get_or_insert(DEFAULT_REPEAT_INTERVAL_SECONDS);
+        if repeat < interval {
+            return Err(Invalid::new(
+                "alerting.repeatIntervalSeconds",
+                "must be at least groupIntervalSeconds",
+            ));
+        }
+        self.group_wait_seconds
+            .get_or_insert(DEFAULT_GROUP_WAIT_SECONDS);
+        self.max_alerts_per_message
+            .get_or_insert(DEFAULT_MAX_ALERTS_PER_MESSAGE);
         Ok(self)
+    }
+
+    /// The rule's grouping, defaults applied; `None` without `groupBy`.
+    pub fn grouping(&self) -> Option<super::group::Grouping> {
+        use super::group::*;
+        let by = self.group_by.clone()?;
+        Some(Grouping {
+            by,
+            windows: Windows::from_seconds(
+                self.group_wait_seconds
+                    .unwrap_or(DEFAULT_GROUP_WAIT_SECONDS),
+                self.group_interval_seconds
+                    .unwrap_or(DEFAULT_GROUP_INTERVAL_SECONDS),
+                self.repeat_interval_seconds
+                    .unwrap_or(DEFAULT_REPEAT_INTERVAL_SECONDS),
+            ),
+            max_alerts: self
+                .max_alerts_per_message
+                .unwrap_or(DEFAULT_MAX_ALERTS_PER_MESSAGE) as usize,
+            send_resolved: self.send_resolved,
+        })
     }
 
     /// The dedup key of `event` under this rule: the event's own, else the template rendered
@@ -463,6 +603,7 @@ mod tests {
             dedup_key: Some("{{type}}:{{properties.host}}".into()),
             send_resolved: true,
             auto_resolve_seconds: None,
+            ..ungrouped()
         }
         .check()
         .expect("valid");
@@ -489,6 +630,7 @@ mod tests {
             dedup_key: Some("{{properties.cluster}}".into()),
             send_resolved: true,
             auto_resolve_seconds: None,
+            ..ungrouped()
         };
         assert_eq!(alerting.key_for(&fixtures::disk_full(), &rule), None);
     }
@@ -501,6 +643,7 @@ mod tests {
                 dedup_key: Some("{{properties.}}".into()),
                 send_resolved: true,
                 auto_resolve_seconds: None,
+                ..ungrouped()
             }),
             "alerting.dedupKey"
         );
@@ -509,8 +652,82 @@ mod tests {
                 dedup_key: None,
                 send_resolved: true,
                 auto_resolve_seconds: Some(0),
+                ..ungrouped()
             }),
             "alerting.autoResolveSeconds"
+        );
+    }
+
+    fn ungrouped() -> Alerting {
+        Alerting {
+            dedup_key: None,
+            send_resolved: true,
+            auto_resolve_seconds: None,
+            group_by: None,
+            group_wait_seconds: None,
+            group_interval_seconds: None,
+            repeat_interval_seconds: None,
+            max_alerts_per_message: None,
+        }
+    }
+
+    #[test]
+    fn grouping_fields_are_bounded_and_name_the_field() {
+        let grouped = |f: &dyn Fn(&mut Alerting)| {
+            let mut a = ungrouped();
+            a.group_by = Some(vec!["type".into(), "properties.cluster".into()]);
+            f(&mut a);
+            a.check()
+        };
+        let field = |f: &dyn Fn(&mut Alerting)| grouped(f).expect_err("invalid").field;
+        let ok = grouped(&|_| {}).expect("valid");
+        assert_eq!(ok.group_wait_seconds, Some(30));
+        assert_eq!(ok.group_interval_seconds, Some(300));
+        assert_eq!(ok.repeat_interval_seconds, Some(14_400));
+        assert_eq!(ok.max_alerts_per_message, Some(20));
+        assert_eq!(
+            field(&|a| a.group_by = Some(vec!["type".into(), "module".into(), "host".into()])),
+            "alerting.groupBy[2]"
+        );
+        assert_eq!(
+            field(&|a| a.group_by = Some(vec!["type".into(), "type".into()])),
+            "alerting.groupBy[1]"
+        );
+        assert_eq!(
+            field(&|a| {
+                a.group_by = Some((0..9).map(|i| format!("properties.p{i}")).collect());
+            }),
+            "alerting.groupBy[8]"
+        );
+        assert_eq!(
+            field(&|a| a.group_wait_seconds = Some(3601)),
+            "alerting.groupWaitSeconds"
+        );
+        assert_eq!(
+            field(&|a| a.group_interval_seconds = Some(9)),
+            "alerting.groupIntervalSeconds"
+        );
+        assert_eq!(
+            field(&|a| a.repeat_interval_seconds = Some(59)),
+            "alerting.repeatIntervalSeconds"
+        );
+        assert_eq!(
+            field(&|a| {
+                a.group_interval_seconds = Some(600);
+                a.repeat_interval_seconds = Some(300);
+            }),
+            "alerting.repeatIntervalSeconds"
+        );
+        assert_eq!(
+            field(&|a| a.max_alerts_per_message = Some(0)),
+            "alerting.maxAlertsPerMessage"
+        );
+        assert!(grouped(&|a| a.group_by = Some(Vec::new())).is_ok());
+        let mut windows_alone = ungrouped();
+        windows_alone.group_wait_seconds = Some(5);
+        assert_eq!(
+            windows_alone.check().expect_err("no groupBy").field,
+            "alerting.groupWaitSeconds"
         );
     }
 

@@ -116,6 +116,8 @@ pub enum Trigger {
     /// An alert acknowledged: passed on to a PagerDuty channel its trigger reached, so the
     /// incident there is acknowledged too (chat channels get nothing).
     Acknowledge,
+    /// A grouped rule's group message (docs/alerts.md, "Grouping").
+    Group,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

@@ -6,6 +6,7 @@ pub mod channel;
 pub mod delivery;
 pub mod email;
 pub mod event;
+pub mod group;
 pub mod ids;
 pub mod matcher;
 pub mod org;

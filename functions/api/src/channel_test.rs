@@ -124,6 +124,7 @@ async fn test_once(
         rule_key: None,
         template: None,
         delivery_id,
+        group: None,
     };
     let outcome = match destination {
         Ok(destination) => {

@@ -148,6 +148,14 @@ async fn resend_once(state: &AppState, org: OrgId, id: &str) -> ApiResult<Resend
     let Versioned { delivery, version } = load(state, org, id).await?;
     let rule_key = match (delivery.trigger, &delivery.rule_key) {
         (Trigger::Event, Some(key)) => key.clone(),
+        (Trigger::Group, _) => {
+            // Its dispatch message carried the group as it stood; the group's next tick
+            // reports it as it stands now.
+            return Err(refused(
+                ErrorCode::NotResendable,
+                "a group message is not resent: the group's next message reports it as it stands",
+            ));
+        }
         _ => {
             return Err(refused(
                 ErrorCode::NotResendable,
@@ -272,6 +280,7 @@ async fn resend_once(state: &AppState, org: OrgId, id: &str) -> ApiResult<Resend
         template: rule.and_then(|r| r.template),
         manual: Some(ManualResend { previous }),
         recovered: None,
+        group: None,
     };
     let body = serde_json::to_string(&task).map_err(ApiError::internal)?;
     if let Err(e) = queue

@@ -249,6 +249,16 @@ fn refine(doc: &mut Value) {
     add_examples(doc);
     doc["x-feed-socket"] = feed_socket();
     doc["x-feed-widget"] = feed_widget();
+    doc["webhooks"]["herald.alert_group"] = json!({
+        "post": {
+            "summary": "A grouped rule's group message, to a generic webhook channel",
+            "description": "Sent at the end of a group's wait, on changes at most once per group interval, and as a repeat while it fires; `[RESOLVED]` once when all its alerts resolve (docs/alerts.md, \"Grouping\").",
+            "requestBody": {
+                "content": { "application/json": { "schema": { "$ref": "#/components/schemas/AlertGroupWebhook" } } }
+            },
+            "responses": { "2XX": { "description": "Delivered" } }
+        }
+    });
 }
 
 /// An example on every request body and every JSON answer.

@@ -197,6 +197,28 @@ async fn parse_channels(
     Ok(ids)
 }
 
+/// A grouped rule (`alerting.groupBy`) needs a channel that takes group messages (Slack, or a
+/// webhook other than PagerDuty): elsewhere its grouping would do nothing.
+async fn check_grouped_rule_has_a_chat_channel(state: &AppState, rule: &Rule) -> ApiResult<()> {
+    if rule.alerting.as_ref().is_none_or(|a| a.group_by.is_none()) {
+        return Ok(());
+    }
+    let channels = Channels::new(state.store.as_ref());
+    for id in &rule.channel_ids {
+        let channel = channels
+            .get(&rule.org_id, id)
+            .await
+            .map_err(|e| ApiError::from_repo(e, "channel"))?;
+        if channel.is_some_and(|c| herald_core::domain::group::takes_groups(&c.config)) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::invalid_field(
+        "alerting.groupBy",
+        "a grouped rule needs a Slack or webhook channel (not PagerDuty) to send its group messages to",
+    ))
+}
+
 fn window(w: Option<&QuietWindow>) -> Option<(&str, &str)> {
     w.map(|w| (w.start.as_str(), w.end.as_str()))
 }
@@ -256,6 +278,7 @@ pub async fn create_rule(
     let raw_channels = input.channel_ids.clone();
     let rule = Rule::new(auth.org_id, input, Utc::now())?;
     check_channels_exist(&state, &auth.org_id, &rule.channel_ids, &raw_channels).await?;
+    check_grouped_rule_has_a_chat_channel(&state, &rule).await?;
     Rules::new(state.store.as_ref())
         .create(&rule)
         .await
@@ -388,6 +411,7 @@ pub async fn update_rule(
     if let Some(ids) = &body.channel_ids {
         rule.channel_ids = parse_channels(&state, &auth.org_id, ids).await?;
     }
+    check_grouped_rule_has_a_chat_channel(&state, &rule).await?;
     rule.updated_at = Utc::now();
     repo.update(&rule)
         .await

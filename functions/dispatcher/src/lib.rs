@@ -289,6 +289,7 @@ impl Dispatcher<'_> {
             rule_key: Some(&task.rule_key),
             template: task.template.as_ref(),
             delivery_id: task.delivery_id,
+            group: task.group.as_ref(),
         };
         let ports = delivery::Ports {
             sender: self.sender,

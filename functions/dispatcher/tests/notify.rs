@@ -190,6 +190,7 @@ impl World {
             }),
             manual: None,
             recovered: None,
+            group: None,
         }
     }
 

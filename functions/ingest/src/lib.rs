@@ -57,6 +57,7 @@ impl Ingest<'_> {
                     match serde_json::to_string(&MatchTask {
                         event,
                         auto_resolve: None,
+                        group_tick: None,
                     }) {
                         Ok(body) => forward.push((message.id, Outgoing::now(body).in_group(lane))),
                         Err(e) => {

@@ -148,6 +148,7 @@ impl Matcher<'_> {
         let applied = repo::apply(self.store, event.org_id, key, action, ttl, now)
             .await
             .map_err(|e| RouteError::Store(e.into_store()))?;
+        let opened = matches!(applied, Applied::Opened(_));
         let record = match applied {
             Applied::Opened(record) => {
                 info!(dedup_key = %key, instance_id = %record.alert.instance_id, "alert opened");
@@ -252,11 +253,33 @@ impl Matcher<'_> {
         });
         let mut created_any = false;
         for rule in rules {
+            let grouping = rule.alerting.as_ref().and_then(|a| a.grouping());
+            if let Some(grouping) = &grouping
+                && (opened || redelivered)
+            {
+                self.join_group(
+                    routed,
+                    &event,
+                    key,
+                    &record.alert,
+                    rule,
+                    grouping,
+                    redelivered,
+                    ttl,
+                    now,
+                )
+                .await?;
+                created_any = true;
+            }
             for channel_id in &rule.channel_ids {
                 let Some(channel) = org.channels.get(channel_id) else {
                     warn!(rule = %rule.key, channel_id = %channel_id, "rule names a channel that no longer exists");
                     continue;
                 };
+                if grouping.is_some() && crate::groups::takes_groups(channel) {
+                    // The group's message stands for this alert here.
+                    continue;
+                }
                 let instance = Instance {
                     key,
                     instance: record.alert.instance_id,
@@ -315,6 +338,10 @@ impl Matcher<'_> {
     ) -> Result<(), RouteError> {
         let action = event.action();
         let stage = Stage::of(action);
+        if stage == Stage::Resolve {
+            self.leave_groups(routed, org, event, alert, redelivered, ttl, now)
+                .await?;
+        }
         let mut event = event.clone();
         event.alert = Some(AlertSignal {
             dedup_key: Some(key.clone()),
@@ -446,6 +473,7 @@ fn auto_resolve_check(
             instance_id: instance,
             after_seconds,
         }),
+        group_tick: None,
     };
     let delay = std::time::Duration::from_secs(u64::from(wait_seconds)).min(MAX_DELAY);
     Ok(Outgoing::now(serde_json::to_string(&task)?)

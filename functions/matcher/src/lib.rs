@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod cache;
+pub mod groups;
 
 use chrono::{DateTime, Utc};
 use herald_core::delivery::plan::recipients;
@@ -77,6 +78,20 @@ impl Matcher<'_> {
         // Auto-resolve checks that are not due (or whose instance is gone) end here; a due
         // one goes on as the resolve it carries.
         let mut due = Vec::with_capacity(tasks.len());
+        let (ticks, tasks): (Vec<_>, Vec<_>) =
+            tasks.into_iter().partition(|(_, t)| t.group_tick.is_some());
+        for (message, task) in ticks {
+            let Some(tick) = &task.group_tick else {
+                continue;
+            };
+            if let Err(e) = self
+                .group_tick(&task, tick, message.receive_count > 1, now)
+                .await
+            {
+                warn!(message_id = %message.id, error = %e, "group tick failed; it will be retried");
+                outcome.failed.push(message.id);
+            }
+        }
         for (message, mut task) in tasks {
             let Some(check) = task.auto_resolve.clone() else {
                 due.push((message, task));
@@ -338,6 +353,7 @@ impl Matcher<'_> {
                     template: rule.template.clone(),
                     manual: None,
                     recovered: None,
+                    group: None,
                 };
                 let message = Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
                 routed.messages.push(match not_before {

@@ -104,6 +104,7 @@ fn message(event: &Event) -> QueueMessage {
         body: serde_json::to_string(&MatchTask {
             event: event.clone(),
             auto_resolve: None,
+            group_tick: None,
         })
         .unwrap(),
         receive_count: 1,
@@ -469,4 +470,197 @@ async fn explain_says_what_routing_then_does_for_each_event() {
         ["WouldDefer", "WouldFail", "WouldSend", "WouldSuppress"],
         "{seen:?}"
     );
+}
+
+/// Grouping through the matcher with an injected clock: alerts join one group, its tick is a
+/// delayed message on the match queue, a tick handled twice sends once, a superseded tick is
+/// stale, and an update waits for the group interval.
+mod grouping {
+    use super::*;
+    use herald_core::domain::alert::{AlertAction, AlertSignal, Alerting, DedupKey};
+    use herald_core::domain::channel::SlackConfig;
+    use herald_core::domain::delivery::Trigger;
+
+    struct Grouped {
+        store: Arc<dyn Store>,
+        dispatch: Arc<dyn Queue>,
+        matches: Arc<dyn Queue>,
+        queues: EmbeddedQueues,
+        rules: Arc<RulesCache>,
+        org: OrgId,
+    }
+
+    async fn grouped() -> Grouped {
+        let store: Arc<dyn Store> = Arc::new(Embedded::in_memory().expect("store"));
+        let queues = EmbeddedQueues::in_memory().expect("queues");
+        let dispatch: Arc<dyn Queue> = Arc::new(queues.queue("dispatch", QueueSettings::default()));
+        let matches: Arc<dyn Queue> = Arc::new(queues.queue("match", QueueSettings::default()));
+        let org = OrgId::new();
+        let now = Utc::now();
+        let slack: SlackConfig = serde_json::from_value(
+            serde_json::json!({"webhookUrl": "https://hooks.slack.com/services/T/B/x"}),
+        )
+        .unwrap();
+        let channel = Channel {
+            id: ChannelId::new(),
+            org_id: org,
+            name: ChannelName::parse("ops").unwrap(),
+            config: ChannelConfig::Slack(slack),
+            frequency_cap: None,
+            rate_limit: None,
+            enabled: true,
+            health: ChannelHealth::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        Channels::new(store.as_ref())
+            .create(&channel)
+            .await
+            .unwrap();
+        let alerting: Alerting = serde_json::from_value(serde_json::json!({
+            "groupBy": ["type"], "groupWaitSeconds": 30, "groupIntervalSeconds": 300,
+            "repeatIntervalSeconds": 3600
+        }))
+        .unwrap();
+        let rule = Rule {
+            // No `match`: the rule matches events of its key's type.
+            key: RuleKey::parse("disk.full").unwrap(),
+            org_id: org,
+            matcher: None,
+            channel_ids: vec![channel.id],
+            frequency_cap: None,
+            quiet_hours: None,
+            alerting: Some(alerting.check().unwrap()),
+            recipients: vec![],
+            template: None,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        };
+        Rules::new(store.as_ref()).create(&rule).await.unwrap();
+        Grouped {
+            store,
+            dispatch,
+            matches,
+            queues,
+            rules: Arc::new(RulesCache::new(Duration::from_secs(60))),
+            org,
+        }
+    }
+
+    fn alert(org: OrgId, host: &str) -> Event {
+        let mut e = event(org, "u");
+        e.event_type = EventType::parse("disk.full").unwrap();
+        e.module = Module::parse("ops").unwrap();
+        e.recipients.clear();
+        e.properties
+            .insert("host".into(), serde_json::Value::String(host.into()));
+        e.alert = Some(AlertSignal {
+            dedup_key: Some(DedupKey::parse(&format!("disk.full:{host}")).unwrap()),
+            action: AlertAction::Trigger,
+            firing_since: None,
+        });
+        e
+    }
+
+    impl Grouped {
+        async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) {
+            let outcome = Matcher {
+                store: self.store.as_ref(),
+                dispatch_queue: self.dispatch.as_ref(),
+                match_queue: Some(self.matches.as_ref()),
+                rules: &self.rules,
+                retention: chrono::Duration::days(3650),
+            }
+            .handle(messages, now)
+            .await;
+            assert!(outcome.failed.is_empty(), "matching failed");
+        }
+
+        /// The tick messages waiting on the match queue, oldest first.
+        async fn ticks(&self) -> Vec<QueueMessage> {
+            self.queues
+                .peek("match", 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|p| p.body.contains("groupTick"))
+                .map(|p| QueueMessage {
+                    id: p.message_id,
+                    body: p.body,
+                    receive_count: 1,
+                })
+                .collect()
+        }
+
+        async fn group_deliveries(&self) -> Vec<herald_core::domain::delivery::Delivery> {
+            deliveries::list(
+                self.store.as_ref(),
+                self.org,
+                &LogFilter::default(),
+                100,
+                None,
+                Utc::now() + chrono::Duration::minutes(1),
+            )
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .collect()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_group_is_sent_once_after_its_wait_and_updated_after_its_interval() {
+        let g = grouped().await;
+        let t0: DateTime<Utc> = "2026-12-06T12:00:00Z".parse().unwrap();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let batch: Vec<QueueMessage> = (0..5)
+            .map(|i| message(&alert(g.org, &format!("web-{i}"))))
+            .collect();
+        g.handle(batch, at(0)).await;
+        // Five alerts, one group, one tick; no per-alert Slack delivery.
+        let ticks = g.ticks().await;
+        assert_eq!(ticks.len(), 1, "one tick for the group");
+        assert!(g.group_deliveries().await.is_empty());
+
+        // Early (a clock that has not reached the tick): nothing sent, the tick waits again.
+        g.handle(vec![ticks[0].clone()], at(10)).await;
+        assert!(g.group_deliveries().await.is_empty());
+
+        // Due, and handled twice (a redelivered twin): one delivery.
+        g.handle(vec![ticks[0].clone()], at(30)).await;
+        let mut twin = ticks[0].clone();
+        twin.receive_count = 2;
+        g.handle(vec![twin], at(31)).await;
+        let sent = g.group_deliveries().await;
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        assert_eq!(sent[0].trigger, Trigger::Group);
+
+        // A new alert at 40: the repeat tick (at 3630) is superseded by one at 330.
+        let before = g.ticks().await.len();
+        g.handle(vec![message(&alert(g.org, "web-9"))], at(40))
+            .await;
+        let ticks = g.ticks().await;
+        assert!(ticks.len() > before, "a new tick was scheduled");
+        // Before the interval every tick is stale (the first one's copies), or early (the
+        // update's and the repeat's, which wait again): nothing is sent.
+        for t in &ticks {
+            g.handle(vec![t.clone()], at(100)).await;
+        }
+        assert_eq!(
+            g.group_deliveries().await.len(),
+            1,
+            "no update before the interval"
+        );
+        // At the interval: exactly one update, however many copies of each tick arrive.
+        for _ in 0..2 {
+            for t in g.ticks().await {
+                g.handle(vec![t], at(330)).await;
+            }
+        }
+        let sent = g.group_deliveries().await;
+        assert_eq!(sent.len(), 2, "one update: {sent:?}");
+        assert!(sent.iter().all(|d| d.trigger == Trigger::Group));
+    }
 }

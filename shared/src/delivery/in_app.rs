@@ -102,6 +102,7 @@ mod tests {
                 rule_key: None,
                 template: None,
                 delivery_id: DeliveryId::new(),
+                group: None,
             };
             let outcome = deliver(&store, &hub, &org, &user, &ctx, Utc::now()).await;
             assert!(outcome.error_class.is_none(), "{outcome:?}");

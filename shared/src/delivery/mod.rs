@@ -144,6 +144,7 @@ mod tests {
             rule_key: None,
             template: Some(&template),
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let now = Utc::now();
         let channel = Channel {

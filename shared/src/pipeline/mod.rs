@@ -110,6 +110,19 @@ pub struct MatchTask {
     /// then the resolve it posts if the instance stopped firing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_resolve: Option<AutoResolveCheck>,
+    /// Set on a grouped rule's tick: `event` is the one that scheduled it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_tick: Option<GroupTick>,
+}
+
+/// A delayed tick of one alert group (docs/alerts.md, "Grouping"): stale unless the group's
+/// pending tick is still `tickId`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupTick {
+    pub rule_key: RuleKey,
+    pub group: String,
+    pub tick_id: String,
 }
 
 /// A delayed check of one alert instance: resolve it if no trigger arrived for `afterSeconds`.
@@ -145,6 +158,9 @@ pub struct DispatchTask {
     /// one manual attempt, logged `trigger: manual` and never retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manual: Option<ManualResend>,
+    /// Set on a grouped rule's group message: rendered instead of the event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<herald_core::domain::group::GroupMessage>,
     /// Set on the attempts of a delivery a recovery re-queued
     /// (`POST /notifications/channels/{id}/recover`): the normal retry path, with the attempt
     /// budget and age limit counted from the recovery.
@@ -275,6 +291,29 @@ pub fn alert_delivery_id(
             channel.to_string().as_str(),
             stage,
             recipient.map_or("", UserId::as_str),
+        ],
+        at,
+    )
+}
+
+/// The id of a group message's delivery: (org, rule, channel, group, seq) at `at` (the tick's
+/// time), so a tick handled twice lands on one delivery per channel.
+pub fn group_delivery_id(
+    org: OrgId,
+    rule: &RuleKey,
+    channel: ChannelId,
+    group: &str,
+    seq: u64,
+    at: DateTime<Utc>,
+) -> DeliveryId {
+    hashed_id(
+        &[
+            org.to_string().as_str(),
+            "group",
+            rule.as_str(),
+            channel.to_string().as_str(),
+            group,
+            seq.to_string().as_str(),
         ],
         at,
     )

@@ -339,6 +339,40 @@ pub async fn add_target(
     Err(RepoError::Contended)
 }
 
+/// Records that `instance` joined `group` of the grouped `rule`: where its resolve is reported.
+/// A no-op when the key has moved on to another instance, or the group is recorded already.
+pub async fn add_group(
+    store: &dyn Store,
+    org: OrgId,
+    key: &DedupKey,
+    instance: AlertInstanceId,
+    rule: &RuleKey,
+    group: &str,
+) -> Result<(), RepoError> {
+    for _ in 0..RETRIES {
+        let Some(mut record) = get(store, org, key).await? else {
+            return Ok(());
+        };
+        if record.alert.instance_id != instance || !record.alert.add_group(rule, group) {
+            return Ok(());
+        }
+        let condition = version_condition(Some(&record));
+        record.version += 1;
+        match store
+            .put(
+                item(org, &record.alert, record.version, record.ttl)?,
+                condition,
+            )
+            .await
+        {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Conflict) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(RepoError::Contended)
+}
+
 /// One page of the org's alerts in `state`, most recently opened first.
 pub async fn list(
     store: &dyn Store,

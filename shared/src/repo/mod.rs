@@ -12,6 +12,7 @@ pub mod connections;
 pub mod deliveries;
 pub mod events;
 pub mod feeds;
+pub mod groups;
 pub mod idempotency;
 pub mod lanes;
 pub mod orgs;

@@ -47,6 +47,8 @@ pub mod entity {
     pub const IDEMPOTENCY: &str = "idempotency";
     pub const RECOVERY: &str = "recovery";
     pub const RECOVERY_LOCK: &str = "recoveryLock";
+    pub const ALERT_GROUP: &str = "alertGroup";
+    pub const ALERT_GROUP_MEMBER: &str = "alertGroupMember";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -391,6 +393,29 @@ pub fn alert_in_state(
     )
 }
 
+/// The integer attribute group writes are conditioned on (optimistic concurrency).
+pub const GROUP_VERSION_ATTR: &str = "version";
+/// Sort-key prefix of a group's members.
+pub const GROUP_MEMBER_PREFIX: &str = "A#";
+
+/// The partition of one group of a grouped rule: `ORG#<org>#GRP#<rule>#<sha256(groupBy values)>`.
+pub fn group_pk(org: OrgId, rule: &RuleKey, group: &str) -> String {
+    format!("ORG#{org}#GRP#{rule}#{group}")
+}
+
+/// A group's state (its notification log and pending tick): `…#GRP#<rule>#<hash>` / `GRP`.
+pub fn group(org: OrgId, rule: &RuleKey, group: &str) -> Key {
+    Key::new(group_pk(org, rule, group), "GRP")
+}
+
+/// A member of a group, beside it: `…#GRP#<rule>#<hash>` / `A#<sha256(dedupKey), 32 hex>`.
+pub fn group_member(org: OrgId, rule: &RuleKey, group: &str, member: &str) -> Key {
+    Key::new(
+        group_pk(org, rule, group),
+        format!("{GROUP_MEMBER_PREFIX}{member}"),
+    )
+}
+
 /// Sort-key prefix of an org's silences.
 pub const SILENCE_PREFIX: &str = "SILENCE#";
 
@@ -579,6 +604,8 @@ mod tests {
             entity::FEED_CONNECTION,
             entity::FEED_CONNECTION_BY_ID,
             entity::INGEST_BUCKET,
+            entity::ALERT_GROUP,
+            entity::ALERT_GROUP_MEMBER,
         ] {
             let first = name.chars().next().expect("not empty");
             assert!(
@@ -616,5 +643,14 @@ mod alert_key_tests {
             )
         );
         assert_eq!(silence(&org, &"s-1"), Key::new(o, "SILENCE#s-1"));
+        let rule = RuleKey::parse("disk.full").expect("rule");
+        assert_eq!(
+            group(org, &rule, "g1"),
+            Key::new(format!("{o}#GRP#disk.full#g1"), "GRP")
+        );
+        assert_eq!(
+            group_member(org, &rule, "g1", "m1"),
+            Key::new(format!("{o}#GRP#disk.full#g1"), "A#m1")
+        );
     }
 }

@@ -343,3 +343,150 @@ async fn silences_are_stored_and_expire_on_the_embedded_store() {
 async fn silences_are_stored_and_expire_on_dynamodb() {
     silence_storage(dynamodb("herald-silences").await).await;
 }
+
+async fn group_storage(store: Arc<dyn Store>) {
+    use herald_core::domain::group::GroupStatus;
+    use herald_shared::repo::groups::{self, Group, Member};
+    use herald_shared::store::StoreError;
+    use std::collections::BTreeMap;
+
+    let store = store.as_ref();
+    let org = OrgId::new();
+    let rule = herald_core::domain::RuleKey::parse("disk.full").expect("rule");
+    let t0: DateTime<Utc> = Utc::now();
+    let ttl = (t0 + Duration::days(7)).timestamp();
+    let values = BTreeMap::from([("properties.cluster".to_owned(), "eu-1".to_owned())]);
+    let mut group = Group::new(rule.clone(), values.clone());
+    assert_eq!(group.group, groups::group_hash(&values));
+    assert!(
+        groups::get(store, org, &rule, &group.group)
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // Created once; a second create, or a write at a stale version, is a conflict.
+    group.first_at = Some(t0);
+    let v1 = groups::put(store, org, &group, None, ttl)
+        .await
+        .expect("create");
+    assert!(matches!(
+        groups::put(store, org, &group, None, ttl).await,
+        Err(herald_shared::repo::RepoError::Store(StoreError::Conflict))
+    ));
+    group.tick_id = Some("t-1".into());
+    group.tick_at = Some(t0 + Duration::seconds(30));
+    let v2 = groups::put(store, org, &group, Some(v1), ttl)
+        .await
+        .expect("update");
+    assert!(matches!(
+        groups::put(store, org, &group, Some(v1), ttl).await,
+        Err(herald_shared::repo::RepoError::Store(StoreError::Conflict))
+    ));
+    let read = groups::get(store, org, &rule, &group.group)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(read.version, v2);
+    assert_eq!(read.group, group);
+    // A touch bumps the version (a tick that read v2 then fails) and keeps the group.
+    groups::touch(store, org, &rule, &group.group)
+        .await
+        .expect("touch");
+    assert!(matches!(
+        groups::put(store, org, &group, Some(v2), ttl).await,
+        Err(herald_shared::repo::RepoError::Store(StoreError::Conflict))
+    ));
+    let read = groups::get(store, org, &rule, &group.group)
+        .await
+        .expect("get")
+        .expect("stored");
+    assert_eq!(read.version, v2 + 1);
+    assert_eq!(read.group, group);
+    // No group: a touch creates nothing.
+    assert!(groups::touch(store, org, &rule, "absent").await.is_err());
+    assert!(
+        groups::get(store, org, &rule, "absent")
+            .await
+            .expect("get")
+            .is_none()
+    );
+
+    // Members: 1,200 of them (more than one page), one resolved, then dropped.
+    for i in 0..1200 {
+        let m = Member {
+            dedup_key: format!("disk.full:web-{i}"),
+            instance_id: herald_core::domain::AlertInstanceId::new(),
+            status: GroupStatus::Firing,
+            starts_at: t0,
+            ends_at: None,
+            summary: format!("web-{i}"),
+        };
+        groups::put_member(store, org, &rule, &group.group, &m, ttl)
+            .await
+            .expect("member");
+    }
+    let members = groups::members(store, org, &rule, &group.group)
+        .await
+        .expect("members");
+    assert_eq!(members.len(), 1200);
+    let one = members[0].clone();
+    // Another instance of the key does not resolve this one.
+    assert!(
+        !groups::resolve_member(
+            store,
+            org,
+            &rule,
+            &group.group,
+            &one.dedup_key,
+            herald_core::domain::AlertInstanceId::new(),
+            t0,
+            ttl
+        )
+        .await
+        .expect("resolve")
+    );
+    assert!(
+        groups::resolve_member(
+            store,
+            org,
+            &rule,
+            &group.group,
+            &one.dedup_key,
+            one.instance_id,
+            t0,
+            ttl
+        )
+        .await
+        .expect("resolve")
+    );
+    let members = groups::members(store, org, &rule, &group.group)
+        .await
+        .expect("members");
+    let resolved: Vec<_> = members
+        .iter()
+        .filter(|m| m.status == GroupStatus::Resolved)
+        .cloned()
+        .collect();
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].ends_at, Some(t0));
+    groups::drop_resolved(store, org, &rule, &group.group, &members)
+        .await
+        .expect("drop");
+    let members = groups::members(store, org, &rule, &group.group)
+        .await
+        .expect("members");
+    assert_eq!(members.len(), 1199);
+    assert!(members.iter().all(|m| m.status == GroupStatus::Firing));
+}
+
+#[tokio::test]
+async fn alert_groups_and_members_are_stored_on_the_embedded_store() {
+    let (_dir, store) = embedded();
+    group_storage(store).await;
+}
+
+#[tokio::test]
+async fn alert_groups_and_members_are_stored_on_dynamodb() {
+    group_storage(dynamodb("groups").await).await;
+}

@@ -90,6 +90,7 @@ async fn send(channel: &Channel, title: &str, to: &str) -> AttemptOutcome {
         rule_key: Some(&key),
         template: None,
         delivery_id: DeliveryId::new(),
+        group: None,
     };
     delivery::attempt_user(&senders(), channel, &ctx, vec![to.to_owned()]).await
 }
@@ -153,6 +154,7 @@ async fn an_email_goes_out_through_ses_with_subject_from_to_and_a_tracked_html_b
         rule_key: None,
         template: None,
         delivery_id,
+        group: None,
     };
     let out = delivery::attempt_user(
         &senders,
@@ -291,6 +293,7 @@ async fn an_unreachable_endpoint_is_a_network_error_and_retried() {
         rule_key: None,
         template: None,
         delivery_id: DeliveryId::new(),
+        group: None,
     };
     let out = tokio::time::timeout(
         Duration::from_secs(30),

@@ -319,6 +319,7 @@ fn message(ch: &Channel, delivery_id: DeliveryId) -> OutboundMessage {
         rule_key: Some(&key),
         template: None,
         delivery_id,
+        group: None,
     };
     format::render(&ch.config, &ctx).expect("http channel")
 }

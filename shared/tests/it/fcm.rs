@@ -376,6 +376,7 @@ fn message(to: &[&str], delivery_id: DeliveryId) -> OutboundMessage {
         rule_key: Some(&key),
         template: Some(&template),
         delivery_id,
+        group: None,
     };
     format::render_user(
         ChannelKind::Push,

@@ -146,6 +146,7 @@ async fn send(sender: &dyn Sender, ch: &Channel, to: &str, id: DeliveryId) -> At
         rule_key: Some(&key),
         template: Some(&template),
         delivery_id: id,
+        group: None,
     };
     attempt_user(sender, ch, &ctx, vec![to.to_owned()]).await
 }

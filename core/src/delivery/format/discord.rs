@@ -92,6 +92,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let p = payload(&ctx);
         assert_eq!(p["allowed_mentions"], json!({"parse": []}));
@@ -117,6 +118,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         assert_eq!(
             payload(&ctx),
@@ -154,6 +156,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let e = &payload(&ctx)["embeds"][0];
         let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());

@@ -42,6 +42,7 @@ mod tests {
             rule_key: Some(&key),
             template: None,
             delivery_id: id,
+            group: None,
         };
         let p = payload(&ctx);
         assert_eq!(p["id"], "evt-1");

@@ -53,6 +53,7 @@
 pub mod discord;
 pub mod email;
 pub mod generic;
+pub mod group;
 pub mod pagerduty;
 pub mod slack;
 pub mod teams;
@@ -261,6 +262,8 @@ pub struct MessageContext<'a> {
     pub rule_key: Option<&'a RuleKey>,
     pub template: Option<&'a Template>,
     pub delivery_id: DeliveryId,
+    /// Set on a grouped rule's group message: rendered instead of the event.
+    pub group: Option<&'a crate::domain::group::GroupMessage>,
 }
 
 /// A formatted message, ready for a sender (`herald_shared::delivery::Sender`).
@@ -290,13 +293,18 @@ pub fn render(
 
 /// Formats the message for a target.
 pub fn render_for(target: Target, ctx: &MessageContext<'_>) -> OutboundMessage {
-    let value = match target {
-        Target::Slack => slack::payload(ctx),
-        Target::Webhook(WebhookFormat::Discord) => discord::payload(ctx),
-        Target::Webhook(WebhookFormat::Teams) => teams::payload(ctx),
-        Target::Webhook(WebhookFormat::Generic) => generic::payload(ctx),
-        Target::Webhook(WebhookFormat::PagerDuty) => pagerduty::payload(ctx),
-        Target::Recipient(kind) => return render_user(kind, ctx, Vec::new()),
+    let value = match (target, ctx.group) {
+        (Target::Recipient(kind), _) => return render_user(kind, ctx, Vec::new()),
+        (Target::Slack, Some(g)) => group::slack(ctx, g),
+        (Target::Webhook(WebhookFormat::Discord), Some(g)) => group::discord(ctx, g),
+        (Target::Webhook(WebhookFormat::Teams), Some(g)) => group::teams(ctx, g),
+        (Target::Webhook(WebhookFormat::Generic), Some(g)) => group::generic(ctx, g),
+        (Target::Slack, None) => slack::payload(ctx),
+        (Target::Webhook(WebhookFormat::Discord), None) => discord::payload(ctx),
+        (Target::Webhook(WebhookFormat::Teams), None) => teams::payload(ctx),
+        (Target::Webhook(WebhookFormat::Generic), None) => generic::payload(ctx),
+        // Grouped rules keep per-alert messages for PagerDuty: it never gets a group.
+        (Target::Webhook(WebhookFormat::PagerDuty), _) => pagerduty::payload(ctx),
     };
     OutboundMessage {
         delivery_id: ctx.delivery_id,
@@ -662,6 +670,7 @@ mod tests {
             rule_key: Some(&key),
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         assert_eq!(ctx.colour(), RESOLVED_COLOUR);
         assert!(ctx.heading(Escape::Plain).starts_with("RESOLVED: "));
@@ -742,6 +751,7 @@ mod tests {
                 rule_key: None,
                 template: None,
                 delivery_id: DeliveryId::new(),
+                group: None,
             };
             (ctx.severity(), ctx.colour())
         };
@@ -783,6 +793,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let names: Vec<String> = ctx.fields().into_iter().map(|(k, _)| k).collect();
         assert_eq!(names, ["severity", "host", "a", "b", "link"]);
@@ -824,6 +835,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let slack =
             serde_json::from_slice::<serde_json::Value>(&render_for(Target::Slack, &ctx).body)
@@ -847,6 +859,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let err = render(
             &ChannelConfig::Email(EmailConfig::Outbox { from: None }),

@@ -90,6 +90,7 @@ mod tests {
             rule_key: Some(&key),
             template: None,
             delivery_id: id,
+            group: None,
         })
     }
 

@@ -64,6 +64,7 @@ mod tests {
             rule_key: Some(&key),
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let p = payload(&ctx);
         let a = &p["attachments"][0];
@@ -105,6 +106,7 @@ mod tests {
             rule_key: None,
             template: Some(&tpl),
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let a = &payload(&ctx)["attachments"][0];
         assert_eq!(a["title"], "Login failed for a&amp;b");
@@ -133,6 +135,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let fields = payload(&ctx)["attachments"][0]["fields"]
             .as_array()
@@ -153,6 +156,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         assert!(payload(&ctx)["attachments"][0].get("title_link").is_none());
     }
@@ -166,6 +170,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         assert_eq!(
             payload(&ctx),

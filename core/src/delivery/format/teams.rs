@@ -88,6 +88,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         let p = payload(&ctx);
         assert_eq!(p["type"], "message");
@@ -116,6 +117,7 @@ mod tests {
             rule_key: None,
             template: None,
             delivery_id: DeliveryId::new(),
+            group: None,
         };
         assert_eq!(
             payload(&ctx),

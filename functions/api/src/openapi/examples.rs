@@ -178,6 +178,14 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
                 json!({"key": "disk-full-slack", "match": {"field": "type", "op": "eq", "value": "disk.full"}, "channelIds": [CHANNEL],
                        "alerting": {"dedupKey": "{{type}}:{{properties.host}}", "autoResolveSeconds": 900}}),
             ),
+            (
+                "grouped",
+                "docs/alerts.md: one Slack message per cluster, 20 hosts listed",
+                json!({"key": "disk-full-grouped", "match": {"field": "type", "op": "eq", "value": "disk.full"}, "channelIds": [CHANNEL],
+                       "alerting": {"dedupKey": "{{type}}:{{properties.host}}", "groupBy": ["type", "properties.cluster"],
+                                    "groupWaitSeconds": 30, "groupIntervalSeconds": 300, "repeatIntervalSeconds": 14400,
+                                    "maxAlertsPerMessage": 20}}),
+            ),
         ],
         "update_rule" => vec![
             ("disable", "Pause a rule", json!({"enabled": false})),

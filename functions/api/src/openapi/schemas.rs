@@ -28,7 +28,50 @@ pub fn components() -> Vec<(&'static str, Value)> {
     out.extend(create_channels());
     out.extend(matcher());
     out.extend(feed_socket());
+    out.extend(alert_group());
     out
+}
+
+/// What a generic webhook of a grouped rule receives (docs/alerts.md, "Grouping").
+fn alert_group() -> Vec<(&'static str, Value)> {
+    vec![(
+        "AlertGroupWebhook",
+        json!({
+            "type": "object",
+            "description": "The body a generic webhook receives for a grouped rule's group message (`alerting.groupBy`): one request per group message, signed like every generic webhook; `webhook-id` is the delivery id. Discord, Teams and Slack get the same content in their own formats; PagerDuty keeps per-alert events.",
+            "required": ["type", "status", "groupKey", "alerts", "truncatedAlerts", "counts", "deliveryId", "ruleKey"],
+            "properties": {
+                "type": { "type": "string", "const": "herald.alert_group" },
+                "status": { "type": "string", "enum": ["firing", "resolved"], "description": "`firing` while any member fires; `resolved` for the all-clear." },
+                "groupKey": { "type": "object", "additionalProperties": { "type": "string" }, "description": "The group's `groupBy` values by field path (`{\"type\": \"disk.full\", \"properties.cluster\": \"eu-1\"}`); a field the events lack is `\"\"`." },
+                "alerts": {
+                    "type": "array", "maxItems": 100,
+                    "description": "The first `maxAlertsPerMessage` members: firing ones first (oldest first), then resolved ones (only when the rule sends resolved).",
+                    "items": {
+                        "type": "object",
+                        "required": ["dedupKey", "status", "summary", "startsAt"],
+                        "properties": {
+                            "dedupKey": { "type": "string" },
+                            "status": { "type": "string", "enum": ["firing", "resolved"] },
+                            "summary": { "type": "string", "description": "The line a chat notification of the alert's opening event shows." },
+                            "startsAt": { "type": "string", "format": "date-time" },
+                            "endsAt": { "type": "string", "format": "date-time", "description": "When it resolved." }
+                        }
+                    }
+                },
+                "truncatedAlerts": { "type": "integer", "minimum": 0, "description": "Members not listed." },
+                "counts": {
+                    "type": "object", "required": ["firing", "resolved"],
+                    "properties": {
+                        "firing": { "type": "integer", "minimum": 0 },
+                        "resolved": { "type": "integer", "minimum": 0 }
+                    }
+                },
+                "deliveryId": { "type": "string", "format": "uuid", "description": "Equal to the `webhook-id` header." },
+                "ruleKey": { "type": "string" }
+            }
+        }),
+    )]
 }
 
 fn events() -> Vec<(&'static str, Value)> {

@@ -278,3 +278,94 @@ async fn a_template_with_an_unknown_variable_or_broken_placeholder_is_refused_at
         "Welcome {{ properties.name }}"
     );
 }
+
+#[tokio::test]
+async fn grouping_fields_out_of_bounds_are_refused_with_their_field() {
+    let app = TestApp::local().await;
+    let feed = app.in_app_channel("feed").await;
+    let channel = app
+        .channel(r#"{"kind":"webhook","name":"ops","config":{"url":"https://example.com/hook"}}"#)
+        .await;
+    let nine: Vec<String> = (0..9).map(|i| format!("properties.p{i}")).collect();
+    for (alerting, field) in [
+        (
+            json!({"groupBy": ["type", "module", "host"]}),
+            "alerting.groupBy[2]",
+        ),
+        (
+            json!({"groupBy": ["properties.a..b"]}),
+            "alerting.groupBy[0]",
+        ),
+        (json!({"groupBy": ["type", "type"]}), "alerting.groupBy[1]"),
+        (json!({"groupBy": nine}), "alerting.groupBy[8]"),
+        (
+            json!({"groupBy": [], "groupWaitSeconds": 3601}),
+            "alerting.groupWaitSeconds",
+        ),
+        (
+            json!({"groupBy": [], "groupIntervalSeconds": 9}),
+            "alerting.groupIntervalSeconds",
+        ),
+        (
+            json!({"groupBy": [], "groupIntervalSeconds": 86401}),
+            "alerting.groupIntervalSeconds",
+        ),
+        (
+            json!({"groupBy": [], "repeatIntervalSeconds": 59}),
+            "alerting.repeatIntervalSeconds",
+        ),
+        (
+            json!({"groupBy": [], "repeatIntervalSeconds": 604801}),
+            "alerting.repeatIntervalSeconds",
+        ),
+        (
+            json!({"groupBy": [], "groupIntervalSeconds": 600, "repeatIntervalSeconds": 300}),
+            "alerting.repeatIntervalSeconds",
+        ),
+        (
+            json!({"groupBy": [], "maxAlertsPerMessage": 0}),
+            "alerting.maxAlertsPerMessage",
+        ),
+        (
+            json!({"groupBy": [], "maxAlertsPerMessage": 101}),
+            "alerting.maxAlertsPerMessage",
+        ),
+        (json!({"groupWaitSeconds": 10}), "alerting.groupWaitSeconds"),
+    ] {
+        let a = app
+            .post(
+                "/notifications/rules",
+                &json!({"key": "disk.full", "channelIds": [channel], "alerting": alerting})
+                    .to_string(),
+            )
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some(field), "{alerting}: {}", a.text);
+    }
+    // A grouped rule needs a channel that takes group messages.
+    let a = app
+        .post(
+            "/notifications/rules",
+            &json!({"key": "disk.full", "channelIds": [feed], "alerting": {"groupBy": []}})
+                .to_string(),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("alerting.groupBy"), "{}", a.text);
+    // A grouped rule is stored with its windows' defaults filled in.
+    let a = app
+        .post(
+            "/notifications/rules",
+            &json!({"key": "disk.full", "channelIds": [channel],
+                    "alerting": {"groupBy": ["type", "properties.cluster"], "groupWaitSeconds": 0}})
+            .to_string(),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    let alerting = &a.json["alerting"];
+    assert_eq!(alerting["groupBy"], json!(["type", "properties.cluster"]));
+    assert_eq!(alerting["groupWaitSeconds"], 0);
+    assert_eq!(alerting["groupIntervalSeconds"], 300);
+    assert_eq!(alerting["repeatIntervalSeconds"], 14400);
+    assert_eq!(alerting["maxAlertsPerMessage"], 20);
+}
