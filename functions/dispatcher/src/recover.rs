@@ -257,6 +257,8 @@ impl Dispatcher<'_> {
                 not_before: None,
                 event,
                 manual: None,
+                // Only event deliveries are recovered: never a group message.
+                group: None,
                 recovered: Some(Recovered {
                     recovery_id: v.recovery.id,
                     after_attempts: u32::try_from(attempts).unwrap_or(u32::MAX),

@@ -383,6 +383,7 @@ impl Matcher<'_> {
                     template: None,
                     manual: None,
                     group: Some(message.clone()),
+                    recovered: None,
                 };
                 out.push(Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane()));
             }
