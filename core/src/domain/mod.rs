@@ -12,6 +12,7 @@ pub mod org;
 pub mod rule;
 pub mod shape;
 pub mod silence;
+pub mod suppression;
 pub mod user;
 
 pub use ids::*;

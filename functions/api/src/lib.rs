@@ -29,6 +29,7 @@ pub mod rules;
 pub mod secret_rotation;
 pub mod silences;
 pub mod stats;
+pub mod suppressions;
 pub mod tracking;
 pub mod users;
 
@@ -169,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::router(&state))
         .merge(stats::router())
         .merge(users::router())
+        .merge(suppressions::router())
         .merge(outbox::router())
         .merge(tracking::router())
         .fallback(not_found)

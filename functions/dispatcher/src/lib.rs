@@ -23,6 +23,7 @@ use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::delivery::{
     AttemptTrigger, Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
 };
+use herald_core::domain::suppression::{SuppressedAddress, SuppressionKind};
 use herald_core::domain::user;
 use herald_shared::delivery;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
@@ -30,9 +31,10 @@ use herald_shared::feed::FeedNotifier;
 use herald_shared::pipeline::{BatchOutcome, Deferred, DispatchTask, ManualResend, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
-use herald_shared::repo::{Channels, RepoError, lanes, stats, users};
+use herald_shared::repo::{Channels, RepoError, lanes, stats, suppressions, users};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
+use herald_shared::store::keys;
 use tracing::{debug, info, instrument, warn};
 
 /// How long a message for attempt `n` waits, re-queued, for attempt `n - 1` to be on record.
@@ -514,7 +516,15 @@ impl Dispatcher<'_> {
         let merged = match &task.recipient {
             Some(recipient) if kind.is_user_facing() => {
                 let user = &recipient.user_id;
-                let profile = users::get(self.store, &task.org_id, user).await?;
+                let org = &task.org_id;
+                // The profile and the suppression entry of the event's own contact point in one
+                // read (one BatchGetItem on DynamoDB).
+                let from_event = suppressible(kind, recipient);
+                let mut wanted = vec![keys::user(org, user)];
+                wanted.extend(from_event.iter().map(|a| keys::suppression(org, a)));
+                let mut items = self.store.get_many(&wanted).await?.into_iter();
+                let profile = items.next().flatten().map(users::from_item).transpose()?;
+                let event_entry = items.next().flatten();
                 if profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {
                     return Ok(Err((
                         DeliveryStatus::Suppressed,
@@ -525,7 +535,19 @@ impl Dispatcher<'_> {
                         ),
                     )));
                 }
-                Some(user::contact(recipient, profile.as_ref()))
+                let merged = user::contact(recipient, profile.as_ref());
+                let entry = match suppressible(kind, &merged) {
+                    Some(address) if Some(&address) == from_event.as_ref() => {
+                        event_entry.map(suppressions::from_item).transpose()?
+                    }
+                    // The contact point came from the profile: its entry is one more read.
+                    Some(address) => suppressions::get(self.store, org, &address).await?,
+                    None => None,
+                };
+                if let Some(entry) = entry {
+                    return Ok(Err((DeliveryStatus::Suppressed, entry.describe())));
+                }
+                Some(merged)
             }
             _ => None,
         };
@@ -563,6 +585,22 @@ impl Dispatcher<'_> {
         self.dispatch_queue.send_batch(vec![message]).await?;
         Ok(())
     }
+}
+
+/// The suppression-list address a delivery of `kind` to `recipient` goes to: the email of an
+/// email channel, the phone number of an SMS channel (none for other kinds, or when malformed:
+/// the provider refuses those).
+fn suppressible(
+    kind: herald_core::domain::channel::ChannelKind,
+    recipient: &herald_core::domain::event::Recipient,
+) -> Option<SuppressedAddress> {
+    use herald_core::domain::channel::ChannelKind;
+    let (kind, raw) = match kind {
+        ChannelKind::Email => (SuppressionKind::Email, recipient.email.as_deref()?),
+        ChannelKind::Sms => (SuppressionKind::Sms, recipient.phone.as_deref()?),
+        _ => return None,
+    };
+    SuppressedAddress::parse(kind, raw).ok()
 }
 
 fn finish(delivery: &mut Delivery, status: DeliveryStatus, reason: &str, now: DateTime<Utc>) {

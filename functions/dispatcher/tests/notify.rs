@@ -17,6 +17,10 @@ use herald_core::domain::channel::{
 use herald_core::domain::delivery::{CapSlot, Delivery, DeliveryStatus, ErrorClass, Trigger};
 use herald_core::domain::event::{Event, EventType, Module, Recipient};
 use herald_core::domain::rule::Template;
+use herald_core::domain::suppression::{
+    SuppressedAddress, Suppression, SuppressionDetails, SuppressionKind, SuppressionReason,
+    SuppressionSource,
+};
 use herald_core::domain::user::UserProfile;
 use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
 use herald_dispatcher::Dispatcher;
@@ -25,6 +29,7 @@ use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::repo::outbox;
+use herald_shared::repo::suppressions;
 use herald_shared::repo::users;
 use herald_shared::repo::{Channels, deliveries, stats};
 use herald_shared::store::Store;
@@ -1091,4 +1096,73 @@ async fn a_manual_attempt_that_fails_is_not_retried_keeps_its_cap_slot_and_moves
     let all = &w.today().await["ALL"];
     assert_eq!(all.get("failed").copied().unwrap_or(0), 0, "{all:?}");
     assert_eq!(all.get("attempts").copied(), Some(1), "{all:?}");
+}
+
+async fn suppress(w: &World, address: &str, reason: SuppressionReason) {
+    let address = SuppressedAddress::parse(SuppressionKind::Email, address).unwrap();
+    suppressions::add(
+        w.store.as_ref(),
+        &w.org,
+        &Suppression::new(
+            &address,
+            reason,
+            SuppressionSource::Ses,
+            SuppressionDetails {
+                diagnostic_code: Some("smtp; 550 5.1.1 user unknown".into()),
+                ..Default::default()
+            },
+            "2026-05-01T10:00:00Z".parse().unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_email_to_a_suppressed_address_from_the_event_is_suppressed_with_the_reason() {
+    let w = world().await;
+    suppress(&w, "a@x.com", SuppressionReason::HardBounce).await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w
+        .dispatch(&ch, alice(Some("A@X.com")), DeliveryStatus::Queued)
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed);
+    assert_eq!(
+        d.reason.as_deref(),
+        Some(
+            "a@x.com is on the suppression list (hard bounce 2026-05-01, smtp; 550 5.1.1 user unknown)"
+        )
+    );
+    assert!(d.attempts.is_empty());
+    assert!(w.outbox().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_profile_replaced_after_a_complaint_does_not_clear_the_suppression() {
+    let w = world().await;
+    profile(&w, Some("alice@example.com"), &[]).await;
+    suppress(&w, "alice@example.com", SuppressionReason::Complaint).await;
+    // The customer replaces the whole profile (PUT /users): the entry is keyed by address.
+    profile(&w, Some("Alice@Example.com"), &[]).await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed);
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("alice@example.com is on the suppression list (complaint 2026-05-01"),
+        "{:?}",
+        d.reason
+    );
+    assert!(w.outbox().await.is_empty());
+    // Another address of the same org still gets its email.
+    let d = w
+        .dispatch(
+            &ch,
+            alice(Some("other@example.com")),
+            DeliveryStatus::Queued,
+        )
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{:?}", d.reason);
 }

@@ -27,6 +27,12 @@ pub async fn get(
     }
 }
 
+/// Decodes a profile item read by [`keys::user`] (the dispatcher reads it in one batch with the
+/// suppression entry of the event's contact point).
+pub fn from_item(item: Item) -> Result<UserProfile, RepoError> {
+    decode(item, keys::entity::USER)
+}
+
 /// Erases a profile; `NotFound` when there is none.
 pub async fn delete(store: &dyn Store, org: &OrgId, user: &UserId) -> Result<(), RepoError> {
     match store

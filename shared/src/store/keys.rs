@@ -9,6 +9,9 @@ use herald_core::delivery::caps;
 use herald_core::domain::api_key::KeyHash;
 use herald_core::domain::channel::FrequencyCap;
 use herald_core::domain::delivery::CapSlot;
+use herald_core::domain::suppression::SuppressedAddress;
+#[cfg(test)]
+use herald_core::domain::suppression::SuppressionKind;
 use herald_core::domain::{
     ApiKeyId, ChannelId, DeliveryId, EventId, FeedItemId, OrgId, RuleKey, UserId,
 };
@@ -43,6 +46,7 @@ pub mod entity {
     pub const ALERT_COUNT: &str = "alertCount";
     pub const SILENCE: &str = "silence";
     pub const IDEMPOTENCY: &str = "idempotency";
+    pub const SUPPRESSION: &str = "suppression";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -364,6 +368,26 @@ pub fn idempotency(org: OrgId, scope_hash: &str) -> Key {
     Key::new(format!("{}#IDEM#{scope_hash}", org_pk(&org)), "IDEM")
 }
 
+// ---- Recipient hygiene -----------------------------------------------------------------------
+
+/// The partition of an org's suppression list: `ORG#<org>#SUPP`.
+pub fn suppressions(org: &OrgId) -> String {
+    format!("{}#SUPP", org_pk(org))
+}
+
+/// One suppression entry: `ORG#<org>#SUPP` / `<kind>#<normalised address>` (email lower-cased,
+/// phone E.164), so the dispatcher reads it by key next to the profile.
+pub fn suppression(org: &OrgId, address: &SuppressedAddress) -> Key {
+    Key::new(
+        suppressions(org),
+        format!("{}#{}", address.kind().as_str(), address.address()),
+    )
+}
+
+/// The integer attribute profile writes are conditioned on (a push-token prune must not
+/// overwrite a profile replaced meanwhile).
+pub const USER_VERSION_ATTR: &str = "version";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,6 +506,18 @@ mod tests {
             k(&format!("{o}#CAP#{c}"), "W24#20793#U#alice")
         );
         assert_eq!(ingest_bucket(org), k(&format!("{o}#INGEST"), "BUCKET"));
+        let email =
+            SuppressedAddress::parse(SuppressionKind::Email, "Bob@Example.com").expect("address");
+        let phone =
+            SuppressedAddress::parse(SuppressionKind::Sms, "+14155550123").expect("address");
+        assert_eq!(
+            suppression(&org, &email),
+            k(&format!("{o}#SUPP"), "email#bob@example.com")
+        );
+        assert_eq!(
+            suppression(&org, &phone),
+            k(&format!("{o}#SUPP"), "sms#+14155550123")
+        );
     }
 
     #[test]
@@ -505,6 +541,7 @@ mod tests {
             entity::FEED_CONNECTION,
             entity::FEED_CONNECTION_BY_ID,
             entity::INGEST_BUCKET,
+            entity::SUPPRESSION,
         ] {
             let first = name.chars().next().expect("not empty");
             assert!(

@@ -19,3 +19,4 @@ mod pagination;
 mod repo;
 mod rules;
 mod support;
+mod suppressions;
