@@ -9,6 +9,7 @@ mod admission;
 mod alerts;
 mod dlq;
 mod expensive_queries;
+mod hygiene;
 mod lanes;
 mod operator;
 mod pacing;
