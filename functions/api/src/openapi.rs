@@ -96,6 +96,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         suppressions::create_suppression,
         suppressions::list_suppressions,
         suppressions::delete_suppression,
+        suppressions::sync_sms_opt_outs,
         outbox::list_outbox,
         tracking::open,
         tracking::click,

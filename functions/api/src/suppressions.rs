@@ -8,7 +8,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use herald_core::domain::suppression::{
@@ -27,6 +27,7 @@ use crate::query::QueryParams;
 
 const COLLECTION: &str = "/api/v1/orgs/{orgId}/notifications/suppressions";
 const ITEM: &str = "/api/v1/orgs/{orgId}/notifications/suppressions/{kind}/{address}";
+const SYNC_SMS: &str = "/api/v1/orgs/{orgId}/notifications/suppressions/sync-sms";
 /// Longest comment kept on a manual entry.
 const MAX_COMMENT: usize = 1024;
 
@@ -34,6 +35,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(COLLECTION, get(list_suppressions).post(create_suppression))
         .route(ITEM, delete(delete_suppression))
+        .route(SYNC_SMS, post(sync_sms_opt_outs))
 }
 
 /// `POST .../notifications/suppressions` body.
@@ -56,6 +58,24 @@ pub struct CreateSuppression {
 pub struct SuppressionList {
     pub items: Vec<Suppression>,
     pub next_cursor: Option<String>,
+}
+
+/// `POST .../notifications/suppressions/sync-sms` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SyncSms {
+    /// An SMS channel sending through SNS: its account and region are the ones read.
+    pub channel_id: String,
+}
+
+/// What a sync did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncSmsResult {
+    /// Numbers SNS lists as opted out.
+    pub listed: usize,
+    /// Of those, newly suppressed (the rest already were).
+    pub added: usize,
 }
 
 /// `?kind=`.
@@ -167,6 +187,79 @@ pub async fn list_suppressions(
     Ok(Json(SuppressionList {
         items: page.items,
         next_cursor: page.next.map(|c| c.as_str().to_owned()),
+    }))
+}
+
+/// Copies SNS's list of opted-out numbers (`ListPhoneNumbersOptedOut`, account-wide) into the
+/// org's suppression list (`sms_opt_out`, source `sns`). Deliveries also check each number
+/// before sending; this catches up on numbers that opted out before Herald asked.
+#[utoipa::path(
+    post, path = "/api/v1/orgs/{orgId}/notifications/suppressions/sync-sms", tag = "suppressions",
+    params(("orgId" = String, Path, description = "Org id (UUID)")),
+    request_body = SyncSms,
+    responses(
+        (status = 200, description = "How many numbers SNS lists and how many were added", body = SyncSmsResult),
+        (status = 400, description = "Malformed JSON or wrong shape", body = ErrorBody),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "No such org", body = ErrorBody),
+        (status = 422, description = "`channelId` is not an SMS channel sending through SNS (or this deployment has no SNS provider)", body = ErrorBody),
+        (status = 502, description = "SNS refused or failed the listing", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn sync_sms_opt_outs(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    JsonBody(body): JsonBody<SyncSms>,
+) -> ApiResult<Json<SyncSmsResult>> {
+    let not_sns =
+        || ApiError::invalid_field("channelId", "must be an SMS channel sending through SNS");
+    let id = body
+        .channel_id
+        .parse::<herald_core::domain::ChannelId>()
+        .map_err(|_| not_sns())?;
+    let store = state.store.as_ref();
+    let channel = herald_shared::repo::Channels::new(store)
+        .get(&auth.org_id, &id)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "channel"))?
+        .ok_or_else(not_sns)?;
+    let numbers = match state.sender.sms_opt_outs(&channel).await {
+        None => return Err(not_sns()),
+        Some(Err(e)) => {
+            tracing::warn!(org_id = %auth.org_id, error = %e, "ListPhoneNumbersOptedOut failed");
+            return Err(ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                crate::error::ErrorCode::Internal,
+                format!("SNS did not list the opted-out numbers: {e}"),
+            ));
+        }
+        Some(Ok(numbers)) => numbers,
+    };
+    let now = Utc::now();
+    let mut added = 0;
+    for number in &numbers {
+        let Ok(address) = SuppressedAddress::parse(SuppressionKind::Sms, number) else {
+            continue;
+        };
+        let entry = Suppression::new(
+            &address,
+            SuppressionReason::SmsOptOut,
+            SuppressionSource::Sns,
+            SuppressionDetails::default(),
+            now,
+        );
+        if let Added::Created(_) = suppressions::add(store, &auth.org_id, &entry)
+            .await
+            .map_err(|e| ApiError::from_repo(e, "suppression"))?
+        {
+            added += 1;
+        }
+    }
+    tracing::info!(org_id = %auth.org_id, listed = numbers.len(), added, "SMS opt-outs synced");
+    Ok(Json(SyncSmsResult {
+        listed: numbers.len(),
+        added,
     }))
 }
 

@@ -23,7 +23,10 @@ use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::delivery::{
     AttemptTrigger, Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
 };
-use herald_core::domain::suppression::{SuppressedAddress, SuppressionKind};
+use herald_core::domain::suppression::{
+    SuppressedAddress, Suppression, SuppressionDetails, SuppressionKind, SuppressionReason,
+    SuppressionSource,
+};
 use herald_core::domain::user;
 use herald_shared::delivery;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender};
@@ -280,7 +283,22 @@ impl Dispatcher<'_> {
             store: self.store,
             feeds: self.feeds,
         };
-        let outcome = delivery::deliver(ports, &channel, destination, &ctx, now).await;
+        let (outcome, contacts) =
+            delivery::deliver_with_feedback(ports, &channel, destination, &ctx, now).await;
+        if !contacts.opted_out.is_empty() {
+            self.suppress_opted_out(&task.org_id, &contacts.opted_out, now)
+                .await?;
+            if outcome.error_class.is_some() {
+                // Nothing was published: neither a failure of the channel nor of its lane.
+                let reason = format!(
+                    "{} opted out of SMS (STOP); added to the suppression list",
+                    contacts.opted_out.join(", ")
+                );
+                info!("SMS recipient opted out; delivery suppressed");
+                finish(&mut delivery, DeliveryStatus::Suppressed, &reason, now);
+                return self.save(&delivery, version, ttl, tally, task.manual).await;
+            }
+        }
         let error = outcome
             .error_class
             .map(|c| describe(c, &outcome))
@@ -565,6 +583,30 @@ impl Dispatcher<'_> {
                 (DeliveryStatus::Failed, reason)
             }),
         )
+    }
+
+    /// Adds numbers SNS says opted out to the org's suppression list (`sms_opt_out`, `sns`):
+    /// the next delivery to them is suppressed without asking SNS.
+    async fn suppress_opted_out(
+        &self,
+        org: &herald_core::domain::OrgId,
+        numbers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), DispatchError> {
+        for number in numbers {
+            let Ok(address) = SuppressedAddress::parse(SuppressionKind::Sms, number) else {
+                continue;
+            };
+            let entry = Suppression::new(
+                &address,
+                SuppressionReason::SmsOptOut,
+                SuppressionSource::Sns,
+                SuppressionDetails::default(),
+                now,
+            );
+            suppressions::add(self.store, org, &entry).await?;
+        }
+        Ok(())
     }
 
     async fn schedule(

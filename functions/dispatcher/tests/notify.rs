@@ -432,7 +432,8 @@ async fn an_sms_through_sns_ends_sent_with_the_provider_receipt() {
             region: None,
         }))
         .await;
-    let number = format!("+1415{:07}", random_digits());
+    // Not ending in 99: moto answers those as opted out.
+    let number = format!("+1415{:05}01", random_digits() % 100_000);
     let recipient = Recipient {
         phone: Some(number),
         ..alice(None)
@@ -1165,4 +1166,50 @@ async fn a_profile_replaced_after_a_complaint_does_not_clear_the_suppression() {
         )
         .await;
     assert_eq!(d.status, DeliveryStatus::Sent, "{:?}", d.reason);
+}
+
+#[tokio::test]
+async fn an_sms_to_a_number_opted_out_at_sns_is_suppressed_and_the_number_listed() {
+    let w = aws_world().await;
+    let ch = w
+        .channel(ChannelConfig::Sms(SmsConfig::Sns {
+            sender_id: None,
+            region: None,
+        }))
+        .await;
+    // moto's CheckIfPhoneNumberIsOptedOut answers true for numbers ending in 99.
+    let number = format!("+1415{:05}99", random_digits() % 100_000);
+    let recipient = Recipient {
+        phone: Some(number.clone()),
+        ..alice(None)
+    };
+    let d = w
+        .dispatch(&ch, recipient.clone(), DeliveryStatus::Queued)
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed, "{d:?}");
+    assert_eq!(
+        d.reason.as_deref(),
+        Some(format!("{number} opted out of SMS (STOP); added to the suppression list").as_str())
+    );
+    assert!(d.attempts.is_empty(), "nothing published: {d:?}");
+    let entry = suppressions::get(
+        w.store.as_ref(),
+        &w.org,
+        &SuppressedAddress::parse(SuppressionKind::Sms, &number).unwrap(),
+    )
+    .await
+    .unwrap()
+    .expect("the number is on the suppression list");
+    assert_eq!(entry.reason, SuppressionReason::SmsOptOut);
+    assert_eq!(entry.source, SuppressionSource::Sns);
+    // The next delivery stops at the list.
+    let d = w.dispatch(&ch, recipient, DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed);
+    assert!(
+        d.reason.as_deref().unwrap().starts_with(&format!(
+            "{number} is on the suppression list (opted out of SMS (STOP) "
+        )),
+        "{d:?}"
+    );
+    assert_eq!(w.today().await["ALL"]["suppressed"], 2);
 }

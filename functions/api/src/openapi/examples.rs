@@ -200,6 +200,11 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
             "Contact points, time zone and opt-outs",
             json!({"email": "alice@example.com", "phone": "+15551234567", "pushTokens": ["fcm-token-1"], "timezone": "Europe/Paris", "optOuts": ["sms"]}),
         )],
+        "sync_sms_opt_outs" => vec![(
+            "channel",
+            "docs/hygiene.md: through an SNS SMS channel",
+            json!({"channelId": CHANNEL}),
+        )],
         "create_suppression" => vec![
             (
                 "email",
@@ -429,6 +434,7 @@ pub fn response(operation: &str) -> Option<Value> {
                         "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}],
             "totals": {"counts": counts, "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}}),
         "put_user" | "get_user" => user,
+        "sync_sms_opt_outs" => json!({"listed": 8, "added": 3}),
         "create_suppression" => {
             json!({"kind": "email", "address": "bob@example.com", "reason": "manual",
             "source": "api", "details": {"comment": "asked by phone, ticket 4411"}, "createdAt": AT})
@@ -553,6 +559,16 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
         ("409", "delete_suppression") => (
             "conflict",
             "this address complained (marked an email as spam); remove it with ?force=true only if the person asked to receive email again",
+            Value::Null,
+        ),
+        ("422", "sync_sms_opt_outs") => (
+            "invalid_field",
+            "must be an SMS channel sending through SNS",
+            json!("channelId"),
+        ),
+        ("502", "sync_sms_opt_outs") => (
+            "internal",
+            "SNS did not list the opted-out numbers: AuthorizationError: not authorized to perform SNS:ListPhoneNumbersOptedOut",
             Value::Null,
         ),
         ("422", "create_suppression" | "delete_suppression") => (
