@@ -29,7 +29,7 @@ use herald_core::domain::suppression::{
 };
 use herald_core::domain::user;
 use herald_shared::delivery;
-use herald_shared::delivery::sender::{AttemptOutcome, Sender};
+use herald_shared::delivery::sender::{AttemptOutcome, Sender, token_tail};
 use herald_shared::feed::FeedNotifier;
 use herald_shared::pipeline::{BatchOutcome, Deferred, DispatchTask, ManualResend, QueueMessage};
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
@@ -263,8 +263,8 @@ impl Dispatcher<'_> {
                 .hold(delivery, version, ttl, until, why, limit, now)
                 .await;
         }
-        let destination = match self.destination(&channel, &task).await? {
-            Ok(destination) => destination,
+        let (destination, profile_tokens) = match self.destination(&channel, &task).await? {
+            Ok(routed) => routed,
             Err((status, reason)) => {
                 info!(status = status.as_str(), reason = %reason, "delivery not attempted");
                 finish(&mut delivery, status, &reason, now);
@@ -325,6 +325,11 @@ impl Dispatcher<'_> {
         let mut attempt = outcome.to_attempt(task.attempt, now);
         if task.manual.is_some() {
             attempt.trigger = AttemptTrigger::Manual;
+        }
+        if !contacts.dead_tokens.is_empty() {
+            attempt.pruned_tokens = self
+                .prune(&task, profile_tokens, &contacts.dead_tokens, now)
+                .await;
         }
         delivery.attempts.push(attempt);
         delivery.updated_at = now;
@@ -522,15 +527,60 @@ impl Dispatcher<'_> {
         Ok(Dispatched::Held { until, paced })
     }
 
+    /// Removes the dead push tokens that came from the stored profile (those from the event are
+    /// the customer's to drop), conditioned on the profile version read before the send: a
+    /// profile replaced meanwhile wins. Returns what was pruned, by the last 8 characters. A
+    /// failed prune is logged, never fails the attempt.
+    async fn prune(
+        &self,
+        task: &DispatchTask,
+        profile_tokens: Option<ProfileTokens>,
+        dead: &[String],
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
+        let shown: Vec<String> = dead.iter().map(|t| token_tail(t)).collect();
+        let Some(profile) = profile_tokens else {
+            info!(tokens = ?shown, "dead push tokens from the event; nothing to prune");
+            return Vec::new();
+        };
+        match users::prune_push_tokens(
+            self.store,
+            &task.org_id,
+            &profile.user,
+            profile.version,
+            dead,
+            now,
+        )
+        .await
+        {
+            Ok(users::Pruned::Removed(tokens)) => {
+                let pruned: Vec<String> = tokens.iter().map(|t| token_tail(t)).collect();
+                info!(tokens = ?pruned, "dead push tokens removed from the profile");
+                pruned
+            }
+            Ok(other) => {
+                info!(tokens = ?shown, outcome = ?other, "dead push tokens not pruned");
+                Vec::new()
+            }
+            Err(e) => {
+                warn!(tokens = ?shown, error = %e, "dead push tokens not pruned");
+                Vec::new()
+            }
+        }
+    }
+
     /// Where the delivery goes: for user-facing kinds, the event's contact points over the stored
     /// profile's. Opted out → `suppressed`; no recipient or no usable contact point → `failed`,
-    /// both with the reason.
+    /// both with the reason. Also says when the push tokens are the stored profile's (and the
+    /// profile's version), which is when dead ones are pruned.
     async fn destination(
         &self,
         channel: &herald_core::domain::channel::Channel,
         task: &DispatchTask,
-    ) -> Result<Result<Destination, (DeliveryStatus, String)>, DispatchError> {
+    ) -> Result<Result<(Destination, Option<ProfileTokens>), (DeliveryStatus, String)>, DispatchError>
+    {
         let kind = channel.kind();
+        let mut profile_tokens = None;
         let merged = match &task.recipient {
             Some(recipient) if kind.is_user_facing() => {
                 let user = &recipient.user_id;
@@ -541,7 +591,18 @@ impl Dispatcher<'_> {
                 let mut wanted = vec![keys::user(org, user)];
                 wanted.extend(from_event.iter().map(|a| keys::suppression(org, a)));
                 let mut items = self.store.get_many(&wanted).await?.into_iter();
-                let profile = items.next().flatten().map(users::from_item).transpose()?;
+                let profile_item = items.next().flatten();
+                let version = profile_item.as_ref().and_then(users::version_of);
+                let profile = profile_item.map(users::from_item).transpose()?;
+                if kind == herald_core::domain::channel::ChannelKind::Push
+                    && recipient.push_tokens.is_empty()
+                    && profile.as_ref().is_some_and(|p| !p.push_tokens.is_empty())
+                {
+                    profile_tokens = Some(ProfileTokens {
+                        user: user.clone(),
+                        version,
+                    });
+                }
                 let event_entry = items.next().flatten();
                 if profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {
                     return Ok(Err((
@@ -569,8 +630,9 @@ impl Dispatcher<'_> {
             }
             _ => None,
         };
-        Ok(
-            Destination::resolve(kind, merged.as_ref()).map_err(|missing| {
+        Ok(Destination::resolve(kind, merged.as_ref())
+            .map(|d| (d, profile_tokens))
+            .map_err(|missing| {
                 let reason = match (missing, &task.recipient) {
                     (NoDestination::NoContactPoint { what }, Some(r)) => {
                         format!("no {what} for user {}", r.user_id)
@@ -581,8 +643,7 @@ impl Dispatcher<'_> {
                     }
                 };
                 (DeliveryStatus::Failed, reason)
-            }),
-        )
+            }))
     }
 
     /// Adds numbers SNS says opted out to the org's suppression list (`sms_opt_out`, `sns`):
@@ -627,6 +688,14 @@ impl Dispatcher<'_> {
         self.dispatch_queue.send_batch(vec![message]).await?;
         Ok(())
     }
+}
+
+/// The stored profile's push tokens are the ones a delivery uses: whose profile, at which
+/// version.
+#[derive(Debug, Clone)]
+struct ProfileTokens {
+    user: herald_core::domain::UserId,
+    version: Option<i64>,
 }
 
 /// The suppression-list address a delivery of `kind` to `recipient` goes to: the email of an

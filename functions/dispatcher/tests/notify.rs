@@ -12,7 +12,7 @@ use herald_core::delivery::format::OutboundMessage;
 use herald_core::delivery::pacing::RateLimit;
 use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::channel::{
-    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
+    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, PushConfig, SmsConfig,
 };
 use herald_core::domain::delivery::{CapSlot, Delivery, DeliveryStatus, ErrorClass, Trigger};
 use herald_core::domain::event::{Event, EventType, Module, Recipient};
@@ -1212,4 +1212,179 @@ async fn an_sms_to_a_number_opted_out_at_sns_is_suppressed_and_the_number_listed
         "{d:?}"
     );
     assert_eq!(w.today().await["ALL"]["suppressed"], 2);
+}
+
+// ---------------------------------------------------------------- dead push tokens
+
+const FCM_TEST_KEY: &str = include_str!("../../../shared/tests/fixtures/fcm-test-key.pem");
+
+/// FCM on loopback: a token endpoint that issues any caller a token, and `messages:send`
+/// answering `UNREGISTERED` (404, `FcmError`) for device tokens containing `dead`. With a
+/// `replacement`, the customer replaces the user's profile while FCM is answering.
+#[derive(Clone)]
+struct FcmPeer {
+    store: Arc<dyn Store>,
+    replacement: Replacement,
+}
+
+async fn fcm_token() -> axum::Json<serde_json::Value> {
+    axum::Json(
+        serde_json::json!({"access_token": "ya29.test", "expires_in": 3600, "token_type": "Bearer"}),
+    )
+}
+
+async fn fcm_send(
+    axum::extract::State(peer): axum::extract::State<FcmPeer>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let token = body["message"]["token"].as_str().unwrap_or_default();
+    if !token.contains("dead") {
+        return axum::Json(serde_json::json!({"name": "projects/p/messages/0:1"})).into_response();
+    }
+    let replacement = peer.replacement.lock().unwrap().take();
+    if let Some(profile) = replacement {
+        users::put(peer.store.as_ref(), &profile).await.unwrap();
+    }
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": {"code": 404, "status": "NOT_FOUND",
+            "message": "Requested entity was not found.",
+            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]}})),
+    )
+        .into_response()
+}
+
+/// A profile the customer puts while FCM answers (see [`FcmPeer`]).
+type Replacement = Arc<std::sync::Mutex<Option<UserProfile>>>;
+
+/// The world with FCM pointed at a loopback peer; returns the push channel and the handle to
+/// replace the profile while FCM answers.
+async fn fcm_world() -> (World, Channel, Replacement) {
+    use herald_shared::delivery::providers::fcm::FcmSender;
+    use herald_shared::delivery::{OutboundClient, OutboundConfig};
+    let mut w = world().await;
+    let replacement: Replacement = Arc::default();
+    let peer = FcmPeer {
+        store: Arc::clone(&w.store),
+        replacement: Arc::clone(&replacement),
+    };
+    let app = axum::Router::new()
+        .route("/token", axum::routing::post(fcm_token))
+        .route(
+            "/v1/projects/{project}/{action}",
+            axum::routing::post(fcm_send),
+        )
+        .with_state(peer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = OutboundClient::new(OutboundConfig {
+        allow: "127.0.0.0/8".parse().unwrap(),
+        ..OutboundConfig::default()
+    })
+    .unwrap();
+    let fcm = FcmSender::with_endpoint(client, url::Url::parse(&base).unwrap());
+    w.sender = w.sender.clone().with_fcm(Arc::new(fcm));
+    let ch = w
+        .channel(ChannelConfig::Push(PushConfig::Fcm {
+            project_id: "herald-test".into(),
+            client_email: "herald-push@herald-test.iam.gserviceaccount.com".into(),
+            private_key: FCM_TEST_KEY.into(),
+            token_uri: Some(format!("{base}/token")),
+        }))
+        .await;
+    (w, ch, replacement)
+}
+
+fn with_tokens(w: &World, tokens: &[&str]) -> UserProfile {
+    UserProfile {
+        user_id: UserId::parse("alice").unwrap(),
+        org_id: w.org,
+        email: None,
+        phone: None,
+        push_tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+        timezone: None,
+        opt_outs: vec![],
+        updated_at: Utc::now(),
+    }
+}
+
+async fn stored_tokens(w: &World) -> Vec<String> {
+    users::get(w.store.as_ref(), &w.org, &UserId::parse("alice").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .push_tokens
+}
+
+#[tokio::test]
+async fn a_token_fcm_calls_unregistered_leaves_the_profile_and_the_attempt_says_so() {
+    let (w, ch, _) = fcm_world().await;
+    let profile = with_tokens(
+        &w,
+        &[
+            "phone-aaaa11111111",
+            "tablet-dead-22222222",
+            "laptop-cccc33333333",
+        ],
+    );
+    users::put(w.store.as_ref(), &profile).await.unwrap();
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
+    assert_eq!(
+        stored_tokens(&w).await,
+        ["phone-aaaa11111111", "laptop-cccc33333333"]
+    );
+    assert_eq!(d.attempts[0].pruned_tokens, ["…22222222"]);
+    // The next delivery does not try it again.
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent);
+    assert_eq!(d.reason.as_deref(), Some("delivered to 2 push token(s)"));
+    assert!(d.attempts[0].pruned_tokens.is_empty());
+}
+
+#[tokio::test]
+async fn a_profile_replaced_while_fcm_answers_wins_over_the_prune() {
+    let (w2, ch, replacement) = fcm_world().await;
+    *replacement.lock().unwrap() = Some(with_tokens(
+        &w2,
+        &["tablet-dead-22222222", "watch-dddd44444444"],
+    ));
+    let profile = with_tokens(
+        &w2,
+        &[
+            "phone-aaaa11111111",
+            "tablet-dead-22222222",
+            "laptop-cccc33333333",
+        ],
+    );
+    users::put(w2.store.as_ref(), &profile).await.unwrap();
+    let d = w2.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
+    assert_eq!(
+        stored_tokens(&w2).await,
+        ["tablet-dead-22222222", "watch-dddd44444444"],
+        "the customer's PUT is kept whole"
+    );
+    assert!(d.attempts[0].pruned_tokens.is_empty());
+}
+
+#[tokio::test]
+async fn dead_tokens_the_event_carries_are_not_pruned_from_the_profile() {
+    let (w, ch, _) = fcm_world().await;
+    users::put(
+        w.store.as_ref(),
+        &with_tokens(&w, &["tablet-dead-22222222"]),
+    )
+    .await
+    .unwrap();
+    let recipient = Recipient {
+        push_tokens: vec!["tablet-dead-22222222".into(), "phone-aaaa11111111".into()],
+        ..alice(None)
+    };
+    let d = w.dispatch(&ch, recipient, DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
+    assert_eq!(stored_tokens(&w).await, ["tablet-dead-22222222"]);
+    assert!(d.attempts[0].pruned_tokens.is_empty());
 }

@@ -60,6 +60,7 @@ impl AttemptOutcome {
             error: self.message.clone().filter(|_| self.error_class.is_some()),
             latency_ms: u64::try_from(self.latency.as_millis()).unwrap_or(u64::MAX),
             trigger: AttemptTrigger::Scheduled,
+            pruned_tokens: Vec::new(),
         }
     }
 }
