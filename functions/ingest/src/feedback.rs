@@ -89,12 +89,7 @@ impl Feedback<'_> {
         outcome
     }
 
-    /// Applies one notification (the local admin endpoint calls this directly).
     #[instrument(skip_all)]
-    pub async fn apply_one(&self, body: &str, now: DateTime<Utc>) -> Result<Applied, String> {
-        self.apply(body, now).await.map_err(|e| e.to_string())
-    }
-
     async fn apply(&self, body: &str, now: DateTime<Utc>) -> Result<Applied, FeedbackError> {
         let feedback = ses::parse(body)?;
         let Some(org) = self.known_org(&feedback).await? else {
