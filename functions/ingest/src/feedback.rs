@@ -10,7 +10,9 @@
 //!   logged (`feedback_unmatched`) and dropped: another sender in the account.
 //! - A notification that cannot be read is not dropped: it is sent to the dead-letter queue as
 //!   `{"reason", "body", "messageId", "deadLetteredAt"}` and removed from the queue, so an
-//!   operator sees why (`herald dlq show feedback`, the DLQ alarm).
+//!   operator sees why (`herald dlq show feedback`, the DLQ alarm). A dead letter redriven to
+//!   the feedback queue is read as the notification it holds (and dead-lettered again, not
+//!   wrapped twice, if it still cannot be read).
 
 use std::collections::BTreeMap;
 
@@ -34,7 +36,7 @@ pub struct Feedback<'a> {
 
 /// A dead-lettered notification, as the DLQ holds it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DeadLetter {
     pub reason: String,
     /// The notification as it came.
@@ -72,10 +74,14 @@ impl Feedback<'_> {
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
         let mut outcome = BatchOutcome::default();
         for message in messages {
-            match self.apply(&message.body, now).await {
+            let body = unwrap_dead_letter(&message.body);
+            match self.apply(&body, now).await {
                 Ok(_) => {}
                 Err(FeedbackError::Malformed(why)) => {
-                    if let Err(e) = self.dead_letter(&message, &why.to_string(), now).await {
+                    if let Err(e) = self
+                        .dead_letter(&message, &body, &why.to_string(), now)
+                        .await
+                    {
                         warn!(message_id = %message.id, error = %e, "dead-lettering failed; retried");
                         outcome.failed.push(message.id);
                     }
@@ -162,17 +168,32 @@ impl Feedback<'_> {
     async fn dead_letter(
         &self,
         message: &QueueMessage,
+        notification: &str,
         reason: &str,
         now: DateTime<Utc>,
     ) -> Result<(), QueueError> {
         error!(message_id = %message.id, reason, "SES notification dead-lettered");
         let letter = DeadLetter {
             reason: reason.to_owned(),
-            body: message.body.clone(),
+            body: notification.to_owned(),
             message_id: message.id.clone(),
             dead_lettered_at: now,
         };
         let body = serde_json::to_string(&letter).unwrap_or_else(|_| message.body.clone());
-        self.dead_letter.send_batch(vec![Outgoing::now(body)]).await
+        // In a lane, as herald serve's workers receive (a redrive keeps it); SQS ignores it.
+        self.dead_letter
+            .send_batch(vec![Outgoing::now(body).in_group(FEEDBACK_LANE)])
+            .await
+    }
+}
+
+/// The lane feedback messages travel in on `herald serve` (they name no org until read).
+pub const FEEDBACK_LANE: &str = "ses";
+
+/// The notification a redriven dead letter holds, or the body itself.
+fn unwrap_dead_letter(body: &str) -> String {
+    match serde_json::from_str::<DeadLetter>(body) {
+        Ok(letter) => letter.body,
+        Err(_) => body.to_owned(),
     }
 }

@@ -139,7 +139,8 @@ async fn ses_feedback(
         std::time::Duration::from_secs(30),
     );
     // The local workers receive by lane; one lane for all feedback (it carries no org until read).
-    let message = herald_shared::queue::Outgoing::now(body).in_group("ses");
+    let message =
+        herald_shared::queue::Outgoing::now(body).in_group(herald_ingest::feedback::FEEDBACK_LANE);
     herald_shared::queue::Queue::send_batch(&queue, vec![message])
         .await
         .map_err(ApiError::internal)?;

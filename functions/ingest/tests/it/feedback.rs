@@ -161,4 +161,51 @@ async fn an_unreadable_notification_is_dead_lettered_with_the_reason() {
         letters[1].reason,
         "malformed SES notification: a Bounce without `bounce`"
     );
+
+    // Redriven as it sits in the DLQ, a dead letter is read as the notification it holds: still
+    // unreadable, it goes back once more, not wrapped twice.
+    let redriven = serde_json::to_string(&letters[0]).unwrap();
+    let outcome = feedback
+        .handle(vec![message(2, redriven)], Utc::now())
+        .await;
+    assert!(outcome.failed.is_empty());
+    let again: Vec<DeadLetter> = dlq
+        .receive(10, Duration::ZERO)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| serde_json::from_str(&m.body).unwrap())
+        .collect();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].body, "{not json");
+    assert_eq!(again[0].reason, letters[0].reason);
+}
+
+#[tokio::test]
+async fn a_redriven_dead_letter_that_reads_now_is_applied() {
+    let store = Embedded::in_memory().unwrap();
+    let queues = EmbeddedQueues::in_memory().unwrap();
+    let dlq = queues.queue("feedback-dlq", QueueSettings::default());
+    let feedback = Feedback {
+        store: &store,
+        dead_letter: &dlq,
+    };
+    let org = org(&store).await;
+    let letter = DeadLetter {
+        reason: "storage unavailable".into(),
+        body: BOUNCE.replace("<org>", &org.to_string()),
+        message_id: "m0".into(),
+        dead_lettered_at: Utc::now(),
+    };
+    let outcome = feedback
+        .handle(
+            vec![message(0, serde_json::to_string(&letter).unwrap())],
+            Utc::now(),
+        )
+        .await;
+    assert!(outcome.failed.is_empty());
+    assert_eq!(
+        listed(&store, &org).await,
+        [("recipient@example.com".to_owned(), "hard_bounce".to_owned())]
+    );
 }

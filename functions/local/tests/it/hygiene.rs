@@ -155,6 +155,36 @@ async fn an_unreadable_ses_notification_is_dead_lettered_with_the_reason() {
     assert_eq!(count, 1);
     let (_, list) = herald.get("/notifications/suppressions").await;
     assert_eq!(list["items"].as_array().map(Vec::len), Some(0), "{list}");
+    // Redriven, it is read again (the handler unwraps its own dead letter) and, still
+    // unreadable, comes back once: not lost in a lane no worker reads, not wrapped twice.
+    let moved: Value = http
+        .post(format!("{}/admin/dlq/feedback/redrive", herald.started.url))
+        .header("x-admin-key", &herald.started.admin_key)
+        .send()
+        .await
+        .expect("herald answers")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(moved["moved"], 1, "{moved}");
+    let mut back = false;
+    for _ in 0..100 {
+        let counts: Value = http
+            .get(format!("{}/admin/dlq", herald.started.url))
+            .header("x-admin-key", &herald.started.admin_key)
+            .send()
+            .await
+            .expect("herald answers")
+            .json()
+            .await
+            .expect("JSON");
+        if counts["queues"][3]["queue"] == "feedback" && counts["queues"][3]["messages"] == 1 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "the redriven notification is dead-lettered again");
     herald.kill();
 
     let mut show = Command::new(env!("CARGO_BIN_EXE_herald"));
