@@ -5,6 +5,12 @@
 //!
 //! The org and the delivery come from the message tags Herald's SES sender sets
 //! ([`ORG_TAG`], [`DELIVERY_TAG`]); SES returns them in `mail.tags` as lists of strings.
+//!
+//! The test fixtures (`fixtures/`) are the Bounce and Complaint records of SES's "Examples of
+//! event data that Amazon SES publishes" (docs.aws.amazon.com/ses/latest/dg/
+//! event-publishing-retrieving-sns-examples.html, the same records EventBridge carries in
+//! `detail`), with Herald's two tags added to `mail.tags`; the bounce wrapped in the EventBridge
+//! envelope of `Email Bounced`.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
