@@ -17,4 +17,5 @@ pub mod admission;
 pub mod delivery;
 pub mod domain;
 pub mod feed;
+pub mod hygiene;
 pub mod rules;

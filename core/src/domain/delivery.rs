@@ -168,6 +168,10 @@ pub struct Attempt {
     /// an operator's resend (`manual`). Attempts recorded before this field are `scheduled`.
     #[serde(default)]
     pub trigger: AttemptTrigger,
+    /// Push tokens of the stored profile the provider called dead (FCM `UNREGISTERED`), removed
+    /// from the profile after this attempt: their last 8 characters (`…abcd1234`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned_tokens: Vec<String>,
 }
 
 /// What made one attempt.

@@ -14,6 +14,7 @@ pub mod recovery;
 pub mod rule;
 pub mod shape;
 pub mod silence;
+pub mod suppression;
 pub mod user;
 
 pub use ids::*;

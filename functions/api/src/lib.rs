@@ -31,6 +31,7 @@ pub mod rules;
 pub mod secret_rotation;
 pub mod silences;
 pub mod stats;
+pub mod suppressions;
 pub mod tracking;
 pub mod users;
 
@@ -177,6 +178,7 @@ pub fn router(state: AppState) -> Router {
         .merge(feeds::router(&state))
         .merge(stats::router())
         .merge(users::router())
+        .merge(suppressions::router())
         .merge(outbox::router())
         .merge(tracking::router())
         .fallback(not_found)

@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::{
     alerts, api_keys, channel_test, channels, deliveries, error, event_detail, events, explain,
     feeds, logs, orgs, outbox, recoveries, replay, rules, secret_rotation, silences, stats,
-    tracking, users,
+    suppressions, tracking, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -97,6 +97,10 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         users::put_user,
         users::get_user,
         users::delete_user,
+        suppressions::create_suppression,
+        suppressions::list_suppressions,
+        suppressions::delete_suppression,
+        suppressions::sync_sms_opt_outs,
         outbox::list_outbox,
         tracking::open,
         tracking::click,
@@ -113,6 +117,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         (name = "silences", description = "Muting matching deliveries for a while, with an audit trail (docs/alerts.md)"),
         (name = "logs", description = "Delivery logs: every delivery and attempt; stats"),
         (name = "users", description = "Recipients: contact points, time zone, opt-outs"),
+        (name = "suppressions", description = "Addresses and numbers Herald will not send to: hard bounces, complaints, SMS opt-outs, manual entries (docs/hygiene.md)"),
         (name = "outbox", description = "The local outbox of herald serve"),
         (name = "tracking", description = "Email open and click tracking (signed links, no API key)"),
         (name = "feeds", description = "In-app feeds for end users (feed token). Live updates: the WebSocket \
@@ -236,6 +241,18 @@ fn refine(doc: &mut Value) {
             "get",
             "state",
             json!({ "$ref": "#/components/schemas/SilenceState" }),
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/suppressions",
+            "get",
+            "kind",
+            json!({ "$ref": "#/components/schemas/SuppressionKind" }),
+        ),
+        (
+            "/api/v1/orgs/{orgId}/notifications/suppressions/{kind}/{address}",
+            "delete",
+            "kind",
+            json!({ "$ref": "#/components/schemas/SuppressionKind" }),
         ),
     ];
     for (path, method, name, schema) in closed {

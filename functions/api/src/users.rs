@@ -2,6 +2,8 @@
 //!
 //! A profile holds the contact points user-facing channels use when an event does not carry
 //! them (the event's own win), the user's time zone and their opt-outs (channel ids or kinds).
+//! The org's suppression list is keyed by address, not by user: neither a `PUT` nor a `DELETE`
+//! here changes it (docs/hygiene.md).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -98,7 +100,8 @@ fn opt_outs(list: Option<Vec<String>>) -> ApiResult<Vec<String>> {
         .collect()
 }
 
-/// Stores a user's profile, replacing any previous one.
+/// Stores a user's profile, replacing any previous one. An address on the org's suppression list
+/// stays suppressed whatever the profile says.
 #[utoipa::path(
     put, path = ITEM, tag = "users",
     params(("orgId" = String, Path, description = "Org id"), ("userId" = String, Path, description = "Your id for the user")),
@@ -168,7 +171,9 @@ pub async fn get_user(
         .ok_or_else(|| ApiError::not_found("user"))
 }
 
-/// Erases a user's profile (and their feed).
+/// Erases a user's profile (and their feed). Suppression entries for their addresses are kept:
+/// they are keyed by address, not by user (remove one with
+/// `DELETE /notifications/suppressions/{kind}/{address}`).
 #[utoipa::path(
     delete, path = ITEM, tag = "users",
     params(("orgId" = String, Path, description = "Org id"), ("userId" = String, Path, description = "Your id for the user")),

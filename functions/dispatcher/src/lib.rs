@@ -28,18 +28,23 @@ use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::delivery::{
     AttemptTrigger, Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
 };
+use herald_core::domain::suppression::{
+    SuppressedAddress, Suppression, SuppressionDetails, SuppressionKind, SuppressionReason,
+    SuppressionSource,
+};
 use herald_core::domain::user;
 use herald_shared::delivery;
-use herald_shared::delivery::sender::{AttemptOutcome, Sender};
+use herald_shared::delivery::sender::{AttemptOutcome, Sender, token_tail};
 use herald_shared::feed::FeedNotifier;
 use herald_shared::pipeline::{
     BatchOutcome, Deferred, DispatchTask, QueueMessage, RecoverPageTask,
 };
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
-use herald_shared::repo::{Channels, RepoError, lanes, stats, users};
+use herald_shared::repo::{Channels, RepoError, lanes, stats, suppressions, users};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
+use herald_shared::store::keys;
 use tracing::{debug, info, instrument, warn};
 
 /// How long a message for attempt `n` waits, re-queued, for attempt `n - 1` to be on record.
@@ -275,8 +280,8 @@ impl Dispatcher<'_> {
                 .hold(delivery, version, ttl, until, why, limit, now)
                 .await;
         }
-        let destination = match self.destination(&channel, &task).await? {
-            Ok(destination) => destination,
+        let (destination, profile_tokens) = match self.destination(&channel, &task).await? {
+            Ok(routed) => routed,
             Err((status, reason)) => {
                 info!(status = status.as_str(), reason = %reason, "delivery not attempted");
                 finish(&mut delivery, status, &reason, now);
@@ -296,7 +301,22 @@ impl Dispatcher<'_> {
             store: self.store,
             feeds: self.feeds,
         };
-        let outcome = delivery::deliver(ports, &channel, destination, &ctx, now).await;
+        let (outcome, contacts) =
+            delivery::deliver_with_feedback(ports, &channel, destination, &ctx, now).await;
+        if !contacts.opted_out.is_empty() {
+            self.suppress_opted_out(&task.org_id, &contacts.opted_out, now)
+                .await?;
+            if outcome.error_class.is_some() {
+                // Nothing was published: neither a failure of the channel nor of its lane.
+                let reason = format!(
+                    "{} opted out of SMS (STOP); added to the suppression list",
+                    contacts.opted_out.join(", ")
+                );
+                info!("SMS recipient opted out; delivery suppressed");
+                finish(&mut delivery, DeliveryStatus::Suppressed, &reason, now);
+                return self.save(&delivery, version, ttl, tally, &task).await;
+            }
+        }
         let error = outcome
             .error_class
             .map(|c| describe(c, &outcome))
@@ -323,6 +343,11 @@ impl Dispatcher<'_> {
         let mut attempt = outcome.to_attempt(task.attempt, now);
         if task.manual.is_some() {
             attempt.trigger = AttemptTrigger::Manual;
+        }
+        if !contacts.dead_tokens.is_empty() {
+            attempt.pruned_tokens = self
+                .prune(&task, profile_tokens, &contacts.dead_tokens, now)
+                .await;
         }
         delivery.attempts.push(attempt);
         delivery.updated_at = now;
@@ -529,19 +554,83 @@ impl Dispatcher<'_> {
         Ok(Dispatched::Held { until, paced })
     }
 
+    /// Removes the dead push tokens that came from the stored profile (those from the event are
+    /// the customer's to drop), conditioned on the profile version read before the send: a
+    /// profile replaced meanwhile wins. Returns what was pruned, by the last 8 characters. A
+    /// failed prune is logged, never fails the attempt.
+    async fn prune(
+        &self,
+        task: &DispatchTask,
+        profile_tokens: Option<ProfileTokens>,
+        dead: &[String],
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
+        let shown: Vec<String> = dead.iter().map(|t| token_tail(t)).collect();
+        let Some(profile) = profile_tokens else {
+            info!(tokens = ?shown, "dead push tokens from the event; nothing to prune");
+            return Vec::new();
+        };
+        match users::prune_push_tokens(
+            self.store,
+            &task.org_id,
+            &profile.user,
+            profile.version,
+            dead,
+            now,
+        )
+        .await
+        {
+            Ok(users::Pruned::Removed(tokens)) => {
+                let pruned: Vec<String> = tokens.iter().map(|t| token_tail(t)).collect();
+                info!(tokens = ?pruned, "dead push tokens removed from the profile");
+                pruned
+            }
+            Ok(other) => {
+                info!(tokens = ?shown, outcome = ?other, "dead push tokens not pruned");
+                Vec::new()
+            }
+            Err(e) => {
+                warn!(tokens = ?shown, error = %e, "dead push tokens not pruned");
+                Vec::new()
+            }
+        }
+    }
+
     /// Where the delivery goes: for user-facing kinds, the event's contact points over the stored
     /// profile's. Opted out → `suppressed`; no recipient or no usable contact point → `failed`,
-    /// both with the reason.
+    /// both with the reason. Also says when the push tokens are the stored profile's (and the
+    /// profile's version), which is when dead ones are pruned.
     async fn destination(
         &self,
         channel: &herald_core::domain::channel::Channel,
         task: &DispatchTask,
-    ) -> Result<Result<Destination, (DeliveryStatus, String)>, DispatchError> {
+    ) -> Result<Result<(Destination, Option<ProfileTokens>), (DeliveryStatus, String)>, DispatchError>
+    {
         let kind = channel.kind();
+        let mut profile_tokens = None;
         let merged = match &task.recipient {
             Some(recipient) if kind.is_user_facing() => {
                 let user = &recipient.user_id;
-                let profile = users::get(self.store, &task.org_id, user).await?;
+                let org = &task.org_id;
+                // The profile and the suppression entry of the event's own contact point in one
+                // read (one BatchGetItem on DynamoDB).
+                let from_event = suppressible(kind, recipient);
+                let mut wanted = vec![keys::user(org, user)];
+                wanted.extend(from_event.iter().map(|a| keys::suppression(org, a)));
+                let mut items = self.store.get_many(&wanted).await?.into_iter();
+                let profile_item = items.next().flatten();
+                let version = profile_item.as_ref().and_then(users::version_of);
+                let profile = profile_item.map(users::from_item).transpose()?;
+                if kind == herald_core::domain::channel::ChannelKind::Push
+                    && recipient.push_tokens.is_empty()
+                    && profile.as_ref().is_some_and(|p| !p.push_tokens.is_empty())
+                {
+                    profile_tokens = Some(ProfileTokens {
+                        user: user.clone(),
+                        version,
+                    });
+                }
+                let event_entry = items.next().flatten();
                 if profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {
                     return Ok(Err((
                         DeliveryStatus::Suppressed,
@@ -552,12 +641,25 @@ impl Dispatcher<'_> {
                         ),
                     )));
                 }
-                Some(user::contact(recipient, profile.as_ref()))
+                let merged = user::contact(recipient, profile.as_ref());
+                let entry = match suppressible(kind, &merged) {
+                    Some(address) if Some(&address) == from_event.as_ref() => {
+                        event_entry.map(suppressions::from_item).transpose()?
+                    }
+                    // The contact point came from the profile: its entry is one more read.
+                    Some(address) => suppressions::get(self.store, org, &address).await?,
+                    None => None,
+                };
+                if let Some(entry) = entry {
+                    return Ok(Err((DeliveryStatus::Suppressed, entry.describe())));
+                }
+                Some(merged)
             }
             _ => None,
         };
-        Ok(
-            Destination::resolve(kind, merged.as_ref()).map_err(|missing| {
+        Ok(Destination::resolve(kind, merged.as_ref())
+            .map(|d| (d, profile_tokens))
+            .map_err(|missing| {
                 let reason = match (missing, &task.recipient) {
                     (NoDestination::NoContactPoint { what }, Some(r)) => {
                         format!("no {what} for user {}", r.user_id)
@@ -568,8 +670,31 @@ impl Dispatcher<'_> {
                     }
                 };
                 (DeliveryStatus::Failed, reason)
-            }),
-        )
+            }))
+    }
+
+    /// Adds numbers SNS says opted out to the org's suppression list (`sms_opt_out`, `sns`):
+    /// the next delivery to them is suppressed without asking SNS.
+    async fn suppress_opted_out(
+        &self,
+        org: &herald_core::domain::OrgId,
+        numbers: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), DispatchError> {
+        for number in numbers {
+            let Ok(address) = SuppressedAddress::parse(SuppressionKind::Sms, number) else {
+                continue;
+            };
+            let entry = Suppression::new(
+                &address,
+                SuppressionReason::SmsOptOut,
+                SuppressionSource::Sns,
+                SuppressionDetails::default(),
+                now,
+            );
+            suppressions::add(self.store, org, &entry).await?;
+        }
+        Ok(())
     }
 
     async fn schedule(
@@ -598,6 +723,30 @@ fn recovered_from(task: &DispatchTask, delivery: &Delivery) -> usize {
     task.recovered
         .map_or(0, |r| r.after_attempts as usize)
         .min(delivery.attempts.len())
+}
+
+/// The stored profile's push tokens are the ones a delivery uses: whose profile, at which
+/// version.
+#[derive(Debug, Clone)]
+struct ProfileTokens {
+    user: herald_core::domain::UserId,
+    version: Option<i64>,
+}
+
+/// The suppression-list address a delivery of `kind` to `recipient` goes to: the email of an
+/// email channel, the phone number of an SMS channel (none for other kinds, or when malformed:
+/// the provider refuses those).
+fn suppressible(
+    kind: herald_core::domain::channel::ChannelKind,
+    recipient: &herald_core::domain::event::Recipient,
+) -> Option<SuppressedAddress> {
+    use herald_core::domain::channel::ChannelKind;
+    let (kind, raw) = match kind {
+        ChannelKind::Email => (SuppressionKind::Email, recipient.email.as_deref()?),
+        ChannelKind::Sms => (SuppressionKind::Sms, recipient.phone.as_deref()?),
+        _ => return None,
+    };
+    SuppressedAddress::parse(kind, raw).ok()
 }
 
 fn finish(delivery: &mut Delivery, status: DeliveryStatus, reason: &str, now: DateTime<Utc>) {

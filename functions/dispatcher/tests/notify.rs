@@ -12,11 +12,15 @@ use herald_core::delivery::format::OutboundMessage;
 use herald_core::delivery::pacing::RateLimit;
 use herald_core::delivery::retry::RetryPolicy;
 use herald_core::domain::channel::{
-    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
+    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, PushConfig, SmsConfig,
 };
 use herald_core::domain::delivery::{CapSlot, Delivery, DeliveryStatus, ErrorClass, Trigger};
 use herald_core::domain::event::{Event, EventType, Module, Recipient};
 use herald_core::domain::rule::Template;
+use herald_core::domain::suppression::{
+    SuppressedAddress, Suppression, SuppressionDetails, SuppressionKind, SuppressionReason,
+    SuppressionSource,
+};
 use herald_core::domain::user::UserProfile;
 use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
 use herald_dispatcher::Dispatcher;
@@ -25,6 +29,7 @@ use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::repo::outbox;
+use herald_shared::repo::suppressions;
 use herald_shared::repo::users;
 use herald_shared::repo::{Channels, deliveries, stats};
 use herald_shared::store::Store;
@@ -434,7 +439,8 @@ async fn an_sms_through_sns_ends_sent_with_the_provider_receipt() {
             region: None,
         }))
         .await;
-    let number = format!("+1415{:07}", random_digits());
+    // Not ending in 99: moto answers those as opted out.
+    let number = format!("+1415{:05}01", random_digits() % 100_000);
     let recipient = Recipient {
         phone: Some(number),
         ..alice(None)
@@ -1168,14 +1174,6 @@ impl Store for RecoverySaveFails {
                 std::io::Error::other("injected: the process died before the save"),
             )));
         }
-        let saves_recovery = ops.iter().any(|op| {
-            matches!(op, herald_shared::store::WriteOp::Put { item, .. } if item.key.sk.starts_with("RECOVERY#"))
-        });
-        if saves_recovery && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            return Err(herald_shared::store::StoreError::Engine(Box::new(
-                std::io::Error::other("injected: the process died before the save"),
-            )));
-        }
         self.inner.transact(ops).await
     }
 }
@@ -1214,6 +1212,7 @@ async fn outage(w: &World, channel: &Channel, n: usize, delivered_every: usize) 
             error: None,
             latency_ms: 5,
             trigger: AttemptTrigger::Scheduled,
+            pruned_tokens: Vec::new(),
         }];
         deliveries::save(w.store.as_ref(), &d, stored.version, ttl)
             .await
@@ -1679,4 +1678,294 @@ async fn one_recovery_runs_per_channel_and_one_without_progress_for_15_minutes_i
             .unwrap(),
         Some(third.id)
     );
+}
+
+async fn suppress(w: &World, address: &str, reason: SuppressionReason) {
+    let address = SuppressedAddress::parse(SuppressionKind::Email, address).unwrap();
+    suppressions::add(
+        w.store.as_ref(),
+        &w.org,
+        &Suppression::new(
+            &address,
+            reason,
+            SuppressionSource::Ses,
+            SuppressionDetails {
+                diagnostic_code: Some("smtp; 550 5.1.1 user unknown".into()),
+                ..Default::default()
+            },
+            "2026-05-01T10:00:00Z".parse().unwrap(),
+        ),
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn an_email_to_a_suppressed_address_from_the_event_is_suppressed_with_the_reason() {
+    let w = world().await;
+    suppress(&w, "a@x.com", SuppressionReason::HardBounce).await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w
+        .dispatch(&ch, alice(Some("A@X.com")), DeliveryStatus::Queued)
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed);
+    assert_eq!(
+        d.reason.as_deref(),
+        Some(
+            "a@x.com is on the suppression list (hard bounce 2026-05-01, smtp; 550 5.1.1 user unknown)"
+        )
+    );
+    assert!(d.attempts.is_empty());
+    assert!(w.outbox().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_profile_replaced_after_a_complaint_does_not_clear_the_suppression() {
+    let w = world().await;
+    profile(&w, Some("alice@example.com"), &[]).await;
+    suppress(&w, "alice@example.com", SuppressionReason::Complaint).await;
+    // The customer replaces the whole profile (PUT /users): the entry is keyed by address.
+    profile(&w, Some("Alice@Example.com"), &[]).await;
+    let ch = w.channel(email_outbox()).await;
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed);
+    assert!(
+        d.reason
+            .as_deref()
+            .unwrap()
+            .starts_with("alice@example.com is on the suppression list (complaint 2026-05-01"),
+        "{:?}",
+        d.reason
+    );
+    assert!(w.outbox().await.is_empty());
+    // Another address of the same org still gets its email.
+    let d = w
+        .dispatch(
+            &ch,
+            alice(Some("other@example.com")),
+            DeliveryStatus::Queued,
+        )
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{:?}", d.reason);
+}
+
+#[tokio::test]
+async fn an_sms_to_a_number_opted_out_at_sns_is_suppressed_and_the_number_listed() {
+    let w = aws_world().await;
+    let ch = w
+        .channel(ChannelConfig::Sms(SmsConfig::Sns {
+            sender_id: None,
+            region: None,
+        }))
+        .await;
+    // moto's CheckIfPhoneNumberIsOptedOut answers true for numbers ending in 99.
+    let number = format!("+1415{:05}99", random_digits() % 100_000);
+    let recipient = Recipient {
+        phone: Some(number.clone()),
+        ..alice(None)
+    };
+    let d = w
+        .dispatch(&ch, recipient.clone(), DeliveryStatus::Queued)
+        .await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed, "{d:?}");
+    assert_eq!(
+        d.reason.as_deref(),
+        Some(format!("{number} opted out of SMS (STOP); added to the suppression list").as_str())
+    );
+    assert!(d.attempts.is_empty(), "nothing published: {d:?}");
+    let entry = suppressions::get(
+        w.store.as_ref(),
+        &w.org,
+        &SuppressedAddress::parse(SuppressionKind::Sms, &number).unwrap(),
+    )
+    .await
+    .unwrap()
+    .expect("the number is on the suppression list");
+    assert_eq!(entry.reason, SuppressionReason::SmsOptOut);
+    assert_eq!(entry.source, SuppressionSource::Sns);
+    // The next delivery stops at the list.
+    let d = w.dispatch(&ch, recipient, DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Suppressed);
+    assert!(
+        d.reason.as_deref().unwrap().starts_with(&format!(
+            "{number} is on the suppression list (opted out of SMS (STOP) "
+        )),
+        "{d:?}"
+    );
+    assert_eq!(w.today().await["ALL"]["suppressed"], 2);
+}
+
+// ---------------------------------------------------------------- dead push tokens
+
+const FCM_TEST_KEY: &str = include_str!("../../../shared/tests/fixtures/fcm-test-key.pem");
+
+/// FCM on loopback: a token endpoint that issues any caller a token, and `messages:send`
+/// answering `UNREGISTERED` (404, `FcmError`) for device tokens containing `dead`. With a
+/// `replacement`, the customer replaces the user's profile while FCM is answering.
+#[derive(Clone)]
+struct FcmPeer {
+    store: Arc<dyn Store>,
+    replacement: Replacement,
+}
+
+async fn fcm_token() -> axum::Json<serde_json::Value> {
+    axum::Json(
+        serde_json::json!({"access_token": "ya29.test", "expires_in": 3600, "token_type": "Bearer"}),
+    )
+}
+
+async fn fcm_send(
+    axum::extract::State(peer): axum::extract::State<FcmPeer>,
+    axum::Json(body): axum::Json<serde_json::Value>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let token = body["message"]["token"].as_str().unwrap_or_default();
+    if !token.contains("dead") {
+        return axum::Json(serde_json::json!({"name": "projects/p/messages/0:1"})).into_response();
+    }
+    let replacement = peer.replacement.lock().unwrap().take();
+    if let Some(profile) = replacement {
+        users::put(peer.store.as_ref(), &profile).await.unwrap();
+    }
+    (
+        axum::http::StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": {"code": 404, "status": "NOT_FOUND",
+            "message": "Requested entity was not found.",
+            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": "UNREGISTERED"}]}})),
+    )
+        .into_response()
+}
+
+/// A profile the customer puts while FCM answers (see [`FcmPeer`]).
+type Replacement = Arc<std::sync::Mutex<Option<UserProfile>>>;
+
+/// The world with FCM pointed at a loopback peer; returns the push channel and the handle to
+/// replace the profile while FCM answers.
+async fn fcm_world() -> (World, Channel, Replacement) {
+    use herald_shared::delivery::providers::fcm::FcmSender;
+    use herald_shared::delivery::{OutboundClient, OutboundConfig};
+    let mut w = world().await;
+    let replacement: Replacement = Arc::default();
+    let peer = FcmPeer {
+        store: Arc::clone(&w.store),
+        replacement: Arc::clone(&replacement),
+    };
+    let app = axum::Router::new()
+        .route("/token", axum::routing::post(fcm_token))
+        .route(
+            "/v1/projects/{project}/{action}",
+            axum::routing::post(fcm_send),
+        )
+        .with_state(peer);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = OutboundClient::new(OutboundConfig {
+        allow: "127.0.0.0/8".parse().unwrap(),
+        ..OutboundConfig::default()
+    })
+    .unwrap();
+    let fcm = FcmSender::with_endpoint(client, url::Url::parse(&base).unwrap());
+    w.sender = w.sender.clone().with_fcm(Arc::new(fcm));
+    let ch = w
+        .channel(ChannelConfig::Push(PushConfig::Fcm {
+            project_id: "herald-test".into(),
+            client_email: "herald-push@herald-test.iam.gserviceaccount.com".into(),
+            private_key: FCM_TEST_KEY.into(),
+            token_uri: Some(format!("{base}/token")),
+        }))
+        .await;
+    (w, ch, replacement)
+}
+
+fn with_tokens(w: &World, tokens: &[&str]) -> UserProfile {
+    UserProfile {
+        user_id: UserId::parse("alice").unwrap(),
+        org_id: w.org,
+        email: None,
+        phone: None,
+        push_tokens: tokens.iter().map(|t| (*t).to_owned()).collect(),
+        timezone: None,
+        opt_outs: vec![],
+        updated_at: Utc::now(),
+    }
+}
+
+async fn stored_tokens(w: &World) -> Vec<String> {
+    users::get(w.store.as_ref(), &w.org, &UserId::parse("alice").unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .push_tokens
+}
+
+#[tokio::test]
+async fn a_token_fcm_calls_unregistered_leaves_the_profile_and_the_attempt_says_so() {
+    let (w, ch, _) = fcm_world().await;
+    let profile = with_tokens(
+        &w,
+        &[
+            "phone-aaaa11111111",
+            "tablet-dead-22222222",
+            "laptop-cccc33333333",
+        ],
+    );
+    users::put(w.store.as_ref(), &profile).await.unwrap();
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
+    assert_eq!(
+        stored_tokens(&w).await,
+        ["phone-aaaa11111111", "laptop-cccc33333333"]
+    );
+    assert_eq!(d.attempts[0].pruned_tokens, ["…22222222"]);
+    // The next delivery does not try it again.
+    let d = w.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent);
+    assert_eq!(d.reason.as_deref(), Some("delivered to 2 push token(s)"));
+    assert!(d.attempts[0].pruned_tokens.is_empty());
+}
+
+#[tokio::test]
+async fn a_profile_replaced_while_fcm_answers_wins_over_the_prune() {
+    let (w2, ch, replacement) = fcm_world().await;
+    *replacement.lock().unwrap() = Some(with_tokens(
+        &w2,
+        &["tablet-dead-22222222", "watch-dddd44444444"],
+    ));
+    let profile = with_tokens(
+        &w2,
+        &[
+            "phone-aaaa11111111",
+            "tablet-dead-22222222",
+            "laptop-cccc33333333",
+        ],
+    );
+    users::put(w2.store.as_ref(), &profile).await.unwrap();
+    let d = w2.dispatch(&ch, alice(None), DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
+    assert_eq!(
+        stored_tokens(&w2).await,
+        ["tablet-dead-22222222", "watch-dddd44444444"],
+        "the customer's PUT is kept whole"
+    );
+    assert!(d.attempts[0].pruned_tokens.is_empty());
+}
+
+#[tokio::test]
+async fn dead_tokens_the_event_carries_are_not_pruned_from_the_profile() {
+    let (w, ch, _) = fcm_world().await;
+    users::put(
+        w.store.as_ref(),
+        &with_tokens(&w, &["tablet-dead-22222222"]),
+    )
+    .await
+    .unwrap();
+    let recipient = Recipient {
+        push_tokens: vec!["tablet-dead-22222222".into(), "phone-aaaa11111111".into()],
+        ..alice(None)
+    };
+    let d = w.dispatch(&ch, recipient, DeliveryStatus::Queued).await;
+    assert_eq!(d.status, DeliveryStatus::Sent, "{d:?}");
+    assert_eq!(stored_tokens(&w).await, ["tablet-dead-22222222"]);
+    assert!(d.attempts[0].pruned_tokens.is_empty());
 }

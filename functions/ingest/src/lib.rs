@@ -9,6 +9,8 @@
 //! `receive-message` show it whole — an operator finds every event the pipeline could not
 //! process there, never only in a log line.
 
+pub mod feedback;
+
 use chrono::{DateTime, Utc};
 use herald_core::domain::event::{Event, EventInput};
 use herald_core::domain::{EventId, Invalid, OrgId};

@@ -1,7 +1,10 @@
-//! Lambda bootstrap of the ingest function: ingest queue (EventBridge rule target) → match queue.
+//! Lambda bootstrap of the ingest function: ingest queue (EventBridge rule target) → match queue;
+//! and the feedback queue (SES bounces and complaints from the default bus) → suppression list.
+//! A batch comes from one event source mapping, so its records' source queue says which.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_ingest::Ingest;
+use herald_ingest::feedback::Feedback;
 use herald_shared::env;
 use herald_shared::pipeline::lambda;
 use herald_shared::queue::sqs::SqsQueue;
@@ -14,6 +17,9 @@ struct Config {
     table: String,
     match_queue_url: String,
     retention_days: i64,
+    /// The feedback queue (`None`: feedback not wired, every batch is ingest's).
+    feedback_queue_arn: Option<String>,
+    feedback_dlq_url: Option<String>,
 }
 
 impl Config {
@@ -22,6 +28,12 @@ impl Config {
             table: env::required("HERALD_TABLE")?,
             match_queue_url: env::required("HERALD_MATCH_QUEUE_URL")?,
             retention_days: env::parsed_or("HERALD_LOG_RETENTION_DAYS", 30, "a number of days")?,
+            feedback_queue_arn: std::env::var("HERALD_FEEDBACK_QUEUE_ARN")
+                .ok()
+                .filter(|s| !s.is_empty()),
+            feedback_dlq_url: std::env::var("HERALD_FEEDBACK_DLQ_URL")
+                .ok()
+                .filter(|s| !s.is_empty()),
         })
     }
 }
@@ -32,16 +44,34 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let config = Config::from_env()?;
     let sdk = herald_shared::aws::sdk_config(None).await;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), config.table);
-    let match_queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), config.match_queue_url);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let match_queue = SqsQueue::new(sqs.clone(), config.match_queue_url);
+    let feedback_dlq = config
+        .feedback_dlq_url
+        .map(|url| SqsQueue::new(sqs.clone(), url));
     let ingest = Ingest {
         store: &store,
         match_queue: &match_queue,
         retention: chrono::Duration::days(config.retention_days),
     };
+    let feedback_arn = config.feedback_queue_arn.as_deref();
+    let feedback = feedback_dlq.as_ref().map(|dlq| Feedback {
+        store: &store,
+        dead_letter: dlq,
+    });
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async {
-        let outcome = ingest
-            .handle(lambda::messages(event.payload), chrono::Utc::now())
-            .await;
+        let is_feedback = feedback_arn.is_some()
+            && event
+                .payload
+                .records
+                .first()
+                .is_some_and(|r| r.event_source_arn.as_deref() == feedback_arn);
+        let messages = lambda::messages(event.payload);
+        let now = chrono::Utc::now();
+        let outcome = match (&feedback, is_feedback) {
+            (Some(feedback), true) => feedback.handle(messages, now).await,
+            _ => ingest.handle(messages, now).await,
+        };
         Ok::<SqsBatchResponse, lambda_runtime::Error>(lambda::response(outcome))
     }))
     .await

@@ -4,6 +4,10 @@
 //!
 //! - `GET /admin/dlq` → `{"queues":[{"queue":"ingest","deadLetterQueue":"ingest-dlq","messages":0},…]}`
 //! - `POST /admin/dlq/{queue}/redrive?max=N` → `{"queue":"ingest","moved":N}`
+//! - `POST /admin/feedback/ses` with an SES notification (the EventBridge event or the SES
+//!   event record) → 202 `{"queued":true}`: queued on the feedback queue, handled as on AWS
+//!   (an unreadable one ends in `feedback-dlq` with its reason). For tests and for replaying a
+//!   notification by hand (docs/hygiene.md).
 //!
 //! The server writes its URL to `<data-dir>/server.json` (owner-only) at every start, so the CLI
 //! finds it.
@@ -60,6 +64,7 @@ pub fn router(queues: EmbeddedQueues, key: AdminKey) -> Router {
     Router::new()
         .route("/admin/dlq", get(counts))
         .route("/admin/dlq/{queue}/redrive", post(redrive))
+        .route("/admin/feedback/ses", post(ses_feedback))
         .with_state(Admin { queues, key })
 }
 
@@ -106,7 +111,7 @@ async fn redrive(
     authorize(&admin, &headers)?;
     if !QUEUES.contains(&queue.as_str()) {
         return Err(ApiError::not_found(
-            "queue (one of ingest, match, dispatch)",
+            "queue (one of ingest, match, dispatch, feedback)",
         ));
     }
     let moved = admin
@@ -115,6 +120,34 @@ async fn redrive(
         .await
         .map_err(ApiError::internal)?;
     Ok(Json(Redriven { queue, moved }))
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Queued {
+    pub queued: bool,
+}
+
+async fn ses_feedback(
+    State(admin): State<Admin>,
+    headers: HeaderMap,
+    body: String,
+) -> Result<(axum::http::StatusCode, Json<Queued>), ApiError> {
+    authorize(&admin, &headers)?;
+    let queue = crate::serve::queue(
+        &admin.queues,
+        "feedback",
+        std::time::Duration::from_secs(30),
+    );
+    // The local workers receive by lane; one lane for all feedback (it carries no org until read).
+    let message =
+        herald_shared::queue::Outgoing::now(body).in_group(herald_ingest::feedback::FEEDBACK_LANE);
+    herald_shared::queue::Queue::send_batch(&queue, vec![message])
+        .await
+        .map_err(ApiError::internal)?;
+    Ok((
+        axum::http::StatusCode::ACCEPTED,
+        Json(Queued { queued: true }),
+    ))
 }
 
 /// What `server.json` holds.

@@ -57,14 +57,14 @@ enum DlqAction {
     /// Print up to `--max` messages of a queue's DLQ without moving them: one JSON object per
     /// line (`messageId`, `receiveCount`, `body`) — e.g. the events ingest refused as invalid.
     Show {
-        /// `ingest`, `match` or `dispatch`.
+        /// `ingest`, `match`, `dispatch` or `feedback`.
         queue: String,
         #[arg(long, default_value_t = 10)]
         max: usize,
     },
     /// Move up to `--max` messages from a queue's DLQ back to the queue.
     Redrive {
-        /// `ingest`, `match` or `dispatch`.
+        /// `ingest`, `match`, `dispatch` or `feedback`.
         queue: String,
         #[arg(long, default_value_t = 1000)]
         max: usize,

@@ -17,6 +17,7 @@ use herald_core::domain::UserId;
 use herald_core::feed::{FeedToken, FeedTokenSecret, parse_allowed_origins};
 use herald_dispatcher::Dispatcher;
 use herald_ingest::Ingest;
+use herald_ingest::feedback::Feedback;
 use herald_matcher::{Matcher, RulesCache};
 use herald_shared::admission::{Admission, BacklogBound, MemoryLimiter};
 use herald_shared::bus::local::QueueBus;
@@ -44,7 +45,9 @@ use clap::Parser;
 const PIPELINE_WORKERS: usize = 4;
 
 /// The pipeline's queues, in order.
-pub const QUEUES: [&str; 3] = ["ingest", "match", "dispatch"];
+pub const QUEUES: [&str; 4] = ["ingest", "match", "dispatch", "feedback"];
+/// The queues of the event pipeline, whose backlog bounds `POST /events`.
+pub const PIPELINE_QUEUES: [&str; 3] = ["ingest", "match", "dispatch"];
 
 pub fn dlq_name(queue: &str) -> String {
     format!("{queue}-dlq")
@@ -198,7 +201,7 @@ fn private_data_file(data_dir: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> EmbeddedQueue {
+pub(crate) fn queue(queues: &EmbeddedQueues, name: &str, visibility: Duration) -> EmbeddedQueue {
     let settings = QueueSettings {
         visibility_timeout: visibility,
         max_receives: 5,
@@ -260,6 +263,15 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let ingest = queue(&queues, "ingest", Duration::from_secs(30));
     let matching = queue(&queues, "match", Duration::from_secs(30));
     let dispatch = queue(&queues, "dispatch", Duration::from_secs(60));
+    let feedback = queue(&queues, "feedback", Duration::from_secs(30));
+    let feedback_dlq: Arc<dyn Queue> = Arc::new(queues.queue(
+        &dlq_name("feedback"),
+        QueueSettings {
+            visibility_timeout: Duration::from_secs(30),
+            max_receives: 0,
+            dead_letter: None,
+        },
+    ));
     let ingest_queue: Arc<dyn Queue> = Arc::new(ingest.clone());
     let match_queue: Arc<dyn Queue> = Arc::new(matching.clone());
     let dispatch_queue: Arc<dyn Queue> = Arc::new(dispatch.clone());
@@ -366,6 +378,27 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         ));
     }
     {
+        // SES feedback, as on AWS; `POST /admin/feedback/ses` queues notifications here.
+        let (store, feedback_dlq) = (Arc::clone(&store), Arc::clone(&feedback_dlq));
+        workers.extend(worker::spawn(
+            "feedback",
+            feedback,
+            1,
+            move |messages| {
+                let (store, feedback_dlq) = (Arc::clone(&store), Arc::clone(&feedback_dlq));
+                async move {
+                    Feedback {
+                        store: store.as_ref(),
+                        dead_letter: feedback_dlq.as_ref(),
+                    }
+                    .handle(messages, chrono::Utc::now())
+                    .await
+                }
+            },
+            shutdown.clone(),
+        ));
+    }
+    {
         let (store, dispatch_queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
         let match_queue = Arc::clone(&match_queue);
         let rules = Arc::new(RulesCache::new(Duration::from_secs(
@@ -453,7 +486,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         admission: Admission {
             ingest: Some(Arc::new(MemoryLimiter::new(ingest_limit))),
             backlog: Some(BacklogBound {
-                backlog: Arc::new(QueueBacklog::new(queues.clone(), &QUEUES)),
+                backlog: Arc::new(QueueBacklog::new(queues.clone(), &PIPELINE_QUEUES)),
                 max: args.org_max_backlog,
             }),
         },

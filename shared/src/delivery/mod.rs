@@ -22,7 +22,7 @@ pub use http::{OutboundClient, OutboundConfig};
 pub use outbox::OutboxSender;
 #[cfg(feature = "http-senders")]
 pub use sender::HttpSender;
-pub use sender::{AttemptOutcome, Sender};
+pub use sender::{AttemptOutcome, ContactFeedback, Sender};
 pub use senders::Senders;
 
 use chrono::{DateTime, Utc};
@@ -58,12 +58,30 @@ pub async fn deliver(
     ctx: &MessageContext<'_>,
     now: DateTime<Utc>,
 ) -> AttemptOutcome {
+    deliver_with_feedback(ports, channel, destination, ctx, now)
+        .await
+        .0
+}
+
+/// [`deliver`], with what the provider learned about a person's contact points (numbers opted
+/// out of SMS, dead push tokens): the dispatcher acts on it.
+pub async fn deliver_with_feedback(
+    ports: Ports<'_>,
+    channel: &Channel,
+    destination: Destination,
+    ctx: &MessageContext<'_>,
+    now: DateTime<Utc>,
+) -> (AttemptOutcome, ContactFeedback) {
     match destination {
-        Destination::Channel => attempt(ports.sender, channel, ctx).await,
-        Destination::Feed(user) => {
-            in_app::deliver(ports.store, ports.feeds, &channel.org_id, &user, ctx, now).await
-        }
-        Destination::ContactPoints(to) => attempt_user(ports.sender, channel, ctx, to).await,
+        Destination::Channel => (
+            attempt(ports.sender, channel, ctx).await,
+            ContactFeedback::default(),
+        ),
+        Destination::Feed(user) => (
+            in_app::deliver(ports.store, ports.feeds, &channel.org_id, &user, ctx, now).await,
+            ContactFeedback::default(),
+        ),
+        Destination::ContactPoints(to) => attempt_person(ports.sender, channel, ctx, to).await,
     }
 }
 
@@ -90,11 +108,21 @@ pub async fn attempt_user(
     ctx: &MessageContext<'_>,
     to: Vec<String>,
 ) -> AttemptOutcome {
+    attempt_person(sender, channel, ctx, to).await.0
+}
+
+/// [`attempt_user`], with what the provider learned about the contact points.
+pub async fn attempt_person(
+    sender: &dyn Sender,
+    channel: &Channel,
+    ctx: &MessageContext<'_>,
+    to: Vec<String>,
+) -> (AttemptOutcome, ContactFeedback) {
     if let Some(failed) = unfilled_template(ctx) {
-        return failed;
+        return (failed, ContactFeedback::default());
     }
     let message = format::render_user(channel.kind(), ctx, to);
-    sender.send(channel, &message).await
+    sender.send_to_person(channel, &message).await
 }
 
 /// The failed attempt for a message to a person whose template the event cannot fill (not

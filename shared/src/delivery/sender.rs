@@ -60,6 +60,7 @@ impl AttemptOutcome {
             error: self.message.clone().filter(|_| self.error_class.is_some()),
             latency_ms: u64::try_from(self.latency.as_millis()).unwrap_or(u64::MAX),
             trigger: AttemptTrigger::Scheduled,
+            pruned_tokens: Vec::new(),
         }
     }
 }
@@ -88,10 +89,49 @@ pub fn user_message(
     })
 }
 
+/// What a provider learned about the contact points of a message for a person, beyond the
+/// attempt's outcome (docs/hygiene.md).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactFeedback {
+    /// Phone numbers the provider will not text (SNS: opted out with STOP). Nothing was
+    /// published to them.
+    pub opted_out: Vec<String>,
+    /// Push tokens the provider says are dead (FCM `UNREGISTERED`, or `INVALID_ARGUMENT` with an
+    /// `FcmError` detail). Whole tokens: never log them (see [`token_tail`]).
+    pub dead_tokens: Vec<String>,
+}
+
+/// A push token as logs and records show it: `…` and its last 8 characters.
+pub fn token_tail(token: &str) -> String {
+    let n = token.chars().count();
+    let tail: String = token.chars().skip(n.saturating_sub(8)).collect();
+    format!("…{tail}")
+}
+
 /// Delivers one message to one channel, once.
 #[async_trait]
 pub trait Sender: Send + Sync + std::fmt::Debug {
     async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome;
+
+    /// [`send`](Self::send) for a message to a person, reporting what the provider learned about
+    /// the contact points. Providers that learn nothing keep this default.
+    async fn send_to_person(
+        &self,
+        channel: &Channel,
+        message: &OutboundMessage,
+    ) -> (AttemptOutcome, ContactFeedback) {
+        (
+            self.send(channel, message).await,
+            ContactFeedback::default(),
+        )
+    }
+
+    /// Every phone number the SMS provider of `channel` will not text (SNS
+    /// `ListPhoneNumbersOptedOut`), for a sync into the suppression list; `None` when this
+    /// sender has no such list for the channel.
+    async fn sms_opt_outs(&self, _channel: &Channel) -> Option<Result<Vec<String>, String>> {
+        None
+    }
 }
 
 /// At most `max` bytes of `s`, cut on a character boundary, `…` marking a cut.

@@ -126,8 +126,37 @@ async fn send_with(
     }
 }
 
+/// The provider sender a channel goes to, for the person-facing calls only SNS and FCM answer.
+fn provider<'a>(senders: &'a Senders, channel: &Channel) -> Option<&'a Arc<dyn Sender>> {
+    match &channel.config {
+        ChannelConfig::Sms(SmsConfig::Sns { .. }) => senders.sns.as_ref(),
+        ChannelConfig::Push(PushConfig::Fcm { .. }) => senders.fcm.as_ref(),
+        _ => None,
+    }
+}
+
 #[async_trait]
 impl Sender for Senders {
+    async fn send_to_person(
+        &self,
+        channel: &Channel,
+        message: &OutboundMessage,
+    ) -> (AttemptOutcome, super::ContactFeedback) {
+        match provider(self, channel) {
+            Some(p) => p.send_to_person(channel, message).await,
+            None => (self.send(channel, message).await, Default::default()),
+        }
+    }
+
+    async fn sms_opt_outs(&self, channel: &Channel) -> Option<Result<Vec<String>, String>> {
+        match &channel.config {
+            ChannelConfig::Sms(SmsConfig::Sns { .. }) => {
+                self.sns.as_ref()?.sms_opt_outs(channel).await
+            }
+            _ => None,
+        }
+    }
+
     async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome {
         match &channel.config {
             ChannelConfig::Slack(_) | ChannelConfig::Webhook(_) | ChannelConfig::InApp => {

@@ -22,6 +22,7 @@ pub mod resend;
 pub mod rules;
 pub mod silences;
 pub mod stats;
+pub mod suppressions;
 pub mod users;
 
 pub use admission::IngestBuckets;

@@ -9,6 +9,9 @@ use herald_core::delivery::caps;
 use herald_core::domain::api_key::KeyHash;
 use herald_core::domain::channel::FrequencyCap;
 use herald_core::domain::delivery::CapSlot;
+use herald_core::domain::suppression::SuppressedAddress;
+#[cfg(test)]
+use herald_core::domain::suppression::SuppressionKind;
 use herald_core::domain::{
     ApiKeyId, ChannelId, DeliveryId, EventId, FeedItemId, OrgId, RecoveryId, RuleKey, UserId,
 };
@@ -49,6 +52,7 @@ pub mod entity {
     pub const RECOVERY_LOCK: &str = "recoveryLock";
     pub const ALERT_GROUP: &str = "alertGroup";
     pub const ALERT_GROUP_MEMBER: &str = "alertGroupMember";
+    pub const SUPPRESSION: &str = "suppression";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -447,6 +451,26 @@ pub fn channel_recovery(org: OrgId, channel: ChannelId) -> Key {
     Key::new(org_pk(&org), format!("RECOVERING#{channel}"))
 }
 
+// ---- Recipient hygiene -----------------------------------------------------------------------
+
+/// The partition of an org's suppression list: `ORG#<org>#SUPP`.
+pub fn suppressions(org: &OrgId) -> String {
+    format!("{}#SUPP", org_pk(org))
+}
+
+/// One suppression entry: `ORG#<org>#SUPP` / `<kind>#<normalised address>` (email lower-cased,
+/// phone E.164), so the dispatcher reads it by key next to the profile.
+pub fn suppression(org: &OrgId, address: &SuppressedAddress) -> Key {
+    Key::new(
+        suppressions(org),
+        format!("{}#{}", address.kind().as_str(), address.address()),
+    )
+}
+
+/// The integer attribute profile writes are conditioned on (a push-token prune must not
+/// overwrite a profile replaced meanwhile).
+pub const USER_VERSION_ATTR: &str = "version";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,6 +604,18 @@ mod tests {
             channel_recovery(org, channel),
             k(o, &format!("RECOVERING#{c}"))
         );
+        let email =
+            SuppressedAddress::parse(SuppressionKind::Email, "Bob@Example.com").expect("address");
+        let phone =
+            SuppressedAddress::parse(SuppressionKind::Sms, "+14155550123").expect("address");
+        assert_eq!(
+            suppression(&org, &email),
+            k(&format!("{o}#SUPP"), "email#bob@example.com")
+        );
+        assert_eq!(
+            suppression(&org, &phone),
+            k(&format!("{o}#SUPP"), "sms#+14155550123")
+        );
     }
 
     #[test]
@@ -606,6 +642,7 @@ mod tests {
             entity::INGEST_BUCKET,
             entity::ALERT_GROUP,
             entity::ALERT_GROUP_MEMBER,
+            entity::SUPPRESSION,
         ] {
             let first = name.chars().next().expect("not empty");
             assert!(

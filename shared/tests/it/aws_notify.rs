@@ -242,7 +242,8 @@ async fn the_channel_region_decides_where_the_email_is_sent() {
 
 #[tokio::test]
 async fn an_sms_goes_out_through_sns_to_the_number_with_title_body_and_link() {
-    let number = format!("+1415{:07}", rand::random::<u32>() % 10_000_000);
+    // Not ending in 99: moto answers those as opted out of SMS.
+    let number = format!("+1415{:05}01", rand::random::<u32>() % 100_000);
     let title = format!("Deploy failed {}", suffix());
 
     let out = send(&sns(Some("HERALD")), &title, &number).await;
@@ -259,6 +260,36 @@ async fn an_sms_goes_out_through_sns_to_the_number_with_title_body_and_link() {
         format!(
             "{title}\nBuild 42 failed <in> \"prod\" & rolled back\nhttps://ci.example.com/builds/42?tab=log&x=1"
         )
+    );
+}
+
+#[tokio::test]
+async fn a_number_opted_out_at_sns_is_reported_and_not_published_to() {
+    // moto's CheckIfPhoneNumberIsOptedOut answers true for numbers ending in 99.
+    let number = format!("+1415{:05}99", rand::random::<u32>() % 100_000);
+    let ev = event("Opted out");
+    let key = RuleKey::parse("deploys").unwrap();
+    let ctx = MessageContext {
+        event: &ev,
+        rule_key: Some(&key),
+        template: None,
+        delivery_id: DeliveryId::new(),
+        group: None,
+    };
+    let (out, contacts) =
+        delivery::attempt_person(&senders(), &sns(None), &ctx, vec![number.clone()]).await;
+    assert_eq!(contacts.opted_out, vec![number.clone()]);
+    assert_eq!(out.error_class, Some(ErrorClass::Rejected), "{out:?}");
+    assert_eq!(
+        out.message.as_deref(),
+        Some(format!("{number} opted out of SMS (STOP): nothing was published").as_str())
+    );
+    assert!(
+        !recorded("sns", "SMS")
+            .await
+            .iter()
+            .any(|m| m["phone_number"] == number.as_str()),
+        "nothing published to {number}"
     );
 }
 

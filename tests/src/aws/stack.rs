@@ -178,7 +178,12 @@ pub async fn provision(
 
     let mut rule_name = None;
     for (id, props) in template.resources_of_type("AWS::Events::Rule") {
-        rule_name = Some(create_rule(aws, &mut resolver, &name, id, props).await?);
+        let created = create_rule(aws, &mut resolver, &name, id, props).await?;
+        // The stack's rule is the one on Herald's bus; a rule on the default bus (SES feedback)
+        // is created too but is not it.
+        if props.get("EventBusName").is_some() {
+            rule_name = Some(created);
+        }
     }
 
     for (id, props) in template.resources_of_type("AWS::SQS::QueuePolicy") {

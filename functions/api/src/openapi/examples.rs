@@ -247,6 +247,23 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
             "Contact points, time zone and opt-outs",
             json!({"email": "alice@example.com", "phone": "+15551234567", "pushTokens": ["fcm-token-1"], "timezone": "Europe/Paris", "optOuts": ["sms"]}),
         )],
+        "sync_sms_opt_outs" => vec![(
+            "channel",
+            "docs/hygiene.md: through an SNS SMS channel",
+            json!({"channelId": CHANNEL}),
+        )],
+        "create_suppression" => vec![
+            (
+                "email",
+                "docs/hygiene.md: stop emailing an address",
+                json!({"kind": "email", "address": "Bob@Example.com", "comment": "asked by phone, ticket 4411"}),
+            ),
+            (
+                "sms",
+                "Stop texting a number",
+                json!({"kind": "sms", "address": "+14155550123", "reason": "manual"}),
+            ),
+        ],
         _ => Vec::new(),
     }
 }
@@ -495,6 +512,17 @@ pub fn response(operation: &str) -> Option<Value> {
                         "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}],
             "totals": {"counts": counts, "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}}),
         "put_user" | "get_user" => user,
+        "sync_sms_opt_outs" => json!({"listed": 8, "added": 3}),
+        "create_suppression" => {
+            json!({"kind": "email", "address": "bob@example.com", "reason": "manual",
+            "source": "api", "details": {"comment": "asked by phone, ticket 4411"}, "createdAt": AT})
+        }
+        "list_suppressions" => json!({"items": [
+            {"kind": "email", "address": "a@example.com", "reason": "hard_bounce", "source": "ses",
+             "details": {"bounceSubType": "General", "diagnosticCode": "smtp; 550 5.1.1 user unknown",
+                         "deliveryId": DELIVERY}, "createdAt": AT},
+            {"kind": "sms", "address": "+14155550123", "reason": "sms_opt_out", "source": "sns",
+             "details": {}, "createdAt": AT}], "nextCursor": null}),
         "create_token" => json!({
             "token": "hft_eyJvcmciOiIwMTkzYTBkZS0wMDAwLTcwMDAtODAwMC0wMDAwMDAwMDAwMDEiLCJ1c2VyIjoiYWxpY2UiLCJleHAiOjE3OTY1MzgyMjl9.83glGGGZR8lEQ6SwnjSz8k5GtDAP4Y2L6mgyxoaQpeA",
             "expiresAt": "2026-12-06T06:23:49Z"}),
@@ -631,6 +659,26 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
             "too many concurrent changes to this feed; retry",
             Value::Null,
         ),
+        ("409", "delete_suppression") => (
+            "conflict",
+            "this address complained (marked an email as spam); remove it with ?force=true only if the person asked to receive email again",
+            Value::Null,
+        ),
+        ("422", "sync_sms_opt_outs") => (
+            "invalid_field",
+            "must be an SMS channel sending through SNS",
+            json!("channelId"),
+        ),
+        ("502", "sync_sms_opt_outs") => (
+            "internal",
+            "SNS did not list the opted-out numbers: AuthorizationError: not authorized to perform SNS:ListPhoneNumbersOptedOut",
+            Value::Null,
+        ),
+        ("422", "create_suppression" | "delete_suppression") => (
+            "invalid_field",
+            "`bob@` is not an email address",
+            json!("address"),
+        ),
         ("409", "create_rule") => (
             "conflict",
             "a rule with key `email.bounced` already exists",
@@ -715,6 +763,7 @@ fn not_found(operation: &str) -> Value {
         ("mark_item", "feed item"),
         ("alert", "alert"),
         ("silence", "silence"),
+        ("suppression", "suppression"),
     ]
     .into_iter()
     .find(|(part, _)| operation.contains(part))

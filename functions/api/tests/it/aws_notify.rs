@@ -56,7 +56,8 @@ async fn the_test_button_of_an_sns_channel_sends_an_sms() {
             r#"{"kind":"sms","name":"On call","config":{"provider":"sns","senderId":"HERALD"}}"#,
         )
         .await;
-    let number = format!("+1415{:07}", rand_digits());
+    // Not ending in 99: moto answers those as opted out of SMS.
+    let number = format!("+1415{:05}01", rand_digits() % 100_000);
     let a = app
         .post(
             &format!("/notifications/channels/{id}/test"),
@@ -112,4 +113,48 @@ async fn the_test_button_of_an_ses_channel_with_an_unverified_sender_says_why() 
 /// Seven random digits.
 fn rand_digits() -> u128 {
     uuid::Uuid::new_v4().as_u128() % 10_000_000
+}
+
+#[tokio::test]
+async fn sns_opted_out_numbers_sync_into_the_suppression_list_once() {
+    let app = lambda_like().await;
+    let channel = app
+        .channel(r#"{"kind":"sms","name":"On call","config":{"provider":"sns"}}"#)
+        .await;
+    let body = format!(r#"{{"channelId":"{channel}"}}"#);
+    let first = app
+        .post("/notifications/suppressions/sync-sms", &body)
+        .await
+        .expect(StatusCode::OK);
+    let listed = first.json["listed"].as_u64().unwrap();
+    assert!(listed > 0, "moto lists opted-out numbers: {}", first.text);
+    assert_eq!(first.json["added"].as_u64(), Some(listed));
+    let again = app
+        .post("/notifications/suppressions/sync-sms", &body)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(again.json["added"], 0, "written once");
+    let list = app
+        .get("/notifications/suppressions?kind=sms&limit=100")
+        .await
+        .expect(StatusCode::OK);
+    let items = list.json["items"].as_array().unwrap();
+    assert_eq!(items.len() as u64, listed);
+    assert!(
+        items
+            .iter()
+            .all(|i| i["reason"] == "sms_opt_out" && i["source"] == "sns"),
+        "{}",
+        list.text
+    );
+
+    let email = app.channel(r#"{"kind":"in_app","name":"feed"}"#).await;
+    let refused = app
+        .post(
+            "/notifications/suppressions/sync-sms",
+            &format!(r#"{{"channelId":"{email}"}}"#),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(refused.field(), Some("channelId"));
 }

@@ -217,3 +217,47 @@ async fn over_dynamodb_caps_hold_and_stats_and_engagement_are_counted() {
     assert_eq!(a.json["totals"]["counts"]["opened"], 1, "{}", a.text);
     assert_eq!(a.json["groups"][0]["key"], "digest");
 }
+
+#[tokio::test]
+async fn over_dynamodb_the_suppression_list_pages_refuses_and_removes() {
+    let app = app().await;
+    for body in [
+        r#"{"kind":"email","address":"B@example.com"}"#,
+        r#"{"kind":"email","address":"a@example.com"}"#,
+        r#"{"kind":"sms","address":"+14155550123"}"#,
+    ] {
+        app.post("/notifications/suppressions", body)
+            .await
+            .expect(StatusCode::CREATED);
+    }
+    app.post(
+        "/notifications/suppressions",
+        r#"{"kind":"email","address":"b@EXAMPLE.com"}"#,
+    )
+    .await
+    .expect(StatusCode::OK);
+    let mut seen = Vec::new();
+    let mut path = "/notifications/suppressions?limit=2".to_owned();
+    loop {
+        let page = app.get(&path).await.expect(StatusCode::OK);
+        for item in page.json["items"].as_array().unwrap() {
+            seen.push(item["address"].as_str().unwrap().to_owned());
+        }
+        match page.json["nextCursor"].as_str() {
+            Some(c) => path = format!("/notifications/suppressions?limit=2&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a@example.com", "b@example.com", "+14155550123"]);
+    let emails = app
+        .get("/notifications/suppressions?kind=email")
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(emails.json["items"].as_array().unwrap().len(), 2);
+    app.delete("/notifications/suppressions/email/A@example.com")
+        .await
+        .expect(StatusCode::NO_CONTENT);
+    app.delete("/notifications/suppressions/email/a@example.com")
+        .await
+        .expect_error(StatusCode::NOT_FOUND);
+}

@@ -20,3 +20,4 @@ mod replay;
 mod repo;
 mod rules;
 mod support;
+mod suppressions;

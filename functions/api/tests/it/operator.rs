@@ -126,6 +126,7 @@ impl Ops {
                     error: failed.then(|| "receiver says no".to_owned()),
                     latency_ms: 12,
                     trigger: AttemptTrigger::Scheduled,
+                    pruned_tokens: Vec::new(),
                 }]
             },
             engagement: Vec::new(),

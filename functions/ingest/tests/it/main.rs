@@ -2,6 +2,8 @@
 //! operator finds after ingest met an event it cannot process.
 #![allow(clippy::unwrap_used)]
 
+mod feedback;
+
 use std::time::Duration;
 
 use chrono::Utc;

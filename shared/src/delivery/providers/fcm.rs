@@ -24,7 +24,9 @@
 //! - every token accepted → delivered;
 //! - at least one accepted → delivered (a retry would notify the accepted devices twice); the
 //!   failures are logged at `warn` per token (last 8 characters only), `UNREGISTERED` tokens
-//!   named as such so they can be removed from the user;
+//!   named as such; dead tokens (`UNREGISTERED`, or `INVALID_ARGUMENT` with an `FcmError`
+//!   detail) are reported to the caller ([`Sender::send_to_person`]), which prunes those of the
+//!   stored profile (docs/hygiene.md);
 //! - none accepted → the attempt fails: retried if any token's failure is retryable (the largest
 //!   `Retry-After` wins), else the most actionable permanent class (configuration, then bad
 //!   payload, then rejected); the message lists every token's error.
@@ -68,7 +70,9 @@ use url::Url;
 
 use crate::delivery::http::{BuildError, OutboundClient, OutboundConfig, RawResponse};
 use crate::delivery::sender::user_message;
-use crate::delivery::sender::{AttemptOutcome, MAX_LOGGED_BODY, Sender, truncate_bytes};
+use crate::delivery::sender::{
+    AttemptOutcome, ContactFeedback, MAX_LOGGED_BODY, Sender, truncate_bytes,
+};
 use herald_core::delivery::classify::{self, Outcome, Provider, TransportError};
 use herald_core::delivery::format::{OutboundMessage, UserMessage};
 use herald_core::domain::channel::{Channel, ChannelConfig, ChannelKind, PushConfig};
@@ -487,6 +491,29 @@ struct Verdict {
     code: String,
     /// `error.message` from the body, else the body's start.
     detail: String,
+    /// The token is dead: `UNREGISTERED`, or `INVALID_ARGUMENT` with an `FcmError` detail (with
+    /// `google.rpc.BadRequest` it is our payload that is wrong, not the token).
+    dead_token: bool,
+}
+
+/// Whether an error body says the token itself is dead.
+fn token_is_dead(code: &str, error: &Value) -> bool {
+    let types: Vec<&str> = error["details"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d["@type"].as_str())
+        .collect();
+    match code {
+        "UNREGISTERED" => true,
+        "INVALID_ARGUMENT" => {
+            types
+                .iter()
+                .any(|t| t.ends_with("google.firebase.fcm.v1.FcmError"))
+                && !types.iter().any(|t| t.ends_with("google.rpc.BadRequest"))
+        }
+        _ => false,
+    }
 }
 
 /// Classifies one `messages:send` response (401 is the caller's to handle first).
@@ -530,6 +557,7 @@ fn classify_fcm(status: u16, retry_after: Option<&str>, body: &str) -> Verdict {
         None
     };
     Verdict {
+        dead_token: class.is_some() && token_is_dead(&code, error),
         class,
         retry_after,
         code,
@@ -559,6 +587,8 @@ struct TokenResult {
     code: String,
     detail: String,
     retry_after: Option<Duration>,
+    /// The whole token, when FCM called it dead (never logged).
+    dead_token: Option<String>,
 }
 
 impl TokenResult {
@@ -570,6 +600,7 @@ impl TokenResult {
             code: String::new(),
             detail: f.message,
             retry_after: f.retry_after,
+            dead_token: None,
         }
     }
 
@@ -649,6 +680,7 @@ impl Inner {
                     detail: v.detail.replace(device_token, &shown),
                     code: v.code,
                     retry_after: v.retry_after,
+                    dead_token: v.dead_token.then(|| device_token.to_owned()),
                     shown,
                 }
             }
@@ -736,12 +768,43 @@ fn send_url(endpoint: &Url, project_id: &str) -> Result<Url, Failure> {
 
 #[async_trait]
 impl Sender for FcmSender {
+    async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome {
+        self.send_to_person(channel, message).await.0
+    }
+
+    /// Sends to every token; the tokens FCM called dead come back in the feedback.
     #[tracing::instrument(
         name = "fcm_send",
         skip_all,
         fields(delivery_id = %message.delivery_id, channel_id = %channel.id)
     )]
-    async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome {
+    async fn send_to_person(
+        &self,
+        channel: &Channel,
+        message: &OutboundMessage,
+    ) -> (AttemptOutcome, ContactFeedback) {
+        let outcome = self.send_all(channel, message).await;
+        match outcome {
+            Ok((outcome, dead_tokens)) => (
+                outcome,
+                ContactFeedback {
+                    dead_tokens,
+                    ..ContactFeedback::default()
+                },
+            ),
+            Err(outcome) => (outcome, ContactFeedback::default()),
+        }
+    }
+}
+
+impl FcmSender {
+    /// One attempt: the outcome and the dead tokens, or the outcome of an attempt that never
+    /// reached a token.
+    async fn send_all(
+        &self,
+        channel: &Channel,
+        message: &OutboundMessage,
+    ) -> Result<(AttemptOutcome, Vec<String>), AttemptOutcome> {
         let started = Instant::now();
         let ChannelConfig::Push(PushConfig::Fcm {
             project_id,
@@ -750,11 +813,14 @@ impl Sender for FcmSender {
             token_uri,
         }) = &channel.config
         else {
-            return AttemptOutcome::not_sent(ErrorClass::Configuration, "not an FCM push channel");
+            return Err(AttemptOutcome::not_sent(
+                ErrorClass::Configuration,
+                "not an FCM push channel",
+            ));
         };
         let user = match user_message(message, ChannelKind::Push) {
             Ok(user) => user,
-            Err(outcome) => return outcome,
+            Err(outcome) => return Err(outcome),
         };
         let mut devices: Vec<&str> = Vec::new();
         for t in user.to.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
@@ -763,20 +829,23 @@ impl Sender for FcmSender {
             }
         }
         if devices.is_empty() {
-            return AttemptOutcome::not_sent(ErrorClass::BadPayload, "no push token to send to");
+            return Err(AttemptOutcome::not_sent(
+                ErrorClass::BadPayload,
+                "no push token to send to",
+            ));
         }
         let token_uri = match Url::parse(token_uri.as_deref().unwrap_or(DEFAULT_TOKEN_URI)) {
             Ok(u) => u,
             Err(e) => {
-                return AttemptOutcome::not_sent(
+                return Err(AttemptOutcome::not_sent(
                     ErrorClass::Configuration,
                     format!("tokenUri is not a URL: {e}"),
-                );
+                ));
             }
         };
         let url = match send_url(&self.inner.endpoint, project_id) {
             Ok(u) => u,
-            Err(f) => return f.into_outcome(started.elapsed()),
+            Err(f) => return Err(f.into_outcome(started.elapsed())),
         };
         let account = Account {
             client_email,
@@ -792,7 +861,7 @@ impl Sender for FcmSender {
             Ok(t) => t,
             Err(f) => {
                 warn!(error_class = ?f.class, status = f.status, "FCM access token not obtained");
-                return f.into_outcome(started.elapsed());
+                return Err(f.into_outcome(started.elapsed()));
             }
         };
         let delivery_id = message.delivery_id.to_string();
@@ -826,7 +895,8 @@ impl Sender for FcmSender {
             latency_ms = latency.as_millis() as u64,
             "FCM attempt done"
         );
-        outcome
+        let dead = results.into_iter().filter_map(|r| r.dead_token).collect();
+        Ok((outcome, dead))
     }
 }
 
@@ -908,7 +978,39 @@ mod tests {
             code: code.into(),
             detail: "d".into(),
             retry_after: retry.map(Duration::from_secs),
+            dead_token: None,
         }
+    }
+
+    #[test]
+    fn only_unregistered_and_fcm_error_invalid_arguments_mean_a_dead_token() {
+        let body = |status: &str, detail_type: &str, code: &str| {
+            serde_json::json!({"error": {"code": 400, "message": "m", "status": status,
+                "details": [{"@type": detail_type, "errorCode": code}]}})
+            .to_string()
+        };
+        let fcm = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
+        let bad_request = "type.googleapis.com/google.rpc.BadRequest";
+        assert!(classify_fcm(404, None, &body("NOT_FOUND", fcm, "UNREGISTERED")).dead_token);
+        assert!(
+            classify_fcm(
+                400,
+                None,
+                &body("INVALID_ARGUMENT", fcm, "INVALID_ARGUMENT")
+            )
+            .dead_token
+        );
+        // Our payload is wrong, not the token.
+        assert!(!classify_fcm(400, None, &body("INVALID_ARGUMENT", bad_request, "")).dead_token);
+        assert!(
+            !classify_fcm(
+                403,
+                None,
+                &body("PERMISSION_DENIED", fcm, "SENDER_ID_MISMATCH")
+            )
+            .dead_token
+        );
+        assert!(!classify_fcm(503, None, &body("UNAVAILABLE", fcm, "UNAVAILABLE")).dead_token);
     }
 
     #[test]

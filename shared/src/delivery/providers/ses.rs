@@ -1,12 +1,19 @@
 //! Email through Amazon SES (v2 API): one `SendEmail` per attempt, with a simple content
 //! (subject, text and HTML bodies) from the channel's `from` to the message's recipients, in the
 //! configuration set and region the channel names.
+//!
+//! Every email carries the message tags `herald_org` and `herald_delivery`: SES returns them in
+//! `mail.tags` of its bounce and complaint events, which is how the feedback handler finds the
+//! org whose suppression list they go to (docs/hygiene.md).
 
 use std::time::Instant;
 
 use async_trait::async_trait;
 use aws_sdk_sesv2::Client;
-use aws_sdk_sesv2::types::{Body, Content, Destination, EmailContent as SesContent, Message};
+use aws_sdk_sesv2::types::{
+    Body, Content, Destination, EmailContent as SesContent, Message, MessageTag,
+};
+use herald_core::hygiene::ses::{DELIVERY_TAG, ORG_TAG};
 use tracing::{debug, warn};
 
 use super::aws::{RegionalClients, checked_region, failed_outcome};
@@ -57,6 +64,20 @@ pub fn ses_content(email: &EmailContent) -> Result<SesContent, String> {
         )
         .build();
     Ok(SesContent::builder().simple(message).build())
+}
+
+/// The message tags of an email: its org and delivery (UUIDs, within SES's tag alphabet).
+pub fn tags(org: &str, delivery: &str) -> Result<Vec<MessageTag>, String> {
+    [(ORG_TAG, org), (DELIVERY_TAG, delivery)]
+        .into_iter()
+        .map(|(name, value)| {
+            MessageTag::builder()
+                .name(name)
+                .value(value)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// What one `SendEmail` needs from the channel and the message.
@@ -119,10 +140,15 @@ impl Sender for SesSender {
             Ok(c) => c,
             Err(e) => return AttemptOutcome::not_sent(ErrorClass::BadPayload, e),
         };
+        let tags = match tags(&user.org_id.to_string(), &message.delivery_id.to_string()) {
+            Ok(t) => t,
+            Err(e) => return AttemptOutcome::not_sent(ErrorClass::BadPayload, e),
+        };
         let client = self.clients.get(region).await;
         let started = Instant::now();
         let result = client
             .send_email()
+            .set_email_tags(Some(tags))
             .from_email_address(from)
             .destination(
                 Destination::builder()
@@ -167,6 +193,19 @@ impl Sender for SesSender {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emails_are_tagged_with_their_org_and_delivery() {
+        let tags = tags("01a24b39-aa00-7000-8000-0000000000aa", "d-1").expect("tags");
+        let pairs: Vec<_> = tags.iter().map(|t| (t.name(), t.value())).collect();
+        assert_eq!(
+            pairs,
+            [
+                ("herald_org", "01a24b39-aa00-7000-8000-0000000000aa"),
+                ("herald_delivery", "d-1")
+            ]
+        );
+    }
 
     #[test]
     fn the_send_email_content_carries_subject_text_and_html_in_utf8() {

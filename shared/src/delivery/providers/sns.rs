@@ -3,9 +3,16 @@
 //!
 //! The text is the title, the body and the link, one per line, plain, at most [`MAX_SMS_BYTES`]:
 //! the title and body are cut before the link is.
+//!
+//! SMS STOP: before publishing to a number, `CheckIfPhoneNumberIsOptedOut` (answers cached in
+//! the process, [`OPT_OUT_CACHE_ENTRIES`] at most, for [`OPT_OUT_CACHE_TTL`]). SNS refuses to
+//! text an opted-out number anyway; asking first lets the dispatcher end the delivery
+//! `suppressed` and add the number to the org's suppression list instead of logging a failure.
+//! A check that fails (throttled: SNS allows 50 a second) does not stop the send.
 
 use std::collections::HashMap;
-use std::time::Instant;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use aws_sdk_sns::Client;
@@ -14,7 +21,7 @@ use tracing::{debug, warn};
 
 use super::aws::{RegionalClients, checked_region, failed_outcome};
 use crate::delivery::sender::user_message;
-use crate::delivery::sender::{AttemptOutcome, Sender, truncate_bytes};
+use crate::delivery::sender::{AttemptOutcome, ContactFeedback, Sender, truncate_bytes};
 use herald_core::delivery::format::{OutboundMessage, UserMessage};
 use herald_core::domain::channel::{Channel, ChannelConfig, ChannelKind, SmsConfig};
 use herald_core::domain::delivery::ErrorClass;
@@ -26,10 +33,87 @@ pub const SENDER_ID_ATTRIBUTE: &str = "AWS.SNS.SMS.SenderID";
 /// The message attribute choosing the route.
 pub const SMS_TYPE_ATTRIBUTE: &str = "AWS.SNS.SMS.SMSType";
 
+/// Most opt-out answers kept in the process.
+pub const OPT_OUT_CACHE_ENTRIES: usize = 10_000;
+/// How long an opt-out answer is trusted.
+pub const OPT_OUT_CACHE_TTL: Duration = Duration::from_secs(600);
+
+/// A cached answer's key: region (`None`: the default) and number.
+type NumberKey = (Option<String>, String);
+
+/// `CheckIfPhoneNumberIsOptedOut` answers by region and number, bounded in size and age.
+#[derive(Debug)]
+pub struct OptOutCache {
+    /// The answer and when it came.
+    entries: Mutex<HashMap<NumberKey, (bool, Instant)>>,
+    max: usize,
+    ttl: Duration,
+}
+
+impl OptOutCache {
+    pub fn new(max: usize, ttl: Duration) -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            max: max.max(1),
+            ttl,
+        }
+    }
+
+    /// The answer for `number`, when one younger than the TTL is kept.
+    pub fn get(&self, region: Option<&str>, number: &str, now: Instant) -> Option<bool> {
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(&(region.map(str::to_owned), number.to_owned()))
+            .filter(|(_, at)| now.duration_since(*at) < self.ttl)
+            .map(|(opted_out, _)| *opted_out)
+    }
+
+    /// Keeps an answer; when full, drops the expired answers, then the oldest.
+    pub fn put(&self, region: Option<&str>, number: &str, opted_out: bool, now: Instant) {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= self.max {
+            let ttl = self.ttl;
+            entries.retain(|_, (_, at)| now.duration_since(*at) < ttl);
+            while entries.len() >= self.max {
+                let Some(oldest) = entries
+                    .iter()
+                    .min_by_key(|(_, (_, at))| *at)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                entries.remove(&oldest);
+            }
+        }
+        entries.insert(
+            (region.map(str::to_owned), number.to_owned()),
+            (opted_out, now),
+        );
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Sends the SMS channels whose provider is `sns`.
 #[derive(Debug)]
 pub struct SnsSender {
     clients: RegionalClients<Client>,
+    opt_outs: OptOutCache,
 }
 
 impl SnsSender {
@@ -38,6 +122,30 @@ impl SnsSender {
     pub fn new(endpoint: Option<String>) -> Self {
         Self {
             clients: RegionalClients::new(endpoint, Client::new),
+            opt_outs: OptOutCache::new(OPT_OUT_CACHE_ENTRIES, OPT_OUT_CACHE_TTL),
+        }
+    }
+
+    /// Whether SNS says `number` opted out; `None` when it could not say (the send goes on).
+    async fn opted_out(&self, client: &Client, region: Option<&str>, number: &str) -> Option<bool> {
+        if let Some(known) = self.opt_outs.get(region, number, Instant::now()) {
+            return Some(known);
+        }
+        match client
+            .check_if_phone_number_is_opted_out()
+            .phone_number(number)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let opted_out = out.is_opted_out();
+                self.opt_outs.put(region, number, opted_out, Instant::now());
+                Some(opted_out)
+            }
+            Err(e) => {
+                warn!(error = %aws_sdk_sns::error::DisplayErrorContext(&e), "SMS opt-out check failed; sending anyway");
+                None
+            }
         }
     }
 }
@@ -115,27 +223,61 @@ fn read<'a>(
 
 #[async_trait]
 impl Sender for SnsSender {
-    /// Publishes to every number of the message (the dispatcher gives one), stopping at the
-    /// first failure.
+    async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome {
+        self.send_to_person(channel, message).await.0
+    }
+
+    /// Publishes to every number of the message that has not opted out (the dispatcher gives
+    /// one), stopping at the first failure. Opted-out numbers come back in the feedback; when
+    /// every number opted out nothing is published and the attempt is `rejected`.
     #[tracing::instrument(
         name = "sns_send",
         skip_all,
         fields(delivery_id = %message.delivery_id, channel_id = %channel.id)
     )]
-    async fn send(&self, channel: &Channel, message: &OutboundMessage) -> AttemptOutcome {
+    async fn send_to_person(
+        &self,
+        channel: &Channel,
+        message: &OutboundMessage,
+    ) -> (AttemptOutcome, ContactFeedback) {
+        let mut feedback = ContactFeedback::default();
         let (sender_id, region, user) = match read(channel, message) {
             Ok(parts) => parts,
-            Err(outcome) => return outcome,
+            Err(outcome) => return (outcome, feedback),
         };
         let attributes = match attributes(sender_id) {
             Ok(a) => a,
-            Err(e) => return AttemptOutcome::not_sent(ErrorClass::Configuration, e),
+            Err(e) => {
+                return (
+                    AttemptOutcome::not_sent(ErrorClass::Configuration, e),
+                    feedback,
+                );
+            }
         };
         let body = text(&user);
         let client = self.clients.get(region).await;
         let started = Instant::now();
-        let mut ids = Vec::with_capacity(user.to.len());
+        let mut to = Vec::with_capacity(user.to.len());
         for number in &user.to {
+            if self.opted_out(&client, region, number).await == Some(true) {
+                feedback.opted_out.push(number.clone());
+            } else {
+                to.push(number.clone());
+            }
+        }
+        if to.is_empty() {
+            let numbers = feedback.opted_out.join(", ");
+            debug!("every number opted out of SMS; nothing published");
+            return (
+                AttemptOutcome::not_sent(
+                    ErrorClass::Rejected,
+                    format!("{numbers} opted out of SMS (STOP): nothing was published"),
+                ),
+                feedback,
+            );
+        }
+        let mut ids = Vec::with_capacity(to.len());
+        for number in &to {
             let result = client
                 .publish()
                 .phone_number(number)
@@ -153,18 +295,54 @@ impl Sender for SnsSender {
                         latency_ms = outcome.latency.as_millis() as u64,
                         "attempt failed"
                     );
-                    return outcome;
+                    return (outcome, feedback);
                 }
             }
         }
         let latency = started.elapsed();
         debug!(latency_ms = latency.as_millis() as u64, "delivered");
-        AttemptOutcome {
-            status_code: Some(200),
-            error_class: None,
-            message: Some(format!("accepted by SNS: message id {}", ids.join(", "))),
-            latency,
-            retry_after: None,
+        (
+            AttemptOutcome {
+                status_code: Some(200),
+                error_class: None,
+                message: Some(format!("accepted by SNS: message id {}", ids.join(", "))),
+                latency,
+                retry_after: None,
+            },
+            feedback,
+        )
+    }
+
+    /// Pages through `ListPhoneNumbersOptedOut` in the channel's region.
+    async fn sms_opt_outs(&self, channel: &Channel) -> Option<Result<Vec<String>, String>> {
+        let ChannelConfig::Sms(SmsConfig::Sns { region, .. }) = &channel.config else {
+            return None;
+        };
+        let region = match checked_region(region.as_deref()) {
+            Ok(r) => r,
+            Err(outcome) => return Some(Err(outcome.message.unwrap_or_default())),
+        };
+        let client = self.clients.get(region).await;
+        let mut numbers = Vec::new();
+        let mut next: Option<String> = None;
+        loop {
+            let page = client
+                .list_phone_numbers_opted_out()
+                .set_next_token(next.take())
+                .send()
+                .await;
+            match page {
+                Ok(page) => {
+                    numbers.extend(page.phone_numbers().iter().cloned());
+                    match page.next_token() {
+                        Some(t) if !t.is_empty() => next = Some(t.to_owned()),
+                        _ => return Some(Ok(numbers)),
+                    }
+                }
+                Err(e) => {
+                    return Some(Err(aws_sdk_sns::error::DisplayErrorContext(&e).to_string()));
+                }
+            }
         }
     }
 }
@@ -186,6 +364,26 @@ mod tests {
             event_id: EventId::parse("evt-1").expect("id"),
             rule_key: None,
         }
+    }
+
+    #[test]
+    fn the_opt_out_cache_is_bounded_in_size_and_age() {
+        let cache = OptOutCache::new(2, Duration::from_secs(60));
+        let t0 = Instant::now();
+        cache.put(None, "+1", true, t0);
+        cache.put(None, "+2", false, t0 + Duration::from_secs(1));
+        assert_eq!(cache.get(None, "+1", t0), Some(true));
+        assert_eq!(cache.get(Some("eu-west-1"), "+1", t0), None, "per region");
+        // Full: the oldest answer makes room.
+        cache.put(None, "+3", false, t0 + Duration::from_secs(2));
+        assert_eq!(cache.len(), 2);
+        assert_eq!(cache.get(None, "+1", t0), None);
+        assert_eq!(
+            cache.get(None, "+3", t0 + Duration::from_secs(2)),
+            Some(false)
+        );
+        // Past the TTL an answer is asked again.
+        assert_eq!(cache.get(None, "+3", t0 + Duration::from_secs(63)), None);
     }
 
     #[test]
