@@ -145,7 +145,11 @@ mod embedded_only {
         let queues = EmbeddedQueues::open(&path).expect("reopen after the last handle dropped");
         assert_eq!(queues.approximate_count("work").await.expect("count"), 2);
         let q = queues.queue("work", settings(Duration::from_secs(1)));
-        let got = receive_all(&q, 2).await;
+        let mut got = receive_all(&q, 2).await;
+        // On a loaded machine `b` may come back a second time while `a` waits out its
+        // visibility (1 s): at-least-once, as SQS. What must hold: both came back.
+        let mut seen = std::collections::HashSet::new();
+        got.retain(|m| seen.insert(m.message_id.clone()));
         let mut bodies: Vec<_> = got.iter().map(|m| m.body.as_str()).collect();
         bodies.sort_unstable();
         assert_eq!(bodies, ["a", "b"]);
