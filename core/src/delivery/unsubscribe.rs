@@ -45,6 +45,15 @@ pub struct Unsubscribe {
     pub rule: Option<RuleKey>,
 }
 
+/// What a message to a person carries when its email may offer an unsubscribe link: whom it
+/// opts out, and the instant the link's lifetime counts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListUnsubscribe {
+    pub target: Unsubscribe,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Claims {
     #[serde(flatten)]
@@ -123,6 +132,22 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(data);
     mac.finalize().into_bytes().into()
+}
+
+/// The deployment's unsubscribe link maker from its configuration: the API's public URL
+/// (`HERALD_PUBLIC_URL`) and the token secret (`HERALD_FEED_TOKEN_SECRET`). Without either,
+/// emails carry no `List-Unsubscribe` (`None`), as they go untracked.
+pub fn configured(
+    public_url: Option<&str>,
+    secret: Option<&[u8]>,
+) -> Result<Option<Unsubscriber>, url::ParseError> {
+    match (public_url, secret) {
+        (Some(url), Some(secret)) => Ok(Some(Unsubscriber::new(
+            Url::parse(url)?,
+            UnsubscribeKey::derive(secret),
+        ))),
+        _ => Ok(None),
+    }
 }
 
 /// Makes unsubscribe links under one public base URL (the API's).

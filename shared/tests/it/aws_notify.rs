@@ -277,7 +277,7 @@ async fn a_number_opted_out_at_sns_is_reported_and_not_published_to() {
         group: None,
     };
     let (out, contacts) =
-        delivery::attempt_person(&senders(), &sns(None), &ctx, vec![number.clone()]).await;
+        delivery::attempt_person(&senders(), &sns(None), &ctx, vec![number.clone()], None).await;
     assert_eq!(contacts.opted_out, vec![number.clone()]);
     assert_eq!(out.error_class, Some(ErrorClass::Rejected), "{out:?}");
     assert_eq!(
