@@ -356,6 +356,20 @@ mod tests {
         );
         assert_eq!(opted.outcome, Outcome::WouldSuppress);
         assert!(opted.reason.unwrap().contains("opted out of email"));
+        // A critical rule reaches the opted-out user.
+        let critical = decide(
+            &Rule {
+                critical: true,
+                ..rule()
+            },
+            &c,
+            Facts {
+                profile: Some(&profile),
+                ..facts(Some(&a), 0)
+            },
+            now,
+        );
+        assert_eq!(critical.outcome, Outcome::WouldSend);
 
         let no_address = decide(&rule(), &c, facts(Some(&a), 0), now);
         assert_eq!(no_address.outcome, Outcome::WouldFail);

@@ -161,12 +161,20 @@ async fn a_one_click_post_opts_the_user_out_and_a_critical_rule_still_sends_with
     }
     assert_eq!(opt_outs(&herald).await, Value::Null, "nothing changed");
 
-    // The one-click POST (twice: a replay is still 200), never a redirect.
-    for _ in 0..2 {
+    // The one-click POST, form-encoded then multipart (a replay is still 200), never a
+    // redirect.
+    let multipart = "--b\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--b--\r\n";
+    for (content_type, body) in [
+        (
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click",
+        ),
+        ("multipart/form-data; boundary=b", multipart),
+    ] {
         let r = http
             .post(&link)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body("List-Unsubscribe=One-Click")
+            .header("content-type", content_type)
+            .body(body)
             .send()
             .await
             .expect("herald answers");
