@@ -69,6 +69,7 @@ fn rule(key: String, matcher: serde_json::Value, channel: ChannelId) -> Rule {
         recipients: vec![],
         template: None,
         alerting: None,
+        critical: false,
         enabled: true,
         created_at: at,
         updated_at: at,

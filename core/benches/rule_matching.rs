@@ -153,6 +153,7 @@ fn rules(n: usize) -> Vec<Rule> {
             alerting: None,
             recipients: vec![],
             template: None,
+            critical: false,
             enabled: true,
             created_at: at,
             updated_at: at,

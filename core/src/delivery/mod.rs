@@ -27,3 +27,4 @@ pub mod quiet;
 pub mod retry;
 pub mod signing;
 pub mod tracking;
+pub mod unsubscribe;

@@ -124,7 +124,8 @@ pub fn decide(rule: &Rule, channel: &Channel, facts: Facts<'_>, at: DateTime<Utc
         );
     }
     if let Some(r) = facts.recipient.filter(|_| kind.is_user_facing()) {
-        if facts.profile.is_some_and(|p| p.opted_out_of(channel)) {
+        // A critical rule (password reset, security alert) reaches opted-out users.
+        if !rule.critical && facts.profile.is_some_and(|p| p.opted_out_of(channel)) {
             return done(
                 Outcome::WouldSuppress,
                 format!(
@@ -228,6 +229,7 @@ mod tests {
             recipients: vec![UserId::parse("bob").unwrap()],
             template: None,
             alerting: None,
+            critical: false,
             enabled: true,
             created_at: at("2026-01-01T00:00:00Z"),
             updated_at: at("2026-01-01T00:00:00Z"),
@@ -354,6 +356,20 @@ mod tests {
         );
         assert_eq!(opted.outcome, Outcome::WouldSuppress);
         assert!(opted.reason.unwrap().contains("opted out of email"));
+        // A critical rule reaches the opted-out user.
+        let critical = decide(
+            &Rule {
+                critical: true,
+                ..rule()
+            },
+            &c,
+            Facts {
+                profile: Some(&profile),
+                ..facts(Some(&a), 0)
+            },
+            now,
+        );
+        assert_eq!(critical.outcome, Outcome::WouldSend);
 
         let no_address = decide(&rule(), &c, facts(Some(&a), 0), now);
         assert_eq!(no_address.outcome, Outcome::WouldFail);

@@ -29,6 +29,9 @@ pub struct NewRule {
     pub recipients: Vec<String>,
     pub template: Option<Template>,
     pub alerting: Option<Alerting>,
+    /// Password resets, security alerts: no unsubscribe header, the user's opt-outs ignored
+    /// (the suppression list still applies).
+    pub critical: bool,
     pub enabled: bool,
 }
 
@@ -50,6 +53,11 @@ pub struct Rule {
     /// Alert lifecycle: dedup key template, resolved follow-ups, auto-resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerting: Option<Alerting>,
+    /// A critical rule (password resets, security alerts): its emails carry no
+    /// `List-Unsubscribe` header and the user's opt-outs are ignored; bounces and complaints on
+    /// the suppression list still stop it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -87,6 +95,7 @@ impl Rule {
             recipients,
             template,
             alerting,
+            critical: input.critical,
             enabled: input.enabled,
             created_at: now,
             updated_at: now,

@@ -314,6 +314,7 @@ mod tests {
         assert!(explain(&r, &event("payment.failed", "billing", json!({}))).matched);
 
         let off = Rule {
+            critical: false,
             enabled: false,
             ..rule("payment.failed", None)
         };

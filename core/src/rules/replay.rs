@@ -392,6 +392,7 @@ mod tests {
             recipients: vec![],
             template: None,
             alerting: None,
+            critical: false,
             enabled: true,
             created_at: at(),
             updated_at: at(),

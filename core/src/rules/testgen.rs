@@ -54,6 +54,7 @@ pub(crate) fn rule(key: &str, matcher: Option<Matcher>) -> Rule {
         alerting: None,
         recipients: vec![],
         template: None,
+        critical: false,
         enabled: true,
         created_at: at,
         updated_at: at,

@@ -277,6 +277,7 @@ async fn resend_once(state: &AppState, org: OrgId, id: &str) -> ApiResult<Resend
         attempt,
         not_before: None,
         event: record.event,
+        critical: rule.as_ref().is_some_and(|r| r.critical),
         template: rule.and_then(|r| r.template),
         manual: Some(ManualResend { previous }),
         recovered: None,

@@ -337,6 +337,7 @@ pub(crate) fn draft_rules(
             recipients: body.recipients,
             template: body.template,
             alerting: body.alerting,
+            critical: body.critical,
             enabled: body.enabled.unwrap_or(true),
         };
         let rule = Rule::new(org, input, now).map_err(|e| ApiError::from(e.under(&at)))?;

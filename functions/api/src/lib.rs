@@ -33,6 +33,7 @@ pub mod silences;
 pub mod stats;
 pub mod suppressions;
 pub mod tracking;
+pub mod unsubscribe;
 pub mod users;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use herald_core::delivery::tracking::TrackingKey;
+use herald_core::delivery::unsubscribe::UnsubscribeKey;
 use herald_core::feed::FeedTokenSecret;
 use herald_shared::admission::Admission;
 use herald_shared::bus::EventBus;
@@ -135,6 +137,9 @@ pub struct ApiConfig {
     /// Checks email open/click tracking links (a key derived from the token secret); without
     /// it tracking links answer 404.
     pub tracking_key: Option<TrackingKey>,
+    /// Checks one-click unsubscribe links (`/u/{token}`; a key derived from the token secret
+    /// with its own label); without it they answer 404.
+    pub unsubscribe_key: Option<UnsubscribeKey>,
     /// How long event records are kept (ingest's retention): rule replay refuses a window
     /// starting before `now - event_retention`.
     pub event_retention: chrono::Duration,
@@ -151,6 +156,7 @@ impl Default for ApiConfig {
             feed_token_secret: None,
             feed_allowed_origins: Vec::new(),
             tracking_key: None,
+            unsubscribe_key: None,
             event_retention: chrono::Duration::days(30),
         }
     }
@@ -181,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .merge(suppressions::router())
         .merge(outbox::router())
         .merge(tracking::router())
+        .merge(unsubscribe::router())
         .fallback(not_found)
         // After the merges: it applies to the routes registered so far.
         .method_not_allowed_fallback(method_not_allowed)

@@ -8,6 +8,7 @@ use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_core::admission::{DEFAULT_EVENTS_BURST, DEFAULT_EVENTS_PER_SECOND, IngestLimit};
 use herald_core::delivery::format::email::EmailRenderer;
 use herald_core::delivery::tracking::{self, TrackingKey};
+use herald_core::delivery::unsubscribe::{self, UnsubscribeKey};
 use herald_core::feed::{FeedTokenSecret, parse_allowed_origins};
 use herald_shared::admission::{Admission, StoreLimiter};
 use herald_shared::bus::eventbridge::EventBridgeBus;
@@ -145,6 +146,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         .feed_token_secret
         .as_deref()
         .map(|s| TrackingKey::derive(s.as_bytes()));
+    let unsubscribe_key = config
+        .feed_token_secret
+        .as_deref()
+        .map(|s| UnsubscribeKey::derive(s.as_bytes()));
     // Marks made through the API reach the user's other devices over the WebSocket API.
     let feeds: Arc<dyn FeedNotifier> = match &config.websocket_endpoint {
         Some(endpoint) => {
@@ -162,12 +167,16 @@ async fn main() -> Result<(), lambda_http::Error> {
         store,
         bus: Arc::new(bus),
         // The channel test button sends through what the dispatcher sends through.
-        sender: Arc::new(senders::for_lambda(EmailRenderer::new(
-            tracking::configured(
+        sender: Arc::new(senders::for_lambda(
+            EmailRenderer::new(tracking::configured(
                 config.public_url.as_deref(),
                 config.feed_token_secret.as_deref().map(str::as_bytes),
-            )?,
-        ))?),
+            )?)
+            .with_unsubscribe(unsubscribe::configured(
+                config.public_url.as_deref(),
+                config.feed_token_secret.as_deref().map(str::as_bytes),
+            )?),
+        )?),
         config: Arc::new(ApiConfig {
             admin_key: admin_key(&config, &sdk).await?,
             // In AWS, email/SMS/push channels name their provider: there is no outbox.
@@ -177,6 +186,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             feed_token_secret,
             feed_allowed_origins: parse_allowed_origins(&config.feed_allowed_origins),
             tracking_key,
+            unsubscribe_key,
             event_retention: chrono::Duration::days(config.retention_days),
         }),
         feeds,

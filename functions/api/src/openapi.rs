@@ -21,7 +21,7 @@ use crate::AppState;
 use crate::{
     alerts, api_keys, channel_test, channels, deliveries, error, event_detail, events, explain,
     feeds, logs, orgs, outbox, recoveries, replay, rules, secret_rotation, silences, stats,
-    suppressions, tracking, users,
+    suppressions, tracking, unsubscribe, users,
 };
 
 /// The document's source: every path and schema of the API.
@@ -104,6 +104,8 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         outbox::list_outbox,
         tracking::open,
         tracking::click,
+        unsubscribe::confirm_page,
+        unsubscribe::unsubscribe,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, error::ErrorCode)),
     modifiers(&SecuritySchemes),
@@ -120,6 +122,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         (name = "suppressions", description = "Addresses and numbers Herald will not send to: hard bounces, complaints, SMS opt-outs, manual entries (docs/hygiene.md)"),
         (name = "outbox", description = "The local outbox of herald serve"),
         (name = "tracking", description = "Email open and click tracking (signed links, no API key)"),
+        (name = "unsubscribe", description = "RFC 8058 one-click unsubscribe from an email's `List-Unsubscribe` link (signed, expiring links, no API key)"),
         (name = "feeds", description = "In-app feeds for end users (feed token). Live updates: the WebSocket \
                                         `GET /api/v1/orgs/{orgId}/feed/socket?token=...` (its messages: \
                                         `x-feed-socket`, `FeedSocketServerMessage`, `FeedSocketClientMessage`; \

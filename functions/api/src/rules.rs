@@ -68,6 +68,10 @@ pub struct CreateRule {
     /// Alert lifecycle (docs/alerts.md): a dedup key template, resolved follow-ups,
     /// auto-resolve.
     pub alerting: Option<Alerting>,
+    /// Password resets, security alerts: emails carry no `List-Unsubscribe` header and the
+    /// user's opt-outs are ignored (bounces and complaints still suppress). Default `false`.
+    #[serde(default)]
+    pub critical: bool,
     /// Default `true`.
     pub enabled: Option<bool>,
 }
@@ -98,6 +102,7 @@ pub struct UpdateRule {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Alerting>)]
     pub alerting: Option<Option<Alerting>>,
+    pub critical: Option<bool>,
     pub enabled: Option<bool>,
 }
 
@@ -118,6 +123,8 @@ pub struct RuleView {
     pub template: Option<Template>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerting: Option<Alerting>,
+    /// No unsubscribe header, opt-outs ignored (see `CreateRule.critical`).
+    pub critical: bool,
     pub enabled: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -147,6 +154,7 @@ impl From<Rule> for RuleView {
             recipients: r.recipients,
             template: r.template,
             alerting: r.alerting,
+            critical: r.critical,
             enabled: r.enabled,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -273,6 +281,7 @@ pub async fn create_rule(
         recipients: body.recipients,
         template: body.template,
         alerting: body.alerting,
+        critical: body.critical,
         enabled: body.enabled.unwrap_or(true),
     };
     let raw_channels = input.channel_ids.clone();
@@ -404,6 +413,9 @@ pub async fn update_rule(
     }
     if let Some(t) = body.template {
         rule.template = t.map(Template::check).transpose()?;
+    }
+    if let Some(critical) = body.critical {
+        rule.critical = critical;
     }
     if let Some(enabled) = body.enabled {
         rule.enabled = enabled;

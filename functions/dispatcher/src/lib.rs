@@ -25,6 +25,8 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use herald_core::delivery::format::MessageContext;
 use herald_core::delivery::pacing::{Admission, Hold, LaneState, RateLimit};
 use herald_core::delivery::retry::RetryPolicy;
+use herald_core::delivery::unsubscribe::{ListUnsubscribe, Unsubscribe};
+use herald_core::domain::channel::ChannelKind;
 use herald_core::domain::delivery::{
     AttemptTrigger, Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
 };
@@ -301,8 +303,24 @@ impl Dispatcher<'_> {
             store: self.store,
             feeds: self.feeds,
         };
+        // Every email of a non-critical rule to a known user offers one-click unsubscribe (the
+        // sender adds the headers when the deployment has a public URL and a token secret).
+        let unsubscribe = task
+            .recipient
+            .as_ref()
+            .filter(|_| !task.critical && channel.kind() == ChannelKind::Email)
+            .map(|r| ListUnsubscribe {
+                target: Unsubscribe {
+                    org: task.org_id,
+                    user: r.user_id.clone(),
+                    channel: channel.id,
+                    rule: Some(task.rule_key.clone()),
+                },
+                at: now,
+            });
         let (outcome, contacts) =
-            delivery::deliver_with_feedback(ports, &channel, destination, &ctx, now).await;
+            delivery::deliver_with_feedback(ports, &channel, destination, &ctx, now, unsubscribe)
+                .await;
         if !contacts.opted_out.is_empty() {
             self.suppress_opted_out(&task.org_id, &contacts.opted_out, now)
                 .await?;
@@ -631,7 +649,9 @@ impl Dispatcher<'_> {
                     });
                 }
                 let event_entry = items.next().flatten();
-                if profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {
+                // A critical rule (password reset, security alert) ignores opt-outs; the
+                // suppression list below still applies.
+                if !task.critical && profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {
                     return Ok(Err((
                         DeliveryStatus::Suppressed,
                         format!(

@@ -5,7 +5,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use herald_core::delivery::format::email::EmailRenderer;
-use herald_core::delivery::tracking;
+use herald_core::delivery::{tracking, unsubscribe};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::senders;
 use std::sync::Arc;
@@ -82,7 +82,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         config.token_secret.as_deref().map(str::as_bytes),
     )
     .context("HERALD_PUBLIC_URL")?;
-    let sender = senders::for_lambda(EmailRenderer::new(tracker))?;
+    let unsubscriber = unsubscribe::configured(
+        config.public_url.as_deref(),
+        config.token_secret.as_deref().map(str::as_bytes),
+    )
+    .context("HERALD_PUBLIC_URL")?;
+    let sender = senders::for_lambda(EmailRenderer::new(tracker).with_unsubscribe(unsubscriber))?;
     let dispatcher = Dispatcher {
         store: store.as_ref(),
         dispatch_queue: &dispatch_queue,

@@ -168,14 +168,16 @@ impl Dispatcher<'_> {
             .zip(records)
             .filter_map(|(id, record)| record.map(|r| (id, r.event)))
             .collect();
-        let mut templates: HashMap<RuleKey, Option<Template>> = HashMap::new();
+        // Each rule's template and whether it is critical.
+        let mut templates: HashMap<RuleKey, (Option<Template>, bool)> = HashMap::new();
         for c in &candidates {
             if !templates.contains_key(&c.rule_key) {
-                let template = Rules::new(store)
-                    .get(&page.org_id, &c.rule_key)
-                    .await?
-                    .and_then(|r| r.template);
-                templates.insert(c.rule_key.clone(), template);
+                let rule = Rules::new(store).get(&page.org_id, &c.rule_key).await?;
+                let critical = rule.as_ref().is_some_and(|r| r.critical);
+                templates.insert(
+                    c.rule_key.clone(),
+                    (rule.and_then(|r| r.template), critical),
+                );
             }
         }
 
@@ -249,7 +251,8 @@ impl Dispatcher<'_> {
             tasks.push(DispatchTask {
                 delivery_id: delivery.id,
                 org_id: page.org_id,
-                template: templates.get(&c.rule_key).cloned().flatten(),
+                template: templates.get(&c.rule_key).and_then(|t| t.0.clone()),
+                critical: templates.get(&c.rule_key).is_some_and(|t| t.1),
                 rule_key: c.rule_key,
                 channel_id: page.channel_id,
                 recipient,

@@ -193,6 +193,7 @@ impl World {
                 body: Some("Glad you are here.".into()),
                 link: None,
             }),
+            critical: false,
             manual: None,
             recovered: None,
             group: None,

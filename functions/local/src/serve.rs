@@ -13,6 +13,7 @@ use herald_core::delivery::format::email::EmailRenderer;
 use herald_core::delivery::outbound::AllowList;
 use herald_core::delivery::retry::RetryPolicy;
 use herald_core::delivery::tracking::{Tracker, TrackingKey};
+use herald_core::delivery::unsubscribe::{UnsubscribeKey, Unsubscriber};
 use herald_core::domain::UserId;
 use herald_core::feed::{FeedToken, FeedTokenSecret, parse_allowed_origins};
 use herald_dispatcher::Dispatcher;
@@ -304,6 +305,21 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
                 .as_bytes(),
         ),
     );
+    // One-click unsubscribe links: the same secret, their own key label.
+    let unsubscriber = Unsubscriber::new(
+        match &args.public_url {
+            Some(public) => public.clone(),
+            None => url.parse().context("the server's own URL")?,
+        },
+        UnsubscribeKey::derive(
+            args.feed_token_secret
+                .as_deref()
+                .unwrap_or(&credentials.admin_key)
+                .as_bytes(),
+        ),
+    );
+    let renderer =
+        EmailRenderer::new(Some(tracker.clone())).with_unsubscribe(Some(unsubscriber.clone()));
     let allow = AllowList::new(args.allow_private_targets.clone());
     // Feed pushes: the dispatcher (in_app deliveries) and the API (marks) notify the same hub.
     let feed_hub = LocalFeedHub::new();
@@ -326,7 +342,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             allow: allow.clone(),
             ..SmtpConfig::default()
         },
-        EmailRenderer::new(Some(tracker.clone())),
+        renderer.clone(),
         &smtp_roots,
     )?;
     let outbound = OutboundClient::new(OutboundConfig {
@@ -338,15 +354,12 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             Arc::new(HttpSender::from_client(outbound.clone())),
             Some(Arc::new(
                 OutboxSender::new(Arc::clone(&store), retention)
-                    .with_email_renderer(EmailRenderer::new(Some(tracker.clone()))),
+                    .with_email_renderer(renderer.clone()),
             )),
         )
         .with_fcm(Arc::new(FcmSender::new(outbound)))
         .with_smtp(Arc::new(smtp))
-        .with_aws_notify(
-            args.aws_endpoint.clone(),
-            EmailRenderer::new(Some(tracker.clone())),
-        ),
+        .with_aws_notify(args.aws_endpoint.clone(), renderer.clone()),
     );
     let retry = RetryPolicy {
         max_attempts: args.retry_max_attempts,
@@ -478,6 +491,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             feed_token_secret: Some(feed_token_secret.clone()),
             feed_allowed_origins: parse_allowed_origins(&args.feed_allowed_origins.join(",")),
             tracking_key: Some(tracker.key().clone()),
+            unsubscribe_key: Some(unsubscriber.key().clone()),
             event_retention: retention,
         }),
         // The in-process hub: the API's marks and the feed socket (`GET .../feed/socket`) share it.

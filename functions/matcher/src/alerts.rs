@@ -521,6 +521,7 @@ fn stand_in_rule(org: OrgId, key: &RuleKey, now: DateTime<Utc>) -> Rule {
         recipients: Vec::new(),
         template: None,
         alerting: None,
+        critical: false,
         enabled: true,
         created_at: now,
         updated_at: now,

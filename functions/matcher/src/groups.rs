@@ -381,6 +381,7 @@ impl Matcher<'_> {
                     not_before: None,
                     event: event.clone(),
                     template: None,
+                    critical: rule.critical,
                     manual: None,
                     group: Some(message.clone()),
                     recovered: None,

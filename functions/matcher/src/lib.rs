@@ -351,6 +351,7 @@ impl Matcher<'_> {
                     not_before,
                     event: event.clone(),
                     template: rule.template.clone(),
+                    critical: rule.critical,
                     manual: None,
                     recovered: None,
                     group: None,

@@ -27,6 +27,7 @@ pub use senders::Senders;
 
 use chrono::{DateTime, Utc};
 use herald_core::delivery::format::{self, MessageContext};
+use herald_core::delivery::unsubscribe::ListUnsubscribe;
 use herald_core::domain::channel::Channel;
 use herald_core::domain::delivery::{Destination, ErrorClass};
 
@@ -58,19 +59,21 @@ pub async fn deliver(
     ctx: &MessageContext<'_>,
     now: DateTime<Utc>,
 ) -> AttemptOutcome {
-    deliver_with_feedback(ports, channel, destination, ctx, now)
+    deliver_with_feedback(ports, channel, destination, ctx, now, None)
         .await
         .0
 }
 
 /// [`deliver`], with what the provider learned about a person's contact points (numbers opted
-/// out of SMS, dead push tokens): the dispatcher acts on it.
+/// out of SMS, dead push tokens): the dispatcher acts on it. `unsubscribe`: the target of an
+/// email's one-click unsubscribe link (`None`: no link, as for a critical rule).
 pub async fn deliver_with_feedback(
     ports: Ports<'_>,
     channel: &Channel,
     destination: Destination,
     ctx: &MessageContext<'_>,
     now: DateTime<Utc>,
+    unsubscribe: Option<ListUnsubscribe>,
 ) -> (AttemptOutcome, ContactFeedback) {
     match destination {
         Destination::Channel => (
@@ -81,7 +84,9 @@ pub async fn deliver_with_feedback(
             in_app::deliver(ports.store, ports.feeds, &channel.org_id, &user, ctx, now).await,
             ContactFeedback::default(),
         ),
-        Destination::ContactPoints(to) => attempt_person(ports.sender, channel, ctx, to).await,
+        Destination::ContactPoints(to) => {
+            attempt_person(ports.sender, channel, ctx, to, unsubscribe).await
+        }
     }
 }
 
@@ -108,7 +113,7 @@ pub async fn attempt_user(
     ctx: &MessageContext<'_>,
     to: Vec<String>,
 ) -> AttemptOutcome {
-    attempt_person(sender, channel, ctx, to).await.0
+    attempt_person(sender, channel, ctx, to, None).await.0
 }
 
 /// [`attempt_user`], with what the provider learned about the contact points.
@@ -117,11 +122,12 @@ pub async fn attempt_person(
     channel: &Channel,
     ctx: &MessageContext<'_>,
     to: Vec<String>,
+    unsubscribe: Option<ListUnsubscribe>,
 ) -> (AttemptOutcome, ContactFeedback) {
     if let Some(failed) = unfilled_template(ctx) {
         return (failed, ContactFeedback::default());
     }
-    let message = format::render_user(channel.kind(), ctx, to);
+    let message = format::render_user_with(channel.kind(), ctx, to, unsubscribe);
     sender.send_to_person(channel, &message).await
 }
 

@@ -154,6 +154,10 @@ pub struct DispatchTask {
     /// The rule's template, carried so the dispatcher formats without reading the rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub template: Option<Template>,
+    /// The rule is critical: the user's opt-outs are ignored and its emails carry no
+    /// unsubscribe link (the suppression list still applies).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critical: bool,
     /// Set on an operator's resend (`POST /notifications/logs/{deliveryId}/resend`): this is
     /// one manual attempt, logged `trigger: manual` and never retried.
     #[serde(default, skip_serializing_if = "Option::is_none")]

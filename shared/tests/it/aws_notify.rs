@@ -202,6 +202,61 @@ async fn an_email_goes_out_through_ses_with_subject_from_to_and_a_tracked_html_b
 }
 
 #[tokio::test]
+async fn an_email_with_one_click_unsubscribe_headers_is_accepted_by_ses() {
+    use herald_core::delivery::unsubscribe::{
+        ListUnsubscribe, Unsubscribe, UnsubscribeKey, Unsubscriber,
+    };
+    let id = suffix();
+    let from = format!("news-{id}@herald.example");
+    let to = format!("ben-{id}@example.com");
+    let title = format!("Weekly digest {id}");
+    verify_sender(&from).await;
+
+    let senders = Senders::new(Arc::new(NoHttp), None).with_aws_notify(
+        Some(herald_testing::emulator::endpoint()),
+        EmailRenderer::new(None).with_unsubscribe(Some(Unsubscriber::new(
+            Url::parse("https://herald.example.com").unwrap(),
+            UnsubscribeKey::derive(b"ses unsubscribe tests"),
+        ))),
+    );
+    let ev = event(&title);
+    let ctx = MessageContext {
+        event: &ev,
+        rule_key: None,
+        template: None,
+        delivery_id: DeliveryId::new(),
+        group: None,
+    };
+    let channel = ses(&from, Some("us-east-1"));
+    let unsubscribe = ListUnsubscribe {
+        target: Unsubscribe {
+            org: ev.org_id,
+            user: herald_core::domain::UserId::parse("ben").unwrap(),
+            channel: channel.id,
+            rule: None,
+        },
+        at: chrono::Utc::now(),
+    };
+    let (out, _) = delivery::attempt_person(
+        &senders,
+        &channel,
+        &ctx,
+        vec![to.clone()],
+        Some(unsubscribe),
+    )
+    .await;
+
+    // SES v2 takes the headers on the simple message (`Message.Headers`); the emulator records
+    // the email (it does not keep extra headers: the SES request itself is unit-tested).
+    assert!(out.is_delivered(), "{out:?}");
+    let sent = recorded("ses", "Message").await;
+    assert!(
+        sent.iter().any(|m| m["subject"] == title.as_str()),
+        "moto recorded no email with subject {title}: {sent:?}"
+    );
+}
+
+#[tokio::test]
 async fn an_unverified_sender_is_a_configuration_error_and_not_retried() {
     let id = suffix();
     let from = format!("nobody-{id}@unverified-{id}.example");
@@ -277,7 +332,7 @@ async fn a_number_opted_out_at_sns_is_reported_and_not_published_to() {
         group: None,
     };
     let (out, contacts) =
-        delivery::attempt_person(&senders(), &sns(None), &ctx, vec![number.clone()]).await;
+        delivery::attempt_person(&senders(), &sns(None), &ctx, vec![number.clone()], None).await;
     assert_eq!(contacts.opted_out, vec![number.clone()]);
     assert_eq!(out.error_class, Some(ErrorClass::Rejected), "{out:?}");
     assert_eq!(

@@ -121,3 +121,78 @@ async fn a_wrong_smtp_password_fails_the_test_as_a_configuration_error() {
         "{result:#}"
     );
 }
+
+/// The header field `name` of a raw message, unfolded (RFC 5322 folding: CRLF + whitespace).
+fn header(raw: &str, name: &str) -> Option<String> {
+    let head = raw.split("\r\n\r\n").next().unwrap_or(raw);
+    let unfolded = head.replace("\r\n ", " ").replace("\r\n\t", " ");
+    let prefix = format!("{}:", name.to_ascii_lowercase());
+    unfolded
+        .split("\r\n")
+        .find(|l| l.to_ascii_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_owned())
+}
+
+#[tokio::test]
+async fn an_email_through_smtp_carries_one_click_unsubscribe_and_its_link_opts_the_user_out() {
+    let (port, ca, dir) = smtp_server();
+    let server = TestServer::start_with(&["--smtp-ca-file", &ca]).await;
+    let api = server.api();
+    let channel = api
+        .create_channel(json!({
+            "kind": "email", "name": "mail",
+            "config": {
+                "provider": "smtp", "from": "Herald <herald@example.com>",
+                "host": "localhost", "port": port,
+                "username": "herald", "password": "herald-test-password", "starttls": true
+            }
+        }))
+        .await;
+    let channel_id = id(&channel);
+    api.rule("newsletter.sent", &[&channel_id]).await;
+    let to = format!("e2e-{}@example.net", uuid::Uuid::new_v4().simple());
+    let user = format!("u-{}", uuid::Uuid::new_v4().simple());
+    api.events(&json!({
+        "type": "newsletter.sent", "module": "marketing", "properties": {},
+        "recipients": [{"userId": user, "email": to}]
+    }))
+    .await;
+    let logs = api
+        .wait_final(&channel_id, 1, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(logs[0]["status"], "sent", "{logs:?}");
+
+    let got = received(&dir, &to);
+    assert_eq!(got.len(), 1, "{got:?}");
+    let raw = got[0]["data"].as_str().expect("data");
+    assert_eq!(
+        header(raw, "List-Unsubscribe-Post").as_deref(),
+        Some("List-Unsubscribe=One-Click"),
+        "{raw}"
+    );
+    let list = header(raw, "List-Unsubscribe").expect("a List-Unsubscribe header");
+    let link = list
+        .strip_prefix('<')
+        .and_then(|l| l.split_once('>'))
+        .map(|(l, _)| l.to_owned())
+        .unwrap_or_else(|| panic!("an <https://…/u/{{token}}> link: {list}"));
+    assert!(link.contains("/u/"), "{link}");
+
+    // What a mailbox provider sends on "Unsubscribe": 200, no redirect.
+    let answer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client")
+        .post(&link)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("List-Unsubscribe=One-Click")
+        .send()
+        .await
+        .expect("herald answers");
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().get("location").is_none());
+    let profile = api.get(&format!("/users/{user}"), &[]).await;
+    assert_eq!(profile.status, 200, "{}", profile.body);
+    let profile = profile.body;
+    assert_eq!(profile["optOuts"], json!([channel_id]), "{profile}");
+}

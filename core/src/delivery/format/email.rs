@@ -12,10 +12,13 @@
 //!   property cannot inject markup. With tracking, the link goes through the click-through
 //!   endpoint and a 1×1 pixel reports the open ([`super::super::tracking`]).
 
+use std::collections::BTreeMap;
+
 use url::Url;
 
 use super::UserMessage;
 use crate::delivery::tracking::Tracker;
+use crate::delivery::unsubscribe::{ONE_CLICK, Unsubscriber};
 use crate::domain::DeliveryId;
 
 /// Longest subject line, in characters (RFC 5322 recommends lines under 78; clients cut ~100).
@@ -27,18 +30,32 @@ pub struct EmailContent {
     pub subject: String,
     pub text: String,
     pub html: String,
+    /// Extra header fields (`List-Unsubscribe`, `List-Unsubscribe-Post`), by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
 }
 
 /// Renders emails, with or without tracking.
 #[derive(Debug, Clone, Default)]
 pub struct EmailRenderer {
     tracker: Option<Tracker>,
+    unsubscriber: Option<Unsubscriber>,
 }
 
 impl EmailRenderer {
     /// `tracker`: the deployment's tracking links (`None`: plain emails, nothing tracked).
     pub fn new(tracker: Option<Tracker>) -> Self {
-        Self { tracker }
+        Self {
+            tracker,
+            unsubscriber: None,
+        }
+    }
+
+    /// Adds RFC 8058 one-click unsubscribe headers to the emails whose message names an
+    /// unsubscribe target (`None`: never).
+    pub fn with_unsubscribe(mut self, unsubscriber: Option<Unsubscriber>) -> Self {
+        self.unsubscriber = unsubscriber;
+        self
     }
 
     /// The email for `message`, sent as `delivery`.
@@ -71,10 +88,17 @@ impl EmailRenderer {
             text.clone_from(&message.title);
         }
 
+        let mut headers = BTreeMap::new();
+        if let (Some(u), Some(l)) = (&self.unsubscriber, &message.unsubscribe) {
+            headers.insert("List-Unsubscribe".to_owned(), u.header(&l.target, l.at));
+            headers.insert("List-Unsubscribe-Post".to_owned(), ONE_CLICK.to_owned());
+        }
+
         EmailContent {
             html: html(message, shown_link.as_ref(), pixel.as_ref()),
             subject,
             text,
+            headers,
         }
     }
 }
@@ -165,7 +189,52 @@ mod tests {
             event_type: "invoice.overdue".into(),
             event_id: crate::domain::EventId::parse("evt_1").unwrap(),
             rule_key: None,
+            unsubscribe: None,
         }
+    }
+
+    #[test]
+    fn an_email_with_an_unsubscribe_target_carries_both_headers() {
+        use crate::delivery::unsubscribe::{
+            ListUnsubscribe, Unsubscribe, UnsubscribeKey, Unsubscriber,
+        };
+        use crate::domain::{ChannelId, UserId};
+        let key = UnsubscribeKey::derive(b"secret");
+        let renderer = EmailRenderer::default().with_unsubscribe(Some(Unsubscriber::new(
+            "https://herald.example.com".parse().unwrap(),
+            key.clone(),
+        )));
+        let mut m = message(None, None);
+        assert!(renderer.render(&m, DeliveryId::new()).headers.is_empty());
+        let target = Unsubscribe {
+            org: m.org_id,
+            user: UserId::parse("ada").unwrap(),
+            channel: ChannelId::new(),
+            rule: None,
+        };
+        let at = chrono::Utc::now();
+        m.unsubscribe = Some(ListUnsubscribe {
+            target: target.clone(),
+            at,
+        });
+        let e = renderer.render(&m, DeliveryId::new());
+        assert_eq!(
+            e.headers["List-Unsubscribe-Post"],
+            "List-Unsubscribe=One-Click"
+        );
+        let link = &e.headers["List-Unsubscribe"];
+        let token = link
+            .strip_prefix("<https://herald.example.com/u/")
+            .and_then(|t| t.strip_suffix('>'))
+            .unwrap();
+        assert_eq!(key.verify(token, at).unwrap(), target);
+        // Without a configured unsubscriber, no header whatever the message says.
+        assert!(
+            EmailRenderer::default()
+                .render(&m, DeliveryId::new())
+                .headers
+                .is_empty()
+        );
     }
 
     #[test]

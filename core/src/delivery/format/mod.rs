@@ -331,6 +331,10 @@ pub struct UserMessage {
     pub event_id: EventId,
     #[schema(value_type = Option<String>)]
     pub rule_key: Option<RuleKey>,
+    /// Set on an email of a non-critical rule to a known user: its `List-Unsubscribe` target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub unsubscribe: Option<crate::delivery::unsubscribe::ListUnsubscribe>,
 }
 
 /// Formats a message for a person reached through a provider (plain text: providers escape for
@@ -339,6 +343,17 @@ pub fn render_user(
     kind: ChannelKind,
     ctx: &MessageContext<'_>,
     to: Vec<String>,
+) -> OutboundMessage {
+    render_user_with(kind, ctx, to, None)
+}
+
+/// [`render_user`], with the unsubscribe target an email offers (`None`: no
+/// `List-Unsubscribe`).
+pub fn render_user_with(
+    kind: ChannelKind,
+    ctx: &MessageContext<'_>,
+    to: Vec<String>,
+    unsubscribe: Option<crate::delivery::unsubscribe::ListUnsubscribe>,
 ) -> OutboundMessage {
     let message = UserMessage {
         org_id: ctx.event.org_id,
@@ -350,6 +365,7 @@ pub fn render_user(
         event_type: ctx.event.event_type.to_string(),
         event_id: ctx.event.id.clone(),
         rule_key: ctx.rule_key.cloned(),
+        unsubscribe,
     };
     OutboundMessage {
         delivery_id: ctx.delivery_id,

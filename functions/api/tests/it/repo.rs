@@ -45,6 +45,7 @@ fn rule(org: OrgId, key: &str, channels: &[ChannelId]) -> Rule {
         alerting: None,
         recipients: Vec::new(),
         template: None,
+        critical: false,
         enabled: true,
         created_at: now,
         updated_at: now,

@@ -16,6 +16,7 @@ mod operator;
 mod pacing;
 mod rules_cache;
 mod slow_clients;
+mod unsubscribe;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;

@@ -11,7 +11,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use aws_sdk_sesv2::Client;
 use aws_sdk_sesv2::types::{
-    Body, Content, Destination, EmailContent as SesContent, Message, MessageTag,
+    Body, Content, Destination, EmailContent as SesContent, Message, MessageHeader, MessageTag,
 };
 use herald_core::hygiene::ses::{DELIVERY_TAG, ORG_TAG};
 use tracing::{debug, warn};
@@ -62,6 +62,20 @@ pub fn ses_content(email: &EmailContent) -> Result<SesContent, String> {
                 .html(content(&email.html)?)
                 .build(),
         )
+        // SES v2 takes extra header fields on a simple message (`Message.headers`).
+        .set_headers(Some(
+            email
+                .headers
+                .iter()
+                .map(|(name, value)| {
+                    MessageHeader::builder()
+                        .name(name)
+                        .value(value)
+                        .build()
+                        .map_err(|e| e.to_string())
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        ))
         .build();
     Ok(SesContent::builder().simple(message).build())
 }
@@ -213,9 +227,32 @@ mod tests {
             subject: "Disk full on db-1".into(),
             text: "95% used".into(),
             html: "<h1>Disk full on db-1</h1>".into(),
+            headers: [
+                (
+                    "List-Unsubscribe".to_owned(),
+                    "<https://h.example/u/t>".to_owned(),
+                ),
+                (
+                    "List-Unsubscribe-Post".to_owned(),
+                    "List-Unsubscribe=One-Click".to_owned(),
+                ),
+            ]
+            .into(),
         };
         let content = ses_content(&email).expect("content");
         let simple = content.simple().expect("simple");
+        let headers: Vec<(&str, &str)> = simple
+            .headers()
+            .iter()
+            .map(|h| (h.name(), h.value()))
+            .collect();
+        assert_eq!(
+            headers,
+            [
+                ("List-Unsubscribe", "<https://h.example/u/t>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+            ]
+        );
         assert_eq!(
             simple.subject().map(|s| (s.data(), s.charset())),
             Some(("Disk full on db-1", Some("UTF-8")))

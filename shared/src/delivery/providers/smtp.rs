@@ -320,6 +320,7 @@ fn build_email(
         })
         .collect::<Result<Vec<_>, _>>()?;
     let content = renderer.render(&user, message.delivery_id);
+    let extra_headers = content.headers.clone();
     let sender_address = from.email.clone();
     let envelope = Envelope::new(
         Some(sender_address.clone()),
@@ -349,6 +350,14 @@ fn build_email(
         header::HeaderName::new_from_ascii_str("Auto-Submitted"),
         "auto-generated".to_owned(),
     ));
+    // RFC 8058 one-click unsubscribe (names and values are ASCII: a URL and a fixed string).
+    for (name, value) in extra_headers {
+        if let Ok(name) = header::HeaderName::new_from_ascii(name) {
+            email
+                .headers_mut()
+                .insert_raw(header::HeaderValue::new(name, value));
+        }
+    }
     Ok((email, sender_address))
 }
 

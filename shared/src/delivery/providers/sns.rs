@@ -363,6 +363,7 @@ mod tests {
             event_type: "auth.login".into(),
             event_id: EventId::parse("evt-1").expect("id"),
             rule_key: None,
+            unsubscribe: None,
         }
     }
 
