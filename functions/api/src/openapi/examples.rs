@@ -293,7 +293,7 @@ fn webhook(name: &str, previous: Value) -> Value {
 fn rule(key: &str, matcher: Value) -> Value {
     json!({"key": key, "orgId": ORG, "match": matcher, "channelIds": [CHANNEL], "frequencyCap": null,
            "quietHoursTz": null, "quietHours": null, "recipients": [], "template": null,
-           "enabled": true, "createdAt": AT, "updatedAt": AT})
+           "critical": false, "enabled": true, "createdAt": AT, "updatedAt": AT})
 }
 
 fn alert() -> Value {
