@@ -191,13 +191,7 @@ impl Org {
     }
 }
 
-fn start_herald(dir: &tempfile::TempDir) -> Herald {
-    Herald::start_with(
-        &dir.path().join("data"),
-        &[("HERALD_RULES_CACHE_SECONDS", "0")],
-        &["--allow-private-targets", "127.0.0.0/8"],
-    )
-}
+use super::start_for_receivers as start_herald;
 
 #[tokio::test]
 async fn deliveries_to_one_channel_arrive_in_event_order() {

@@ -180,6 +180,17 @@ impl Herald {
     }
 }
 
+/// `herald serve` on a data dir under `dir`, sending to loopback receivers
+/// (`--allow-private-targets 127.0.0.0/8`) and reading rules without a cache, so a rule is
+/// routed as soon as it is saved.
+fn start_for_receivers(dir: &tempfile::TempDir) -> Herald {
+    Herald::start_with(
+        &dir.path().join("data"),
+        &[("HERALD_RULES_CACHE_SECONDS", "0")],
+        &["--allow-private-targets", "127.0.0.0/8"],
+    )
+}
+
 #[tokio::test]
 async fn a_channel_and_a_rule_survive_kill_9_and_a_restart() {
     let dir = tempfile::tempdir().expect("a temp dir");

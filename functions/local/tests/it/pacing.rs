@@ -9,13 +9,7 @@ use serde_json::{Value, json};
 
 use super::Herald;
 
-fn start(dir: &tempfile::TempDir) -> Herald {
-    Herald::start_with(
-        &dir.path().join("data"),
-        &[("HERALD_RULES_CACHE_SECONDS", "0")],
-        &["--allow-private-targets", "127.0.0.0/8"],
-    )
-}
+use super::start_for_receivers as start;
 
 /// A Slack channel to `receiver` (with `rate_limit`, if any) and a rule sending `event_type`
 /// to it; returns the channel id.
