@@ -70,6 +70,7 @@ fn rule(key: String, matcher: serde_json::Value, channel: ChannelId) -> Rule {
         template: None,
         alerting: None,
         critical: false,
+        digest: None,
         enabled: true,
         created_at: at,
         updated_at: at,

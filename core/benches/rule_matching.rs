@@ -154,6 +154,7 @@ fn rules(n: usize) -> Vec<Rule> {
             recipients: vec![],
             template: None,
             critical: false,
+            digest: None,
             enabled: true,
             created_at: at,
             updated_at: at,

@@ -230,6 +230,7 @@ mod tests {
             template: None,
             alerting: None,
             critical: false,
+            digest: None,
             enabled: true,
             created_at: at("2026-01-01T00:00:00Z"),
             updated_at: at("2026-01-01T00:00:00Z"),

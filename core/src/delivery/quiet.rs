@@ -32,16 +32,21 @@ pub fn next_allowed(now: DateTime<Utc>, q: &QuietHours) -> Option<DateTime<Utc>>
     if wraps && t >= q.start {
         end_date = end_date.succ_opt()?;
     }
-    Some(first_instant_at(q, end_date.and_time(q.end), now))
+    Some(first_instant_at(q.tz, end_date.and_time(q.end), now))
 }
 
-/// The first instant after `now` whose wall clock in `q.tz` shows `wall` or later.
-fn first_instant_at(q: &QuietHours, wall: NaiveDateTime, now: DateTime<Utc>) -> DateTime<Utc> {
+/// The first instant whose wall clock in `tz` shows `wall` or later, the first occurrence
+/// after `now` when `wall` occurs twice. Digests' daily time (`digest.at`) uses it too.
+pub fn first_instant_at(
+    tz: chrono_tz::Tz,
+    wall: NaiveDateTime,
+    now: DateTime<Utc>,
+) -> DateTime<Utc> {
     let mut probe = wall;
     // A gap is at most a few hours (24 for the rare zone that skipped a whole day); walking
     // minute by minute finds the jump exactly, since transitions fall on whole minutes.
     for _ in 0..(26 * 60) {
-        match q.tz.from_local_datetime(&probe) {
+        match tz.from_local_datetime(&probe) {
             LocalResult::Single(t) => return t.with_timezone(&Utc),
             LocalResult::Ambiguous(first, second) => {
                 let first = first.with_timezone(&Utc);

@@ -41,6 +41,14 @@ pub struct Delivery {
     /// when, and how many attempts it had before (its retry budget counts those after).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovered: Option<RecoveredBy>,
+    /// A digest's events (`trigger: digest`), oldest first: the first [`MAX_EVENT_IDS`].
+    /// `eventId` is the first of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<String>)]
+    pub event_ids: Vec<EventId>,
+    /// How many events a digest holds (`eventIds` lists at most [`MAX_EVENT_IDS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_count: Option<u32>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -66,6 +74,9 @@ pub struct CapSlot {
     /// The window's end (exclusive): past it, the counter is gone and nothing is given back.
     pub ends_at: DateTime<Utc>,
 }
+
+/// Most event ids listed on one digest delivery.
+pub const MAX_EVENT_IDS: usize = 100;
 
 /// Most engagement entries kept on one delivery.
 pub const MAX_ENGAGEMENT: usize = 20;
@@ -118,6 +129,8 @@ pub enum Trigger {
     Acknowledge,
     /// A grouped rule's group message (docs/alerts.md, "Grouping").
     Group,
+    /// A rule's digest: a user's events of one window in one message (docs/digests.md).
+    Digest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

@@ -4,6 +4,7 @@ pub mod alert;
 pub mod api_key;
 pub mod channel;
 pub mod delivery;
+pub mod digest;
 pub mod email;
 pub mod event;
 pub mod group;

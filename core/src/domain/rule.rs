@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::alert::Alerting;
 use super::channel::FrequencyCap;
+use super::digest::Digest;
 use super::matcher::Matcher;
 use super::{ChannelId, Invalid, OrgId, RuleKey, UserId};
 use crate::delivery::format::template;
@@ -29,6 +30,8 @@ pub struct NewRule {
     pub recipients: Vec<String>,
     pub template: Option<Template>,
     pub alerting: Option<Alerting>,
+    /// Collect a user's events into one email, push or in-app message per window.
+    pub digest: Option<Digest>,
     /// Password resets, security alerts: no unsubscribe header, the user's opt-outs ignored
     /// (the suppression list still applies).
     pub critical: bool,
@@ -53,6 +56,10 @@ pub struct Rule {
     /// Alert lifecycle: dedup key template, resolved follow-ups, auto-resolve.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alerting: Option<Alerting>,
+    /// Digest: a user's events collected into one email, push or in-app message per window
+    /// (docs/digests.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
     /// A critical rule (password resets, security alerts): its emails carry no
     /// `List-Unsubscribe` header and the user's opt-outs are ignored; bounces and complaints on
     /// the suppression list still stop it.
@@ -65,7 +72,7 @@ pub struct Rule {
 
 impl Rule {
     /// A new rule from what a client wrote, every field checked (in this order: `key`, `match`,
-    /// `frequencyCap`, quiet hours, `recipients`, `template`, `alerting`, `channelIds`); the first refused
+    /// `frequencyCap`, quiet hours, `recipients`, `template`, `alerting`, `digest`, `channelIds`); the first refused
     /// field is the error. Whether the channels exist is the caller's to check.
     pub fn new(org_id: OrgId, input: NewRule, now: DateTime<Utc>) -> Result<Self, Invalid> {
         let key = RuleKey::parse(input.key.as_str()).map_err(|e| Invalid::new("key", e.message))?;
@@ -84,6 +91,8 @@ impl Rule {
         let recipients = Self::parse_recipients(&input.recipients)?;
         let template = input.template.map(Template::check).transpose()?;
         let alerting = input.alerting.map(Alerting::check).transpose()?;
+        let digest = input.digest.map(Digest::check).transpose()?;
+        Self::check_digest_alone(alerting.as_ref(), digest.as_ref())?;
         let channel_ids = Self::parse_channel_ids(&input.channel_ids)?;
         Ok(Self {
             key,
@@ -95,11 +104,27 @@ impl Rule {
             recipients,
             template,
             alerting,
+            digest,
             critical: input.critical,
             enabled: input.enabled,
             created_at: now,
             updated_at: now,
         })
+    }
+
+    /// A digest collects a user's events; an alerting rule deduplicates and groups them
+    /// itself: a rule has one or the other.
+    pub fn check_digest_alone(
+        alerting: Option<&Alerting>,
+        digest: Option<&Digest>,
+    ) -> Result<(), Invalid> {
+        if alerting.is_some() && digest.is_some() {
+            return Err(Invalid::new(
+                "digest",
+                "a rule with `alerting` cannot also have a digest (alerts group with `alerting.groupBy`)",
+            ));
+        }
+        Ok(())
     }
 
     /// A rule's `match`: `None` for absent or `null`; errors are rooted at `match`.

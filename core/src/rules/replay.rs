@@ -393,6 +393,7 @@ mod tests {
             template: None,
             alerting: None,
             critical: false,
+            digest: None,
             enabled: true,
             created_at: at(),
             updated_at: at(),

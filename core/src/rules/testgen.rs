@@ -55,6 +55,7 @@ pub(crate) fn rule(key: &str, matcher: Option<Matcher>) -> Rule {
         recipients: vec![],
         template: None,
         critical: false,
+        digest: None,
         enabled: true,
         created_at: at,
         updated_at: at,

@@ -74,6 +74,8 @@ fn populate(rt: &tokio::runtime::Runtime, store: &Embedded, org: OrgId, rows: u6
                     next_attempt_at: None,
                     cap_slot: None,
                     recovered: None,
+                    event_ids: Vec::new(),
+                    event_count: None,
                     created_at,
                     updated_at: created_at,
                 },

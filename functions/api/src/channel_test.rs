@@ -125,6 +125,7 @@ async fn test_once(
         template: None,
         delivery_id,
         group: None,
+        digest: None,
     };
     let outcome = match destination {
         Ok(destination) => {
@@ -161,6 +162,8 @@ async fn test_once(
         next_attempt_at: None,
         cap_slot: None,
         recovered: None,
+        event_ids: Vec::new(),
+        event_count: None,
         created_at: now,
         updated_at: now,
     };

@@ -156,6 +156,13 @@ async fn resend_once(state: &AppState, org: OrgId, id: &str) -> ApiResult<Resend
                 "a group message is not resent: the group's next message reports it as it stands",
             ));
         }
+        (Trigger::Digest, _) => {
+            // Its dispatch message carried the items as the batch held them at its flush.
+            return Err(refused(
+                ErrorCode::NotResendable,
+                "a digest is not resent: its events are listed on it (eventIds)",
+            ));
+        }
         _ => {
             return Err(refused(
                 ErrorCode::NotResendable,
@@ -281,6 +288,7 @@ async fn resend_once(state: &AppState, org: OrgId, id: &str) -> ApiResult<Resend
         template: rule.and_then(|r| r.template),
         manual: Some(ManualResend { previous }),
         recovered: None,
+        digest: None,
         group: None,
     };
     let body = serde_json::to_string(&task).map_err(ApiError::internal)?;

@@ -337,6 +337,7 @@ pub(crate) fn draft_rules(
             recipients: body.recipients,
             template: body.template,
             alerting: body.alerting,
+            digest: body.digest,
             critical: body.critical,
             enabled: body.enabled.unwrap_or(true),
         };

@@ -11,6 +11,7 @@ use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_core::domain::alert::Alerting;
 use herald_core::domain::channel::FrequencyCap;
+use herald_core::domain::digest::{self, Digest};
 use herald_core::domain::rule::{NewRule, QuietHours, Rule, Template};
 use herald_core::domain::{ChannelId, OrgId, RuleKey, UserId};
 use herald_shared::repo::{Channels, RepoError, Rules};
@@ -68,6 +69,9 @@ pub struct CreateRule {
     /// Alert lifecycle (docs/alerts.md): a dedup key template, resolved follow-ups,
     /// auto-resolve.
     pub alerting: Option<Alerting>,
+    /// Digest (docs/digests.md): a user's events collected into one email, push or in-app
+    /// message per window (`windowSeconds`) or per day (`at`). Not with `alerting`.
+    pub digest: Option<Digest>,
     /// Password resets, security alerts: emails carry no `List-Unsubscribe` header and the
     /// user's opt-outs are ignored (bounces and complaints still suppress). Default `false`.
     #[serde(default)]
@@ -102,6 +106,9 @@ pub struct UpdateRule {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Alerting>)]
     pub alerting: Option<Option<Alerting>>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Digest>)]
+    pub digest: Option<Option<Digest>>,
     pub critical: Option<bool>,
     pub enabled: Option<bool>,
 }
@@ -123,6 +130,8 @@ pub struct RuleView {
     pub template: Option<Template>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alerting: Option<Alerting>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
     /// No unsubscribe header, opt-outs ignored (see `CreateRule.critical`).
     pub critical: bool,
     pub enabled: bool,
@@ -154,6 +163,7 @@ impl From<Rule> for RuleView {
             recipients: r.recipients,
             template: r.template,
             alerting: r.alerting,
+            digest: r.digest,
             critical: r.critical,
             enabled: r.enabled,
             created_at: r.created_at,
@@ -227,6 +237,28 @@ async fn check_grouped_rule_has_a_chat_channel(state: &AppState, rule: &Rule) ->
     ))
 }
 
+/// A digest rule needs an email, push or in-app channel: its other channels stay real-time,
+/// so elsewhere the digest would do nothing.
+async fn check_digest_has_a_person_channel(state: &AppState, rule: &Rule) -> ApiResult<()> {
+    if rule.digest.is_none() {
+        return Ok(());
+    }
+    let channels = Channels::new(state.store.as_ref());
+    for id in &rule.channel_ids {
+        let channel = channels
+            .get(&rule.org_id, id)
+            .await
+            .map_err(|e| ApiError::from_repo(e, "channel"))?;
+        if channel.is_some_and(|c| digest::takes_digests(c.kind())) {
+            return Ok(());
+        }
+    }
+    Err(ApiError::invalid_field(
+        "digest",
+        "a digest needs an email, push or in-app channel (chat and webhook channels group with `alerting.groupBy`)",
+    ))
+}
+
 fn window(w: Option<&QuietWindow>) -> Option<(&str, &str)> {
     w.map(|w| (w.start.as_str(), w.end.as_str()))
 }
@@ -262,7 +294,7 @@ fn write_error(e: RepoError, rule: &Rule) -> ApiError {
         (status = 404, description = "No such org", body = ErrorBody),
         (status = 409, description = "A rule with this key exists", body = ErrorBody),
         (status = 413, description = "Body over 256 KB", body = ErrorBody),
-        (status = 422, description = "Invalid matcher (with the path of the bad node), unknown channel, bad time zone", body = ErrorBody),
+        (status = 422, description = "Invalid matcher (with the path of the bad node), unknown channel, bad time zone, digest out of bounds (`digest.windowSeconds` …)", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -281,6 +313,7 @@ pub async fn create_rule(
         recipients: body.recipients,
         template: body.template,
         alerting: body.alerting,
+        digest: body.digest,
         critical: body.critical,
         enabled: body.enabled.unwrap_or(true),
     };
@@ -288,6 +321,7 @@ pub async fn create_rule(
     let rule = Rule::new(auth.org_id, input, Utc::now())?;
     check_channels_exist(&state, &auth.org_id, &rule.channel_ids, &raw_channels).await?;
     check_grouped_rule_has_a_chat_channel(&state, &rule).await?;
+    check_digest_has_a_person_channel(&state, &rule).await?;
     Rules::new(state.store.as_ref())
         .create(&rule)
         .await
@@ -362,7 +396,7 @@ pub async fn get_rule(
         (status = 400, description = "Malformed JSON or wrong shape", body = ErrorBody),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
         (status = 404, description = "No such org or rule", body = ErrorBody),
-        (status = 422, description = "Invalid matcher, unknown channel, bad time zone", body = ErrorBody),
+        (status = 422, description = "Invalid matcher, unknown channel, bad time zone, digest out of bounds (`digest.windowSeconds` …)", body = ErrorBody),
     ),
     security(("apiKey" = []))
 )]
@@ -414,6 +448,10 @@ pub async fn update_rule(
     if let Some(t) = body.template {
         rule.template = t.map(Template::check).transpose()?;
     }
+    if let Some(d) = body.digest {
+        rule.digest = d.map(Digest::check).transpose()?;
+    }
+    Rule::check_digest_alone(rule.alerting.as_ref(), rule.digest.as_ref())?;
     if let Some(critical) = body.critical {
         rule.critical = critical;
     }
@@ -424,6 +462,7 @@ pub async fn update_rule(
         rule.channel_ids = parse_channels(&state, &auth.org_id, ids).await?;
     }
     check_grouped_rule_has_a_chat_channel(&state, &rule).await?;
+    check_digest_has_a_person_channel(&state, &rule).await?;
     rule.updated_at = Utc::now();
     repo.update(&rule)
         .await

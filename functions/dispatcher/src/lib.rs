@@ -297,6 +297,7 @@ impl Dispatcher<'_> {
             template: task.template.as_ref(),
             delivery_id: task.delivery_id,
             group: task.group.as_ref(),
+            digest: task.digest.as_ref(),
         };
         let ports = delivery::Ports {
             sender: self.sender,

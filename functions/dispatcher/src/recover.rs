@@ -262,6 +262,7 @@ impl Dispatcher<'_> {
                 manual: None,
                 // Only event deliveries are recovered: never a group message.
                 group: None,
+                digest: None,
                 recovered: Some(Recovered {
                     recovery_id: v.recovery.id,
                     after_attempts: u32::try_from(attempts).unwrap_or(u32::MAX),

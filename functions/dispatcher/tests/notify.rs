@@ -172,6 +172,8 @@ impl World {
             next_attempt_at: None,
             cap_slot,
             recovered: None,
+            event_ids: Vec::new(),
+            event_count: None,
             created_at: now,
             updated_at: now,
         };
@@ -196,6 +198,7 @@ impl World {
             critical: false,
             manual: None,
             recovered: None,
+            digest: None,
             group: None,
         }
     }

@@ -60,6 +60,7 @@ impl Ingest<'_> {
                         event,
                         auto_resolve: None,
                         group_tick: None,
+                        digest_flush: None,
                     }) {
                         Ok(body) => forward.push((message.id, Outgoing::now(body).in_group(lane))),
                         Err(e) => {

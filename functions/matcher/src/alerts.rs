@@ -474,6 +474,7 @@ fn auto_resolve_check(
             after_seconds,
         }),
         group_tick: None,
+        digest_flush: None,
     };
     let delay = std::time::Duration::from_secs(u64::from(wait_seconds)).min(MAX_DELAY);
     Ok(Outgoing::now(serde_json::to_string(&task)?)
@@ -522,6 +523,7 @@ fn stand_in_rule(org: OrgId, key: &RuleKey, now: DateTime<Utc>) -> Rule {
         template: None,
         alerting: None,
         critical: false,
+        digest: None,
         enabled: true,
         created_at: now,
         updated_at: now,

@@ -31,7 +31,7 @@ use herald_core::domain::group::{
 };
 use herald_core::domain::rule::Rule;
 use herald_shared::pipeline::{DispatchTask, GroupTick, MatchTask, group_delivery_id};
-use herald_shared::queue::{self, MAX_DELAY, Outgoing};
+use herald_shared::queue::{self, Outgoing};
 use herald_shared::repo::alerts as alert_repo;
 use herald_shared::repo::groups::{self, Group, GroupRecord, Member};
 use herald_shared::repo::{RepoError, deliveries};
@@ -76,6 +76,7 @@ impl Matcher<'_> {
             template: rule.template.as_ref(),
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         }
         .summary(Escape::Plain);
         let member = Member {
@@ -385,6 +386,7 @@ impl Matcher<'_> {
                     manual: None,
                     group: Some(message.clone()),
                     recovered: None,
+                    digest: None,
                 };
                 out.push(Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane()));
             }
@@ -478,11 +480,7 @@ fn tick_message(
             group: group.group.clone(),
             tick_id: tick_id.clone(),
         }),
+        digest_flush: None,
     };
-    let delay = (at - now).to_std().unwrap_or_default().min(MAX_DELAY);
-    Ok(Some(
-        Outgoing::now(serde_json::to_string(&task)?)
-            .in_group(event.org_id.to_string())
-            .delayed(delay),
-    ))
+    Ok(Some(task.due_at(at, now)?))
 }

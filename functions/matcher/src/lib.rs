@@ -8,6 +8,7 @@
 
 pub mod alerts;
 pub mod cache;
+pub mod digests;
 pub mod groups;
 
 use chrono::{DateTime, Utc};
@@ -20,6 +21,7 @@ use herald_core::domain::SilenceId;
 use herald_core::domain::alert::{AlertAction, DedupKey};
 use herald_core::domain::channel::Channel;
 use herald_core::domain::delivery::{Delivery, DeliveryStatus, Trigger};
+use herald_core::domain::digest;
 use herald_core::domain::event::{Event, Recipient};
 use herald_core::domain::rule::Rule;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
@@ -78,17 +80,17 @@ impl Matcher<'_> {
         // Auto-resolve checks that are not due (or whose instance is gone) end here; a due
         // one goes on as the resolve it carries.
         let mut due = Vec::with_capacity(tasks.len());
-        let (ticks, tasks): (Vec<_>, Vec<_>) =
-            tasks.into_iter().partition(|(_, t)| t.group_tick.is_some());
-        for (message, task) in ticks {
-            let Some(tick) = &task.group_tick else {
-                continue;
+        let (scheduled, tasks): (Vec<_>, Vec<_>) =
+            tasks.into_iter().partition(|(_, t)| t.is_scheduled());
+        for (message, task) in scheduled {
+            let redelivered = message.receive_count > 1;
+            let result = match (&task.group_tick, &task.digest_flush) {
+                (Some(tick), _) => self.group_tick(&task, tick, redelivered, now).await,
+                (None, Some(flush)) => self.digest_flush(&task, flush, redelivered, now).await,
+                (None, None) => Ok(()),
             };
-            if let Err(e) = self
-                .group_tick(&task, tick, message.receive_count > 1, now)
-                .await
-            {
-                warn!(message_id = %message.id, error = %e, "group tick failed; it will be retried");
+            if let Err(e) = result {
+                warn!(message_id = %message.id, error = %e, "group tick or digest flush failed; it will be retried");
                 outcome.failed.push(message.id);
             }
         }
@@ -189,9 +191,11 @@ impl Matcher<'_> {
         let mut keyed: BTreeMap<DedupKey, Vec<&Rule>> = BTreeMap::new();
         for rule in org.rules.matching(event) {
             routed.route_of(&rule.key);
-            let key = match &rule.alerting {
-                Some(alerting) => alerting.key_for(event, &rule.key),
-                None => event.dedup_key().cloned(),
+            // A digest rule collects events: an event's own dedup key does not make it an alert.
+            let key = match (&rule.alerting, &rule.digest) {
+                (Some(alerting), _) => alerting.key_for(event, &rule.key),
+                (None, Some(_)) => None,
+                (None, None) => event.dedup_key().cloned(),
             };
             match key {
                 Some(key) => keyed.entry(key).or_default().push(rule),
@@ -206,6 +210,23 @@ impl Matcher<'_> {
                             continue;
                         };
                         let silence = org.silence_for(event, &rule.key, channel.id, now);
+                        if let Some(digest) = &rule.digest
+                            && silence.is_none()
+                            && digest::takes_digests(channel.kind())
+                        {
+                            self.join_digests(
+                                &mut routed,
+                                event,
+                                rule,
+                                digest,
+                                channel,
+                                redelivered,
+                                ttl,
+                                now,
+                            )
+                            .await?;
+                            continue;
+                        }
                         let phase = Phase::Event { silence };
                         self.fan_out(
                             &mut routed,
@@ -354,6 +375,7 @@ impl Matcher<'_> {
                     critical: rule.critical,
                     manual: None,
                     recovered: None,
+                    digest: None,
                     group: None,
                 };
                 let message = Outgoing::now(serde_json::to_string(&task)?).in_group(task.lane());
@@ -552,6 +574,8 @@ fn new_delivery(
         next_attempt_at: None,
         cap_slot: None,
         recovered: None,
+        event_ids: Vec::new(),
+        event_count: None,
         created_at: now,
         updated_at: now,
     }

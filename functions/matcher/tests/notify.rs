@@ -64,6 +64,7 @@ async fn world(cap: Option<FrequencyCap>, quiet: Option<QuietHours>) -> World {
         recipients: vec![],
         template: None,
         critical: false,
+        digest: None,
         enabled: true,
         created_at: now,
         updated_at: now,
@@ -106,6 +107,7 @@ fn message(event: &Event) -> QueueMessage {
             event: event.clone(),
             auto_resolve: None,
             group_tick: None,
+            digest_flush: None,
         })
         .unwrap(),
         receive_count: 1,
@@ -535,6 +537,7 @@ mod grouping {
             recipients: vec![],
             template: None,
             critical: false,
+            digest: None,
             enabled: true,
             created_at: now,
             updated_at: now,

@@ -103,6 +103,7 @@ mod tests {
                 template: None,
                 delivery_id: DeliveryId::new(),
                 group: None,
+                digest: None,
             };
             let outcome = deliver(&store, &hub, &org, &user, &ctx, Utc::now()).await;
             assert!(outcome.error_class.is_none(), "{outcome:?}");

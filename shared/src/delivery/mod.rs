@@ -179,6 +179,7 @@ mod tests {
             template: Some(&template),
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let now = Utc::now();
         let channel = Channel {

@@ -113,6 +113,50 @@ pub struct MatchTask {
     /// Set on a grouped rule's tick: `event` is the one that scheduled it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_tick: Option<GroupTick>,
+    /// Set on a digest's flush: `event` is the one that opened the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_flush: Option<DigestFlush>,
+}
+
+impl MatchTask {
+    /// Whether the matcher's own scheduling sent this (a group tick, a digest flush), rather
+    /// than an event to match.
+    pub fn is_scheduled(&self) -> bool {
+        self.group_tick.is_some() || self.digest_flush.is_some()
+    }
+
+    /// This task as a match-queue message due at `at`: delayed by `at − now`, at most the
+    /// queue's maximum delay (the handler of a task not yet due sends it again: the next hop),
+    /// in the lane of the event's org. Group ticks and digest flushes go this way.
+    pub fn due_at(
+        &self,
+        at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Outgoing, serde_json::Error> {
+        let delay = (at - now).to_std().unwrap_or_default().min(MAX_DELAY);
+        Ok(Outgoing::now(serde_json::to_string(self)?)
+            .in_group(self.event.org_id.to_string())
+            .delayed(delay))
+    }
+}
+
+/// A flush of one batch of a digest (docs/digests.md): stale unless the digest's batch `seq`
+/// is still open, or was closed without its delivery on record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DigestFlush {
+    pub rule_key: RuleKey,
+    pub channel_id: ChannelId,
+    /// `herald_shared::repo::digests::digest_hash` of the user and key.
+    pub digest: String,
+    pub seq: u64,
+    /// When batch `seq` opened: its delivery's id is time-ordered by it.
+    pub opened_at: DateTime<Utc>,
+    /// The recipient as the batch's first event named them.
+    pub recipient: Recipient,
+    /// Sent when the batch reached `maxEvents`: due at once, not at the window's end.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub early: bool,
 }
 
 /// A delayed tick of one alert group (docs/alerts.md, "Grouping"): stale unless the group's
@@ -165,6 +209,9 @@ pub struct DispatchTask {
     /// Set on a grouped rule's group message: rendered instead of the event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<herald_core::domain::group::GroupMessage>,
+    /// Set on a digest: rendered instead of the event (email, push, in-app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<herald_core::domain::digest::DigestMessage>,
     /// Set on the attempts of a delivery a recovery re-queued
     /// (`POST /notifications/channels/{id}/recover`): the normal retry path, with the attempt
     /// budget and age limit counted from the recovery.
@@ -317,6 +364,29 @@ pub fn group_delivery_id(
             rule.as_str(),
             channel.to_string().as_str(),
             group,
+            seq.to_string().as_str(),
+        ],
+        at,
+    )
+}
+
+/// The id of a digest's delivery: (org, rule, channel, digest, seq) at `at` (the batch's
+/// opening), so a flush handled twice — or after a restart — lands on one delivery.
+pub fn digest_delivery_id(
+    org: OrgId,
+    rule: &RuleKey,
+    channel: ChannelId,
+    digest: &str,
+    seq: u64,
+    at: DateTime<Utc>,
+) -> DeliveryId {
+    hashed_id(
+        &[
+            org.to_string().as_str(),
+            "digest",
+            rule.as_str(),
+            channel.to_string().as_str(),
+            digest,
             seq.to_string().as_str(),
         ],
         at,

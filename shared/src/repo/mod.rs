@@ -10,6 +10,7 @@ pub mod api_keys;
 pub mod channels;
 pub mod connections;
 pub mod deliveries;
+pub mod digests;
 pub mod events;
 pub mod feeds;
 pub mod groups;

@@ -53,6 +53,8 @@ pub mod entity {
     pub const ALERT_GROUP: &str = "alertGroup";
     pub const ALERT_GROUP_MEMBER: &str = "alertGroupMember";
     pub const SUPPRESSION: &str = "suppression";
+    pub const DIGEST: &str = "digest";
+    pub const DIGEST_ITEM: &str = "digestItem";
 }
 
 /// Sort-key prefix of an org's API keys.
@@ -417,6 +419,52 @@ pub fn group_member(org: OrgId, rule: &RuleKey, group: &str, member: &str) -> Ke
     Key::new(
         group_pk(org, rule, group),
         format!("{GROUP_MEMBER_PREFIX}{member}"),
+    )
+}
+
+/// The integer attribute a digest head's writes are conditioned on: `2·seq + 1` while batch
+/// `seq` is open, `2·seq + 2` once it is closed (`herald_shared::repo::digests`).
+pub const DIGEST_TURN_ATTR: &str = "turn";
+/// The integer attribute counting the events that joined a digest's open batch.
+pub const DIGEST_COUNT_ATTR: &str = "n";
+/// Sort-key prefix of a digest's items.
+pub const DIGEST_ITEM_PREFIX: &str = "I#";
+
+/// The partition of one digest of a rule — (rule, channel, user, digest key) —
+/// `ORG#<org>#DIGEST#<rule>#<channel>#<digest>`, `digest` naming the (user, key) pair
+/// (`herald_shared::repo::digests::digest_hash`).
+pub fn digest_pk(org: OrgId, rule: &RuleKey, channel: ChannelId, digest: &str) -> String {
+    format!("ORG#{org}#DIGEST#{rule}#{channel}#{digest}")
+}
+
+/// A digest's head (the batch open now, or the last one closed): `…#DIGEST#…` / `HEAD`.
+pub fn digest_head(org: OrgId, rule: &RuleKey, channel: ChannelId, digest: &str) -> Key {
+    Key::new(digest_pk(org, rule, channel, digest), "HEAD")
+}
+
+/// The sort-key prefix of batch `seq`'s items: `I#<seq, 10 digits>#`.
+pub fn digest_items_prefix(seq: u64) -> String {
+    format!("{DIGEST_ITEM_PREFIX}{seq:010}#")
+}
+
+/// One event of batch `seq`, beside the head, in arrival order:
+/// `I#<seq>#<receivedAt, epoch ms, 13 digits>#<eventId>`.
+pub fn digest_item(
+    org: OrgId,
+    rule: &RuleKey,
+    channel: ChannelId,
+    digest: &str,
+    seq: u64,
+    received_at: chrono::DateTime<chrono::Utc>,
+    event: &str,
+) -> Key {
+    Key::new(
+        digest_pk(org, rule, channel, digest),
+        format!(
+            "{}{:013}#{event}",
+            digest_items_prefix(seq),
+            received_at.timestamp_millis().max(0)
+        ),
     )
 }
 

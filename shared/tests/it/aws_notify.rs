@@ -91,6 +91,7 @@ async fn send(channel: &Channel, title: &str, to: &str) -> AttemptOutcome {
         template: None,
         delivery_id: DeliveryId::new(),
         group: None,
+        digest: None,
     };
     delivery::attempt_user(&senders(), channel, &ctx, vec![to.to_owned()]).await
 }
@@ -155,6 +156,7 @@ async fn an_email_goes_out_through_ses_with_subject_from_to_and_a_tracked_html_b
         template: None,
         delivery_id,
         group: None,
+        digest: None,
     };
     let out = delivery::attempt_user(
         &senders,
@@ -226,6 +228,7 @@ async fn an_email_with_one_click_unsubscribe_headers_is_accepted_by_ses() {
         template: None,
         delivery_id: DeliveryId::new(),
         group: None,
+        digest: None,
     };
     let channel = ses(&from, Some("us-east-1"));
     let unsubscribe = ListUnsubscribe {
@@ -330,6 +333,7 @@ async fn a_number_opted_out_at_sns_is_reported_and_not_published_to() {
         template: None,
         delivery_id: DeliveryId::new(),
         group: None,
+        digest: None,
     };
     let (out, contacts) =
         delivery::attempt_person(&senders(), &sns(None), &ctx, vec![number.clone()], None).await;
@@ -380,6 +384,7 @@ async fn an_unreachable_endpoint_is_a_network_error_and_retried() {
         template: None,
         delivery_id: DeliveryId::new(),
         group: None,
+        digest: None,
     };
     let out = tokio::time::timeout(
         Duration::from_secs(30),

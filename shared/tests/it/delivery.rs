@@ -320,6 +320,7 @@ fn message(ch: &Channel, delivery_id: DeliveryId) -> OutboundMessage {
         template: None,
         delivery_id,
         group: None,
+        digest: None,
     };
     format::render(&ch.config, &ctx).expect("http channel")
 }

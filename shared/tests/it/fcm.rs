@@ -377,6 +377,7 @@ fn message(to: &[&str], delivery_id: DeliveryId) -> OutboundMessage {
         template: Some(&template),
         delivery_id,
         group: None,
+        digest: None,
     };
     format::render_user(
         ChannelKind::Push,

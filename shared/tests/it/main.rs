@@ -9,6 +9,7 @@ mod alerts;
 mod aws_notify;
 mod bus;
 mod delivery;
+mod digests;
 mod fcm;
 mod queue_contract;
 mod queue_lanes;

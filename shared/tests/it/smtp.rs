@@ -147,6 +147,7 @@ async fn send(sender: &dyn Sender, ch: &Channel, to: &str, id: DeliveryId) -> At
         template: Some(&template),
         delivery_id: id,
         group: None,
+        digest: None,
     };
     attempt_user(sender, ch, &ctx, vec![to.to_owned()]).await
 }

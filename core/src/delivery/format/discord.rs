@@ -93,6 +93,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let p = payload(&ctx);
         assert_eq!(p["allowed_mentions"], json!({"parse": []}));
@@ -119,6 +120,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         assert_eq!(
             payload(&ctx),
@@ -157,6 +159,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let e = &payload(&ctx)["embeds"][0];
         let len = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());

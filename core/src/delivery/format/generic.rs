@@ -43,6 +43,7 @@ mod tests {
             template: None,
             delivery_id: id,
             group: None,
+            digest: None,
         };
         let p = payload(&ctx);
         assert_eq!(p["id"], "evt-1");

@@ -190,6 +190,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: Some(g),
+            digest: None,
         }
     }
 

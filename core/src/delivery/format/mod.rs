@@ -264,6 +264,9 @@ pub struct MessageContext<'a> {
     pub delivery_id: DeliveryId,
     /// Set on a grouped rule's group message: rendered instead of the event.
     pub group: Option<&'a crate::domain::group::GroupMessage>,
+    /// Set on a rule's digest: its summary line, items and link rendered instead of the
+    /// event's title, text and link (email, push, in-app).
+    pub digest: Option<&'a crate::domain::digest::DigestMessage>,
 }
 
 /// A formatted message, ready for a sender (`herald_shared::delivery::Sender`).
@@ -387,6 +390,10 @@ impl MessageContext<'_> {
     /// placeholder beats no page); people-facing channels call this first, so a customer never
     /// reads `{{properties.name}}`.
     pub fn check_template(&self) -> Result<(), template::TemplateError> {
+        // A digest's items were rendered when they joined it.
+        if self.digest.is_some() {
+            return Ok(());
+        }
         let Some(t) = self.template else {
             return Ok(());
         };
@@ -406,6 +413,9 @@ impl MessageContext<'_> {
     }
 
     fn plain_title(&self, escape: Escape) -> String {
+        if let Some(d) = self.digest {
+            return template::escape_text(&d.title(), escape);
+        }
         if let Some(t) = self.template.and_then(|t| t.title.as_deref()) {
             return template::render_lenient(t, &self.scope(), escape);
         }
@@ -419,6 +429,9 @@ impl MessageContext<'_> {
 
     /// The message text, escaped; `None` when there is nothing beyond the title and fields.
     pub fn text(&self, escape: Escape) -> Option<String> {
+        if let Some(d) = self.digest {
+            return Some(template::escape_text(&d.text(), escape));
+        }
         if let Some(b) = self.template.and_then(|t| t.body.as_deref()) {
             return Some(template::render_lenient(b, &self.scope(), escape));
         }
@@ -432,9 +445,10 @@ impl MessageContext<'_> {
 
     /// The link the title points at: an `http(s)` URL or nothing.
     pub fn link(&self) -> Option<Url> {
-        let raw = match self.template.and_then(|t| t.link.as_deref()) {
-            Some(l) => template::render_lenient(l, &self.scope(), Escape::Plain),
-            None => ["url", "link"].iter().find_map(|k| {
+        let raw = match (self.digest, self.template.and_then(|t| t.link.as_deref())) {
+            (Some(d), _) => d.link()?.to_owned(),
+            (None, Some(l)) => template::render_lenient(l, &self.scope(), Escape::Plain),
+            (None, None) => ["url", "link"].iter().find_map(|k| {
                 self.event
                     .properties
                     .get(*k)
@@ -687,6 +701,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         assert_eq!(ctx.colour(), RESOLVED_COLOUR);
         assert!(ctx.heading(Escape::Plain).starts_with("RESOLVED: "));
@@ -768,6 +783,7 @@ mod tests {
                 template: None,
                 delivery_id: DeliveryId::new(),
                 group: None,
+                digest: None,
             };
             (ctx.severity(), ctx.colour())
         };
@@ -810,6 +826,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let names: Vec<String> = ctx.fields().into_iter().map(|(k, _)| k).collect();
         assert_eq!(names, ["severity", "host", "a", "b", "link"]);
@@ -852,6 +869,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let slack =
             serde_json::from_slice::<serde_json::Value>(&render_for(Target::Slack, &ctx).body)
@@ -876,6 +894,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let err = render(
             &ChannelConfig::Email(EmailConfig::Outbox { from: None }),

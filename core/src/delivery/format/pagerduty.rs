@@ -91,6 +91,7 @@ mod tests {
             template: None,
             delivery_id: id,
             group: None,
+            digest: None,
         })
     }
 

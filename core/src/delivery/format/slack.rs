@@ -65,6 +65,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let p = payload(&ctx);
         let a = &p["attachments"][0];
@@ -107,6 +108,7 @@ mod tests {
             template: Some(&tpl),
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let a = &payload(&ctx)["attachments"][0];
         assert_eq!(a["title"], "Login failed for a&amp;b");
@@ -136,6 +138,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let fields = payload(&ctx)["attachments"][0]["fields"]
             .as_array()
@@ -157,6 +160,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         assert!(payload(&ctx)["attachments"][0].get("title_link").is_none());
     }
@@ -171,6 +175,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         assert_eq!(
             payload(&ctx),

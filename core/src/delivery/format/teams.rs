@@ -89,6 +89,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         let p = payload(&ctx);
         assert_eq!(p["type"], "message");
@@ -118,6 +119,7 @@ mod tests {
             template: None,
             delivery_id: DeliveryId::new(),
             group: None,
+            digest: None,
         };
         assert_eq!(
             payload(&ctx),

@@ -132,6 +132,8 @@ fn delivery(
         next_attempt_at: None,
         cap_slot: None,
         recovered: None,
+        event_ids: Vec::new(),
+        event_count: None,
         created_at: now,
         updated_at: now,
     }

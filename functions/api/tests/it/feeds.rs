@@ -826,6 +826,8 @@ async fn reading_an_in_app_item_is_recorded_on_its_delivery_and_counted() {
         next_attempt_at: None,
         cap_slot: None,
         recovered: None,
+        event_ids: Vec::new(),
+        event_count: None,
         created_at: now,
         updated_at: now,
     };

@@ -272,6 +272,8 @@ async fn a_retrying_delivery_in_the_logs_says_when_its_next_attempt_is_due() {
         next_attempt_at: Some(next),
         cap_slot: None,
         recovered: None,
+        event_ids: Vec::new(),
+        event_count: None,
         created_at: now,
         updated_at: now,
     };
@@ -580,6 +582,8 @@ async fn email_opens_and_clicks_are_tracked_on_the_delivery_and_counted_once() {
         next_attempt_at: None,
         cap_slot: None,
         recovered: None,
+        event_ids: Vec::new(),
+        event_count: None,
         created_at: now,
         updated_at: now,
     };

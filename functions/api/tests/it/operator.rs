@@ -134,6 +134,8 @@ impl Ops {
                 .then(|| at + chrono::Duration::seconds(226)),
             cap_slot: None,
             recovered: None,
+            event_ids: Vec::new(),
+            event_count: None,
             created_at: at,
             updated_at: at,
         };

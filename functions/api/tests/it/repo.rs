@@ -46,6 +46,7 @@ fn rule(org: OrgId, key: &str, channels: &[ChannelId]) -> Rule {
         recipients: Vec::new(),
         template: None,
         critical: false,
+        digest: None,
         enabled: true,
         created_at: now,
         updated_at: now,
