@@ -16,6 +16,10 @@ use crate::delivery::format::template::{self, Escape, Scope};
 use crate::delivery::format::{MessageContext, readable_type};
 use crate::delivery::quiet;
 
+/// The start of the reason an event's route shows for an event that joined a digest (its
+/// delivery id is the digest's).
+pub const BATCHED_INTO: &str = "batched into a digest sent at ";
+
 /// `windowSeconds` bounds: a minute to a week (design notes §6).
 pub const WINDOW_SECONDS: std::ops::RangeInclusive<u32> = 60..=604_800;
 /// `maxEvents` bounds: a flush as soon as this many events joined.

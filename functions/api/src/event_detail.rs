@@ -97,7 +97,8 @@ pub struct EventDelivery {
     #[schema(value_type = Option<String>)]
     pub recipient: Option<UserId>,
     /// What the matcher did: `queued` (for sending), `deferred` (quiet hours), `capped`
-    /// (frequency cap reached), `suppressed` (disabled channel), `failed` (no recipient).
+    /// (frequency cap reached), `suppressed` (disabled channel), `failed` (no recipient),
+    /// `batched` (joined a digest: `deliveryId` is the digest's, `reason` says when it is sent).
     pub routed: Routed,
     /// Why, for all but `queued`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,6 +116,7 @@ pub enum Routed {
     Capped,
     Suppressed,
     Failed,
+    Batched,
 }
 
 impl Routed {
@@ -130,6 +132,13 @@ impl Routed {
             }
             DeliveryStatus::Suppressed => Self::Suppressed,
             DeliveryStatus::Failed => Self::Failed,
+            DeliveryStatus::Queued
+                if d.reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(herald_core::domain::digest::BATCHED_INTO)) =>
+            {
+                Self::Batched
+            }
             DeliveryStatus::Queued | DeliveryStatus::Sent | DeliveryStatus::Delivered => {
                 Self::Queued
             }

@@ -19,7 +19,7 @@ use tracing::{debug, info};
 use herald_core::delivery::plan::recipients;
 use herald_core::domain::channel::Channel;
 use herald_core::domain::delivery::{DeliveryStatus, MAX_EVENT_IDS, Trigger};
-use herald_core::domain::digest::{DEFAULT_ITEMS, Digest, DigestItem, DigestMessage};
+use herald_core::domain::digest::{BATCHED_INTO, DEFAULT_ITEMS, Digest, DigestItem, DigestMessage};
 use herald_core::domain::event::{Event, Recipient};
 use herald_core::domain::rule::Rule;
 use herald_shared::pipeline::{DigestFlush, DispatchTask, MatchTask, digest_delivery_id};
@@ -33,9 +33,6 @@ use crate::{Matcher, Phase, RouteError, Routed, defer_for_quiet_hours, new_deliv
 
 /// How many times a digest write that lost a race reads again.
 const RETRIES: usize = 16;
-
-/// The start of the reason an event's route shows for a batched event.
-pub const BATCHED_INTO: &str = "batched into a digest sent at ";
 
 fn store_err(e: RepoError) -> RouteError {
     RouteError::Store(e.into_store())

@@ -7,6 +7,7 @@
 
 mod admission;
 mod alerts;
+mod digests;
 mod dlq;
 mod expensive_queries;
 mod grouping;
