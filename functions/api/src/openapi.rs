@@ -97,6 +97,7 @@ an unknown channel, a bad time zone, an invalid matcher with the path of its bad
         users::put_user,
         users::get_user,
         users::delete_user,
+        users::resubscribe,
         suppressions::create_suppression,
         suppressions::list_suppressions,
         suppressions::delete_suppression,

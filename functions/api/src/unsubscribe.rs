@@ -2,8 +2,9 @@
 //!
 //! - `POST /u/{token}`: what a mailbox provider sends when the reader clicks "Unsubscribe"
 //!   (body `List-Unsubscribe=One-Click`, form-encoded or multipart; any body is accepted and
-//!   ignored). Adds the token's channel id to the user's `optOuts` (idempotent) and answers 200
-//!   with a short HTML page — never a redirect, as RFC 8058 requires.
+//!   ignored). Records the user's unsubscribe from the token's channel — an item of its own, not
+//!   the profile's `optOuts`, so a whole-profile `PUT /users` does not undo it (idempotent) —
+//!   and answers 200 with a short HTML page — never a redirect, as RFC 8058 requires.
 //! - `GET /u/{token}`: a confirm page whose button POSTs to the same URL. A GET changes nothing:
 //!   link scanners prefetch GETs.
 //!
@@ -18,7 +19,7 @@ use axum::routing::get;
 use chrono::Utc;
 use herald_core::delivery::format::email::escape;
 use herald_core::delivery::unsubscribe::Unsubscribe;
-use herald_shared::repo::users;
+use herald_shared::repo::unsubscribes::{self, Unsubscribed};
 
 use crate::AppState;
 
@@ -103,17 +104,15 @@ pub async fn unsubscribe(State(state): State<AppState>, Path(token): Path<String
         return not_found();
     };
     let channel = target.channel.to_string();
-    match users::opt_out(
-        state.store.as_ref(),
-        &target.org,
-        &target.user,
-        &channel,
-        Utc::now(),
-    )
-    .await
-    {
+    let entry = Unsubscribed {
+        user_id: target.user.clone(),
+        channel_id: target.channel,
+        rule_key: target.rule.clone(),
+        at: Utc::now(),
+    };
+    match unsubscribes::add(state.store.as_ref(), &target.org, &entry).await {
         Ok(done) => {
-            tracing::info!(org_id = %target.org, channel_id = %channel, rule_key = ?target.rule.as_ref().map(|r| r.as_str()), already = matches!(done, users::OptedOut::Already), "user unsubscribed (one-click)");
+            tracing::info!(org_id = %target.org, channel_id = %channel, rule_key = ?target.rule.as_ref().map(|r| r.as_str()), already = !done, "user unsubscribed (one-click)");
             page(
                 StatusCode::OK,
                 "Unsubscribed",

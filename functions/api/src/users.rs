@@ -3,19 +3,25 @@
 //! A profile holds the contact points user-facing channels use when an event does not carry
 //! them (the event's own win), the user's time zone and their opt-outs (channel ids or kinds).
 //! The org's suppression list is keyed by address, not by user: neither a `PUT` nor a `DELETE`
-//! here changes it (docs/hygiene.md).
+//! here changes it (docs/hygiene.md). One-click unsubscribes are records of their own beside
+//! the profile: a `PUT` does not undo them; `DELETE .../users/{userId}/unsubscribes/{channelId}`
+//! does. `GET` shows both.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::put;
+use axum::routing::{delete, put};
 use axum::{Json, Router};
 use chrono::Utc;
 use herald_core::domain::channel::ChannelKind;
+use herald_core::domain::suppression::Suppression;
+use herald_core::domain::suppression::{SuppressedAddress, SuppressionKind};
 use herald_core::domain::user::{self, UserProfile};
 use herald_core::domain::{ChannelId, UserId};
-use herald_shared::repo::users;
+use herald_shared::repo::unsubscribes::{self, Unsubscribed};
 use herald_shared::repo::{Feeds, RepoError};
-use serde::Deserialize;
+use herald_shared::repo::{suppressions, users};
+use herald_shared::store::keys;
+use serde::{Deserialize, Serialize};
 
 use crate::AppState;
 use crate::auth::OrgAuth;
@@ -23,11 +29,14 @@ use crate::body::JsonBody;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 
 const ITEM: &str = "/api/v1/orgs/{orgId}/users/{userId}";
+const UNSUBSCRIBE: &str = "/api/v1/orgs/{orgId}/users/{userId}/unsubscribes/{channelId}";
 /// Most push tokens and opt-outs a profile holds.
 const MAX_LIST: usize = 50;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route(ITEM, put(put_user).get(get_user).delete(delete_user))
+    Router::new()
+        .route(ITEM, put(put_user).get(get_user).delete(delete_user))
+        .route(UNSUBSCRIBE, delete(resubscribe))
 }
 
 /// `PUT .../users/{userId}` body: the whole profile (fields left out are cleared).
@@ -146,14 +155,28 @@ pub async fn put_user(
     Ok(Json(profile))
 }
 
-/// Reads a user's profile.
+/// A user as `GET` shows them: the stored profile, and what else stops messages to them.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    #[serde(flatten)]
+    pub profile: UserProfile,
+    /// One-click unsubscribes (`POST /u/{token}`), kept apart from the profile: a `PUT` does
+    /// not undo them; `DELETE .../users/{userId}/unsubscribes/{channelId}` does.
+    pub unsubscribed: Vec<Unsubscribed>,
+    /// The profile's email address and phone number, where on the org's suppression list
+    /// (read-only here; `DELETE /notifications/suppressions/{kind}/{address}` removes one).
+    pub suppressed: Vec<Suppression>,
+}
+
+/// Reads a user's profile, their one-click unsubscribes and their suppressed addresses.
 #[utoipa::path(
     get, path = ITEM, tag = "users",
     params(("orgId" = String, Path, description = "Org id"), ("userId" = String, Path, description = "Your id for the user")),
     responses(
-        (status = 200, description = "The profile", body = UserProfile),
+        (status = 200, description = "The profile, with `unsubscribed` and `suppressed`", body = UserView),
         (status = 401, description = "Missing or unknown API key", body = ErrorBody),
-        (status = 404, description = "No profile and no feed for this user", body = ErrorBody),
+        (status = 404, description = "No profile and no one-click unsubscribe for this user", body = ErrorBody),
         (status = 422, description = "Not a user id", body = ErrorBody),
     ),
     security(("apiKey" = []))
@@ -162,18 +185,95 @@ pub async fn get_user(
     State(state): State<AppState>,
     auth: OrgAuth,
     Path((_, user)): Path<(String, String)>,
-) -> ApiResult<Json<UserProfile>> {
+) -> ApiResult<Json<UserView>> {
     let user_id = user_id(&user)?;
-    users::get(state.store.as_ref(), &auth.org_id, &user_id)
+    let store = state.store.as_ref();
+    let repo = |e| ApiError::from_repo(e, "user");
+    let profile = users::get(store, &auth.org_id, &user_id)
         .await
-        .map_err(|e| ApiError::from_repo(e, "user"))?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("user"))
+        .map_err(repo)?;
+    let unsubscribed = unsubscribes::list(store, &auth.org_id, &user_id)
+        .await
+        .map_err(repo)?;
+    let profile = match (profile, unsubscribed.iter().map(|u| u.at).max()) {
+        (Some(p), _) => p,
+        // Unsubscribed with one click, never given a profile.
+        (None, Some(at)) => UserProfile {
+            user_id,
+            org_id: auth.org_id,
+            email: None,
+            phone: None,
+            push_tokens: Vec::new(),
+            timezone: None,
+            opt_outs: Vec::new(),
+            updated_at: at,
+        },
+        (None, None) => return Err(ApiError::not_found("user")),
+    };
+    let addresses: Vec<SuppressedAddress> = [
+        (SuppressionKind::Email, profile.email.as_deref()),
+        (SuppressionKind::Sms, profile.phone.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, raw)| SuppressedAddress::parse(kind, raw?).ok())
+    .collect();
+    let wanted: Vec<_> = addresses
+        .iter()
+        .map(|a| keys::suppression(&auth.org_id, a))
+        .collect();
+    let suppressed = store
+        .get_many(&wanted)
+        .await
+        .map_err(ApiError::internal)?
+        .into_iter()
+        .flatten()
+        .map(suppressions::from_item)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(repo)?;
+    Ok(Json(UserView {
+        profile,
+        unsubscribed,
+        suppressed,
+    }))
+}
+
+/// Undoes a user's one-click unsubscribe from a channel (the customer's call, e.g. the user
+/// opted back in on the customer's preference page).
+#[utoipa::path(
+    delete, path = UNSUBSCRIBE, tag = "users",
+    params(
+        ("orgId" = String, Path, description = "Org id"),
+        ("userId" = String, Path, description = "Your id for the user"),
+        ("channelId" = String, Path, description = "The channel the user unsubscribed from"),
+    ),
+    responses(
+        (status = 204, description = "The user gets the channel's emails again"),
+        (status = 401, description = "Missing or unknown API key", body = ErrorBody),
+        (status = 404, description = "The user has no one-click unsubscribe from this channel", body = ErrorBody),
+        (status = 422, description = "Not a user id", body = ErrorBody),
+    ),
+    security(("apiKey" = []))
+)]
+pub async fn resubscribe(
+    State(state): State<AppState>,
+    auth: OrgAuth,
+    Path((_, user, channel)): Path<(String, String, String)>,
+) -> ApiResult<StatusCode> {
+    let user_id = user_id(&user)?;
+    let channel: ChannelId = channel
+        .parse()
+        .map_err(|_| ApiError::not_found("unsubscribe"))?;
+    unsubscribes::remove(state.store.as_ref(), &auth.org_id, &user_id, channel)
+        .await
+        .map_err(|e| ApiError::from_repo(e, "unsubscribe"))?;
+    tracing::info!(org_id = %auth.org_id, channel_id = %channel, "one-click unsubscribe undone");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Erases a user's profile (and their feed). Suppression entries for their addresses are kept:
 /// they are keyed by address, not by user (remove one with
-/// `DELETE /notifications/suppressions/{kind}/{address}`).
+/// `DELETE /notifications/suppressions/{kind}/{address}`); so are their one-click unsubscribes
+/// (a re-imported user stays unsubscribed; `DELETE .../unsubscribes/{channelId}` removes one).
 #[utoipa::path(
     delete, path = ITEM, tag = "users",
     params(("orgId" = String, Path, description = "Org id"), ("userId" = String, Path, description = "Your id for the user")),

@@ -43,7 +43,7 @@ use herald_shared::pipeline::{
 };
 use herald_shared::queue::{MAX_DELAY, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{self, Versioned};
-use herald_shared::repo::{Channels, RepoError, lanes, stats, suppressions, users};
+use herald_shared::repo::{Channels, RepoError, lanes, stats, suppressions, unsubscribes, users};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
 use herald_shared::store::keys;
@@ -631,13 +631,22 @@ impl Dispatcher<'_> {
             Some(recipient) if kind.is_user_facing() => {
                 let user = &recipient.user_id;
                 let org = &task.org_id;
-                // The profile and the suppression entry of the event's own contact point in one
-                // read (one BatchGetItem on DynamoDB).
+                // The profile, the user's one-click unsubscribe from this channel and the
+                // suppression entry of the event's own contact point in one read (one
+                // BatchGetItem on DynamoDB).
                 let from_event = suppressible(kind, recipient);
-                let mut wanted = vec![keys::user(org, user)];
+                let mut wanted = vec![
+                    keys::user(org, user),
+                    keys::unsubscribe(org, user, channel.id),
+                ];
                 wanted.extend(from_event.iter().map(|a| keys::suppression(org, a)));
                 let mut items = self.store.get_many(&wanted).await?.into_iter();
                 let profile_item = items.next().flatten();
+                let unsubscribed = items
+                    .next()
+                    .flatten()
+                    .map(unsubscribes::from_item)
+                    .transpose()?;
                 let version = profile_item.as_ref().and_then(users::version_of);
                 let profile = profile_item.map(users::from_item).transpose()?;
                 if kind == herald_core::domain::channel::ChannelKind::Push
@@ -650,6 +659,16 @@ impl Dispatcher<'_> {
                     });
                 }
                 let event_entry = items.next().flatten();
+                if let (false, Some(u)) = (task.critical, &unsubscribed) {
+                    return Ok(Err((
+                        DeliveryStatus::Suppressed,
+                        format!(
+                            "user {user} unsubscribed from channel {} with one click ({})",
+                            channel.id,
+                            u.at.format("%Y-%m-%d")
+                        ),
+                    )));
+                }
                 // A critical rule (password reset, security alert) ignores opt-outs; the
                 // suppression list below still applies.
                 if !task.critical && profile.as_ref().is_some_and(|p| p.opted_out_of(channel)) {

@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 use herald_core::hygiene::ses::{self, SesFeedback};
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
 use herald_shared::queue::{Outgoing, Queue, QueueError};
-use herald_shared::repo::RepoError;
 use herald_shared::repo::suppressions::{self, Added};
+use herald_shared::repo::{RepoError, stats};
 use herald_shared::store::{Condition, Store, StoreError, keys};
 use serde::{Deserialize, Serialize};
 use tracing::{error, info, instrument, warn};
@@ -126,8 +126,8 @@ impl Feedback<'_> {
         }
         let mut counters = BTreeMap::new();
         for (name, n) in [
-            ("softBounced", applied.soft_bounces),
-            ("suppressedByFeedback", applied.suppressed),
+            (stats::SOFT_BOUNCED, applied.soft_bounces),
+            (stats::SUPPRESSED_BY_FEEDBACK, applied.suppressed),
         ] {
             if n > 0 {
                 counters.insert(name.to_owned(), i64::try_from(n).unwrap_or(i64::MAX));

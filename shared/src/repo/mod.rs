@@ -24,6 +24,7 @@ pub mod rules;
 pub mod silences;
 pub mod stats;
 pub mod suppressions;
+pub mod unsubscribes;
 pub mod users;
 
 pub use admission::IngestBuckets;

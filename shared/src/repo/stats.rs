@@ -30,6 +30,12 @@ pub const STATUSES: [&str; 5] = ["sent", "delivered", "failed", "suppressed", "d
 /// Engagement, counted once per delivery on the same items: email opens and clicks (the
 /// tracking endpoints), in-app reads.
 pub const EVENTS: [&str; 3] = ["opened", "clicked", "read"];
+/// SES feedback, counted by the feedback handler on the org's day items: transient and
+/// undetermined bounces (nothing suppressed), and addresses a bounce or complaint put on the
+/// suppression list (docs/hygiene.md).
+pub const FEEDBACK: [&str; 2] = [SOFT_BOUNCED, SUPPRESSED_BY_FEEDBACK];
+pub const SOFT_BOUNCED: &str = "softBounced";
+pub const SUPPRESSED_BY_FEEDBACK: &str = "suppressedByFeedback";
 /// Attempts made by finished deliveries.
 pub const ATTEMPTS: &str = "attempts";
 /// Upper bounds of the latency buckets, in milliseconds (log-spaced, 50 ms to 1 h).
@@ -298,7 +304,8 @@ pub async fn read_day(
 #[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
-    /// Per status and engagement event, plus `attempts`.
+    /// Per status and engagement event, SES feedback (`softBounced`, `suppressedByFeedback`),
+    /// plus `attempts`.
     pub counts: BTreeMap<String, i64>,
     /// (sent + delivered) / (sent + delivered + failed); `null` when nothing finished.
     pub success_rate: Option<f64>,
@@ -326,6 +333,7 @@ pub fn summarise(nums: &BTreeMap<String, i64>) -> Summary {
     let mut counts: BTreeMap<String, i64> = STATUSES
         .iter()
         .chain(EVENTS.iter())
+        .chain(FEEDBACK.iter())
         .map(|s| ((*s).to_owned(), get(s)))
         .collect();
     counts.insert(ATTEMPTS.to_owned(), get(ATTEMPTS));

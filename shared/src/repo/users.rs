@@ -89,67 +89,6 @@ pub async fn prune_push_tokens(
     }
 }
 
-/// What [`opt_out`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OptedOut {
-    /// The opt-out was added (to a new bare profile when the user had none).
-    Added,
-    /// The profile already had it: nothing written.
-    Already,
-}
-
-/// Adds `what` (a channel id or kind) to the user's `optOuts`, leaving the rest of the profile
-/// as it is; a user without a profile gets one holding only the opt-out (the contact points
-/// keep coming from events). Conditional on the version read, retried on a concurrent change.
-pub async fn opt_out(
-    store: &dyn Store,
-    org: &OrgId,
-    user: &UserId,
-    what: &str,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<OptedOut, RepoError> {
-    let mut tries = 0;
-    loop {
-        tries += 1;
-        let current = store.get(&keys::user(org, user)).await?;
-        let (mut profile, condition) = match current {
-            Some(item) => {
-                let condition = match version_of(&item) {
-                    Some(value) => Condition::NumEquals {
-                        attr: keys::USER_VERSION_ATTR.to_owned(),
-                        value,
-                    },
-                    None => Condition::Exists,
-                };
-                (from_item(item)?, condition)
-            }
-            None => (
-                UserProfile {
-                    user_id: user.clone(),
-                    org_id: *org,
-                    email: None,
-                    phone: None,
-                    push_tokens: Vec::new(),
-                    timezone: None,
-                    opt_outs: Vec::new(),
-                    updated_at: now,
-                },
-                Condition::NotExists,
-            ),
-        };
-        if profile.opt_outs.iter().any(|o| o == what) {
-            return Ok(OptedOut::Already);
-        }
-        profile.opt_outs.push(what.to_owned());
-        profile.updated_at = now;
-        match store.put(item(&profile)?, condition).await {
-            Ok(()) => return Ok(OptedOut::Added),
-            Err(StoreError::Conflict) if tries < 5 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
 pub async fn get(
     store: &dyn Store,
     org: &OrgId,

@@ -53,6 +53,7 @@ pub mod entity {
     pub const ALERT_GROUP: &str = "alertGroup";
     pub const ALERT_GROUP_MEMBER: &str = "alertGroupMember";
     pub const SUPPRESSION: &str = "suppression";
+    pub const UNSUBSCRIBE: &str = "unsubscribe";
     pub const DIGEST: &str = "digest";
     pub const DIGEST_ITEM: &str = "digestItem";
 }
@@ -118,6 +119,20 @@ pub fn rules_version(org: &OrgId) -> Key {
 /// A user's profile: `ORG#<org>` / `USER#<user>`.
 pub fn user(org: &OrgId, user: &UserId) -> Key {
     Key::new(org_pk(org), format!("USER#{user}"))
+}
+
+/// Sort-key prefix of one user's one-click unsubscribes: `UNSUB#<user>#`.
+pub fn unsubscribe_prefix(user: &UserId) -> String {
+    format!("UNSUB#{user}#")
+}
+
+/// A user's one-click unsubscribe from one channel, apart from their profile (so a
+/// whole-profile `PUT /users` does not undo it): `ORG#<org>` / `UNSUB#<user>#<channel>`.
+pub fn unsubscribe(org: &OrgId, user: &UserId, channel: ChannelId) -> Key {
+    Key::new(
+        org_pk(org),
+        format!("{}{channel}", unsubscribe_prefix(user)),
+    )
 }
 
 // ---- Pipeline: events and deliveries -------------------------------------------------------
@@ -736,6 +751,24 @@ mod alert_key_tests {
         assert_eq!(
             group_member(org, &rule, "g1", "m1"),
             Key::new(format!("{o}#GRP#disk.full#g1"), "A#m1")
+        );
+        let channel = ChannelId::new();
+        assert_eq!(
+            digest_head(org, &rule, channel, "d1"),
+            Key::new(format!("{o}#DIGEST#disk.full#{channel}#d1"), "HEAD")
+        );
+        let at: DateTime<Utc> = "2026-12-06T12:00:00Z".parse().expect("time");
+        assert_eq!(
+            digest_item(org, &rule, channel, "d1", 3, at, "evt-1"),
+            Key::new(
+                format!("{o}#DIGEST#disk.full#{channel}#d1"),
+                "I#0000000003#1796558400000#evt-1"
+            )
+        );
+        let ada = UserId::parse("ada").expect("user");
+        assert_eq!(
+            unsubscribe(&org, &ada, channel),
+            Key::new(o, format!("UNSUB#ada#{channel}"))
         );
     }
 }

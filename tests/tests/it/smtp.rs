@@ -194,5 +194,9 @@ async fn an_email_through_smtp_carries_one_click_unsubscribe_and_its_link_opts_t
     let profile = api.get(&format!("/users/{user}"), &[]).await;
     assert_eq!(profile.status, 200, "{}", profile.body);
     let profile = profile.body;
-    assert_eq!(profile["optOuts"], json!([channel_id]), "{profile}");
+    assert_eq!(
+        profile["unsubscribed"][0]["channelId"],
+        json!(channel_id),
+        "{profile}"
+    );
 }

@@ -7,6 +7,8 @@ use serde_json::{Value, json};
 
 const ORG: &str = "0193a0de-0000-7000-8000-000000000001";
 const CHANNEL: &str = "01a249ce-eae7-7779-bc16-45b39dcdb4bf";
+/// An email channel, where an example needs one (a digest rule).
+const EMAIL_CHANNEL: &str = "01a249ce-eae8-7a11-8c5e-0d2b6f1e9a11";
 const EVENT: &str = "01a249ce-ebbe-7796-9775-3fbf0899f9f1";
 const DELIVERY: &str = "01a249ce-ebc1-785c-ad6d-cdd515b21f91";
 const ITEM: &str = "01a249cf-0cac-7e84-9ae3-ceae063b1d2e";
@@ -186,9 +188,26 @@ pub fn requests(operation: &str) -> Vec<(&'static str, &'static str, Value)> {
                                     "groupWaitSeconds": 30, "groupIntervalSeconds": 300, "repeatIntervalSeconds": 14400,
                                     "maxAlertsPerMessage": 20}}),
             ),
+            (
+                "digest",
+                "docs/digests.md: one email per user and post every 10 minutes, at most 50 comments",
+                json!({"key": "comment.created", "channelIds": [EMAIL_CHANNEL],
+                       "template": {"title": "New comment from {{properties.author}}", "body": "{{properties.text}}"},
+                       "digest": {"windowSeconds": 600, "key": "{{properties.postId}}", "maxEvents": 50, "items": 20}}),
+            ),
+            (
+                "daily_digest",
+                "docs/digests.md: a daily digest at 09:00 in each recipient's time zone",
+                json!({"key": "task.assigned", "channelIds": [EMAIL_CHANNEL], "digest": {"at": "09:00"}}),
+            ),
         ],
         "update_rule" => vec![
             ("disable", "Pause a rule", json!({"enabled": false})),
+            (
+                "digest",
+                "docs/digests.md: send the rule to an email channel as an hourly digest (`\"digest\": null` removes it)",
+                json!({"channelIds": [EMAIL_CHANNEL], "digest": {"windowSeconds": 3600}}),
+            ),
             (
                 "match",
                 "Narrow a rule to one module",
@@ -511,7 +530,14 @@ pub fn response(operation: &str) -> Option<Value> {
             "groups": [{"key": CHANNEL, "channelName": "incidents", "counts": counts,
                         "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}],
             "totals": {"counts": counts, "successRate": 1.0, "latencyMs": {"p50": 50, "p95": 50}}}),
-        "put_user" | "get_user" => user,
+        "put_user" => user,
+        "get_user" => {
+            let mut view = user;
+            view["unsubscribed"] = json!([{"userId": "alice", "channelId": CHANNEL,
+                                           "ruleKey": "digest.weekly", "at": AT}]);
+            view["suppressed"] = json!([]);
+            view
+        }
         "sync_sms_opt_outs" => json!({"listed": 8, "added": 3}),
         "create_suppression" => {
             json!({"kind": "email", "address": "bob@example.com", "reason": "manual",
@@ -716,7 +742,9 @@ pub fn error_example(status: &str, has_body: bool, operation: &str) -> Value {
             json!("ttlSeconds"),
         ),
         ("422", "put_user") => ("invalid_field", "not an IANA time zone", json!("timezone")),
-        ("422", "get_user" | "delete_user") => ("invalid_field", "not a user id", json!("userId")),
+        ("422", "get_user" | "delete_user" | "resubscribe") => {
+            ("invalid_field", "not a user id", json!("userId"))
+        }
         ("422", _) => (
             "invalid_field",
             "must be 1–128 printable characters",
@@ -758,6 +786,7 @@ fn not_found(operation: &str) -> Value {
         ("secret", "channel"),
         ("expire_previous", "channel"),
         ("rule", "rule"),
+        ("resubscribe", "unsubscribe"),
         ("user", "user"),
         ("api_key", "API key"),
         ("mark_item", "feed item"),

@@ -369,3 +369,91 @@ async fn grouping_fields_out_of_bounds_are_refused_with_their_field() {
     assert_eq!(alerting["repeatIntervalSeconds"], 14400);
     assert_eq!(alerting["maxAlertsPerMessage"], 20);
 }
+
+#[tokio::test]
+async fn a_digest_block_is_stored_and_its_bounds_are_422_with_the_field() {
+    let app = TestApp::local().await;
+    let feed = app.in_app_channel("feed").await;
+    let created = app
+        .post(
+            "/notifications/rules",
+            &json!({"key": "comment.created", "channelIds": [feed],
+                    "digest": {"windowSeconds": 600, "key": "{{properties.postId}}", "maxEvents": 50}})
+                .to_string(),
+        )
+        .await
+        .expect(StatusCode::CREATED);
+    assert_eq!(
+        created.json["digest"],
+        json!({"windowSeconds": 600, "key": "{{properties.postId}}", "maxEvents": 50})
+    );
+    for (digest, field) in [
+        (json!({"windowSeconds": 59}), "digest.windowSeconds"),
+        (json!({"windowSeconds": 604_801}), "digest.windowSeconds"),
+        (json!({}), "digest.windowSeconds"),
+        (json!({"windowSeconds": 60, "at": "09:00"}), "digest"),
+        (json!({"at": "25:00"}), "digest.at"),
+        (
+            json!({"windowSeconds": 60, "maxEvents": 0}),
+            "digest.maxEvents",
+        ),
+        (
+            json!({"windowSeconds": 60, "maxEvents": 1001}),
+            "digest.maxEvents",
+        ),
+        (json!({"windowSeconds": 60, "items": 101}), "digest.items"),
+        (
+            json!({"windowSeconds": 60, "key": "{{nope}}"}),
+            "digest.key",
+        ),
+    ] {
+        let a = app
+            .post(
+                "/notifications/rules",
+                &json!({"key": "other", "channelIds": [feed], "digest": digest}).to_string(),
+            )
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some(field), "{digest}: {}", a.message());
+        let a = app
+            .patch(
+                "/notifications/rules/comment.created",
+                &json!({"digest": digest}).to_string(),
+            )
+            .await
+            .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(a.field(), Some(field), "PATCH {digest}: {}", a.message());
+    }
+    // A digest with alerting, or on a rule with no email, push or in-app channel.
+    let a = app
+        .post(
+            "/notifications/rules",
+            &json!({"key": "other", "channelIds": [feed], "digest": {"windowSeconds": 60},
+                    "alerting": {"dedupKey": "{{type}}"}})
+            .to_string(),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("digest"));
+    let slack = app
+        .channel(r#"{"kind": "slack", "name": "ops", "config": {"webhookUrl": "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXXXXXXXXX"}}"#)
+        .await;
+    let a = app
+        .post(
+            "/notifications/rules",
+            &json!({"key": "other", "channelIds": [slack], "digest": {"windowSeconds": 60}})
+                .to_string(),
+        )
+        .await
+        .expect_error(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(a.field(), Some("digest"));
+    // `null` removes it.
+    let patched = app
+        .patch(
+            "/notifications/rules/comment.created",
+            &json!({"digest": null}).to_string(),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert!(patched.json.get("digest").is_none(), "{}", patched.json);
+}

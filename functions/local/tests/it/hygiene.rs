@@ -118,6 +118,40 @@ async fn an_ses_bounce_suppresses_the_address_and_the_next_email_to_it_is_suppre
     .await;
     assert_eq!(list["items"][0]["address"], "complainer@example.com");
     assert_eq!(list["items"][0]["reason"], "complaint");
+
+    // A transient bounce suppresses nothing; it is counted.
+    let transient = BOUNCE
+        .replace("<org>", &org)
+        .replace("\"Permanent\"", "\"Transient\"")
+        .replace("recipient@example.com", "busy@example.com");
+    assert_eq!(feedback(&herald, transient).await, 202);
+    // The stats show both feedback counters.
+    let stats = until(&herald, "/notifications/logs/stats", |b| {
+        b["totals"]["counts"]["softBounced"] == 1
+    })
+    .await;
+    assert_eq!(
+        stats["totals"]["counts"]["suppressedByFeedback"], 2,
+        "{stats}"
+    );
+
+    // A profile's suppressed addresses are on `GET /users`, whatever the profile says.
+    let r = reqwest::Client::new()
+        .put(herald.org_url("/users/bob"))
+        .header("x-api-key", &herald.started.api_key)
+        .json(&json!({"email": "Recipient@Example.com", "phone": "+14155550123"}))
+        .send()
+        .await
+        .expect("herald answers");
+    assert_eq!(r.status().as_u16(), 200);
+    let (status, bob) = herald.get("/users/bob").await;
+    assert_eq!(status, 200, "{bob}");
+    assert_eq!(bob["email"], "Recipient@Example.com");
+    let suppressed = bob["suppressed"].as_array().expect("suppressed");
+    assert_eq!(suppressed.len(), 1, "{bob}");
+    assert_eq!(suppressed[0]["address"], "recipient@example.com");
+    assert_eq!(suppressed[0]["reason"], "hard_bounce");
+    assert_eq!(bob["unsubscribed"], json!([]));
     herald.kill();
 }
 

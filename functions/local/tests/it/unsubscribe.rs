@@ -1,8 +1,9 @@
 //! RFC 8058 one-click unsubscribe against the real `herald serve`: the outbox email of a
 //! non-critical rule carries `List-Unsubscribe` and `List-Unsubscribe-Post`; a GET of the link
 //! changes nothing; a forged or an expired token is a 404 and changes nothing; a one-click POST
-//! opts the user out of the channel, so the next email to them is `suppressed`, while a
-//! `critical` rule's email still goes out, without the header.
+//! unsubscribes the user from the channel — a whole-profile `PUT /users` does not undo it — so
+//! the next email to them is `suppressed`, while a `critical` rule's email still goes out,
+//! without the header; the customer's `DELETE .../unsubscribes/{channelId}` undoes it.
 
 use std::time::Duration;
 
@@ -56,13 +57,30 @@ fn no_redirects() -> reqwest::Client {
         .expect("a client")
 }
 
-async fn opt_outs(herald: &Herald) -> Value {
+/// The channel ids ada unsubscribed from with one click (`null`: herald knows no ada).
+async fn unsubscribed(herald: &Herald) -> Value {
     let (status, user) = herald.get("/users/ada").await;
     if status == 404 {
         return Value::Null;
     }
     assert_eq!(status, 200, "{user}");
-    user["optOuts"].clone()
+    user["unsubscribed"]
+        .as_array()
+        .expect("unsubscribed")
+        .iter()
+        .map(|u| u["channelId"].clone())
+        .collect()
+}
+
+async fn put_ada(herald: &Herald, profile: Value) {
+    let r = reqwest::Client::new()
+        .put(herald.org_url("/users/ada"))
+        .header("x-api-key", &herald.started.api_key)
+        .json(&profile)
+        .send()
+        .await
+        .expect("herald answers");
+    assert_eq!(r.status().as_u16(), 200);
 }
 
 #[tokio::test]
@@ -122,7 +140,11 @@ async fn a_one_click_post_opts_the_user_out_and_a_critical_rule_still_sends_with
     assert_eq!(page.status(), 200);
     let html = page.text().await.expect("a page");
     assert!(html.contains("<form method=\"post\""), "{html}");
-    assert_eq!(opt_outs(&herald).await, Value::Null, "GET created nothing");
+    assert_eq!(
+        unsubscribed(&herald).await,
+        Value::Null,
+        "GET created nothing"
+    );
 
     // A forged token (another user, the signature of the real one) and an expired one: 404.
     let token = link.rsplit('/').next().expect("a token");
@@ -159,7 +181,7 @@ async fn a_one_click_post_opts_the_user_out_and_a_critical_rule_still_sends_with
         assert_eq!(r.status(), 404, "{bad}");
         assert!(r.headers().get("location").is_none());
     }
-    assert_eq!(opt_outs(&herald).await, Value::Null, "nothing changed");
+    assert_eq!(unsubscribed(&herald).await, Value::Null, "nothing changed");
 
     // The one-click POST, form-encoded then multipart (a replay is still 200), never a
     // redirect.
@@ -181,7 +203,14 @@ async fn a_one_click_post_opts_the_user_out_and_a_critical_rule_still_sends_with
         assert_eq!(r.status(), 200);
         assert!(r.headers().get("location").is_none());
     }
-    assert_eq!(opt_outs(&herald).await, json!([channel_id]));
+    assert_eq!(unsubscribed(&herald).await, json!([channel_id]));
+    // A customer's whole-profile sync that knows nothing of it does not undo it.
+    put_ada(
+        &herald,
+        json!({"email": "ada@example.com", "timezone": "Europe/Paris"}),
+    )
+    .await;
+    assert_eq!(unsubscribed(&herald).await, json!([channel_id]));
 
     // The next email of the rule is suppressed; the critical rule's still goes out.
     publish(&herald, "digest.weekly").await;
@@ -194,7 +223,7 @@ async fn a_one_click_post_opts_the_user_out_and_a_critical_rule_still_sends_with
         digests.iter().any(|d| d["status"] == "suppressed"
             && d["reason"]
                 .as_str()
-                .is_some_and(|r| r.contains("opted out"))),
+                .is_some_and(|r| r.contains("unsubscribed from channel"))),
         "{all:?}"
     );
     let alerts = by_rule("security.alert");
@@ -211,5 +240,26 @@ async fn a_one_click_post_opts_the_user_out_and_a_critical_rule_still_sends_with
         alert["email"]["headers"].get("List-Unsubscribe").is_none(),
         "{alert}"
     );
+
+    // The customer undoes it (the user opted back in on their preference page): the next
+    // email goes out again.
+    let r = reqwest::Client::new()
+        .delete(herald.org_url(&format!("/users/ada/unsubscribes/{channel_id}")))
+        .header("x-api-key", &herald.started.api_key)
+        .send()
+        .await
+        .expect("herald answers");
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(unsubscribed(&herald).await, json!([]));
+    let r = reqwest::Client::new()
+        .delete(herald.org_url(&format!("/users/ada/unsubscribes/{channel_id}")))
+        .header("x-api-key", &herald.started.api_key)
+        .send()
+        .await
+        .expect("herald answers");
+    assert_eq!(r.status().as_u16(), 404, "nothing left to undo");
+    publish(&herald, "digest.weekly").await;
+    let all = settled(&herald, 4).await;
+    assert_eq!(all[0]["status"], "sent", "{all:?}");
     herald.kill();
 }
