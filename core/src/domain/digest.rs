@@ -421,7 +421,7 @@ mod tests {
 
     fn item(n: u32) -> DigestItem {
         DigestItem {
-            event_id: EventId::parse(&format!("e{n}")).expect("id"),
+            event_id: EventId::parse(format!("e{n}")).expect("id"),
             received_at: at("2026-06-01T10:00:00Z"),
             title: format!("Comment {n}"),
             body: (n == 1).then(|| "first\nline".to_owned()),
