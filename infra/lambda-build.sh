@@ -26,9 +26,9 @@ venv="$tools/lambda-venv"
 CARGO_LAMBDA_VERSION=1.9.2
 FUNCTIONS=(herald-api herald-ingest herald-matcher herald-dispatcher herald-feed-socket)
 # The Lambda code generation the arm64 build gets from .cargo/config.toml
-# (`[target.aarch64-unknown-linux-gnu]`: non-PIE, no unwind tables), for the host target here —
-# set per build, so the workspace's debug and `serve` builds keep the defaults.
-LAMBDA_RUSTFLAGS="-C relocation-model=static -C force-unwind-tables=no"
+# (`[target.aarch64-unknown-linux-gnu]`: non-PIE), for the host target here — set per build, so
+# the workspace's debug and `serve` builds keep the defaults.
+LAMBDA_RUSTFLAGS="-C relocation-model=static"
 LIMIT_BYTES=$((8 * 1024 * 1024))
 
 install() {
