@@ -2,7 +2,7 @@
 //! `docs/openapi.json` (a test fails when they differ; `HERALD_UPDATE_OPENAPI=1 cargo test -p
 //! herald-api openapi` rewrites the file). `GET /openapi.json` serves the checked-in file
 //! ([`DOCUMENT`], compiled in): the derivation — utoipa's builders and the `json!` examples,
-//! about 0.9 MiB of the api's Lambda bootstrap — then links only where it is checked (the test)
+//! about 0.8 MiB of the api's Lambda bootstrap — then links only where it is checked (the test)
 //! or printed (`herald openapi`). docs/benchmarks.md has the sizes.
 //!
 //! The derives give paths, parameters and most schemas; [`document`] then adds what they cannot
