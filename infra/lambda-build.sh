@@ -25,6 +25,10 @@ venv="$tools/lambda-venv"
 
 CARGO_LAMBDA_VERSION=1.9.2
 FUNCTIONS=(herald-api herald-ingest herald-matcher herald-dispatcher herald-feed-socket)
+# The Lambda code generation the arm64 build gets from .cargo/config.toml
+# (`[target.aarch64-unknown-linux-gnu]`: non-PIE), for the host target here — set per build, so
+# the workspace's debug and `serve` builds keep the defaults.
+LAMBDA_RUSTFLAGS="-C relocation-model=static"
 LIMIT_BYTES=$((8 * 1024 * 1024))
 
 install() {
@@ -41,9 +45,12 @@ build() {
     cd "$root"
     local packages=()
     for f in "${FUNCTIONS[@]}"; do packages+=(-p "$f"); done
-    local started=$SECONDS
+    local host started=$SECONDS
+    host=$(rustc -vV | sed -n 's/^host: //p')
+    local flags_var="CARGO_TARGET_$(echo "$host" | tr 'a-z-' 'A-Z_')_RUSTFLAGS"
+    env "$flags_var=$LAMBDA_RUSTFLAGS" \
     "$venv/bin/cargo-lambda" lambda build --release --compiler cargo --skip-target-check \
-        --target "$(rustc -vV | sed -n 's/^host: //p')" "${packages[@]}"
+        --target "$host" "${packages[@]}"
     echo "built in $((SECONDS - started)) s ($(uname -m), release profile = Lambda profile)"
 
     local out="${CARGO_TARGET_DIR:-$root/target}/lambda"

@@ -1,6 +1,9 @@
-//! The OpenAPI 3.1 document of the API, served at `GET /openapi.json` and checked into the repo as
+//! The OpenAPI 3.1 document of the API, derived here ([`document`]) and checked into the repo as
 //! `docs/openapi.json` (a test fails when they differ; `HERALD_UPDATE_OPENAPI=1 cargo test -p
-//! herald-api openapi` rewrites the file).
+//! herald-api openapi` rewrites the file). `GET /openapi.json` serves the checked-in file
+//! ([`DOCUMENT`], compiled in): the derivation — utoipa's builders and the `json!` examples,
+//! about 0.8 MiB of the api's Lambda bootstrap — then links only where it is checked (the test)
+//! or printed (`herald openapi`). docs/benchmarks.md has the sizes.
 //!
 //! The derives give paths, parameters and most schemas; [`document`] then adds what they cannot
 //! say ([`schemas`]: the event body, channel configs by kind, the matcher tree, the feed socket's
@@ -11,8 +14,10 @@
 mod examples;
 mod schemas;
 
+use axum::Router;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{Value, json};
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
@@ -361,10 +366,13 @@ fn feed_widget() -> Value {
     })
 }
 
+/// The document as served: `docs/openapi.json`, which the test keeps equal to [`document`].
+pub const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+
 pub fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(serve))
 }
 
-async fn serve() -> Json<Value> {
-    Json(document())
+async fn serve() -> impl IntoResponse {
+    ([(CONTENT_TYPE, "application/json")], DOCUMENT)
 }
