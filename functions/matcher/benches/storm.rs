@@ -274,17 +274,25 @@ async fn run(
     }
     let elapsed = started.elapsed();
     let (reads, writes) = store.reset();
-    let all = deliveries::list(
-        store.as_ref(),
-        org,
-        &LogFilter::default(),
-        10_000,
-        None,
-        Utc::now() + chrono::Duration::days(1),
-    )
-    .await
-    .expect("the log")
-    .items;
+    let mut all = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = deliveries::list(
+            store.as_ref(),
+            org,
+            &LogFilter::default(),
+            200,
+            cursor,
+            Utc::now() + chrono::Duration::days(1),
+        )
+        .await
+        .expect("the log");
+        all.extend(page.items);
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
     batch_ms.sort_by(f64::total_cmp);
     Figures {
         events,

@@ -361,18 +361,25 @@ impl World {
     /// Gives every new delivery the instance it was made for: the current instance of its
     /// event's host (a step touches one host).
     async fn attribute(&mut self) {
-        let all = deliveries::list(
-            self.store.as_ref(),
-            self.org,
-            &LogFilter::default(),
-            1000,
-            None,
-            self.now + chrono::Duration::days(1),
-        )
-        .await
-        .unwrap()
-        .items;
-        assert!(all.len() < 1000, "the test reads every delivery");
+        let mut all = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = deliveries::list(
+                self.store.as_ref(),
+                self.org,
+                &LogFilter::default(),
+                200,
+                cursor,
+                self.now + chrono::Duration::days(1),
+            )
+            .await
+            .unwrap();
+            all.extend(page.items);
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
         for d in all {
             if self.seen.contains_key(&d.id) {
                 continue;
