@@ -125,11 +125,29 @@ pub struct GroupLog {
     pub first_at: Option<DateTime<Utc>>,
     /// When the group was last notified; `None` before its first message.
     pub last_sent_at: Option<DateTime<Utc>>,
-    /// The members firing, and resolved, in that message.
+    /// The members firing, and resolved, in that message — the first ids (in order) of each
+    /// set when it was longer than the store keeps (`*_truncated`).
     pub sent_firing: BTreeSet<String>,
     pub sent_resolved: BTreeSet<String>,
+    /// `sent_firing` holds only the first ids of a longer set.
+    pub sent_firing_truncated: bool,
+    /// `sent_resolved` holds only the first ids of a longer set.
+    pub sent_resolved_truncated: bool,
     /// The pending tick, if any.
     pub tick_at: Option<DateTime<Utc>>,
+}
+
+/// Whether `current` is a subset of a logged set that may hold only its first ids
+/// (`truncated`): exact for ids up to the last one logged; an id beyond it is counted as new,
+/// so a truncated log errs towards sending an update, never towards missing one.
+fn within_logged(current: &BTreeSet<String>, logged: &BTreeSet<String>, truncated: bool) -> bool {
+    if !truncated {
+        return current.is_subset(logged);
+    }
+    let Some(last) = logged.last() else {
+        return current.is_empty();
+    };
+    current.iter().all(|id| id <= last && logged.contains(id))
 }
 
 /// When the group wants its next tick after a member joined or resolved at `now`: at the end
@@ -180,13 +198,13 @@ pub fn needs_update(
     let Some(last) = log.last_sent_at else {
         return !firing.is_empty();
     };
-    if !firing.is_subset(&log.sent_firing) {
+    if !within_logged(firing, &log.sent_firing, log.sent_firing_truncated) {
         return true;
     }
     if firing.is_empty() {
         return !log.sent_firing.is_empty();
     }
-    if send_resolved && !resolved.is_subset(&log.sent_resolved) {
+    if send_resolved && !within_logged(resolved, &log.sent_resolved, log.sent_resolved_truncated) {
         return true;
     }
     now >= last + repeat
@@ -391,7 +409,50 @@ mod tests {
             sent_firing: set(firing),
             sent_resolved: set(resolved),
             tick_at: None,
+            ..GroupLog::default()
         }
+    }
+
+    #[test]
+    fn a_truncated_log_is_exact_up_to_its_last_id_and_counts_later_ids_as_new() {
+        let repeat = Duration::hours(1);
+        let mut log = sent(at(0), &["a", "b", "c"], &[]);
+        log.sent_firing_truncated = true;
+        // "a".."c" were logged; "d" may or may not have been sent: counted as new.
+        assert!(!needs_update(
+            &log,
+            &set(&["a", "c"]),
+            &set(&[]),
+            true,
+            repeat,
+            at(10)
+        ));
+        assert!(needs_update(
+            &log,
+            &set(&["a", "d"]),
+            &set(&[]),
+            true,
+            repeat,
+            at(10)
+        ));
+        // "bb" sorts before "c", and is not logged: certainly new.
+        assert!(needs_update(
+            &log,
+            &set(&["bb"]),
+            &set(&[]),
+            true,
+            repeat,
+            at(10)
+        ));
+        log.sent_firing_truncated = false;
+        assert!(needs_update(
+            &log,
+            &set(&["d"]),
+            &set(&[]),
+            true,
+            repeat,
+            at(10)
+        ));
     }
 
     /// Alertmanager's dedup-stage table (notify/dedup_stage_test.go), row by row.

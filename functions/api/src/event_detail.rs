@@ -1,6 +1,9 @@
 //! One event (org API key): `GET /events/{eventId}` — the stored event and, per rule, what
 //! routing did with it: matched, with the deliveries it made (queued, deferred for quiet hours,
-//! capped, suppressed, failed) and each one's status now; or not matched.
+//! capped, suppressed, silenced, failed) and each one's status now, and its outcomes per
+//! channel — including, for alert events, what it did without a delivery of this event
+//! (deduplicated into an open alert, left to a group message, silenced, ignored); or not
+//! matched.
 //!
 //! Reads the event record (one `GetItem`), the deliveries it lists (one batched read) and the
 //! org's rules (one query) — never a scan. The matcher writes each matched rule's deliveries on
@@ -13,8 +16,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_core::domain::delivery::{Delivery, DeliveryStatus};
-use herald_core::domain::{ChannelId, DeliveryId, EventId, UserId};
-use herald_shared::repo::events::{self, EventRecord, RoutedDelivery, Stage};
+use herald_core::domain::{AlertInstanceId, ChannelId, DeliveryId, EventId, UserId};
+use herald_shared::repo::events::{
+    self, AlertOutcome, AlertOutcomeKind, EventRecord, RoutedDelivery, RuleRoute, Stage,
+};
 use herald_shared::repo::rules;
 use herald_shared::store::keys;
 use serde::Serialize;
@@ -68,6 +73,12 @@ pub struct RuleOutcome {
     /// The deliveries a matched rule made.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub deliveries: Vec<EventDelivery>,
+    /// What a matched rule did with the event on each channel (and recipient): one entry per
+    /// delivery it made (`delivered`, `deferred`, `capped`, `suppressed`, `failed`,
+    /// `silenced`), and, for alert events, where it made none of this event's own
+    /// (`deduplicated`, `grouped`, `silenced`, `ignored`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<EventOutcome>,
     /// The rule was created or changed after the event was matched: its outcome is the old
     /// rule's (`not_matched` may not hold for the rule as it is; try explain).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -97,8 +108,9 @@ pub struct EventDelivery {
     #[schema(value_type = Option<String>)]
     pub recipient: Option<UserId>,
     /// What the matcher did: `queued` (for sending), `deferred` (quiet hours), `capped`
-    /// (frequency cap reached), `suppressed` (disabled channel), `failed` (no recipient),
-    /// `batched` (joined a digest: `deliveryId` is the digest's, `reason` says when it is sent).
+    /// (frequency cap reached), `suppressed` (disabled channel), `silenced` (a silence),
+    /// `failed` (no recipient), `batched` (joined a digest: `deliveryId` is the digest's,
+    /// `reason` says when it is sent).
     pub routed: Routed,
     /// Why, for all but `queued`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,33 +127,133 @@ pub enum Routed {
     Deferred,
     Capped,
     Suppressed,
+    /// Suppressed by a silence (`reason`: `silenced by <silence id>`).
+    Silenced,
     Failed,
     Batched,
 }
 
+/// The start of the reason of a silenced delivery (the matcher's `SILENCED_BY`).
+const SILENCED_BY: &str = "silenced by ";
+
 impl Routed {
     fn of(d: &RoutedDelivery) -> Self {
+        let reason = d.reason.as_deref().unwrap_or_default();
         match d.status {
             DeliveryStatus::Deferred => Self::Deferred,
-            DeliveryStatus::Suppressed
-                if d.reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with("frequency cap")) =>
-            {
-                Self::Capped
-            }
+            DeliveryStatus::Suppressed if reason.starts_with("frequency cap") => Self::Capped,
+            DeliveryStatus::Suppressed if reason.starts_with(SILENCED_BY) => Self::Silenced,
             DeliveryStatus::Suppressed => Self::Suppressed,
             DeliveryStatus::Failed => Self::Failed,
             DeliveryStatus::Queued
-                if d.reason
-                    .as_deref()
-                    .is_some_and(|r| r.starts_with(herald_core::domain::digest::BATCHED_INTO)) =>
+                if reason.starts_with(herald_core::domain::digest::BATCHED_INTO) =>
             {
                 Self::Batched
             }
             DeliveryStatus::Queued | DeliveryStatus::Sent | DeliveryStatus::Delivered => {
                 Self::Queued
             }
+        }
+    }
+}
+
+/// What a matched rule did with the event on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OutcomeKind {
+    /// A delivery of this event was made for sending (`deliveryId`; its trigger for an alert).
+    Delivered,
+    /// A delivery held by quiet hours.
+    Deferred,
+    /// A delivery suppressed by the frequency cap.
+    Capped,
+    /// A delivery suppressed because the channel is disabled.
+    Suppressed,
+    /// A delivery that failed at once (no recipient).
+    Failed,
+    /// Held back by a silence (`silenceId`): a suppressed delivery of this event, a duplicate of
+    /// a silenced alert, or a grouped alert whose group message the silence holds back.
+    Silenced,
+    /// A trigger of an alert already notified on the channel (or acknowledged): counted on the
+    /// instance (`instanceId`), not sent again; `deliveryId` is the trigger delivery.
+    Deduplicated,
+    /// Left to the rule's group message (`group`).
+    Grouped,
+    /// An acknowledge or resolve that changed nothing (`reason`, e.g. `no open alert`).
+    Ignored,
+    /// Joined a digest: `deliveryId` is the digest's delivery, `reason` says when it is sent.
+    Batched,
+}
+
+/// One outcome of a matched rule.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EventOutcome {
+    pub outcome: OutcomeKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<ChannelId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub recipient: Option<UserId>,
+    /// This event's delivery, or (deduplicated) the alert's trigger delivery.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<DeliveryId>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dedup_key: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub instance_id: Option<AlertInstanceId>,
+    /// The group (a hash of its `groupBy` values) whose message stands for the alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub silence_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl EventOutcome {
+    fn of_delivery(d: &RoutedDelivery) -> Self {
+        let routed = Routed::of(d);
+        let reason = d.reason.as_deref().unwrap_or_default();
+        Self {
+            outcome: match routed {
+                Routed::Queued => OutcomeKind::Delivered,
+                Routed::Deferred => OutcomeKind::Deferred,
+                Routed::Capped => OutcomeKind::Capped,
+                Routed::Suppressed => OutcomeKind::Suppressed,
+                Routed::Silenced => OutcomeKind::Silenced,
+                Routed::Failed => OutcomeKind::Failed,
+                Routed::Batched => OutcomeKind::Batched,
+            },
+            channel_id: Some(d.channel_id),
+            recipient: d.recipient.clone(),
+            delivery_id: Some(d.delivery_id),
+            dedup_key: None,
+            instance_id: None,
+            group: None,
+            silence_id: reason.strip_prefix(SILENCED_BY).map(str::to_owned),
+            reason: d.reason.clone(),
+        }
+    }
+
+    fn of_alert(o: AlertOutcome) -> Self {
+        Self {
+            outcome: match o.outcome {
+                AlertOutcomeKind::Deduplicated => OutcomeKind::Deduplicated,
+                AlertOutcomeKind::Grouped => OutcomeKind::Grouped,
+                AlertOutcomeKind::Silenced => OutcomeKind::Silenced,
+                AlertOutcomeKind::Ignored => OutcomeKind::Ignored,
+            },
+            channel_id: o.channel_id,
+            recipient: None,
+            delivery_id: o.delivery_id,
+            dedup_key: Some(o.dedup_key),
+            instance_id: o.instance_id,
+            group: o.group,
+            silence_id: o.silence_id.map(|s| s.to_string()),
+            reason: o.reason,
         }
     }
 }
@@ -209,22 +321,28 @@ fn detail(
     };
     let mut out: Vec<RuleOutcome> = Vec::new();
     // Records matched before routes were kept name their rules only.
-    let routes: Vec<(String, Vec<RoutedDelivery>)> = if record.routes.is_empty() {
+    let routes: Vec<RuleRoute> = if record.routes.is_empty() {
         record
             .matched_rules
             .iter()
-            .map(|k| (k.clone(), Vec::new()))
+            .map(|k| RuleRoute::new(k.clone()))
             .collect()
     } else {
-        record
-            .routes
-            .into_iter()
-            .map(|r| (r.rule_key, r.deliveries))
-            .collect()
+        record.routes
     };
-    for (key, deliveries) in routes {
+    for RuleRoute {
+        rule_key: key,
+        deliveries,
+        outcomes,
+    } in routes
+    {
         out.push(RuleOutcome {
             outcome: RuleOutcomeKind::Matched,
+            outcomes: deliveries
+                .iter()
+                .map(EventOutcome::of_delivery)
+                .chain(outcomes.into_iter().map(EventOutcome::of_alert))
+                .collect(),
             deliveries: deliveries
                 .iter()
                 .map(|d| EventDelivery {
@@ -253,6 +371,7 @@ fn detail(
                 RuleOutcomeKind::Pending
             },
             deliveries: Vec::new(),
+            outcomes: Vec::new(),
             changed_since: changed(rule.key.as_str()),
             deleted: false,
         });

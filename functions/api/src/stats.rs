@@ -85,7 +85,10 @@ pub struct StatsAnswer {
 /// `channel` (default), `rule` or `day`. `latencyMs` is the time from the event's receipt to the
 /// delivery's final attempt, estimated from a histogram (the upper bound of the bucket holding
 /// the percentile). `deferred` counts deliveries held by quiet hours, which are later counted
-/// again under the status they end with.
+/// again under the status they end with. `deduplicated`, `grouped` and `silenced` count what
+/// rules did with alert events instead of sending them — per (event, rule, channel), on the day
+/// the event was matched: a trigger counted into an alert already notified, left to a group
+/// message, held back by a silence (a silenced delivery on record is also `suppressed`).
 #[utoipa::path(
     get, path = STATS, tag = "logs",
     params(

@@ -30,6 +30,8 @@ use herald_shared::pipeline::{AutoResolveCheck, MatchTask, alert_delivery_id};
 use herald_shared::queue::{MAX_DELAY, Outgoing};
 use herald_shared::repo::alerts::{self as repo, Action, Applied};
 
+use herald_shared::repo::events::{AlertOutcome, AlertOutcomeKind};
+
 use crate::cache::OrgRules;
 use crate::{Matcher, Phase, RouteError, Routed};
 
@@ -181,6 +183,16 @@ impl Matcher<'_> {
                 if record.alert.state != herald_core::domain::alert::AlertState::Firing {
                     // Acknowledged: counted, no notification.
                     routed.deduplicated += 1;
+                    for rule in rules {
+                        for channel_id in &rule.channel_ids {
+                            let mut outcome =
+                                AlertOutcome::new(AlertOutcomeKind::Deduplicated, key.as_str());
+                            outcome.channel_id = Some(*channel_id);
+                            outcome.instance_id = Some(record.alert.instance_id);
+                            outcome.reason = Some("acknowledged: no repeat".to_owned());
+                            routed.outcome(&rule.key, outcome);
+                        }
+                    }
                     return Ok(());
                 }
                 record
@@ -239,8 +251,14 @@ impl Matcher<'_> {
                     )
                     .await;
             }
-            Applied::Ignored(reason, _) => {
+            Applied::Ignored(reason, record) => {
                 info!(dedup_key = %key, action = event.action().as_str(), reason, "alert action ignored");
+                for rule in rules {
+                    let mut outcome = AlertOutcome::new(AlertOutcomeKind::Ignored, key.as_str());
+                    outcome.instance_id = record.as_ref().map(|r| r.alert.instance_id);
+                    outcome.reason = Some(reason.to_owned());
+                    routed.outcome(&rule.key, outcome);
+                }
                 return Ok(());
             }
         };
@@ -254,30 +272,53 @@ impl Matcher<'_> {
         let mut created_any = false;
         for rule in rules {
             let grouping = rule.alerting.as_ref().and_then(|a| a.grouping());
-            if let Some(grouping) = &grouping
-                && (opened || redelivered)
-            {
-                self.join_group(
-                    routed,
-                    &event,
-                    key,
-                    &record.alert,
-                    rule,
-                    grouping,
-                    redelivered,
-                    ttl,
-                    now,
-                )
-                .await?;
-                created_any = true;
-            }
+            let joined = match &grouping {
+                Some(grouping) if opened || redelivered => {
+                    created_any = true;
+                    Some(
+                        self.join_group(
+                            routed,
+                            &event,
+                            key,
+                            &record.alert,
+                            rule,
+                            grouping,
+                            redelivered,
+                            ttl,
+                            now,
+                        )
+                        .await?,
+                    )
+                }
+                _ => None,
+            };
             for channel_id in &rule.channel_ids {
                 let Some(channel) = org.channels.get(channel_id) else {
                     warn!(rule = %rule.key, channel_id = %channel_id, "rule names a channel that no longer exists");
                     continue;
                 };
-                if grouping.is_some() && crate::groups::takes_groups(channel) {
-                    // The group's message stands for this alert here.
+                if let Some(grouping) = &grouping
+                    && crate::groups::takes_groups(channel)
+                {
+                    // The group's message stands for this alert here: joined now, or a
+                    // duplicate of a member already in it.
+                    let (kind, silence) = match &joined {
+                        Some(_) => match org.silence_for(&event, &rule.key, channel.id, now) {
+                            Some(s) => (AlertOutcomeKind::Silenced, Some(s)),
+                            None => (AlertOutcomeKind::Grouped, None),
+                        },
+                        None => (AlertOutcomeKind::Deduplicated, None),
+                    };
+                    let mut outcome = AlertOutcome::new(kind, key.as_str());
+                    outcome.channel_id = Some(channel.id);
+                    outcome.instance_id = Some(record.alert.instance_id);
+                    outcome.group = Some(joined.clone().unwrap_or_else(|| {
+                        herald_shared::repo::groups::group_hash(
+                            &herald_core::domain::group::group_values(&grouping.by, &event),
+                        )
+                    }));
+                    outcome.silence_id = silence;
+                    routed.outcome(&rule.key, outcome);
                     continue;
                 }
                 let instance = Instance {

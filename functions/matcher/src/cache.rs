@@ -43,6 +43,30 @@ impl OrgRules {
             .find(|(s, m)| s.silences(m.as_ref(), event, rule, channel, now))
             .map(|(s, _)| s.id)
     }
+
+    /// Whether silences hold back `event`'s alert by `rule` on every one of `channels` at
+    /// `now` (what keeps it out of a group message): the first such silence and when the
+    /// earliest of them ends. `None` when one channel is not silenced (or there is none).
+    pub fn silence_on_all(
+        &self,
+        event: &Event,
+        rule: &RuleKey,
+        channels: &[ChannelId],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(SilenceId, chrono::DateTime<chrono::Utc>)> {
+        let mut found: Option<(SilenceId, chrono::DateTime<chrono::Utc>)> = None;
+        for channel in channels {
+            let (silence, _) = self
+                .silences
+                .iter()
+                .find(|(s, m)| s.silences(m.as_ref(), event, rule, *channel, now))?;
+            found = Some(match found {
+                Some((id, end)) => (id, end.min(silence.ends_at)),
+                None => (silence.id, silence.ends_at),
+            });
+        }
+        found
+    }
 }
 
 /// Orgs kept at most; past it the cache starts over (a bound, not an LRU: orgs reload in ms).

@@ -53,7 +53,7 @@ fn store_err(e: RepoError) -> RouteError {
 }
 
 impl Matcher<'_> {
-    /// `alert` (firing) joins its group of the grouped `rule`.
+    /// `alert` (firing) joins its group of the grouped `rule`; returns the group's hash.
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn join_group(
         &self,
@@ -66,7 +66,7 @@ impl Matcher<'_> {
         redelivered: bool,
         ttl: i64,
         now: DateTime<Utc>,
-    ) -> Result<(), RouteError> {
+    ) -> Result<String, RouteError> {
         let org = event.org_id;
         let values = group_values(&grouping.by, event);
         let hash = groups::group_hash(&values);
@@ -79,6 +79,8 @@ impl Matcher<'_> {
             digest: None,
         }
         .summary(Escape::Plain);
+        let mut matched = event.clone();
+        matched.recipients.clear();
         let member = Member {
             dedup_key: key.as_str().to_owned(),
             instance_id: alert.instance_id,
@@ -86,6 +88,7 @@ impl Matcher<'_> {
             starts_at: alert.first_event_at,
             ends_at: None,
             summary,
+            event: Some(Box::new(matched)),
         };
         groups::put_member(self.store, org, &rule.key, &hash, &member, ttl)
             .await
@@ -104,7 +107,8 @@ impl Matcher<'_> {
             ttl,
             now,
         )
-        .await
+        .await?;
+        Ok(hash)
     }
 
     /// `alert` resolved: its member of each group it joined is resolved, and the group nudged.
@@ -271,9 +275,45 @@ impl Matcher<'_> {
             info!(rule = %tick.rule_key, group = %tick.group, "group tick of a rule no longer grouped dropped");
             return Ok(());
         };
-        let members = groups::members(self.store, org_id, &rule.key, &group.group)
+        let all = groups::members(self.store, org_id, &rule.key, &group.group)
             .await
             .map_err(store_err)?;
+        let ttl = (now + self.retention).timestamp();
+        let held = Held::of(&org, rule, group, &all, now);
+        let members: Vec<Member> = all
+            .iter()
+            .zip(&held.muted)
+            .filter(|(_, muted)| !**muted)
+            .map(|(m, _)| m.clone())
+            .collect();
+        if members.is_empty()
+            && let Some((silence, until)) = held.firing
+        {
+            // Every alert of the group is silenced: nothing is sent, the log stays as it was,
+            // each channel records the message it did not get, and the group looks again when
+            // the silence ends.
+            info!(rule = %rule.key, group = %group.group, silence = %silence, "group silenced");
+            self.silenced_group(&org, event, rule, group, silence, due, ttl, now)
+                .await?;
+            let eval = domain::Evaluation {
+                record: false,
+                deliver: false,
+                next_tick: Some(until),
+                reset: false,
+            };
+            return self
+                .record_tick(
+                    event,
+                    record,
+                    &eval,
+                    BTreeSet::new(),
+                    BTreeSet::new(),
+                    &grouping,
+                    ttl,
+                    now,
+                )
+                .await;
+        }
         let ids = |status: GroupStatus| -> BTreeSet<String> {
             members
                 .iter()
@@ -283,8 +323,13 @@ impl Matcher<'_> {
         };
         let firing = ids(GroupStatus::Firing);
         let resolved = ids(GroupStatus::Resolved);
-        let eval = evaluate(&group.log(), &firing, &resolved, &grouping, now);
-        let ttl = (now + self.retention).timestamp();
+        let mut eval = evaluate(&group.log(), &firing, &resolved, &grouping, now);
+        if let Some((_, until)) = held.firing {
+            // Silenced alerts still fire: the group is not idle, and looks again when the
+            // silence ends (they are notified then, as new).
+            eval.reset = false;
+            eval.next_tick = Some(eval.next_tick.map_or(until, |t| t.min(until)));
+        }
         if eval.deliver {
             let listed = members
                 .iter()
@@ -320,9 +365,46 @@ impl Matcher<'_> {
         self.record_tick(event, record, &eval, firing, resolved, &grouping, ttl, now)
             .await?;
         if eval.record || eval.reset {
-            groups::drop_resolved(self.store, org_id, &rule.key, &tick.group, &members)
+            groups::drop_resolved(self.store, org_id, &rule.key, &tick.group, &all)
                 .await
                 .map_err(store_err)?;
+        }
+        Ok(())
+    }
+
+    /// Records, on each channel of `rule` that takes groups, the group message a silence held
+    /// back: a `suppressed` group delivery naming the silence, one per (message number,
+    /// silence) however many ticks find the group silenced.
+    #[allow(clippy::too_many_arguments)]
+    async fn silenced_group(
+        &self,
+        org: &OrgRules,
+        event: &Event,
+        rule: &Rule,
+        group: &Group,
+        silence: herald_core::domain::SilenceId,
+        due: DateTime<Utc>,
+        ttl: i64,
+        now: DateTime<Utc>,
+    ) -> Result<(), RouteError> {
+        for channel in group_channels(org, rule) {
+            let mut delivery = new_delivery(event, rule, channel, None, now);
+            delivery.id = group_delivery_id(
+                event.org_id,
+                &rule.key,
+                channel.id,
+                &format!("{}#silenced:{silence}", group.group),
+                group.seq,
+                group.first_at.unwrap_or(due),
+            );
+            delivery.trigger = Trigger::Group;
+            crate::silence_delivery(&mut delivery, silence);
+            if deliveries::create(self.store, &delivery, ttl)
+                .await?
+                .is_none()
+            {
+                self.count(&delivery).await?;
+            }
         }
         Ok(())
     }
@@ -418,14 +500,12 @@ impl Matcher<'_> {
             if eval.record {
                 group.seq = ours.seq + 1;
                 group.last_sent_at = Some(now);
-                group.sent_firing = firing.clone();
-                group.sent_resolved = resolved.clone();
+                group.log_sent(&firing, &resolved);
             }
             if reset {
                 group.first_at = None;
                 group.last_sent_at = None;
-                group.sent_firing.clear();
-                group.sent_resolved.clear();
+                group.clear_sent();
             }
             group.previous_tick_id = group.tick_id.take();
             group.tick_at = next_tick;
@@ -459,6 +539,61 @@ impl Matcher<'_> {
         }
         warn!(group = %ours.group, "group tick contended; it will be retried");
         Err(store_err(RepoError::Contended))
+    }
+}
+
+/// The channels of `rule` that get its group messages.
+fn group_channels<'a>(org: &'a OrgRules, rule: &Rule) -> Vec<&'a Channel> {
+    rule.channel_ids
+        .iter()
+        .filter_map(|id| org.channels.get(id))
+        .filter(|c| takes_groups(c))
+        .collect()
+}
+
+/// Which members of a group silences hold back at a tick (docs/alerts.md, "Silences and
+/// groups"): a member whose opening event a silence holds back on every channel the group
+/// message goes to — unless it resolved after it was notified (its resolve still goes out).
+struct Held {
+    /// Per member, in order: held back.
+    muted: Vec<bool>,
+    /// For held-back firing members: the first silence, and the earliest end among theirs.
+    firing: Option<(herald_core::domain::SilenceId, DateTime<Utc>)>,
+}
+
+impl Held {
+    fn of(
+        org: &OrgRules,
+        rule: &Rule,
+        group: &Group,
+        members: &[Member],
+        now: DateTime<Utc>,
+    ) -> Self {
+        let channels: Vec<_> = group_channels(org, rule).iter().map(|c| c.id).collect();
+        let mut firing: Option<(herald_core::domain::SilenceId, DateTime<Utc>)> = None;
+        let muted = members
+            .iter()
+            .map(|m| {
+                if m.status == GroupStatus::Resolved && group.sent_firing.contains(&m.id()) {
+                    return false;
+                }
+                let Some(event) = &m.event else {
+                    return false;
+                };
+                let Some((silence, until)) = org.silence_on_all(event, &rule.key, &channels, now)
+                else {
+                    return false;
+                };
+                if m.status == GroupStatus::Firing {
+                    firing = Some(match firing {
+                        Some((first, end)) => (first, end.min(until)),
+                        None => (silence, until),
+                    });
+                }
+                true
+            })
+            .collect();
+        Self { muted, firing }
     }
 }
 

@@ -27,7 +27,7 @@ use herald_core::domain::rule::Rule;
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessage, delivery_id};
 use herald_shared::queue::{self, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{CappedCreate, Versioned};
-use herald_shared::repo::events::{RoutedDelivery, RuleRoute};
+use herald_shared::repo::events::{AlertOutcome, AlertOutcomeKind, RoutedDelivery, RuleRoute};
 use herald_shared::repo::{deliveries, events, stats};
 use herald_shared::store::{Store, StoreError, keys};
 use tracing::{debug, info, instrument, warn};
@@ -118,7 +118,7 @@ impl Matcher<'_> {
                 .map(|(message, task)| self.route(&task.event, message.receive_count > 1, now)),
         )
         .await;
-        let mut matched = Vec::with_capacity(tasks.len());
+        let mut matched: Vec<Matched> = Vec::with_capacity(tasks.len());
         let mut dispatch = Vec::new();
         let mut checks = Vec::new();
         let mut deduplicated = 0u32;
@@ -128,7 +128,13 @@ impl Matcher<'_> {
                     dispatch.extend(routed.messages);
                     checks.extend(routed.checks);
                     deduplicated += routed.deduplicated;
-                    matched.push((message, task.event, routed.routes, routed.created));
+                    matched.push((
+                        message,
+                        task.event,
+                        routed.routes,
+                        routed.created,
+                        routed.counted,
+                    ));
                 }
                 Err(e) => {
                     warn!(message_id = %message.id, event_id = %task.event.id, error = %e, "matching failed; the event will be retried");
@@ -153,24 +159,60 @@ impl Matcher<'_> {
                 .extend(matched.into_iter().map(|(message, ..)| message.id));
             return outcome;
         }
+        let counted_before = self.counted_before(&matched).await;
         let ttl = (now + self.retention).timestamp();
-        let marks = matched.iter().map(|(_, event, rules, created)| {
+        let marks = matched.iter().map(|(_, event, rules, created, _)| {
             events::mark_matched(self.store, event, rules.clone(), *created, ttl, now)
         });
         let marked = futures::future::join_all(marks).await;
         info!(
             events = marked.len(),
-            deliveries = matched.iter().map(|(.., created)| created).sum::<u32>(),
+            deliveries = matched
+                .iter()
+                .map(|(_, _, _, created, _)| created)
+                .sum::<u32>(),
             deduplicated,
             "batch matched"
         );
-        for ((message, event, ..), result) in matched.into_iter().zip(marked) {
+        // The batch's outcome counters, one `ADD` per counter item: only for events marked
+        // matched now, and not again for an event received again after it was marked.
+        let tally = stats::Tally::default();
+        for (((message, event, _, _, counted), result), before) in
+            matched.into_iter().zip(marked).zip(counted_before)
+        {
             if let Err(e) = result {
                 warn!(message_id = %message.id, event_id = %event.id, error = %e, "marking the event matched failed; it will be retried");
                 outcome.failed.push(message.id);
+                continue;
+            }
+            if before {
+                continue;
+            }
+            for (channel, rule, counter) in counted {
+                tally.count(event.org_id, now.date_naive(), channel, &rule, counter, 1);
             }
         }
+        if let Err(e) = tally.flush(self.store).await {
+            // Like the dispatcher's: the outcomes are on the event records; only counts are lost.
+            warn!(error = %e, "outcome counters not written");
+        }
         outcome
+    }
+
+    /// For each matched event: whether it was marked matched before this receive (a message
+    /// received again after its event was marked), so its outcomes are already counted. Reads
+    /// the records of redelivered messages only.
+    async fn counted_before(&self, matched: &[Matched]) -> Vec<bool> {
+        futures::future::join_all(matched.iter().map(|(message, event, ..)| async move {
+            if message.receive_count <= 1 {
+                return false;
+            }
+            matches!(
+                events::get(self.store, event.org_id, &event.id).await,
+                Ok(Some(r)) if r.stage == events::Stage::Matched
+            )
+        }))
+        .await
     }
 
     /// Records `event`'s deliveries and returns their dispatch messages, not yet sent.
@@ -336,13 +378,35 @@ impl Matcher<'_> {
                 .as_ref()
                 .map_or(delivery.status, |e| e.delivery.status);
             let stands = recorded.as_ref().map_or(&delivery, |e| &e.delivery);
-            routed.route_of(&rule.key).deliveries.push(RoutedDelivery {
-                delivery_id: stands.id,
-                channel_id: stands.channel_id,
-                recipient: stands.recipient.clone(),
-                status: stands.status,
-                reason: stands.reason.clone(),
-            });
+            match phase {
+                // Another event's delivery of the instance: this event was counted into it.
+                Phase::Alert(a) if stands.event_id != event.id => {
+                    let mut outcome = AlertOutcome::new(
+                        match a.silence {
+                            Some(_) => AlertOutcomeKind::Silenced,
+                            None => AlertOutcomeKind::Deduplicated,
+                        },
+                        a.key.as_str(),
+                    );
+                    outcome.channel_id = Some(channel.id);
+                    outcome.instance_id = Some(a.instance);
+                    outcome.delivery_id = Some(stands.id);
+                    outcome.silence_id = a.silence;
+                    routed.outcome(&rule.key, outcome);
+                }
+                _ => {
+                    if recorded.is_none() && silenced_by(&delivery).is_some() {
+                        routed.count(channel.id, &rule.key, AlertOutcomeKind::Silenced);
+                    }
+                    routed.route_of(&rule.key).deliveries.push(RoutedDelivery {
+                        delivery_id: stands.id,
+                        channel_id: stands.channel_id,
+                        recipient: stands.recipient.clone(),
+                        status: stands.status,
+                        reason: stands.reason.clone(),
+                    });
+                }
+            }
             out.notified |= alerts::notified(status);
             let enqueue = match recorded {
                 None => {
@@ -391,6 +455,16 @@ impl Matcher<'_> {
     }
 }
 
+/// A matched event of a batch: its message, the event, its routes, the deliveries it created
+/// and its outcome counters.
+type Matched = (
+    QueueMessage,
+    Event,
+    Vec<RuleRoute>,
+    u32,
+    Vec<(herald_core::domain::ChannelId, RuleKey, &'static str)>,
+);
+
 /// What one fan-out did.
 #[derive(Debug, Default, Clone, Copy)]
 struct FanOut {
@@ -411,7 +485,12 @@ enum Phase<'a> {
 /// The start of the reason of a delivery a silence suppressed: `silenced by <id>`.
 pub const SILENCED_BY: &str = "silenced by ";
 
-fn silence_delivery(delivery: &mut Delivery, silence: SilenceId) {
+/// The silence a delivery was suppressed by, from its reason.
+pub fn silenced_by(delivery: &Delivery) -> Option<&str> {
+    delivery.reason.as_deref()?.strip_prefix(SILENCED_BY)
+}
+
+pub(crate) fn silence_delivery(delivery: &mut Delivery, silence: SilenceId) {
     if delivery.status == DeliveryStatus::Queued {
         delivery.status = DeliveryStatus::Suppressed;
         delivery.reason = Some(format!("{SILENCED_BY}{silence}"));
@@ -432,6 +511,8 @@ struct Routed {
     routes: Vec<RuleRoute>,
     /// Deliveries this call created.
     created: u32,
+    /// Outcome counters to add to the stats: (channel, rule, counter).
+    counted: Vec<(herald_core::domain::ChannelId, RuleKey, &'static str)>,
 }
 
 impl Routed {
@@ -440,14 +521,30 @@ impl Routed {
         let i = match self.routes.iter().position(|r| r.rule_key == rule.as_str()) {
             Some(i) => i,
             None => {
-                self.routes.push(RuleRoute {
-                    rule_key: rule.to_string(),
-                    deliveries: Vec::new(),
-                });
+                self.routes.push(RuleRoute::new(rule.as_str()));
                 self.routes.len() - 1
             }
         };
         &mut self.routes[i]
+    }
+
+    /// Records what `rule` did with the event's alert, and counts it when it is per channel.
+    fn outcome(&mut self, rule: &RuleKey, outcome: AlertOutcome) {
+        if let Some(channel) = outcome.channel_id {
+            self.count(channel, rule, outcome.outcome);
+        }
+        self.route_of(rule).outcomes.push(outcome);
+    }
+
+    fn count(
+        &mut self,
+        channel: herald_core::domain::ChannelId,
+        rule: &RuleKey,
+        kind: AlertOutcomeKind,
+    ) {
+        if let Some(counter) = kind.counter() {
+            self.counted.push((channel, rule.clone(), counter));
+        }
     }
 }
 

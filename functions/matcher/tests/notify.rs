@@ -1,6 +1,10 @@
 //! The matcher's user-facing rules through the real code path (embedded store and queue):
-//! frequency caps under concurrency, quiet-hours deferral, and explain agreeing with routing.
+//! frequency caps under concurrency, quiet-hours deferral, explain agreeing with routing, and
+//! the alert lifecycle (`lifecycle`: a property test and the DynamoDB run of dedup and silences).
 #![allow(clippy::unwrap_used)]
+
+#[path = "notify/lifecycle.rs"]
+mod lifecycle;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -548,7 +552,8 @@ mod grouping {
             dispatch,
             matches,
             queues,
-            rules: Arc::new(RulesCache::new(Duration::from_secs(60))),
+            // Read afresh at every batch: a silence counts from the next event or tick.
+            rules: Arc::new(RulesCache::new(Duration::ZERO)),
             org,
         }
     }
@@ -667,5 +672,126 @@ mod grouping {
         let sent = g.group_deliveries().await;
         assert_eq!(sent.len(), 2, "one update: {sent:?}");
         assert!(sent.iter().all(|d| d.trigger == Trigger::Group));
+    }
+
+    /// A silence of module `ops` from `from` to `until`.
+    async fn silence(g: &Grouped, from: DateTime<Utc>, until: DateTime<Utc>) -> String {
+        use herald_core::domain::silence::{NewSilence, Silence};
+        let silence = Silence::new(
+            g.org,
+            NewSilence {
+                matcher: Some(serde_json::json!({"field": "module", "op": "eq", "value": "ops"})),
+                rule_keys: vec![],
+                channel_ids: vec![],
+                starts_at: Some(from),
+                ends_at: Some(until),
+                comment: Some("maintenance".into()),
+                created_by: Some("alice".into()),
+            },
+            from,
+        )
+        .unwrap();
+        herald_shared::repo::silences::create(g.store.as_ref(), &silence, from)
+            .await
+            .unwrap();
+        silence.id.to_string()
+    }
+
+    /// Handles every tick on the match queue at `now`.
+    async fn tick_all(g: &Grouped, now: DateTime<Utc>) {
+        for t in g.ticks().await {
+            g.handle(vec![t], now).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silenced_group_sends_nothing_records_it_and_is_sent_once_the_silence_ends() {
+        let g = grouped().await;
+        // Real time: the rules cache loads the silences that have not ended by the clock.
+        let t0 = Utc::now();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let id = silence(&g, t0, at(60)).await;
+        let events: Vec<Event> = (0..5).map(|i| alert(g.org, &format!("web-{i}"))).collect();
+        g.handle(events.iter().map(message).collect(), at(0)).await;
+        // Each event records that a silence held its alert back from the group message.
+        let record = herald_shared::repo::events::get(g.store.as_ref(), g.org, &events[0].id)
+            .await
+            .unwrap()
+            .unwrap();
+        let outcome = &record.routes[0].outcomes[0];
+        assert_eq!(
+            outcome.outcome,
+            herald_shared::repo::events::AlertOutcomeKind::Silenced,
+            "{record:?}"
+        );
+        assert_eq!(outcome.silence_id.map(|s| s.to_string()), Some(id.clone()));
+
+        // After the wait, every alert is silenced: nothing sent, one suppressed group delivery
+        // naming the silence, however many times the group is looked at.
+        tick_all(&g, at(30)).await;
+        tick_all(&g, at(31)).await;
+        let recorded = g.group_deliveries().await;
+        assert_eq!(recorded.len(), 1, "{recorded:?}");
+        assert_eq!(recorded[0].status, DeliveryStatus::Suppressed);
+        assert_eq!(recorded[0].trigger, Trigger::Group);
+        assert_eq!(recorded[0].reason, Some(format!("silenced by {id}")));
+        assert!(
+            g.dispatch
+                .receive(10, Duration::ZERO)
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing to send"
+        );
+
+        // The silence ends: the group's message goes out at the tick scheduled for its end.
+        tick_all(&g, at(61)).await;
+        let sent: Vec<_> = g
+            .group_deliveries()
+            .await
+            .into_iter()
+            .filter(|d| d.status == DeliveryStatus::Queued)
+            .collect();
+        assert_eq!(sent.len(), 1, "sent once the silence ended");
+        let tasks = g.dispatch.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(tasks.len(), 1);
+        let task: DispatchTask = serde_json::from_str(&tasks[0].body).unwrap();
+        assert_eq!(task.group.expect("a group message").counts.firing, 5);
+    }
+
+    #[tokio::test]
+    async fn a_group_notified_before_a_silence_still_sends_its_resolved_message() {
+        let g = grouped().await;
+        let t0 = Utc::now();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let hosts = ["web-1", "web-2"];
+        g.handle(
+            hosts.iter().map(|h| message(&alert(g.org, h))).collect(),
+            at(0),
+        )
+        .await;
+        tick_all(&g, at(30)).await;
+        assert_eq!(
+            g.dispatch.receive(10, Duration::ZERO).await.unwrap().len(),
+            1
+        );
+
+        // Silenced from now on; both alerts resolve: the all-clear still goes out.
+        silence(&g, at(35), at(3600)).await;
+        let resolves = hosts
+            .iter()
+            .map(|h| {
+                let mut e = alert(g.org, h);
+                e.alert.as_mut().unwrap().action = AlertAction::Resolve;
+                message(&e)
+            })
+            .collect();
+        g.handle(resolves, at(40)).await;
+        tick_all(&g, at(330)).await;
+        let tasks = g.dispatch.receive(10, Duration::ZERO).await.unwrap();
+        assert_eq!(tasks.len(), 1, "the resolved message");
+        let task: DispatchTask = serde_json::from_str(&tasks[0].body).unwrap();
+        let group = task.group.expect("a group message");
+        assert_eq!((group.counts.firing, group.counts.resolved), (0, 2));
     }
 }

@@ -20,10 +20,11 @@ use crate::store::{
 };
 use herald_core::domain::delivery::DeliveryStatus;
 use herald_core::domain::event::Event;
-use herald_core::domain::{ChannelId, DeliveryId, OrgId, UserId};
+use herald_core::domain::{AlertInstanceId, ChannelId, DeliveryId, OrgId, SilenceId, UserId};
 
-/// Most deliveries an event record lists under its rules; beyond, the record says `truncated`
-/// (an event to 1,000 recipients through several channels would outgrow a DynamoDB item).
+/// Most deliveries (and alert outcomes) an event record lists under its rules; beyond, the
+/// record says `truncated` (an event to 1,000 recipients through several channels would
+/// outgrow a DynamoDB item).
 pub const MAX_ROUTED: usize = 250;
 
 /// How far an event has gone through the pipeline.
@@ -63,6 +64,88 @@ pub struct EventRecord {
 pub struct RuleRoute {
     pub rule_key: String,
     pub deliveries: Vec<RoutedDelivery>,
+    /// What the rule did with the event's alert where it made no delivery of this event:
+    /// counted into an open alert, left to a group message, silenced in a group, ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<AlertOutcome>,
+}
+
+impl RuleRoute {
+    /// The route of `rule_key`, with nothing done yet.
+    pub fn new(rule_key: impl Into<String>) -> Self {
+        Self {
+            rule_key: rule_key.into(),
+            deliveries: Vec::new(),
+            outcomes: Vec::new(),
+        }
+    }
+}
+
+/// What a rule did with an alert event, beyond its own deliveries (docs/alerts.md,
+/// "Recorded outcomes").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertOutcomeKind {
+    /// A trigger of an alert already notified on the channel: counted on the instance, not
+    /// sent (`deliveryId` is the instance's trigger delivery, when there is one).
+    Deduplicated,
+    /// Left to the group message of the rule's grouping (`group`).
+    Grouped,
+    /// Held back by a silence (`silenceId`) without a delivery of this event: a duplicate of a
+    /// silenced trigger, or a grouped alert whose group message the silence holds back.
+    Silenced,
+    /// An acknowledge or resolve that changed nothing (`reason`: `no open alert`, …).
+    Ignored,
+}
+
+impl AlertOutcomeKind {
+    /// The stats counter it increments; `None` for what is not counted.
+    pub fn counter(self) -> Option<&'static str> {
+        match self {
+            Self::Deduplicated => Some("deduplicated"),
+            Self::Grouped => Some("grouped"),
+            Self::Silenced => Some("silenced"),
+            Self::Ignored => None,
+        }
+    }
+}
+
+/// One alert outcome of a rule for an event, per channel where it has one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertOutcome {
+    pub outcome: AlertOutcomeKind,
+    pub dedup_key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_id: Option<ChannelId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<AlertInstanceId>,
+    /// The delivery that stands for this event on the channel (the instance's trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<DeliveryId>,
+    /// The group (`sha256` of its `groupBy` values) whose message stands for the alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silence_id: Option<SilenceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl AlertOutcome {
+    /// `outcome` for the alert of `dedup_key`, nothing else said yet.
+    pub fn new(outcome: AlertOutcomeKind, dedup_key: impl Into<String>) -> Self {
+        Self {
+            outcome,
+            dedup_key: dedup_key.into(),
+            channel_id: None,
+            instance_id: None,
+            delivery_id: None,
+            group: None,
+            silence_id: None,
+            reason: None,
+        }
+    }
 }
 
 /// One delivery a rule made, as the matcher recorded it: `queued`, `deferred` (quiet hours),
@@ -339,6 +422,11 @@ pub async fn mark_matched(
             routes_truncated = true;
         }
         room -= route.deliveries.len();
+        if route.outcomes.len() > room {
+            route.outcomes.truncate(room);
+            routes_truncated = true;
+        }
+        room -= route.outcomes.len();
     }
     let record = EventRecord {
         event: event.clone(),

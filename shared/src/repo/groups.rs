@@ -52,12 +52,23 @@ pub struct Group {
     pub first_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sent_at: Option<DateTime<Utc>>,
-    /// Member ids firing, and resolved, in the last message.
+    /// Member ids firing, and resolved, in the last message: at most [`MAX_LOGGED_MEMBERS`]
+    /// each, the first in order, with `*_truncated` set when there were more.
     #[serde(default)]
     pub sent_firing: BTreeSet<String>,
     #[serde(default)]
     pub sent_resolved: BTreeSet<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sent_firing_truncated: bool,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sent_resolved_truncated: bool,
 }
+
+/// Most member ids the group item logs per set (firing, resolved). An id is 32 hex characters,
+/// about 35 bytes stored: two full sets take about 280 KB, inside DynamoDB's 400 KB item limit
+/// with room for the rest of the group. A bigger group logs the first ids in order and is
+/// compared exactly up to the last one logged (`herald_core::domain::group::needs_update`).
+pub const MAX_LOGGED_MEMBERS: usize = 4_000;
 
 impl Group {
     /// A new, idle group.
@@ -74,7 +85,27 @@ impl Group {
             last_sent_at: None,
             sent_firing: BTreeSet::new(),
             sent_resolved: BTreeSet::new(),
+            sent_firing_truncated: false,
+            sent_resolved_truncated: false,
         }
+    }
+
+    /// Logs the members firing and resolved in the message just sent, each set capped at
+    /// [`MAX_LOGGED_MEMBERS`].
+    pub fn log_sent(&mut self, firing: &BTreeSet<String>, resolved: &BTreeSet<String>) {
+        let cap = |set: &BTreeSet<String>| -> (BTreeSet<String>, bool) {
+            (
+                set.iter().take(MAX_LOGGED_MEMBERS).cloned().collect(),
+                set.len() > MAX_LOGGED_MEMBERS,
+            )
+        };
+        (self.sent_firing, self.sent_firing_truncated) = cap(firing);
+        (self.sent_resolved, self.sent_resolved_truncated) = cap(resolved);
+    }
+
+    /// Forgets what was sent (the group went idle).
+    pub fn clear_sent(&mut self) {
+        self.log_sent(&BTreeSet::new(), &BTreeSet::new());
     }
 
     /// What the pure scheduling functions read.
@@ -84,6 +115,8 @@ impl Group {
             last_sent_at: self.last_sent_at,
             sent_firing: self.sent_firing.clone(),
             sent_resolved: self.sent_resolved.clone(),
+            sent_firing_truncated: self.sent_firing_truncated,
+            sent_resolved_truncated: self.sent_resolved_truncated,
             tick_at: self.tick_at,
         }
     }
@@ -97,7 +130,7 @@ pub struct GroupRecord {
 }
 
 /// One member alert of a group.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub dedup_key: String,
@@ -108,6 +141,11 @@ pub struct Member {
     pub ends_at: Option<DateTime<Utc>>,
     /// The line a chat notification of the opening event shows.
     pub summary: String,
+    /// The opening event, without its recipients: what silences are matched against when the
+    /// group's tick decides what to send. Members stored before it was kept have none (no
+    /// silence applies to them in the group).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Box<herald_core::domain::event::Event>>,
 }
 
 impl Member {

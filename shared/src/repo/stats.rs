@@ -36,6 +36,11 @@ pub const EVENTS: [&str; 3] = ["opened", "clicked", "read"];
 pub const FEEDBACK: [&str; 2] = [SOFT_BOUNCED, SUPPRESSED_BY_FEEDBACK];
 pub const SOFT_BOUNCED: &str = "softBounced";
 pub const SUPPRESSED_BY_FEEDBACK: &str = "suppressedByFeedback";
+/// What rules did with alert events where they sent nothing of their own, counted per
+/// (event, rule, channel) by the matcher (docs/alerts.md, "Recorded outcomes"): a trigger
+/// counted into an alert already notified, left to a group message, held back by a silence.
+/// `silenced` overlaps `suppressed`: a silenced delivery on record counts in both.
+pub const OUTCOMES: [&str; 3] = ["deduplicated", "grouped", "silenced"];
 /// Attempts made by finished deliveries.
 pub const ATTEMPTS: &str = "attempts";
 /// Upper bounds of the latency buckets, in milliseconds (log-spaced, 50 ms to 1 h).
@@ -170,14 +175,32 @@ impl Tally {
         self.gather(delivery, &reopened_deltas(delivery, previous, attempts));
     }
 
+    /// Adds `n` to the `counter` of `day`'s `ALL`, channel and rule items (the matcher's
+    /// [`OUTCOMES`]).
+    pub fn count(
+        &self,
+        org: OrgId,
+        day: NaiveDate,
+        channel: ChannelId,
+        rule: &RuleKey,
+        counter: &str,
+        n: i64,
+    ) {
+        let deltas = BTreeMap::from([(counter.to_owned(), n)]);
+        self.gather_ops(add_ops(org, day, channel, Some(rule), &deltas));
+    }
+
     fn gather(&self, delivery: &Delivery, deltas: &BTreeMap<String, i64>) {
-        let ops = add_ops(
+        self.gather_ops(add_ops(
             delivery.org_id,
             delivery.created_at.date_naive(),
             delivery.channel_id,
             delivery.rule_key.as_ref(),
             deltas,
-        );
+        ));
+    }
+
+    fn gather_ops(&self, ops: Vec<WriteOp>) {
         let mut pending = self
             .0
             .lock()
@@ -305,7 +328,7 @@ pub async fn read_day(
 #[serde(rename_all = "camelCase")]
 pub struct Summary {
     /// Per status and engagement event, SES feedback (`softBounced`, `suppressedByFeedback`),
-    /// plus `attempts`.
+    /// per alert outcome (`deduplicated`, `grouped`, `silenced`), plus `attempts`.
     pub counts: BTreeMap<String, i64>,
     /// (sent + delivered) / (sent + delivered + failed); `null` when nothing finished.
     pub success_rate: Option<f64>,
@@ -334,6 +357,7 @@ pub fn summarise(nums: &BTreeMap<String, i64>) -> Summary {
         .iter()
         .chain(EVENTS.iter())
         .chain(FEEDBACK.iter())
+        .chain(OUTCOMES.iter())
         .map(|s| ((*s).to_owned(), get(s)))
         .collect();
     counts.insert(ATTEMPTS.to_owned(), get(ATTEMPTS));
@@ -409,6 +433,10 @@ mod tests {
         assert_eq!(s.counts["suppressed"], 1);
         assert_eq!(s.counts["attempts"], 140);
         assert_eq!(s.counts["opened"], 0);
+        assert_eq!(
+            s.counts["deduplicated"], 0,
+            "outcomes are answered, zero when none"
+        );
         assert_eq!(s.success_rate, Some(0.9));
         assert_eq!(s.latency_ms.p50, Some(100));
         assert_eq!(s.latency_ms.p95, Some(30_000));

@@ -421,6 +421,7 @@ async fn group_storage(store: Arc<dyn Store>) {
             starts_at: t0,
             ends_at: None,
             summary: format!("web-{i}"),
+            event: None,
         };
         groups::put_member(store, org, &rule, &group.group, &m, ttl)
             .await

@@ -369,8 +369,9 @@ fn feed_item(read: bool) -> Value {
 
 /// The example of an operation's successful JSON answer.
 pub fn response(operation: &str) -> Option<Value> {
-    let counts = json!({"attempts": 2, "clicked": 0, "deferred": 0, "delivered": 2, "failed": 0,
-                        "opened": 0, "read": 0, "sent": 0, "suppressed": 0});
+    let counts = json!({"attempts": 2, "clicked": 0, "deduplicated": 9999, "deferred": 0, "delivered": 2,
+                        "failed": 0, "grouped": 0, "opened": 0, "read": 0, "sent": 0, "silenced": 0,
+                        "suppressed": 0});
     let slack = channel(
         "slack",
         "sendora-email",
@@ -485,7 +486,11 @@ pub fn response(operation: &str) -> Option<Value> {
             "stage": "matched", "matchedAt": "2026-12-06T05:23:47.272683632Z", "deliveries": 1,
             "rules": [
                 {"ruleKey": "disk.full", "outcome": "matched",
-                 "deliveries": [{"deliveryId": DELIVERY, "channelId": CHANNEL, "routed": "queued", "status": "delivered"}]},
+                 "deliveries": [{"deliveryId": DELIVERY, "channelId": CHANNEL, "routed": "queued", "status": "delivered"}],
+                 "outcomes": [{"outcome": "delivered", "channelId": CHANNEL, "deliveryId": DELIVERY}]},
+                {"ruleKey": "disk.storm", "outcome": "matched",
+                 "outcomes": [{"outcome": "deduplicated", "channelId": CHANNEL, "deliveryId": DELIVERY,
+                               "dedupKey": "disk.full:web-1", "instanceId": "0197f0c2-5a10-7b7e-9d43-2b1f0e6c7a12"}]},
                 {"ruleKey": "disk.critical", "outcome": "not_matched"}]}),
         "explain_rules" => json!({
             "evaluatedAt": "2026-06-01T23:30:00Z", "rulesSource": "live",

@@ -20,7 +20,7 @@ use herald_core::domain::{ChannelId, EventId, OrgId, RuleKey, UserId};
 use herald_shared::pipeline::{DispatchTask, delivery_id};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
-use herald_shared::repo::events::{RoutedDelivery, RuleRoute};
+use herald_shared::repo::events::{AlertOutcome, AlertOutcomeKind, RoutedDelivery, RuleRoute};
 use herald_shared::repo::{deliveries, events};
 use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;
@@ -158,6 +158,7 @@ impl Ops {
                     },
                     reason: None,
                 }],
+                outcomes: vec![],
             }],
             1,
             ttl(),
@@ -566,9 +567,19 @@ async fn an_event_lists_capped_and_deferred_deliveries_as_the_matcher_recorded_t
                     "quiet hours until 2026-06-02T06:00:00Z",
                 ),
                 mk(DeliveryStatus::Suppressed, "channel is disabled"),
+                mk(
+                    DeliveryStatus::Suppressed,
+                    "silenced by 0190a000-0000-7000-8000-000000000001",
+                ),
             ],
+            outcomes: vec![{
+                let mut o = AlertOutcome::new(AlertOutcomeKind::Deduplicated, "disk.full:web-1");
+                o.channel_id = Some(ops.channel);
+                o.reason = Some("acknowledged: no repeat".to_owned());
+                o
+            }],
         }],
-        3,
+        4,
         ttl(),
         now(),
     )
@@ -585,7 +596,33 @@ async fn an_event_lists_capped_and_deferred_deliveries_as_the_matcher_recorded_t
         .iter()
         .map(|d| d["routed"].as_str().unwrap())
         .collect();
-    assert_eq!(routed, ["capped", "deferred", "suppressed"]);
+    assert_eq!(routed, ["capped", "deferred", "suppressed", "silenced"]);
+    let outcomes: Vec<&str> = a.json["rules"][0]["outcomes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            "capped",
+            "deferred",
+            "suppressed",
+            "silenced",
+            "deduplicated"
+        ],
+        "one outcome per delivery, then the alert outcomes: {}",
+        a.json
+    );
+    assert_eq!(
+        a.json["rules"][0]["outcomes"][3]["silenceId"],
+        "0190a000-0000-7000-8000-000000000001"
+    );
+    assert_eq!(
+        a.json["rules"][0]["outcomes"][4]["dedupKey"],
+        "disk.full:web-1"
+    );
     assert!(
         a.json["rules"][0]["deliveries"][0]["status"].is_null(),
         "no such delivery on record any more: no current status"

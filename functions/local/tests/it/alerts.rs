@@ -1,7 +1,9 @@
 //! The alert lifecycle and silences against the real `herald serve` and a loopback Slack
 //! receiver: duplicates of an open alert make one message, a resolve one resolved message, a
 //! resolve with nothing open nothing; silenced deliveries are recorded `suppressed` with the
-//! silence id, and an alert notified before the silence still gets its resolved message.
+//! silence id, and an alert notified before the silence still gets its resolved message; a
+//! storm of 10,000 identical triggers is one message, counted on the alert, on the event
+//! records and in the stats.
 
 use std::time::Duration;
 
@@ -399,4 +401,163 @@ async fn pagerduty_gets_trigger_acknowledge_and_resolve_keyed_by_the_dedup_key()
     let events = pagerduty.wait_for(5, Duration::from_secs(20)).await;
     assert_eq!(events[4].body["event_action"], "acknowledge");
     assert!(events.iter().all(|e| e.problems.is_empty()), "{events:?}");
+}
+
+/// `herald serve` for receivers, its org admitting a 10,000-event storm at once (the default
+/// ingest limit is 1,000 events a second).
+fn start_for_storms(dir: &tempfile::TempDir) -> Herald {
+    Herald::start_with(
+        &dir.path().join("data"),
+        &[
+            ("HERALD_RULES_CACHE_SECONDS", "0"),
+            ("HERALD_ORG_EVENTS_PER_SECOND", "100000"),
+            ("HERALD_ORG_EVENTS_BURST", "100000"),
+            ("HERALD_ORG_MAX_BACKLOG", "1000000"),
+        ],
+        &["--allow-private-targets", "127.0.0.0/8"],
+    )
+}
+
+#[tokio::test]
+async fn ten_thousand_identical_triggers_in_ten_seconds_are_one_slack_message_counted_everywhere() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let herald = start_for_storms(&dir);
+    let slack = Receiver::start(Kind::Slack).await;
+    storm_safe_route(
+        &herald,
+        &slack,
+        json!({"dedupKey": "{{type}}:{{properties.host}}"}),
+    )
+    .await;
+
+    // 100 batches of 100, one every 100 ms: 10,000 triggers in 10 s.
+    let batch = Value::from(vec![disk_full("web-1", "trigger"); 100]);
+    let mut pace = tokio::time::interval(Duration::from_millis(100));
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        pace.tick().await;
+        let (status, accepted) = herald.post("/events", batch.clone()).await;
+        assert_eq!(status, 202, "{accepted}");
+        assert_eq!(accepted["accepted"], 100, "{accepted}");
+        ids.push(
+            accepted["items"][99]["id"]
+                .as_str()
+                .expect("an id")
+                .to_owned(),
+        );
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(180);
+    let alert = loop {
+        let (status, alert) = herald.get("/notifications/alerts/disk.full%3Aweb-1").await;
+        if status == 200 && alert["eventCount"] == 10_000 {
+            break alert;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the storm was never all counted: {status} {alert}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_eq!(alert["state"], "firing", "{alert}");
+    let arrivals = quiet(&slack).await;
+    assert_eq!(arrivals.len(), 1, "one Slack message for 10,000 triggers");
+
+    // The last event's record says what the rule did: counted into the open alert.
+    let last = ids.last().expect("ids");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let detail = loop {
+        let (status, detail) = herald.get(&format!("/events/{last}")).await;
+        assert_eq!(status, 200, "{detail}");
+        if detail["stage"] == "matched" {
+            break detail;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never matched: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let outcome = &detail["rules"][0]["outcomes"][0];
+    assert_eq!(outcome["outcome"], "deduplicated", "{detail}");
+    assert_eq!(outcome["dedupKey"], "disk.full:web-1", "{detail}");
+    assert_eq!(outcome["instanceId"], alert["instanceId"], "{detail}");
+
+    // And the stats count them: 9,999 deduplicated, one delivered.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, stats) = herald.get("/notifications/logs/stats?groupBy=rule").await;
+        assert_eq!(status, 200, "{stats}");
+        let counts = &stats["totals"]["counts"];
+        if counts["deduplicated"] == 9_999 && counts["delivered"] == 1 {
+            assert_eq!(
+                stats["groups"][0]["counts"]["deduplicated"], 9_999,
+                "{stats}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "stats never added up: {stats}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_silence_that_runs_out_lets_the_next_trigger_through() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let herald = start(&dir);
+    let slack = Receiver::start(Kind::Slack).await;
+    storm_safe_route(&herald, &slack, json!({})).await;
+    let ends = chrono::Utc::now() + chrono::Duration::seconds(3);
+    let (status, silence) = herald
+        .post(
+            "/notifications/silences",
+            json!({"match": {"field": "properties.host", "op": "eq", "value": "web-7"},
+                   "endsAt": ends.to_rfc3339(), "comment": "reboot", "createdBy": "alice"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{silence}");
+
+    // During the silence: recorded, not sent.
+    let (status, accepted) = herald.post("/events", disk_full("web-7", "trigger")).await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["items"][0]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let detail = loop {
+        let (_, detail) = herald.get(&format!("/events/{id}")).await;
+        if detail["stage"] == "matched" {
+            break detail;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never matched: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        detail["rules"][0]["outcomes"][0]["outcome"], "silenced",
+        "{detail}"
+    );
+    assert_eq!(
+        detail["rules"][0]["outcomes"][0]["silenceId"], silence["id"],
+        "{detail}"
+    );
+    assert!(quiet(&slack).await.is_empty());
+
+    // Once it has run out (listed as expired), the next trigger of the still-open alert is sent.
+    let wait = (ends - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(200)).await;
+    let (status, list) = herald.get("/notifications/silences?state=expired").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["items"][0]["id"], silence["id"], "{list}");
+    let (status, _) = herald.post("/events", disk_full("web-7", "trigger")).await;
+    assert_eq!(status, 202);
+    let arrivals = slack.wait_for(1, Duration::from_secs(20)).await;
+    assert!(arrivals[0].body.to_string().contains("web-7"));
+    let alert = alert_when(&herald, "disk.full:web-7", |a| a["eventCount"] == 2).await;
+    assert_eq!(alert["state"], "firing");
 }
