@@ -6,6 +6,7 @@
 //! - [`rules`]: the rule engine, pure and compiled once per rule set;
 //! - [`store`], [`queue`], [`bus`]: the ports to storage, queues and the event bus, with their
 //!   engines (embedded for `herald serve`, AWS for Lambda) behind cargo features;
+//! - [`embedded`]: the one redb database (and its writer) the embedded store and queues share;
 //! - [`repo`]: typed repositories that turn domain values into single-table items;
 //! - [`admission`]: the ports `POST /events` asks before it accepts events (ingest limit, backlog);
 //! - [`delivery`]: formatters, senders, retry policy and outbound safety.
@@ -15,6 +16,8 @@ pub mod admission;
 pub mod aws;
 pub mod bus;
 pub mod delivery;
+#[cfg(feature = "embedded")]
+pub mod embedded;
 pub mod env;
 pub mod feed;
 pub mod pipeline;

@@ -79,8 +79,8 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve::run(*args)),
         Command::Dlq { action, data_dir } => runtime.block_on(async {
-            let queues = match serve::open_queues(&data_dir) {
-                Ok(queues) => queues,
+            let queues = match serve::open_database(&data_dir).await {
+                Ok((_, queues)) => queues,
                 // `herald serve` holds the queue database: ask it instead.
                 Err(e) if format!("{e:#}").contains("already open") => {
                     return dlq_through_server(&data_dir, action).await;

@@ -27,6 +27,7 @@ use herald_shared::delivery::providers::fcm::FcmSender;
 use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
 use herald_shared::delivery::sender::HttpSender;
 use herald_shared::delivery::{OutboxSender, Senders};
+use herald_shared::embedded::EmbeddedDb;
 use herald_shared::feed::{FeedNotifier, LocalFeedHub};
 use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueue, EmbeddedQueues, QueueSettings};
@@ -154,9 +155,28 @@ impl ServeArgs {
     }
 }
 
-pub fn open_queues(data_dir: &Path) -> anyhow::Result<EmbeddedQueues> {
-    let path = private_data_file(data_dir, "queues.redb")?;
-    EmbeddedQueues::open(path).context("opening the embedded queues")
+/// The data directory's database: the store and the queues in one redb file, written by one
+/// writer, so a stage's store writes, sends and deletes share commits (docs/pipeline.md).
+const DATABASE_FILE: &str = "store.redb";
+/// Where versions before the shared database kept the queues: moved into the database at start.
+const OLD_QUEUES_FILE: &str = "queues.redb";
+
+/// Opens the data directory's database (store and queues), moving into it the queues an older
+/// version kept in a file of their own.
+pub async fn open_database(data_dir: &Path) -> anyhow::Result<(EmbeddedDb, EmbeddedQueues)> {
+    let db = EmbeddedDb::open(private_data_file(data_dir, DATABASE_FILE)?)
+        .context("opening the embedded database")?;
+    let queues = EmbeddedQueues::on(&db).context("opening the embedded queues")?;
+    let old = data_dir.join(OLD_QUEUES_FILE);
+    if old.exists() {
+        let moved = queues
+            .import(&old)
+            .await
+            .with_context(|| format!("moving the queues of {}", old.display()))?;
+        std::fs::remove_file(&old).with_context(|| format!("removing {}", old.display()))?;
+        info!(messages = moved, from = %old.display(), "queues moved into the database");
+    }
+    Ok((db, queues))
 }
 
 /// The store, the queues and the development credentials are secrets in plain text: the data
@@ -256,11 +276,8 @@ impl Running {
 pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let ingest_limit = IngestLimit::new(args.org_events_per_second, args.org_events_burst)
         .context("--org-events-per-second / --org-events-burst")?;
-    let store: Arc<dyn Store> = Arc::new(
-        Embedded::open(private_data_file(&args.data_dir, "store.redb")?)
-            .context("opening the embedded store")?,
-    );
-    let queues = open_queues(&args.data_dir)?;
+    let (db, queues) = open_database(&args.data_dir).await?;
+    let store: Arc<dyn Store> = Arc::new(Embedded::on(&db).context("opening the embedded store")?);
     let ingest = queue(&queues, "ingest", Duration::from_secs(30));
     let matching = queue(&queues, "match", Duration::from_secs(30));
     let dispatch = queue(&queues, "dispatch", Duration::from_secs(60));

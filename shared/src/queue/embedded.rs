@@ -1,6 +1,7 @@
 //! The embedded queue engine for `herald serve`: SQS semantics (delay, visibility timeout,
-//! receive count, dead-letter after `max_receives`, long polling) over one redb database file of
-//! its own (e.g. `queue.redb`), separate from the store's.
+//! receive count, dead-letter after `max_receives`, long polling) over tables of an
+//! [`EmbeddedDb`] — in `herald serve` the same redb database as the store's, so that queue
+//! operations and store writes share one writer and one commit.
 //!
 //! # Layout
 //! - `messages`: `(queue, seq)` → record (visible-at, receive count, message id, body).
@@ -13,27 +14,16 @@
 //! Times are wall-clock milliseconds since the Unix epoch, so they mean the same after a restart.
 //!
 //! # Durability and group commit
-//! Every mutation (send, receive, delete, change visibility, dead-letter, redrive) runs on one
-//! writer thread that owns the write side of the database. It takes the first waiting operation,
-//! drains every other operation already queued (up to [`MAX_OPS_PER_COMMIT`]), applies them all in
-//! one write transaction and commits it once (`Durability::Immediate`: fsync) before any caller
-//! hears back. So a send returns only once its messages are on disk (they survive `kill -9`), and
-//! under load N concurrent callers share one fsync instead of paying N — the group commit that the
-//! 10k deliveries/s target needs. A batch call (`send_batch` of 10) is one operation, so it is
-//! always one transaction. A group whose operations changed nothing (a poll of an empty queue) is
-//! aborted instead of committed, so idle receivers cost no fsync.
-//!
-//! Consumers should delete with [`Queue::delete_batch`] (one operation) rather than a loop of
-//! deletes (one group each). Measured ad hoc on the shared 2-core development machine: about
-//! 5–6k messages/s through three chained file-backed queues with 16 workers per queue (send,
-//! receive, delete_batch in batches of 10), about 30 operations per group, each group ~3 ms of
-//! fsync plus ~3 ms of applying. redb allows one write transaction at a time, so applying a group
-//! cannot overlap the previous group's fsync.
-//!
-//! A further idea if the writer becomes the bottleneck: hold a group open for a few hundred
-//! microseconds when the previous group was large (trading latency for batch size). Committing
-//! receive-only groups without an fsync was tried and dropped: a receive count lost in a crash
-//! lets a message that crashes its consumer come back forever instead of being dead-lettered.
+//! Every mutation (send, receive, delete, change visibility, defer, dead-letter, redrive) is an
+//! operation of the database's writer ([`crate::embedded`]): applied in arrival order with every
+//! other operation waiting — the store's writes included — in one write transaction, committed
+//! once (`Durability::Immediate`: fsync) before any caller hears back. So a send returns only
+//! once its messages are on disk (they survive `kill -9`), and concurrent callers share one fsync.
+//! A batch call (`send_batch` of 10, `delete_batch`) is one operation, so it is always one
+//! transaction. A group that changed nothing (a poll of an empty queue) is aborted instead of
+//! committed, so idle receivers cost no fsync. Receives are committed durably too: a receive
+//! count lost in a crash would let a message that crashes its consumer come back forever instead
+//! of being dead-lettered.
 //!
 //! # Lanes
 //! A message sent with a group ([`Outgoing::group`]) is kept in that lane: `lanes` indexes every
@@ -56,19 +46,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
-use tokio::sync::{Notify, mpsc, oneshot};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{MAX_BATCH, MAX_DELAY, Outgoing, Queue, QueueError, Receipt, Received};
+use crate::embedded::{DbError, EmbeddedDb, GroupFailure};
 
-/// The most operations applied in one write transaction.
-pub const MAX_OPS_PER_COMMIT: usize = 512;
 /// Messages a redrive moves per transaction.
 const REDRIVE_CHUNK: usize = 500;
-/// Page cache of the queue database. Queues churn: the live set is the backlog, not history.
-const CACHE_BYTES: usize = 64 * 1024 * 1024;
 
 const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
 const VISIBILITY: TableDefinition<'_, (&str, u64, u64), ()> = TableDefinition::new("visibility");
@@ -124,37 +111,24 @@ pub struct EmbeddedQueues {
 }
 
 impl EmbeddedQueues {
-    /// Opens (or creates) the queue database at `path`. Only one process may have it open.
+    /// Opens (or creates) a queue database of its own at `path`. Only one process may have it
+    /// open. `herald serve` keeps its queues in the store's database instead ([`Self::on`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, QueueError> {
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
-            .map_err(|e| QueueError::engine(EngineError::from(redb::Error::from(e))))?;
-        Self::start(db)
+        Self::on(&EmbeddedDb::open(path).map_err(QueueError::engine)?)
     }
 
     /// A queue database that lives in memory only (tests, throwaway servers).
     pub fn in_memory() -> Result<Self, QueueError> {
-        let db = Database::builder()
-            .create_with_backend(redb::backends::InMemoryBackend::new())
-            .map_err(|e| QueueError::engine(EngineError::from(redb::Error::from(e))))?;
-        Self::start(db)
+        Self::on(&EmbeddedDb::in_memory().map_err(QueueError::engine)?)
     }
 
-    fn start(db: Database) -> Result<Self, QueueError> {
-        create_tables(&db).map_err(QueueError::engine)?;
-        let db = Arc::new(db);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let writer_db = Arc::clone(&db);
-        let writer = std::thread::Builder::new()
-            .name("herald-queue-writer".into())
-            .spawn(move || run_writer(&writer_db, rx))
-            .map_err(QueueError::engine)?;
+    /// The queues of `db`, whose writer they share with every other user of the database (the
+    /// store): their operations and the store's writes are committed together.
+    pub fn on(db: &EmbeddedDb) -> Result<Self, QueueError> {
+        create_tables(db.database()).map_err(QueueError::engine)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                db,
-                tx: Some(tx),
-                writer: Some(writer),
+                db: db.clone(),
                 notifiers: Mutex::new(HashMap::new()),
             }),
         })
@@ -258,12 +232,44 @@ impl EmbeddedQueues {
         Ok(moved)
     }
 
+    /// Moves every message of the queue database file at `path` (one an earlier `herald serve`
+    /// kept apart from its store) into this one — each in its queue and lane, in its order, with
+    /// its visibility and receive count — and the lanes' holds, in one commit. Returns how many
+    /// messages moved. The caller removes the old file afterwards; a crash in between moves them
+    /// again on the next start (duplicates, which the pipeline's handlers recognise).
+    pub async fn import(&self, path: &Path) -> Result<usize, QueueError> {
+        let path = path.to_owned();
+        let (records, holds) = tokio::task::spawn_blocking(move || read_all(&path))
+            .await
+            .map_err(QueueError::engine)?
+            .map_err(QueueError::engine)?;
+        let moved = records.len();
+        let woken: std::collections::BTreeSet<String> =
+            records.iter().map(|(q, _)| q.clone()).collect();
+        self.inner
+            .submit(move |t, _| {
+                for (queue, record) in records {
+                    t.add(&queue, &record)?;
+                }
+                for ((queue, lane), until) in holds {
+                    t.holds.insert((queue.as_str(), lane.as_str()), until)?;
+                    t.dirty = true;
+                }
+                Ok(Ok(()))
+            })
+            .await?;
+        for queue in woken {
+            self.inner.wake(&queue);
+        }
+        Ok(moved)
+    }
+
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Database) -> Result<T, EngineError> + Send + 'static,
     ) -> Result<T, QueueError> {
-        let db = Arc::clone(&self.inner.db);
-        tokio::task::spawn_blocking(move || f(&db))
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || f(db.database()))
             .await
             .map_err(QueueError::engine)?
             .map_err(QueueError::engine)
@@ -563,10 +569,8 @@ enum EngineError {
     Db(#[from] redb::Error),
     #[error("corrupt queue record: {0}")]
     Corrupt(&'static str),
-    #[error("the queue writer has stopped")]
-    WriterStopped,
     #[error("queue transaction failed: {0}")]
-    Group(#[source] Arc<EngineError>),
+    Group(#[source] GroupFailure),
 }
 
 macro_rules! from_redb {
@@ -631,6 +635,38 @@ impl Record {
     }
 }
 
+/// Every message (with its lane) and every hold of the queue database at `path`, messages in
+/// `(queue, seq)` order.
+#[allow(clippy::type_complexity)]
+fn read_all(
+    path: &Path,
+) -> Result<(Vec<(String, Record)>, Vec<((String, String), u64)>), EngineError> {
+    let db = Database::open(path).map_err(redb::Error::from)?;
+    let txn = db.begin_read()?;
+    let mut records = Vec::new();
+    let mut holds = Vec::new();
+    let messages = match txn.open_table(MESSAGES) {
+        Ok(table) => table,
+        // Never written: nothing to move.
+        Err(redb::TableError::TableDoesNotExist(_)) => return Ok((records, holds)),
+        Err(e) => return Err(e.into()),
+    };
+    let groups = txn.open_table(GROUPS)?;
+    for entry in messages.iter()? {
+        let (key, raw) = entry?;
+        let (queue, seq) = key.value();
+        let mut record = Record::decode(raw.value())?;
+        record.group = groups.get((queue, seq))?.map(|g| g.value().to_owned());
+        records.push((queue.to_owned(), record));
+    }
+    for entry in txn.open_table(HOLDS)?.iter()? {
+        let (key, until) = entry?;
+        let (queue, lane) = key.value();
+        holds.push(((queue.to_owned(), lane.to_owned()), until.value()));
+    }
+    Ok((records, holds))
+}
+
 fn create_tables(db: &Database) -> Result<(), EngineError> {
     let txn = db.begin_write()?;
     txn.open_table(MESSAGES)?;
@@ -646,29 +682,13 @@ fn create_tables(db: &Database) -> Result<(), EngineError> {
 
 /// Shared state behind [`EmbeddedQueues`] and its queue handles.
 struct Inner {
-    db: Arc<Database>,
-    /// `None` only while dropping.
-    tx: Option<mpsc::UnboundedSender<Box<dyn Job>>>,
-    writer: Option<std::thread::JoinHandle<()>>,
+    db: EmbeddedDb,
     notifiers: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmbeddedQueues").finish_non_exhaustive()
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Closing the channel stops the writer; joining it releases the file, so the same path
-        // can be reopened as soon as the last handle is gone.
-        self.tx = None;
-        if let Some(writer) = self.writer.take()
-            && writer.join().is_err()
-        {
-            tracing::error!("the queue writer thread panicked");
-        }
     }
 }
 
@@ -685,7 +705,8 @@ impl Inner {
         self.notifier(name).notify_waiters();
     }
 
-    /// Runs `f` in the next group transaction and returns its result once the group committed.
+    /// Runs `f` in the next group transaction of the database's writer and returns its result
+    /// once the group committed.
     async fn submit<T, F>(&self, f: F) -> Result<T, QueueError>
     where
         T: Send + 'static,
@@ -693,153 +714,18 @@ impl Inner {
             + Send
             + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        let tx = self
-            .tx
-            .as_ref()
-            .ok_or_else(|| QueueError::engine(EngineError::WriterStopped))?;
-        tx.send(Box::new(Op { apply: f, reply }))
-            .map_err(|_| QueueError::engine(EngineError::WriterStopped))?;
-        rx.await
-            .map_err(|_| QueueError::engine(EngineError::WriterStopped))?
+        self.db
+            .submit(move |group| {
+                let now = now_ms();
+                f(group.queues()?, now).map_err(DbError::apply)
+            })
+            .await
+            .map_err(|e| QueueError::engine(EngineError::Group(e)))?
     }
 }
 
-/// Tells one caller how its group ended: `Ok` once committed, or the group's failure.
-type Finish = Box<dyn FnOnce(Result<(), Arc<EngineError>>) + Send>;
-
-/// One caller's operation, waiting for the writer.
-trait Job: Send {
-    /// Applies the operation inside the group transaction. Returns how to answer the caller
-    /// once the group ends, or the database failure that dooms the whole group.
-    fn apply(
-        self: Box<Self>,
-        tables: &mut Tables<'_>,
-        now: u64,
-    ) -> Result<Finish, Arc<EngineError>>;
-    /// Answers the caller with the group's failure, without applying the operation.
-    fn fail(self: Box<Self>, error: Arc<EngineError>);
-}
-
-struct Op<F, T> {
-    apply: F,
-    reply: oneshot::Sender<Result<T, QueueError>>,
-}
-
-impl<F, T> Job for Op<F, T>
-where
-    T: Send + 'static,
-    F: FnOnce(&mut Tables<'_>, u64) -> Result<Result<T, QueueError>, EngineError> + Send + 'static,
-{
-    fn apply(
-        self: Box<Self>,
-        tables: &mut Tables<'_>,
-        now: u64,
-    ) -> Result<Finish, Arc<EngineError>> {
-        let Op { apply, reply } = *self;
-        match apply(tables, now) {
-            Ok(result) => Ok(Box::new(move |committed: Result<(), Arc<EngineError>>| {
-                let answer = match committed {
-                    Ok(()) => result,
-                    Err(e) => Err(QueueError::engine(EngineError::Group(e))),
-                };
-                // The caller may have given up (dropped its future); nothing to tell then.
-                let _ = reply.send(answer);
-            })),
-            Err(e) => {
-                let e = Arc::new(e);
-                let _ = reply.send(Err(QueueError::engine(EngineError::Group(Arc::clone(&e)))));
-                Err(e)
-            }
-        }
-    }
-
-    fn fail(self: Box<Self>, error: Arc<EngineError>) {
-        let _ = self
-            .reply
-            .send(Err(QueueError::engine(EngineError::Group(error))));
-    }
-}
-
-fn run_writer(db: &Database, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
-    while let Some(first) = rx.blocking_recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_OPS_PER_COMMIT {
-            match rx.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        run_group(db, jobs);
-    }
-}
-
-fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
-    let txn = match begin(db) {
-        Ok(txn) => txn,
-        Err(e) => return fail_all(jobs, &Arc::new(e)),
-    };
-    let mut tables = match Tables::open(&txn) {
-        Ok(tables) => tables,
-        Err(e) => return fail_all(jobs, &Arc::new(e)),
-    };
-    let now = now_ms();
-    let mut finishes = Vec::with_capacity(jobs.len());
-    let mut jobs = jobs.into_iter();
-    let mut failure = None;
-    for job in jobs.by_ref() {
-        match job.apply(&mut tables, now) {
-            Ok(finish) => finishes.push(finish),
-            Err(e) => {
-                failure = Some(e);
-                break;
-            }
-        }
-    }
-    let dirty = tables.dirty;
-    let failure = match failure {
-        None => tables.finish().err().map(Arc::new),
-        Some(e) => {
-            drop(tables);
-            Some(e)
-        }
-    };
-    let outcome = match failure {
-        Some(e) => {
-            // The transaction may hold part of the failed operation: none of the group commits.
-            if let Err(abort) = txn.abort() {
-                tracing::error!(error = %abort, "aborting a failed queue transaction");
-            }
-            Err(e)
-        }
-        None if !dirty => txn.abort().map_err(|e| Arc::new(EngineError::from(e))),
-        None => txn.commit().map_err(|e| Arc::new(EngineError::from(e))),
-    };
-    match outcome {
-        Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
-        Err(e) => {
-            tracing::error!(error = %e, "queue transaction failed");
-            finishes
-                .into_iter()
-                .for_each(|finish| finish(Err(Arc::clone(&e))));
-            jobs.for_each(|job| job.fail(Arc::clone(&e)));
-        }
-    }
-}
-
-fn begin(db: &Database) -> Result<redb::WriteTransaction, EngineError> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
-    Ok(txn)
-}
-
-fn fail_all(jobs: Vec<Box<dyn Job>>, e: &Arc<EngineError>) {
-    tracing::error!(error = %e, "cannot start a queue transaction");
-    jobs.into_iter().for_each(|job| job.fail(Arc::clone(e)));
-}
-
-/// The tables of one group transaction.
-struct Tables<'txn> {
+/// The queues' tables in one group transaction ([`crate::embedded::Group::queues`]).
+pub(crate) struct Tables<'txn> {
     messages: Table<'txn, (&'static str, u64), &'static [u8]>,
     visibility: Table<'txn, (&'static str, u64, u64), ()>,
     meta: Table<'txn, &'static str, u64>,
@@ -855,7 +741,7 @@ struct Tables<'txn> {
 }
 
 impl<'txn> Tables<'txn> {
-    fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, EngineError> {
+    pub(crate) fn open(txn: &'txn redb::WriteTransaction) -> Result<Self, DbError> {
         let meta = txn.open_table(META)?;
         let next_seq = meta.get(NEXT_SEQ)?.map_or(0, |v| v.value());
         Ok(Self {
@@ -879,12 +765,12 @@ impl<'txn> Tables<'txn> {
         seq
     }
 
-    /// Stores what the group kept in memory.
-    fn finish(mut self) -> Result<(), EngineError> {
+    /// Stores what the group kept in memory; whether anything was written.
+    pub(crate) fn finish(mut self) -> Result<bool, DbError> {
         if self.seq_taken {
             self.meta.insert(NEXT_SEQ, self.next_seq)?;
         }
-        Ok(())
+        Ok(self.dirty)
     }
 
     /// Stores a message that is already in `queue` (a new visibility, a new receive count).

@@ -10,19 +10,20 @@
 //! order for string keys — and a sort-key range or prefix becomes one contiguous byte range.
 //!
 //! # Durability and concurrency
-//! Writes are committed with redb's default durability (`Immediate`: fsync before `commit`
-//! returns), and a write returns only once committed, so an acknowledged write survives `kill -9`
-//! and power loss. Conditions are checked inside the write transaction, and redb allows one
-//! write transaction at a time, so condition + write is atomic and `transact` is all or nothing.
+//! Writes are committed with `Durability::Immediate` (fsync before `commit` returns), and a write
+//! returns only once committed, so an acknowledged write survives `kill -9` and power loss.
+//! Conditions are checked inside the write transaction, and redb allows one write transaction at
+//! a time, so condition + write is atomic and `transact` is all or nothing.
 //!
-//! redb is synchronous, and durable throughput is bounded by fsyncs. So every write goes to one
-//! writer thread per store (group commit): it takes all writes waiting (up to 256), applies them
-//! in arrival order in one write transaction — each checked against the state the previous ones
-//! left, so the result is as if they ran one by one — commits once, then answers each caller. A
-//! write whose condition fails writes nothing and gets `Conflict` without affecting the others;
-//! an engine error rolls the group back and the writer retries each write alone. Concurrent
-//! callers thus share fsyncs; a lone caller still pays one per write. The async side only waits
-//! on a channel, never blocks a runtime worker.
+//! Every write goes to the writer thread of the [`EmbeddedDb`] the store lives in (group
+//! commit, [`crate::embedded`]): all writes waiting — and, in `herald serve`, the queue
+//! operations waiting, whose tables are in the same database — are applied in arrival order in
+//! one write transaction, each checked against the state the previous ones left (as if they ran
+//! one by one), and committed once. A write whose condition fails (or that is refused before it
+//! writes: a counter overflow, an unreadable item) writes nothing and answers only its caller;
+//! a storage failure while writing fails the group, and every caller in it gets the error.
+//! Concurrent callers thus share fsyncs; a lone caller still pays one per write. The async side
+//! only waits on a channel, never blocks a runtime worker.
 //!
 //! Reads (`get`, `get_many`, `query`) run inline on the caller's task: a read transaction never
 //! waits for the writer (MVCC) and is bounded (at most 1000 items of one page), so it is cheaper
@@ -34,48 +35,45 @@
 use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
-use redb::backends::InMemoryBackend;
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
-use tokio::sync::{mpsc, oneshot};
+use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use tokio::sync::oneshot;
 
 use super::{
     Condition, Cursor, Index, Item, Key, Page, Query, SortKeyRange, Store, StoreError, WriteOp,
     now_epoch, validate_item, validate_query, validate_transaction, validate_write,
 };
+use crate::embedded::{DbError, EmbeddedDb, GroupFailure, Job};
 
 const ITEMS: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("store_items");
 const GSI1: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new("store_gsi1");
 
-/// The two tables, opened once per write transaction.
-struct Tables<'txn> {
+/// The store's two tables in one group transaction ([`crate::embedded::Group::store`]).
+pub(crate) struct Tables<'txn> {
     items: Table<'txn, &'static [u8], &'static [u8]>,
     gsi1: Table<'txn, &'static [u8], &'static [u8]>,
 }
 
-/// The embedded engine. Cheap to clone; clones share one database and one writer.
-#[derive(Debug, Clone)]
-pub struct Embedded {
-    db: Arc<Database>,
-    writer: mpsc::UnboundedSender<Job>,
+impl<'txn> Tables<'txn> {
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, DbError> {
+        Ok(Self {
+            items: txn.open_table(ITEMS)?,
+            gsi1: txn.open_table(GSI1)?,
+        })
+    }
 }
 
-/// Writes the writer thread commits together, at most.
-const MAX_GROUP: usize = 256;
+/// The embedded engine. Cheap to clone; clones share one database and its writer.
+#[derive(Debug, Clone)]
+pub struct Embedded {
+    db: EmbeddedDb,
+}
 
 /// What a write returns: for an `Add`, the item's integers after it.
 type Outcome = Result<Option<BTreeMap<String, i64>>, StoreError>;
 
-/// One caller's write, waiting for the writer thread.
-#[derive(Debug)]
-struct Job {
-    write: Write,
-    reply: oneshot::Sender<Outcome>,
-}
-
-// A job moves once, through the channel: its size does not matter, a box would be one more
+// A write moves once, through the channel: its size does not matter, a box would be one more
 // allocation per write.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
@@ -85,127 +83,68 @@ enum Write {
 }
 
 impl Embedded {
-    /// Opens the database file at `path`, creating it if absent.
+    /// Opens the database file at `path` (a database of its own), creating it if absent.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(engine)?;
-        Self::from_database(Arc::new(db))
+        Self::on(&EmbeddedDb::open(path).map_err(engine)?)
     }
 
     /// A database in memory, for tests of code that uses a store.
     pub fn in_memory() -> Result<Self, StoreError> {
-        let db = Database::builder()
-            .create_with_backend(InMemoryBackend::new())
-            .map_err(engine)?;
-        Self::from_database(Arc::new(db))
+        Self::on(&EmbeddedDb::in_memory().map_err(engine)?)
     }
 
-    /// Uses an open database (shared with other embedded engines, e.g. the queue), creating the
-    /// store's tables if absent, and starts the store's writer thread.
-    pub fn from_database(db: Arc<Database>) -> Result<Self, StoreError> {
-        let txn = db.begin_write().map_err(engine)?;
+    /// The store in `db` (shared with other embedded engines, e.g. the queues, whose operations
+    /// are committed together with the store's writes), creating its tables if absent.
+    pub fn on(db: &EmbeddedDb) -> Result<Self, StoreError> {
+        let txn = db.database().begin_write().map_err(engine)?;
         txn.open_table(ITEMS).map_err(engine)?;
         txn.open_table(GSI1).map_err(engine)?;
         txn.commit().map_err(engine)?;
-        let (writer, jobs) = mpsc::unbounded_channel();
-        // The writer holds the database weakly, so dropping the last `Embedded` closes it
-        // (and the file can be opened again) without waiting for the thread.
-        let weak = Arc::downgrade(&db);
-        std::thread::Builder::new()
-            .name("herald-store-writer".to_owned())
-            .spawn(move || run_writer(&weak, jobs))
-            .map_err(engine)?;
-        Ok(Self { db, writer })
+        Ok(Self { db: db.clone() })
     }
 
-    /// The underlying database, to share it with other embedded engines.
-    pub fn database(&self) -> &Arc<Database> {
+    /// The database the store lives in.
+    pub fn db(&self) -> &EmbeddedDb {
         &self.db
     }
 
     /// Hands a write to the writer thread and waits until it is committed (or refused).
     async fn write(&self, write: Write) -> Outcome {
-        let (reply, done) = oneshot::channel();
-        self.writer
-            .send(Job { write, reply })
-            .map_err(|_| StoreError::engine(WriterGone))?;
-        done.await.map_err(|_| StoreError::engine(WriterGone))?
+        let (job, answer) = write_job(write);
+        self.db.submit_job(job).map_err(engine)?;
+        answer
+            .await
+            .map_err(|_| engine(DbError::WriterStopped))?
+            .map_err(engine)?
     }
 }
 
-/// The writer thread stopped (it panicked, or the database is closing).
-#[derive(Debug, thiserror::Error)]
-#[error("the embedded store's writer thread is gone")]
-struct WriterGone;
-
-/// The writer thread: takes every write waiting, applies them in order in one write transaction
-/// and commits them with one fsync (group commit), then answers each caller.
-fn run_writer(db: &Weak<Database>, mut jobs: mpsc::UnboundedReceiver<Job>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while let Some(job) = jobs.blocking_recv() {
-        group.push(job);
-        while group.len() < MAX_GROUP {
-            match jobs.try_recv() {
-                Ok(job) => group.push(job),
-                Err(_) => break,
-            }
-        }
-        let outcomes = match db.upgrade() {
-            None => group
-                .iter()
-                .map(|_| Err(StoreError::engine(WriterGone)))
-                .collect(),
-            Some(db) => commit_group(&db, &group).unwrap_or_else(|_| {
-                // One write failed in the engine (not a condition): the group was rolled back.
-                // Commit each write alone so that only the failing one fails.
-                group
-                    .iter()
-                    .map(|job| {
-                        commit_group(&db, std::slice::from_ref(job)).and_then(|mut r| {
-                            r.pop().unwrap_or(Err(StoreError::engine(WriterGone)))
-                        })
-                    })
-                    .collect()
-            }),
-            // The database handle is released before anyone hears back, so a caller that drops
-            // its last `Embedded` after a write closes the file at once.
-        };
-        for (job, outcome) in group.drain(..).zip(outcomes) {
-            let _ = job.reply.send(outcome);
-        }
-    }
-}
-
-/// Applies `group` in order in one write transaction and commits it. A write whose condition
-/// fails writes nothing and gets `Conflict`; any engine error rolls the whole group back.
-fn commit_group(db: &Database, group: &[Job]) -> Result<Vec<Outcome>, StoreError> {
-    let txn = db.begin_write().map_err(engine)?;
-    let mut results = Vec::with_capacity(group.len());
-    {
-        let mut tables = Tables {
-            items: txn.open_table(ITEMS).map_err(engine)?,
-            gsi1: txn.open_table(GSI1).map_err(engine)?,
-        };
+/// A write as an operation of the database's writer: applied to the store's tables of the group
+/// it lands in; refused alone (its caller's `Err`) when refused before writing.
+fn write_job(
+    write: Write,
+) -> (
+    Box<dyn Job>,
+    oneshot::Receiver<Result<Outcome, GroupFailure>>,
+) {
+    crate::embedded::job(move |group| {
         let now = now_epoch();
-        for job in group {
-            let result = match &job.write {
-                Write::One(op) => apply(&mut tables, now, op, true),
-                Write::Transaction(ops) => transact(&mut tables, now, ops).map(|()| None),
-            };
-            match result {
-                Err(StoreError::Conflict) => results.push(Err(StoreError::Conflict)),
-                Err(e) => return Err(e),
-                Ok(v) => results.push(Ok(v)),
-            }
+        let tables = group.store()?;
+        let outcome = match &write {
+            Write::One(op) => apply(tables, now, op, true)?,
+            Write::Transaction(ops) => transact(tables, now, ops)?.map(|()| None),
+        };
+        if outcome.is_ok() {
+            group.store_wrote();
         }
-    }
-    txn.commit().map_err(engine)?;
-    Ok(results)
+        Ok(outcome)
+    })
 }
 
 #[async_trait]
 impl Store for Embedded {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let txn = self.db.begin_read().map_err(engine)?;
+        let txn = self.db.database().begin_read().map_err(engine)?;
         let table = txn.open_table(ITEMS).map_err(engine)?;
         let raw = table.get(primary_key(key).as_slice()).map_err(engine)?;
         match raw {
@@ -216,7 +155,7 @@ impl Store for Embedded {
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
         let now = now_epoch();
-        let txn = self.db.begin_read().map_err(engine)?;
+        let txn = self.db.database().begin_read().map_err(engine)?;
         let table = txn.open_table(ITEMS).map_err(engine)?;
         keys.iter()
             .map(
@@ -274,7 +213,7 @@ impl Store for Embedded {
         if lo_is_past_hi(&lo, &hi) {
             return Ok(page);
         }
-        let txn = self.db.begin_read().map_err(engine)?;
+        let txn = self.db.database().begin_read().map_err(engine)?;
         let items = txn.open_table(ITEMS).map_err(engine)?;
         let bounds = (as_slice_bound(&lo), as_slice_bound(&hi));
         match query.index {
@@ -309,53 +248,86 @@ impl Store for Embedded {
 }
 
 /// Applies a transaction inside `txn`: every condition is checked against the state before it,
-/// as in DynamoDB (keys are distinct, so checking all then writing all is the same), then every
-/// write is applied.
-fn transact(txn: &mut Tables<'_>, now: i64, ops: &[WriteOp]) -> Result<(), StoreError> {
+/// as in DynamoDB (keys are distinct, so checking all then writing all is the same), and every
+/// add checked for overflow, then every write is applied. A refusal (`Ok(Err)`) writes nothing;
+/// `Err` is a failure halfway, which dooms the group.
+fn transact(
+    txn: &mut Tables<'_>,
+    now: i64,
+    ops: &[WriteOp],
+) -> Result<Result<(), StoreError>, DbError> {
     for op in ops {
-        let condition = match op {
-            WriteOp::Put { condition, .. }
-            | WriteOp::Delete { condition, .. }
-            | WriteOp::Add { condition, .. }
-            | WriteOp::Check { condition, .. } => condition,
+        let live = match live_item(txn, now, op.key()) {
+            Ok(live) => live,
+            Err(e) => return Ok(Err(e)),
         };
-        if !condition.holds(live_item(txn, now, op.key())?.as_ref()) {
-            return Err(StoreError::Conflict);
+        if !condition_of(op).holds(live.as_ref()) {
+            return Ok(Err(StoreError::Conflict));
+        }
+        if let WriteOp::Add {
+            key,
+            entity_type,
+            deltas,
+            ..
+        } = op
+            && let Err(e) = added(live, key, entity_type, deltas)
+        {
+            return Ok(Err(e));
         }
     }
     for op in ops {
-        apply(txn, now, op, false)?;
+        apply(txn, now, op, false)?.map_err(DbError::apply)?;
     }
-    Ok(())
+    Ok(Ok(()))
 }
 
-/// Applies one write inside `txn` if its condition holds (or unchecked: a transaction checked it
-/// already); an `Add` returns the item's integers after the add.
-fn apply(
-    txn: &mut Tables<'_>,
-    now: i64,
-    op: &WriteOp,
-    check: bool,
-) -> Result<Option<BTreeMap<String, i64>>, StoreError> {
-    let live = live_item(txn, now, op.key())?;
-    let condition = match op {
+fn condition_of(op: &WriteOp) -> &Condition {
+    match op {
         WriteOp::Put { condition, .. }
         | WriteOp::Delete { condition, .. }
         | WriteOp::Add { condition, .. }
         | WriteOp::Check { condition, .. } => condition,
+    }
+}
+
+/// `live` (or a new item) with `deltas` added; refused on overflow.
+fn added(
+    live: Option<Item>,
+    key: &Key,
+    entity_type: &str,
+    deltas: &BTreeMap<String, i64>,
+) -> Result<Item, StoreError> {
+    let mut item =
+        live.unwrap_or_else(|| Item::new(key.clone(), entity_type, serde_json::Value::Null));
+    for (name, delta) in deltas {
+        let n = item.nums.entry(name.clone()).or_insert(0);
+        *n = n
+            .checked_add(*delta)
+            .ok_or_else(|| StoreError::invalid("integer attribute overflow"))?;
+    }
+    Ok(item)
+}
+
+/// Applies one write inside `txn` if its condition holds (or unchecked: a transaction checked it
+/// already); an `Add` returns the item's integers after the add. A refusal (`Ok(Err)`: failed
+/// condition, overflow, unreadable item) writes nothing; `Err` is a failure while writing.
+fn apply(txn: &mut Tables<'_>, now: i64, op: &WriteOp, check: bool) -> Result<Outcome, DbError> {
+    let live = match live_item(txn, now, op.key()) {
+        Ok(live) => live,
+        Err(e) => return Ok(Err(e)),
     };
-    if check && !condition.holds(live.as_ref()) {
-        return Err(StoreError::Conflict);
+    if check && !condition_of(op).holds(live.as_ref()) {
+        return Ok(Err(StoreError::Conflict));
     }
     match op {
-        WriteOp::Check { .. } => Ok(None),
+        WriteOp::Check { .. } => Ok(Ok(None)),
         WriteOp::Put { item, .. } => {
-            store_item(txn, item)?;
-            Ok(None)
+            store_item(txn, item).map_err(DbError::apply)?;
+            Ok(Ok(None))
         }
         WriteOp::Delete { key, .. } => {
-            remove_item(txn, key)?;
-            Ok(None)
+            remove_item(txn, key).map_err(DbError::apply)?;
+            Ok(Ok(None))
         }
         WriteOp::Add {
             key,
@@ -363,17 +335,12 @@ fn apply(
             deltas,
             ..
         } => {
-            let mut item = live.unwrap_or_else(|| {
-                Item::new(key.clone(), entity_type.clone(), serde_json::Value::Null)
-            });
-            for (name, delta) in deltas {
-                let n = item.nums.entry(name.clone()).or_insert(0);
-                *n = n
-                    .checked_add(*delta)
-                    .ok_or_else(|| StoreError::invalid("integer attribute overflow"))?;
-            }
-            store_item(txn, &item)?;
-            Ok(Some(item.nums))
+            let item = match added(live, key, entity_type, deltas) {
+                Ok(item) => item,
+                Err(e) => return Ok(Err(e)),
+            };
+            store_item(txn, &item).map_err(DbError::apply)?;
+            Ok(Ok(Some(item.nums)))
         }
     }
 }
@@ -598,18 +565,13 @@ mod tests {
             .await
             .expect("seed");
 
-        // Queue a group by hand and run a writer over it: all of it is waiting, so it is
-        // applied in one transaction.
-        let (tx, rx) = mpsc::unbounded_channel();
+        // Run a group by hand: all of it is applied in one transaction.
+        let mut jobs = Vec::new();
         let mut replies = Vec::new();
         let mut send = |op: WriteOp| {
-            let (reply, done) = oneshot::channel();
-            tx.send(Job {
-                write: Write::One(op),
-                reply,
-            })
-            .expect("queue");
-            replies.push(done);
+            let (job, answer) = write_job(Write::One(op));
+            jobs.push(job);
+            replies.push(answer);
         };
         let put = |sk: &str| WriteOp::Put {
             item: Item::new(Key::new("N", sk), "T", serde_json::json!(sk)),
@@ -622,17 +584,13 @@ mod tests {
             entity_type: "T".to_owned(),
             deltas: BTreeMap::from([("n".to_owned(), 1)]),
             condition: Condition::None,
-        }); // overflows: an engine error
+        }); // overflows: refused, as an engine error of its own
         send(put("B"));
-        drop(tx);
-        let db = Arc::downgrade(store.database());
-        std::thread::spawn(move || run_writer(&db, rx))
-            .join()
-            .expect("writer ran");
+        crate::embedded::run_group(store.db().database(), jobs);
 
         let mut outcomes = Vec::new();
         for done in replies {
-            outcomes.push(done.await.expect("answered"));
+            outcomes.push(done.await.expect("answered").expect("the group committed"));
         }
         assert!(outcomes[0].is_ok(), "{outcomes:?}");
         assert!(

@@ -81,3 +81,40 @@ async fn dlq_stats_and_redrive_work_while_herald_serve_runs() {
         .expect("herald answers");
     assert_eq!(unknown.status(), 404);
 }
+
+#[tokio::test]
+async fn queues_an_older_version_kept_in_their_own_file_are_moved_into_the_database_at_start() {
+    use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
+    use herald_shared::queue::{Outgoing, Queue as _};
+
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).expect("data dir");
+    let old = data_dir.join("queues.redb");
+    {
+        let queues = EmbeddedQueues::open(&old).expect("an old queue file");
+        let dead = queues.queue("ingest-dlq", QueueSettings::default());
+        dead.send_batch(vec![Outgoing::now("{\"a\":1}"), Outgoing::now("{\"b\":2}")])
+            .await
+            .expect("sent");
+    }
+
+    let herald = Herald::start(&data_dir, &[]);
+    assert!(!old.exists(), "the old file is gone once its queues moved");
+    let stats = dlq(&data_dir, &["stats"]);
+    assert!(stats.status.success(), "{}", text(&stats.stderr));
+    let out = text(&stats.stdout);
+    assert!(out.contains("ingest-dlq: 2"), "{out}");
+    herald.kill();
+
+    // The stopped server's database now holds them: `herald dlq show` reads it directly.
+    let show = dlq(&data_dir, &["show", "ingest"]);
+    assert!(show.status.success(), "{}", text(&show.stderr));
+    let bodies: Vec<Value> = text(&show.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    assert_eq!(bodies[0]["body"], "{\"a\":1}", "in their order");
+    assert_eq!(bodies[1]["body"], "{\"b\":2}");
+}

@@ -303,7 +303,7 @@ async fn the_data_directory_is_the_owners_only_and_the_admin_key_is_shown_once()
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();
-        for name in ["store.redb", "queues.redb", "dev-credentials.json"] {
+        for name in ["store.redb", "dev-credentials.json"] {
             assert!(files.contains(&data_dir.join(name)), "{name} in {files:?}");
         }
         for file in files {
@@ -324,7 +324,7 @@ async fn the_data_directory_is_the_owners_only_and_the_admin_key_is_shown_once()
     herald.kill();
 
     // A directory an older version left readable is made private again at start.
-    for path in ["", "store.redb", "queues.redb", "dev-credentials.json"] {
+    for path in ["", "store.redb", "dev-credentials.json"] {
         let mode = if path.is_empty() { 0o755 } else { 0o644 };
         std::fs::set_permissions(data_dir.join(path), std::fs::Permissions::from_mode(mode))
             .unwrap();
