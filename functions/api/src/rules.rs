@@ -10,7 +10,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use herald_core::domain::alert::Alerting;
-use herald_core::domain::channel::FrequencyCap;
+use herald_core::domain::channel::{Channel, FrequencyCap};
 use herald_core::domain::digest::{self, Digest};
 use herald_core::domain::rule::{NewRule, QuietHours, Rule, Template};
 use herald_core::domain::{ChannelId, OrgId, RuleKey, UserId};
@@ -218,18 +218,13 @@ async fn parse_channels(
 /// A grouped rule (`alerting.groupBy`) needs a channel that takes group messages (Slack, or a
 /// webhook other than PagerDuty): elsewhere its grouping would do nothing.
 async fn check_grouped_rule_has_a_chat_channel(state: &AppState, rule: &Rule) -> ApiResult<()> {
-    if rule.alerting.as_ref().is_none_or(|a| a.group_by.is_none()) {
+    if rule.alerting.as_ref().is_none_or(|a| a.group_by.is_none())
+        || any_channel(state, rule, |c| {
+            herald_core::domain::group::takes_groups(&c.config)
+        })
+        .await?
+    {
         return Ok(());
-    }
-    let channels = Channels::new(state.store.as_ref());
-    for id in &rule.channel_ids {
-        let channel = channels
-            .get(&rule.org_id, id)
-            .await
-            .map_err(|e| ApiError::from_repo(e, "channel"))?;
-        if channel.is_some_and(|c| herald_core::domain::group::takes_groups(&c.config)) {
-            return Ok(());
-        }
     }
     Err(ApiError::invalid_field(
         "alerting.groupBy",
@@ -240,23 +235,34 @@ async fn check_grouped_rule_has_a_chat_channel(state: &AppState, rule: &Rule) ->
 /// A digest rule needs an email, push or in-app channel: its other channels stay real-time,
 /// so elsewhere the digest would do nothing.
 async fn check_digest_has_a_person_channel(state: &AppState, rule: &Rule) -> ApiResult<()> {
-    if rule.digest.is_none() {
+    if rule.digest.is_none()
+        || any_channel(state, rule, |c| digest::takes_digests(c.kind())).await?
+    {
         return Ok(());
     }
+    Err(ApiError::invalid_field(
+        "digest",
+        "a digest needs an email, push or in-app channel (chat and webhook channels group with `alerting.groupBy`)",
+    ))
+}
+
+/// Whether one of the rule's channels (those that exist) is one `takes`.
+async fn any_channel(
+    state: &AppState,
+    rule: &Rule,
+    takes: impl Fn(&Channel) -> bool,
+) -> ApiResult<bool> {
     let channels = Channels::new(state.store.as_ref());
     for id in &rule.channel_ids {
         let channel = channels
             .get(&rule.org_id, id)
             .await
             .map_err(|e| ApiError::from_repo(e, "channel"))?;
-        if channel.is_some_and(|c| digest::takes_digests(c.kind())) {
-            return Ok(());
+        if channel.is_some_and(|c| takes(&c)) {
+            return Ok(true);
         }
     }
-    Err(ApiError::invalid_field(
-        "digest",
-        "a digest needs an email, push or in-app channel (chat and webhook channels group with `alerting.groupBy`)",
-    ))
+    Ok(false)
 }
 
 fn window(w: Option<&QuietWindow>) -> Option<(&str, &str)> {

@@ -147,16 +147,12 @@ impl Matcher<'_> {
             by: None,
             auto_resolve_seconds,
         };
-        let applied = repo::apply(self.store, event.org_id, key, action, ttl, now)
-            .await
-            .map_err(|e| RouteError::Store(e.into_store()))?;
+        let applied = repo::apply(self.store, event.org_id, key, action, ttl, now).await?;
         let opened = matches!(applied, Applied::Opened(_));
         let record = match applied {
             Applied::Opened(record) => {
                 info!(dedup_key = %key, instance_id = %record.alert.instance_id, "alert opened");
-                repo::count(self.store, event.org_id, &record.alert, 1, now)
-                    .await
-                    .map_err(|e| RouteError::Store(e.into_store()))?;
+                repo::count(self.store, event.org_id, &record.alert, 1, now).await?;
                 if let Some(after) = record.alert.auto_resolve_seconds {
                     routed.checks.push(auto_resolve_check(
                         event,
@@ -351,8 +347,7 @@ impl Matcher<'_> {
                         &rule.key,
                         channel.id,
                     )
-                    .await
-                    .map_err(|e| RouteError::Store(e.into_store()))?;
+                    .await?;
                 }
             }
         }
@@ -444,9 +439,7 @@ impl Matcher<'_> {
         let Some(key) = task.event.dedup_key() else {
             return Ok(None);
         };
-        let current = repo::get(self.store, task.event.org_id, key)
-            .await
-            .map_err(|e| RouteError::Store(e.into_store()))?;
+        let current = repo::get(self.store, task.event.org_id, key).await?;
         let Some(record) =
             current.filter(|r| r.alert.instance_id == check.instance_id && r.alert.state.is_open())
         else {

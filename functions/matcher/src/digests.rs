@@ -34,10 +34,6 @@ use crate::{Matcher, Phase, RouteError, Routed, defer_for_quiet_hours, new_deliv
 /// How many times a digest write that lost a race reads again.
 const RETRIES: usize = 16;
 
-fn store_err(e: RepoError) -> RouteError {
-    RouteError::Store(e.into_store())
-}
-
 impl Matcher<'_> {
     /// `event` joins the digest of each of its recipients on `channel` (an email, push or
     /// in-app channel of a digest rule). An event naming no recipient gets the failed delivery
@@ -107,7 +103,7 @@ impl Matcher<'_> {
             digest: &hash,
         };
         for _ in 0..RETRIES {
-            let current = digests::get(self.store, &at).await.map_err(store_err)?;
+            let current = digests::get(self.store, &at).await?;
             let (head, opened) = match current {
                 Some(record) if record.head.open => (record.head, false),
                 closed => {
@@ -133,13 +129,11 @@ impl Matcher<'_> {
                     match digests::put(self.store, &at, &head, read, ttl).await {
                         Ok(()) => (head, true),
                         Err(RepoError::Store(StoreError::Conflict)) => continue,
-                        Err(e) => return Err(store_err(e)),
+                        Err(e) => return Err(e.into()),
                     }
                 }
             };
-            let joined = digests::join(self.store, &at, head.seq, item, ttl)
-                .await
-                .map_err(store_err)?;
+            let joined = digests::join(self.store, &at, head.seq, item, ttl).await?;
             if joined == Joined::Closed {
                 continue;
             }
@@ -175,12 +169,12 @@ impl Matcher<'_> {
             }
             return Ok(());
         }
-        Err(store_err(RepoError::Contended))
+        Err(RepoError::Contended.into())
     }
 
     /// Whether batch `head.seq` is still open and holds `max` events or more.
     async fn reached(&self, at: &DigestRef<'_>, head: &Head, max: u32) -> Result<bool, RouteError> {
-        let now = digests::get(self.store, at).await.map_err(store_err)?;
+        let now = digests::get(self.store, at).await?;
         Ok(
             now.is_some_and(|r| {
                 r.head.open && r.head.seq == head.seq && r.joined >= i64::from(max)
@@ -194,9 +188,7 @@ impl Matcher<'_> {
         event: &Event,
         user: &herald_core::domain::UserId,
     ) -> Result<Option<String>, RouteError> {
-        let profile = users::get(self.store, &event.org_id, user)
-            .await
-            .map_err(store_err)?;
+        let profile = users::get(self.store, &event.org_id, user).await?;
         Ok(profile.and_then(|p| p.timezone))
     }
 
@@ -218,7 +210,7 @@ impl Matcher<'_> {
         };
         let ttl = (now + self.retention).timestamp();
         for _ in 0..RETRIES {
-            let Some(record) = digests::get(self.store, &at).await.map_err(store_err)? else {
+            let Some(record) = digests::get(self.store, &at).await? else {
                 return Ok(());
             };
             let head = record.head;
@@ -238,7 +230,7 @@ impl Matcher<'_> {
                 match digests::put(self.store, &at, &closed, Some(head.turn()), ttl).await {
                     Ok(()) => {}
                     Err(RepoError::Store(StoreError::Conflict)) => continue,
-                    Err(e) => return Err(store_err(e)),
+                    Err(e) => return Err(e.into()),
                 }
                 return self
                     .deliver_digest(task, flush, &at, redelivered, ttl, now)
@@ -250,7 +242,7 @@ impl Matcher<'_> {
                 .deliver_digest(task, flush, &at, redelivered, ttl, now)
                 .await;
         }
-        Err(store_err(RepoError::Contended))
+        Err(RepoError::Contended.into())
     }
 
     /// Creates (if absent) and enqueues the delivery of a closed batch.
@@ -276,9 +268,7 @@ impl Matcher<'_> {
             .digest
             .as_ref()
             .map_or(DEFAULT_ITEMS as usize, Digest::items);
-        let batch = digests::batch(self.store, at, flush.seq, listed)
-            .await
-            .map_err(store_err)?;
+        let batch = digests::batch(self.store, at, flush.seq, listed).await?;
         let Some(first) = batch.items.first() else {
             return Ok(());
         };

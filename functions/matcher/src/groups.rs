@@ -48,10 +48,6 @@ pub fn takes_groups(channel: &Channel) -> bool {
     domain::takes_groups(&channel.config)
 }
 
-fn store_err(e: RepoError) -> RouteError {
-    RouteError::Store(e.into_store())
-}
-
 impl Matcher<'_> {
     /// `alert` (firing) joins its group of the grouped `rule`; returns the group's hash.
     #[allow(clippy::too_many_arguments)]
@@ -90,12 +86,8 @@ impl Matcher<'_> {
             summary,
             event: Some(Box::new(matched)),
         };
-        groups::put_member(self.store, org, &rule.key, &hash, &member, ttl)
-            .await
-            .map_err(store_err)?;
-        alert_repo::add_group(self.store, org, key, alert.instance_id, &rule.key, &hash)
-            .await
-            .map_err(store_err)?;
+        groups::put_member(self.store, org, &rule.key, &hash, &member, ttl).await?;
+        alert_repo::add_group(self.store, org, key, alert.instance_id, &rule.key, &hash).await?;
         debug!(rule = %rule.key, group = %hash, dedup_key = %key, "alert joined its group");
         self.nudge(
             routed,
@@ -141,14 +133,11 @@ impl Matcher<'_> {
                 at,
                 ttl,
             )
-            .await
-            .map_err(store_err)?;
+            .await?;
             if !changed && !redelivered {
                 continue;
             }
-            let Some(current) = groups::get(self.store, event.org_id, &rule.key, &g.group)
-                .await
-                .map_err(store_err)?
+            let Some(current) = groups::get(self.store, event.org_id, &rule.key, &g.group).await?
             else {
                 continue;
             };
@@ -185,9 +174,7 @@ impl Matcher<'_> {
         let org = event.org_id;
         let hash = groups::group_hash(&values);
         for _ in 0..RETRIES {
-            let current = groups::get(self.store, org, rule, &hash)
-                .await
-                .map_err(store_err)?;
+            let current = groups::get(self.store, org, rule, &hash).await?;
             let (mut group, read) = match current {
                 Some(GroupRecord { group, version }) => (group, Some(version)),
                 None => (Group::new(rule.clone(), values.clone()), None),
@@ -206,7 +193,7 @@ impl Matcher<'_> {
                         return Ok(());
                     }
                     Err(RepoError::Store(StoreError::Conflict)) => continue,
-                    Err(e) => return Err(store_err(e)),
+                    Err(e) => return Err(e.into()),
                 }
             }
             if let Some(at) = scheduled {
@@ -224,10 +211,10 @@ impl Matcher<'_> {
                     return Ok(());
                 }
                 Err(RepoError::Store(StoreError::Conflict)) => continue,
-                Err(e) => return Err(store_err(e)),
+                Err(e) => return Err(e.into()),
             }
         }
-        Err(store_err(RepoError::Contended))
+        Err(RepoError::Contended.into())
     }
 
     /// Handles a group tick: stale → dropped; not yet due → re-delayed; due → evaluated, the
@@ -242,9 +229,7 @@ impl Matcher<'_> {
     ) -> Result<(), RouteError> {
         let event = &task.event;
         let org_id = event.org_id;
-        let Some(record) = groups::get(self.store, org_id, &tick.rule_key, &tick.group)
-            .await
-            .map_err(store_err)?
+        let Some(record) = groups::get(self.store, org_id, &tick.rule_key, &tick.group).await?
         else {
             return Ok(());
         };
@@ -275,9 +260,7 @@ impl Matcher<'_> {
             info!(rule = %tick.rule_key, group = %tick.group, "group tick of a rule no longer grouped dropped");
             return Ok(());
         };
-        let all = groups::members(self.store, org_id, &rule.key, &group.group)
-            .await
-            .map_err(store_err)?;
+        let all = groups::members(self.store, org_id, &rule.key, &group.group).await?;
         let ttl = (now + self.retention).timestamp();
         let held = Held::of(&org, rule, group, &all, now);
         let members: Vec<Member> = all
@@ -365,9 +348,7 @@ impl Matcher<'_> {
         self.record_tick(event, record, &eval, firing, resolved, &grouping, ttl, now)
             .await?;
         if eval.record || eval.reset {
-            groups::drop_resolved(self.store, org_id, &rule.key, &tick.group, &all)
-                .await
-                .map_err(store_err)?;
+            groups::drop_resolved(self.store, org_id, &rule.key, &tick.group, &all).await?;
         }
         Ok(())
     }
@@ -516,9 +497,8 @@ impl Matcher<'_> {
                     return self.send_checks(next.into_iter().collect()).await;
                 }
                 Err(RepoError::Store(StoreError::Conflict)) => {
-                    let Some(current) = groups::get(self.store, org, &ours.rule_key, &ours.group)
-                        .await
-                        .map_err(store_err)?
+                    let Some(current) =
+                        groups::get(self.store, org, &ours.rule_key, &ours.group).await?
                     else {
                         return Ok(());
                     };
@@ -534,11 +514,11 @@ impl Matcher<'_> {
                     let soon = now + grouping.windows.interval;
                     next_tick = Some(next_tick.map_or(soon, |t| t.min(soon)));
                 }
-                Err(e) => return Err(store_err(e)),
+                Err(e) => return Err(e.into()),
             }
         }
         warn!(group = %ours.group, "group tick contended; it will be retried");
-        Err(store_err(RepoError::Contended))
+        Err(RepoError::Contended.into())
     }
 }
 

@@ -28,7 +28,7 @@ use herald_shared::pipeline::{BatchOutcome, DispatchTask, MatchTask, QueueMessag
 use herald_shared::queue::{self, Outgoing, Queue, QueueError};
 use herald_shared::repo::deliveries::{CappedCreate, Versioned};
 use herald_shared::repo::events::{AlertOutcome, AlertOutcomeKind, RoutedDelivery, RuleRoute};
-use herald_shared::repo::{deliveries, events, stats};
+use herald_shared::repo::{RepoError, deliveries, events, stats};
 use herald_shared::store::{Store, StoreError, keys};
 use tracing::{debug, info, instrument, warn};
 
@@ -55,6 +55,12 @@ enum RouteError {
     Queue(#[from] QueueError),
     #[error("serialising a dispatch task: {0}")]
     Serialise(#[from] serde_json::Error),
+}
+
+impl From<RepoError> for RouteError {
+    fn from(e: RepoError) -> Self {
+        Self::Store(e.into_store())
+    }
 }
 
 impl Matcher<'_> {
