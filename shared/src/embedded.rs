@@ -272,6 +272,7 @@ where
 }
 
 fn run_writer(db: &Database, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
+    let mut tally = WriterTally::default();
     while let Some(first) = rx.blocking_recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_OPS_PER_COMMIT {
@@ -280,16 +281,72 @@ fn run_writer(db: &Database, mut rx: mpsc::UnboundedReceiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        run_group(db, jobs);
+        let ops = jobs.len();
+        let ended = run_group(db, jobs);
+        tally.count(ops, ended);
     }
+}
+
+/// How often the writer logs what it did.
+const WRITER_SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the writer did since its last summary, logged every [`WRITER_SUMMARY_EVERY`] while it
+/// works: the groups it committed and how many operations shared each commit — what decides the
+/// pipeline's cost per delivery (docs/benchmarks.md).
+#[derive(Debug, Default)]
+struct WriterTally {
+    ops: usize,
+    commits: usize,
+    /// Groups that wrote nothing (polls of empty queues, refused writes): aborted, no fsync.
+    read_only: usize,
+    failed: usize,
+    since: Option<std::time::Instant>,
+}
+
+impl WriterTally {
+    fn count(&mut self, ops: usize, ended: GroupEnd) {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        self.ops += ops;
+        match ended {
+            GroupEnd::Committed => self.commits += 1,
+            GroupEnd::ReadOnly => self.read_only += 1,
+            GroupEnd::Failed => self.failed += 1,
+        }
+        if since.elapsed() >= WRITER_SUMMARY_EVERY {
+            #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+            let ops_per_commit = self.ops as f64 / self.commits.max(1) as f64;
+            tracing::info!(
+                ops = self.ops,
+                commits = self.commits,
+                read_only = self.read_only,
+                failed = self.failed,
+                ops_per_commit = format_args!("{ops_per_commit:.1}"),
+                seconds = since.elapsed().as_secs(),
+                "database writer"
+            );
+            *self = Self::default();
+        }
+    }
+}
+
+/// How a group transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GroupEnd {
+    Committed,
+    /// Nothing in it wrote: aborted, no fsync.
+    ReadOnly,
+    Failed,
 }
 
 /// Applies `jobs` in order in one write transaction, commits it if anything was written, then
 /// answers every caller.
-pub(crate) fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
+pub(crate) fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) -> GroupEnd {
     let txn = match begin(db) {
         Ok(txn) => txn,
-        Err(e) => return fail_all(jobs, &Arc::new(e)),
+        Err(e) => {
+            fail_all(jobs, &Arc::new(e));
+            return GroupEnd::Failed;
+        }
     };
     let mut group = Group {
         txn: &txn,
@@ -319,6 +376,7 @@ pub(crate) fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
             Err(e)
         }
     };
+    let wrote = matches!(failure, Ok(true));
     let outcome = match failure {
         Err(e) => {
             // The transaction may hold part of the failed operation: none of the group commits.
@@ -331,13 +389,21 @@ pub(crate) fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) {
         Ok(true) => txn.commit().map_err(|e| Arc::new(DbError::from(e))),
     };
     match outcome {
-        Ok(()) => finishes.into_iter().for_each(|finish| finish(Ok(()))),
+        Ok(()) => {
+            finishes.into_iter().for_each(|finish| finish(Ok(())));
+            if wrote {
+                GroupEnd::Committed
+            } else {
+                GroupEnd::ReadOnly
+            }
+        }
         Err(e) => {
             tracing::error!(error = %e, "database transaction failed");
             finishes
                 .into_iter()
                 .for_each(|finish| finish(Err(Arc::clone(&e))));
             jobs.for_each(|job| job.fail(Arc::clone(&e)));
+            GroupEnd::Failed
         }
     }
 }

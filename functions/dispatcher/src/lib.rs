@@ -131,40 +131,13 @@ impl Dispatcher<'_> {
         let admissions = &AdmissionLocks::default();
         // Counters of the deliveries this batch finishes, written once per item after it.
         let tally = &stats::Tally::default();
-        let results = futures::future::join_all(messages.into_iter().map(|message| async move {
-            if let Some(page) = RecoverPageTask::parse(&message.body) {
-                let result = match self.recover_page(page, message.receive_count, now).await {
-                    Ok(()) => Dispatched::Done,
-                    Err(e) => {
-                        warn!(message_id = %message.id, recovery_id = %page.recovery_id, error = %e, "recovery page failed; the message will be retried");
-                        Dispatched::Failed
-                    }
-                };
-                return (message.id, None, result);
-            }
-            let task = match serde_json::from_str::<DispatchTask>(&message.body) {
-                Ok(task) => task,
-                Err(e) => {
-                    // Only the matcher and the dispatcher write this queue.
-                    warn!(message_id = %message.id, error = %e, "unreadable dispatch task dropped");
-                    return (message.id, None, Dispatched::Done);
-                }
-            };
-            let lane = Some(task.channel_id);
-            let result = match self.dispatch(task, now, admissions, tally).await {
-                Ok(done) => done,
-                Err(e) => {
-                    warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
-                    Dispatched::Failed
-                }
-            };
-            (message.id, lane, result)
-        }))
+        let results = futures::future::join_all(
+            messages
+                .into_iter()
+                .map(|message| self.dispatch_message(message, now, admissions, tally)),
+        )
         .await;
-        if let Err(e) = tally.flush(self.store).await {
-            // The deliveries are on record; a re-run would drop them as duplicates, uncounted.
-            tracing::error!(error = %e, "stats counters of this batch not written");
-        }
+        self.flush(tally).await;
         let mut outcome = BatchOutcome::default();
         // Paced deliveries of one lane in this batch all got the lane's next slot; give them
         // consecutive slots instead, so they do not come back as a herd only one of which goes.
@@ -189,6 +162,85 @@ impl Dispatcher<'_> {
             }
         }
         outcome
+    }
+
+    /// Handles a run of one lane's messages (one channel's, in send order) one after the other,
+    /// each at its own moment: `herald serve`'s scheduler keeps a channel's deliveries in event
+    /// order this way. Once one is held (its lane is paced, paused or its circuit open) it and
+    /// every message after it are deferred to the same instant, unattempted, so they go back in
+    /// order. The run's counters are written once, after it.
+    pub async fn handle_in_order(&self, messages: Vec<QueueMessage>) -> BatchOutcome {
+        let admissions = &AdmissionLocks::default();
+        let tally = &stats::Tally::default();
+        let mut outcome = BatchOutcome::default();
+        let mut held_until = None;
+        for message in messages {
+            if let Some(until) = held_until {
+                outcome.deferred.push(Deferred {
+                    message_id: message.id,
+                    until,
+                });
+                continue;
+            }
+            let (message_id, _, result) = self
+                .dispatch_message(message, Utc::now(), admissions, tally)
+                .await;
+            match result {
+                Dispatched::Done => {}
+                Dispatched::Failed => outcome.failed.push(message_id),
+                Dispatched::Held { until, .. } => {
+                    held_until = Some(until);
+                    outcome.deferred.push(Deferred { message_id, until });
+                }
+            }
+        }
+        self.flush(tally).await;
+        outcome
+    }
+
+    /// Dispatches one message of a batch: its id, its lane (the channel) and what became of it.
+    async fn dispatch_message(
+        &self,
+        message: QueueMessage,
+        now: DateTime<Utc>,
+        admissions: &AdmissionLocks,
+        tally: &stats::Tally,
+    ) -> (String, Option<herald_core::domain::ChannelId>, Dispatched) {
+        if let Some(page) = RecoverPageTask::parse(&message.body) {
+            let result = match self.recover_page(page, message.receive_count, now).await {
+                Ok(()) => Dispatched::Done,
+                Err(e) => {
+                    warn!(message_id = %message.id, recovery_id = %page.recovery_id, error = %e, "recovery page failed; the message will be retried");
+                    Dispatched::Failed
+                }
+            };
+            return (message.id, None, result);
+        }
+        let task = match serde_json::from_str::<DispatchTask>(&message.body) {
+            Ok(task) => task,
+            Err(e) => {
+                // Only the matcher and the dispatcher write this queue.
+                warn!(message_id = %message.id, error = %e, "unreadable dispatch task dropped");
+                return (message.id, None, Dispatched::Done);
+            }
+        };
+        let lane = Some(task.channel_id);
+        let result = match self.dispatch(task, now, admissions, tally).await {
+            Ok(done) => done,
+            Err(e) => {
+                warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
+                Dispatched::Failed
+            }
+        };
+        (message.id, lane, result)
+    }
+
+    /// Writes a batch's counters.
+    async fn flush(&self, tally: &stats::Tally) {
+        if let Err(e) = tally.flush(self.store).await {
+            // The deliveries are on record; a re-run would drop them as duplicates, uncounted.
+            tracing::error!(error = %e, "stats counters of this batch not written");
+        }
     }
 
     #[instrument(skip_all, fields(delivery_id = %task.delivery_id, org_id = %task.org_id, channel_id = %task.channel_id, attempt = task.attempt))]

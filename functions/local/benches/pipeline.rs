@@ -13,7 +13,9 @@
 //! `BENCH_EVENTS` (throughput run, default 20000), `BENCH_RATES` (default `1000,10000`),
 //! `BENCH_RATE_SECS` (default 10), `BENCH_CONCURRENCY` (requests in flight in the throughput
 //! run, default 4), `BENCH_CHANNELS` (default 50) and `HERALD_*` variables passed through to
-//! the server (e.g. `HERALD_DISPATCH_CONCURRENCY`, `RUST_LOG`). See docs/benchmarks.md.
+//! the server (e.g. `HERALD_DISPATCH_CONCURRENCY`, `RUST_LOG`); `BENCH_SERVER_LOG=<file>` keeps
+//! the server's log (its per-10-s summaries: commits of the database writer, dispatches). See
+//! docs/benchmarks.md.
 //!
 //! `BENCH_SCENARIOS=storm,fairness` adds issue 12's uneven-load scenarios (minutes each):
 //! - **storm**: `BENCH_STORM_EVENTS` (300) events over 10 s to one Slack channel at its default
@@ -173,11 +175,20 @@ impl Server {
             .context("starting herald serve")?;
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, rx) = std::sync::mpsc::channel();
+        // `BENCH_SERVER_LOG=<file>` keeps the server's log (e.g. the writer's commit summaries).
+        let mut log = match std::env::var_os("BENCH_SERVER_LOG") {
+            Some(path) => Some(std::fs::File::create(&path).context("creating BENCH_SERVER_LOG")?),
+            None => None,
+        };
         // Reads the banner, then keeps draining the server's log so it never blocks on a pipe.
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Some(file) = log.as_mut() {
+                    use std::io::Write as _;
+                    let _ = writeln!(file, "{line}");
+                }
                 if let Some(url) = line.strip_prefix("Herald is running at ")
                     && let Some(tx) = tx.take()
                 {

@@ -18,9 +18,10 @@
 //!   behind it overtakes it and no worker spins on it.
 //!
 //! A slot holds a **run**: up to 32 consecutive messages of one lane, received together and
-//! dispatched one after the other, each as its own batch of one of the dispatcher function.
-//! So a busy lane pays one queue commit per run for its receive and one for its deletes, not
-//! one per delivery, and the deliveries of a run still go out in order. When one is deferred
+//! handed to the dispatcher as one in-order batch (`Dispatcher::handle_in_order`: one delivery
+//! after the other). So a busy lane pays one queue commit per run for its receive, one for its
+//! deletes and one stats write per counter item, not one per delivery, and the deliveries of a
+//! run still go out in order. When one is deferred
 //! the rest of the run goes back behind it unattempted. The messages of finished runs are
 //! deleted together, in the background, while the scheduler goes on receiving. Nothing is
 //! deleted before the dispatcher has recorded the attempt, so a crash re-delivers rather than
@@ -32,7 +33,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use herald_shared::pipeline::{BatchOutcome, Deferred, QueueMessage};
+use herald_shared::pipeline::{BatchOutcome, QueueMessage};
 use herald_shared::queue::Received;
 use herald_shared::queue::embedded::{EmbeddedQueue, LaneRequest};
 use tokio::sync::{mpsc, watch};
@@ -226,10 +227,10 @@ fn runs(messages: Vec<Received>) -> Vec<(String, Vec<Received>)> {
     runs
 }
 
-/// Dispatches a lane's run one delivery after the other, each as its own batch of one. Once
-/// one is deferred (its lane is held) — unless the hold ends within [`WAIT_IN_PLACE`], which the
-/// run waits out — the rest of the run is deferred to the same instant without being attempted:
-/// they go back behind it, in order.
+/// Dispatches a lane's run: the handler attempts its deliveries one after the other, in order,
+/// and once one is held defers it and the rest to the same instant, unattempted, so they go back
+/// behind it in order. A hold that ends within [`WAIT_IN_PLACE`] is waited out instead (at most
+/// [`WAITS_IN_PLACE_MAX`] times per delivery), and the run goes on from the held delivery.
 async fn dispatch_run<H, F>(
     lane: String,
     run: Vec<Received>,
@@ -240,31 +241,28 @@ async fn dispatch_run<H, F>(
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
     let mut outcome = BatchOutcome::default();
-    let mut held_until = None;
-    for received in &run {
-        if let Some(until) = held_until {
-            outcome.deferred.push(Deferred {
-                message_id: received.message_id.clone(),
-                until,
-            });
-            continue;
-        }
-        let mut one = dispatch_one(handler.as_ref(), received).await;
-        for _ in 0..WAITS_IN_PLACE_MAX {
-            let Some(wait) = one
-                .deferred
-                .first()
-                .and_then(|d| (d.until - chrono::Utc::now()).to_std().ok())
-                .filter(|wait| *wait <= WAIT_IN_PLACE)
-            else {
+    let mut start = 0;
+    let mut waits = 0;
+    loop {
+        let part = dispatch_part(handler.as_ref(), &run[start..]).await;
+        let held = part.deferred.first().and_then(|first| {
+            let wait = (first.until - chrono::Utc::now()).to_std().ok()?;
+            let at = run.iter().position(|r| r.message_id == first.message_id)?;
+            (wait <= WAIT_IN_PLACE).then_some((at, wait))
+        });
+        match held {
+            Some((at, wait)) if waits < WAITS_IN_PLACE_MAX || at > start => {
+                waits = if at == start { waits + 1 } else { 1 };
+                outcome.failed.extend(part.failed);
+                tokio::time::sleep(wait).await;
+                start = at;
+            }
+            _ => {
+                outcome.failed.extend(part.failed);
+                outcome.deferred.extend(part.deferred);
                 break;
-            };
-            tokio::time::sleep(wait).await;
-            one = dispatch_one(handler.as_ref(), received).await;
+            }
         }
-        held_until = one.deferred.first().map(|d| d.until);
-        outcome.failed.extend(one.failed);
-        outcome.deferred.extend(one.deferred);
     }
     let _ = done_tx.send(Done {
         lane,
@@ -273,18 +271,19 @@ async fn dispatch_run<H, F>(
     });
 }
 
-/// Dispatches one delivery as a batch of one; a panic is a failure (the message comes back).
-async fn dispatch_one<H, F>(handler: &H, received: &Received) -> BatchOutcome
+/// Dispatches consecutive deliveries of a run as one in-order batch; a panic fails them all
+/// (their messages come back).
+async fn dispatch_part<H, F>(handler: &H, part: &[Received]) -> BatchOutcome
 where
     H: Fn(Vec<QueueMessage>) -> F + Send + Sync + 'static,
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
-    match tokio::spawn(handler(vec![worker::message(received)])).await {
-        Ok(one) => one,
+    match tokio::spawn(handler(part.iter().map(worker::message).collect())).await {
+        Ok(outcome) => outcome,
         Err(e) => {
-            error!(error = %e, "dispatch panicked; the delivery will be received again");
+            error!(error = %e, "dispatch panicked; the run's deliveries will be received again");
             BatchOutcome {
-                failed: vec![received.message_id.clone()],
+                failed: part.iter().map(|r| r.message_id.clone()).collect(),
                 ..BatchOutcome::default()
             }
         }

@@ -488,7 +488,7 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
                         retry,
                         retention,
                     }
-                    .handle(messages, chrono::Utc::now())
+                    .handle_in_order(messages)
                     .await
                 }
             },

@@ -38,6 +38,7 @@ use std::path::Path;
 
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::Deserialize;
 use tokio::sync::oneshot;
 
 use super::{
@@ -378,7 +379,7 @@ fn remove_item(txn: &mut Tables<'_>, key: &Key) -> Result<(), StoreError> {
         .remove(primary_key(key).as_slice())
         .map_err(engine)?
     {
-        Some(v) => decode_item(v.value())?,
+        Some(v) => Some(decode_index_key(v.value())?),
         None => None,
     };
     if let Some(g) = old.and_then(|o| o.gsi1) {
@@ -541,6 +542,17 @@ fn gsi_key(gsi: &Key, key: &Key) -> Vec<u8> {
 
 fn decode_item(bytes: &[u8]) -> Result<Option<Item>, StoreError> {
     serde_json::from_slice(bytes).map(Some).map_err(engine)
+}
+
+/// The index key of a stored item, read without building the rest of it (every replacing
+/// write removes the old item's index entry; its document is skipped, not decoded).
+#[derive(Deserialize)]
+struct IndexKey {
+    gsi1: Option<Key>,
+}
+
+fn decode_index_key(bytes: &[u8]) -> Result<IndexKey, StoreError> {
+    serde_json::from_slice(bytes).map_err(engine)
 }
 
 fn engine(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
