@@ -16,7 +16,7 @@ use herald_core::domain::event::{Event, EventInput};
 use herald_core::domain::{EventId, Invalid, OrgId};
 use herald_shared::bus::BusEnvelope;
 use herald_shared::pipeline::{BatchOutcome, MatchTask, QueueMessage};
-use herald_shared::queue::{self, Outgoing, Queue};
+use herald_shared::queue::{Outgoing, Queue};
 use herald_shared::repo::events::{self, Recorded, Stage};
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
@@ -53,7 +53,7 @@ impl Ingest<'_> {
             futures::future::join_all(messages.iter().map(|m| self.accept(m, now))).await;
         for (message, result) in messages.into_iter().zip(accepted) {
             match result {
-                Ok(Some(event)) => {
+                Ok(Some((event, forwarded_again))) => {
                     // In its org's lane: orgs are matched fairly where the queue can.
                     let lane = event.org_id.to_string();
                     match serde_json::to_string(&MatchTask {
@@ -61,6 +61,7 @@ impl Ingest<'_> {
                         auto_resolve: None,
                         group_tick: None,
                         digest_flush: None,
+                        forwarded_again,
                     }) {
                         Ok(body) => forward.push((message.id, Outgoing::now(body).in_group(lane))),
                         Err(e) => {
@@ -93,7 +94,7 @@ impl Ingest<'_> {
             "batch recorded"
         );
         // One send per chunk; a chunk that fails fails exactly its messages.
-        for chunk in forward.chunks(queue::MAX_BATCH) {
+        for chunk in forward.chunks(self.match_queue.max_batch()) {
             let bodies = chunk.iter().map(|(_, m)| m.clone()).collect();
             if let Err(e) = self.match_queue.send_batch(bodies).await {
                 warn!(error = %e, "match queue refused a batch; its messages will be retried");
@@ -105,13 +106,14 @@ impl Ingest<'_> {
         outcome
     }
 
-    /// The event to forward, or `None` when the message ends here (a duplicate).
+    /// The event to forward and whether it was recorded before (forwarded again), or `None`
+    /// when the message ends here (a duplicate of an event already matched).
     #[instrument(skip_all, fields(message_id = %message.id, event_id, org_id))]
     async fn accept(
         &self,
         message: &QueueMessage,
         now: DateTime<Utc>,
-    ) -> Result<Option<Event>, Refusal> {
+    ) -> Result<Option<(Event, bool)>, Refusal> {
         let event = parse_envelope(&message.body, now).map_err(Refusal::Invalid)?;
         let span = tracing::Span::current();
         span.record("event_id", event.id.as_str());
@@ -120,7 +122,7 @@ impl Ingest<'_> {
         match events::record(self.store, &event, ttl, now).await? {
             Recorded::New => {
                 debug!(event_type = %event.event_type, module = %event.module, "event accepted");
-                Ok(Some(event))
+                Ok(Some((event, false)))
             }
             Recorded::Duplicate(record) if record.stage == Stage::Matched => {
                 debug!("duplicate of an event already matched; dropped");
@@ -130,7 +132,7 @@ impl Ingest<'_> {
                 // Seen but not yet matched (a retry after a failure, or a quick duplicate):
                 // forward the first record's event; the matcher's deliveries are idempotent.
                 debug!("duplicate of an event not yet matched; forwarded again");
-                Ok(Some(record.event))
+                Ok(Some((record.event, true)))
             }
         }
     }

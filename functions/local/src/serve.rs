@@ -38,6 +38,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::admission::QueueBacklog;
+use crate::inline_match::InlineMatch;
 use crate::{admin, conn, dev, scheduler, worker};
 use clap::Parser;
 
@@ -386,18 +387,30 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
 
     let (stop, shutdown) = watch::channel(false);
     let mut workers = Vec::new();
+    let rules = Arc::new(RulesCache::new(Duration::from_secs(
+        args.rules_cache_seconds,
+    )));
     {
-        let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
+        // Events are matched in the ingest worker, not through the match queue (see
+        // `inline_match`).
+        let matching: Arc<dyn Queue> = Arc::new(InlineMatch {
+            store: Arc::clone(&store),
+            dispatch_queue: Arc::clone(&dispatch_queue),
+            match_queue: Arc::clone(&match_queue),
+            rules: Arc::clone(&rules),
+            retention,
+        });
+        let store = Arc::clone(&store);
         workers.extend(worker::spawn(
             "ingest",
             ingest,
             PIPELINE_WORKERS,
             move |messages| {
-                let (store, match_queue) = (Arc::clone(&store), Arc::clone(&match_queue));
+                let (store, matching) = (Arc::clone(&store), Arc::clone(&matching));
                 async move {
                     Ingest {
                         store: store.as_ref(),
-                        match_queue: match_queue.as_ref(),
+                        match_queue: matching.as_ref(),
                         retention,
                     }
                     .handle(messages, chrono::Utc::now())
@@ -431,9 +444,9 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     {
         let (store, dispatch_queue) = (Arc::clone(&store), Arc::clone(&dispatch_queue));
         let match_queue = Arc::clone(&match_queue);
-        let rules = Arc::new(RulesCache::new(Duration::from_secs(
-            args.rules_cache_seconds,
-        )));
+        let rules = Arc::clone(&rules);
+        // What the matcher schedules itself (delayed messages), and events of an older data
+        // directory still on the match queue.
         workers.extend(worker::spawn(
             "match",
             matching,

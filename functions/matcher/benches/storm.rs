@@ -230,6 +230,7 @@ async fn run(
                 auto_resolve: None,
                 group_tick: None,
                 digest_flush: None,
+                forwarded_again: false,
             })
             .expect("a task"),
             receive_count: 1,

@@ -509,6 +509,7 @@ fn auto_resolve_check(
         }),
         group_tick: None,
         digest_flush: None,
+        forwarded_again: false,
     };
     let delay = std::time::Duration::from_secs(u64::from(wait_seconds)).min(MAX_DELAY);
     Ok(Outgoing::now(serde_json::to_string(&task)?)

@@ -365,6 +365,7 @@ fn flush_message(
             recipient: head.recipient.clone(),
             early,
         }),
+        forwarded_again: false,
     };
     Ok(task.due_at(if early { now } else { head.closes_at }, now)?)
 }

@@ -596,6 +596,7 @@ fn tick_message(
             tick_id: tick_id.clone(),
         }),
         digest_flush: None,
+        forwarded_again: false,
     };
     Ok(Some(task.due_at(at, now)?))
 }

@@ -89,7 +89,7 @@ impl Matcher<'_> {
         let (scheduled, tasks): (Vec<_>, Vec<_>) =
             tasks.into_iter().partition(|(_, t)| t.is_scheduled());
         for (message, task) in scheduled {
-            let redelivered = message.receive_count > 1;
+            let redelivered = again(&message, &task);
             let result = match (&task.group_tick, &task.digest_flush) {
                 (Some(tick), _) => self.group_tick(&task, tick, redelivered, now).await,
                 (None, Some(flush)) => self.digest_flush(&task, flush, redelivered, now).await,
@@ -121,7 +121,7 @@ impl Matcher<'_> {
         let routed = futures::future::join_all(
             tasks
                 .iter()
-                .map(|(message, task)| self.route(&task.event, message.receive_count > 1, now)),
+                .map(|(message, task)| self.route(&task.event, again(message, task), now)),
         )
         .await;
         let mut matched: Vec<Matched> = Vec::with_capacity(tasks.len());
@@ -682,4 +682,10 @@ fn new_delivery(
         created_at: now,
         updated_at: now,
     }
+}
+
+/// Whether `task` may have been handled before: its message was received again, or ingest
+/// forwarded its event again.
+fn again(message: &QueueMessage, task: &MatchTask) -> bool {
+    message.receive_count > 1 || task.forwarded_again
 }

@@ -126,6 +126,7 @@ fn as_body(event: &Event) -> String {
         auto_resolve: None,
         group_tick: None,
         digest_flush: None,
+        forwarded_again: false,
     })
     .unwrap()
 }

@@ -112,6 +112,7 @@ fn message(event: &Event) -> QueueMessage {
             auto_resolve: None,
             group_tick: None,
             digest_flush: None,
+            forwarded_again: false,
         })
         .unwrap(),
         receive_count: 1,
@@ -120,6 +121,10 @@ fn message(event: &Event) -> QueueMessage {
 
 impl World {
     async fn handle(&self, event: &Event, now: DateTime<Utc>) {
+        self.handle_message(message(event), now).await;
+    }
+
+    async fn handle_message(&self, message: QueueMessage, now: DateTime<Utc>) {
         let outcome = Matcher {
             store: self.store.as_ref(),
             dispatch_queue: self.queue.as_ref(),
@@ -128,7 +133,7 @@ impl World {
             // Long enough that records made at fixed past instants are not yet expired.
             retention: chrono::Duration::days(3650),
         }
-        .handle(vec![message(event)], now)
+        .handle(vec![message], now)
         .await;
         assert!(outcome.failed.is_empty(), "matching failed");
     }
@@ -236,6 +241,44 @@ async fn a_match_handled_twice_counts_once_against_the_cap() {
     assert_eq!(
         statuses,
         vec![DeliveryStatus::Queued, DeliveryStatus::Queued]
+    );
+}
+
+/// `herald serve` matches in the ingest worker (no match message to receive again): when
+/// matching fails, ingest forwards the event again, flagged, and the matcher must then enqueue
+/// deliveries already on record — their first enqueue may be what failed.
+#[tokio::test]
+async fn an_event_forwarded_again_re_enqueues_its_delivery_on_record_and_a_plain_duplicate_does_not()
+ {
+    let w = world(None, None).await;
+    let now = Utc::now();
+    let first = event(w.org, "alice");
+    w.handle(&first, now).await;
+    assert_eq!(w.dispatched().await.len(), 1, "the first match enqueues");
+
+    w.handle(&first, now).await;
+    assert!(
+        w.dispatched().await.is_empty(),
+        "a first receive of a duplicate leaves the enqueueing to the first copy"
+    );
+
+    let body: MatchTask = serde_json::from_str(&message(&first).body).unwrap();
+    let again = QueueMessage {
+        body: serde_json::to_string(&MatchTask {
+            forwarded_again: true,
+            ..body
+        })
+        .unwrap(),
+        ..message(&first)
+    };
+    w.handle_message(again, now).await;
+    let enqueued = w.dispatched().await;
+    let deliveries = w.deliveries().await;
+    assert_eq!(deliveries.len(), 1, "no second delivery");
+    assert_eq!(
+        enqueued.iter().map(|t| t.delivery_id).collect::<Vec<_>>(),
+        vec![deliveries[0].id],
+        "forwarded again: the delivery on record is enqueued once more"
     );
 }
 

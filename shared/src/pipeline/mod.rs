@@ -116,6 +116,11 @@ pub struct MatchTask {
     /// Set on a digest's flush: `event` is the one that opened the batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest_flush: Option<DigestFlush>,
+    /// Set by ingest when it forwards an event it had recorded before but that is not on record
+    /// as matched (ingest's message came again after a failure): the matcher treats it like a
+    /// message received again — its deliveries may be on record and not yet enqueued.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forwarded_again: bool,
 }
 
 impl MatchTask {

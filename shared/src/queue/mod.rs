@@ -101,8 +101,14 @@ impl QueueError {
 /// dead-letter queue instead of being delivered again.
 #[async_trait]
 pub trait Queue: Send + Sync + std::fmt::Debug {
-    /// Sends up to [`MAX_BATCH`] messages (callers chunk larger sets with [`send_all`]).
+    /// Sends up to [`max_batch`](Self::max_batch) messages (callers chunk larger sets with
+    /// [`send_all`]).
     async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<(), QueueError>;
+    /// The most messages one [`send_batch`](Self::send_batch) takes: SQS's 10 unless the queue
+    /// says otherwise.
+    fn max_batch(&self) -> usize {
+        MAX_BATCH
+    }
     /// Up to `max` (≤ [`MAX_BATCH`]) visible messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;
@@ -127,13 +133,15 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     ) -> Result<(), QueueError>;
 }
 
-/// Sends any number of messages in batches of [`MAX_BATCH`], all batches at once. The embedded
-/// engine applies them in this order (one group commit); SQS standard queues keep no order.
+/// Sends any number of messages in batches of the queue's [`Queue::max_batch`], all batches at
+/// once. The embedded engine applies them in this order (one group commit); SQS standard queues
+/// keep no order.
 pub async fn send_all(queue: &dyn Queue, messages: Vec<Outgoing>) -> Result<(), QueueError> {
     let mut batches = Vec::new();
     let mut messages = messages.into_iter().peekable();
+    let max = queue.max_batch().max(1);
     while messages.peek().is_some() {
-        batches.push(messages.by_ref().take(MAX_BATCH).collect::<Vec<_>>());
+        batches.push(messages.by_ref().take(max).collect::<Vec<_>>());
     }
     let sends = batches.into_iter().map(|batch| queue.send_batch(batch));
     futures::future::join_all(sends)

@@ -489,6 +489,7 @@ fn message(event: &Event, receive_count: u32) -> QueueMessage {
             auto_resolve: None,
             group_tick: None,
             digest_flush: None,
+            forwarded_again: false,
         })
         .unwrap(),
         receive_count,
