@@ -17,6 +17,9 @@
 //! the server's log (its per-10-s summaries: commits of the database writer, dispatches). See
 //! docs/benchmarks.md.
 //!
+//! `BENCH_SCENARIOS=memory` adds a long run (1,000,000 deliveries: about ten minutes here)
+//! reading the server's RSS at 100,000 and 1,000,000 deliveries (`BENCH_MEMORY_AT`).
+//!
 //! `BENCH_SCENARIOS=storm,fairness` adds issue 12's uneven-load scenarios (minutes each):
 //! - **storm**: `BENCH_STORM_EVENTS` (300) events over 10 s to one Slack channel at its default
 //!   pacing, whose receiver enforces 1 message/s with bursts of 3 (429 + `Retry-After` beyond);
@@ -584,6 +587,9 @@ async fn main() -> anyhow::Result<()> {
     println!("| {:.1} MiB |", server.rss_kib()? as f64 / 1024.0);
     println!();
 
+    if scenarios.split(',').any(|s| s.trim() == "memory") {
+        memory(&client, &server, &receiver).await?;
+    }
     if scenarios.split(',').any(|s| s.trim() == "storm") {
         storm(&client, &server).await?;
     }
@@ -592,6 +598,72 @@ async fn main() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// (g) The server's memory as deliveries accumulate: events are posted (keeping at most
+/// [`MEMORY_IN_FLIGHT`] undelivered) until each of `BENCH_MEMORY_AT` (100,000 and 1,000,000)
+/// deliveries arrived in all, and the RSS is read at each. Issue 12's target: flat within 20 %.
+async fn memory(
+    client: &reqwest::Client,
+    server: &Server,
+    receiver: &Receiver,
+) -> anyhow::Result<()> {
+    let milestones: Vec<usize> = std::env::var("BENCH_MEMORY_AT")
+        .unwrap_or_else(|_| "100000,1000000".to_owned())
+        .split(',')
+        .filter_map(|m| m.trim().parse().ok())
+        .collect();
+    println!(
+        "(g) server memory as deliveries accumulate (same workload, paced to at most {MEMORY_IN_FLIGHT} undelivered)"
+    );
+    println!("| delivered in all | VmRSS | elapsed | deliveries/s since the last row | load |");
+    println!("|---|---|---|---|---|");
+    receiver.take();
+    let (mut posted, mut delivered, mut request) = (0usize, 0usize, 1_000_000usize);
+    let t0 = Instant::now();
+    let mut since = (Instant::now(), 0usize);
+    let mut first_rss = None;
+    for &milestone in &milestones {
+        let mut stalled = Instant::now();
+        loop {
+            let arrived = distinct(&receiver.take());
+            if arrived > 0 {
+                stalled = Instant::now();
+            }
+            delivered += arrived;
+            if delivered >= milestone {
+                break;
+            }
+            if stalled.elapsed() > DRAIN {
+                bail!("memory run: no delivery for {DRAIN:?} at {delivered} delivered");
+            }
+            if posted < milestone && posted - delivered < MEMORY_IN_FLIGHT {
+                let posts = (0..4).map(|i| post_events(client, server, request + i, BATCH));
+                for result in futures::future::join_all(posts).await {
+                    result?;
+                }
+                request += 4;
+                posted += 4 * BATCH;
+            } else {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let rss = server.rss_kib()? as f64 / 1024.0;
+        let first = *first_rss.get_or_insert(rss);
+        println!(
+            "| {delivered} | {rss:.1} MiB ({:+.0} %) | {:.0} s | {:.0} | {} |",
+            (rss / first - 1.0) * 100.0,
+            t0.elapsed().as_secs_f64(),
+            (delivered - since.1) as f64 / since.0.elapsed().as_secs_f64(),
+            load()
+        );
+        since = (Instant::now(), delivered);
+    }
+    println!();
+    Ok(())
+}
+
+/// Undelivered events the memory run allows before it posts more.
+const MEMORY_IN_FLIGHT: usize = 20_000;
 
 /// Creates a channel (`channel` is its create body) and a rule sending `event_type` to it.
 async fn route(
