@@ -10,7 +10,9 @@
 //!   first connector is built, i.e. on the first request; the senders keep reqwest's bundled
 //!   Mozilla roots);
 //! - the connect and read timeouts the SDK passes in its connector settings (one connector, and
-//!   connection pool, per distinct pair; in practice one);
+//!   connection pool, per distinct pair; in practice one). The read timeout is reqwest's: it
+//!   bounds each wait for bytes, the response body's included, where the SDK client's bounded
+//!   the wait for the response head (the SDK's defaults set no read timeout);
 //! - kept-alive connections, pooled per host (idle for at most 90 s), `TCP_NODELAY`;
 //! - no proxy, no redirects followed (the SDK reads every status itself);
 //! - failures classified for the SDK's retry strategy as timeout, I/O (retried), user error or
