@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Builds the five Lambda bootstraps the way `sam build` does — `cargo lambda build --release`,
 # the release profile being the Lambda profile (fat LTO, `opt-level = "z"`, `panic = "abort"`;
-# root Cargo.toml) — in one cargo run for this machine's architecture, prints each bootstrap's
-# size against SPEC §5's 8 MB target, then measures each one's cold init against a loopback Lambda
-# Runtime API (`infra/lambda-init.py`: process start -> first `next`, and the first invocation).
+# root Cargo.toml; linked without unwind tables, functions/bootstrap/build.rs) — in one cargo
+# run for this machine's architecture, prints each bootstrap's size against SPEC §5's 8 MB
+# target, then measures each one's cold init against a loopback Lambda Runtime API
+# (`infra/lambda-init.py`: process start -> first `next`, and the first invocation).
 # Fails if a build fails or a bootstrap does not answer its event; a bootstrap over a target is
 # reported, not fatal (see docs/benchmarks.md for where the bytes go).
 #

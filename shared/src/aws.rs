@@ -6,26 +6,22 @@
 //! IMDS, the ECS endpoint — so none of it is linked, and nothing here touches the network. Tests
 //! and `infra` scripts point the SDK at an emulator instead, with static credentials it accepts.
 //!
-//! Every client shares one HTTPS client: rustls over ring, the crypto reqwest and lettre use, so
-//! a bootstrap links one TLS stack (the SDK's default client would bring aws-lc as well). Its
-//! trust roots load on the first request.
+//! Every client shares one HTTP client, [`http_client`]: reqwest over rustls with ring, the HTTP
+//! client and crypto the senders and lettre use, so a bootstrap links one HTTP and one TLS stack
+//! (the SDK's default client would bring aws-lc and HTTP/2 as well). Its trust roots load on the
+//! first request.
+
+mod http_client;
+
+pub use http_client::http_client;
 
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::SharedCredentialsProvider;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The region used with an endpoint override (the emulator's default).
 pub const EMULATOR_REGION: &str = "us-east-1";
-
-/// The SDK's HTTPS client over rustls with ring, for clients built without [`sdk_config`].
-pub fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
-        .build_https()
-}
 
 /// SDK configuration: the Lambda environment's region and credentials, or — when `endpoint` is
 /// given — that endpoint with static credentials `test`/`test` and region `us-east-1`.

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use regex::{Regex, RegexBuilder};
+use regex_lite::{Regex, RegexBuilder};
 use serde_json::{Number, Value};
 
 use super::{
@@ -730,6 +730,24 @@ mod tests {
             &leaf("properties.count", Op::Regex, Some(json!("3"))),
             &e
         ));
+    }
+
+    #[test]
+    fn regex_classes_and_case_folding_are_ascii_only() {
+        let e = event(
+            "user.renamed",
+            "users",
+            json!({"name": "Élodie", "city": "Zürich"}),
+        );
+        let matches =
+            |field: &str, pattern: &str| check(&leaf(field, Op::Regex, Some(json!(pattern))), &e);
+        // regex-lite: `\w` is `[0-9A-Za-z_]`, `(?i)` folds ASCII letters only.
+        assert!(!matches("properties.name", r"^\w+$"));
+        assert!(matches("properties.name", r"^É\w+$"));
+        assert!(matches("properties.city", "ü"));
+        assert!(!matches("properties.city", "(?i)^zÜRICH$"));
+        assert!(matches("properties.city", "(?i)^züRICH$"));
+        assert!(matches("type", "(?i)^USER\\."));
     }
 
     #[test]

@@ -26,7 +26,7 @@
 //! | `contains` | string | the field is a string containing it as a substring, or an array with an element equal to it |
 //! | `exists` | boolean, or no value (= `true`) | the field is present (`true`) or missing (`false`) |
 //! | `gt`, `gte`, `lt`, `lte` | number | the field is a number ordered that way against the value; false for any other kind |
-//! | `regex` | string (a [`regex`] pattern, linear time, not anchored: use `^…$`) | the field is a string the pattern finds a match in |
+//! | `regex` | string (a [`regex_lite`] pattern, linear time, not anchored: use `^…$`) | the field is a string the pattern finds a match in |
 //!
 //! So `ne` ≡ `not eq` and `nin` ≡ `not in` exactly. `type` and `module` are strings: ops on them
 //! take string values, and the ordered ops are refused for them.
@@ -36,6 +36,13 @@
 //! At most [`MAX_DEPTH`] levels of nesting, [`MAX_NODES`] nodes per matcher, [`MAX_IN_ITEMS`]
 //! values in an `in`/`nin` list, and [`MAX_STRING_CHARS`] characters in any string (field names,
 //! values, patterns). Regex programs are also limited in compiled size.
+//!
+//! # Regex syntax
+//!
+//! [`regex_lite`]'s: the `regex` crate's syntax (no look-around, no backreferences) except that
+//! `\d`, `\w`, `\s`, `\b` and `(?i)` are ASCII-only and Unicode classes (`\p{L}`, `\pN`, ...) are
+//! refused; a literal non-ASCII character (`é`, `[^β]`) matches as itself. Matching is linear in
+//! the text, as with `regex`, without its faster engines: fields are short.
 //!
 //! # Using it
 //!

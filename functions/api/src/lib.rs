@@ -19,6 +19,8 @@ pub mod events;
 pub mod explain;
 pub mod feeds;
 pub mod idempotency;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod logs;
 pub mod openapi;
 pub mod orgs;

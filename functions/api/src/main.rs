@@ -204,5 +204,9 @@ async fn main() -> Result<(), lambda_http::Error> {
             config.dispatch_queue_url.clone(),
         ))),
     };
-    lambda_http::run(herald_api::router(state)).await
+    let api = tower::ServiceExt::<lambda_http::Request>::and_then(
+        herald_api::router(state),
+        herald_api::lambda::buffer,
+    );
+    lambda_http::run(api).await
 }

@@ -6,6 +6,7 @@
 
 mod admission;
 mod alerts;
+mod aws_http_client;
 mod aws_notify;
 mod bus;
 mod delivery;

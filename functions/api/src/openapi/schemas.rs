@@ -563,7 +563,7 @@ fn matcher() -> Vec<(&'static str, Value)> {
         (
             "MatchText",
             leaf(
-                "`prefix`/`suffix`/`contains` (a substring, or an element of an array property)/`regex` (Rust regex syntax, unanchored).",
+                "`prefix`/`suffix`/`contains` (a substring, or an element of an array property)/`regex` (Rust regex syntax as in the `regex-lite` crate, unanchored: `\\d`, `\\w`, `\\s`, `\\b` and `(?i)` are ASCII-only, Unicode classes such as `\\p{L}` are refused).",
                 &["prefix", "suffix", "contains", "regex"],
                 Some(json!({ "type": "string", "maxLength": MAX_STRING_CHARS })),
             ),
