@@ -21,8 +21,8 @@
 //! handed to the dispatcher as one in-order batch (`Dispatcher::handle_in_order`: one delivery
 //! after the other). So a busy lane pays one queue commit per run for its receive, one for its
 //! deletes and one stats write per counter item, not one per delivery, and the deliveries of a
-//! run still go out in order. When one is deferred
-//! the rest of the run goes back behind it unattempted. The messages of finished runs are
+//! run still go out in order. When one is deferred the rest of the run goes back behind it
+//! unattempted. The messages of finished runs are
 //! deleted together, in the background, while the scheduler goes on receiving. Nothing is
 //! deleted before the dispatcher has recorded the attempt, so a crash re-delivers rather than
 //! loses (at most a run's worth of deliveries, each of which the dispatcher drops as a duplicate
