@@ -292,7 +292,8 @@ const WRITER_SUMMARY_EVERY: std::time::Duration = std::time::Duration::from_secs
 
 /// What the writer did since its last summary, logged every [`WRITER_SUMMARY_EVERY`] while it
 /// works: the groups it committed and how many operations shared each commit — what decides the
-/// pipeline's cost per delivery (docs/benchmarks.md).
+/// pipeline's cost per delivery (docs/benchmarks.md). A period that committed nothing (an idle
+/// server's workers polling empty queues) is not logged.
 #[derive(Debug, Default)]
 struct WriterTally {
     ops: usize,
@@ -312,7 +313,10 @@ impl WriterTally {
             GroupEnd::ReadOnly => self.read_only += 1,
             GroupEnd::Failed => self.failed += 1,
         }
-        if since.elapsed() >= WRITER_SUMMARY_EVERY {
+        if since.elapsed() < WRITER_SUMMARY_EVERY {
+            return;
+        }
+        if self.commits > 0 || self.failed > 0 {
             #[allow(clippy::cast_precision_loss)] // counts far below 2^52
             let ops_per_commit = self.ops as f64 / self.commits.max(1) as f64;
             tracing::info!(
@@ -324,8 +328,8 @@ impl WriterTally {
                 seconds = since.elapsed().as_secs(),
                 "database writer"
             );
-            *self = Self::default();
         }
+        *self = Self::default();
     }
 }
 
