@@ -66,16 +66,21 @@ impl DbError {
     }
 }
 
+/// `From` each of redb's error types for an error enum with a `Redb(redb::Error)` variant, so
+/// `?` takes them straight in (redb's own types convert only into `redb::Error`).
 macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for DbError {
+    ($target:ty: $($t:ty),*) => {$(
+        impl From<$t> for $target {
             fn from(e: $t) -> Self {
                 Self::Redb(e.into())
             }
         }
     )*};
 }
+pub(crate) use from_redb;
+
 from_redb!(
+    DbError:
     redb::DatabaseError,
     redb::StorageError,
     redb::TableError,

@@ -566,23 +566,15 @@ fn parse_receipt(receipt: &Receipt) -> Result<(u64, u32), QueueError> {
 #[derive(Debug, thiserror::Error)]
 enum EngineError {
     #[error(transparent)]
-    Db(#[from] redb::Error),
+    Redb(#[from] redb::Error),
     #[error("corrupt queue record: {0}")]
     Corrupt(&'static str),
     #[error("queue transaction failed: {0}")]
     Group(#[source] GroupFailure),
 }
 
-macro_rules! from_redb {
-    ($($t:ty),*) => {$(
-        impl From<$t> for EngineError {
-            fn from(e: $t) -> Self {
-                Self::Db(e.into())
-            }
-        }
-    )*};
-}
-from_redb!(
+crate::embedded::from_redb!(
+    EngineError:
     redb::StorageError,
     redb::TableError,
     redb::TransactionError,
