@@ -7,6 +7,10 @@
 //! `EnvFilter`, which takes them, links a regex engine of its own (`regex-automata` and
 //! `regex-syntax`, about 0.15 MiB) into every Lambda bootstrap (docs/benchmarks.md). A
 //! `RUST_LOG` that is not such a list is reported and `info` used.
+//!
+//! The Lambda bootstraps are built without `trace`-level callsites (this crate's
+//! `release-max-level-debug` feature, which each function crate's `lambda` feature enables):
+//! there `debug` is the most any target logs. `herald serve` and the tests keep `trace`.
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
