@@ -30,7 +30,8 @@ FUNCTIONS=(herald-api herald-ingest herald-matcher herald-dispatcher herald-feed
 # (`[target.aarch64-unknown-linux-gnu]`: non-PIE), for the host target here — set per build, so
 # the workspace's debug and `serve` builds keep the defaults.
 LAMBDA_RUSTFLAGS="-C relocation-model=static"
-LIMIT_BYTES=$((8 * 1024 * 1024))
+# 8 MB read strictly: 8,000,000 bytes (8 MiB would allow 388,608 more).
+LIMIT_BYTES=8000000
 
 install() {
     if [ -x "$venv/bin/cargo-lambda" ] && "$venv/bin/cargo-lambda" lambda --version 2>/dev/null | grep -q " $CARGO_LAMBDA_VERSION"; then
