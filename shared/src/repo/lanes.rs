@@ -132,6 +132,7 @@ pub async fn admit(
     let mut last_seen = LaneState::default();
     for _ in 0..WRITE_ATTEMPTS {
         let StoredLane { mut state, version } = get(store, org, channel).await?;
+        last_seen.clone_from(&state);
         let admission = state.admit_many(limit, now, wanted);
         // None goes, or unpaced: nothing to account for, so no write.
         if admission.go == 0 || limit.is_none() {
@@ -146,10 +147,10 @@ pub async fn admit(
                 lane: state,
             });
         }
-        last_seen = state;
     }
     // Lost every race: other dispatchers are sending to this lane right now. Holding briefly
-    // keeps the limit; sending without a committed write would not.
+    // keeps the limit; sending without a committed write would not. The lane handed back is the
+    // last one read, none of these sends taken.
     Ok(LaneAdmission {
         admission: BatchAdmission {
             go: 0,
