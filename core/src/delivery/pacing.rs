@@ -171,6 +171,15 @@ pub enum Admission {
     },
 }
 
+/// What a lane says to several deliveries at once (a dispatcher batch's, in their order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchAdmission {
+    /// How many go now: the first `go` of them.
+    pub go: usize,
+    /// What the others are told: a hold ([`Admission::Go`] when all go).
+    pub rest: Admission,
+}
+
 /// Why a lane holds its deliveries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -243,6 +252,27 @@ impl LaneState {
             }
         }
         Admission::Go
+    }
+
+    /// May `wanted` deliveries go at `now` under `limit`? As many as the lane allows go — the
+    /// same as `wanted` admissions one after the other at `now`, so a paced lane's arrival time
+    /// moves by one interval per delivery that goes, within its burst — and the rest are held
+    /// until the slot after them. The state has taken the sends that go (the caller stores it).
+    pub fn admit_many(
+        &mut self,
+        limit: Option<RateLimit>,
+        now: DateTime<Utc>,
+        wanted: usize,
+    ) -> BatchAdmission {
+        for go in 0..wanted {
+            if let hold @ Admission::Hold { .. } = self.admit(limit, now) {
+                return BatchAdmission { go, rest: hold };
+            }
+        }
+        BatchAdmission {
+            go: wanted,
+            rest: Admission::Go,
+        }
     }
 
     /// Takes in an attempt's outcome (`None`: accepted). Returns whether the state changed, so
@@ -467,6 +497,82 @@ mod tests {
             );
             if let Ok(t) = lane {
                 (a, b) = (Some(t), Some(t));
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_admission_lets_the_burst_go_and_holds_the_rest_until_the_next_slot() {
+        let limit = RateLimit::new(1.0, 3).expect("limit");
+        let mut lane = LaneState::default();
+        assert_eq!(
+            lane.admit_many(Some(limit), at(0), 10),
+            BatchAdmission {
+                go: 3,
+                rest: Admission::Hold {
+                    until: at(1000),
+                    why: Hold::Paced
+                }
+            }
+        );
+        assert_eq!(lane.tat_ms, Some(at(3000).timestamp_millis()));
+        // An unpaced lane lets them all go; a paused one none.
+        let mut clean = LaneState::default();
+        assert_eq!(
+            clean.admit_many(None, at(0), 10),
+            BatchAdmission {
+                go: 10,
+                rest: Admission::Go
+            }
+        );
+        assert_eq!(clean, LaneState::default());
+        let mut paused = LaneState {
+            paused_until: Some(at(500)),
+            ..LaneState::default()
+        };
+        assert_eq!(
+            paused.admit_many(Some(limit), at(0), 2),
+            BatchAdmission {
+                go: 0,
+                rest: Admission::Hold {
+                    until: at(500),
+                    why: Hold::Paused
+                }
+            }
+        );
+        assert_eq!(paused.tat_ms, None, "a held batch takes no send");
+        assert_eq!(
+            lane.admit_many(Some(limit), at(0), 0),
+            BatchAdmission {
+                go: 0,
+                rest: Admission::Go
+            }
+        );
+    }
+
+    proptest::proptest! {
+        /// Admitting k at once is admitting them one after the other at the same instant: the
+        /// same number go, the lane ends in the same state, the rest wait for the same slot.
+        #[test]
+        fn admitting_a_batch_is_admitting_its_deliveries_one_by_one(
+            per_second in 0.05f64..100.0,
+            burst in 1u32..20,
+            history in proptest::collection::vec((0i64..3_000, 1usize..12), 0..12),
+        ) {
+            let limit = RateLimit::new(per_second, burst).expect("limit");
+            let (mut batched, mut single) = (LaneState::default(), LaneState::default());
+            let mut now = 0;
+            for (step, wanted) in history {
+                now += step;
+                let batch = batched.admit_many(Some(limit), at(now), wanted);
+                let one_by_one: Vec<_> =
+                    (0..wanted).map(|_| single.admit(Some(limit), at(now))).collect();
+                let go = one_by_one.iter().take_while(|a| **a == Admission::Go).count();
+                proptest::prop_assert_eq!(batch.go, go);
+                proptest::prop_assert!(one_by_one[go..].iter().all(|a| *a == batch.rest));
+                proptest::prop_assert_eq!(&batched, &single);
+                // Never more than the burst at once.
+                proptest::prop_assert!(batch.go <= burst as usize);
             }
         }
     }

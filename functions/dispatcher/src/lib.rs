@@ -18,7 +18,6 @@
 
 mod recover;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -26,7 +25,7 @@ use herald_core::delivery::format::MessageContext;
 use herald_core::delivery::pacing::{Admission, Hold, LaneState, RateLimit};
 use herald_core::delivery::retry::RetryPolicy;
 use herald_core::delivery::unsubscribe::{ListUnsubscribe, Unsubscribe};
-use herald_core::domain::channel::ChannelKind;
+use herald_core::domain::channel::{Channel, ChannelKind};
 use herald_core::domain::delivery::{
     AttemptTrigger, Delivery, DeliveryStatus, Destination, ErrorClass, NoDestination, on_success,
 };
@@ -95,22 +94,25 @@ enum Dispatched {
     },
 }
 
-/// One lock per lane for the admissions of a batch.
-#[derive(Debug, Default)]
-struct AdmissionLocks(
-    std::sync::Mutex<
-        std::collections::HashMap<herald_core::domain::ChannelId, Arc<futures::lock::Mutex<()>>>,
-    >,
-);
+/// A dispatch message whose delivery and channel are loaded and which waits for its lane's
+/// admission (a batch's deliveries to one channel are admitted together).
+#[derive(Debug)]
+struct Ready {
+    task: DispatchTask,
+    delivery: Delivery,
+    version: i64,
+    ttl: i64,
+    channel: Channel,
+    limit: Option<RateLimit>,
+}
 
-impl AdmissionLocks {
-    fn of(&self, lane: herald_core::domain::ChannelId) -> Arc<futures::lock::Mutex<()>> {
-        let mut locks = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Arc::clone(locks.entry(lane).or_default())
-    }
+/// How far [`Dispatcher::prepare`] took a message.
+#[derive(Debug)]
+enum Step {
+    /// Nothing more to do for it.
+    Done(Dispatched),
+    /// It goes to its lane for admission, then is attempted or held.
+    Ready(Box<Ready>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,16 +129,32 @@ enum DispatchError {
 
 impl Dispatcher<'_> {
     /// Handles one batch from the dispatch queue; deliveries in a batch go out concurrently.
+    /// Each lane (channel) of the batch is asked once for all its deliveries (`lanes::admit`):
+    /// one read of the lane, and for a paced lane one write, per batch rather than per delivery.
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
-        let admissions = &AdmissionLocks::default();
         // Counters of the deliveries this batch finishes, written once per item after it.
         let tally = &stats::Tally::default();
-        let results = futures::future::join_all(
+        let prepared = futures::future::join_all(
             messages
                 .into_iter()
-                .map(|message| self.dispatch_message(message, now, admissions, tally)),
+                .map(|message| self.prepare_message(message, now, tally)),
         )
         .await;
+        let mut results = Vec::with_capacity(prepared.len());
+        let mut ready = Vec::new();
+        for (index, (message_id, lane, step)) in prepared.into_iter().enumerate() {
+            match step {
+                Step::Done(done) => results.push((message_id, lane, done)),
+                Step::Ready(r) => {
+                    // A placeholder until its lane has answered.
+                    results.push((message_id, lane, Dispatched::Failed));
+                    ready.push((index, r));
+                }
+            }
+        }
+        for (index, done) in self.admit_and_attempt(ready, now, tally).await {
+            results[index].2 = done;
+        }
         self.flush(tally).await;
         let mut outcome = BatchOutcome::default();
         // Paced deliveries of one lane in this batch all got the lane's next slot; give them
@@ -170,7 +188,6 @@ impl Dispatcher<'_> {
     /// every message after it are deferred to the same instant, unattempted, so they go back in
     /// order. The run's counters are written once, after it.
     pub async fn handle_in_order(&self, messages: Vec<QueueMessage>) -> BatchOutcome {
-        let admissions = &AdmissionLocks::default();
         let tally = &stats::Tally::default();
         let mut outcome = BatchOutcome::default();
         let mut held_until = None;
@@ -182,9 +199,16 @@ impl Dispatcher<'_> {
                 });
                 continue;
             }
-            let (message_id, _, result) = self
-                .dispatch_message(message, Utc::now(), admissions, tally)
-                .await;
+            let now = Utc::now();
+            let (message_id, _, step) = self.prepare_message(message, now, tally).await;
+            let result = match step {
+                Step::Done(done) => done,
+                Step::Ready(ready) => self
+                    .admit_and_attempt(vec![(0, ready)], now, tally)
+                    .await
+                    .pop()
+                    .map_or(Dispatched::Failed, |(_, done)| done),
+            };
             match result {
                 Dispatched::Done => {}
                 Dispatched::Failed => outcome.failed.push(message_id),
@@ -198,14 +222,14 @@ impl Dispatcher<'_> {
         outcome
     }
 
-    /// Dispatches one message of a batch: its id, its lane (the channel) and what became of it.
-    async fn dispatch_message(
+    /// Reads one message of a batch and loads what its attempt needs: its id, its lane (the
+    /// channel) and how far it got.
+    async fn prepare_message(
         &self,
         message: QueueMessage,
         now: DateTime<Utc>,
-        admissions: &AdmissionLocks,
         tally: &stats::Tally,
-    ) -> (String, Option<herald_core::domain::ChannelId>, Dispatched) {
+    ) -> (String, Option<herald_core::domain::ChannelId>, Step) {
         if let Some(page) = RecoverPageTask::parse(&message.body) {
             let result = match self.recover_page(page, message.receive_count, now).await {
                 Ok(()) => Dispatched::Done,
@@ -214,25 +238,105 @@ impl Dispatcher<'_> {
                     Dispatched::Failed
                 }
             };
-            return (message.id, None, result);
+            return (message.id, None, Step::Done(result));
         }
         let task = match serde_json::from_str::<DispatchTask>(&message.body) {
             Ok(task) => task,
             Err(e) => {
                 // Only the matcher and the dispatcher write this queue.
                 warn!(message_id = %message.id, error = %e, "unreadable dispatch task dropped");
-                return (message.id, None, Dispatched::Done);
+                return (message.id, None, Step::Done(Dispatched::Done));
             }
         };
         let lane = Some(task.channel_id);
-        let result = match self.dispatch(task, now, admissions, tally).await {
-            Ok(done) => done,
+        let step = match self.prepare(task, now, tally).await {
+            Ok(step) => step,
             Err(e) => {
                 warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
-                Dispatched::Failed
+                Step::Done(Dispatched::Failed)
             }
         };
-        (message.id, lane, result)
+        (message.id, lane, step)
+    }
+
+    /// Asks each lane once for its deliveries among `ready` (in their order: the first ones go
+    /// when not all may), then attempts or holds each, all concurrently. Returns what became of
+    /// each, by the index it came with.
+    async fn admit_and_attempt(
+        &self,
+        ready: Vec<(usize, Box<Ready>)>,
+        now: DateTime<Utc>,
+        tally: &stats::Tally,
+    ) -> Vec<(usize, Dispatched)> {
+        let mut by_lane: Vec<Vec<(usize, Box<Ready>)>> = Vec::new();
+        for (index, r) in ready {
+            let lane = (r.task.org_id, r.task.channel_id);
+            match by_lane.iter_mut().find(|group| {
+                group
+                    .first()
+                    .is_some_and(|(_, g)| (g.task.org_id, g.task.channel_id) == lane)
+            }) {
+                Some(group) => group.push((index, r)),
+                None => by_lane.push(vec![(index, r)]),
+            }
+        }
+        let lanes = by_lane
+            .into_iter()
+            .map(|group| self.admit_lane(group, now, tally));
+        futures::future::join_all(lanes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// One lane's deliveries of a batch: one admission for all of them, then each attempted
+    /// (the first [`BatchAdmission::go`](herald_core::delivery::pacing::BatchAdmission)) or held.
+    async fn admit_lane(
+        &self,
+        group: Vec<(usize, Box<Ready>)>,
+        now: DateTime<Utc>,
+        tally: &stats::Tally,
+    ) -> Vec<(usize, Dispatched)> {
+        let Some((_, first)) = group.first() else {
+            return Vec::new();
+        };
+        let (org, channel, limit) = (first.task.org_id, first.task.channel_id, first.limit);
+        // The lane reads the clock itself: `now` is the batch's, and a stale instant would let
+        // a paced lane send early by as much.
+        let lane_now = now.max(Utc::now());
+        let admitted = match lanes::admit(self.store, &org, &channel, limit, group.len(), lane_now)
+            .await
+        {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                warn!(org_id = %org, channel_id = %channel, error = %e, "lane admission failed; the messages will be retried");
+                return group
+                    .into_iter()
+                    .map(|(index, _)| (index, Dispatched::Failed))
+                    .collect();
+            }
+        };
+        let lane = &admitted.lane;
+        let attempts = group.into_iter().enumerate().map(|(n, (index, ready))| {
+            let admission = if n < admitted.admission.go {
+                Admission::Go
+            } else {
+                admitted.admission.rest.clone()
+            };
+            async move {
+                let message = ready.task.delivery_id;
+                let done = match self.attempt(*ready, admission, lane, now, tally).await {
+                    Ok(done) => done,
+                    Err(e) => {
+                        warn!(delivery_id = %message, error = %e, "dispatch failed; the message will be retried");
+                        Dispatched::Failed
+                    }
+                };
+                (index, done)
+            }
+        });
+        futures::future::join_all(attempts).await
     }
 
     /// Writes a batch's counters.
@@ -243,14 +347,15 @@ impl Dispatcher<'_> {
         }
     }
 
+    /// Everything before the lane's admission: the delivery (dropping duplicates), the channel
+    /// (a deleted or disabled one ends the delivery).
     #[instrument(skip_all, fields(delivery_id = %task.delivery_id, org_id = %task.org_id, channel_id = %task.channel_id, attempt = task.attempt))]
-    async fn dispatch(
+    async fn prepare(
         &self,
         task: DispatchTask,
         now: DateTime<Utc>,
-        admissions: &AdmissionLocks,
         tally: &stats::Tally,
-    ) -> Result<Dispatched, DispatchError> {
+    ) -> Result<Step, DispatchError> {
         if let Some(not_before) = task.not_before.filter(|t| *t > now) {
             // A wait longer than the queue's maximum delay: another hop.
             let remaining = (not_before - now).to_std().unwrap_or(Duration::ZERO);
@@ -261,7 +366,7 @@ impl Dispatcher<'_> {
                         .delayed(remaining),
                 ])
                 .await?;
-            return Ok(Dispatched::Done);
+            return Ok(Step::Done(Dispatched::Done));
         }
         let Some(Versioned {
             mut delivery,
@@ -269,14 +374,14 @@ impl Dispatcher<'_> {
         }) = deliveries::get(self.store, task.org_id, task.delivery_id).await?
         else {
             warn!("delivery not on record (expired?); message dropped");
-            return Ok(Dispatched::Done);
+            return Ok(Step::Done(Dispatched::Done));
         };
         if delivery.status.is_final() || delivery.attempts.len() >= task.attempt as usize {
             debug!(
                 status = delivery.status.as_str(),
                 "attempt already on record; duplicate message dropped"
             );
-            return Ok(Dispatched::Done);
+            return Ok(Step::Done(Dispatched::Done));
         }
         if delivery.attempts.len() + 1 < task.attempt as usize
             && now - delivery.updated_at < PREVIOUS_ATTEMPT_GRACE
@@ -296,7 +401,7 @@ impl Dispatcher<'_> {
                         .delayed(PREVIOUS_ATTEMPT_WAIT),
                 ])
                 .await?;
-            return Ok(Dispatched::Done);
+            return Ok(Step::Done(Dispatched::Done));
         }
         let ttl = (now + self.retention).timestamp();
         let channels = Channels::new(self.store);
@@ -307,7 +412,9 @@ impl Dispatcher<'_> {
                 "the channel was deleted",
                 now,
             );
-            return self.save(&delivery, version, ttl, tally, &task).await;
+            return Ok(Step::Done(
+                self.save(&delivery, version, ttl, tally, &task).await?,
+            ));
         };
         if !channel.enabled {
             finish(
@@ -316,24 +423,46 @@ impl Dispatcher<'_> {
                 "channel is disabled",
                 now,
             );
-            return self.save(&delivery, version, ttl, tally, &task).await;
+            return Ok(Step::Done(
+                self.save(&delivery, version, ttl, tally, &task).await?,
+            ));
         }
         let limit = channel.rate_limit_in_force();
-        let admission = {
-            // One admission at a time per lane within the batch: concurrent ones would only
-            // conflict on the lane's version and retry (the sends still go concurrently).
-            let lock = admissions.of(task.channel_id);
-            let _turn = lock.lock().await;
-            // The lane reads the clock itself: `now` is the batch's, and a stale instant would
-            // let a paced lane send early by as much.
-            let lane_now = now.max(Utc::now());
-            lanes::admit(self.store, &task.org_id, &task.channel_id, limit, lane_now).await?
-        };
+        Ok(Step::Ready(Box::new(Ready {
+            task,
+            delivery,
+            version,
+            ttl,
+            channel,
+            limit,
+        })))
+    }
+
+    /// Attempts a delivery its lane admitted (`admission`), or holds it. `lane`: the lane as
+    /// its admission left it.
+    #[instrument(skip_all, fields(delivery_id = %ready.task.delivery_id, org_id = %ready.task.org_id, channel_id = %ready.task.channel_id, attempt = ready.task.attempt))]
+    async fn attempt(
+        &self,
+        ready: Ready,
+        admission: Admission,
+        lane: &LaneState,
+        now: DateTime<Utc>,
+        tally: &stats::Tally,
+    ) -> Result<Dispatched, DispatchError> {
+        let Ready {
+            task,
+            mut delivery,
+            version,
+            ttl,
+            channel,
+            limit,
+        } = ready;
         if let Admission::Hold { until, why } = admission {
             return self
-                .hold(delivery, version, ttl, until, why, limit, now)
+                .hold(delivery, version, ttl, until, why, limit, lane, now)
                 .await;
         }
+        let channels = Channels::new(self.store);
         let (destination, profile_tokens) = match self.destination(&channel, &task).await? {
             Ok(routed) => routed,
             Err((status, reason)) => {
@@ -396,6 +525,7 @@ impl Dispatcher<'_> {
             self.store,
             &task.org_id,
             &task.channel_id,
+            Some(lane),
             outcome.error_class,
             outcome.retry_after,
             &error,
@@ -566,6 +696,7 @@ impl Dispatcher<'_> {
         until: DateTime<Utc>,
         why: Hold,
         limit: Option<RateLimit>,
+        lane: &LaneState,
         now: DateTime<Utc>,
     ) -> Result<Dispatched, DispatchError> {
         let reason = match why {
@@ -588,15 +719,13 @@ impl Dispatcher<'_> {
                 // Held before for this very opening: the reason stands, no need to read why.
                 delivery.reason.clone().unwrap_or_default()
             }
-            Hold::CircuitOpen => {
-                let lane = lanes::get(self.store, &delivery.org_id, &delivery.channel_id).await?;
-                format!(
-                    "circuit open until {} after {} failures in a row: {}",
-                    until.to_rfc3339_opts(SecondsFormat::Secs, true),
-                    lane.state.failures,
-                    lane.state.last_error.as_deref().unwrap_or("unknown error")
-                )
-            }
+            // The lane as read at admission says why its circuit is open.
+            Hold::CircuitOpen => format!(
+                "circuit open until {} after {} failures in a row: {}",
+                until.to_rfc3339_opts(SecondsFormat::Secs, true),
+                lane.failures,
+                lane.last_error.as_deref().unwrap_or("unknown error")
+            ),
         };
         // Paced deliveries of one lane all wake at the lane's next slot; a little jitter keeps
         // them from arriving as one herd.

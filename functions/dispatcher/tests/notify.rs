@@ -31,7 +31,7 @@ use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::repo::outbox;
 use herald_shared::repo::suppressions;
 use herald_shared::repo::users;
-use herald_shared::repo::{Channels, deliveries, stats};
+use herald_shared::repo::{Channels, deliveries, lanes, stats};
 use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;
 
@@ -686,6 +686,9 @@ async fn a_paced_channel_holds_deliveries_past_its_burst_without_attempting_them
     assert!(outcome.failed.is_empty());
     assert_eq!(http.calls(), 2, "the burst goes, the others wait");
     assert_eq!(outcome.deferred.len(), 3, "{outcome:?}");
+    // The batch's deliveries to the channel were admitted together: one lane write.
+    let lane = lanes::get(w.store.as_ref(), &w.org, &ch.id).await.unwrap();
+    assert_eq!(lane.version, Some(1), "{lane:?}");
     // Held in one batch, they come back one slot apart, not all at the next slot.
     let mut slots: Vec<_> = outcome.deferred.iter().map(|d| d.until).collect();
     slots.sort();

@@ -2,18 +2,21 @@
 //! [`LaneState`] (GCRA arrival time, 429 pause, circuit breaker) as the document and a `version`
 //! number every write is conditioned on.
 //!
-//! Every dispatcher, on any engine, goes through [`admit`] before an attempt and [`record`]
-//! after it. Both read the item, apply the pure [`LaneState`] step and write it back only if
+//! Every dispatcher, on any engine, goes through [`admit`] before attempts and [`record`]
+//! after each. Both read the item, apply the pure [`LaneState`] step and write it back only if
 //! nobody wrote in between (`version` unchanged, or the item still absent); a conflict re-reads
-//! and tries again. So concurrent dispatchers on DynamoDB never send more than the limit: each
-//! admitted send is one committed move of the arrival time.
+//! and tries again. So concurrent dispatchers on DynamoDB never send more than the limit: the
+//! sends a dispatcher admits (one, or several of a batch at once) are one committed move of the
+//! arrival time.
 //!
-//! Costs: a lane with no limit and no hold is one read per attempt, no write; a paced lane one
-//! read and one conditional write per admitted attempt; a hold is one read. [`record`] writes
-//! only when the state changed (a 429, a failure, the first success after failures).
+//! Costs, per lane per [`admit`] (a dispatcher batch's deliveries to one channel together): a
+//! lane with no limit and no hold is one read, no write; a paced lane one read and one
+//! conditional write when any delivery goes; a hold is one read. [`record`] reads and writes
+//! only when the outcome changes the lane as its admission left it (a 429, a failure, the first
+//! success after failures): a success on a clean lane costs nothing.
 
 use chrono::{DateTime, Utc};
-use herald_core::delivery::pacing::{Admission, Hold, LaneState, RateLimit};
+use herald_core::delivery::pacing::{Admission, BatchAdmission, Hold, LaneState, RateLimit};
 use herald_core::domain::delivery::ErrorClass;
 use herald_core::domain::{ChannelId, OrgId};
 
@@ -105,45 +108,85 @@ async fn write(
     }
 }
 
-/// May a delivery to the channel go at `now` under `limit` (the channel's limit in force)? On
-/// [`Admission::Go`] the send is accounted for in the stored lane.
+/// What [`admit`] decided, and the lane as it stands after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LaneAdmission {
+    pub admission: BatchAdmission,
+    /// The lane as read, with the sends that go taken (as stored when they are accounted for):
+    /// what [`record`] starts from for these deliveries' outcomes.
+    pub lane: LaneState,
+}
+
+/// May `wanted` deliveries to the channel go at `now` under `limit` (the channel's limit in
+/// force)? The first [`BatchAdmission::go`] of them may, and are accounted for in the stored
+/// lane by one conditional write; the rest are held. One read of the lane, plus that write for
+/// a paced lane, whatever `wanted` is.
 pub async fn admit(
     store: &dyn Store,
     org: &OrgId,
     channel: &ChannelId,
     limit: Option<RateLimit>,
+    wanted: usize,
     now: DateTime<Utc>,
-) -> Result<Admission, RepoError> {
+) -> Result<LaneAdmission, RepoError> {
+    let mut last_seen = LaneState::default();
     for _ in 0..WRITE_ATTEMPTS {
         let StoredLane { mut state, version } = get(store, org, channel).await?;
-        let admission = state.admit(limit, now);
-        // Unpaced and not held: nothing to account for, so no write.
-        if admission != Admission::Go || limit.is_none() {
-            return Ok(admission);
+        last_seen.clone_from(&state);
+        let admission = state.admit_many(limit, now, wanted);
+        // None goes, or unpaced: nothing to account for, so no write.
+        if admission.go == 0 || limit.is_none() {
+            return Ok(LaneAdmission {
+                admission,
+                lane: state,
+            });
         }
         if write(store, org, channel, &state, version, now).await? {
-            return Ok(Admission::Go);
+            return Ok(LaneAdmission {
+                admission,
+                lane: state,
+            });
         }
     }
     // Lost every race: other dispatchers are sending to this lane right now. Holding briefly
-    // keeps the limit; sending without a committed write would not.
-    Ok(Admission::Hold {
-        until: now + CONTENDED_HOLD,
-        why: Hold::Paced,
+    // keeps the limit; sending without a committed write would not. The lane handed back is the
+    // last one read, none of these sends taken.
+    Ok(LaneAdmission {
+        admission: BatchAdmission {
+            go: 0,
+            rest: Admission::Hold {
+                until: now + CONTENDED_HOLD,
+                why: Hold::Paced,
+            },
+        },
+        lane: last_seen,
     })
 }
 
 /// Takes in an attempt's outcome (`error`: its class, `None` when accepted). Writes only when
 /// the lane's state changed; returns the lane as it now stands.
+///
+/// `seen`: the lane as this attempt's admission left it. When the outcome would not change it
+/// (a success on a clean lane, the usual case) nothing is read or written — as if the outcome
+/// had been taken in at admission; an outcome that changes it reads the lane afresh and writes
+/// it with the version condition.
+#[allow(clippy::too_many_arguments)]
 pub async fn record(
     store: &dyn Store,
     org: &OrgId,
     channel: &ChannelId,
+    seen: Option<&LaneState>,
     error: Option<ErrorClass>,
     retry_after: Option<std::time::Duration>,
     message: &str,
     now: DateTime<Utc>,
 ) -> Result<LaneState, RepoError> {
+    if let Some(seen) = seen {
+        let mut state = seen.clone();
+        if !state.record(error, retry_after, message, now) {
+            return Ok(state);
+        }
+    }
     for _ in 0..WRITE_ATTEMPTS {
         let StoredLane { mut state, version } = get(store, org, channel).await?;
         if !state.record(error, retry_after, message, now) {
@@ -168,12 +211,27 @@ mod tests {
         DateTime::from_timestamp_millis(1_800_000_000_000 + ms).expect("time")
     }
 
+    /// What the lane says to one delivery.
+    async fn admit_one(
+        store: &dyn Store,
+        org: &OrgId,
+        channel: &ChannelId,
+        limit: Option<RateLimit>,
+        now: DateTime<Utc>,
+    ) -> Result<Admission, RepoError> {
+        let admitted = admit(store, org, channel, limit, 1, now).await?;
+        Ok(match admitted.admission.go {
+            1 => Admission::Go,
+            _ => admitted.admission.rest,
+        })
+    }
+
     #[tokio::test]
     async fn an_unpaced_lane_costs_no_write() {
         let store = Embedded::in_memory().expect("store");
         let (org, channel) = (OrgId::new(), ChannelId::new());
         for _ in 0..5 {
-            let go = admit(&store, &org, &channel, None, at(0))
+            let go = admit_one(&store, &org, &channel, None, at(0))
                 .await
                 .expect("admit");
             assert_eq!(go, Admission::Go);
@@ -186,7 +244,7 @@ mod tests {
                 .is_none()
         );
         // A success on a clean lane changes nothing either.
-        record(&store, &org, &channel, None, None, "", at(0))
+        record(&store, &org, &channel, None, None, None, "", at(0))
             .await
             .expect("record");
         assert!(
@@ -204,13 +262,13 @@ mod tests {
         let (org, channel) = (OrgId::new(), ChannelId::new());
         let limit = RateLimit::new(1.0, 3).ok();
         for _ in 0..3 {
-            let go = admit(&store, &org, &channel, limit, at(0))
+            let go = admit_one(&store, &org, &channel, limit, at(0))
                 .await
                 .expect("admit");
             assert_eq!(go, Admission::Go);
         }
         assert_eq!(
-            admit(&store, &org, &channel, limit, at(0))
+            admit_one(&store, &org, &channel, limit, at(0))
                 .await
                 .expect("admit"),
             Admission::Hold {
@@ -219,7 +277,7 @@ mod tests {
             }
         );
         assert_eq!(
-            admit(&store, &org, &channel, limit, at(1000))
+            admit_one(&store, &org, &channel, limit, at(1000))
                 .await
                 .expect("admit"),
             Admission::Go
@@ -234,6 +292,7 @@ mod tests {
             &store,
             &org,
             &channel,
+            None,
             Some(ErrorClass::RateLimited),
             Some(Duration::from_secs(2)),
             "429: slow down",
@@ -244,7 +303,7 @@ mod tests {
         assert_eq!(lane.paused_until, Some(at(2000)));
         for _ in 0..3 {
             assert_eq!(
-                admit(&store, &org, &channel, None, at(1500))
+                admit_one(&store, &org, &channel, None, at(1500))
                     .await
                     .expect("admit"),
                 Admission::Hold {
@@ -254,14 +313,14 @@ mod tests {
             );
         }
         assert_eq!(
-            admit(&store, &org, &channel, None, at(2000))
+            admit_one(&store, &org, &channel, None, at(2000))
                 .await
                 .expect("admit"),
             Admission::Go
         );
         // Another channel of the org is not held.
         assert_eq!(
-            admit(&store, &org, &ChannelId::new(), None, at(1500))
+            admit_one(&store, &org, &ChannelId::new(), None, at(1500))
                 .await
                 .expect("admit"),
             Admission::Go
@@ -273,7 +332,7 @@ mod tests {
         let store = Embedded::in_memory().expect("store");
         let (org, channel) = (OrgId::new(), ChannelId::new());
         for _ in 0..5 {
-            let go = admit(&store, &org, &channel, None, at(0))
+            let go = admit_one(&store, &org, &channel, None, at(0))
                 .await
                 .expect("admit");
             assert_eq!(go, Admission::Go);
@@ -281,6 +340,7 @@ mod tests {
                 &store,
                 &org,
                 &channel,
+                None,
                 Some(ErrorClass::ServerError),
                 None,
                 "503: down",
@@ -290,12 +350,92 @@ mod tests {
             .expect("record");
         }
         assert!(matches!(
-            admit(&store, &org, &channel, None, at(1)).await.expect("admit"),
+            admit_one(&store, &org, &channel, None, at(1)).await.expect("admit"),
             Admission::Hold { why: Hold::CircuitOpen, until } if until == at(5000)
         ));
         let lane = get(&store, &org, &channel).await.expect("get");
         assert_eq!(lane.state.failures, 5);
         assert_eq!(lane.state.last_error.as_deref(), Some("503: down"));
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_admitted_with_one_write_and_its_rest_held_until_the_next_slot() {
+        let store = Embedded::in_memory().expect("store");
+        let (org, channel) = (OrgId::new(), ChannelId::new());
+        let limit = RateLimit::new(1.0, 3).ok();
+        let admitted = admit(&store, &org, &channel, limit, 10, at(0))
+            .await
+            .expect("admit");
+        assert_eq!(
+            admitted.admission,
+            BatchAdmission {
+                go: 3,
+                rest: Admission::Hold {
+                    until: at(1000),
+                    why: Hold::Paced
+                }
+            }
+        );
+        let stored = get(&store, &org, &channel).await.expect("get");
+        assert_eq!(stored.version, Some(1), "one write for the three sends");
+        assert_eq!(stored.state, admitted.lane);
+        assert_eq!(stored.state.tat_ms, Some(at(3000).timestamp_millis()));
+        // A batch of which none goes writes nothing.
+        let none = admit(&store, &org, &channel, limit, 4, at(500))
+            .await
+            .expect("admit");
+        assert_eq!(none.admission.go, 0);
+        assert_eq!(
+            get(&store, &org, &channel).await.expect("get").version,
+            Some(1)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_outcome_that_changes_the_lane_is_taken_in_on_the_stored_lane_not_the_seen_one() {
+        let store = Embedded::in_memory().expect("store");
+        let (org, channel) = (OrgId::new(), ChannelId::new());
+        let seen = admit(&store, &org, &channel, None, 1, at(0))
+            .await
+            .expect("admit")
+            .lane;
+        // Meanwhile other dispatchers record four failures.
+        for _ in 0..4 {
+            record(
+                &store,
+                &org,
+                &channel,
+                None,
+                Some(ErrorClass::ServerError),
+                None,
+                "503",
+                at(0),
+            )
+            .await
+            .expect("record");
+        }
+        // This attempt's failure is the fifth in a row, though its admission saw a clean lane.
+        let lane = record(
+            &store,
+            &org,
+            &channel,
+            Some(&seen),
+            Some(ErrorClass::ServerError),
+            None,
+            "503",
+            at(1),
+        )
+        .await
+        .expect("record");
+        assert_eq!(lane.failures, 5);
+        assert_eq!(lane.open_until, Some(at(5001)));
+        assert_eq!(get(&store, &org, &channel).await.expect("get").state, lane);
+        // A success on the lane its admission saw clean changes nothing there: no read, no write.
+        let untouched = record(&store, &org, &channel, Some(&seen), None, None, "", at(2))
+            .await
+            .expect("record");
+        assert_eq!(untouched, seen);
+        assert_eq!(get(&store, &org, &channel).await.expect("get").state, lane);
     }
 
     /// Many dispatchers admitting at once never let more through than the limit allows: over
@@ -309,21 +449,27 @@ mod tests {
         let (org, channel) = (OrgId::new(), ChannelId::new());
         let limit = RateLimit::new(20.0, 3).expect("limit");
         let start = Utc::now();
+        // Half the dispatchers admit one delivery at a time, the others batches of 2 to 4.
         let tasks: Vec<_> = (0..16)
-            .map(|_| {
+            .map(|task| {
+                let wanted = 1 + task % 4;
                 let store = Arc::clone(&store);
                 tokio::spawn(async move {
-                    let mut admitted = Vec::new();
+                    let mut sent = Vec::new();
                     let deadline = start + chrono::Duration::milliseconds(600);
                     loop {
                         let now = Utc::now();
                         if now >= deadline {
-                            return admitted;
+                            return sent;
                         }
-                        match admit(store.as_ref(), &org, &channel, Some(limit), now).await {
-                            Ok(Admission::Go) => admitted.push(now),
-                            Ok(Admission::Hold { .. }) => {
-                                tokio::time::sleep(Duration::from_millis(2)).await;
+                        match admit(store.as_ref(), &org, &channel, Some(limit), wanted, now).await
+                        {
+                            Ok(admitted) => {
+                                let go = admitted.admission.go;
+                                sent.extend(std::iter::repeat_n(now, go));
+                                if go < wanted {
+                                    tokio::time::sleep(Duration::from_millis(2)).await;
+                                }
                             }
                             Err(e) => panic!("admit: {e}"),
                         }
