@@ -1,8 +1,9 @@
 //! The rules cache: each org's compiled rule set, channels and silences, reloaded when older than a bound.
 //!
 //! A rule, channel or silence change takes effect within `max_age` (default 5 s) on every matcher
-//! instance: the staleness bound documented in `docs/pipeline.md`. Loading happens outside the
-//! lock; two concurrent misses for one org both load, and the later one wins — harmless.
+//! instance: the staleness bound documented in `docs/pipeline.md`. Concurrent misses for one org
+//! share one load (a batch's events of one org would otherwise each run the org's three queries
+//! at once, every `max_age`); loads of different orgs run side by side.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -75,7 +76,16 @@ const MAX_ORGS: usize = 10_000;
 #[derive(Debug)]
 pub struct RulesCache {
     max_age: Duration,
-    orgs: Mutex<HashMap<OrgId, (Instant, Arc<OrgRules>)>>,
+    orgs: Mutex<HashMap<OrgId, Slot>>,
+}
+
+/// One org's place in the cache.
+#[derive(Debug, Default)]
+struct Slot {
+    /// The last load and when it finished.
+    loaded: Option<(Instant, Arc<OrgRules>)>,
+    /// Held while the org loads: a miss that finds it taken waits, then takes that load.
+    loading: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl RulesCache {
@@ -86,50 +96,165 @@ impl RulesCache {
         }
     }
 
-    /// The org's rules, from the cache when fresh enough.
+    /// The org's rules, from the cache when fresh enough, else from a load that finished after
+    /// this call began (its own, or one it waited for).
     pub async fn get(&self, store: &dyn Store, org: OrgId) -> Result<Arc<OrgRules>, StoreError> {
-        if let Some(hit) = self.fresh(org) {
+        let asked = Instant::now();
+        let loading = {
+            let mut orgs = self.orgs();
+            if let Some(hit) = self.usable(orgs.get(&org), asked) {
+                return Ok(hit);
+            }
+            if orgs.len() >= MAX_ORGS && !orgs.contains_key(&org) {
+                orgs.clear();
+            }
+            Arc::clone(&orgs.entry(org).or_default().loading)
+        };
+        let _loading = loading.lock().await;
+        if let Some(hit) = self.usable(self.orgs().get(&org), asked) {
             return Ok(hit);
         }
-        let rules = repo::rules::list_all(store, org).await?;
-        let channels = repo::channels::list_all(store, org).await?;
-        let silences = repo::silences::live(store, org, chrono::Utc::now())
-            .await
-            .map_err(repo::RepoError::into_store)?
-            .into_iter()
-            .filter_map(|s| match s.compile() {
-                Ok(m) => Some((s, m)),
-                // Checked when written: a stored matcher that no longer compiles is a bug.
-                Err(e) => {
-                    tracing::warn!(silence_id = %s.id, error = %e, "silence matcher does not compile; ignored");
-                    None
-                }
-            })
-            .collect();
-        let loaded = Arc::new(OrgRules {
-            rules: RuleSet::compile(&rules),
-            by_key: rules.into_iter().map(|r| (r.key.clone(), r)).collect(),
-            channels: channels.into_iter().map(|c| (c.id, c)).collect(),
-            silences,
-        });
-        let mut orgs = self
-            .orgs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if orgs.len() >= MAX_ORGS {
+        let loaded = Arc::new(load(store, org).await?);
+        let mut orgs = self.orgs();
+        if orgs.len() >= MAX_ORGS && !orgs.contains_key(&org) {
             orgs.clear();
         }
-        orgs.insert(org, (Instant::now(), Arc::clone(&loaded)));
+        orgs.entry(org).or_default().loaded = Some((Instant::now(), Arc::clone(&loaded)));
         Ok(loaded)
     }
 
-    fn fresh(&self, org: OrgId) -> Option<Arc<OrgRules>> {
-        let orgs = self
-            .orgs
+    /// The slot's rules if fresh enough, or loaded since `asked`.
+    fn usable(&self, slot: Option<&Slot>, asked: Instant) -> Option<Arc<OrgRules>> {
+        let (at, rules) = slot?.loaded.as_ref()?;
+        (at.elapsed() < self.max_age || *at >= asked).then(|| Arc::clone(rules))
+    }
+
+    fn orgs(&self) -> std::sync::MutexGuard<'_, HashMap<OrgId, Slot>> {
+        self.orgs
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        orgs.get(&org)
-            .filter(|(at, _)| at.elapsed() < self.max_age)
-            .map(|(_, rules)| Arc::clone(rules))
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Reads and compiles the org's rules, channels and live silences.
+async fn load(store: &dyn Store, org: OrgId) -> Result<OrgRules, StoreError> {
+    let rules = repo::rules::list_all(store, org).await?;
+    let channels = repo::channels::list_all(store, org).await?;
+    let silences = repo::silences::live(store, org, chrono::Utc::now())
+        .await
+        .map_err(repo::RepoError::into_store)?
+        .into_iter()
+        .filter_map(|s| match s.compile() {
+            Ok(m) => Some((s, m)),
+            // Checked when written: a stored matcher that no longer compiles is a bug.
+            Err(e) => {
+                tracing::warn!(silence_id = %s.id, error = %e, "silence matcher does not compile; ignored");
+                None
+            }
+        })
+        .collect();
+    Ok(OrgRules {
+        rules: RuleSet::compile(&rules),
+        by_key: rules.into_iter().map(|r| (r.key.clone(), r)).collect(),
+        channels: channels.into_iter().map(|c| (c.id, c)).collect(),
+        silences,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use herald_shared::store::embedded::Embedded;
+    use herald_shared::store::{Condition, Item, Key, Page, Query, WriteOp};
+
+    use super::*;
+
+    /// The embedded store, counting queries and making each take a moment, so that concurrent
+    /// loads overlap.
+    #[derive(Debug)]
+    struct SlowQueries {
+        inner: Embedded,
+        queries: AtomicUsize,
+        in_flight: AtomicUsize,
+        most_in_flight: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Store for SlowQueries {
+        async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
+            self.inner.put(item, condition).await
+        }
+        async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
+            self.inner.delete(key, condition).await
+        }
+        async fn add(
+            &self,
+            key: &Key,
+            entity_type: &str,
+            deltas: &BTreeMap<String, i64>,
+            condition: Condition,
+        ) -> Result<BTreeMap<String, i64>, StoreError> {
+            self.inner.add(key, entity_type, deltas, condition).await
+        }
+        async fn query(&self, query: Query) -> Result<Page, StoreError> {
+            self.queries.fetch_add(1, Ordering::SeqCst);
+            let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_in_flight.fetch_max(in_flight, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            self.inner.query(query).await
+        }
+        async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+            self.inner.transact(ops).await
+        }
+    }
+
+    fn slow_store() -> SlowQueries {
+        SlowQueries {
+            inner: Embedded::in_memory().expect("store"),
+            queries: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Queries of one load: rules, channels, silences.
+    const LOAD: usize = 3;
+
+    #[tokio::test]
+    async fn concurrent_misses_for_one_org_share_one_load() {
+        let store = slow_store();
+        // Nothing is ever fresh: only sharing a load in flight saves one.
+        let cache = RulesCache::new(Duration::ZERO);
+        let org = OrgId::new();
+        let loads = futures::future::join_all((0..10).map(|_| cache.get(&store, org))).await;
+        assert!(loads.iter().all(Result::is_ok));
+        assert_eq!(store.queries.load(Ordering::SeqCst), LOAD);
+        assert_eq!(store.most_in_flight.load(Ordering::SeqCst), 1);
+        // A call after that load finished does not take it: max_age 0 means always reload.
+        cache.get(&store, org).await.expect("get");
+        assert_eq!(store.queries.load(Ordering::SeqCst), 2 * LOAD);
+    }
+
+    #[tokio::test]
+    async fn different_orgs_load_side_by_side_and_a_fresh_load_is_reused() {
+        let store = slow_store();
+        let cache = RulesCache::new(Duration::from_secs(60));
+        let orgs = [OrgId::new(), OrgId::new(), OrgId::new()];
+        let loads = futures::future::join_all(orgs.iter().map(|org| cache.get(&store, *org))).await;
+        assert!(loads.iter().all(Result::is_ok));
+        assert_eq!(store.queries.load(Ordering::SeqCst), orgs.len() * LOAD);
+        // One org's load does not wait for another's.
+        assert_eq!(store.most_in_flight.load(Ordering::SeqCst), orgs.len());
+        for org in orgs {
+            cache.get(&store, org).await.expect("get");
+        }
+        assert_eq!(store.queries.load(Ordering::SeqCst), orgs.len() * LOAD);
     }
 }
