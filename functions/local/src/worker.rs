@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
 use herald_shared::queue::embedded::{EmbeddedQueue, LaneRequest};
-use herald_shared::queue::{MAX_BATCH, Queue, Receipt, Received};
+use herald_shared::queue::{Queue, Receipt, Received};
 use tokio::sync::{Mutex, watch};
 use tracing::{error, warn};
 
@@ -138,7 +138,8 @@ pub fn message(received: &Received) -> QueueMessage {
 
 /// Applies a handler's outcome to what it was given: deferred messages go back in their place
 /// until their time, failed ones are left to reappear after the visibility timeout, the rest
-/// are deleted (one delete per ten: one commit of the embedded queue, not one per message).
+/// are deleted (one delete per [`Queue::max_batch`]: one writer operation of the embedded queue
+/// for the whole batch, not one per message or per ten).
 pub async fn settle(
     name: &'static str,
     queue: &EmbeddedQueue,
@@ -161,7 +162,7 @@ pub async fn settle(
         }
     }
     let deletes = done
-        .chunks(MAX_BATCH)
+        .chunks(queue.max_batch().max(1))
         .map(|chunk| queue.delete_batch(chunk));
     for result in futures::future::join_all(deletes).await {
         if let Err(e) = result {

@@ -24,7 +24,7 @@ use herald_core::domain::event::{Event, Recipient};
 use herald_core::domain::rule::Template;
 use herald_core::domain::{ChannelId, DeliveryId, OrgId, RecoveryId, RuleKey, UserId};
 
-use crate::queue::{MAX_BATCH, MAX_DELAY, Outgoing, Queue};
+use crate::queue::{MAX_DELAY, Outgoing, Queue};
 
 /// A message as a handler receives it, whatever queue engine carried it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +91,7 @@ pub async fn resend_deferred(
         };
         batch.push((message.id.clone(), outgoing.delayed(wait)));
     }
-    for chunk in batch.chunks(MAX_BATCH) {
+    for chunk in batch.chunks(queue.max_batch().max(1)) {
         let (ids, outgoing): (Vec<String>, Vec<Outgoing>) = chunk.iter().cloned().unzip();
         if let Err(e) = queue.send_batch(outgoing).await {
             tracing::warn!(error = %e, messages = ids.len(), "deferred messages not re-sent; they will be received again");

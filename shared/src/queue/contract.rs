@@ -117,28 +117,39 @@ pub async fn messages_in_lanes_are_all_received(factory: &dyn QueueFactory) {
     assert_eq!(got_bodies, sent.into_iter().collect::<BTreeSet<_>>());
 }
 
-/// A batch of [`MAX_BATCH`] is one call and all of it arrives; one more is refused.
-pub async fn a_batch_of_ten_is_delivered_and_eleven_is_refused(factory: &dyn QueueFactory) {
+/// A batch of the engine's [`Queue::max_batch`] (SQS: 10; the embedded engine: its
+/// `BATCH_LIMIT`) is one call and all of it arrives; one more is refused. Deleting what arrived
+/// is one call too, and nothing comes back.
+pub async fn a_full_batch_is_delivered_and_one_more_is_refused(factory: &dyn QueueFactory) {
     let q = factory.create(spec(30, 5)).await;
-    let sent = bodies("ten", MAX_BATCH);
+    let max = q.main.max_batch();
+    assert!(max >= MAX_BATCH, "an engine takes at least SQS's 10: {max}");
+    let sent = bodies("full", max);
     send(q.main.as_ref(), &sent).await;
 
-    let too_many = bodies("eleven", MAX_BATCH + 1)
+    let too_many = bodies("one-more", max + 1)
         .iter()
         .map(Outgoing::now)
         .collect();
     let refused = q.main.send_batch(too_many).await;
     assert!(
         matches!(refused, Err(QueueError::Rejected(_))),
-        "11 in a batch: {refused:?}"
+        "{} in a batch: {refused:?}",
+        max + 1
     );
 
-    let got: BTreeSet<_> = receive_n(q.main.as_ref(), MAX_BATCH)
-        .await
-        .into_iter()
-        .map(|m| m.body)
-        .collect();
+    let received = receive_n(q.main.as_ref(), max).await;
+    let got: BTreeSet<_> = received.iter().map(|m| m.body.clone()).collect();
     assert_eq!(got, sent.into_iter().collect::<BTreeSet<_>>());
+
+    let receipts: Vec<Receipt> = received.into_iter().map(|m| m.receipt).collect();
+    q.main.delete_batch(&receipts).await.expect("delete_batch");
+    let again = q
+        .main
+        .receive(MAX_BATCH, Duration::ZERO)
+        .await
+        .expect("receive");
+    assert!(again.is_empty(), "deleted messages came back: {again:?}");
 }
 
 /// A delayed message is invisible until its delay has passed, then arrives.

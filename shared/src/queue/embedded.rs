@@ -19,11 +19,11 @@
 //! other operation waiting — the store's writes included — in one write transaction, committed
 //! once (`Durability::Immediate`: fsync) before any caller hears back. So a send returns only
 //! once its messages are on disk (they survive `kill -9`), and concurrent callers share one fsync.
-//! A batch call (`send_batch` of 10, `delete_batch`) is one operation, so it is always one
-//! transaction. A group that changed nothing (a poll of an empty queue) is aborted instead of
-//! committed, so idle receivers cost no fsync. Receives are committed durably too: a receive
-//! count lost in a crash would let a message that crashes its consumer come back forever instead
-//! of being dead-lettered.
+//! A batch call (`send_batch`, `delete_batch`: up to [`BATCH_LIMIT`] messages, where SQS takes
+//! 10) is one operation, so it is always one transaction. A group that changed nothing (a poll
+//! of an empty queue) is aborted instead of committed, so idle receivers cost no fsync. Receives
+//! are committed durably too: a receive count lost in a crash would let a message that crashes
+//! its consumer come back forever instead of being dead-lettered.
 //!
 //! # Lanes
 //! A message sent with a group ([`Outgoing::group`]) is kept in that lane: `lanes` indexes every
@@ -56,6 +56,12 @@ use crate::embedded::{DbError, EmbeddedDb, GroupFailure};
 
 /// Messages a redrive moves per transaction.
 const REDRIVE_CHUNK: usize = 500;
+
+/// The most messages one [`Queue::send_batch`] or [`Queue::delete_batch`] of this engine takes
+/// ([`Queue::max_batch`]): a batch is one operation of the database's writer, so a stage's whole
+/// batch of sends or deletes costs one operation rather than one per ten messages (SQS's limit,
+/// [`MAX_BATCH`], which receives keep). Bounded so that one operation holds the writer briefly.
+pub const BATCH_LIMIT: usize = 1000;
 
 const MESSAGES: TableDefinition<'_, (&str, u64), &[u8]> = TableDefinition::new("messages");
 const VISIBILITY: TableDefinition<'_, (&str, u64, u64), ()> = TableDefinition::new("visibility");
@@ -379,9 +385,9 @@ impl Queue for EmbeddedQueue {
         if messages.is_empty() {
             return Ok(());
         }
-        if messages.len() > MAX_BATCH {
+        if messages.len() > BATCH_LIMIT {
             return Err(QueueError::Rejected(format!(
-                "{} messages in one batch; at most {MAX_BATCH}",
+                "{} messages in one batch; at most {BATCH_LIMIT}",
                 messages.len()
             )));
         }
@@ -397,6 +403,10 @@ impl Queue for EmbeddedQueue {
             .await?;
         self.notify.notify_waiters();
         Ok(())
+    }
+
+    fn max_batch(&self) -> usize {
+        BATCH_LIMIT
     }
 
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError> {
@@ -438,9 +448,9 @@ impl Queue for EmbeddedQueue {
     }
 
     async fn delete_batch(&self, receipts: &[Receipt]) -> Result<(), QueueError> {
-        if receipts.len() > MAX_BATCH {
+        if receipts.len() > BATCH_LIMIT {
             return Err(QueueError::Rejected(format!(
-                "{} receipts in one batch; at most {MAX_BATCH}",
+                "{} receipts in one batch; at most {BATCH_LIMIT}",
                 receipts.len()
             )));
         }
@@ -727,6 +737,9 @@ pub(crate) struct Tables<'txn> {
     tenant_counts: Table<'txn, (&'static str, &'static str), u64>,
     /// The next sequence number, kept here for the group and stored once by [`Self::finish`].
     next_seq: u64,
+    /// How the group moved each queue's per-tenant counts (queue → tenant → delta), stored once
+    /// by [`Self::finish`]: nothing inside a group reads them.
+    tenant_deltas: HashMap<String, HashMap<String, i64>>,
     seq_taken: bool,
     /// Whether anything was written (an untouched group is aborted, not committed).
     dirty: bool,
@@ -745,6 +758,7 @@ impl<'txn> Tables<'txn> {
             holds: txn.open_table(HOLDS)?,
             tenant_counts: txn.open_table(TENANT_COUNTS)?,
             next_seq,
+            tenant_deltas: HashMap::new(),
             seq_taken: false,
             dirty: false,
         })
@@ -759,6 +773,7 @@ impl<'txn> Tables<'txn> {
 
     /// Stores what the group kept in memory; whether anything was written.
     pub(crate) fn finish(mut self) -> Result<bool, DbError> {
+        self.store_tenant_counts().map_err(DbError::apply)?;
         if self.seq_taken {
             self.meta.insert(NEXT_SEQ, self.next_seq)?;
         }
@@ -784,7 +799,7 @@ impl<'txn> Tables<'txn> {
         let seq = self.next_seq();
         if let Some(group) = &record.group {
             self.groups.insert((queue, seq), group.as_str())?;
-            self.count(queue, group, 1)?;
+            self.count(queue, group, 1);
         }
         self.put(queue, seq, record)
     }
@@ -805,24 +820,46 @@ impl<'txn> Tables<'txn> {
         if let Some(group) = &record.group {
             self.groups.remove((queue, seq))?;
             self.lanes.remove((queue, group.as_str(), seq))?;
-            self.count(queue, group, -1)?;
+            self.count(queue, group, -1);
         }
         self.dirty = true;
         Ok(())
     }
 
     /// Moves the per-tenant count of `queue` by `delta`.
-    fn count(&mut self, queue: &str, group: &str, delta: i64) -> Result<(), EngineError> {
+    fn count(&mut self, queue: &str, group: &str, delta: i64) {
         let tenant = tenant_of(group);
-        let current = self
-            .tenant_counts
-            .get((tenant, queue))?
-            .map_or(0, |v| v.value());
-        let next = current.saturating_add_signed(delta);
-        if next == 0 {
-            self.tenant_counts.remove((tenant, queue))?;
+        if let Some(tenants) = self.tenant_deltas.get_mut(queue) {
+            if let Some(pending) = tenants.get_mut(tenant) {
+                *pending += delta;
+            } else {
+                tenants.insert(tenant.to_owned(), delta);
+            }
         } else {
-            self.tenant_counts.insert((tenant, queue), next)?;
+            self.tenant_deltas.insert(
+                queue.to_owned(),
+                HashMap::from([(tenant.to_owned(), delta)]),
+            );
+        }
+    }
+
+    /// Applies the per-tenant counts the group moved: one read and one write per tenant and
+    /// queue for the whole group, instead of per message.
+    fn store_tenant_counts(&mut self) -> Result<(), EngineError> {
+        for (queue, tenants) in std::mem::take(&mut self.tenant_deltas) {
+            for (tenant, delta) in tenants {
+                if delta == 0 {
+                    continue;
+                }
+                let key = (tenant.as_str(), queue.as_str());
+                let current = self.tenant_counts.get(key)?.map_or(0, |v| v.value());
+                let next = current.saturating_add_signed(delta);
+                if next == 0 {
+                    self.tenant_counts.remove(key)?;
+                } else {
+                    self.tenant_counts.insert(key, next)?;
+                }
+            }
         }
         Ok(())
     }

@@ -104,18 +104,19 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// Sends up to [`max_batch`](Self::max_batch) messages (callers chunk larger sets with
     /// [`send_all`]).
     async fn send_batch(&self, messages: Vec<Outgoing>) -> Result<(), QueueError>;
-    /// The most messages one [`send_batch`](Self::send_batch) takes: SQS's 10 unless the queue
-    /// says otherwise.
+    /// The most messages one [`send_batch`](Self::send_batch) or
+    /// [`delete_batch`](Self::delete_batch) takes: SQS's 10 unless the engine takes more (the
+    /// embedded one does: a batch is one commit there). Chunk sends and deletes by it.
     fn max_batch(&self) -> usize {
         MAX_BATCH
     }
     /// Up to `max` (≤ [`MAX_BATCH`]) visible messages, waiting up to `wait` for the first.
     async fn receive(&self, max: usize, wait: Duration) -> Result<Vec<Received>, QueueError>;
     async fn delete(&self, receipt: &Receipt) -> Result<(), QueueError>;
-    /// Deletes up to [`MAX_BATCH`] received messages in one call (SQS `DeleteMessageBatch`; one
-    /// commit in the embedded engine — prefer it to a loop of [`delete`](Self::delete)). Every
-    /// receipt that can be deleted is; an error means at least one was not, and that message
-    /// will be received again.
+    /// Deletes up to [`max_batch`](Self::max_batch) received messages in one call (SQS
+    /// `DeleteMessageBatch`; one commit in the embedded engine — prefer it to a loop of
+    /// [`delete`](Self::delete)). Every receipt that can be deleted is; an error means at least
+    /// one was not, and that message will be received again.
     async fn delete_batch(&self, receipts: &[Receipt]) -> Result<(), QueueError> {
         let mut first_error = None;
         for receipt in receipts {

@@ -217,11 +217,16 @@ pub async fn record(
     };
     let key = keys::event(event.org_id, &event.id);
     let item = Item::new(key.clone(), keys::entity::EVENT, to_doc(&record)?).with_ttl(ttl);
-    match store.put(item, Condition::NotExists).await {
-        Ok(()) => {
-            index(store, event, ttl).await?;
-            Ok(Recorded::New)
-        }
+    // The record, then its index item, as one write where the engine can (`put_all`): the
+    // index put is unconditional, so a conflict is the record's, and nothing was written.
+    match store
+        .put_all(vec![
+            (item, Condition::NotExists),
+            (index_item(event, ttl)?, Condition::None),
+        ])
+        .await
+    {
+        Ok(()) => Ok(Recorded::New),
         Err(StoreError::Conflict) => match store.get(&key).await? {
             Some(existing) => {
                 let existing_ttl = existing.ttl.unwrap_or(ttl);
@@ -246,13 +251,17 @@ pub async fn record(
 /// Writes `event` into its org's by-time index, expiring with its record (`ttl`): one plain put
 /// (1 WRU for an event up to 1 KB; docs/cost.md).
 async fn index(store: &dyn Store, event: &Event, ttl: i64) -> Result<(), StoreError> {
-    let item = Item::new(
+    store.put(index_item(event, ttl)?, Condition::None).await
+}
+
+/// `event`'s item in its org's by-time index.
+fn index_item(event: &Event, ttl: i64) -> Result<Item, StoreError> {
+    Ok(Item::new(
         keys::event_in_index(event.org_id, event.received_at, &event.id),
         keys::entity::EVENT_INDEX,
         to_doc(event)?,
     )
-    .with_ttl(ttl);
-    store.put(item, Condition::None).await
+    .with_ttl(ttl))
 }
 
 /// One event read from the by-time index.

@@ -54,6 +54,7 @@ macro_rules! store_contract_tests {
     ($subject:expr $(, concurrency_ignored = $reason:literal)? $(,)?) => {
         $crate::store_contract_tests!(@cases $subject; [];
             conditional_create_conflicts_when_the_item_exists,
+            put_all_writes_in_order_and_stops_at_the_first_refused,
             put_get_and_delete_round_trip_every_attribute,
             get_many_returns_items_in_the_order_asked,
             conditions_guard_puts_and_deletes,
@@ -184,6 +185,71 @@ pub async fn conditional_create_conflicts_when_the_item_exists(store: &dyn Store
         .put(item("ORG#1", "CHANNEL#b"), Condition::NotExists)
         .await
         .expect("other key");
+}
+
+pub async fn put_all_writes_in_order_and_stops_at_the_first_refused(store: &dyn Store) {
+    let record = item("ORG#1", "EVENT#e1");
+    let indexed = item("ORG#1", "INDEX#e1").with_gsi1(key("BYTIME#1", "t1#e1"));
+    store
+        .put_all(vec![
+            (record.clone(), Condition::NotExists),
+            (indexed.clone(), Condition::None),
+        ])
+        .await
+        .expect("both written");
+    assert_eq!(
+        store.get(&record.key).await.expect("get"),
+        Some(record.clone())
+    );
+    assert_eq!(store.get(&indexed.key).await.expect("get"), Some(indexed));
+
+    // The first refused: neither it nor the one after it is written.
+    let mut again = record.clone();
+    again.doc = json!({ "again": true });
+    let after = item("ORG#1", "INDEX#e2");
+    assert!(is_conflict(
+        store
+            .put_all(vec![
+                (again, Condition::NotExists),
+                (after.clone(), Condition::None),
+            ])
+            .await
+    ));
+    assert_eq!(store.get(&record.key).await.expect("get"), Some(record));
+    assert_eq!(store.get(&after.key).await.expect("get"), None);
+
+    // A later one refused: those before it stay written.
+    let first = item("ORG#1", "EVENT#e3");
+    assert!(is_conflict(
+        store
+            .put_all(vec![
+                (first.clone(), Condition::None),
+                (item("ORG#1", "EVENT#e4"), Condition::Exists),
+            ])
+            .await
+    ));
+    assert_eq!(store.get(&first.key).await.expect("get"), Some(first));
+    assert_eq!(
+        store.get(&key("ORG#1", "EVENT#e4")).await.expect("get"),
+        None
+    );
+
+    // Rewritten under the same index key, an item is listed once, as it is now.
+    let mut rewritten = item("ORG#1", "INDEX#e1").with_gsi1(key("BYTIME#1", "t1#e1"));
+    rewritten.doc = json!({ "rewritten": true });
+    store
+        .put_all(vec![(rewritten.clone(), Condition::Exists)])
+        .await
+        .expect("rewrite");
+    let page = store
+        .query(Query {
+            index: Index::Gsi1,
+            ..query("BYTIME#1", 10)
+        })
+        .await
+        .expect("query");
+    assert_eq!(page.items, vec![rewritten]);
+    store.put_all(Vec::new()).await.expect("nothing to write");
 }
 
 pub async fn put_get_and_delete_round_trip_every_attribute(store: &dyn Store) {

@@ -43,7 +43,8 @@ use tokio::sync::oneshot;
 
 use super::{
     Condition, Cursor, Index, Item, Key, Page, Query, SortKeyRange, Store, StoreError, WriteOp,
-    now_epoch, validate_item, validate_query, validate_transaction, validate_write,
+    now_epoch, validate_condition, validate_item, validate_query, validate_transaction,
+    validate_write,
 };
 use crate::embedded::{DbError, EmbeddedDb, GroupFailure, Job};
 
@@ -79,8 +80,34 @@ type Outcome = Result<Option<BTreeMap<String, i64>>, StoreError>;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Write {
+    /// Puts, in order, stopping at the first refused ([`Store::put_all`]; `put` is one).
+    Puts(Vec<EncodedPut>),
+    /// A delete or an add.
     One(WriteOp),
     Transaction(Vec<WriteOp>),
+}
+
+/// A put whose item the caller's task has encoded already: the writer thread — the serial path
+/// every commit goes through — only checks the condition and stores the bytes.
+#[derive(Debug)]
+struct EncodedPut {
+    key: Key,
+    gsi1: Option<Key>,
+    value: Vec<u8>,
+    condition: Condition,
+}
+
+impl EncodedPut {
+    fn new(item: &Item, condition: Condition) -> Result<Self, StoreError> {
+        validate_item(item)?;
+        validate_condition(&condition)?;
+        Ok(Self {
+            key: item.key.clone(),
+            gsi1: item.gsi1.clone(),
+            value: serde_json::to_vec(item).map_err(engine)?,
+            condition,
+        })
+    }
 }
 
 impl Embedded {
@@ -131,11 +158,31 @@ fn write_job(
     crate::embedded::job(move |group| {
         let now = now_epoch();
         let tables = group.store()?;
-        let outcome = match &write {
-            Write::One(op) => apply(tables, now, op, true)?,
-            Write::Transaction(ops) => transact(tables, now, ops)?.map(|()| None),
+        let (outcome, wrote) = match &write {
+            Write::Puts(puts) => {
+                let mut wrote = false;
+                let mut outcome = Ok(None);
+                for put in puts {
+                    if let Err(e) = put_encoded(tables, now, put, true)? {
+                        outcome = Err(e);
+                        break;
+                    }
+                    wrote = true;
+                }
+                (outcome, wrote)
+            }
+            Write::One(op) => {
+                let outcome = apply(tables, now, op, true)?;
+                let wrote = outcome.is_ok();
+                (outcome, wrote)
+            }
+            Write::Transaction(ops) => {
+                let outcome = transact(tables, now, ops)?.map(|()| None);
+                let wrote = outcome.is_ok();
+                (outcome, wrote)
+            }
         };
-        if outcome.is_ok() {
+        if wrote {
             group.store_wrote();
         }
         Ok(outcome)
@@ -169,10 +216,19 @@ impl Store for Embedded {
     }
 
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
-        validate_item(&item)?;
-        self.write(Write::One(WriteOp::Put { item, condition }))
-            .await
-            .map(drop)
+        let put = EncodedPut::new(&item, condition)?;
+        self.write(Write::Puts(vec![put])).await.map(drop)
+    }
+
+    async fn put_all(&self, puts: Vec<(Item, Condition)>) -> Result<(), StoreError> {
+        let puts = puts
+            .into_iter()
+            .map(|(item, condition)| EncodedPut::new(&item, condition))
+            .collect::<Result<Vec<_>, _>>()?;
+        if puts.is_empty() {
+            return Ok(());
+        }
+        self.write(Write::Puts(puts)).await.map(drop)
     }
 
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
@@ -258,22 +314,31 @@ fn transact(
     ops: &[WriteOp],
 ) -> Result<Result<(), StoreError>, DbError> {
     for op in ops {
-        let live = match live_item(txn, now, op.key()) {
-            Ok(live) => live,
-            Err(e) => return Ok(Err(e)),
-        };
-        if !condition_of(op).holds(live.as_ref()) {
-            return Ok(Err(StoreError::Conflict));
-        }
         if let WriteOp::Add {
             key,
             entity_type,
             deltas,
-            ..
+            condition,
         } = op
-            && let Err(e) = added(live, key, entity_type, deltas)
         {
-            return Ok(Err(e));
+            let live = match stored_item(txn, &primary_key(key)) {
+                Ok(stored) => stored.filter(|item| !item.is_expired(now)),
+                Err(e) => return Ok(Err(e)),
+            };
+            if !condition.holds(live.as_ref()) {
+                return Ok(Err(StoreError::Conflict));
+            }
+            if let Err(e) = added(live, key, entity_type, deltas) {
+                return Ok(Err(e));
+            }
+        } else {
+            let live = match stored_head(txn, &primary_key(op.key())) {
+                Ok(stored) => stored.filter(|head| head.is_live(now)),
+                Err(e) => return Ok(Err(e)),
+            };
+            if !condition_of(op).holds_for(live.as_ref().map(|head| &head.nums)) {
+                return Ok(Err(StoreError::Conflict));
+            }
         }
     }
     for op in ops {
@@ -313,81 +378,133 @@ fn added(
 /// already); an `Add` returns the item's integers after the add. A refusal (`Ok(Err)`: failed
 /// condition, overflow, unreadable item) writes nothing; `Err` is a failure while writing.
 fn apply(txn: &mut Tables<'_>, now: i64, op: &WriteOp, check: bool) -> Result<Outcome, DbError> {
-    let live = match live_item(txn, now, op.key()) {
-        Ok(live) => live,
-        Err(e) => return Ok(Err(e)),
-    };
-    if check && !condition_of(op).holds(live.as_ref()) {
-        return Ok(Err(StoreError::Conflict));
-    }
     match op {
-        WriteOp::Check { .. } => Ok(Ok(None)),
-        WriteOp::Put { item, .. } => {
-            store_item(txn, item).map_err(DbError::apply)?;
-            Ok(Ok(None))
+        WriteOp::Put { item, condition } => {
+            let put = EncodedPut {
+                key: item.key.clone(),
+                gsi1: item.gsi1.clone(),
+                value: serde_json::to_vec(item).map_err(DbError::apply)?,
+                condition: condition.clone(),
+            };
+            Ok(put_encoded(txn, now, &put, check)?.map(|()| None))
         }
-        WriteOp::Delete { key, .. } => {
-            remove_item(txn, key).map_err(DbError::apply)?;
+        WriteOp::Delete { key, condition } | WriteOp::Check { key, condition } => {
+            let pk = primary_key(key);
+            let stored = match stored_head(txn, &pk) {
+                Ok(stored) => stored,
+                Err(e) => return Ok(Err(e)),
+            };
+            let live = stored.as_ref().filter(|head| head.is_live(now));
+            if check && !condition.holds_for(live.map(|head| &head.nums)) {
+                return Ok(Err(StoreError::Conflict));
+            }
+            if matches!(op, WriteOp::Delete { .. })
+                && let Some(stored) = stored
+            {
+                txn.items.remove(pk.as_slice()).map_err(DbError::apply)?;
+                if let Some(g) = stored.gsi1 {
+                    txn.gsi1
+                        .remove(gsi_key(&g, key).as_slice())
+                        .map_err(DbError::apply)?;
+                }
+            }
             Ok(Ok(None))
         }
         WriteOp::Add {
             key,
             entity_type,
             deltas,
-            ..
+            condition,
         } => {
+            let pk = primary_key(key);
+            let stored = match stored_item(txn, &pk) {
+                Ok(stored) => stored,
+                Err(e) => return Ok(Err(e)),
+            };
+            let old_gsi1 = stored.as_ref().and_then(|item| item.gsi1.clone());
+            let live = stored.filter(|item| !item.is_expired(now));
+            if check && !condition.holds(live.as_ref()) {
+                return Ok(Err(StoreError::Conflict));
+            }
             let item = match added(live, key, entity_type, deltas) {
                 Ok(item) => item,
                 Err(e) => return Ok(Err(e)),
             };
-            store_item(txn, &item).map_err(DbError::apply)?;
+            let value = serde_json::to_vec(&item).map_err(DbError::apply)?;
+            write_item(txn, &pk, key, item.gsi1.as_ref(), &value, old_gsi1)
+                .map_err(DbError::apply)?;
             Ok(Ok(Some(item.nums)))
         }
     }
 }
 
-/// The item at `key` unless absent or expired — what conditions see.
-fn live_item(txn: &Tables<'_>, now: i64, key: &Key) -> Result<Option<Item>, StoreError> {
-    let raw = txn.items.get(primary_key(key).as_slice()).map_err(engine)?;
-    match raw {
-        Some(v) => Ok(decode_item(v.value())?.filter(|i| !i.is_expired(now))),
+/// Applies an encoded put if its condition holds (or unchecked): the stored item is read only as
+/// far as the condition and the index need (its document is skipped, not decoded).
+fn put_encoded(
+    txn: &mut Tables<'_>,
+    now: i64,
+    put: &EncodedPut,
+    check: bool,
+) -> Result<Result<(), StoreError>, DbError> {
+    let pk = primary_key(&put.key);
+    let stored = match stored_head(txn, &pk) {
+        Ok(stored) => stored,
+        Err(e) => return Ok(Err(e)),
+    };
+    if check {
+        let live = stored.as_ref().filter(|head| head.is_live(now));
+        if !put.condition.holds_for(live.map(|head| &head.nums)) {
+            return Ok(Err(StoreError::Conflict));
+        }
+    }
+    let old_gsi1 = stored.and_then(|head| head.gsi1);
+    write_item(txn, &pk, &put.key, put.gsi1.as_ref(), &put.value, old_gsi1)
+        .map_err(DbError::apply)?;
+    Ok(Ok(()))
+}
+
+/// Stores an encoded item at `pk`, replacing what was there, and moves its index entry from
+/// `old_gsi1` (the replaced item's, expired or not) to `gsi1` — untouched when they are equal:
+/// the entry (index key → primary key) would be written back unchanged.
+fn write_item(
+    txn: &mut Tables<'_>,
+    pk: &[u8],
+    key: &Key,
+    gsi1: Option<&Key>,
+    value: &[u8],
+    old_gsi1: Option<Key>,
+) -> Result<(), StoreError> {
+    txn.items.insert(pk, value).map_err(engine)?;
+    if old_gsi1.as_ref() != gsi1 {
+        if let Some(old) = &old_gsi1 {
+            txn.gsi1
+                .remove(gsi_key(old, key).as_slice())
+                .map_err(engine)?;
+        }
+        if let Some(g) = gsi1 {
+            txn.gsi1
+                .insert(gsi_key(g, key).as_slice(), pk)
+                .map_err(engine)?;
+        }
+    }
+    Ok(())
+}
+
+/// The whole item stored at `pk`, expired or not.
+fn stored_item(txn: &Tables<'_>, pk: &[u8]) -> Result<Option<Item>, StoreError> {
+    match txn.items.get(pk).map_err(engine)? {
+        Some(v) => decode_item(v.value()),
         None => Ok(None),
     }
 }
 
-/// Writes `item`, replacing any item at its key and its index entry.
-fn store_item(txn: &mut Tables<'_>, item: &Item) -> Result<(), StoreError> {
-    remove_item(txn, &item.key)?;
-    let pk = primary_key(&item.key);
-    let value = serde_json::to_vec(item).map_err(engine)?;
-    txn.items
-        .insert(pk.as_slice(), value.as_slice())
-        .map_err(engine)?;
-    if let Some(g) = &item.gsi1 {
-        let gk = gsi_key(g, &item.key);
-        txn.gsi1
-            .insert(gk.as_slice(), pk.as_slice())
-            .map_err(engine)?;
+/// What a write needs of the item stored at `pk` (expired or not), read without building its
+/// document.
+fn stored_head(txn: &Tables<'_>, pk: &[u8]) -> Result<Option<StoredHead>, StoreError> {
+    match txn.items.get(pk).map_err(engine)? {
+        Some(v) => serde_json::from_slice(v.value()).map(Some).map_err(engine),
+        None => Ok(None),
     }
-    Ok(())
-}
-
-/// Removes the item at `key` (expired or not) and its index entry.
-fn remove_item(txn: &mut Tables<'_>, key: &Key) -> Result<(), StoreError> {
-    let old = match txn
-        .items
-        .remove(primary_key(key).as_slice())
-        .map_err(engine)?
-    {
-        Some(v) => Some(decode_index_key(v.value())?),
-        None => None,
-    };
-    if let Some(g) = old.and_then(|o| o.gsi1) {
-        txn.gsi1
-            .remove(gsi_key(&g, key).as_slice())
-            .map_err(engine)?;
-    }
-    Ok(())
 }
 
 /// Fills `page` from `values` (in ascending key order), skipping expired and dangling
@@ -544,15 +661,20 @@ fn decode_item(bytes: &[u8]) -> Result<Option<Item>, StoreError> {
     serde_json::from_slice(bytes).map(Some).map_err(engine)
 }
 
-/// The index key of a stored item, read without building the rest of it (every replacing
-/// write removes the old item's index entry; its document is skipped, not decoded).
+/// What a write needs of the item it replaces or checks — its index key, expiry and integer
+/// attributes — read without building the rest of it (its document is skipped, not decoded).
 #[derive(Deserialize)]
-struct IndexKey {
+struct StoredHead {
     gsi1: Option<Key>,
+    ttl: Option<i64>,
+    #[serde(default)]
+    nums: BTreeMap<String, i64>,
 }
 
-fn decode_index_key(bytes: &[u8]) -> Result<IndexKey, StoreError> {
-    serde_json::from_slice(bytes).map_err(engine)
+impl StoredHead {
+    fn is_live(&self, now_epoch: i64) -> bool {
+        self.ttl.is_none_or(|t| t > now_epoch)
+    }
 }
 
 fn engine(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {

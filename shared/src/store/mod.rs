@@ -270,7 +270,7 @@ fn validate_nums<'a>(names: impl IntoIterator<Item = &'a String>) -> Result<(), 
     Ok(())
 }
 
-fn validate_condition(condition: &Condition) -> Result<(), StoreError> {
+pub(crate) fn validate_condition(condition: &Condition) -> Result<(), StoreError> {
     match condition {
         Condition::NumLessThan { attr, .. } | Condition::NumEquals { attr, .. } => {
             validate_nums(std::iter::once(attr))
@@ -374,15 +374,21 @@ impl Condition {
     /// expired). The embedded engine's evaluation; the DynamoDB engine states the same in a
     /// `ConditionExpression`.
     pub fn holds(&self, live: Option<&Item>) -> bool {
+        self.holds_for(live.map(|item| &item.nums))
+    }
+
+    /// [`holds`](Self::holds), given only the live item's integer attributes (`None`: absent or
+    /// expired) — all a condition looks at.
+    pub fn holds_for(&self, live_nums: Option<&BTreeMap<String, i64>>) -> bool {
         match self {
             Condition::None => true,
-            Condition::NotExists => live.is_none(),
-            Condition::Exists => live.is_some(),
+            Condition::NotExists => live_nums.is_none(),
+            Condition::Exists => live_nums.is_some(),
             Condition::NumLessThan { attr, bound } => {
-                live.and_then(|i| i.nums.get(attr)).copied().unwrap_or(0) < *bound
+                live_nums.and_then(|n| n.get(attr)).copied().unwrap_or(0) < *bound
             }
             Condition::NumEquals { attr, value } => {
-                live.and_then(|i| i.nums.get(attr)) == Some(value)
+                live_nums.and_then(|n| n.get(attr)) == Some(value)
             }
         }
     }
@@ -402,6 +408,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         Ok(items)
     }
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError>;
+    /// Puts each item if its condition holds, one after the other in this order, stopping at
+    /// the first that fails: the puts before it stay written, it and those after it are not
+    /// (not atomic — that is [`transact`](Self::transact)). For writes that belong together but
+    /// need no transaction (an event record and its index item): the embedded engine applies
+    /// them as one operation of its writer, DynamoDB as separate `PutItem`s (this default).
+    async fn put_all(&self, puts: Vec<(Item, Condition)>) -> Result<(), StoreError> {
+        for (item, condition) in puts {
+            self.put(item, condition).await?;
+        }
+        Ok(())
+    }
     async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError>;
     /// Atomically adds `deltas` to integer attributes (creating the item, typed `entity_type`,
     /// when absent) if `condition` holds; returns the item's integer attributes after the add.

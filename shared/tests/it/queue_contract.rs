@@ -89,7 +89,7 @@ macro_rules! contract_cases {
 contract_cases!(
     sent_messages_are_all_received,
     messages_in_lanes_are_all_received,
-    a_batch_of_ten_is_delivered_and_eleven_is_refused,
+    a_full_batch_is_delivered_and_one_more_is_refused,
     a_delayed_message_stays_hidden_until_due,
     a_received_message_comes_back_after_its_visibility_timeout,
     a_deleted_message_does_not_come_back,

@@ -1,8 +1,10 @@
 //! The embedded store keeps every committed write when its process is killed (`kill -9`).
 //!
 //! The test runs this same test binary as a child, in the role of a writer: it commits items one
-//! by one, printing each index once its write returned, until the parent kills it with SIGKILL
-//! mid-stream. The parent then reopens the file: every acknowledged item must be there.
+//! by one — each with an index item, in one `put_all`, as an event is recorded — printing each
+//! index once its write returned, until the parent kills it with SIGKILL mid-stream. The parent
+//! then reopens the file: every acknowledged item and its index item must be there, and the write
+//! in flight is there whole or not at all.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -17,6 +19,10 @@ const KILL_AFTER: u64 = 150;
 
 fn item_key(i: u64) -> Key {
     Key::new("DURABLE", format!("ITEM#{i:08}"))
+}
+
+fn index_key(i: u64) -> Key {
+    Key::new("DURABLE-INDEX", format!("ITEM#{i:08}"))
 }
 
 #[tokio::test]
@@ -65,7 +71,25 @@ async fn embedded_store_keeps_acknowledged_writes_after_kill_9() {
             .expect("read")
             .unwrap_or_else(|| panic!("item {i} lost"));
         assert_eq!(item.doc["i"], i);
+        assert!(
+            store.get(&index_key(i)).await.expect("read").is_some(),
+            "index item {i} lost"
+        );
     }
+    let in_flight = acknowledged + 1;
+    assert_eq!(
+        store
+            .get(&item_key(in_flight))
+            .await
+            .expect("read")
+            .is_some(),
+        store
+            .get(&index_key(in_flight))
+            .await
+            .expect("read")
+            .is_some(),
+        "the write in flight was committed in part"
+    );
     let page = store
         .query(Query {
             partition: "DURABLE".into(),
@@ -97,7 +121,15 @@ async fn writer_child_process() {
     let store = Embedded::open(&path).expect("open");
     for i in 0.. {
         let item = Item::new(item_key(i), "Thing", serde_json::json!({ "i": i }));
-        store.put(item, Condition::NotExists).await.expect("write");
+        let indexed = Item::new(index_key(i), "ThingIndex", serde_json::json!({ "i": i }))
+            .with_gsi1(Key::new("DURABLE-BYTIME", format!("{i:08}")));
+        store
+            .put_all(vec![
+                (item, Condition::NotExists),
+                (indexed, Condition::None),
+            ])
+            .await
+            .expect("write");
         println!("committed {i}");
     }
 }
