@@ -98,13 +98,19 @@ struct EncodedPut {
 }
 
 impl EncodedPut {
+    /// A put from the API: the item and the condition checked, then encoded.
     fn new(item: &Item, condition: Condition) -> Result<Self, StoreError> {
         validate_item(item)?;
         validate_condition(&condition)?;
+        Self::encode(item, condition).map_err(engine)
+    }
+
+    /// A put already checked (a transaction's, validated as a whole).
+    fn encode(item: &Item, condition: Condition) -> Result<Self, serde_json::Error> {
         Ok(Self {
             key: item.key.clone(),
             gsi1: item.gsi1.clone(),
-            value: serde_json::to_vec(item).map_err(engine)?,
+            value: serde_json::to_vec(item)?,
             condition,
         })
     }
@@ -380,12 +386,7 @@ fn added(
 fn apply(txn: &mut Tables<'_>, now: i64, op: &WriteOp, check: bool) -> Result<Outcome, DbError> {
     match op {
         WriteOp::Put { item, condition } => {
-            let put = EncodedPut {
-                key: item.key.clone(),
-                gsi1: item.gsi1.clone(),
-                value: serde_json::to_vec(item).map_err(DbError::apply)?,
-                condition: condition.clone(),
-            };
+            let put = EncodedPut::encode(item, condition.clone()).map_err(DbError::apply)?;
             Ok(put_encoded(txn, now, &put, check)?.map(|()| None))
         }
         WriteOp::Delete { key, condition } | WriteOp::Check { key, condition } => {
