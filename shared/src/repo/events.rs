@@ -216,19 +216,24 @@ pub async fn record(
         updated_at: now,
     };
     let key = keys::event(event.org_id, &event.id);
-    let item = Item::new(key.clone(), keys::entity::EVENT, to_doc(&record)?).with_ttl(ttl);
-    // The record, then its index item, as one write where the engine can (`put_all`): the
-    // index put is unconditional, so a conflict is the record's, and nothing was written.
-    match store
-        .put_all(vec![
-            (item, Condition::NotExists),
-            (index_item(event, ttl)?, Condition::None),
-        ])
-        .await
-    {
-        Ok(()) => Ok(Recorded::New),
-        Err(StoreError::Conflict) => match store.get(&key).await? {
-            Some(existing) => {
+    // A record that expires between a conflicting write and the read that looks for it leaves
+    // nothing to de-duplicate against: the write is tried again, as the first time.
+    for _ in 0..RECORD_TRIES {
+        // The record, then its index item, as one write where the engine can (`put_all`): the
+        // index put is unconditional, so a conflict is the record's, and nothing was written.
+        let item = Item::new(key.clone(), keys::entity::EVENT, to_doc(&record)?).with_ttl(ttl);
+        match store
+            .put_all(vec![
+                (item, Condition::NotExists),
+                (index_item(event, ttl)?, Condition::None),
+            ])
+            .await
+        {
+            Ok(()) => return Ok(Recorded::New),
+            Err(StoreError::Conflict) => {
+                let Some(existing) = store.get(&key).await? else {
+                    continue;
+                };
                 let existing_ttl = existing.ttl.unwrap_or(ttl);
                 let existing: EventRecord = from_doc(existing.doc)?;
                 if existing.stage == Stage::Accepted {
@@ -236,17 +241,18 @@ pub async fn record(
                     // index item. The put is idempotent (same key, same event).
                     index(store, &existing.event, existing_ttl).await?;
                 }
-                Ok(Recorded::Duplicate(Box::new(existing)))
+                return Ok(Recorded::Duplicate(Box::new(existing)));
             }
-            // Expired between the write and the read: nothing to de-duplicate against.
-            None => {
-                index(store, event, ttl).await?;
-                Ok(Recorded::New)
-            }
-        },
-        Err(e) => Err(e),
+            Err(e) => return Err(e),
+        }
     }
+    // Conflicting each time yet never there: the caller fails the event, which is retried.
+    Err(StoreError::Conflict)
 }
+
+/// Writes of an event's record before [`record`] gives up on an id that keeps conflicting with
+/// a record expiring under it.
+const RECORD_TRIES: usize = 3;
 
 /// Writes `event` into its org's by-time index, expiring with its record (`ttl`): one plain put
 /// (1 WRU for an event up to 1 KB; docs/cost.md).
@@ -463,4 +469,122 @@ pub(crate) fn from_doc<T: serde::de::DeserializeOwned>(
     doc: serde_json::Value,
 ) -> Result<T, StoreError> {
     serde_json::from_value(doc).map_err(StoreError::engine)
+}
+
+#[cfg(all(test, feature = "embedded"))]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+    use herald_core::domain::EventId;
+    use herald_core::domain::event::{EventType, Module};
+
+    use super::*;
+    use crate::store::embedded::Embedded;
+    use crate::store::{Key, Page, Query, WriteOp};
+
+    /// The embedded store, whose first `conflicts` `put_all`s answer a conflict without writing:
+    /// a record there when written, expired (gone) when read back.
+    #[derive(Debug)]
+    struct ExpiresUnderTheWrite {
+        inner: Embedded,
+        conflicts: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Store for ExpiresUnderTheWrite {
+        async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
+            self.inner.put(item, condition).await
+        }
+        async fn put_all(&self, puts: Vec<(Item, Condition)>) -> Result<(), StoreError> {
+            let left = self.conflicts.load(Ordering::SeqCst);
+            if left > 0 {
+                self.conflicts.store(left - 1, Ordering::SeqCst);
+                return Err(StoreError::Conflict);
+            }
+            self.inner.put_all(puts).await
+        }
+        async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
+            self.inner.delete(key, condition).await
+        }
+        async fn add(
+            &self,
+            key: &Key,
+            entity_type: &str,
+            deltas: &BTreeMap<String, i64>,
+            condition: Condition,
+        ) -> Result<BTreeMap<String, i64>, StoreError> {
+            self.inner.add(key, entity_type, deltas, condition).await
+        }
+        async fn query(&self, query: Query) -> Result<Page, StoreError> {
+            self.inner.query(query).await
+        }
+        async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
+            self.inner.transact(ops).await
+        }
+    }
+
+    fn store(conflicts: usize) -> ExpiresUnderTheWrite {
+        ExpiresUnderTheWrite {
+            inner: Embedded::in_memory().expect("store"),
+            conflicts: AtomicUsize::new(conflicts),
+        }
+    }
+
+    fn event(now: DateTime<Utc>) -> Event {
+        Event {
+            id: EventId::parse("evt-1").expect("id"),
+            org_id: OrgId::new(),
+            event_type: EventType::parse("email.bounced").expect("type"),
+            module: Module::parse("email").expect("module"),
+            properties: serde_json::Map::new(),
+            recipients: Vec::new(),
+            occurred_at: now,
+            received_at: now,
+            alert: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_expiring_under_the_write_is_written_anew() {
+        let store = store(1);
+        let now = Utc::now();
+        let event = event(now);
+        let ttl = now.timestamp() + 3600;
+        let recorded = record(&store, &event, ttl, now).await.expect("record");
+        assert!(matches!(recorded, Recorded::New));
+        let stored = get(&store, event.org_id, &event.id)
+            .await
+            .expect("get")
+            .expect("the record is written, not only its index item");
+        assert_eq!(stored.event, event);
+        let window = in_window(
+            &store,
+            event.org_id,
+            now - chrono::Duration::seconds(1),
+            now + chrono::Duration::seconds(1),
+            None,
+            10,
+        )
+        .await
+        .expect("window");
+        assert_eq!(window.events.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_id_that_keeps_conflicting_fails_rather_than_loops() {
+        let store = store(usize::MAX);
+        let now = Utc::now();
+        let event = event(now);
+        let result = record(&store, &event, now.timestamp() + 3600, now).await;
+        assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
+        assert_eq!(
+            store.conflicts.load(Ordering::SeqCst),
+            usize::MAX - RECORD_TRIES
+        );
+    }
 }
