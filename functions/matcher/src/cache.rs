@@ -105,21 +105,14 @@ impl RulesCache {
             if let Some(hit) = self.usable(orgs.get(&org), asked) {
                 return Ok(hit);
             }
-            if orgs.len() >= MAX_ORGS && !orgs.contains_key(&org) {
-                orgs.clear();
-            }
-            Arc::clone(&orgs.entry(org).or_default().loading)
+            Arc::clone(&slot(&mut orgs, org).loading)
         };
         let _loading = loading.lock().await;
         if let Some(hit) = self.usable(self.orgs().get(&org), asked) {
             return Ok(hit);
         }
         let loaded = Arc::new(load(store, org).await?);
-        let mut orgs = self.orgs();
-        if orgs.len() >= MAX_ORGS && !orgs.contains_key(&org) {
-            orgs.clear();
-        }
-        orgs.entry(org).or_default().loaded = Some((Instant::now(), Arc::clone(&loaded)));
+        slot(&mut self.orgs(), org).loaded = Some((Instant::now(), Arc::clone(&loaded)));
         Ok(loaded)
     }
 
@@ -134,6 +127,14 @@ impl RulesCache {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+}
+
+/// The org's slot, made if absent (the cache starting over first when it holds [`MAX_ORGS`]).
+fn slot(orgs: &mut HashMap<OrgId, Slot>, org: OrgId) -> &mut Slot {
+    if orgs.len() >= MAX_ORGS && !orgs.contains_key(&org) {
+        orgs.clear();
+    }
+    orgs.entry(org).or_default()
 }
 
 /// Reads and compiles the org's rules, channels and live silences.

@@ -476,13 +476,10 @@ mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use async_trait::async_trait;
-    use herald_core::domain::EventId;
-    use herald_core::domain::event::{EventType, Module};
-
     use super::*;
     use crate::store::embedded::Embedded;
     use crate::store::{Key, Page, Query, WriteOp};
+    use async_trait::async_trait;
 
     /// The embedded store, whose first `conflicts` `put_all`s answer a conflict without writing:
     /// a record there when written, expired (gone) when read back.
@@ -535,26 +532,16 @@ mod tests {
         }
     }
 
-    fn event(now: DateTime<Utc>) -> Event {
-        Event {
-            id: EventId::parse("evt-1").expect("id"),
-            org_id: OrgId::new(),
-            event_type: EventType::parse("email.bounced").expect("type"),
-            module: Module::parse("email").expect("module"),
-            properties: serde_json::Map::new(),
-            recipients: Vec::new(),
-            occurred_at: now,
-            received_at: now,
-            alert: None,
-        }
+    fn event() -> Event {
+        herald_testing::events::event("email", "email.bounced", serde_json::json!({}))
     }
 
     #[tokio::test]
     async fn a_record_expiring_under_the_write_is_written_anew() {
         let store = store(1);
-        let now = Utc::now();
-        let event = event(now);
-        let ttl = now.timestamp() + 3600;
+        let event = event();
+        let now = event.received_at;
+        let ttl = Utc::now().timestamp() + 3600;
         let recorded = record(&store, &event, ttl, now).await.expect("record");
         assert!(matches!(recorded, Recorded::New));
         let stored = get(&store, event.org_id, &event.id)
@@ -578,9 +565,9 @@ mod tests {
     #[tokio::test]
     async fn an_id_that_keeps_conflicting_fails_rather_than_loops() {
         let store = store(usize::MAX);
-        let now = Utc::now();
-        let event = event(now);
-        let result = record(&store, &event, now.timestamp() + 3600, now).await;
+        let event = event();
+        let ttl = Utc::now().timestamp() + 3600;
+        let result = record(&store, &event, ttl, event.received_at).await;
         assert!(matches!(result, Err(StoreError::Conflict)), "{result:?}");
         assert_eq!(
             store.conflicts.load(Ordering::SeqCst),
