@@ -12,6 +12,8 @@
 //! `release-max-level-debug` feature, which each function crate's `lambda` feature enables):
 //! there `debug` is the most any target logs. `herald serve` and the tests keep `trace`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -37,7 +39,14 @@ pub fn init(format: LogFormat) {
             .finish()
             .with(filter)
             .try_init(),
-        LogFormat::Pretty => builder.compact().finish().with(filter).try_init(),
+        // Colours only for a terminal: a log file or pipe gets plain text (and the server
+        // does not spend time wrapping every span's fields in escape codes).
+        LogFormat::Pretty => builder
+            .compact()
+            .with_ansi(std::io::stdout().is_terminal())
+            .finish()
+            .with(filter)
+            .try_init(),
     };
     if let (Ok(()), Some((spec, error))) = (installed, refused) {
         tracing::warn!(rust_log = %spec, %error, "RUST_LOG is not a list of `level` and `target=level` directives: logging at info");
