@@ -18,6 +18,7 @@
 
 mod recover;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -34,6 +35,7 @@ use herald_core::domain::suppression::{
     SuppressionSource,
 };
 use herald_core::domain::user;
+use herald_core::domain::{ChannelId, OrgId};
 use herald_shared::delivery;
 use herald_shared::delivery::sender::{AttemptOutcome, Sender, token_tail};
 use herald_shared::feed::FeedNotifier;
@@ -46,6 +48,7 @@ use herald_shared::repo::{Channels, RepoError, lanes, stats, suppressions, unsub
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
 use herald_shared::store::keys;
+use tokio::sync::OnceCell;
 use tracing::{debug, info, instrument, warn};
 
 /// How long a message for attempt `n` waits, re-queued, for attempt `n - 1` to be on record.
@@ -115,6 +118,44 @@ enum Step {
     Ready(Box<Ready>),
 }
 
+/// The channels a batch has read, by org and id: a batch's deliveries mostly go to a few
+/// channels (`herald serve` hands the dispatcher runs of one lane), so each is read once per
+/// batch instead of once per delivery; deliveries prepared concurrently share the one read.
+/// A channel changed during the batch is seen by the next one.
+#[derive(Debug, Default)]
+struct BatchChannels(std::sync::Mutex<Vec<(OrgId, ChannelId, ChannelRead)>>);
+
+/// One channel's read within a batch: done once, by whichever delivery needs it first.
+type ChannelRead = Arc<OnceCell<Option<Channel>>>;
+
+impl BatchChannels {
+    async fn get(
+        &self,
+        store: &dyn Store,
+        org: &OrgId,
+        id: &ChannelId,
+    ) -> Result<Option<Channel>, RepoError> {
+        let cell = {
+            let mut known = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match known.iter().find(|(o, i, _)| o == org && i == id) {
+                Some((_, _, cell)) => Arc::clone(cell),
+                None => {
+                    let cell = Arc::new(OnceCell::new());
+                    known.push((*org, *id, Arc::clone(&cell)));
+                    cell
+                }
+            }
+        };
+        let channels = Channels::new(store);
+        cell.get_or_try_init(|| channels.get(org, id))
+            .await
+            .cloned()
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 enum DispatchError {
     #[error(transparent)]
@@ -134,10 +175,11 @@ impl Dispatcher<'_> {
     pub async fn handle(&self, messages: Vec<QueueMessage>, now: DateTime<Utc>) -> BatchOutcome {
         // Counters of the deliveries this batch finishes, written once per item after it.
         let tally = &stats::Tally::default();
+        let channels = &BatchChannels::default();
         let prepared = futures::future::join_all(
             messages
                 .into_iter()
-                .map(|message| self.prepare_message(message, now, tally)),
+                .map(|message| self.prepare_message(message, now, tally, channels)),
         )
         .await;
         let mut results = Vec::with_capacity(prepared.len());
@@ -189,6 +231,7 @@ impl Dispatcher<'_> {
     /// order. The run's counters are written once, after it.
     pub async fn handle_in_order(&self, messages: Vec<QueueMessage>) -> BatchOutcome {
         let tally = &stats::Tally::default();
+        let channels = &BatchChannels::default();
         let mut outcome = BatchOutcome::default();
         let mut held_until = None;
         for message in messages {
@@ -200,7 +243,7 @@ impl Dispatcher<'_> {
                 continue;
             }
             let now = Utc::now();
-            let (message_id, _, step) = self.prepare_message(message, now, tally).await;
+            let (message_id, _, step) = self.prepare_message(message, now, tally, channels).await;
             let result = match step {
                 Step::Done(done) => done,
                 Step::Ready(ready) => self
@@ -229,7 +272,8 @@ impl Dispatcher<'_> {
         message: QueueMessage,
         now: DateTime<Utc>,
         tally: &stats::Tally,
-    ) -> (String, Option<herald_core::domain::ChannelId>, Step) {
+        channels: &BatchChannels,
+    ) -> (String, Option<ChannelId>, Step) {
         if let Some(page) = RecoverPageTask::parse(&message.body) {
             let result = match self.recover_page(page, message.receive_count, now).await {
                 Ok(()) => Dispatched::Done,
@@ -249,7 +293,7 @@ impl Dispatcher<'_> {
             }
         };
         let lane = Some(task.channel_id);
-        let step = match self.prepare(task, now, tally).await {
+        let step = match self.prepare(task, now, tally, channels).await {
             Ok(step) => step,
             Err(e) => {
                 warn!(message_id = %message.id, error = %e, "dispatch failed; the message will be retried");
@@ -355,6 +399,7 @@ impl Dispatcher<'_> {
         task: DispatchTask,
         now: DateTime<Utc>,
         tally: &stats::Tally,
+        channels: &BatchChannels,
     ) -> Result<Step, DispatchError> {
         if let Some(not_before) = task.not_before.filter(|t| *t > now) {
             // A wait longer than the queue's maximum delay: another hop.
@@ -404,8 +449,10 @@ impl Dispatcher<'_> {
             return Ok(Step::Done(Dispatched::Done));
         }
         let ttl = (now + self.retention).timestamp();
-        let channels = Channels::new(self.store);
-        let Some(channel) = channels.get(&task.org_id, &task.channel_id).await? else {
+        let Some(channel) = channels
+            .get(self.store, &task.org_id, &task.channel_id)
+            .await?
+        else {
             finish(
                 &mut delivery,
                 DeliveryStatus::Failed,
@@ -898,7 +945,7 @@ impl Dispatcher<'_> {
     /// the next delivery to them is suppressed without asking SNS.
     async fn suppress_opted_out(
         &self,
-        org: &herald_core::domain::OrgId,
+        org: &OrgId,
         numbers: &[String],
         now: DateTime<Utc>,
     ) -> Result<(), DispatchError> {

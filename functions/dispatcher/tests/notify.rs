@@ -964,19 +964,41 @@ impl Queue for Capture {
     }
 }
 
-/// Counts the counter `ADD`s (entity type `stats`) made through it.
+/// Counts the counter `ADD`s (entity type `stats`) and the reads made through it.
 #[derive(Debug)]
-struct CountingStats {
+struct Counting {
     inner: Arc<dyn Store>,
     stats_adds: std::sync::Mutex<Vec<herald_shared::store::Key>>,
+    gets: std::sync::Mutex<Vec<herald_shared::store::Key>>,
+}
+
+impl Counting {
+    fn over(inner: &Arc<dyn Store>) -> Arc<Self> {
+        Arc::new(Self {
+            inner: Arc::clone(inner),
+            stats_adds: std::sync::Mutex::new(Vec::new()),
+            gets: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// How many times `key` was read.
+    fn reads_of(&self, key: &herald_shared::store::Key) -> usize {
+        self.gets
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|k| *k == key)
+            .count()
+    }
 }
 
 #[async_trait]
-impl Store for CountingStats {
+impl Store for Counting {
     async fn get(
         &self,
         key: &herald_shared::store::Key,
     ) -> Result<Option<herald_shared::store::Item>, herald_shared::store::StoreError> {
+        self.gets.lock().unwrap().push(key.clone());
         self.inner.get(key).await
     }
     async fn put(
@@ -1022,10 +1044,7 @@ impl Store for CountingStats {
 #[tokio::test]
 async fn a_batch_adds_to_each_stats_counter_once_whatever_the_number_of_deliveries() {
     let mut w = world().await;
-    let counting = Arc::new(CountingStats {
-        inner: Arc::clone(&w.store),
-        stats_adds: std::sync::Mutex::new(Vec::new()),
-    });
+    let counting = Counting::over(&w.store);
     w.store = counting.clone();
     let ch = w.channel(email_outbox()).await;
     let mut tasks = Vec::new();
@@ -1064,6 +1083,61 @@ async fn a_batch_adds_to_each_stats_counter_once_whatever_the_number_of_deliveri
     assert!(again.failed.is_empty(), "{again:?}");
     assert_eq!(w.today().await["ALL"]["sent"], 4);
     assert_eq!(counting.stats_adds.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn a_batch_reads_each_of_its_channels_once_however_many_deliveries_go_there() {
+    let mut w = world().await;
+    let counting = Counting::over(&w.store);
+    w.store = counting.clone();
+    let (first, second) = (
+        w.channel(email_outbox()).await,
+        w.channel(email_outbox()).await,
+    );
+    let mut tasks = Vec::new();
+    for ch in [&first, &second, &first, &second, &first] {
+        tasks.push(
+            w.record(
+                ch,
+                alice(Some("alice@example.com")),
+                DeliveryStatus::Queued,
+                None,
+            )
+            .await,
+        );
+    }
+    let outcome = w
+        .run(tasks.clone(), Utc::now(), RetryPolicy::default())
+        .await;
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    for task in &tasks {
+        assert_eq!(
+            w.delivery(task.delivery_id).await.status,
+            DeliveryStatus::Sent
+        );
+    }
+    for ch in [&first, &second] {
+        assert_eq!(
+            counting.reads_of(&herald_shared::store::keys::channel(&w.org, &ch.id)),
+            1
+        );
+    }
+
+    // The next batch reads them again: a change to a channel is seen by the batch after it.
+    let more = vec![
+        w.record(
+            &first,
+            alice(Some("alice@example.com")),
+            DeliveryStatus::Queued,
+            None,
+        )
+        .await,
+    ];
+    w.run(more, Utc::now(), RetryPolicy::default()).await;
+    assert_eq!(
+        counting.reads_of(&herald_shared::store::keys::channel(&w.org, &first.id)),
+        2
+    );
 }
 
 #[tokio::test]
