@@ -23,8 +23,12 @@ use tracing::{error, warn};
 /// The longest a worker sleeps without being woken.
 const IDLE: Duration = Duration::from_secs(1);
 /// Messages per batch, at most (the Lambda event source mapping's batch size is 10; locally a
-/// batch is one handler call whose store writes share commits, so bigger is cheaper).
-const BATCH: usize = 100;
+/// batch is one handler call whose store writes share commits, so bigger is cheaper). An org
+/// has one batch in flight at a time (below), so this bounds one org's rate through the stage:
+/// 250 gave about 1.4× the deliveries per second of 100 in the pipeline bench, and 1,000 no
+/// more than 250 (docs/benchmarks.md). A quiet org is not held up by a big batch of another's:
+/// it is taken by another worker.
+const BATCH: usize = 250;
 
 /// Runs `concurrency` workers over `queue` until `shutdown` turns true.
 pub fn spawn<H, F>(

@@ -526,8 +526,9 @@ struct LanePoll {
     last_tenant: Option<String>,
 }
 
-/// Entries looked at per lane and receive: a lane whose first entries are all hidden (in flight
-/// or waiting to be retried) is passed over until the next receive.
+/// Entries looked at per lane and receive, at least (at most as many as the receive may take
+/// from the lane, when that is more): a lane whose first entries are all hidden (in flight or
+/// waiting to be retried) is passed over until the next receive.
 const LANE_SCAN: usize = 64;
 
 /// The tenant of a lane: the part before the first '/'.
@@ -1099,7 +1100,7 @@ impl<'txn> Tables<'txn> {
             for entry in self
                 .lanes
                 .range((queue, lane.as_str(), 0)..=(queue, lane.as_str(), u64::MAX))?
-                .take(LANE_SCAN)
+                .take(LANE_SCAN.max(allowance))
             {
                 let entry = entry?;
                 let (_, _, seq) = entry.0.value();

@@ -75,6 +75,23 @@ async fn a_lane_gives_its_messages_in_send_order_no_more_than_its_allowance() {
 }
 
 #[tokio::test]
+async fn a_lane_allowed_hundreds_gives_hundreds_in_one_receive() {
+    // `herald serve`'s ingest workers take up to 250 of one org's events per batch.
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("ingest", settings(5));
+    let sent: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    send(&q, "org-a", sent.clone()).await;
+
+    let got = q.receive_lanes(request(250, 250)).await.expect("receive");
+    assert_eq!(bodies(&got.messages), sent[..250]);
+    // As the worker does: the batch deleted, then the next receive takes the rest.
+    let receipts: Vec<_> = got.messages.iter().map(|m| m.receipt.clone()).collect();
+    q.delete_batch(&receipts).await.expect("delete");
+    let rest = q.receive_lanes(request(250, 250)).await.expect("receive");
+    assert_eq!(bodies(&rest.messages), sent[250..]);
+}
+
+#[tokio::test]
 async fn tenants_are_served_round_robin_whatever_their_backlog() {
     let queues = EmbeddedQueues::in_memory().expect("queues");
     let q = queues.queue("dispatch", settings(5));
