@@ -121,12 +121,22 @@ enum Step {
 /// The channels a batch has read, by org and id: a batch's deliveries mostly go to a few
 /// channels (`herald serve` hands the dispatcher runs of one lane), so each is read once per
 /// batch instead of once per delivery; deliveries prepared concurrently share the one read.
-/// A channel changed during the batch is seen by the next one.
+/// A read is used for [`CHANNEL_READ_FRESH`] at most — a run to a slow receiver can last a
+/// minute — so a channel disabled or deleted meanwhile stops its deliveries within that time.
 #[derive(Debug, Default)]
-struct BatchChannels(std::sync::Mutex<Vec<(OrgId, ChannelId, ChannelRead)>>);
+struct BatchChannels(std::sync::Mutex<Vec<ChannelRead>>);
 
-/// One channel's read within a batch: done once, by whichever delivery needs it first.
-type ChannelRead = Arc<OnceCell<Option<Channel>>>;
+/// How long a batch keeps using a channel it read.
+const CHANNEL_READ_FRESH: Duration = Duration::from_secs(1);
+
+/// One read of a channel within a batch: done once, by whichever delivery needs it first.
+#[derive(Debug)]
+struct ChannelRead {
+    org: OrgId,
+    id: ChannelId,
+    at: std::time::Instant,
+    channel: Arc<OnceCell<Option<Channel>>>,
+}
 
 impl BatchChannels {
     async fn get(
@@ -136,16 +146,22 @@ impl BatchChannels {
         id: &ChannelId,
     ) -> Result<Option<Channel>, RepoError> {
         let cell = {
-            let mut known = self
+            let mut reads = self
                 .0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match known.iter().find(|(o, i, _)| o == org && i == id) {
-                Some((_, _, cell)) => Arc::clone(cell),
+            reads.retain(|r| r.at.elapsed() < CHANNEL_READ_FRESH);
+            match reads.iter().find(|r| r.org == *org && r.id == *id) {
+                Some(read) => Arc::clone(&read.channel),
                 None => {
-                    let cell = Arc::new(OnceCell::new());
-                    known.push((*org, *id, Arc::clone(&cell)));
-                    cell
+                    let channel = Arc::new(OnceCell::new());
+                    reads.push(ChannelRead {
+                        org: *org,
+                        id: *id,
+                        at: std::time::Instant::now(),
+                        channel: Arc::clone(&channel),
+                    });
+                    channel
                 }
             }
         };
@@ -1035,5 +1051,56 @@ fn describe(class: ErrorClass, outcome: &AttemptOutcome) -> String {
             herald_shared::delivery::sender::truncate_bytes(m, 200)
         ),
         _ => what,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use herald_core::domain::channel::{ChannelHealth, ChannelName};
+    use herald_shared::store::embedded::Embedded;
+
+    #[tokio::test]
+    async fn a_batch_uses_its_read_of_a_channel_for_a_second_at_most() {
+        let store = Embedded::in_memory().unwrap();
+        let now = Utc::now();
+        let channel = Channel {
+            id: ChannelId::new(),
+            org_id: OrgId::new(),
+            name: ChannelName::parse("alerts").unwrap(),
+            config: serde_json::from_value(serde_json::json!({
+                "kind": "slack", "webhookUrl": "https://hooks.slack.test/services/T/B/x"
+            }))
+            .unwrap(),
+            frequency_cap: None,
+            rate_limit: None,
+            enabled: true,
+            health: ChannelHealth::default(),
+            created_at: now,
+            updated_at: now,
+        };
+        let repo = Channels::new(&store);
+        repo.create(&channel).await.unwrap();
+        let (org, id) = (channel.org_id, channel.id);
+
+        let batch = BatchChannels::default();
+        assert_eq!(
+            batch.get(&store, &org, &id).await.unwrap(),
+            Some(channel.clone())
+        );
+        repo.delete(&org, &id).await.unwrap();
+        // Within the batch's read: the channel as read; a new batch reads it afresh.
+        assert_eq!(batch.get(&store, &org, &id).await.unwrap(), Some(channel));
+        assert_eq!(
+            BatchChannels::default()
+                .get(&store, &org, &id)
+                .await
+                .unwrap(),
+            None
+        );
+        // Past the read's freshness: read again, and gone.
+        tokio::time::sleep(CHANNEL_READ_FRESH + Duration::from_millis(100)).await;
+        assert_eq!(batch.get(&store, &org, &id).await.unwrap(), None);
     }
 }

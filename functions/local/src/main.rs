@@ -13,14 +13,14 @@ compile_error!(
 
 use std::path::PathBuf;
 
+use clap::{Parser, Subcommand};
+use herald::serve;
+
 /// mimalloc instead of glibc's malloc: the server allocates and frees many small buffers per
 /// delivery (items, JSON, HTTP) on several threads, where glibc's arenas spent about a fifth of
 /// its CPU (docs/benchmarks.md). The Lambdas keep the system allocator.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-use clap::{Parser, Subcommand};
-use herald::serve;
 
 #[derive(Debug, Parser)]
 #[command(
