@@ -802,7 +802,6 @@ async fn slow_receiver(delay: Option<Duration>) -> anyhow::Result<(String, Arc<A
     Ok((url, count))
 }
 
-/// (f) A quiet org's latency while another org's backlog waits on a slow, then a hung, receiver.
 /// Waits until a rule just created is matched: `herald serve`'s matcher caches an org's rules
 /// for up to 2 s (docs/pipeline.md, "Rules staleness"), and events posted sooner match the rules
 /// as they were (the storm once lost its first 30–60 events to this, not to pacing).
@@ -810,6 +809,7 @@ async fn rules_take_effect() {
     tokio::time::sleep(Duration::from_millis(2_500)).await;
 }
 
+/// (f) A quiet org's latency while another org's backlog waits on a slow, then a hung, receiver.
 async fn fairness(client: &reqwest::Client, server: &Server) -> anyhow::Result<()> {
     let backlog: usize = env_or("BENCH_FAIRNESS_BACKLOG", 100_000);
     let secs: usize = env_or("BENCH_FAIRNESS_SECS", 30);
