@@ -1058,28 +1058,12 @@ fn describe(class: ErrorClass, outcome: &AttemptOutcome) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use herald_core::domain::channel::{ChannelHealth, ChannelName};
     use herald_shared::store::embedded::Embedded;
 
     #[tokio::test]
     async fn a_batch_uses_its_read_of_a_channel_for_a_second_at_most() {
         let store = Embedded::in_memory().unwrap();
-        let now = Utc::now();
-        let channel = Channel {
-            id: ChannelId::new(),
-            org_id: OrgId::new(),
-            name: ChannelName::parse("alerts").unwrap(),
-            config: serde_json::from_value(serde_json::json!({
-                "kind": "slack", "webhookUrl": "https://hooks.slack.test/services/T/B/x"
-            }))
-            .unwrap(),
-            frequency_cap: None,
-            rate_limit: None,
-            enabled: true,
-            health: ChannelHealth::default(),
-            created_at: now,
-            updated_at: now,
-        };
+        let channel = herald_testing::channels::slack(OrgId::new());
         let repo = Channels::new(&store);
         repo.create(&channel).await.unwrap();
         let (org, id) = (channel.org_id, channel.id);

@@ -11,9 +11,7 @@ use chrono::Utc;
 use herald_core::delivery::format::OutboundMessage;
 use herald_core::delivery::pacing::RateLimit;
 use herald_core::delivery::retry::RetryPolicy;
-use herald_core::domain::channel::{
-    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, PushConfig, SmsConfig,
-};
+use herald_core::domain::channel::{Channel, ChannelConfig, EmailConfig, PushConfig, SmsConfig};
 use herald_core::domain::delivery::{CapSlot, Delivery, DeliveryStatus, ErrorClass, Trigger};
 use herald_core::domain::event::{Event, EventType, Module, Recipient};
 use herald_core::domain::rule::Template;
@@ -22,7 +20,7 @@ use herald_core::domain::suppression::{
     SuppressionSource,
 };
 use herald_core::domain::user::UserProfile;
-use herald_core::domain::{ChannelId, DeliveryId, EventId, OrgId, RuleKey, UserId};
+use herald_core::domain::{DeliveryId, EventId, OrgId, RuleKey, UserId};
 use herald_dispatcher::Dispatcher;
 use herald_shared::delivery::{AttemptOutcome, OutboxSender, Sender, Senders};
 use herald_shared::pipeline::{BatchOutcome, DispatchTask, QueueMessage};
@@ -85,19 +83,7 @@ fn world_over(store: Arc<dyn Store>, http: Arc<dyn Sender>) -> World {
 
 impl World {
     async fn channel(&self, config: ChannelConfig) -> Channel {
-        let now = Utc::now();
-        let channel = Channel {
-            id: ChannelId::new(),
-            org_id: self.org,
-            name: ChannelName::parse("people").unwrap(),
-            config,
-            frequency_cap: None,
-            rate_limit: None,
-            enabled: true,
-            health: ChannelHealth::default(),
-            created_at: now,
-            updated_at: now,
-        };
+        let channel = herald_testing::channels::channel(self.org, config);
         Channels::new(self.store.as_ref())
             .create(&channel)
             .await
@@ -646,11 +632,9 @@ impl Sender for Scripted {
 }
 
 async fn slack(w: &World, rate_limit: Option<RateLimit>) -> Channel {
-    let config: ChannelConfig = serde_json::from_value(serde_json::json!({
-        "kind": "slack", "webhookUrl": "https://hooks.slack.test/services/T/B/x"
-    }))
-    .unwrap();
-    let channel = w.channel(config).await;
+    let channel = w
+        .channel(herald_testing::channels::slack(w.org).config)
+        .await;
     let Ok((channel, ())) = Channels::new(w.store.as_ref())
         .modify(&channel.org_id, &channel.id, |c| {
             c.rate_limit = rate_limit;

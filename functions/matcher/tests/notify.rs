@@ -10,9 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use herald_core::domain::channel::{
-    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, FrequencyCap,
-};
+use herald_core::domain::channel::{Channel, ChannelConfig, EmailConfig, FrequencyCap};
 use herald_core::domain::delivery::DeliveryStatus;
 use herald_core::domain::event::{Event, EventType, Module, Recipient};
 use herald_core::domain::rule::{QuietHours, Rule};
@@ -42,16 +40,11 @@ async fn world(cap: Option<FrequencyCap>, quiet: Option<QuietHours>) -> World {
     let org = OrgId::new();
     let now = Utc::now();
     let channel = Channel {
-        id: ChannelId::new(),
-        org_id: org,
-        name: ChannelName::parse("email").unwrap(),
-        config: ChannelConfig::Email(EmailConfig::Outbox { from: None }),
         frequency_cap: cap,
-        rate_limit: None,
-        enabled: true,
-        health: ChannelHealth::default(),
-        created_at: now,
-        updated_at: now,
+        ..herald_testing::channels::channel(
+            org,
+            ChannelConfig::Email(EmailConfig::Outbox { from: None }),
+        )
     };
     Channels::new(store.as_ref())
         .create(&channel)
@@ -528,7 +521,6 @@ async fn explain_says_what_routing_then_does_for_each_event() {
 mod grouping {
     use super::*;
     use herald_core::domain::alert::{AlertAction, AlertSignal, Alerting, DedupKey};
-    use herald_core::domain::channel::SlackConfig;
     use herald_core::domain::delivery::Trigger;
 
     struct Grouped {
@@ -547,22 +539,7 @@ mod grouping {
         let matches: Arc<dyn Queue> = Arc::new(queues.queue("match", QueueSettings::default()));
         let org = OrgId::new();
         let now = Utc::now();
-        let slack: SlackConfig = serde_json::from_value(
-            serde_json::json!({"webhookUrl": "https://hooks.slack.com/services/T/B/x"}),
-        )
-        .unwrap();
-        let channel = Channel {
-            id: ChannelId::new(),
-            org_id: org,
-            name: ChannelName::parse("ops").unwrap(),
-            config: ChannelConfig::Slack(slack),
-            frequency_cap: None,
-            rate_limit: None,
-            enabled: true,
-            health: ChannelHealth::default(),
-            created_at: now,
-            updated_at: now,
-        };
+        let channel = herald_testing::channels::slack(org);
         Channels::new(store.as_ref())
             .create(&channel)
             .await

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use herald_core::domain::api_key::{ApiKey, ApiKeySecret};
-use herald_core::domain::channel::{Channel, ChannelConfig, ChannelHealth, ChannelName};
+use herald_core::domain::channel::{Channel, ChannelConfig, ChannelName};
 use herald_core::domain::org::{Org, OrgName};
 use herald_core::domain::rule::Rule;
 use herald_core::domain::{ApiKeyId, ChannelId, OrgId, RuleKey};
@@ -18,19 +18,7 @@ fn store() -> Arc<dyn Store> {
 }
 
 fn channel(org: OrgId) -> Channel {
-    let now = Utc::now();
-    Channel {
-        id: ChannelId::new(),
-        org_id: org,
-        name: ChannelName::parse("feed").expect("name"),
-        config: ChannelConfig::InApp,
-        frequency_cap: None,
-        rate_limit: None,
-        enabled: true,
-        health: ChannelHealth::default(),
-        created_at: now,
-        updated_at: now,
-    }
+    herald_testing::channels::channel(org, ChannelConfig::InApp)
 }
 
 fn rule(org: OrgId, key: &str, channels: &[ChannelId]) -> Rule {
@@ -304,7 +292,7 @@ async fn concurrent_channel_modifications_lose_no_update() {
         .expect("channel");
     assert_eq!(
         stored.name.as_str(),
-        format!("feed{}", "x".repeat(saved)),
+        format!("{}{}", c.name.as_str(), "x".repeat(saved)),
         "every saved change is in the stored channel"
     );
 }
