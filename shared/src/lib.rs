@@ -23,5 +23,6 @@ pub mod feed;
 pub mod pipeline;
 pub mod queue;
 pub mod repo;
+pub mod routing;
 pub mod store;
 pub mod telemetry;

@@ -360,6 +360,7 @@ pub async fn create_channel(
         .create(&channel)
         .await
         .map_err(repo_error)?;
+    state.routing.changed(channel.org_id);
     tracing::info!(org_id = %channel.org_id, channel_id = %channel.id, kind = channel.kind().as_str(), "channel created");
     let mut view = ChannelView::from(&channel);
     if let ChannelConfig::Webhook(w) = &channel.config {
@@ -469,6 +470,7 @@ pub async fn update_channel(
         })
         .await
         .map_err(repo_error)??;
+    state.routing.changed(channel.org_id);
     tracing::info!(org_id = %channel.org_id, channel_id = %channel.id, "channel updated");
     let lane = lanes::get(state.store.as_ref(), &auth.org_id, &id)
         .await
@@ -540,6 +542,7 @@ pub async fn delete_channel(
         .delete(&auth.org_id, &id)
         .await
         .map_err(repo_error)?;
+    state.routing.changed(auth.org_id);
     tracing::info!(org_id = %auth.org_id, channel_id = %id, "channel deleted");
     Ok(StatusCode::NO_CONTENT)
 }

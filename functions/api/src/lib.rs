@@ -50,6 +50,7 @@ use herald_shared::bus::EventBus;
 use herald_shared::delivery::Sender;
 use herald_shared::feed::{FeedNotifier, NoopFeedNotifier};
 use herald_shared::queue::Queue;
+use herald_shared::routing::{NoRoutingCache, RoutingChanges};
 use herald_shared::store::Store;
 use tower_http::trace::TraceLayer;
 
@@ -74,6 +75,9 @@ pub struct AppState {
     /// The dispatch queue, where a resend queues its manual attempt (the normal dispatch path);
     /// without one, resend answers 503.
     pub dispatch: Option<Arc<dyn Queue>>,
+    /// Told of every rule, channel and silence write: the matcher's rules cache in `herald
+    /// serve`, so that a change applies to the next event at once; nothing on Lambda.
+    pub routing: Arc<dyn RoutingChanges>,
 }
 
 impl AppState {
@@ -93,6 +97,7 @@ impl AppState {
             feeds: Arc::new(NoopFeedNotifier),
             admission: Admission::default(),
             dispatch: None,
+            routing: Arc::new(NoRoutingCache),
         }
     }
 
@@ -105,6 +110,13 @@ impl AppState {
     /// The same state, with `POST /events` admitting events through `admission`.
     pub fn with_admission(mut self, admission: Admission) -> Self {
         self.admission = admission;
+        self
+    }
+
+    /// The same state, telling `routing` of every rule, channel and silence write (the
+    /// matcher's rules cache, where it runs in the same process).
+    pub fn with_routing_changes(mut self, routing: Arc<dyn RoutingChanges>) -> Self {
+        self.routing = routing;
         self
     }
 

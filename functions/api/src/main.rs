@@ -17,6 +17,7 @@ use herald_shared::env;
 use herald_shared::feed::apigateway::ApiGatewayNotifier;
 use herald_shared::feed::{FeedNotifier, NoopFeedNotifier};
 use herald_shared::queue::sqs::SqsQueue;
+use herald_shared::routing::NoRoutingCache;
 use herald_shared::store::dynamodb::DynamoStore;
 use herald_shared::telemetry::{self, LogFormat};
 
@@ -203,6 +204,8 @@ async fn main() -> Result<(), lambda_http::Error> {
             aws_sdk_sqs::Client::new(&sdk),
             config.dispatch_queue_url.clone(),
         ))),
+        // The matchers are other Lambdas: a change reaches them within their cache's bound.
+        routing: Arc::new(NoRoutingCache),
     };
     let api = tower::ServiceExt::<lambda_http::Request>::and_then(
         herald_api::router(state),

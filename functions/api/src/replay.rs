@@ -339,6 +339,7 @@ pub async fn apply_rules(
             herald_shared::repo::RepoError::UnknownChannel(c) => unknown_channel(&draft, c),
             e => ApiError::from_repo(e, "rule"),
         })?;
+    state.routing.changed(org);
     tracing::info!(org_id = %org, rules_version, upserted = upserts.len(), deleted = deleted.len(), "rule set applied");
     Ok(Json(ApplyAnswer {
         rules_version,

@@ -332,6 +332,7 @@ pub async fn create_rule(
         .create(&rule)
         .await
         .map_err(|e| write_error(e, &rule))?;
+    state.routing.changed(rule.org_id);
     tracing::info!(org_id = %rule.org_id, rule_key = %rule.key, "rule created");
     Ok((StatusCode::CREATED, Json(rule.into())))
 }
@@ -473,6 +474,7 @@ pub async fn update_rule(
     repo.update(&rule)
         .await
         .map_err(|e| write_error(e, &rule))?;
+    state.routing.changed(rule.org_id);
     tracing::info!(org_id = %rule.org_id, rule_key = %rule.key, "rule updated");
     Ok(Json(rule.into()))
 }
@@ -498,6 +500,7 @@ pub async fn delete_rule(
         .delete(&auth.org_id, &key)
         .await
         .map_err(|e| ApiError::from_repo(e, "rule"))?;
+    state.routing.changed(auth.org_id);
     tracing::info!(org_id = %auth.org_id, rule_key = %key, "rule deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -101,6 +101,7 @@ pub async fn rotate_secret(
         })
         .await
         .map_err(repo_error)??;
+    state.routing.changed(auth.org_id);
     tracing::info!(org_id = %auth.org_id, channel_id = %id, grace_hours = grace.num_hours(), "signing secret rotated");
     let mut view = view(&state, &channel).await?;
     view.signing_secret = Some(new.expose().to_owned());
@@ -146,6 +147,7 @@ pub async fn expire_previous(
         })
         .await
         .map_err(repo_error)??;
+    state.routing.changed(auth.org_id);
     tracing::info!(org_id = %auth.org_id, channel_id = %id, "previous signing secrets expired");
     Ok(Json(view(&state, &channel).await?))
 }

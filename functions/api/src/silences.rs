@@ -214,6 +214,7 @@ pub async fn create_silence(
     silences::create(store, &silence, now)
         .await
         .map_err(write_error)?;
+    state.routing.changed(auth.org_id);
     tracing::info!(org_id = %auth.org_id, silence_id = %silence.id, created_by = %silence.created_by, "silence created");
     Ok((StatusCode::CREATED, Json(SilenceView::of(silence, now))))
 }
@@ -334,6 +335,7 @@ pub async fn update_silence(
     let silence = updated
         .map_err(write_error)?
         .ok_or_else(|| ApiError::not_found("silence"))?;
+    state.routing.changed(auth.org_id);
     Ok(Json(SilenceView::of(silence, now)))
 }
 
@@ -362,7 +364,10 @@ pub async fn delete_silence(
     })
     .await
     {
-        Ok(Some(s)) => Ok(Json(SilenceView::of(s, now))),
+        Ok(Some(s)) => {
+            state.routing.changed(auth.org_id);
+            Ok(Json(SilenceView::of(s, now)))
+        }
         Ok(None) => Err(ApiError::not_found("silence")),
         // Already ended: deleting it again answers as it stands.
         Err(SilenceError::Expired) => get_silence_now(store, auth.org_id, id, now).await,

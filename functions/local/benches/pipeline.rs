@@ -726,7 +726,6 @@ async fn storm(client: &reqwest::Client, server: &Server) -> anyhow::Result<()> 
         "storm.disk_full",
     )
     .await?;
-    rules_take_effect().await;
     let started = Instant::now();
     // n events over 10 s, in ten posts.
     for second in 0..10 {
@@ -802,13 +801,6 @@ async fn slow_receiver(delay: Option<Duration>) -> anyhow::Result<(String, Arc<A
     Ok((url, count))
 }
 
-/// Waits until a rule just created is matched: `herald serve`'s matcher caches an org's rules
-/// for up to 2 s (docs/pipeline.md, "Rules staleness"), and events posted sooner match the rules
-/// as they were (the storm once lost its first 30–60 events to this, not to pacing).
-async fn rules_take_effect() {
-    tokio::time::sleep(Duration::from_millis(2_500)).await;
-}
-
 /// (f) A quiet org's latency while another org's backlog waits on a slow, then a hung, receiver.
 async fn fairness(client: &reqwest::Client, server: &Server) -> anyhow::Result<()> {
     let backlog: usize = env_or("BENCH_FAIRNESS_BACKLOG", 100_000);
@@ -851,7 +843,6 @@ async fn fairness(client: &reqwest::Client, server: &Server) -> anyhow::Result<(
             &event_type,
         )
         .await?;
-        rules_take_effect().await;
         for start in (0..backlog).step_by(BATCH) {
             let events = (start..(start + BATCH).min(backlog))
                 .map(|i| json!({"type": event_type, "module": "ops", "properties": {"seq": i}}))

@@ -107,7 +107,8 @@ pub struct ServeArgs {
     #[arg(long, env = "HERALD_PUBLIC_URL")]
     public_url: Option<url::Url>,
     /// How long the matcher may use an org's cached rules and channels before reading them
-    /// again: a rule or channel change takes effect within it.
+    /// again. A change made through this server's API applies at once (the API drops the org's
+    /// entry); this bounds how long anything else cached may be used.
     #[arg(long, env = "HERALD_RULES_CACHE_SECONDS", default_value_t = 2)]
     rules_cache_seconds: u64,
     /// How long a request's headers may take to arrive, in milliseconds; also how long a
@@ -536,6 +537,8 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
         },
         // Resends go through the dispatch queue like every attempt.
         dispatch: Some(Arc::clone(&dispatch_queue)),
+        // The matchers' cache: a rule, channel or silence change applies to the next event.
+        routing: rules,
     };
     let app = herald_api::router(state).merge(admin::router(
         queues.clone(),

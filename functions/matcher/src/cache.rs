@@ -1,9 +1,12 @@
 //! The rules cache: each org's compiled rule set, channels and silences, reloaded when older than a bound.
 //!
 //! A rule, channel or silence change takes effect within `max_age` (default 5 s) on every matcher
-//! instance: the staleness bound documented in `docs/pipeline.md`. Concurrent misses for one org
-//! share one load (a batch's events of one org would otherwise each run the org's three queries
-//! at once, every `max_age`); loads of different orgs run side by side.
+//! instance: the staleness bound documented in `docs/pipeline.md`. Where the API runs in the same
+//! process (`herald serve`) it also tells the cache of each change ([`RoutingChanges`]), which
+//! drops the org's entry at once: the change applies to every event accepted after the API
+//! answered. Concurrent misses for one org share one load (a batch's events of one org would
+//! otherwise each run the org's three queries at once, every `max_age`); loads of different orgs
+//! run side by side.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,6 +19,7 @@ use herald_core::domain::silence::Silence;
 use herald_core::domain::{ChannelId, OrgId, RuleKey, SilenceId};
 use herald_core::rules::{CompiledMatcher, RuleSet};
 use herald_shared::repo;
+use herald_shared::routing::RoutingChanges;
 use herald_shared::store::{Store, StoreError};
 
 /// One org's routing configuration, compiled.
@@ -76,43 +80,65 @@ const MAX_ORGS: usize = 10_000;
 #[derive(Debug)]
 pub struct RulesCache {
     max_age: Duration,
-    orgs: Mutex<HashMap<OrgId, Slot>>,
+    orgs: Mutex<Orgs>,
+}
+
+/// The cache's entries, and a count of the routing changes it was told of.
+#[derive(Debug, Default)]
+struct Orgs {
+    slots: HashMap<OrgId, Slot>,
+    /// Routing changes told so far ([`RoutingChanges::changed`]): a load keeps its result only
+    /// when its org had no change since the load began.
+    changes: u64,
 }
 
 /// One org's place in the cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Slot {
     /// The last load and when it finished.
     loaded: Option<(Instant, Arc<OrgRules>)>,
     /// Held while the org loads: a miss that finds it taken waits, then takes that load.
     loading: Arc<tokio::sync::Mutex<()>>,
+    /// [`Orgs::changes`] at the org's last change, or when the slot was made (what it knew
+    /// of changes before then is gone).
+    changed: u64,
 }
 
 impl RulesCache {
     pub fn new(max_age: Duration) -> Self {
         Self {
             max_age,
-            orgs: Mutex::new(HashMap::new()),
+            orgs: Mutex::new(Orgs::default()),
         }
     }
 
     /// The org's rules, from the cache when fresh enough, else from a load that finished after
-    /// this call began (its own, or one it waited for).
+    /// this call began (its own, or one it waited for) and that no change of the org overtook.
     pub async fn get(&self, store: &dyn Store, org: OrgId) -> Result<Arc<OrgRules>, StoreError> {
         let asked = Instant::now();
         let loading = {
             let mut orgs = self.orgs();
-            if let Some(hit) = self.usable(orgs.get(&org), asked) {
+            if let Some(hit) = self.usable(orgs.slots.get(&org), asked) {
                 return Ok(hit);
             }
-            Arc::clone(&slot(&mut orgs, org).loading)
+            Arc::clone(&orgs.slot(org).loading)
         };
         let _loading = loading.lock().await;
-        if let Some(hit) = self.usable(self.orgs().get(&org), asked) {
-            return Ok(hit);
-        }
+        let began = {
+            let orgs = self.orgs();
+            if let Some(hit) = self.usable(orgs.slots.get(&org), asked) {
+                return Ok(hit);
+            }
+            orgs.changes
+        };
         let loaded = Arc::new(load(store, org).await?);
-        slot(&mut self.orgs(), org).loaded = Some((Instant::now(), Arc::clone(&loaded)));
+        let mut orgs = self.orgs();
+        let slot = orgs.slot(org);
+        // A change told while this load ran may not be in what it read: answer this call (it
+        // began before the change) but keep nothing for the calls after it.
+        if slot.changed <= began {
+            slot.loaded = Some((Instant::now(), Arc::clone(&loaded)));
+        }
         Ok(loaded)
     }
 
@@ -122,19 +148,39 @@ impl RulesCache {
         (at.elapsed() < self.max_age || *at >= asked).then(|| Arc::clone(rules))
     }
 
-    fn orgs(&self) -> std::sync::MutexGuard<'_, HashMap<OrgId, Slot>> {
+    fn orgs(&self) -> std::sync::MutexGuard<'_, Orgs> {
         self.orgs
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
-/// The org's slot, made if absent (the cache starting over first when it holds [`MAX_ORGS`]).
-fn slot(orgs: &mut HashMap<OrgId, Slot>, org: OrgId) -> &mut Slot {
-    if orgs.len() >= MAX_ORGS && !orgs.contains_key(&org) {
-        orgs.clear();
+impl RoutingChanges for RulesCache {
+    /// Drops the org's entry, and keeps out any load of it that began before now.
+    fn changed(&self, org: OrgId) {
+        let mut orgs = self.orgs();
+        orgs.changes += 1;
+        let changes = orgs.changes;
+        let slot = orgs.slot(org);
+        slot.loaded = None;
+        slot.changed = changes;
     }
-    orgs.entry(org).or_default()
+}
+
+impl Orgs {
+    /// The org's slot, made if absent (the cache starting over first when it holds
+    /// [`MAX_ORGS`]).
+    fn slot(&mut self, org: OrgId) -> &mut Slot {
+        if self.slots.len() >= MAX_ORGS && !self.slots.contains_key(&org) {
+            self.slots.clear();
+        }
+        let changes = self.changes;
+        self.slots.entry(org).or_insert_with(|| Slot {
+            loaded: None,
+            loading: Arc::default(),
+            changed: changes,
+        })
+    }
 }
 
 /// Reads and compiles the org's rules, channels and live silences.
@@ -168,6 +214,8 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
+    use herald_core::domain::rule::NewRule;
+    use herald_shared::repo::{Channels, Rules};
     use herald_shared::store::embedded::Embedded;
     use herald_shared::store::{Condition, Item, Key, Page, Query, WriteOp};
 
@@ -257,5 +305,59 @@ mod tests {
             cache.get(&store, org).await.expect("get");
         }
         assert_eq!(store.queries.load(Ordering::SeqCst), orgs.len() * LOAD);
+    }
+
+    /// A rule of `org` keyed `key`, to a new Slack channel stored in `store`.
+    async fn rule(store: &dyn Store, org: OrgId, key: &str) -> Rule {
+        let channel = herald_testing::channels::slack(org);
+        Channels::new(store)
+            .create(&channel)
+            .await
+            .expect("channel");
+        let input = NewRule {
+            key: key.to_owned(),
+            channel_ids: vec![channel.id.to_string()],
+            enabled: true,
+            ..NewRule::default()
+        };
+        Rule::new(org, input, chrono::Utc::now()).expect("rule")
+    }
+
+    #[tokio::test]
+    async fn a_change_drops_that_org_at_once_and_no_other() {
+        let store = slow_store();
+        let cache = RulesCache::new(Duration::from_secs(60));
+        let (org, other) = (OrgId::new(), OrgId::new());
+        for org in [org, other] {
+            assert!(cache.get(&store, org).await.expect("get").by_key.is_empty());
+        }
+        let rule = rule(&store, org, "disk.full").await;
+        Rules::new(&store).create(&rule).await.expect("create");
+        cache.changed(org);
+        let rules = cache.get(&store, org).await.expect("get");
+        assert!(rules.by_key.contains_key(&rule.key));
+        cache.get(&store, other).await.expect("get");
+        assert_eq!(store.queries.load(Ordering::SeqCst), 3 * LOAD);
+    }
+
+    #[tokio::test]
+    async fn a_load_a_change_overtook_is_not_kept() {
+        let store = slow_store();
+        let cache = RulesCache::new(Duration::from_secs(60));
+        let org = OrgId::new();
+        let rule = rule(&store, org, "disk.full").await;
+        let change = async {
+            // The load has read the rules once its second query (channels) began.
+            while store.queries.load(Ordering::SeqCst) < 2 {
+                tokio::task::yield_now().await;
+            }
+            Rules::new(&store).create(&rule).await.expect("create");
+            cache.changed(org);
+        };
+        let (loaded, ()) = tokio::join!(cache.get(&store, org), change);
+        assert!(loaded.expect("get").by_key.is_empty());
+        // Kept, the load would answer for a minute without the rule.
+        let rules = cache.get(&store, org).await.expect("get");
+        assert!(rules.by_key.contains_key(&rule.key));
     }
 }

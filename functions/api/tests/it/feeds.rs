@@ -42,17 +42,9 @@ impl FeedApp {
         };
         let sender = herald_shared::delivery::HttpSender::new(Default::default())
             .expect("an HTTP client builds");
-        let state = AppState::new(store.clone(), Arc::new(NullBus), Arc::new(sender), config)
+        let state = AppState::new(store, Arc::new(NullBus), Arc::new(sender), config)
             .with_feeds(Arc::new(hub.clone()));
-        let mut app = TestApp {
-            router: herald_api::router(state),
-            store,
-            org_id: String::new(),
-            api_key: String::new(),
-        };
-        let (org_id, api_key) = app.new_org("Acme").await;
-        app.org_id = org_id;
-        app.api_key = api_key;
+        let app = TestApp::serving(state).await;
         let org = app.org_id.parse().expect("org id");
         Self { app, hub, org }
     }

@@ -18,6 +18,7 @@ mod operator;
 mod pagination;
 mod replay;
 mod repo;
+mod routing;
 mod rules;
 mod support;
 mod suppressions;

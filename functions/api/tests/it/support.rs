@@ -8,6 +8,7 @@ use axum::body::Body;
 use herald_api::{AdminKey, ApiConfig, AppState};
 use herald_shared::admission::Admission;
 use herald_shared::bus::{BusEntry, BusError, EventBus};
+use herald_shared::routing::RoutingChanges;
 use herald_shared::store::Store;
 use http::{Request, StatusCode};
 use serde_json::Value;
@@ -52,6 +53,25 @@ impl EventBus for RecordingBus {
     async fn put_events(&self, entries: Vec<BusEntry>) -> Result<(), BusError> {
         self.entries.lock().expect("lock").extend(entries);
         Ok(())
+    }
+}
+
+/// Keeps what the API tells of routing changes: the org of each, in order.
+#[derive(Debug, Default)]
+pub struct RecordingRouting {
+    changes: std::sync::Mutex<Vec<String>>,
+}
+
+impl RecordingRouting {
+    /// The org of every change told so far, in order.
+    pub fn orgs(&self) -> Vec<String> {
+        self.changes.lock().expect("lock").clone()
+    }
+}
+
+impl RoutingChanges for RecordingRouting {
+    fn changed(&self, org: herald_core::domain::OrgId) {
+        self.changes.lock().expect("lock").push(org.to_string());
     }
 }
 
@@ -107,6 +127,8 @@ impl Answer {
 pub struct TestApp {
     pub router: Router,
     pub store: Arc<dyn Store>,
+    /// The routing changes the API told of.
+    pub routing: Arc<RecordingRouting>,
     pub org_id: String,
     pub api_key: String,
 }
@@ -217,18 +239,22 @@ impl TestApp {
         bus: Arc<dyn EventBus>,
         admission: Admission,
     ) -> Self {
-        let state = AppState {
-            store: store.clone(),
-            bus,
-            sender: make(store.clone()),
-            config: Arc::new(config),
-            feeds: Arc::new(herald_shared::feed::LocalFeedHub::new()),
-            admission,
-            dispatch: None,
-        };
+        let sender = make(store.clone());
+        let state = AppState::new(store, bus, sender, config)
+            .with_feeds(Arc::new(herald_shared::feed::LocalFeedHub::new()))
+            .with_admission(admission);
+        Self::serving(state).await
+    }
+
+    /// The API over `state`, its routing changes recorded, with an org of its own.
+    pub async fn serving(state: AppState) -> Self {
+        let routing = Arc::new(RecordingRouting::default());
+        let store = state.store.clone();
+        let state = state.with_routing_changes(routing.clone());
         let mut app = Self {
             router: herald_api::router(state),
             store,
+            routing,
             org_id: String::new(),
             api_key: String::new(),
         };
@@ -250,18 +276,9 @@ impl TestApp {
         };
         let sender = herald_shared::delivery::HttpSender::new(Default::default())
             .expect("an HTTP client builds");
-        let state = AppState::new(store.clone(), Arc::new(NullBus), Arc::new(sender), config)
+        let state = AppState::new(store, Arc::new(NullBus), Arc::new(sender), config)
             .with_dispatch_queue(dispatch);
-        let mut app = Self {
-            router: herald_api::router(state),
-            store,
-            org_id: String::new(),
-            api_key: String::new(),
-        };
-        let (org_id, api_key) = app.new_org("Acme").await;
-        app.org_id = org_id;
-        app.api_key = api_key;
-        app
+        Self::serving(state).await
     }
 
     /// Creates an org and a key for it through the admin API.

@@ -1,5 +1,6 @@
-//! `herald serve` honours `--rules-cache-seconds` (`HERALD_RULES_CACHE_SECONDS`): with 0, a rule
-//! created a moment ago routes the very next event.
+//! A rule created a moment ago routes the very next event under `herald serve`: with a rules
+//! cache of 0 s (`--rules-cache-seconds`, `HERALD_RULES_CACHE_SECONDS`) because nothing is
+//! cached, and with an hour's because the API tells the cache of each change.
 
 use std::time::Duration;
 
@@ -10,10 +11,19 @@ use super::Herald;
 
 #[tokio::test]
 async fn a_rules_cache_of_zero_seconds_routes_with_a_rule_created_a_moment_ago() {
+    routes_with_each_rule_created_a_moment_ago("0").await;
+}
+
+#[tokio::test]
+async fn a_rules_cache_of_an_hour_routes_with_a_rule_created_a_moment_ago() {
+    routes_with_each_rule_created_a_moment_ago("3600").await;
+}
+
+async fn routes_with_each_rule_created_a_moment_ago(cache_seconds: &str) {
     let dir = tempfile::tempdir().expect("a temp dir");
     let herald = Herald::start_with(
         &dir.path().join("data"),
-        &[("HERALD_RULES_CACHE_SECONDS", "0")],
+        &[("HERALD_RULES_CACHE_SECONDS", cache_seconds)],
         &["--allow-private-targets", "127.0.0.0/8"],
     );
     let slack = Receiver::start(Kind::Slack).await;
