@@ -190,6 +190,33 @@ impl World {
     }
 
     /// Hands `tasks` to the dispatcher as one batch (message ids `m0`, `m1`, ...) at `now`.
+    /// A queued delivery to Alice's email for each of `channels`, recorded in that order.
+    async fn queued_to(&self, channels: &[&Channel]) -> Vec<DispatchTask> {
+        let mut tasks = Vec::with_capacity(channels.len());
+        for channel in channels {
+            let alice = alice(Some("alice@example.com"));
+            tasks.push(
+                self.record(channel, alice, DeliveryStatus::Queued, None)
+                    .await,
+            );
+        }
+        tasks
+    }
+
+    /// Runs `tasks` as one batch, now, and checks that every one of them was sent.
+    async fn run_all_sent(&self, tasks: Vec<DispatchTask>) {
+        let outcome = self
+            .run(tasks.clone(), Utc::now(), RetryPolicy::default())
+            .await;
+        assert!(outcome.failed.is_empty(), "{outcome:?}");
+        for task in &tasks {
+            assert_eq!(
+                self.delivery(task.delivery_id).await.status,
+                DeliveryStatus::Sent
+            );
+        }
+    }
+
     async fn run(
         &self,
         tasks: Vec<DispatchTask>,
@@ -1031,28 +1058,8 @@ async fn a_batch_adds_to_each_stats_counter_once_whatever_the_number_of_deliveri
     let counting = Counting::over(&w.store);
     w.store = counting.clone();
     let ch = w.channel(email_outbox()).await;
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        tasks.push(
-            w.record(
-                &ch,
-                alice(Some("alice@example.com")),
-                DeliveryStatus::Queued,
-                None,
-            )
-            .await,
-        );
-    }
-    let outcome = w
-        .run(tasks.clone(), Utc::now(), RetryPolicy::default())
-        .await;
-    assert!(outcome.failed.is_empty(), "{outcome:?}");
-    for task in &tasks {
-        assert_eq!(
-            w.delivery(task.delivery_id).await.status,
-            DeliveryStatus::Sent
-        );
-    }
+    let tasks = w.queued_to(&[&ch, &ch, &ch, &ch]).await;
+    w.run_all_sent(tasks.clone()).await;
     let stats = w.today().await;
     assert_eq!(stats["ALL"]["sent"], 4);
     assert_eq!(stats["ALL"]["attempts"], 4);
@@ -1078,28 +1085,10 @@ async fn a_batch_reads_each_of_its_channels_once_however_many_deliveries_go_ther
         w.channel(email_outbox()).await,
         w.channel(email_outbox()).await,
     );
-    let mut tasks = Vec::new();
-    for ch in [&first, &second, &first, &second, &first] {
-        tasks.push(
-            w.record(
-                ch,
-                alice(Some("alice@example.com")),
-                DeliveryStatus::Queued,
-                None,
-            )
-            .await,
-        );
-    }
-    let outcome = w
-        .run(tasks.clone(), Utc::now(), RetryPolicy::default())
+    let tasks = w
+        .queued_to(&[&first, &second, &first, &second, &first])
         .await;
-    assert!(outcome.failed.is_empty(), "{outcome:?}");
-    for task in &tasks {
-        assert_eq!(
-            w.delivery(task.delivery_id).await.status,
-            DeliveryStatus::Sent
-        );
-    }
+    w.run_all_sent(tasks).await;
     for ch in [&first, &second] {
         assert_eq!(
             counting.reads_of(&herald_shared::store::keys::channel(&w.org, &ch.id)),
@@ -1108,16 +1097,7 @@ async fn a_batch_reads_each_of_its_channels_once_however_many_deliveries_go_ther
     }
 
     // The next batch reads them again: a change to a channel is seen by the batch after it.
-    let more = vec![
-        w.record(
-            &first,
-            alice(Some("alice@example.com")),
-            DeliveryStatus::Queued,
-            None,
-        )
-        .await,
-    ];
-    w.run(more, Utc::now(), RetryPolicy::default()).await;
+    w.run_all_sent(w.queued_to(&[&first]).await).await;
     assert_eq!(
         counting.reads_of(&herald_shared::store::keys::channel(&w.org, &first.id)),
         2
