@@ -32,6 +32,7 @@ use herald_shared::repo::users;
 use herald_shared::repo::{Channels, deliveries, lanes, stats};
 use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;
+use herald_testing::store::{Call, Watch, Watched};
 
 /// Stands in for the HTTP sender: user-facing messages must never reach it.
 #[derive(Debug)]
@@ -976,20 +977,15 @@ impl Queue for Capture {
 }
 
 /// Counts the counter `ADD`s (entity type `stats`) and the reads made through it.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct Counting {
-    inner: Arc<dyn Store>,
     stats_adds: std::sync::Mutex<Vec<herald_shared::store::Key>>,
     gets: std::sync::Mutex<Vec<herald_shared::store::Key>>,
 }
 
 impl Counting {
-    fn over(inner: &Arc<dyn Store>) -> Arc<Self> {
-        Arc::new(Self {
-            inner: Arc::clone(inner),
-            stats_adds: std::sync::Mutex::new(Vec::new()),
-            gets: std::sync::Mutex::new(Vec::new()),
-        })
+    fn over(inner: &Arc<dyn Store>) -> Arc<Watched<Self>> {
+        Watched::new(Arc::clone(inner), Self::default())
     }
 
     /// How many times `key` was read.
@@ -1004,51 +1000,21 @@ impl Counting {
 }
 
 #[async_trait]
-impl Store for Counting {
-    async fn get(
-        &self,
-        key: &herald_shared::store::Key,
-    ) -> Result<Option<herald_shared::store::Item>, herald_shared::store::StoreError> {
-        self.gets.lock().unwrap().push(key.clone());
-        self.inner.get(key).await
-    }
-    async fn put(
-        &self,
-        item: herald_shared::store::Item,
-        condition: herald_shared::store::Condition,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        self.inner.put(item, condition).await
-    }
-    async fn delete(
-        &self,
-        key: &herald_shared::store::Key,
-        condition: herald_shared::store::Condition,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        self.inner.delete(key, condition).await
-    }
-    async fn add(
-        &self,
-        key: &herald_shared::store::Key,
-        entity_type: &str,
-        deltas: &std::collections::BTreeMap<String, i64>,
-        condition: herald_shared::store::Condition,
-    ) -> Result<std::collections::BTreeMap<String, i64>, herald_shared::store::StoreError> {
-        if entity_type == "stats" {
+impl Watch for Counting {
+    async fn before(&self, call: Call<'_>) -> Result<(), herald_shared::store::StoreError> {
+        self.gets
+            .lock()
+            .unwrap()
+            .extend_from_slice(call.keys_read());
+        if let Call::Add {
+            key,
+            entity_type: "stats",
+            ..
+        } = call
+        {
             self.stats_adds.lock().unwrap().push(key.clone());
         }
-        self.inner.add(key, entity_type, deltas, condition).await
-    }
-    async fn query(
-        &self,
-        query: herald_shared::store::Query,
-    ) -> Result<herald_shared::store::Page, herald_shared::store::StoreError> {
-        self.inner.query(query).await
-    }
-    async fn transact(
-        &self,
-        ops: Vec<herald_shared::store::WriteOp>,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        self.inner.transact(ops).await
+        Ok(())
     }
 }
 
@@ -1066,14 +1032,14 @@ async fn a_batch_adds_to_each_stats_counter_once_whatever_the_number_of_deliveri
     assert_eq!(stats[&format!("CH#{}", ch.id)]["sent"], 4);
     assert_eq!(stats["RULE#user.welcome"]["sent"], 4);
     // Day, channel and rule: one `ADD` each for the batch, not one per delivery.
-    let adds = counting.stats_adds.lock().unwrap().clone();
+    let adds = counting.watch.stats_adds.lock().unwrap().clone();
     assert_eq!(adds.len(), 3, "{adds:?}");
 
     // The same deliveries handed out again (a duplicate batch) count nothing more.
     let again = w.run(tasks, Utc::now(), RetryPolicy::default()).await;
     assert!(again.failed.is_empty(), "{again:?}");
     assert_eq!(w.today().await["ALL"]["sent"], 4);
-    assert_eq!(counting.stats_adds.lock().unwrap().len(), 3);
+    assert_eq!(counting.watch.stats_adds.lock().unwrap().len(), 3);
 }
 
 #[tokio::test]
@@ -1091,7 +1057,9 @@ async fn a_batch_reads_each_of_its_channels_once_however_many_deliveries_go_ther
     w.run_all_sent(tasks).await;
     for ch in [&first, &second] {
         assert_eq!(
-            counting.reads_of(&herald_shared::store::keys::channel(&w.org, &ch.id)),
+            counting
+                .watch
+                .reads_of(&herald_shared::store::keys::channel(&w.org, &ch.id)),
             1
         );
     }
@@ -1099,7 +1067,9 @@ async fn a_batch_reads_each_of_its_channels_once_however_many_deliveries_go_ther
     // The next batch reads them again: a change to a channel is seen by the batch after it.
     w.run_all_sent(w.queued_to(&[&first]).await).await;
     assert_eq!(
-        counting.reads_of(&herald_shared::store::keys::channel(&w.org, &first.id)),
+        counting
+            .watch
+            .reads_of(&herald_shared::store::keys::channel(&w.org, &first.id)),
         2
     );
 }
@@ -1155,71 +1125,25 @@ async fn a_manual_attempt_that_fails_is_not_retried_keeps_its_cap_slot_and_moves
 
 // ---- Recover: pages of a recovery, and the retry path of a recovered delivery ---------------
 
-/// A store that refuses the next save of a running recovery: a crash between a page's re-queue
-/// and its save.
+/// Refuses the next save of a running recovery: a crash between a page's re-queue and its save.
 #[derive(Debug)]
 struct RecoverySaveFails {
-    inner: Arc<dyn Store>,
     armed: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
-impl Store for RecoverySaveFails {
-    async fn get(
-        &self,
-        key: &herald_shared::store::Key,
-    ) -> Result<Option<herald_shared::store::Item>, herald_shared::store::StoreError> {
-        self.inner.get(key).await
-    }
-    async fn put(
-        &self,
-        item: herald_shared::store::Item,
-        condition: herald_shared::store::Condition,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        if item.key.sk.starts_with("RECOVERY#")
-            && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(herald_shared::store::StoreError::Engine(Box::new(
-                std::io::Error::other("injected: the process died before the save"),
-            )));
-        }
-        self.inner.put(item, condition).await
-    }
-    async fn delete(
-        &self,
-        key: &herald_shared::store::Key,
-        condition: herald_shared::store::Condition,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        self.inner.delete(key, condition).await
-    }
-    async fn add(
-        &self,
-        key: &herald_shared::store::Key,
-        entity_type: &str,
-        deltas: &std::collections::BTreeMap<String, i64>,
-        condition: herald_shared::store::Condition,
-    ) -> Result<std::collections::BTreeMap<String, i64>, herald_shared::store::StoreError> {
-        self.inner.add(key, entity_type, deltas, condition).await
-    }
-    async fn query(
-        &self,
-        query: herald_shared::store::Query,
-    ) -> Result<herald_shared::store::Page, herald_shared::store::StoreError> {
-        self.inner.query(query).await
-    }
-    async fn transact(
-        &self,
-        ops: Vec<herald_shared::store::WriteOp>,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        let saves_recovery = ops.iter().any(|op| {
-            matches!(op, herald_shared::store::WriteOp::Put { item, .. } if item.key.sk.starts_with("RECOVERY#"))
-        });
+impl Watch for RecoverySaveFails {
+    async fn before(&self, call: Call<'_>) -> Result<(), herald_shared::store::StoreError> {
+        let saves_recovery = call
+            .items_put()
+            .iter()
+            .any(|item| item.key.sk.starts_with("RECOVERY#"));
         if saves_recovery && self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(herald_shared::store::StoreError::Engine(Box::new(
                 std::io::Error::other("injected: the process died before the save"),
             )));
         }
-        self.inner.transact(ops).await
+        Ok(())
     }
 }
 
@@ -1459,11 +1383,13 @@ async fn a_recovery_page_that_crashed_before_its_save_runs_again_and_its_counts_
     let ch = slack(&w, None).await;
     let failed = outage(&w, &ch, 30, 0).await;
     let recovery = started_recovery(&w, &ch).await;
-    let failing = RecoverySaveFails {
-        inner: Arc::clone(&w.store),
-        armed: std::sync::atomic::AtomicBool::new(true),
-    };
-    let d = dispatcher(&w, &failing);
+    let failing = Watched::new(
+        Arc::clone(&w.store),
+        RecoverySaveFails {
+            armed: std::sync::atomic::AtomicBool::new(true),
+        },
+    );
+    let d = dispatcher(&w, failing.as_ref());
     let outcome = d
         .handle(vec![page_message(&recovery, 0, 1)], Utc::now())
         .await;

@@ -17,7 +17,6 @@
 //! BENCH_STORM_EVENTS=10000 cargo bench -p herald-matcher --bench storm
 //! ```
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -38,8 +37,9 @@ use herald_shared::queue::Queue;
 use herald_shared::queue::embedded::{EmbeddedQueues, QueueSettings};
 use herald_shared::repo::deliveries::{self, LogFilter};
 use herald_shared::repo::{Channels, Rules};
+use herald_shared::store::StoreError;
 use herald_shared::store::embedded::Embedded;
-use herald_shared::store::{Condition, Item, Key, Page, Query, Store, StoreError, WriteOp};
+use herald_testing::store::{Call, Watch, Watched};
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -48,10 +48,9 @@ fn env(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// A store that counts the requests made of it.
-#[derive(Debug)]
+/// Counts the items read and written through the store it watches.
+#[derive(Debug, Default)]
 struct Counting {
-    inner: Embedded,
     reads: AtomicU64,
     writes: AtomicU64,
 }
@@ -66,40 +65,12 @@ impl Counting {
 }
 
 #[async_trait]
-impl Store for Counting {
-    async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.inner.get(key).await
-    }
-    async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
-        self.reads.fetch_add(keys.len() as u64, Ordering::Relaxed);
-        self.inner.get_many(keys).await
-    }
-    async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.put(item, condition).await
-    }
-    async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.delete(key, condition).await
-    }
-    async fn add(
-        &self,
-        key: &Key,
-        entity_type: &str,
-        deltas: &BTreeMap<String, i64>,
-        condition: Condition,
-    ) -> Result<BTreeMap<String, i64>, StoreError> {
-        self.writes.fetch_add(1, Ordering::Relaxed);
-        self.inner.add(key, entity_type, deltas, condition).await
-    }
-    async fn query(&self, query: Query) -> Result<Page, StoreError> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.inner.query(query).await
-    }
-    async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-        self.writes.fetch_add(ops.len() as u64, Ordering::Relaxed);
-        self.inner.transact(ops).await
+impl Watch for Counting {
+    async fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+        self.reads.fetch_add(call.reads() as u64, Ordering::Relaxed);
+        self.writes
+            .fetch_add(call.writes() as u64, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -136,11 +107,10 @@ async fn run(
     batch: usize,
 ) -> Figures {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let store = Arc::new(Counting {
-        inner: Embedded::open(dir.path().join("herald.redb")).expect("the store"),
-        reads: AtomicU64::new(0),
-        writes: AtomicU64::new(0),
-    });
+    let store = Watched::new(
+        Arc::new(Embedded::open(dir.path().join("herald.redb")).expect("the store")),
+        Counting::default(),
+    );
     let queues = EmbeddedQueues::open(dir.path().join("queues.redb")).expect("the queues");
     let dispatch: Arc<dyn Queue> = Arc::new(queues.queue("dispatch", QueueSettings::default()));
     let matches: Arc<dyn Queue> = Arc::new(queues.queue("match", QueueSettings::default()));
@@ -200,7 +170,7 @@ async fn run(
         rules: &rules,
         retention: chrono::Duration::days(30),
     };
-    store.reset();
+    store.watch.reset();
 
     let event = |i: usize, now: DateTime<Utc>| -> QueueMessage {
         let k = i % keys;
@@ -276,7 +246,7 @@ async fn run(
         first_message_after = Some(chrono::Duration::seconds(30));
     }
     let elapsed = started.elapsed();
-    let (reads, writes) = store.reset();
+    let (reads, writes) = store.watch.reset();
     let mut all = Vec::new();
     let mut cursor = None;
     loop {

@@ -210,67 +210,44 @@ async fn load(store: &dyn Store, org: OrgId) -> Result<OrgRules, StoreError> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
     use herald_core::domain::rule::NewRule;
     use herald_shared::repo::{Channels, Rules};
     use herald_shared::store::embedded::Embedded;
-    use herald_shared::store::{Condition, Item, Key, Page, Query, WriteOp};
+    use herald_testing::store::{Call, Watch, Watched};
 
     use super::*;
 
-    /// The embedded store, counting queries and making each take a moment, so that concurrent
-    /// loads overlap.
-    #[derive(Debug)]
+    /// Counts queries and makes each take a moment, so that concurrent loads overlap.
+    #[derive(Debug, Default)]
     struct SlowQueries {
-        inner: Embedded,
         queries: AtomicUsize,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
     }
 
     #[async_trait]
-    impl Store for SlowQueries {
-        async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-            self.inner.get(key).await
-        }
-        async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
-            self.inner.put(item, condition).await
-        }
-        async fn delete(&self, key: &Key, condition: Condition) -> Result<(), StoreError> {
-            self.inner.delete(key, condition).await
-        }
-        async fn add(
-            &self,
-            key: &Key,
-            entity_type: &str,
-            deltas: &BTreeMap<String, i64>,
-            condition: Condition,
-        ) -> Result<BTreeMap<String, i64>, StoreError> {
-            self.inner.add(key, entity_type, deltas, condition).await
-        }
-        async fn query(&self, query: Query) -> Result<Page, StoreError> {
-            self.queries.fetch_add(1, Ordering::SeqCst);
-            let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            self.most_in_flight.fetch_max(in_flight, Ordering::SeqCst);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            self.inner.query(query).await
-        }
-        async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError> {
-            self.inner.transact(ops).await
+    impl Watch for SlowQueries {
+        async fn before(&self, call: Call<'_>) -> Result<(), StoreError> {
+            if let Call::Query(_) = call {
+                self.queries.fetch_add(1, Ordering::SeqCst);
+                let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+                self.most_in_flight.fetch_max(in_flight, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            }
+            Ok(())
         }
     }
 
-    fn slow_store() -> SlowQueries {
-        SlowQueries {
-            inner: Embedded::in_memory().expect("store"),
-            queries: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            most_in_flight: AtomicUsize::new(0),
-        }
+    /// The embedded store, its queries slowed down and counted (`store.watch`).
+    fn slow_store() -> Arc<Watched<SlowQueries>> {
+        Watched::new(
+            Arc::new(Embedded::in_memory().expect("store")),
+            SlowQueries::default(),
+        )
     }
 
     /// Queries of one load: rules, channels, silences.
@@ -282,13 +259,14 @@ mod tests {
         // Nothing is ever fresh: only sharing a load in flight saves one.
         let cache = RulesCache::new(Duration::ZERO);
         let org = OrgId::new();
-        let loads = futures::future::join_all((0..10).map(|_| cache.get(&store, org))).await;
+        let loads =
+            futures::future::join_all((0..10).map(|_| cache.get(store.as_ref(), org))).await;
         assert!(loads.iter().all(Result::is_ok));
-        assert_eq!(store.queries.load(Ordering::SeqCst), LOAD);
-        assert_eq!(store.most_in_flight.load(Ordering::SeqCst), 1);
+        assert_eq!(store.watch.queries.load(Ordering::SeqCst), LOAD);
+        assert_eq!(store.watch.most_in_flight.load(Ordering::SeqCst), 1);
         // A call after that load finished does not take it: max_age 0 means always reload.
-        cache.get(&store, org).await.expect("get");
-        assert_eq!(store.queries.load(Ordering::SeqCst), 2 * LOAD);
+        cache.get(store.as_ref(), org).await.expect("get");
+        assert_eq!(store.watch.queries.load(Ordering::SeqCst), 2 * LOAD);
     }
 
     #[tokio::test]
@@ -296,15 +274,25 @@ mod tests {
         let store = slow_store();
         let cache = RulesCache::new(Duration::from_secs(60));
         let orgs = [OrgId::new(), OrgId::new(), OrgId::new()];
-        let loads = futures::future::join_all(orgs.iter().map(|org| cache.get(&store, *org))).await;
+        let loads =
+            futures::future::join_all(orgs.iter().map(|org| cache.get(store.as_ref(), *org))).await;
         assert!(loads.iter().all(Result::is_ok));
-        assert_eq!(store.queries.load(Ordering::SeqCst), orgs.len() * LOAD);
+        assert_eq!(
+            store.watch.queries.load(Ordering::SeqCst),
+            orgs.len() * LOAD
+        );
         // One org's load does not wait for another's.
-        assert_eq!(store.most_in_flight.load(Ordering::SeqCst), orgs.len());
+        assert_eq!(
+            store.watch.most_in_flight.load(Ordering::SeqCst),
+            orgs.len()
+        );
         for org in orgs {
-            cache.get(&store, org).await.expect("get");
+            cache.get(store.as_ref(), org).await.expect("get");
         }
-        assert_eq!(store.queries.load(Ordering::SeqCst), orgs.len() * LOAD);
+        assert_eq!(
+            store.watch.queries.load(Ordering::SeqCst),
+            orgs.len() * LOAD
+        );
     }
 
     /// A rule of `org` keyed `key`, to a new Slack channel stored in `store`.
@@ -329,15 +317,25 @@ mod tests {
         let cache = RulesCache::new(Duration::from_secs(60));
         let (org, other) = (OrgId::new(), OrgId::new());
         for org in [org, other] {
-            assert!(cache.get(&store, org).await.expect("get").by_key.is_empty());
+            assert!(
+                cache
+                    .get(store.as_ref(), org)
+                    .await
+                    .expect("get")
+                    .by_key
+                    .is_empty()
+            );
         }
-        let rule = rule(&store, org, "disk.full").await;
-        Rules::new(&store).create(&rule).await.expect("create");
+        let rule = rule(store.as_ref(), org, "disk.full").await;
+        Rules::new(store.as_ref())
+            .create(&rule)
+            .await
+            .expect("create");
         cache.changed(org);
-        let rules = cache.get(&store, org).await.expect("get");
+        let rules = cache.get(store.as_ref(), org).await.expect("get");
         assert!(rules.by_key.contains_key(&rule.key));
-        cache.get(&store, other).await.expect("get");
-        assert_eq!(store.queries.load(Ordering::SeqCst), 3 * LOAD);
+        cache.get(store.as_ref(), other).await.expect("get");
+        assert_eq!(store.watch.queries.load(Ordering::SeqCst), 3 * LOAD);
     }
 
     #[tokio::test]
@@ -345,19 +343,22 @@ mod tests {
         let store = slow_store();
         let cache = RulesCache::new(Duration::from_secs(60));
         let org = OrgId::new();
-        let rule = rule(&store, org, "disk.full").await;
+        let rule = rule(store.as_ref(), org, "disk.full").await;
         let change = async {
             // The load has read the rules once its second query (channels) began.
-            while store.queries.load(Ordering::SeqCst) < 2 {
+            while store.watch.queries.load(Ordering::SeqCst) < 2 {
                 tokio::task::yield_now().await;
             }
-            Rules::new(&store).create(&rule).await.expect("create");
+            Rules::new(store.as_ref())
+                .create(&rule)
+                .await
+                .expect("create");
             cache.changed(org);
         };
-        let (loaded, ()) = tokio::join!(cache.get(&store, org), change);
+        let (loaded, ()) = tokio::join!(cache.get(store.as_ref(), org), change);
         assert!(loaded.expect("get").by_key.is_empty());
         // Kept, the load would answer for a minute without the rule.
-        let rules = cache.get(&store, org).await.expect("get");
+        let rules = cache.get(store.as_ref(), org).await.expect("get");
         assert!(rules.by_key.contains_key(&rule.key));
     }
 }

@@ -482,7 +482,9 @@ mod tests {
     use async_trait::async_trait;
 
     /// The embedded store, whose first `conflicts` `put_all`s answer a conflict without writing:
-    /// a record there when written, expired (gone) when read back.
+    /// a record there when written, expired (gone) when read back. (Not a
+    /// `herald_testing::store::Watched`: that implements the `Store` of the library build of
+    /// this crate, not of this test build.)
     #[derive(Debug)]
     struct ExpiresUnderTheWrite {
         inner: Embedded,

@@ -24,6 +24,7 @@ use herald_shared::repo::events::{AlertOutcome, AlertOutcomeKind, RoutedDelivery
 use herald_shared::repo::{deliveries, events};
 use herald_shared::store::Store;
 use herald_shared::store::embedded::Embedded;
+use herald_testing::store::{Call, Watch, Watched};
 use http::StatusCode;
 use serde_json::json;
 
@@ -629,73 +630,29 @@ async fn an_event_lists_capped_and_deferred_deliveries_as_the_matcher_recorded_t
     );
 }
 
-/// A store that counts the writes made through it.
-#[derive(Debug)]
-struct Spy {
-    inner: Arc<dyn Store>,
-    writes: std::sync::atomic::AtomicUsize,
+/// Counts the writes made through the store it watches.
+#[derive(Debug, Default)]
+struct Writes(std::sync::atomic::AtomicUsize);
+
+impl Writes {
+    fn count(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 #[async_trait::async_trait]
-impl Store for Spy {
-    async fn get(
-        &self,
-        key: &herald_shared::store::Key,
-    ) -> Result<Option<herald_shared::store::Item>, herald_shared::store::StoreError> {
-        self.inner.get(key).await
-    }
-    async fn put(
-        &self,
-        item: herald_shared::store::Item,
-        condition: herald_shared::store::Condition,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.put(item, condition).await
-    }
-    async fn delete(
-        &self,
-        key: &herald_shared::store::Key,
-        condition: herald_shared::store::Condition,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.delete(key, condition).await
-    }
-    async fn add(
-        &self,
-        key: &herald_shared::store::Key,
-        entity_type: &str,
-        deltas: &std::collections::BTreeMap<String, i64>,
-        condition: herald_shared::store::Condition,
-    ) -> Result<std::collections::BTreeMap<String, i64>, herald_shared::store::StoreError> {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.add(key, entity_type, deltas, condition).await
-    }
-    async fn query(
-        &self,
-        query: herald_shared::store::Query,
-    ) -> Result<herald_shared::store::Page, herald_shared::store::StoreError> {
-        self.inner.query(query).await
-    }
-    async fn transact(
-        &self,
-        ops: Vec<herald_shared::store::WriteOp>,
-    ) -> Result<(), herald_shared::store::StoreError> {
-        self.writes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.inner.transact(ops).await
+impl Watch for Writes {
+    async fn before(&self, call: Call<'_>) -> Result<(), herald_shared::store::StoreError> {
+        self.0
+            .fetch_add(call.writes(), std::sync::atomic::Ordering::SeqCst);
+        Ok(())
     }
 }
 
 #[tokio::test]
 async fn explain_names_the_first_failing_predicate_and_what_each_delivery_would_do_writing_nothing()
 {
-    let spy = Arc::new(Spy {
-        inner: embedded(),
-        writes: Default::default(),
-    });
+    let spy = Watched::new(embedded(), Writes::default());
     let ops = ops(spy.clone() as Arc<dyn Store>).await;
     let email = ops
         .app
@@ -737,7 +694,7 @@ async fn explain_names_the_first_failing_predicate_and_what_each_delivery_would_
         )
         .await
         .expect(StatusCode::OK);
-    let before = spy.writes.load(std::sync::atomic::Ordering::SeqCst);
+    let before = spy.watch.count();
 
     let event =
         json!({"type": "disk.full", "module": "ops", "properties": {"severity": "warning"}});
@@ -749,11 +706,7 @@ async fn explain_names_the_first_failing_predicate_and_what_each_delivery_would_
         )
         .await
         .expect(StatusCode::OK);
-    assert_eq!(
-        spy.writes.load(std::sync::atomic::Ordering::SeqCst),
-        before,
-        "explain wrote nothing"
-    );
+    assert_eq!(spy.watch.count(), before, "explain wrote nothing");
     assert!(ops.queued().await.is_empty(), "and queued nothing");
     assert_eq!(a.json["rulesSource"], "live");
     assert_eq!(a.json["evaluatedAt"], "2026-06-01T23:30:00Z");
@@ -834,7 +787,7 @@ async fn explain_names_the_first_failing_predicate_and_what_each_delivery_would_
     )
     .await
     .unwrap();
-    let before = spy.writes.load(std::sync::atomic::Ordering::SeqCst);
+    let before = spy.watch.count();
     let a = ops
         .app
         .post(
@@ -844,7 +797,7 @@ async fn explain_names_the_first_failing_predicate_and_what_each_delivery_would_
         )
         .await
         .expect(StatusCode::OK);
-    assert_eq!(spy.writes.load(std::sync::atomic::Ordering::SeqCst), before);
+    assert_eq!(spy.watch.count(), before);
     let rules = a.json["rules"].as_array().unwrap();
     assert_eq!(rules.len(), 2, "only the matched ones");
     let mail = rules.iter().find(|r| r["key"] == "mail-oncall").unwrap();
