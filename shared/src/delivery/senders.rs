@@ -195,12 +195,10 @@ mod tests {
     use std::time::Duration;
 
     use bytes::Bytes;
-    use chrono::Utc;
 
     use super::*;
     use herald_core::delivery::format::Target;
-    use herald_core::domain::channel::{ChannelHealth, ChannelName};
-    use herald_core::domain::{ChannelId, DeliveryId, OrgId};
+    use herald_core::domain::{DeliveryId, OrgId};
 
     /// Answers delivered, saying its name.
     #[derive(Debug)]
@@ -220,19 +218,7 @@ mod tests {
     }
 
     fn channel(config: ChannelConfig) -> Channel {
-        let now = Utc::now();
-        Channel {
-            id: ChannelId::new(),
-            org_id: OrgId::new(),
-            name: ChannelName::parse("c").expect("name"),
-            config,
-            frequency_cap: None,
-            rate_limit: None,
-            enabled: true,
-            health: ChannelHealth::default(),
-            created_at: now,
-            updated_at: now,
-        }
+        herald_testing::channels::channel(OrgId::new(), config)
     }
 
     fn message(kind: herald_core::domain::channel::ChannelKind) -> OutboundMessage {

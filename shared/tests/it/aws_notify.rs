@@ -10,16 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
 use herald_core::delivery::format::email::{self, EmailRenderer};
 use herald_core::delivery::format::{MessageContext, OutboundMessage};
 use herald_core::delivery::tracking::{Tracker, TrackingKey};
-use herald_core::domain::channel::{
-    Channel, ChannelConfig, ChannelHealth, ChannelName, EmailConfig, SmsConfig,
-};
+use herald_core::domain::channel::{Channel, ChannelConfig, EmailConfig, SmsConfig};
 use herald_core::domain::delivery::ErrorClass;
 use herald_core::domain::event::Event;
-use herald_core::domain::{ChannelId, DeliveryId, OrgId, RuleKey};
+use herald_core::domain::{DeliveryId, OrgId, RuleKey};
 use herald_shared::delivery::{self, AttemptOutcome, Sender, Senders};
 use serde_json::{Value, json};
 use url::Url;
@@ -54,19 +51,7 @@ fn tracker() -> Tracker {
 }
 
 fn channel(config: ChannelConfig) -> Channel {
-    let now = Utc::now();
-    Channel {
-        id: ChannelId::new(),
-        org_id: OrgId::new(),
-        name: ChannelName::parse("alerts").unwrap(),
-        config,
-        frequency_cap: None,
-        rate_limit: None,
-        enabled: true,
-        health: ChannelHealth::default(),
-        created_at: now,
-        updated_at: now,
-    }
+    herald_testing::channels::channel(OrgId::new(), config)
 }
 
 fn event(title: &str) -> Event {

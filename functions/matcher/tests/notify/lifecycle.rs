@@ -19,7 +19,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use herald_core::domain::alert::{AlertAction, AlertSignal, AlertState, Alerting, DedupKey};
 use herald_core::domain::channel::{
-    Channel, ChannelConfig, ChannelHealth, ChannelKind, ChannelName, ChannelPolicy,
+    Channel, ChannelConfig, ChannelKind, ChannelName, ChannelPolicy,
 };
 use herald_core::domain::delivery::{Delivery, Trigger};
 use herald_core::domain::event::{Event, EventType, Module};
@@ -125,18 +125,10 @@ async fn channel(store: &dyn Store, org: OrgId, name: &str, kind: ChannelKind) -
         default_outbox: false,
         check_private_key: |_| Ok(()),
     };
-    let now = Utc::now();
+    let config = ChannelConfig::parse(kind, Some(config), None, &policy).unwrap();
     let channel = Channel {
-        id: ChannelId::new(),
-        org_id: org,
         name: ChannelName::parse(name).unwrap(),
-        config: ChannelConfig::parse(kind, Some(config), None, &policy).unwrap(),
-        frequency_cap: None,
-        rate_limit: None,
-        enabled: true,
-        health: ChannelHealth::default(),
-        created_at: now,
-        updated_at: now,
+        ..herald_testing::channels::channel(org, config)
     };
     Channels::new(store).create(&channel).await.unwrap();
     channel.id
