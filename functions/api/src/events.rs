@@ -16,7 +16,7 @@ use chrono::Utc;
 use herald_core::admission::{BACKLOG_RETRY_AFTER, IngestRefusal, retry_after_seconds};
 use herald_core::domain::event::{Event, EventInput};
 use herald_core::domain::{EventId, OrgId};
-use herald_shared::bus::{API_SOURCE, BusEntry, MAX_PUT_BATCH};
+use herald_shared::bus::{API_SOURCE, BusEntry};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -158,7 +158,7 @@ pub async fn post_events(
         admit(&state, auth.org_id, valid.len(), single).await?;
     }
 
-    for chunk in valid.chunks(MAX_PUT_BATCH) {
+    for chunk in valid.chunks(state.bus.max_batch().max(1)) {
         let entries = chunk.iter().map(|(_, event)| bus_entry(event)).collect();
         let refused = match state.bus.put_events(entries).await {
             Ok(()) => Vec::new(),

@@ -1,5 +1,5 @@
 //! End-to-end benchmark of `herald serve`: events in through `POST /events`, webhooks out to a
-//! local receiver. Prints sustained deliveries/s, server CPU per delivery, accept-to-arrival
+//! local receiver. Prints sustained deliveries/s, server CPU per delivery, send-to-arrival
 //! latency at fixed offered rates, and the server's memory after the run.
 //!
 //! The workload is issue 12's, the one Alertmanager was measured with: `BENCH_CHANNELS` (50)
@@ -27,7 +27,7 @@
 //! - **fairness**: a second org holds a backlog of `BENCH_FAIRNESS_BACKLOG` (100000) events to a
 //!   receiver answering in 2 s, then as many to one that never answers, while the bench org sends
 //!   10 events/s for `BENCH_FAIRNESS_SECS` (30) to a fast receiver; prints that org's
-//!   accept→arrival percentiles in each phase.
+//!   send→arrival percentiles in each phase.
 
 use std::collections::HashSet;
 use std::io::BufRead as _;
@@ -52,7 +52,9 @@ const TICK: Duration = Duration::from_millis(10);
 /// How long to wait for the last deliveries of a run before calling them missing.
 const DRAIN: Duration = Duration::from_secs(120);
 /// Issue 12's targets: 5× Alertmanager's 6,270 deliveries/s and 0.17 ms CPU per delivery on the
-/// same machine, and open-loop p99 from the 202 to arrival at two rates.
+/// same machine, and open-loop p99 to arrival at two rates — the issue counts from the 2xx, which
+/// under `herald serve` now comes once the events are matched, so it is taken from the request's
+/// send here (the stricter reading).
 const TARGET_PER_SECOND: f64 = 30_000.0;
 const TARGET_CPU_MS: f64 = 0.05;
 const TARGET_P99_MS: [(usize, f64); 2] = [(1_000, 5.0), (10_000, 50.0)];
@@ -157,7 +159,10 @@ impl Server {
         let org = uuid::Uuid::new_v4().to_string();
         let api_key = format!("pk_test_bench{}", uuid::Uuid::new_v4().simple());
         let admin_key = format!("bench-admin-{}", uuid::Uuid::new_v4().simple());
-        let mut child = Command::new(env!("CARGO_BIN_EXE_herald"))
+        // `BENCH_SERVER_BIN=<path>` runs another build of `herald` (to compare two versions).
+        let bin = std::env::var_os("BENCH_SERVER_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_herald").into());
+        let mut child = Command::new(bin)
             .args([
                 "serve",
                 "--port",
@@ -519,12 +524,12 @@ async fn main() -> anyhow::Result<()> {
 
     // (c): latency at fixed offered rates, open loop.
     println!(
-        "(c) latency from the 202 answer to arrival at the receiver, open-loop offered rate, {rate_secs} s each"
+        "(c) latency from the request's send to arrival at the receiver (and from its 202: under `herald serve` the 202 comes once the events are matched, so much of the path is before it), open-loop offered rate, {rate_secs} s each"
     );
     println!(
-        "| offered/s | sent | delivered | achieved/s | p50 | p99 | p99.9 | max | load | target |"
+        "| offered/s | sent | delivered | achieved/s | p50 | p99 | p99.9 | max | p50 from 202 | p99 from 202 | load | target (p99 from the send) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for rate in rates {
         let per_tick = (rate as f64 * TICK.as_secs_f64()).round().max(1.0) as usize;
         let ticks = usize::try_from(rate_secs * 1000 / TICK.as_millis() as u64).unwrap_or(0);
@@ -553,23 +558,30 @@ async fn main() -> anyhow::Result<()> {
             .clone();
         let mut latencies: Vec<u64> = arrivals
             .iter()
+            .map(|a| a.arrived_at.saturating_sub(a.sent_at))
+            .collect();
+        latencies.sort_unstable();
+        let mut from_202: Vec<u64> = arrivals
+            .iter()
             .map(|a| {
                 let accepted_at = accepted.get(a.request).copied().filter(|&t| t > 0);
                 a.arrived_at
                     .saturating_sub(accepted_at.unwrap_or(a.sent_at))
             })
             .collect();
-        latencies.sort_unstable();
+        from_202.sort_unstable();
         let span = arrivals.iter().map(|a| a.arrived_at).max().unwrap_or(0)
             - arrivals.iter().map(|a| a.sent_at).min().unwrap_or(0);
         let p99 = percentile(&latencies, 99.0);
         println!(
-            "| {rate} | {sent} | {} | {:.0} | {:.1} ms | {p99:.1} ms | {:.1} ms | {:.1} ms | {} | {} |",
+            "| {rate} | {sent} | {} | {:.0} | {:.1} ms | {p99:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {} | {} |",
             distinct(&arrivals),
             distinct(&arrivals) as f64 / (span as f64 / 1e9),
             percentile(&latencies, 50.0),
             percentile(&latencies, 99.9),
             latencies.last().copied().unwrap_or(0) as f64 / 1e6,
+            percentile(&from_202, 50.0),
+            percentile(&from_202, 99.0),
             load(),
             match TARGET_P99_MS.iter().find(|(r, _)| *r == rate) {
                 Some((_, ms)) if p99 < *ms => format!("p99 < {ms} ms: met"),
@@ -823,7 +835,7 @@ async fn fairness(client: &reqwest::Client, server: &Server) -> anyhow::Result<(
     )
     .await?;
     println!(
-        "(f) fairness: org A holds a backlog of {backlog} events to one receiver; org B sends 10 events/s for {secs} s to a fast one"
+        "(f) fairness: org A holds a backlog of {backlog} events to one receiver; org B sends 10 events/s for {secs} s to a fast one (B's latency from each request's send to arrival)"
     );
     println!(
         "| org A's receiver | A's requests during the run | B delivered | B p50 | B p99 | B max | target |"
@@ -850,7 +862,6 @@ async fn fairness(client: &reqwest::Client, server: &Server) -> anyhow::Result<(
             post_as(client, server, &noisy, events).await?;
         }
         let before = count.load(Ordering::Relaxed);
-        let mut accepted = Vec::with_capacity(secs * 10);
         for request in 0..secs * 10 {
             let tick = Instant::now();
             let sent_at = nanos();
@@ -861,13 +872,12 @@ async fn fairness(client: &reqwest::Client, server: &Server) -> anyhow::Result<(
                 vec![json!({"type": "quiet.event", "module": "ops", "properties": {"sentAtNanos": sent_at, "request": request}})],
             )
             .await?;
-            accepted.push(nanos());
             tokio::time::sleep(Duration::from_millis(100).saturating_sub(tick.elapsed())).await;
         }
         let arrivals = drain(&quiet_rx, secs * 10).await;
         let mut latencies: Vec<u64> = arrivals
             .iter()
-            .filter_map(|a| Some(a.arrived_at.saturating_sub(*accepted.get(a.request)?)))
+            .map(|a| a.arrived_at.saturating_sub(a.sent_at))
             .collect();
         latencies.sort_unstable();
         let p99 = percentile(&latencies, 99.0);

@@ -1,5 +1,6 @@
-//! `herald serve` matches events in the ingest worker, right after recording them, instead of
-//! sending them through the match queue to a match worker.
+//! `herald serve` matches events in the ingest handler, right after recording them — in the API's
+//! request (see `inline_ingest`) or in an ingest worker — instead of sending them through the
+//! match queue to a match worker.
 //!
 //! On AWS, ingest and matching are separate Lambdas joined by the match queue. In one process
 //! that hop is only cost: a durable send, a receive and a delete per event, each a write of the

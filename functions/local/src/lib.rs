@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admission;
 pub mod conn;
 pub mod dev;
+mod inline_ingest;
 mod inline_match;
 mod scheduler;
 pub mod serve;

@@ -21,7 +21,6 @@ use herald_ingest::Ingest;
 use herald_ingest::feedback::Feedback;
 use herald_matcher::{Matcher, RulesCache};
 use herald_shared::admission::{Admission, BacklogBound, MemoryLimiter};
-use herald_shared::bus::local::QueueBus;
 use herald_shared::delivery::http::{OutboundClient, OutboundConfig};
 use herald_shared::delivery::providers::fcm::FcmSender;
 use herald_shared::delivery::providers::smtp::{SmtpConfig, SmtpSender};
@@ -38,6 +37,7 @@ use tokio::sync::watch;
 use tracing::info;
 
 use crate::admission::QueueBacklog;
+use crate::inline_ingest::InlineIngest;
 use crate::inline_match::InlineMatch;
 use crate::{admin, conn, dev, scheduler, worker};
 use clap::Parser;
@@ -292,7 +292,6 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             dead_letter: None,
         },
     ));
-    let ingest_queue: Arc<dyn Queue> = Arc::new(ingest.clone());
     let match_queue: Arc<dyn Queue> = Arc::new(matching.clone());
     let dispatch_queue: Arc<dyn Queue> = Arc::new(dispatch.clone());
 
@@ -391,9 +390,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
     let rules = Arc::new(RulesCache::new(Duration::from_secs(
         args.rules_cache_seconds,
     )));
-    {
-        // Events are matched in the ingest worker, not through the match queue (see
-        // `inline_match`).
+    // Events are ingested by the API as it accepts them (see `inline_ingest`), and matched as
+    // they are ingested, not through the match queue (see `inline_match`). The ingest workers
+    // take the events whose ingesting failed, when they become visible again.
+    let ingest_handler = {
         let matching: Arc<dyn Queue> = Arc::new(InlineMatch {
             store: Arc::clone(&store),
             dispatch_queue: Arc::clone(&dispatch_queue),
@@ -402,25 +402,26 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
             retention,
         });
         let store = Arc::clone(&store);
-        workers.extend(worker::spawn(
-            "ingest",
-            ingest,
-            PIPELINE_WORKERS,
-            move |messages| {
-                let (store, matching) = (Arc::clone(&store), Arc::clone(&matching));
-                async move {
-                    Ingest {
-                        store: store.as_ref(),
-                        match_queue: matching.as_ref(),
-                        retention,
-                    }
-                    .handle(messages, chrono::Utc::now())
-                    .await
+        move |messages| {
+            let (store, matching) = (Arc::clone(&store), Arc::clone(&matching));
+            async move {
+                Ingest {
+                    store: store.as_ref(),
+                    match_queue: matching.as_ref(),
+                    retention,
                 }
-            },
-            shutdown.clone(),
-        ));
-    }
+                .handle(messages, chrono::Utc::now())
+                .await
+            }
+        }
+    };
+    workers.extend(worker::spawn(
+        "ingest",
+        ingest.clone(),
+        PIPELINE_WORKERS,
+        ingest_handler.clone(),
+        shutdown.clone(),
+    ));
     {
         // SES feedback, as on AWS; `POST /admin/feedback/ses` queues notifications here.
         let (store, feedback_dlq) = (Arc::clone(&store), Arc::clone(&feedback_dlq));
@@ -512,7 +513,10 @@ pub async fn start(args: ServeArgs) -> anyhow::Result<Running> {
 
     let state = AppState {
         store: Arc::clone(&store),
-        bus: Arc::new(QueueBus::new(Arc::clone(&ingest_queue))),
+        bus: Arc::new(InlineIngest {
+            queue: ingest,
+            handler: ingest_handler,
+        }),
         sender: sender.clone(),
         config: Arc::new(ApiConfig {
             admin_key: Some(AdminKey::new(&credentials.admin_key)),

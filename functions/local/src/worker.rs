@@ -109,8 +109,14 @@ pub fn sleep_until(at: Option<SystemTime>) -> Duration {
     })
 }
 
-async fn handle<H, F>(name: &'static str, queue: &EmbeddedQueue, batch: Vec<Received>, handler: &H)
-where
+/// Hands a received batch to `handler` and settles it (see [`settle`]); a panicking handler
+/// leaves the batch to be received again.
+pub async fn handle<H, F>(
+    name: &'static str,
+    queue: &EmbeddedQueue,
+    batch: Vec<Received>,
+    handler: &H,
+) where
     H: Fn(Vec<QueueMessage>) -> F,
     F: Future<Output = BatchOutcome> + Send + 'static,
 {

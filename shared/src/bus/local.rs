@@ -40,15 +40,13 @@ impl QueueBus {
             detail: entry.detail,
         }
     }
-}
 
-#[async_trait]
-impl EventBus for QueueBus {
-    async fn put_events(&self, entries: Vec<BusEntry>) -> Result<(), BusError> {
-        let messages = entries
+    /// The ingest queue's messages for `entries`: each envelope in its org's lane, so that one
+    /// org's flood does not hold up another's events.
+    pub fn messages(entries: Vec<BusEntry>) -> Result<Vec<Outgoing>, BusError> {
+        entries
             .into_iter()
             .map(|entry| {
-                // The org's lane, so that one org's flood does not hold up another's events.
                 let lane = entry
                     .detail
                     .get("orgId")
@@ -61,9 +59,20 @@ impl EventBus for QueueBus {
                     })
                     .map_err(|e| BusError::Engine(Box::new(e)))
             })
-            .collect::<Result<Vec<_>, _>>()?;
-        send_all(self.queue.as_ref(), messages)
+            .collect()
+    }
+}
+
+#[async_trait]
+impl EventBus for QueueBus {
+    async fn put_events(&self, entries: Vec<BusEntry>) -> Result<(), BusError> {
+        send_all(self.queue.as_ref(), Self::messages(entries)?)
             .await
             .map_err(|e| BusError::Engine(Box::new(e)))
+    }
+
+    /// As many as the queue takes in one send.
+    fn max_batch(&self) -> usize {
+        self.queue.max_batch()
     }
 }

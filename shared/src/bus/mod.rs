@@ -55,6 +55,12 @@ pub enum BusError {
 
 #[async_trait]
 pub trait EventBus: Send + Sync + std::fmt::Debug {
-    /// Publishes up to [`MAX_PUT_BATCH`] entries.
+    /// Publishes up to [`max_batch`](Self::max_batch) entries.
     async fn put_events(&self, entries: Vec<BusEntry>) -> Result<(), BusError>;
+
+    /// The most entries one [`put_events`](Self::put_events) takes: EventBridge's
+    /// [`MAX_PUT_BATCH`] unless the bus takes more.
+    fn max_batch(&self) -> usize {
+        MAX_PUT_BATCH
+    }
 }

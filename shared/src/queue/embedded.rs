@@ -363,6 +363,31 @@ impl EmbeddedQueue {
             .await
     }
 
+    /// Sends `messages` and receives them at once, in one operation: each is stored in flight
+    /// (received once, hidden for the visibility timeout) and handed back with its receipt. For
+    /// a sender that handles its own messages right away (`herald serve`'s API ingests the
+    /// events it accepts): a delete settles each like any received message, and one the sender
+    /// does not settle — it failed, or the process died — becomes visible to the queue's
+    /// receivers after the visibility timeout, like any message whose consumer failed. So the
+    /// messages are as safe as after [`Queue::send_batch`], without a receive of their own.
+    /// Delays are refused: a message handed back is not delayed.
+    pub async fn send_received(
+        &self,
+        messages: Vec<Outgoing>,
+    ) -> Result<Vec<Received>, QueueError> {
+        check_sendable(&messages)?;
+        if let Some(m) = messages.iter().find(|m| !m.delay.is_zero()) {
+            return Err(QueueError::Rejected(format!(
+                "a message received as it is sent cannot be delayed ({:?})",
+                m.delay
+            )));
+        }
+        let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
+        self.inner
+            .submit(move |t, now| Ok(Ok(t.send_received(&name, &settings, messages, now)?)))
+            .await
+    }
+
     /// One receive attempt, without waiting.
     async fn receive_now(&self, max: usize) -> Result<Polled, QueueError> {
         let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
@@ -385,18 +410,7 @@ impl Queue for EmbeddedQueue {
         if messages.is_empty() {
             return Ok(());
         }
-        if messages.len() > BATCH_LIMIT {
-            return Err(QueueError::Rejected(format!(
-                "{} messages in one batch; at most {BATCH_LIMIT}",
-                messages.len()
-            )));
-        }
-        if let Some(m) = messages.iter().find(|m| m.delay > MAX_DELAY) {
-            return Err(QueueError::Rejected(format!(
-                "delay of {:?} exceeds the {MAX_DELAY:?} maximum",
-                m.delay
-            )));
-        }
+        check_sendable(&messages)?;
         let name = Arc::clone(&self.name);
         self.inner
             .submit(move |t, now| Ok(Ok(t.send(&name, messages, now)?)))
@@ -494,6 +508,24 @@ impl Queue for EmbeddedQueue {
         self.notify.notify_waiters();
         Ok(())
     }
+}
+
+/// Refuses a batch this engine does not take in one send: too many messages, or a delay beyond
+/// SQS's maximum.
+fn check_sendable(messages: &[Outgoing]) -> Result<(), QueueError> {
+    if messages.len() > BATCH_LIMIT {
+        return Err(QueueError::Rejected(format!(
+            "{} messages in one batch; at most {BATCH_LIMIT}",
+            messages.len()
+        )));
+    }
+    if let Some(m) = messages.iter().find(|m| m.delay > MAX_DELAY) {
+        return Err(QueueError::Rejected(format!(
+            "delay of {:?} exceeds the {MAX_DELAY:?} maximum",
+            m.delay
+        )));
+    }
+    Ok(())
 }
 
 /// What [`EmbeddedQueue::receive_lanes`] may take.
@@ -795,14 +827,15 @@ impl<'txn> Tables<'txn> {
         Ok(())
     }
 
-    /// Adds a message to `queue` under a new sequence number.
-    fn add(&mut self, queue: &str, record: &Record) -> Result<(), EngineError> {
+    /// Adds a message to `queue` under a new sequence number, which it returns.
+    fn add(&mut self, queue: &str, record: &Record) -> Result<u64, EngineError> {
         let seq = self.next_seq();
         if let Some(group) = &record.group {
             self.groups.insert((queue, seq), group.as_str())?;
             self.count(queue, group, 1);
         }
-        self.put(queue, seq, record)
+        self.put(queue, seq, record)?;
+        Ok(seq)
     }
 
     fn get(&self, queue: &str, seq: u64) -> Result<Option<Record>, EngineError> {
@@ -878,6 +911,37 @@ impl<'txn> Tables<'txn> {
             self.add(queue, &record)?;
         }
         Ok(())
+    }
+
+    /// Stores `messages` in `queue` as received once, hidden for the visibility timeout, and
+    /// hands them out (see [`EmbeddedQueue::send_received`]).
+    fn send_received(
+        &mut self,
+        queue: &str,
+        settings: &QueueSettings,
+        messages: Vec<Outgoing>,
+        now: u64,
+    ) -> Result<Vec<Received>, EngineError> {
+        let visibility = u64::try_from(settings.visibility_timeout.as_millis()).unwrap_or(u64::MAX);
+        let mut received = Vec::with_capacity(messages.len());
+        for m in messages {
+            let record = Record {
+                visible_at: now.saturating_add(visibility),
+                receive_count: 1,
+                message_id: Uuid::new_v4(),
+                body: m.body,
+                group: m.group,
+            };
+            let seq = self.add(queue, &record)?;
+            received.push(Received {
+                message_id: record.message_id.to_string(),
+                receipt: receipt(seq, record.receive_count),
+                body: record.body,
+                receive_count: record.receive_count,
+                group: record.group,
+            });
+        }
+        Ok(received)
     }
 
     /// Up to `max` index entries of `queue` due at `now`, earliest first.
@@ -963,7 +1027,8 @@ impl<'txn> Tables<'txn> {
     ) -> Result<(), EngineError> {
         self.take(queue, seq, &record)?;
         record.visible_at = now;
-        self.add(dlq, &record)
+        self.add(dlq, &record)?;
+        Ok(())
     }
 
     /// Receives a message: counts the receive and hides it for the visibility timeout.

@@ -384,3 +384,78 @@ async fn a_receive_serves_no_more_lanes_than_asked_and_the_rest_wait_their_turn(
     let rest = q.receive_lanes(request(100, 4)).await.expect("receive");
     assert_eq!(rest.messages.len(), 4, "the third lane's turn");
 }
+
+#[tokio::test]
+async fn messages_sent_received_are_in_flight_until_deleted_or_their_visibility_timeout() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue(
+        "ingest",
+        QueueSettings {
+            visibility_timeout: Duration::from_millis(300),
+            ..settings(5)
+        },
+    );
+    let got = q
+        .send_received(
+            (0..3)
+                .map(|i| Outgoing::now(format!("e{i}")).in_group("org-a"))
+                .collect(),
+        )
+        .await
+        .expect("send received");
+    assert_eq!(bodies(&got), ["e0", "e1", "e2"]);
+    assert!(got.iter().all(|m| m.receive_count == 1));
+    assert!(got.iter().all(|m| m.group.as_deref() == Some("org-a")));
+    let backlog = || async {
+        queues
+            .tenant_backlog("org-a", &["ingest"])
+            .await
+            .expect("backlog")
+    };
+    assert_eq!(backlog().await, 3);
+    // In flight: no receiver sees them, and when they come back is known.
+    let now = q.receive_lanes(request(10, 10)).await.expect("receive");
+    assert!(now.messages.is_empty());
+    assert!(now.wake_at.is_some_and(|at| at > SystemTime::now()));
+
+    // Settled like received messages: by their receipts.
+    q.delete_batch(&[got[0].receipt.clone(), got[2].receipt.clone()])
+        .await
+        .expect("delete");
+    assert_eq!(backlog().await, 1);
+
+    // The one left unsettled comes back, its first receive counted.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let again = q.receive_lanes(request(10, 10)).await.expect("receive");
+    assert_eq!(bodies(&again.messages), ["e1"]);
+    assert_eq!(again.messages[0].receive_count, 2);
+    assert_eq!(again.messages[0].message_id, got[1].message_id);
+    // Its old receipt no longer settles it.
+    assert!(q.delete(&got[1].receipt).await.is_err());
+}
+
+#[tokio::test]
+async fn a_delayed_message_cannot_be_sent_received() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("ingest", settings(5));
+    let refused = q
+        .send_received(vec![
+            Outgoing::now("now").in_group("org-a"),
+            Outgoing::now("later")
+                .in_group("org-a")
+                .delayed(Duration::from_secs(1)),
+        ])
+        .await
+        .expect_err("a delay is refused");
+    assert!(
+        matches!(&refused, herald_shared::queue::QueueError::Rejected(m) if m.contains("delayed")),
+        "{refused}"
+    );
+    assert_eq!(
+        queues
+            .tenant_backlog("org-a", &["ingest"])
+            .await
+            .expect("backlog"),
+        0
+    );
+}

@@ -1,6 +1,6 @@
 //! The delivery scheduler of the real `herald serve`: a channel's deliveries arrive in event
 //! order, and one org's slow or hung receiver — with a backlog behind it — does not hold up
-//! another org's deliveries.
+//! another org's deliveries. And what it is fed: events matched before their 202.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -165,6 +165,19 @@ impl Org {
         body
     }
 
+    async fn get(&self, path: &str) -> Value {
+        let r = reqwest::Client::new()
+            .get(format!("{}/api/v1/orgs/{}{path}", self.url, self.id))
+            .header("x-api-key", &self.key)
+            .send()
+            .await
+            .expect("herald answers");
+        let status = r.status().as_u16();
+        let body: Value = r.json().await.expect("a JSON answer");
+        assert_eq!(status, 200, "{path}: {body}");
+        body
+    }
+
     /// A generic webhook channel to `url` and a rule sending `type` to it.
     async fn route(&self, event_type: &str, url: &str) {
         let channel = self
@@ -257,4 +270,33 @@ async fn a_slow_receiver_with_a_backlog_does_not_hold_up_another_org() {
 #[tokio::test]
 async fn a_hung_receiver_does_not_hold_up_another_org() {
     another_org_is_not_held_up(Answer::Hang, 500).await;
+}
+
+/// Under `herald serve` the API ingests and matches what it accepts before it answers: the 202
+/// already means every event is matched and its deliveries are on record (and on the dispatch
+/// queue) — nothing to poll for.
+#[tokio::test]
+async fn a_202_means_the_events_are_matched_and_their_deliveries_on_record() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let herald = start_herald(&dir);
+    let org = Org::of(&herald);
+    let receiver = Recorder::start(Answer::Hang).await;
+    org.route("matched.check", &receiver.url).await;
+
+    for round in 0..5 {
+        let events: Vec<Value> = (0..20)
+            .map(
+                |seq| json!({"type": "matched.check", "module": "ops", "properties": {"seq": seq}}),
+            )
+            .collect();
+        let accepted = org.post("/events", Value::Array(events)).await;
+        let items = accepted["items"].as_array().expect("items");
+        assert_eq!(items.len(), 20);
+        for item in items {
+            let id = item["id"].as_str().expect("an accepted event's id");
+            let detail = org.get(&format!("/events/{id}")).await;
+            assert_eq!(detail["stage"], "matched", "round {round}: {detail}");
+            assert_eq!(detail["deliveries"], 1, "round {round}: {detail}");
+        }
+    }
 }
