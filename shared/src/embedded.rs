@@ -187,6 +187,8 @@ pub(crate) struct Group<'txn> {
     queues: Option<crate::queue::embedded::Tables<'txn>>,
     /// Whether a store operation wrote (the queues' tables keep their own flag).
     store_dirty: bool,
+    /// How to answer the operations applied inside others ([`Self::apply`]).
+    nested: Vec<Finish>,
 }
 
 impl<'txn> Group<'txn> {
@@ -203,6 +205,15 @@ impl<'txn> Group<'txn> {
     /// Marks the group as holding a store write.
     pub(crate) fn store_wrote(&mut self) {
         self.store_dirty = true;
+    }
+
+    /// Applies another caller's operation inside the one being applied (a queue's parked
+    /// receive, run by the send that gives it something): it commits with the group, and its
+    /// caller hears back like every other caller in it.
+    pub(crate) fn apply(&mut self, job: Box<dyn Job>) -> Result<(), DbError> {
+        let finish = job.apply(self).map_err(DbError::apply)?;
+        self.nested.push(finish);
+        Ok(())
     }
 
     /// The queues' tables.
@@ -362,6 +373,7 @@ pub(crate) fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) -> GroupEnd {
         store: None,
         queues: None,
         store_dirty: false,
+        nested: Vec::new(),
     };
     let mut finishes = Vec::with_capacity(jobs.len());
     let mut jobs = jobs.into_iter();
@@ -375,6 +387,7 @@ pub(crate) fn run_group(db: &Database, jobs: Vec<Box<dyn Job>>) -> GroupEnd {
             }
         }
     }
+    finishes.append(&mut group.nested);
     let failure = match failure {
         None => match group.finish() {
             Ok(dirty) => Ok(dirty),

@@ -17,6 +17,14 @@
 //!   reports it deferred) goes back to its place and the lane is held until then, so nothing
 //!   behind it overtakes it and no worker spins on it.
 //!
+//! When a receive finds nothing to take, the scheduler leaves that receive **parked** in the
+//! queue ([`EmbeddedQueue::park`]) while it waits: the next send to the dispatch queue (the
+//! matcher enqueueing an event's deliveries) runs it in its own operation, right after storing
+//! its messages, so they are received in the transaction that stores them and reach the scheduler
+//! at that commit — not one wake-up and one receive commit later. It is the same receive (same
+//! lanes, allowances and round robin) at an earlier moment. Whatever else wakes the scheduler
+//! takes the parked receive back first (or, if a send ran it meanwhile, uses what it received).
+//!
 //! A slot holds a **run**: up to 32 consecutive messages of one lane, received together and
 //! handed to the dispatcher as one in-order batch (`Dispatcher::handle_in_order`: one delivery
 //! after the other). So a busy lane pays one queue commit per run for its receive, one for its
@@ -35,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
 use herald_shared::queue::Received;
-use herald_shared::queue::embedded::{EmbeddedQueue, LaneRequest};
+use herald_shared::queue::embedded::{EmbeddedQueue, LaneRequest, Parked};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info};
 
@@ -130,6 +138,8 @@ where
         let mut in_flight: HashMap<String, usize> = HashMap::new();
         let mut total = 0usize;
         let mut tally = Tally::default();
+        // The receive left in the queue while the scheduler waits (see below).
+        let mut parked: Option<Parked> = None;
         loop {
             if *shutdown.borrow() {
                 return;
@@ -139,9 +149,15 @@ where
             tokio::pin!(notified);
             notified.as_mut().enable();
 
+            // What the parked receive got, if a send ran it: this round's receive. (Taken back
+            // first in any case: the scheduler's state may have changed since it was parked.)
+            let taken = match parked.take() {
+                Some(p) => p.cancel().await,
+                None => None,
+            };
             let mut wake_at = None;
-            if total < concurrency {
-                let free = concurrency - total;
+            if total < concurrency || taken.is_some() {
+                let free = concurrency.saturating_sub(total);
                 let request = LaneRequest {
                     max: free.saturating_mul(RUN_MAX).min(RECEIVE_MAX),
                     per_lane: RUN_MAX,
@@ -151,8 +167,18 @@ where
                         .collect(),
                     max_lanes: free,
                 };
-                match queue.receive_lanes(request).await {
-                    Ok(batch) if batch.messages.is_empty() => wake_at = batch.wake_at,
+                let received = match taken {
+                    Some(received) => received,
+                    None => queue.receive_lanes(request.clone()).await,
+                };
+                match received {
+                    Ok(batch) if batch.messages.is_empty() => {
+                        wake_at = batch.wake_at;
+                        // Until something wakes the scheduler, the next send to the queue runs
+                        // this receive in its own transaction: its messages reach the scheduler
+                        // at that commit, without a receive (and a commit) of their own.
+                        parked = Some(queue.park(request));
+                    }
                     Ok(batch) => {
                         debug!(deliveries = batch.messages.len(), "scheduled");
                         for (lane, run) in runs(batch.messages) {
@@ -172,6 +198,7 @@ where
             }
             tokio::select! {
                 () = &mut notified => {}
+                () = taken_by_a_send(parked.as_mut()) => {}
                 Some(first) = done_rx.recv() => {
                     // Everything that finished meanwhile, settled together, in the background:
                     // the loop goes on receiving while the deletes commit.
@@ -208,6 +235,14 @@ where
             }
         }
     })
+}
+
+/// Waits until a send ran the parked receive (forever when none is parked).
+async fn taken_by_a_send(parked: Option<&mut Parked>) {
+    match parked {
+        Some(parked) => parked.taken().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// The received messages grouped by lane, each lane's in the order they came (send order).

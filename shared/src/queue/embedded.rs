@@ -37,7 +37,10 @@
 //! # Long polling
 //! Each queue has a [`Notify`]. Sends, redrives, dead-letter moves and visibility changes wake the
 //! queue's waiting receivers; a receiver that finds nothing due also learns when the next message
-//! becomes visible and sleeps until then (or its deadline), so there is no busy polling.
+//! becomes visible and sleeps until then (or its deadline), so there is no busy polling. A lane
+//! receiver can do better than wake up and receive: it parks its receive in the queue
+//! ([`EmbeddedQueue::park`]) and the next send runs it in the same operation as itself, so the
+//! messages are received in the very commit that stores them.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Bound;
@@ -47,12 +50,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use uuid::Uuid;
 
 use super::{MAX_BATCH, MAX_DELAY, Outgoing, Queue, QueueError, Receipt, Received};
-use crate::embedded::{DbError, EmbeddedDb, GroupFailure};
+use crate::embedded::{DbError, EmbeddedDb, GroupFailure, Job, job};
 
 /// Messages a redrive moves per transaction.
 const REDRIVE_CHUNK: usize = 500;
@@ -136,6 +139,8 @@ impl EmbeddedQueues {
             inner: Arc::new(Inner {
                 db: db.clone(),
                 notifiers: Mutex::new(HashMap::new()),
+                parked: Mutex::new(HashMap::new()),
+                next_park: std::sync::atomic::AtomicU64::new(0),
             }),
         })
     }
@@ -330,6 +335,50 @@ impl EmbeddedQueue {
                 )?))
             })
             .await?;
+        Ok(self.lane_batch(polled))
+    }
+
+    /// Leaves the lane receive `request` waiting in the queue for the next
+    /// [`send_batch`](Queue::send_batch) to it — from any handle. That send runs the receive in
+    /// its own operation, right after storing its messages, so they are received in the very
+    /// transaction that stores them: no commit and no wake-up of their own between a send and
+    /// its receive. The receiver learns of it through [`Parked::taken`] once that transaction
+    /// committed, and must [`Parked::cancel`] the receive before it receives in any other way
+    /// (or parks again): the receive may have been taken meanwhile. One receive is parked per
+    /// queue; parking another takes the place of the first, which is then never taken.
+    pub fn park(&self, request: LaneRequest) -> Parked {
+        let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
+        let after = self
+            .last_tenant
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (job, answer) = job(move |group| {
+            let now = now_ms();
+            group
+                .queues()?
+                .receive_lanes(&name, &settings, &request, after.as_deref(), now)
+                .map_err(DbError::apply)
+        });
+        let id = self
+            .inner
+            .next_park
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner
+            .parked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(self.name.to_string(), (id, job));
+        Parked {
+            queue: self.clone(),
+            id,
+            answer,
+            ended: None,
+        }
+    }
+
+    /// What a lane receive found, as its caller sees it (and the handle's round-robin place).
+    fn lane_batch(&self, polled: LanePoll) -> LaneBatch {
         if polled.dead_lettered
             && let Some(dlq) = &self.settings.dead_letter
         {
@@ -341,12 +390,12 @@ impl EmbeddedQueue {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner) = Some(tenant);
         }
-        Ok(LaneBatch {
+        LaneBatch {
             messages: polled.messages,
             wake_at: polled
                 .wake_at
                 .map(|ms| UNIX_EPOCH + Duration::from_millis(ms)),
-        })
+        }
     }
 
     /// Puts a received message off until `until`: back in its place in its lane, its receive
@@ -412,9 +461,29 @@ impl Queue for EmbeddedQueue {
         }
         check_sendable(&messages)?;
         let name = Arc::clone(&self.name);
+        // Taken now (by a send with something due at once), run right after the send in the same
+        // operation (see `park`). Dropped unrun if the operation never runs: its receiver then
+        // hears that nothing was received.
+        let parked = if messages.iter().any(|m| m.delay.is_zero()) {
+            self.inner.unpark(&self.name, None)
+        } else {
+            None
+        };
         self.inner
-            .submit(move |t, now| Ok(Ok(t.send(&name, messages, now)?)))
-            .await?;
+            .db
+            .submit(move |group| {
+                let now = now_ms();
+                group
+                    .queues()?
+                    .send(&name, messages, now)
+                    .map_err(DbError::apply)?;
+                if let Some(receive) = parked {
+                    group.apply(receive)?;
+                }
+                Ok(())
+            })
+            .await
+            .map_err(|e| QueueError::engine(EngineError::Group(e)))?;
         self.notify.notify_waiters();
         Ok(())
     }
@@ -539,6 +608,48 @@ pub struct LaneRequest {
     pub allowance: HashMap<String, usize>,
     /// Lanes served, at most (`usize::MAX`: no bound) — e.g. a caller's free worker slots.
     pub max_lanes: usize,
+}
+
+/// A lane receive parked in its queue ([`EmbeddedQueue::park`]).
+#[derive(Debug)]
+pub struct Parked {
+    queue: EmbeddedQueue,
+    id: u64,
+    answer: oneshot::Receiver<Result<LanePoll, GroupFailure>>,
+    /// How it ended, once [`Self::taken`] saw it (`None` inside: never run).
+    ended: Option<Option<Result<LanePoll, GroupFailure>>>,
+}
+
+impl Parked {
+    /// Waits until a send ran the receive and its transaction ended (or the receive was dropped
+    /// unrun). Cancel-safe: what it saw is kept for [`Self::cancel`].
+    pub async fn taken(&mut self) {
+        if self.ended.is_none() {
+            self.ended = Some((&mut self.answer).await.ok());
+        }
+    }
+
+    /// Takes the receive back: `None` if no send ran it (nothing was received); otherwise what
+    /// it received, once its transaction ended — messages the caller now holds like any it
+    /// received.
+    pub async fn cancel(mut self) -> Option<Result<LaneBatch, QueueError>> {
+        if self.ended.is_none()
+            && self
+                .queue
+                .inner
+                .unpark(&self.queue.name, Some(self.id))
+                .is_some()
+        {
+            return None;
+        }
+        self.taken().await;
+        let ended = self.ended.take().flatten()?;
+        Some(
+            ended
+                .map(|polled| self.queue.lane_batch(polled))
+                .map_err(|e| QueueError::engine(EngineError::Group(e))),
+        )
+    }
 }
 
 /// What one lane receive found.
@@ -715,10 +826,17 @@ fn create_tables(db: &Database) -> Result<(), EngineError> {
     Ok(())
 }
 
+/// A receive waiting in its queue for a send to run it, and its id (so that only its own
+/// receiver takes it back).
+type ParkedJob = (u64, Box<dyn Job>);
+
 /// Shared state behind [`EmbeddedQueues`] and its queue handles.
 struct Inner {
     db: EmbeddedDb,
     notifiers: Mutex<HashMap<String, Arc<Notify>>>,
+    /// Each queue's parked receive ([`EmbeddedQueue::park`]).
+    parked: Mutex<HashMap<String, ParkedJob>>,
+    next_park: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -734,6 +852,17 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         Arc::clone(map.entry(name.to_owned()).or_default())
+    }
+
+    /// Takes the receive parked on `name`, if any (`id`: only that one).
+    fn unpark(&self, name: &str, id: Option<u64>) -> Option<Box<dyn Job>> {
+        let mut parked = self.parked.lock().unwrap_or_else(PoisonError::into_inner);
+        match parked.get(name) {
+            Some((parked_id, _)) if id.is_none_or(|id| id == *parked_id) => {
+                parked.remove(name).map(|(_, job)| job)
+            }
+            _ => None,
+        }
     }
 
     fn wake(&self, name: &str) {

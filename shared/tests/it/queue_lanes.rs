@@ -459,3 +459,74 @@ async fn a_delayed_message_cannot_be_sent_received() {
         0
     );
 }
+
+#[tokio::test]
+async fn a_parked_receive_gets_what_the_next_send_stores_in_the_same_commit() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("dispatch", settings(5));
+    let mut parked = q.park(request(10, 10));
+    // Another handle on the same queue sends.
+    let sender = queues.queue("dispatch", settings(5));
+    send(&sender, "org-a/ch-1", ["m0".to_owned(), "m1".to_owned()]).await;
+    tokio::time::timeout(Duration::from_secs(5), parked.taken())
+        .await
+        .expect("the send ran the parked receive");
+    let got = parked.cancel().await.expect("taken").expect("received");
+    assert_eq!(bodies(&got.messages), ["m0", "m1"]);
+    assert!(got.messages.iter().all(|m| m.receive_count == 1));
+    // Received: in flight, settled by their receipts.
+    let after = q.receive_lanes(request(10, 10)).await.expect("receive");
+    assert!(after.messages.is_empty());
+    let receipts: Vec<_> = got.messages.iter().map(|m| m.receipt.clone()).collect();
+    q.delete_batch(&receipts).await.expect("delete");
+    assert_eq!(
+        queues.approximate_count("dispatch").await.expect("count"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_parked_receive_taken_back_before_a_send_received_nothing() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("dispatch", settings(5));
+    assert!(q.park(request(10, 10)).cancel().await.is_none());
+    send(&q, "org-a/ch-1", ["m0".to_owned()]).await;
+    let got = q.receive_lanes(request(10, 10)).await.expect("receive");
+    assert_eq!(bodies(&got.messages), ["m0"]);
+
+    // Parked again, then replaced by another park: the first is never run.
+    let first = q.park(request(10, 10));
+    let mut second = q.park(request(10, 10));
+    send(&q, "org-a/ch-1", ["m1".to_owned()]).await;
+    assert!(first.cancel().await.is_none());
+    second.taken().await;
+    let got = second.cancel().await.expect("taken").expect("received");
+    assert_eq!(bodies(&got.messages), ["m1"]);
+}
+
+#[tokio::test]
+async fn a_parked_receive_keeps_its_lane_allowances_and_a_delayed_send_leaves_it_parked() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue("dispatch", settings(5));
+    // A lane with a run in flight may take nothing more.
+    let mut parked = q.park(LaneRequest {
+        allowance: HashMap::from([("org-a/ch-1".to_owned(), 0)]),
+        ..request(10, 10)
+    });
+    q.send_batch(vec![
+        Outgoing::now("later")
+            .in_group("org-b/ch-2")
+            .delayed(Duration::from_secs(60)),
+    ])
+    .await
+    .expect("send");
+    send(&q, "org-a/ch-1", ["busy".to_owned()]).await;
+    send(&q, "org-b/ch-2", ["free".to_owned()]).await;
+    parked.taken().await;
+    // The delayed send left it parked; the first send with something due ran it, and it took
+    // only what its allowances let it (the second send found nothing parked).
+    let got = parked.cancel().await.expect("taken").expect("received");
+    assert!(got.messages.is_empty(), "{:?}", bodies(&got.messages));
+    let rest = q.receive_lanes(request(10, 10)).await.expect("receive");
+    assert_eq!(bodies(&rest.messages), ["busy", "free"]);
+}
