@@ -42,9 +42,10 @@ use crate::inline_match::InlineMatch;
 use crate::{admin, conn, dev, scheduler, worker};
 use clap::Parser;
 
-/// Concurrent ingest and match workers (each handles a batch of up to 100 messages, one batch
+/// Concurrent ingest and match workers (each handles a batch of up to 250 messages, one batch
 /// per org at a time). More than the cores: a worker mostly waits for a commit of the embedded
-/// engines, and concurrent workers' writes share one commit (group commit).
+/// engines, and concurrent workers' writes share one commit (group commit). The ingest workers
+/// only see events the API could not ingest in place (see `inline_ingest`).
 const PIPELINE_WORKERS: usize = 4;
 
 /// The pipeline's queues, in order.
