@@ -1,5 +1,8 @@
-//! The bus of `herald serve`: no EventBridge, so publishing writes the envelope EventBridge would
-//! deliver straight to the ingest queue. The ingest function cannot tell the difference.
+//! A bus without EventBridge: publishing writes the envelope EventBridge would deliver straight
+//! to the ingest queue, and the ingest function cannot tell the difference. [`QueueBus`] sends the
+//! envelopes for an ingest worker to take; `herald serve` stores the same messages
+//! ([`QueueBus::messages`]) already received and ingests them in the request
+//! (`functions/local/src/inline_ingest.rs`).
 
 use std::sync::Arc;
 

@@ -300,3 +300,78 @@ async fn a_202_means_the_events_are_matched_and_their_deliveries_on_record() {
         }
     }
 }
+
+/// `kill -9` while events are being posted, ingested in the API and delivered: after a restart
+/// on the same data directory every event that was answered 202 arrives (what was in flight
+/// comes back after its queue's visibility timeout: 30 s for ingest, 60 s for dispatch).
+#[tokio::test]
+async fn every_event_answered_202_arrives_after_a_kill_9_mid_stream() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let herald = start_herald(&dir);
+    let org = Org::of(&herald);
+    let receiver = Recorder::start(Answer::Fast).await;
+    org.route("kill.check", &receiver.url).await;
+
+    let accepted = Arc::new(Mutex::new(Vec::<i64>::new()));
+    let poster = {
+        let (url, key, accepted) = (
+            format!("{}/api/v1/orgs/{}/events", org.url, org.id),
+            org.key.clone(),
+            Arc::clone(&accepted),
+        );
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for batch in 0_i64.. {
+                let seqs = batch * 10..batch * 10 + 10;
+                let events: Vec<Value> = seqs
+                    .clone()
+                    .map(|seq| json!({"type": "kill.check", "module": "ops", "properties": {"seq": seq}}))
+                    .collect();
+                match http
+                    .post(&url)
+                    .header("x-api-key", &key)
+                    .json(&events)
+                    .send()
+                    .await
+                {
+                    Ok(r) if r.status() == StatusCode::ACCEPTED => {
+                        accepted.lock().unwrap().extend(seqs);
+                    }
+                    // The server is gone: whatever was not answered 202 was not accepted.
+                    _ => return,
+                }
+            }
+        })
+    };
+    // Killed mid-stream, once a few hundred events were accepted.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while accepted.lock().unwrap().len() < 300 {
+        assert!(Instant::now() < deadline, "events were not accepted");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    herald.kill();
+    poster.await.expect("the poster stops");
+    let accepted = accepted.lock().unwrap().clone();
+
+    let _herald = start_herald(&dir);
+    let deadline = Instant::now() + Duration::from_secs(150);
+    loop {
+        let arrived: std::collections::HashSet<i64> = receiver.seqs().into_iter().collect();
+        let missing: Vec<i64> = accepted
+            .iter()
+            .copied()
+            .filter(|seq| !arrived.contains(seq))
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} accepted events never arrived, e.g. {:?}",
+            missing.len(),
+            accepted.len(),
+            &missing[..missing.len().min(10)]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
