@@ -317,23 +317,10 @@ impl EmbeddedQueue {
     /// lanes ([`defer`](Self::defer)) are passed over. Only messages sent in a lane are seen;
     /// `max` may exceed SQS's 10.
     pub async fn receive_lanes(&self, request: LaneRequest) -> Result<LaneBatch, QueueError> {
-        let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
-        let after = self
-            .last_tenant
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
+        let receive = self.lane_receive(request);
         let polled = self
             .inner
-            .submit(move |t, now| {
-                Ok(Ok(t.receive_lanes(
-                    &name,
-                    &settings,
-                    &request,
-                    after.as_deref(),
-                    now,
-                )?))
-            })
+            .submit(move |t, now| Ok(Ok(receive(t, now)?)))
             .await?;
         Ok(self.lane_batch(polled))
     }
@@ -347,19 +334,9 @@ impl EmbeddedQueue {
     /// (or parks again): the receive may have been taken meanwhile. One receive is parked per
     /// queue; parking another takes the place of the first, which is then never taken.
     pub fn park(&self, request: LaneRequest) -> Parked {
-        let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
-        let after = self
-            .last_tenant
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        let (job, answer) = job(move |group| {
-            let now = now_ms();
-            group
-                .queues()?
-                .receive_lanes(&name, &settings, &request, after.as_deref(), now)
-                .map_err(DbError::apply)
-        });
+        let receive = self.lane_receive(request);
+        let (job, answer) =
+            job(move |group| receive(group.queues()?, now_ms()).map_err(DbError::apply));
         let id = self
             .inner
             .next_park
@@ -375,6 +352,21 @@ impl EmbeddedQueue {
             answer,
             ended: None,
         }
+    }
+
+    /// The lane receive `request` as an operation on the queues' tables, starting after the
+    /// tenant this handle served last.
+    fn lane_receive(
+        &self,
+        request: LaneRequest,
+    ) -> impl FnOnce(&mut Tables<'_>, u64) -> Result<LanePoll, EngineError> + Send + 'static {
+        let (name, settings) = (Arc::clone(&self.name), Arc::clone(&self.settings));
+        let after = self
+            .last_tenant
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        move |t, now| t.receive_lanes(&name, &settings, &request, after.as_deref(), now)
     }
 
     /// What a lane receive found, as its caller sees it (and the handle's round-robin place).
