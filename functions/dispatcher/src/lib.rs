@@ -22,6 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use futures::StreamExt as _;
 use herald_core::delivery::format::MessageContext;
 use herald_core::delivery::pacing::{Admission, Hold, LaneState, RateLimit};
 use herald_core::delivery::retry::RetryPolicy;
@@ -48,7 +49,7 @@ use herald_shared::repo::{Channels, RepoError, lanes, stats, suppressions, unsub
 use herald_shared::store::Store;
 use herald_shared::store::StoreError;
 use herald_shared::store::keys;
-use tokio::sync::OnceCell;
+use tokio::sync::{OnceCell, oneshot};
 use tracing::{debug, info, instrument, warn};
 
 /// How long a message for attempt `n` waits, re-queued, for attempt `n - 1` to be on record.
@@ -107,6 +108,10 @@ struct Ready {
     ttl: i64,
     channel: Channel,
     limit: Option<RateLimit>,
+    /// Told once the attempt's outcome is taken in by its lane, before the delivery's record is
+    /// written (`handle_in_order` starts the lane's next attempt then); dropped untold when the
+    /// delivery is not attempted.
+    lane_settled: Option<oneshot::Sender<()>>,
 }
 
 /// How far [`Dispatcher::prepare`] took a message.
@@ -245,11 +250,20 @@ impl Dispatcher<'_> {
     /// order this way. Once one is held (its lane is paced, paused or its circuit open) it and
     /// every message after it are deferred to the same instant, unattempted, so they go back in
     /// order. The run's counters are written once, after it.
+    ///
+    /// "One after the other" is about the attempts: the next one starts once the previous
+    /// attempt's outcome is taken in by the lane (a 429 has paused it, a failure counted toward
+    /// its circuit), while the previous delivery's record is still being written. So a lane
+    /// goes at its receiver's pace, not at one durable commit per delivery; the run ends (and
+    /// its messages are deleted) only once every record is written.
     pub async fn handle_in_order(&self, messages: Vec<QueueMessage>) -> BatchOutcome {
         let tally = &stats::Tally::default();
         let channels = &BatchChannels::default();
         let mut outcome = BatchOutcome::default();
         let mut held_until = None;
+        // This run's deliveries still in hand: the one being attempted, and those whose
+        // records are being written.
+        let mut in_hand = futures::stream::FuturesUnordered::new();
         for message in messages {
             if let Some(until) = held_until {
                 outcome.deferred.push(Deferred {
@@ -258,27 +272,80 @@ impl Dispatcher<'_> {
                 });
                 continue;
             }
-            let now = Utc::now();
-            let (message_id, _, step) = self.prepare_message(message, now, tally, channels).await;
-            let result = match step {
-                Step::Done(done) => done,
-                Step::Ready(ready) => self
-                    .admit_and_attempt(vec![(0, ready)], now, tally)
-                    .await
-                    .pop()
-                    .map_or(Dispatched::Failed, |(_, done)| done),
-            };
-            match result {
-                Dispatched::Done => {}
-                Dispatched::Failed => outcome.failed.push(message_id),
-                Dispatched::Held { until, .. } => {
-                    held_until = Some(until);
-                    outcome.deferred.push(Deferred { message_id, until });
+            let current = message.id.clone();
+            let (settled, lane_settled) = oneshot::channel();
+            in_hand.push(self.dispatch_in_order(message, settled, tally, channels));
+            // Until the lane has taken in this attempt (or the delivery ended without one).
+            let mut lane_settled = Some(lane_settled);
+            loop {
+                let finished = match lane_settled.as_mut() {
+                    Some(waiting) => tokio::select! {
+                        told = waiting => {
+                            lane_settled = None;
+                            if told.is_ok() {
+                                break;
+                            }
+                            // Not attempted: its own outcome says whether the lane holds.
+                            continue;
+                        }
+                        Some(finished) = in_hand.next() => finished,
+                    },
+                    None => match in_hand.next().await {
+                        Some(finished) => finished,
+                        None => break,
+                    },
+                };
+                let is_current = finished.0 == current;
+                Self::note(&mut outcome, &mut held_until, finished);
+                if is_current {
+                    break;
                 }
             }
         }
+        while let Some(finished) = in_hand.next().await {
+            Self::note(&mut outcome, &mut held_until, finished);
+        }
         self.flush(tally).await;
         outcome
+    }
+
+    /// One message of an in-order run; tells `settled` once the lane took in its attempt.
+    async fn dispatch_in_order(
+        &self,
+        message: QueueMessage,
+        settled: oneshot::Sender<()>,
+        tally: &stats::Tally,
+        channels: &BatchChannels,
+    ) -> (String, Dispatched) {
+        let now = Utc::now();
+        let (message_id, _, step) = self.prepare_message(message, now, tally, channels).await;
+        let result = match step {
+            Step::Done(done) => done,
+            Step::Ready(mut ready) => {
+                ready.lane_settled = Some(settled);
+                self.admit_and_attempt(vec![(0, ready)], now, tally)
+                    .await
+                    .pop()
+                    .map_or(Dispatched::Failed, |(_, done)| done)
+            }
+        };
+        (message_id, result)
+    }
+
+    /// Takes an in-order run's finished delivery into its outcome; a held one holds the rest.
+    fn note(
+        outcome: &mut BatchOutcome,
+        held_until: &mut Option<DateTime<Utc>>,
+        (message_id, result): (String, Dispatched),
+    ) {
+        match result {
+            Dispatched::Done => {}
+            Dispatched::Failed => outcome.failed.push(message_id),
+            Dispatched::Held { until, .. } => {
+                *held_until = Some(until);
+                outcome.deferred.push(Deferred { message_id, until });
+            }
+        }
     }
 
     /// Reads one message of a batch and loads what its attempt needs: its id, its lane (the
@@ -498,6 +565,7 @@ impl Dispatcher<'_> {
             ttl,
             channel,
             limit,
+            lane_settled: None,
         })))
     }
 
@@ -519,6 +587,7 @@ impl Dispatcher<'_> {
             ttl,
             channel,
             limit,
+            lane_settled,
         } = ready;
         if let Admission::Hold { until, why } = admission {
             return self
@@ -702,6 +771,10 @@ impl Dispatcher<'_> {
         channels
             .record_health(&channel, outcome.error_class, &error, now)
             .await?;
+        // What the lane's next attempt depends on is settled; the record need not hold it up.
+        if let Some(settled) = lane_settled {
+            let _ = settled.send(());
+        }
         self.save(&delivery, version, ttl, tally, &task).await
     }
 

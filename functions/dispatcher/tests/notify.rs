@@ -1940,3 +1940,134 @@ async fn dead_tokens_the_event_carries_are_not_pruned_from_the_profile() {
     assert_eq!(stored_tokens(&w).await, ["tablet-dead-22222222"]);
     assert!(d.attempts[0].pruned_tokens.is_empty());
 }
+
+/// Holds every write of a delivery record until the test opens it, and slows every write of a
+/// lane by 50 ms: a slow store, as the writes of a busy database look from the dispatcher (a
+/// next attempt that did not wait for its lane's write would not see it).
+#[derive(Debug)]
+struct HeldRecords {
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl HeldRecords {
+    fn over(inner: &Arc<dyn Store>) -> Arc<Watched<Self>> {
+        let (open, _) = tokio::sync::watch::channel(false);
+        Watched::new(Arc::clone(inner), Self { open })
+    }
+
+    fn release(&self) {
+        self.open.send_replace(true);
+    }
+}
+
+#[async_trait]
+impl Watch for HeldRecords {
+    async fn before(&self, call: Call<'_>) -> Result<(), herald_shared::store::StoreError> {
+        let puts = call.items_put();
+        let of = |entity: &str| puts.iter().any(|item| item.entity_type == entity);
+        if of(herald_shared::store::keys::entity::LANE) {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        if of(herald_shared::store::keys::entity::DELIVERY) {
+            let mut open = self.open.subscribe();
+            let _ = open.wait_for(|open| *open).await;
+        }
+        Ok(())
+    }
+}
+
+/// Waits (up to 10 s) until `http` has been called `n` times; whether it was.
+async fn called(http: &Scripted, n: usize) -> bool {
+    for _ in 0..1000 {
+        if http.calls() >= n {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Three deliveries of one lane in order, their records' writes held.
+async fn in_order_with_records_held(
+    http: Arc<Scripted>,
+) -> (World, Arc<Watched<HeldRecords>>, Vec<DispatchTask>) {
+    let w = world_with_http(http).await;
+    // A generic webhook: unpaced, so its admission writes nothing either.
+    let ch = w
+        .channel(ChannelConfig::Webhook(
+            herald_core::domain::channel::WebhookConfig {
+                url: "https://hooks.example.test/in-order".parse().unwrap(),
+                format: herald_core::domain::channel::WebhookFormat::Generic,
+                headers: std::collections::BTreeMap::new(),
+                signing_secret: herald_core::domain::channel::SigningSecret::generate(),
+                previous_secrets: Vec::new(),
+                signing_secret_created_at: None,
+                routing_key: None,
+            },
+        ))
+        .await;
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        tasks.push(
+            w.record(&ch, alice(None), DeliveryStatus::Queued, None)
+                .await,
+        );
+    }
+    let held = HeldRecords::over(&w.store);
+    (w, held, tasks)
+}
+
+#[tokio::test]
+async fn in_order_the_next_attempt_does_not_wait_for_the_previous_delivery_record() {
+    let http = Scripted::ok();
+    let (w, held, tasks) = in_order_with_records_held(http.clone()).await;
+    let store: Arc<dyn Store> = held.clone();
+    let outcome = {
+        let d = dispatcher(&w, store.as_ref());
+        let run = d.handle_in_order(messages(&tasks));
+        tokio::pin!(run);
+        tokio::select! {
+            outcome = &mut run => panic!("the run ended with its records held: {outcome:?}"),
+            all = called(&http, 3) => assert!(all, "attempts waited for the records: {} of 3 sent", http.calls()),
+        }
+        held.watch.release();
+        run.await
+    };
+    assert!(
+        outcome.failed.is_empty() && outcome.deferred.is_empty(),
+        "{outcome:?}"
+    );
+    for task in &tasks {
+        let d = w.delivery(task.delivery_id).await;
+        assert_eq!(d.status, DeliveryStatus::Delivered, "{d:?}");
+        assert_eq!(d.attempts.len(), 1, "{d:?}");
+    }
+}
+
+#[tokio::test]
+async fn in_order_a_429_pauses_the_lane_before_the_next_attempt_even_with_its_record_held() {
+    let http = Scripted::too_many(30);
+    let (w, held, tasks) = in_order_with_records_held(http.clone()).await;
+    let store: Arc<dyn Store> = held.clone();
+    let outcome = {
+        let d = dispatcher(&w, store.as_ref());
+        let run = d.handle_in_order(messages(&tasks));
+        tokio::pin!(run);
+        tokio::select! {
+            outcome = &mut run => panic!("the run ended with its records held: {outcome:?}"),
+            first = called(&http, 1) => assert!(first),
+        }
+        // Whatever the next delivery was told, it was told with the pause on record.
+        held.watch.release();
+        run.await
+    };
+    assert_eq!(http.calls(), 1, "nothing was attempted during the pause");
+    assert!(outcome.failed.is_empty(), "{outcome:?}");
+    assert_eq!(
+        outcome.deferred.len(),
+        2,
+        "the rest of the run waits: {outcome:?}"
+    );
+    let first = w.delivery(tasks[0].delivery_id).await;
+    assert_eq!(first.attempts.len(), 1, "the 429 is on record: {first:?}");
+}
