@@ -4,23 +4,32 @@
 //!
 //! On AWS the API publishes to EventBridge and the ingest Lambda takes the events from the
 //! ingest queue. In one process that hop is only cost: a worker's wake-up, a durable receive per
-//! batch and a commit in the way of every event's path. So [`InlineIngest::put_events`]
+//! batch and a commit in the way of every event's path. So [`InlineIngest::put_events`], in one
+//! session of the embedded database ([`EmbeddedDb::session`]),
 //!
-//! 1. stores the envelopes on the ingest queue already received, in one operation
-//!    ([`EmbeddedQueue::send_received`]): this commit is what accepts the events, as the plain
-//!    send it replaces was;
+//! 1. stores the envelopes on the ingest queue already received
+//!    ([`EmbeddedQueue::send_received`]), as an ingest worker would have received them;
 //! 2. runs the ingest handler (the Lambda's function, matching in place) over them, and deletes
 //!    the messages it did not report failed, exactly as an ingest worker does with a batch it
 //!    received ([`worker::handle`]);
-//! 3. answers once that is done, so a 202 from `POST /events` under `herald serve` means the
-//!    events' deliveries are on the dispatch queue — and events posted one request after the
-//!    other are matched, and delivered to each channel, in that order.
+//! 3. answers once the session's commit is done: that one commit (shared with whatever else the
+//!    database's writer has waiting) holds the events' records, their deliveries, the dispatch
+//!    messages, the events marked matched and the ingest messages' deletes — so a 202 from
+//!    `POST /events` under `herald serve` means the events' deliveries are on the dispatch
+//!    queue, and events posted one request after the other are matched, and delivered to each
+//!    channel, in that order.
 //!
-//! Nothing accepted can be lost on the way: a message the handler failed, or that a crash or a
-//! panic left in flight, becomes visible on the ingest queue after its visibility timeout and an
+//! Nothing accepted can be lost on the way. Before that commit nothing is acknowledged, and a
+//! crash loses the request whole (the client had no 202 and sends it again); what the session
+//! committed before a longer session's last group ([`SESSION_HOLD`]) is a prefix of its work,
+//! which is what a crash mid-handler left before sessions existed. A message the handler failed
+//! stays on the ingest queue, in flight: it becomes visible after its visibility timeout and an
 //! ingest worker handles it like any message received again (the ingest function drops events
-//! already matched, and forwards the others again). Step 2 runs in a task of its own, so a client
-//! that hangs up does not stop it halfway.
+//! already matched, and forwards the others again). Step 2 runs in a task of its own, so a
+//! client that hangs up does not stop it halfway.
+//!
+//! [`EmbeddedDb::session`]: herald_shared::embedded::EmbeddedDb::session
+//! [`SESSION_HOLD`]: herald_shared::embedded::SESSION_HOLD
 
 use std::future::Future;
 
@@ -28,8 +37,8 @@ use async_trait::async_trait;
 use herald_shared::bus::local::QueueBus;
 use herald_shared::bus::{BusEntry, BusError, EventBus};
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
-use herald_shared::queue::Queue as _;
 use herald_shared::queue::embedded::EmbeddedQueue;
+use herald_shared::queue::{Queue as _, QueueError};
 use tracing::error;
 
 use crate::worker;
@@ -57,20 +66,28 @@ where
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
     async fn put_events(&self, entries: Vec<BusEntry>) -> Result<(), BusError> {
-        let received = self
-            .queue
-            .send_received(QueueBus::messages(entries)?)
-            .await
-            .map_err(|e| BusError::Engine(Box::new(e)))?;
-        // Accepted. From here on, a failure only delays the events to the ingest worker.
+        let messages = QueueBus::messages(entries)?;
         let (queue, handler) = (self.queue.clone(), self.handler.clone());
+        // In a task of its own: a client that hangs up cannot stop it halfway.
         let ingested = tokio::spawn(async move {
-            worker::handle("ingest", &queue, received, &handler).await;
+            let db = queue.db().clone();
+            db.session(async {
+                let received = queue.send_received(messages).await?;
+                worker::handle("ingest", &queue, received, &handler).await;
+                Ok::<_, QueueError>(())
+            })
+            .await
         });
-        if let Err(e) = ingested.await {
-            error!(error = %e, "ingesting in place failed; the ingest worker takes the events after the visibility timeout");
+        match ingested.await {
+            Ok(Ok(accepted)) => accepted.map_err(|e| BusError::Engine(Box::new(e))),
+            Ok(Err(failed)) => Err(BusError::Engine(Box::new(failed))),
+            Err(e) => {
+                // Whether its group commits is not known here: not acknowledged, so the client
+                // sends the events again (at worst a duplicate; never a loss).
+                error!(error = %e, "ingesting in place panicked");
+                Err(BusError::Engine(Box::new(e)))
+            }
         }
-        Ok(())
     }
 
     /// A whole request's events at once: they share the ingest handler's writes.

@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use herald_shared::embedded;
 use herald_shared::pipeline::{BatchOutcome, QueueMessage};
 use herald_shared::queue::embedded::{EmbeddedQueue, LaneRequest};
 use herald_shared::queue::{Queue, Receipt, Received};
@@ -121,7 +122,8 @@ pub async fn handle<H, F>(
     F: Future<Output = BatchOutcome> + Send + 'static,
 {
     let messages = batch.iter().map(message).collect();
-    let outcome = match tokio::spawn(handler(messages)).await {
+    // A task of its own catches a panic; it stays in the caller's session, if any.
+    let outcome = match tokio::spawn(embedded::in_this_session(handler(messages))).await {
         Ok(outcome) => outcome,
         Err(e) => {
             error!(queue = name, error = %e, "handler panicked; the batch will be received again");

@@ -304,6 +304,12 @@ impl EmbeddedQueue {
         &self.name
     }
 
+    /// The database the queue lives in (to run its operations in a session of it:
+    /// [`EmbeddedDb::session`]).
+    pub fn db(&self) -> &EmbeddedDb {
+        &self.inner.db
+    }
+
     /// What sends (and visibility changes) to this queue notify: wait on it to be woken when
     /// there may be new work.
     pub fn notifier(&self) -> Arc<Notify> {

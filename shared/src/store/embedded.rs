@@ -198,29 +198,24 @@ fn write_job(
 #[async_trait]
 impl Store for Embedded {
     async fn get(&self, key: &Key) -> Result<Option<Item>, StoreError> {
-        let txn = self.db.database().begin_read().map_err(engine)?;
-        let table = txn.open_table(ITEMS).map_err(engine)?;
-        let raw = table.get(primary_key(key).as_slice()).map_err(engine)?;
-        match raw {
-            Some(v) => Ok(decode_item(v.value())?.filter(|i| !i.is_expired(now_epoch()))),
-            None => Ok(None),
-        }
+        Ok(self
+            .get_many(std::slice::from_ref(key))
+            .await?
+            .pop()
+            .flatten())
     }
 
     async fn get_many(&self, keys: &[Key]) -> Result<Vec<Option<Item>>, StoreError> {
-        let now = now_epoch();
+        let keys: Vec<Vec<u8>> = keys.iter().map(primary_key).collect();
+        if self.db.in_session() {
+            return self
+                .read_in_session(move |tables| items_at(&tables.items, &keys))
+                .await;
+        }
         let txn = self.db.database().begin_read().map_err(engine)?;
         let table = txn.open_table(ITEMS).map_err(engine)?;
-        keys.iter()
-            .map(
-                |key| match table.get(primary_key(key).as_slice()).map_err(engine)? {
-                    Some(v) => Ok(decode_item(v.value())?.filter(|i| !i.is_expired(now))),
-                    None => Ok(None),
-                },
-            )
-            .collect()
+        items_at(&table, &keys)
     }
-
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         let put = EncodedPut::new(&item, condition)?;
         self.write(Write::Puts(vec![put])).await.map(drop)
@@ -276,28 +271,25 @@ impl Store for Embedded {
         if lo_is_past_hi(&lo, &hi) {
             return Ok(page);
         }
+        if self.db.in_session() {
+            return self
+                .read_in_session(move |tables| {
+                    fill_query(
+                        &mut page,
+                        &query,
+                        now,
+                        (&lo, &hi),
+                        &tables.items,
+                        &tables.gsi1,
+                    )?;
+                    Ok(page)
+                })
+                .await;
+        }
         let txn = self.db.database().begin_read().map_err(engine)?;
         let items = txn.open_table(ITEMS).map_err(engine)?;
-        let bounds = (as_slice_bound(&lo), as_slice_bound(&hi));
-        match query.index {
-            Index::Primary => {
-                let range = items.range::<&[u8]>(bounds).map_err(engine)?;
-                let values = range.map(|r| r.map(|(_, v)| decode_item(v.value())));
-                collect_page(&mut page, &query, now, values, |v| v.map_err(engine)?)?;
-            }
-            Index::Gsi1 => {
-                let gsi = txn.open_table(GSI1).map_err(engine)?;
-                let range = gsi.range::<&[u8]>(bounds).map_err(engine)?;
-                let lookup = |pk: &[u8]| -> Result<Option<Item>, StoreError> {
-                    match items.get(pk).map_err(engine)? {
-                        Some(v) => decode_item(v.value()),
-                        None => Ok(None),
-                    }
-                };
-                let values = range.map(|r| r.map(|(_, pk)| lookup(pk.value())));
-                collect_page(&mut page, &query, now, values, |v| v.map_err(engine)?)?;
-            }
-        }
+        let gsi = txn.open_table(GSI1).map_err(engine)?;
+        fill_query(&mut page, &query, now, (&lo, &hi), &items, &gsi)?;
         Ok(page)
     }
 
@@ -307,6 +299,69 @@ impl Store for Embedded {
             return Ok(());
         }
         self.write(Write::Transaction(ops)).await.map(drop)
+    }
+}
+
+impl Embedded {
+    /// A read in the current session's group ([`EmbeddedDb::session`]): it sees what the
+    /// session (and every operation before it) wrote, committed or not.
+    async fn read_in_session<T, F>(&self, read: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Tables<'_>) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.db
+            .submit(move |group| Ok(read(group.store()?)))
+            .await
+            .map_err(engine)?
+    }
+}
+
+/// The live items at `keys` (encoded primary keys) in `table`.
+fn items_at<T>(table: &T, keys: &[Vec<u8>]) -> Result<Vec<Option<Item>>, StoreError>
+where
+    T: ReadableTable<&'static [u8], &'static [u8]>,
+{
+    let now = now_epoch();
+    keys.iter()
+        .map(|key| match table.get(key.as_slice()).map_err(engine)? {
+            Some(v) => Ok(decode_item(v.value())?.filter(|i| !i.is_expired(now))),
+            None => Ok(None),
+        })
+        .collect()
+}
+
+/// Fills `page` with `query`'s items between `bounds` (encoded keys of its index).
+fn fill_query<I, G>(
+    page: &mut Page,
+    query: &Query,
+    now: i64,
+    (lo, hi): (&Bound<Vec<u8>>, &Bound<Vec<u8>>),
+    items: &I,
+    gsi: &G,
+) -> Result<(), StoreError>
+where
+    I: ReadableTable<&'static [u8], &'static [u8]>,
+    G: ReadableTable<&'static [u8], &'static [u8]>,
+{
+    let bounds = (as_slice_bound(lo), as_slice_bound(hi));
+    match query.index {
+        Index::Primary => {
+            let range = items.range::<&[u8]>(bounds).map_err(engine)?;
+            let values = range.map(|r| r.map(|(_, v)| decode_item(v.value())));
+            collect_page(page, query, now, values, |v| v.map_err(engine)?)
+        }
+        Index::Gsi1 => {
+            let range = gsi.range::<&[u8]>(bounds).map_err(engine)?;
+            let lookup = |pk: &[u8]| -> Result<Option<Item>, StoreError> {
+                match items.get(pk).map_err(engine)? {
+                    Some(v) => decode_item(v.value()),
+                    None => Ok(None),
+                }
+            };
+            let values = range.map(|r| r.map(|(_, pk)| lookup(pk.value())));
+            collect_page(page, query, now, values, |v| v.map_err(engine)?)
+        }
     }
 }
 
@@ -721,7 +776,12 @@ mod tests {
             condition: Condition::None,
         }); // overflows: refused, as an engine error of its own
         send(put("B"));
-        crate::embedded::run_group(store.db().database(), jobs);
+        crate::embedded::run_group(
+            store.db().database(),
+            jobs,
+            None,
+            &mut crate::embedded::Sessions::default(),
+        );
 
         let mut outcomes = Vec::new();
         for done in replies {
