@@ -2017,22 +2017,36 @@ async fn in_order_with_records_held(
     (w, held, tasks)
 }
 
+/// Runs `tasks` as one in-order run over `held`, its delivery records held until `http` was
+/// called `calls` times (the run must not end before), then released; the run's outcome.
+async fn run_in_order_held_until(
+    w: &World,
+    held: &Arc<Watched<HeldRecords>>,
+    tasks: &[DispatchTask],
+    http: &Scripted,
+    calls: usize,
+) -> BatchOutcome {
+    let store: Arc<dyn Store> = held.clone();
+    let d = dispatcher(w, store.as_ref());
+    let run = d.handle_in_order(messages(tasks));
+    tokio::pin!(run);
+    tokio::select! {
+        outcome = &mut run => panic!("the run ended with its records held: {outcome:?}"),
+        reached = called(http, calls) => assert!(
+            reached,
+            "attempts waited for the records: {} of {calls} sent",
+            http.calls()
+        ),
+    }
+    held.watch.release();
+    run.await
+}
+
 #[tokio::test]
 async fn in_order_the_next_attempt_does_not_wait_for_the_previous_delivery_record() {
     let http = Scripted::ok();
     let (w, held, tasks) = in_order_with_records_held(http.clone()).await;
-    let store: Arc<dyn Store> = held.clone();
-    let outcome = {
-        let d = dispatcher(&w, store.as_ref());
-        let run = d.handle_in_order(messages(&tasks));
-        tokio::pin!(run);
-        tokio::select! {
-            outcome = &mut run => panic!("the run ended with its records held: {outcome:?}"),
-            all = called(&http, 3) => assert!(all, "attempts waited for the records: {} of 3 sent", http.calls()),
-        }
-        held.watch.release();
-        run.await
-    };
+    let outcome = run_in_order_held_until(&w, &held, &tasks, &http, 3).await;
     assert!(
         outcome.failed.is_empty() && outcome.deferred.is_empty(),
         "{outcome:?}"
@@ -2048,19 +2062,8 @@ async fn in_order_the_next_attempt_does_not_wait_for_the_previous_delivery_recor
 async fn in_order_a_429_pauses_the_lane_before_the_next_attempt_even_with_its_record_held() {
     let http = Scripted::too_many(30);
     let (w, held, tasks) = in_order_with_records_held(http.clone()).await;
-    let store: Arc<dyn Store> = held.clone();
-    let outcome = {
-        let d = dispatcher(&w, store.as_ref());
-        let run = d.handle_in_order(messages(&tasks));
-        tokio::pin!(run);
-        tokio::select! {
-            outcome = &mut run => panic!("the run ended with its records held: {outcome:?}"),
-            first = called(&http, 1) => assert!(first),
-        }
-        // Whatever the next delivery was told, it was told with the pause on record.
-        held.watch.release();
-        run.await
-    };
+    // Whatever the next delivery is told, it is told with the pause on record.
+    let outcome = run_in_order_held_until(&w, &held, &tasks, &http, 1).await;
     assert_eq!(http.calls(), 1, "nothing was attempted during the pause");
     assert!(outcome.failed.is_empty(), "{outcome:?}");
     assert_eq!(
