@@ -31,7 +31,7 @@
 
 use std::collections::HashSet;
 use std::io::BufRead as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -154,15 +154,19 @@ fn unlimited_admission() -> Vec<(&'static str, String)> {
     .collect()
 }
 
+/// The `herald` binary the bench runs: this build's, or `BENCH_SERVER_BIN=<path>` (another
+/// build, to compare two versions with the same driver).
+fn server_bin() -> PathBuf {
+    std::env::var_os("BENCH_SERVER_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_herald").into(), PathBuf::from)
+}
+
 impl Server {
     fn start(data_dir: &Path) -> anyhow::Result<Self> {
         let org = uuid::Uuid::new_v4().to_string();
         let api_key = format!("pk_test_bench{}", uuid::Uuid::new_v4().simple());
         let admin_key = format!("bench-admin-{}", uuid::Uuid::new_v4().simple());
-        // `BENCH_SERVER_BIN=<path>` runs another build of `herald` (to compare two versions).
-        let bin = std::env::var_os("BENCH_SERVER_BIN")
-            .unwrap_or_else(|| env!("CARGO_BIN_EXE_herald").into());
-        let mut child = Command::new(bin)
+        let mut child = Command::new(server_bin())
             .args([
                 "serve",
                 "--port",
@@ -442,7 +446,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!(
         "server: {} (child process), data dir on {}",
-        env!("CARGO_BIN_EXE_herald"),
+        server_bin().display(),
         data.path().display()
     );
     println!();

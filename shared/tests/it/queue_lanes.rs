@@ -434,6 +434,67 @@ async fn messages_sent_received_are_in_flight_until_deleted_or_their_visibility_
     assert!(q.delete(&got[1].receipt).await.is_err());
 }
 
+/// In a session (one commit), messages sent received and settled never reach the tables; the
+/// queue must read exactly as if they had.
+#[tokio::test]
+async fn in_one_session_messages_sent_received_read_as_stored_until_deleted() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = queues.queue(
+        "ingest",
+        QueueSettings {
+            visibility_timeout: Duration::from_millis(300),
+            ..settings(5)
+        },
+    );
+    let got = q
+        .db()
+        .session(async {
+            let got = q
+                .send_received(
+                    (0..3)
+                        .map(|i| Outgoing::now(format!("e{i}")).in_group("org-a"))
+                        .collect(),
+                )
+                .await
+                .expect("send received");
+            q.delete(&got[0].receipt).await.expect("delete");
+            // Made visible at once, then received again, in the same commit.
+            q.change_visibility(&got[2].receipt, Duration::ZERO)
+                .await
+                .expect("change visibility");
+            let again = q.receive_lanes(request(10, 10)).await.expect("receive");
+            assert_eq!(bodies(&again.messages), ["e2"]);
+            assert_eq!(again.messages[0].receive_count, 2);
+            assert!(
+                q.delete(&got[2].receipt).await.is_err(),
+                "the receipt of the first receive no longer settles it"
+            );
+            q.delete(&again.messages[0].receipt)
+                .await
+                .expect("delete e2");
+            got
+        })
+        .await
+        .expect("the session committed");
+    assert_eq!(
+        queues
+            .tenant_backlog("org-a", &["ingest"])
+            .await
+            .expect("backlog"),
+        1,
+        "e1, in flight"
+    );
+    assert!(
+        q.delete(&got[0].receipt).await.is_ok(),
+        "deleting twice is fine"
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let back = q.receive_lanes(request(10, 10)).await.expect("receive");
+    assert_eq!(bodies(&back.messages), ["e1"]);
+    assert_eq!(back.messages[0].receive_count, 2);
+    assert_eq!(back.messages[0].message_id, got[1].message_id);
+}
+
 #[tokio::test]
 async fn a_delayed_message_cannot_be_sent_received() {
     let queues = EmbeddedQueues::in_memory().expect("queues");
