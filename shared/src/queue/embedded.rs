@@ -42,7 +42,7 @@
 //! ([`EmbeddedQueue::park`]) and the next send runs it in the same operation as itself, so the
 //! messages are received in the very commit that stores them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -903,12 +903,6 @@ pub(crate) struct Tables<'txn> {
     seq_taken: bool,
     /// Whether anything was written (an untouched group is aborted, not committed).
     dirty: bool,
-    /// Messages sent received in this group ([`Self::send_received`]) and not yet deleted, by
-    /// queue and sequence number: stored by [`Self::finish`], or before any other operation on
-    /// their queue reads it. A sender that settles its messages in the group that sent them —
-    /// `herald serve`'s API, whose request is one session — never writes them at all: their
-    /// four index entries written and removed again, in the same commit, would change nothing.
-    fresh: HashMap<String, BTreeMap<u64, Record>>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -927,7 +921,6 @@ impl<'txn> Tables<'txn> {
             tenant_deltas: HashMap::new(),
             seq_taken: false,
             dirty: false,
-            fresh: HashMap::new(),
         })
     }
 
@@ -940,10 +933,6 @@ impl<'txn> Tables<'txn> {
 
     /// Stores what the group kept in memory; whether anything was written.
     pub(crate) fn finish(mut self) -> Result<bool, DbError> {
-        let queues: Vec<String> = self.fresh.keys().cloned().collect();
-        for queue in queues {
-            self.store_fresh(&queue).map_err(DbError::apply)?;
-        }
         self.store_tenant_counts().map_err(DbError::apply)?;
         if self.seq_taken {
             self.meta.insert(NEXT_SEQ, self.next_seq)?;
@@ -968,29 +957,12 @@ impl<'txn> Tables<'txn> {
     /// Adds a message to `queue` under a new sequence number, which it returns.
     fn add(&mut self, queue: &str, record: &Record) -> Result<u64, EngineError> {
         let seq = self.next_seq();
-        self.add_at(queue, seq, record)?;
-        Ok(seq)
-    }
-
-    /// Adds a message to `queue` under `seq`, a sequence number taken for it.
-    fn add_at(&mut self, queue: &str, seq: u64, record: &Record) -> Result<(), EngineError> {
         if let Some(group) = &record.group {
             self.groups.insert((queue, seq), group.as_str())?;
             self.count(queue, group, 1);
         }
-        self.put(queue, seq, record)
-    }
-
-    /// Stores the messages of `queue` sent received in this group and not deleted since (see
-    /// `fresh`), so that what follows reads the queue as if they had been stored when sent.
-    fn store_fresh(&mut self, queue: &str) -> Result<(), EngineError> {
-        let Some(fresh) = self.fresh.remove(queue) else {
-            return Ok(());
-        };
-        for (seq, record) in fresh {
-            self.add_at(queue, seq, &record)?;
-        }
-        Ok(())
+        self.put(queue, seq, record)?;
+        Ok(seq)
     }
 
     fn get(&self, queue: &str, seq: u64) -> Result<Option<Record>, EngineError> {
@@ -1087,27 +1059,15 @@ impl<'txn> Tables<'txn> {
                 body: m.body,
                 group: m.group,
             };
-            let seq = self.next_seq();
+            let seq = self.add(queue, &record)?;
             received.push(Received {
                 message_id: record.message_id.to_string(),
                 receipt: receipt(seq, record.receive_count),
-                body: record.body.clone(),
+                body: record.body,
                 receive_count: record.receive_count,
-                group: record.group.clone(),
+                group: record.group,
             });
-            match self.fresh.get_mut(queue) {
-                Some(fresh) => {
-                    fresh.insert(seq, record);
-                }
-                None => {
-                    self.fresh
-                        .insert(queue.to_owned(), BTreeMap::from([(seq, record)]));
-                }
-            }
         }
-        // The sequence numbers taken are stored even if every message is deleted in the group:
-        // a receipt handed out is never valid for another message.
-        self.dirty = true;
         Ok(received)
     }
 
@@ -1131,7 +1091,6 @@ impl<'txn> Tables<'txn> {
         max: usize,
         now: u64,
     ) -> Result<Polled, EngineError> {
-        self.store_fresh(queue)?;
         let visibility = u64::try_from(settings.visibility_timeout.as_millis()).unwrap_or(u64::MAX);
         let mut messages = Vec::new();
         let mut taken = Vec::new();
@@ -1242,17 +1201,6 @@ impl<'txn> Tables<'txn> {
         seq: u64,
         count: u32,
     ) -> Result<Result<(), QueueError>, EngineError> {
-        if let Some(fresh) = self.fresh.get_mut(queue)
-            && let Some(record) = fresh.get(&seq)
-        {
-            // Sent received in this group: never stored, nothing to remove.
-            return Ok(if record.receive_count == count {
-                fresh.remove(&seq);
-                Ok(())
-            } else {
-                Err(QueueError::UnknownReceipt)
-            });
-        }
         Ok(match self.owned(queue, seq, count)? {
             Ok(Some(record)) => {
                 self.take(queue, seq, &record)?;
@@ -1271,7 +1219,6 @@ impl<'txn> Tables<'txn> {
         count: u32,
         visible_at: u64,
     ) -> Result<Result<(), QueueError>, EngineError> {
-        self.store_fresh(queue)?;
         Ok(match self.owned(queue, seq, count)? {
             Ok(Some(mut record)) => {
                 self.visibility.remove((queue, record.visible_at, seq))?;
@@ -1318,7 +1265,6 @@ impl<'txn> Tables<'txn> {
         after_tenant: Option<&str>,
         now: u64,
     ) -> Result<LanePoll, EngineError> {
-        self.store_fresh(queue)?;
         let visibility = u64::try_from(settings.visibility_timeout.as_millis()).unwrap_or(u64::MAX);
         let mut wake_at: Option<u64> = None;
         let mut wake = |at: u64| wake_at = Some(wake_at.map_or(at, |w| w.min(at)));
@@ -1441,7 +1387,6 @@ impl<'txn> Tables<'txn> {
         count: u32,
         until: u64,
     ) -> Result<Result<(), QueueError>, EngineError> {
-        self.store_fresh(queue)?;
         Ok(match self.owned(queue, seq, count)? {
             Ok(Some(mut record)) => {
                 self.visibility.remove((queue, record.visible_at, seq))?;
@@ -1469,7 +1414,6 @@ impl<'txn> Tables<'txn> {
         max: usize,
         now: u64,
     ) -> Result<usize, EngineError> {
-        self.store_fresh(from)?;
         let due = self.due(from, now, max)?;
         for &seq in &due {
             let Some(mut record) = self.get(from, seq)? else {
@@ -1489,69 +1433,6 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-
-    fn outgoing(body: &str) -> Vec<Outgoing> {
-        vec![Outgoing::now(body).in_group("org-a")]
-    }
-
-    /// What is stored of `seq` in `queue`: the message, and whether its lane holds it.
-    fn stored(t: &Tables<'_>, queue: &str, seq: u64) -> (bool, bool) {
-        let message = t.get(queue, seq).unwrap().is_some();
-        let in_lane = t.lanes.get((queue, "org-a", seq)).unwrap().is_some();
-        (message, in_lane)
-    }
-
-    #[test]
-    fn a_message_sent_received_is_stored_only_if_the_group_keeps_it() {
-        let db = EmbeddedDb::in_memory().unwrap();
-        create_tables(db.database()).unwrap();
-        let settings = QueueSettings::default();
-        let txn = db.database().begin_write().unwrap();
-        let mut t = Tables::open(&txn).unwrap();
-        let seq_of = |m: &Received| parse_receipt(&m.receipt).unwrap().0;
-
-        // Deleted in the group that sent it: never written.
-        let settled = t.send_received("q", &settings, outgoing("a"), 0).unwrap();
-        assert_eq!(stored(&t, "q", seq_of(&settled[0])), (false, false));
-        let (seq, count) = parse_receipt(&settled[0].receipt).unwrap();
-        assert!(matches!(
-            t.delete("q", seq, count + 1).unwrap(),
-            Err(QueueError::UnknownReceipt)
-        ));
-        t.delete("q", seq, count).unwrap().unwrap();
-        t.delete("q", seq, count).unwrap().unwrap();
-
-        // Another operation on its queue reads it as stored: it is written first.
-        let read = t.send_received("q", &settings, outgoing("b"), 0).unwrap();
-        let other = t.send_received("r", &settings, outgoing("c"), 0).unwrap();
-        let polled = t.receive("q", &settings, 10, 0).expect("receive");
-        assert!(polled.messages.is_empty(), "in flight, not received again");
-        assert_eq!(stored(&t, "q", seq_of(&read[0])), (true, true));
-        assert_eq!(
-            stored(&t, "r", seq_of(&other[0])),
-            (false, false),
-            "another queue's waits"
-        );
-
-        // Left unsettled: written when the group ends, counted in its tenant's backlog.
-        assert!(t.finish().unwrap());
-        txn.commit().unwrap();
-        let txn = db.database().begin_write().unwrap();
-        let t = Tables::open(&txn).unwrap();
-        assert_eq!(stored(&t, "q", seq), (false, false));
-        assert_eq!(stored(&t, "r", seq_of(&other[0])), (true, true));
-        let backlog = |queue: &str| {
-            t.tenant_counts
-                .get(("org-a", queue))
-                .unwrap()
-                .map_or(0, |n| n.value())
-        };
-        assert_eq!((backlog("q"), backlog("r")), (1, 1));
-        assert!(
-            t.next_seq > seq_of(&other[0]),
-            "no sequence number is handed out twice"
-        );
-    }
 
     #[test]
     fn a_record_reads_back_as_written() {

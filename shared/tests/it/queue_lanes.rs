@@ -434,8 +434,9 @@ async fn messages_sent_received_are_in_flight_until_deleted_or_their_visibility_
     assert!(q.delete(&got[1].receipt).await.is_err());
 }
 
-/// In a session (one commit), messages sent received and settled never reach the tables; the
-/// queue must read exactly as if they had.
+/// In a session (one commit, as `herald serve`'s API ingests a request), messages sent received
+/// are settled, re-timed and received again before anything is committed: the queue reads as it
+/// does across commits.
 #[tokio::test]
 async fn in_one_session_messages_sent_received_read_as_stored_until_deleted() {
     let queues = EmbeddedQueues::in_memory().expect("queues");
