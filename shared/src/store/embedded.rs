@@ -216,6 +216,7 @@ impl Store for Embedded {
         let table = txn.open_table(ITEMS).map_err(engine)?;
         items_at(&table, &keys)
     }
+
     async fn put(&self, item: Item, condition: Condition) -> Result<(), StoreError> {
         let put = EncodedPut::new(&item, condition)?;
         self.write(Write::Puts(vec![put])).await.map(drop)

@@ -385,22 +385,30 @@ async fn a_receive_serves_no_more_lanes_than_asked_and_the_rest_wait_their_turn(
     assert_eq!(rest.messages.len(), 4, "the third lane's turn");
 }
 
-#[tokio::test]
-async fn messages_sent_received_are_in_flight_until_deleted_or_their_visibility_timeout() {
-    let queues = EmbeddedQueues::in_memory().expect("queues");
-    let q = queues.queue(
+/// An ingest queue whose messages received come back 300 ms later unless deleted.
+fn ingest_queue(queues: &EmbeddedQueues) -> EmbeddedQueue {
+    queues.queue(
         "ingest",
         QueueSettings {
             visibility_timeout: Duration::from_millis(300),
             ..settings(5)
         },
-    );
+    )
+}
+
+/// Events e0, e1 and e2 of org-a.
+fn three_events() -> Vec<Outgoing> {
+    (0..3)
+        .map(|i| Outgoing::now(format!("e{i}")).in_group("org-a"))
+        .collect()
+}
+
+#[tokio::test]
+async fn messages_sent_received_are_in_flight_until_deleted_or_their_visibility_timeout() {
+    let queues = EmbeddedQueues::in_memory().expect("queues");
+    let q = ingest_queue(&queues);
     let got = q
-        .send_received(
-            (0..3)
-                .map(|i| Outgoing::now(format!("e{i}")).in_group("org-a"))
-                .collect(),
-        )
+        .send_received(three_events())
         .await
         .expect("send received");
     assert_eq!(bodies(&got), ["e0", "e1", "e2"]);
@@ -440,22 +448,12 @@ async fn messages_sent_received_are_in_flight_until_deleted_or_their_visibility_
 #[tokio::test]
 async fn in_one_session_messages_sent_received_read_as_stored_until_deleted() {
     let queues = EmbeddedQueues::in_memory().expect("queues");
-    let q = queues.queue(
-        "ingest",
-        QueueSettings {
-            visibility_timeout: Duration::from_millis(300),
-            ..settings(5)
-        },
-    );
+    let q = ingest_queue(&queues);
     let got = q
         .db()
         .session(async {
             let got = q
-                .send_received(
-                    (0..3)
-                        .map(|i| Outgoing::now(format!("e{i}")).in_group("org-a"))
-                        .collect(),
-                )
+                .send_received(three_events())
                 .await
                 .expect("send received");
             q.delete(&got[0].receipt).await.expect("delete");
