@@ -301,7 +301,7 @@ pub async fn get_event(
         .map_err(ApiError::internal)?
         .into_iter()
         .flatten()
-        .filter_map(|item| serde_json::from_value::<Delivery>(item.doc).ok())
+        .filter_map(|item| item.doc.decode::<Delivery>().ok())
         .map(|d| (d.id, d.status))
         .collect();
     Ok(Json(detail(record, &live, &now)?))

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::store::{
-    Condition, Cursor, Item, MAX_QUERY_LIMIT, Query, SortKeyRange, Store, StoreError, keys,
+    Condition, Cursor, Doc, Item, MAX_QUERY_LIMIT, Query, SortKeyRange, Store, StoreError, keys,
 };
 use herald_core::domain::delivery::DeliveryStatus;
 use herald_core::domain::event::Event;
@@ -461,14 +461,12 @@ pub async fn mark_matched(
     store.put(item, Condition::None).await
 }
 
-pub(crate) fn to_doc<T: Serialize>(value: &T) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(value).map_err(StoreError::engine)
+pub(crate) fn to_doc<T: Serialize>(value: &T) -> Result<Doc, StoreError> {
+    Doc::encode(value).map_err(StoreError::engine)
 }
 
-pub(crate) fn from_doc<T: serde::de::DeserializeOwned>(
-    doc: serde_json::Value,
-) -> Result<T, StoreError> {
-    serde_json::from_value(doc).map_err(StoreError::engine)
+pub(crate) fn from_doc<T: serde::de::DeserializeOwned>(doc: Doc) -> Result<T, StoreError> {
+    doc.decode().map_err(StoreError::engine)
 }
 
 #[cfg(all(test, feature = "embedded"))]

@@ -36,7 +36,7 @@ pub use rules::Rules;
 
 use serde::de::DeserializeOwned;
 
-use crate::store::{Cursor, Item, Query, SortKeyRange, Store, StoreError};
+use crate::store::{Cursor, Doc, Item, Query, SortKeyRange, Store, StoreError};
 use herald_core::domain::{ChannelId, RuleKey};
 
 /// The largest page a list returns.
@@ -120,14 +120,16 @@ pub(crate) fn decode<T: DeserializeOwned>(
     item: Item,
     entity: &'static str,
 ) -> Result<T, RepoError> {
-    serde_json::from_value(item.doc).map_err(|source| RepoError::Corrupt { entity, source })
+    item.doc
+        .decode()
+        .map_err(|source| RepoError::Corrupt { entity, source })
 }
 
 pub(crate) fn encode<T: serde::Serialize>(
     value: &T,
     entity: &'static str,
-) -> Result<serde_json::Value, RepoError> {
-    serde_json::to_value(value).map_err(|source| RepoError::Corrupt { entity, source })
+) -> Result<Doc, RepoError> {
+    Doc::encode(value).map_err(|source| RepoError::Corrupt { entity, source })
 }
 
 /// Lists the items of `partition` whose sort key starts with `prefix`.

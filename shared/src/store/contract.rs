@@ -173,7 +173,7 @@ pub async fn conditional_create_conflicts_when_the_item_exists(store: &dyn Store
         .await
         .expect("first create");
     let mut second = item("ORG#1", "CHANNEL#a");
-    second.doc = json!({ "other": true });
+    second.doc = json!({ "other": true }).into();
     assert!(is_conflict(store.put(second, Condition::NotExists).await));
     assert_eq!(
         store.get(&first.key).await.expect("get"),
@@ -205,7 +205,7 @@ pub async fn put_all_writes_in_order_and_stops_at_the_first_refused(store: &dyn 
 
     // The first refused: neither it nor the one after it is written.
     let mut again = record.clone();
-    again.doc = json!({ "again": true });
+    again.doc = json!({ "again": true }).into();
     let after = item("ORG#1", "INDEX#e2");
     assert!(is_conflict(
         store
@@ -236,7 +236,7 @@ pub async fn put_all_writes_in_order_and_stops_at_the_first_refused(store: &dyn 
 
     // Rewritten under the same index key, an item is listed once, as it is now.
     let mut rewritten = item("ORG#1", "INDEX#e1").with_gsi1(key("BYTIME#1", "t1#e1"));
-    rewritten.doc = json!({ "rewritten": true });
+    rewritten.doc = json!({ "rewritten": true }).into();
     store
         .put_all(vec![(rewritten.clone(), Condition::Exists)])
         .await

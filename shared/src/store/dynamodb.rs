@@ -28,8 +28,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::{
-    Condition, Cursor, Index, Item, Key, Page, Query, SortKeyRange, Store, StoreError, WriteOp,
-    now_epoch, validate_item, validate_query, validate_transaction, validate_write,
+    Condition, Cursor, Doc, Index, Item, Key, Page, Query, SortKeyRange, Store, StoreError,
+    WriteOp, now_epoch, validate_item, validate_query, validate_transaction, validate_write,
 };
 
 const PK: &str = "PK";
@@ -210,7 +210,7 @@ impl DynamoStore {
                 let expr = condition_expression(condition, now);
                 let put = Put::builder()
                     .table_name(&self.table)
-                    .set_item(Some(item_attrs(item)?))
+                    .set_item(Some(item_attrs(item)))
                     .set_condition_expression(expr.as_ref().map(|e| e.text.clone()))
                     .set_expression_attribute_names(expr.as_ref().and_then(Expr::names))
                     .set_expression_attribute_values(expr.as_ref().and_then(Expr::values))
@@ -334,7 +334,7 @@ impl Store for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item_attrs(&item)?))
+            .set_item(Some(item_attrs(&item)))
             .set_condition_expression(expr.as_ref().map(|e| e.text.clone()))
             .set_expression_attribute_names(expr.as_ref().and_then(Expr::names))
             .set_expression_attribute_values(expr.as_ref().and_then(Expr::values))
@@ -699,7 +699,7 @@ fn key_attrs(key: &Key) -> HashMap<String, AttributeValue> {
     HashMap::from([(PK.to_owned(), s(&key.pk)), (SK.to_owned(), s(&key.sk))])
 }
 
-fn item_attrs(item: &Item) -> Result<HashMap<String, AttributeValue>, StoreError> {
+fn item_attrs(item: &Item) -> HashMap<String, AttributeValue> {
     let mut attrs = key_attrs(&item.key);
     attrs.reserve(4 + item.nums.len());
     if let Some(g) = &item.gsi1 {
@@ -710,13 +710,11 @@ fn item_attrs(item: &Item) -> Result<HashMap<String, AttributeValue>, StoreError
     if let Some(t) = item.ttl {
         attrs.insert(TTL.to_owned(), n(t));
     }
-    let doc =
-        serde_json::to_string(&item.doc).map_err(|e| StoreError::engine(MappingError::Doc(e)))?;
-    attrs.insert(DOC.to_owned(), AttributeValue::S(doc));
+    attrs.insert(DOC.to_owned(), s(item.doc.as_json()));
     for (name, v) in &item.nums {
         attrs.insert(name.clone(), n(*v));
     }
-    Ok(attrs)
+    attrs
 }
 
 /// A stored item this engine cannot read back.
@@ -742,10 +740,8 @@ fn item_from_attrs(mut attrs: HashMap<String, AttributeValue>) -> Result<Item, S
     let gsi_sk = take_s(GSI1SK, false)?;
     let entity_type = take_s(ENTITY_TYPE, false)?.unwrap_or_default();
     let doc = match take_s(DOC, false)? {
-        Some(d) => {
-            serde_json::from_str(&d).map_err(|e| StoreError::engine(MappingError::Doc(e)))?
-        }
-        None => serde_json::Value::Null,
+        Some(d) => Doc::from_json(d).map_err(|e| StoreError::engine(MappingError::Doc(e)))?,
+        None => Doc::from(serde_json::Value::Null),
     };
     let ttl = match attrs.remove(TTL) {
         None => None,

@@ -18,7 +18,9 @@ pub mod embedded;
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 /// A primary key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -36,6 +38,62 @@ impl Key {
     }
 }
 
+/// An item's document: the entity as JSON text, as it was encoded.
+///
+/// A repository encodes its entity straight to text and decodes it straight from text; nothing
+/// on the way builds a [`serde_json::Value`] tree (that round trip was a tenth of `herald serve`'s
+/// CPU per delivery, docs/benchmarks.md). Both engines store the text as it is.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Doc(Box<RawValue>);
+
+impl Doc {
+    /// `value` as a document.
+    pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self)
+    }
+
+    /// The document as a `T`.
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// A document from stored text; refuses text that is not JSON.
+    pub fn from_json(text: String) -> Result<Self, serde_json::Error> {
+        RawValue::from_string(text).map(Self)
+    }
+
+    /// The JSON text.
+    pub fn as_json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The document as a JSON tree, for callers that inspect it field by field.
+    pub fn to_value(&self) -> serde_json::Value {
+        self.decode().unwrap_or(serde_json::Value::Null)
+    }
+}
+
+impl From<serde_json::Value> for Doc {
+    fn from(value: serde_json::Value) -> Self {
+        // A `Value` always serializes (its map keys are strings); `null` is unreachable.
+        Self(serde_json::value::to_raw_value(&value).unwrap_or_else(|_| RawValue::NULL.to_owned()))
+    }
+}
+
+/// Documents are equal when they hold the same JSON, whatever its spacing or key order.
+impl PartialEq for Doc {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_json() == other.as_json() || self.to_value() == other.to_value()
+    }
+}
+
+impl std::fmt::Debug for Doc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_json())
+    }
+}
+
 /// One stored item.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
@@ -46,19 +104,19 @@ pub struct Item {
     /// Expiry, epoch seconds. Expired items are invisible to every read.
     pub ttl: Option<i64>,
     /// The entity itself.
-    pub doc: serde_json::Value,
+    pub doc: Doc,
     /// Integer attributes: counters (atomic `ADD`) and numbers conditions compare.
     pub nums: BTreeMap<String, i64>,
 }
 
 impl Item {
-    pub fn new(key: Key, entity_type: impl Into<String>, doc: serde_json::Value) -> Self {
+    pub fn new(key: Key, entity_type: impl Into<String>, doc: impl Into<Doc>) -> Self {
         Self {
             key,
             gsi1: None,
             entity_type: entity_type.into(),
             ttl: None,
-            doc,
+            doc: doc.into(),
             nums: BTreeMap::new(),
         }
     }
@@ -432,4 +490,59 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     async fn query(&self, query: Query) -> Result<Page, StoreError>;
     /// All writes or none (at most 100, DynamoDB's limit; one write per key).
     async fn transact(&self, ops: Vec<WriteOp>) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Entity {
+        name: String,
+        attempt_count: u32,
+    }
+
+    #[test]
+    fn a_doc_decodes_to_what_was_encoded_and_holds_its_text() {
+        let entity = Entity {
+            name: "disk \"full\"".into(),
+            attempt_count: 3,
+        };
+        let doc = Doc::encode(&entity).expect("encodes");
+        assert_eq!(
+            doc.as_json(),
+            r#"{"name":"disk \"full\"","attemptCount":3}"#
+        );
+        assert_eq!(doc.decode::<Entity>().expect("decodes"), entity);
+    }
+
+    #[test]
+    fn an_item_stores_its_doc_as_json_within_its_own_json() {
+        let item = Item::new(Key::new("P", "S"), "T", json!({"a": [1, 2]}));
+        let bytes = serde_json::to_vec(&item).expect("encodes");
+        let stored: serde_json::Value = serde_json::from_slice(&bytes).expect("JSON");
+        assert_eq!(
+            stored["doc"],
+            json!({"a": [1, 2]}),
+            "an object, not a string"
+        );
+        let back: Item = serde_json::from_slice(&bytes).expect("decodes");
+        assert_eq!(back, item);
+    }
+
+    #[test]
+    fn docs_are_equal_when_their_json_is_whatever_the_spacing_or_key_order() {
+        let spaced = Doc::from_json(r#"{ "b": 1, "a": [true] }"#.into()).expect("JSON");
+        assert_eq!(spaced, Doc::from(json!({"a": [true], "b": 1})));
+        assert_ne!(spaced, Doc::from(json!({"a": [false], "b": 1})));
+    }
+
+    #[test]
+    fn stored_text_that_is_not_json_is_refused() {
+        assert!(Doc::from_json("{\"a\":".into()).is_err());
+        assert!(Doc::from_json("not json".into()).is_err());
+    }
 }

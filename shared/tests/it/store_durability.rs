@@ -70,7 +70,7 @@ async fn embedded_store_keeps_acknowledged_writes_after_kill_9() {
             .await
             .expect("read")
             .unwrap_or_else(|| panic!("item {i} lost"));
-        assert_eq!(item.doc["i"], i);
+        assert_eq!(item.doc.to_value()["i"], i);
         assert!(
             store.get(&index_key(i)).await.expect("read").is_some(),
             "index item {i} lost"
