@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::store::{Condition, Cursor, Doc, Item, Query, SortKeyRange, Store, StoreError, keys};
+use super::events::{from_doc, to_doc};
+use crate::store::{Condition, Cursor, Item, Query, SortKeyRange, Store, StoreError, keys};
 use herald_core::delivery::format::email::EmailContent;
 use herald_core::domain::channel::ChannelKind;
 use herald_core::domain::{ChannelId, DeliveryId, OrgId};
@@ -40,11 +41,10 @@ pub async fn append(
     message: &OutboxMessage,
     expires: i64,
 ) -> Result<(), StoreError> {
-    let doc = Doc::encode(message).map_err(StoreError::engine)?;
     let item = Item::new(
         keys::outbox_message(org, message.id),
         keys::entity::OUTBOX_MESSAGE,
-        doc,
+        to_doc(message)?,
     )
     .with_ttl(expires);
     store.put(item, Condition::None).await
@@ -76,7 +76,7 @@ pub async fn list(
     let items = page
         .items
         .into_iter()
-        .map(|i| i.doc.decode().map_err(StoreError::engine))
+        .map(|i| from_doc(i.doc))
         .collect::<Result<Vec<_>, _>>()?;
     Ok((items, page.next))
 }
